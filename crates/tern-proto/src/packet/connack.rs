@@ -1,0 +1,64 @@
+//! CONNACK [MQTT-3.2].
+
+use std::fmt;
+
+/// CONNACK: the server's answer to CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnAck {
+    /// Whether the server resumed a stored session (always false in 3.1, where the bit is
+    /// reserved).
+    pub session_present: bool,
+    /// Accepted, or why the connection was refused.
+    pub code: ConnectReturnCode,
+}
+
+/// CONNACK return code; the values are the seed's reason codes 0..=5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ConnectReturnCode {
+    /// 0: connection accepted.
+    Accepted = 0,
+    /// 1: the server does not support the requested protocol level.
+    UnacceptableProtocolVersion = 1,
+    /// 2: the client identifier is not allowed by the server.
+    IdentifierRejected = 2,
+    /// 3: the MQTT service is unavailable.
+    ServerUnavailable = 3,
+    /// 4: the user name or password is malformed or wrong.
+    BadUserNameOrPassword = 4,
+    /// 5: the client is not authorized to connect.
+    NotAuthorized = 5,
+}
+
+impl ConnectReturnCode {
+    /// The code for a CONNACK byte; `None` for the reserved values 6..=255.
+    pub const fn from_u8(n: u8) -> Option<Self> {
+        Some(match n {
+            0 => Self::Accepted,
+            1 => Self::UnacceptableProtocolVersion,
+            2 => Self::IdentifierRejected,
+            3 => Self::ServerUnavailable,
+            4 => Self::BadUserNameOrPassword,
+            5 => Self::NotAuthorized,
+            _ => return None,
+        })
+    }
+
+    /// A sentence saying what the code means, as mosquitto's clients word it.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::Accepted => "connection accepted",
+            Self::UnacceptableProtocolVersion => "unacceptable protocol version",
+            Self::IdentifierRejected => "identifier rejected",
+            Self::ServerUnavailable => "broker unavailable",
+            Self::BadUserNameOrPassword => "bad user name or password",
+            Self::NotAuthorized => "not authorised",
+        }
+    }
+}
+
+impl fmt::Display for ConnectReturnCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.description(), *self as u8)
+    }
+}

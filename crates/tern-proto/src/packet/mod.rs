@@ -1,0 +1,271 @@
+//! MQTT 3.1 / 3.1.1 control packets: the types, and their encoding and decoding.
+//!
+//! One code tree serves both protocol levels; [`ProtocolLevel`] picks `MQIsdp`/3 or `MQTT`/4
+//! where they differ (CONNECT, CONNACK's session-present bit, SUBACK's failure code).
+//! Encode with [`Packet::encode`]; decode a stream with [`Decoder`].
+
+mod connack;
+mod connect;
+mod decoder;
+mod error;
+mod publish;
+mod suback;
+mod subscribe;
+mod unsubscribe;
+
+use std::fmt;
+use std::num::NonZeroU16;
+
+pub use connack::{ConnAck, ConnectReturnCode};
+pub use connect::{Connect, LastWill};
+pub use decoder::{DEFAULT_MAX_PACKET_SIZE, Decoder, MAX_REMAINING_LENGTH};
+pub use error::{DecodeError, EncodeError};
+pub use publish::{Publish, QosPid};
+pub use suback::{SubAck, SubscribeReturnCode};
+pub use subscribe::Subscribe;
+pub use unsubscribe::Unsubscribe;
+
+/// An MQTT control packet, in type-code order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet {
+    /// CONNECT (1): client to server.
+    Connect(Connect),
+    /// CONNACK (2): server to client.
+    ConnAck(ConnAck),
+    /// PUBLISH (3): both directions.
+    Publish(Publish),
+    /// PUBACK (4): QoS 1 acknowledgement.
+    PubAck(PacketId),
+    /// PUBREC (5): QoS 2, part 1.
+    PubRec(PacketId),
+    /// PUBREL (6): QoS 2, part 2.
+    PubRel(PacketId),
+    /// PUBCOMP (7): QoS 2, part 3.
+    PubComp(PacketId),
+    /// SUBSCRIBE (8): client to server.
+    Subscribe(Subscribe),
+    /// SUBACK (9): server to client.
+    SubAck(SubAck),
+    /// UNSUBSCRIBE (10): client to server.
+    Unsubscribe(Unsubscribe),
+    /// UNSUBACK (11): server to client.
+    UnsubAck(PacketId),
+    /// PINGREQ (12): client to server.
+    PingReq,
+    /// PINGRESP (13): server to client.
+    PingResp,
+    /// DISCONNECT (14): client to server.
+    Disconnect,
+}
+
+/// The control packet type, the high nibble of the first fixed-header byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PacketType {
+    /// CONNECT
+    Connect = 1,
+    /// CONNACK
+    ConnAck = 2,
+    /// PUBLISH
+    Publish = 3,
+    /// PUBACK
+    PubAck = 4,
+    /// PUBREC
+    PubRec = 5,
+    /// PUBREL
+    PubRel = 6,
+    /// PUBCOMP
+    PubComp = 7,
+    /// SUBSCRIBE
+    Subscribe = 8,
+    /// SUBACK
+    SubAck = 9,
+    /// UNSUBSCRIBE
+    Unsubscribe = 10,
+    /// UNSUBACK
+    UnsubAck = 11,
+    /// PINGREQ
+    PingReq = 12,
+    /// PINGRESP
+    PingResp = 13,
+    /// DISCONNECT
+    Disconnect = 14,
+}
+
+impl PacketType {
+    /// The type for a fixed-header type nibble; `None` for the reserved values 0 and 15.
+    pub fn from_nibble(nibble: u8) -> Option<Self> {
+        Some(match nibble {
+            1 => Self::Connect,
+            2 => Self::ConnAck,
+            3 => Self::Publish,
+            4 => Self::PubAck,
+            5 => Self::PubRec,
+            6 => Self::PubRel,
+            7 => Self::PubComp,
+            8 => Self::Subscribe,
+            9 => Self::SubAck,
+            10 => Self::Unsubscribe,
+            11 => Self::UnsubAck,
+            12 => Self::PingReq,
+            13 => Self::PingResp,
+            14 => Self::Disconnect,
+            _ => return None,
+        })
+    }
+
+    /// The fixed-header flag bits this type must carry (Table 2.2 [MQTT-2.2.2-1]); `None` for
+    /// PUBLISH, whose flags are DUP, QoS and RETAIN.
+    pub fn required_flags(self) -> Option<u8> {
+        match self {
+            Self::Publish => None,
+            Self::PubRel | Self::Subscribe | Self::Unsubscribe => Some(0b0010),
+            _ => Some(0),
+        }
+    }
+}
+
+impl fmt::Display for PacketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::Connect => "CONNECT",
+            Self::ConnAck => "CONNACK",
+            Self::Publish => "PUBLISH",
+            Self::PubAck => "PUBACK",
+            Self::PubRec => "PUBREC",
+            Self::PubRel => "PUBREL",
+            Self::PubComp => "PUBCOMP",
+            Self::Subscribe => "SUBSCRIBE",
+            Self::SubAck => "SUBACK",
+            Self::Unsubscribe => "UNSUBSCRIBE",
+            Self::UnsubAck => "UNSUBACK",
+            Self::PingReq => "PINGREQ",
+            Self::PingResp => "PINGRESP",
+            Self::Disconnect => "DISCONNECT",
+        };
+        f.write_str(name)
+    }
+}
+
+impl Packet {
+    /// This packet's type.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Self::Connect(_) => PacketType::Connect,
+            Self::ConnAck(_) => PacketType::ConnAck,
+            Self::Publish(_) => PacketType::Publish,
+            Self::PubAck(_) => PacketType::PubAck,
+            Self::PubRec(_) => PacketType::PubRec,
+            Self::PubRel(_) => PacketType::PubRel,
+            Self::PubComp(_) => PacketType::PubComp,
+            Self::Subscribe(_) => PacketType::Subscribe,
+            Self::SubAck(_) => PacketType::SubAck,
+            Self::Unsubscribe(_) => PacketType::Unsubscribe,
+            Self::UnsubAck(_) => PacketType::UnsubAck,
+            Self::PingReq => PacketType::PingReq,
+            Self::PingResp => PacketType::PingResp,
+            Self::Disconnect => PacketType::Disconnect,
+        }
+    }
+}
+
+/// A packet identifier: never zero [MQTT-2.3.1-1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PacketId(NonZeroU16);
+
+impl PacketId {
+    /// The id for `n`; `None` for 0.
+    pub const fn new(n: u16) -> Option<Self> {
+        match NonZeroU16::new(n) {
+            Some(n) => Some(Self(n)),
+            None => None,
+        }
+    }
+
+    /// The id as a number (1..=65535).
+    pub const fn get(self) -> u16 {
+        self.0.get()
+    }
+
+    /// The next id after this one, wrapping from 65535 to 1.
+    pub const fn next(self) -> Self {
+        match NonZeroU16::new(self.0.get().wrapping_add(1)) {
+            Some(n) => Self(n),
+            None => Self(NonZeroU16::MIN),
+        }
+    }
+}
+
+impl fmt::Display for PacketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Quality of service of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(u8)]
+pub enum QoS {
+    /// At most once (QoS 0): fire and forget.
+    #[default]
+    AtMostOnce = 0,
+    /// At least once (QoS 1): PUBLISH, PUBACK.
+    AtLeastOnce = 1,
+    /// Exactly once (QoS 2): PUBLISH, PUBREC, PUBREL, PUBCOMP.
+    ExactlyOnce = 2,
+}
+
+impl QoS {
+    /// The QoS for a number; `None` for 3 and above [MQTT-3.3.1-4].
+    pub const fn from_u8(n: u8) -> Option<Self> {
+        match n {
+            0 => Some(Self::AtMostOnce),
+            1 => Some(Self::AtLeastOnce),
+            2 => Some(Self::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for QoS {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&(*self as u8), f)
+    }
+}
+
+/// The protocol revision a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProtocolLevel {
+    /// MQTT 3.1: protocol name `MQIsdp`, level 3.
+    V3_1,
+    /// MQTT 3.1.1: protocol name `MQTT`, level 4.
+    #[default]
+    V3_1_1,
+}
+
+impl ProtocolLevel {
+    /// The protocol name carried in CONNECT [MQTT-3.1.2-1].
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::V3_1 => "MQIsdp",
+            Self::V3_1_1 => "MQTT",
+        }
+    }
+
+    /// The protocol level byte carried in CONNECT [MQTT-3.1.2-2].
+    pub const fn level(self) -> u8 {
+        match self {
+            Self::V3_1 => 3,
+            Self::V3_1_1 => 4,
+        }
+    }
+}
+
+impl fmt::Display for ProtocolLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::V3_1 => "MQTT 3.1",
+            Self::V3_1_1 => "MQTT 3.1.1",
+        })
+    }
+}

@@ -1,0 +1,122 @@
+//! What a session reports to its driver: [`Event`], [`RequestId`], [`DisconnectReason`].
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::error::{ProtocolError, RequestError};
+use crate::packet::{ConnectReturnCode, PacketType, Publish, QoS, SubscribeReturnCode};
+use crate::topic::TopicName;
+
+/// Identifies one command (publish, subscribe, unsubscribe) so its completion event can be
+/// correlated. Unique for the lifetime of a [`Session`](super::Session), never reused
+/// (unlike packet ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// An application message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Topic name.
+    pub topic: TopicName,
+    /// Payload.
+    pub payload: Bytes,
+    /// Delivery QoS.
+    pub qos: QoS,
+    /// Retain flag.
+    pub retain: bool,
+}
+
+/// Something the driver should act on or report, pulled with
+/// [`Session::poll_event`](super::Session::poll_event).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// CONNACK accepted the connection.
+    Connected {
+        /// The broker resumed a stored session (always false in 3.1).
+        session_present: bool,
+    },
+    /// A publish completed: QoS 0 when its bytes were handed to `poll_transmit`, QoS 1 at
+    /// PUBACK, QoS 2 at PUBCOMP.
+    Published(RequestId),
+    /// SUBACK arrived: one code per filter, in request order (0x80 failures included).
+    Subscribed {
+        /// The subscribe command.
+        id: RequestId,
+        /// Granted QoS or failure, per filter.
+        granted: Vec<SubscribeReturnCode>,
+    },
+    /// UNSUBACK arrived.
+    Unsubscribed(RequestId),
+    /// A command will never complete (e.g. its session was discarded).
+    Failed {
+        /// The command.
+        id: RequestId,
+        /// Why.
+        error: RequestError,
+    },
+    /// An application message arrived: delivered once per PUBLISH at QoS 0/1, exactly once
+    /// at QoS 2 (at the first PUBLISH with a given id, not again until PUBREL).
+    Message(Publish),
+    /// The connection ended (or never came up); the driver should close the transport.
+    Disconnected(DisconnectReason),
+}
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Initiator {
+    /// The application asked (DISCONNECT sent).
+    Local,
+    /// The broker or the network.
+    Remote,
+    /// This library, enforcing the protocol (timeouts, violations).
+    Library,
+}
+
+/// Why a connection ended or failed to come up.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisconnectReason {
+    /// The application disconnected; DISCONNECT was sent.
+    #[error("disconnected by the application")]
+    Local,
+    /// The broker refused the connection in CONNACK.
+    #[error("connection refused: {0}")]
+    Refused(ConnectReturnCode),
+    /// The first packet from the broker was not CONNACK [MQTT-3.2.0-1] (seed code -4).
+    #[error("broker's first packet was {0}, not CONNACK [MQTT-3.2.0-1]")]
+    NotConnAck(PacketType),
+    /// No CONNACK within the configured time (seed code -2).
+    #[error("no CONNACK within {0:?}")]
+    ConnAckTimeout(std::time::Duration),
+    /// No PINGRESP within the ping timeout: the link is dead.
+    #[error("no PINGRESP within {0:?}: connection presumed dead")]
+    PingTimeout(std::time::Duration),
+    /// The broker broke the protocol; the connection is closed [MQTT-4.8.0-1].
+    #[error("protocol violation by the broker: {0}")]
+    Protocol(ProtocolError),
+    /// The transport closed or failed (reported by the driver through `handle_closed`).
+    #[error("connection closed by the network or the broker")]
+    TransportClosed,
+}
+
+impl DisconnectReason {
+    /// Who ended the connection.
+    pub fn initiator(&self) -> Initiator {
+        match self {
+            Self::Local => Initiator::Local,
+            Self::Refused(_) | Self::TransportClosed => Initiator::Remote,
+            Self::NotConnAck(_)
+            | Self::ConnAckTimeout(_)
+            | Self::PingTimeout(_)
+            | Self::Protocol(_) => Initiator::Library,
+        }
+    }
+}

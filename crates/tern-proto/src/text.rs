@@ -1,0 +1,165 @@
+//! [`MqttString`]: a UTF-8 string as MQTT allows it on the wire, backed by shared [`Bytes`].
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Longest string an MQTT two-byte length prefix can carry.
+pub const MAX_STRING_LEN: usize = u16::MAX as usize;
+
+/// A string valid for MQTT: well-formed UTF-8 without surrogates [MQTT-1.5.3-1], no U+0000
+/// [MQTT-1.5.3-2], at most 65,535 bytes. A BOM is kept as is [MQTT-1.5.3-3].
+///
+/// Backed by [`Bytes`] so a decoded string is a slice of the receive buffer, not a copy.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct MqttString(Bytes);
+
+/// Why bytes or a `str` are not a valid [`MqttString`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StringError {
+    /// Longer than a two-byte length prefix allows.
+    #[error("string of {len} bytes exceeds the 65535-byte limit [MQTT-1.5.3]")]
+    TooLong {
+        /// Length in bytes.
+        len: usize,
+    },
+    /// Not well-formed UTF-8.
+    #[error("string is not well-formed UTF-8 (at byte {valid_up_to}) [MQTT-1.5.3-1]")]
+    InvalidUtf8 {
+        /// Offset of the first invalid byte.
+        valid_up_to: usize,
+    },
+    /// Contains the null character U+0000.
+    #[error("string contains U+0000 at byte {at} [MQTT-1.5.3-2]")]
+    NullCharacter {
+        /// Offset of the null byte.
+        at: usize,
+    },
+}
+
+impl MqttString {
+    /// Validates `bytes` and wraps them without copying.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, StringError> {
+        check(&bytes)?;
+        Ok(Self(bytes))
+    }
+
+    /// Validates `s` and copies it into a new string.
+    pub fn new(s: &str) -> Result<Self, StringError> {
+        Self::from_bytes(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    /// A `&'static str`, validated, without copying.
+    pub fn from_static(s: &'static str) -> Result<Self, StringError> {
+        Self::from_bytes(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        // SAFETY: every constructor runs `check`, which proves the bytes are valid UTF-8, and
+        // the bytes are never mutated afterwards.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    /// The UTF-8 bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The backing buffer.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True for the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn check(bytes: &[u8]) -> Result<(), StringError> {
+    if bytes.len() > MAX_STRING_LEN {
+        return Err(StringError::TooLong { len: bytes.len() });
+    }
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(StringError::NullCharacter { at });
+    }
+    std::str::from_utf8(bytes).map_err(|e| StringError::InvalidUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    Ok(())
+}
+
+impl fmt::Debug for MqttString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for MqttString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::ops::Deref for MqttString {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl TryFrom<&str> for MqttString {
+    type Error = StringError;
+    fn try_from(s: &str) -> Result<Self, StringError> {
+        Self::new(s)
+    }
+}
+
+impl TryFrom<String> for MqttString {
+    type Error = StringError;
+    fn try_from(s: String) -> Result<Self, StringError> {
+        Self::from_bytes(Bytes::from(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_character_is_refused() {
+        assert_eq!(
+            MqttString::new("a\0b"),
+            Err(StringError::NullCharacter { at: 1 })
+        );
+    }
+
+    #[test]
+    fn surrogate_encoding_is_refused() {
+        // U+D800 encoded as if it were a scalar value: ED A0 80.
+        let err = MqttString::from_bytes(Bytes::from_static(b"\xED\xA0\x80")).unwrap_err();
+        assert_eq!(err, StringError::InvalidUtf8 { valid_up_to: 0 });
+    }
+
+    #[test]
+    fn bom_is_kept() {
+        let s = MqttString::from_bytes(Bytes::from_static(b"\xEF\xBB\xBFx")).unwrap();
+        assert_eq!(s.as_bytes(), b"\xEF\xBB\xBFx");
+    }
+
+    #[test]
+    fn length_limit_is_65535_bytes() {
+        assert!(MqttString::new(&"a".repeat(65_535)).is_ok());
+        assert_eq!(
+            MqttString::new(&"a".repeat(65_536)),
+            Err(StringError::TooLong { len: 65_536 })
+        );
+    }
+}
