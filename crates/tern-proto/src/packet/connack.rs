@@ -2,6 +2,11 @@
 
 use std::fmt;
 
+use bytes::{BufMut, BytesMut};
+
+use super::read::Reader;
+use super::{DecodeError, EncodeError, ProtocolLevel};
+
 /// CONNACK: the server's answer to CONNECT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnAck {
@@ -62,3 +67,57 @@ impl fmt::Display for ConnectReturnCode {
         write!(f, "{} ({})", self.description(), *self as u8)
     }
 }
+
+impl ConnAck {
+    /// Decodes a CONNACK body (its size, 2, was checked with the fixed header).
+    ///
+    /// In 3.1.1 the acknowledge flags may only carry session present [MQTT-3.2.2-1], and a
+    /// refusal must not set it [MQTT-3.2.2-4]. In 3.1 the byte is reserved: it is ignored and
+    /// `session_present` is false.
+    pub(crate) fn decode(mut r: Reader, level: ProtocolLevel) -> Result<Self, DecodeError> {
+        let flags = r.u8("acknowledge flags")?;
+        let code_byte = r.u8("return code")?;
+        r.finish()?;
+        let code = ConnectReturnCode::from_u8(code_byte)
+            .ok_or(DecodeError::InvalidConnectReturnCode { code: code_byte })?;
+        let session_present = match level {
+            ProtocolLevel::V3_1 => false,
+            ProtocolLevel::V3_1_1 => {
+                if flags & !SESSION_PRESENT != 0 {
+                    return Err(DecodeError::InvalidConnAckFlags { flags });
+                }
+                flags & SESSION_PRESENT != 0
+            }
+        };
+        if session_present && code != ConnectReturnCode::Accepted {
+            return Err(DecodeError::SessionPresentOnRefusal { code: code_byte });
+        }
+        Ok(Self {
+            session_present,
+            code,
+        })
+    }
+
+    /// Refuses session present on a refusal [MQTT-3.2.2-4].
+    pub(crate) fn check(&self) -> Result<(), EncodeError> {
+        if self.session_present && self.code != ConnectReturnCode::Accepted {
+            return Err(EncodeError::SessionPresentOnRefusal {
+                code: self.code as u8,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends the two-byte body.
+    pub(crate) fn write(&self, out: &mut BytesMut) {
+        out.put_u8(if self.session_present {
+            SESSION_PRESENT
+        } else {
+            0
+        });
+        out.put_u8(self.code as u8);
+    }
+}
+
+/// The only defined acknowledge flag (3.1.1).
+const SESSION_PRESENT: u8 = 0b0000_0001;

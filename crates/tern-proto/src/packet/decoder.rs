@@ -1,7 +1,8 @@
 //! The streaming decoder: bytes in, whole packets out.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
+use super::fixed_header::FixedHeader;
 use super::{DecodeError, Packet, ProtocolLevel};
 
 /// The largest remaining length the 4-byte encoding can express [MQTT-2.2.3].
@@ -51,8 +52,29 @@ impl Decoder {
     /// packet's bytes were split off `buf` (payloads share them, no copy). `Err(e)`: the
     /// stream is malformed, or the announced length exceeds the limit (checked as soon as
     /// the fixed header is complete, before buffering the body); the connection must close.
+    /// After an error the buffer may have lost the offending packet's bytes.
+    ///
+    /// Checks run as early as the bytes allow, so feeding a stream whole or in pieces gives
+    /// the same packets and the same error: the first byte (type, Table 2.2 flags, PUBLISH
+    /// QoS and DUP) before the length; the length's encoding, fixed-size bodies and the size
+    /// limit once the fixed header is complete; everything else once the body is.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
-        let _ = (buf, self.level, self.max_packet_size);
-        unimplemented!("codec: filled in by the codec work")
+        let Some(header) = FixedHeader::parse(buf)? else {
+            return Ok(None);
+        };
+        // At most 5 + 268,435,455: no overflow.
+        let len = header.header_len + header.remaining_len;
+        if len > self.max_packet_size {
+            return Err(DecodeError::TooLarge {
+                len,
+                max: self.max_packet_size,
+            });
+        }
+        if buf.len() < len {
+            return Ok(None);
+        }
+        buf.advance(header.header_len);
+        let body = buf.split_to(header.remaining_len).freeze();
+        Packet::decode_body(header, body, self.level).map(Some)
     }
 }

@@ -124,11 +124,20 @@ pub enum DecodeError {
         /// The byte.
         byte: u8,
     },
-    /// SUBSCRIBE, UNSUBSCRIBE or SUBACK without any entry.
-    #[error("{packet} carries no topic filter [MQTT-3.8.3-3]")]
+    /// SUBSCRIBE or UNSUBSCRIBE without any topic filter.
+    #[error("{packet} carries no topic filter [{rule}]", rule = no_filter_rule(*.packet))]
     NoFilters {
         /// The packet type.
         packet: PacketType,
+    },
+    /// SUBACK without any return code (the SUBSCRIBE it answers had at least one filter).
+    #[error("SUBACK carries no return code [MQTT-3.9.3]")]
+    NoReturnCodes,
+    /// A refusing CONNACK (non-zero code) with session present set.
+    #[error("CONNACK refusing with code {code} has session present set [MQTT-3.2.2-4]")]
+    SessionPresentOnRefusal {
+        /// The return code.
+        code: u8,
     },
 }
 
@@ -166,12 +175,32 @@ pub enum EncodeError {
         len: usize,
     },
     /// SUBSCRIBE or UNSUBSCRIBE without any filter.
-    #[error("{packet} needs at least one topic filter [MQTT-3.8.3-3]")]
+    #[error("{packet} needs at least one topic filter [{rule}]", rule = no_filter_rule(*.packet))]
     NoFilters {
         /// The packet type.
         packet: PacketType,
     },
+    /// SUBACK without any return code.
+    #[error("SUBACK needs at least one return code [MQTT-3.9.3]")]
+    NoReturnCodes,
+    /// A refusing CONNACK (non-zero code) with session present set.
+    #[error("a CONNACK refusing with code {code} must not set session present [MQTT-3.2.2-4]")]
+    SessionPresentOnRefusal {
+        /// The return code.
+        code: u8,
+    },
+    /// Session present in a 3.1 CONNACK, where the acknowledge-flags byte is reserved.
+    #[error("session present does not exist in MQTT 3.1 (CONNACK byte 1 is reserved)")]
+    SessionPresentInV31,
     /// SUBACK failure code in a 3.1 session (no such code in 3.1).
     #[error("SUBACK failure code 0x80 does not exist in MQTT 3.1")]
     SubAckFailureInV31,
+}
+
+/// The statement requiring at least one filter in `packet`.
+fn no_filter_rule(packet: PacketType) -> &'static str {
+    match packet {
+        PacketType::Unsubscribe => "MQTT-3.10.3-2",
+        _ => "MQTT-3.8.3-3",
+    }
 }

@@ -4,14 +4,22 @@
 //! where they differ (CONNECT, CONNACK's session-present bit, SUBACK's failure code).
 //! Encode with [`Packet::encode`]; decode a stream with [`Decoder`].
 
+mod ack;
+mod codec;
 mod connack;
 mod connect;
 mod decoder;
 mod error;
+mod fixed_header;
 mod publish;
+mod read;
 mod suback;
 mod subscribe;
 mod unsubscribe;
+mod write;
+
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::fmt;
 use std::num::NonZeroU16;

@@ -1,8 +1,10 @@
 //! PUBLISH [MQTT-3.3].
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{PacketId, QoS};
+use super::read::Reader;
+use super::write::{prefixed_len, put_prefixed};
+use super::{DecodeError, EncodeError, PacketId, QoS};
 use crate::topic::TopicName;
 
 /// PUBLISH: an application message, in either direction.
@@ -60,5 +62,64 @@ impl Publish {
     /// The packet id, `None` at QoS 0.
     pub fn packet_id(&self) -> Option<PacketId> {
         self.qos_pid.packet_id()
+    }
+}
+
+const FLAG_RETAIN: u8 = 0b0001;
+const FLAG_DUP: u8 = 0b1000;
+
+impl Publish {
+    /// Decodes a PUBLISH body; `flags` passed the fixed-header checks (QoS 0..=2, no DUP at
+    /// QoS 0). The payload is the rest of the body, shared with the receive buffer.
+    pub(crate) fn decode(flags: u8, mut r: Reader) -> Result<Self, DecodeError> {
+        let topic = r.topic_name("topic name")?;
+        let qos_pid = match (flags >> 1) & 0b11 {
+            0 => QosPid::AtMostOnce,
+            1 => QosPid::AtLeastOnce(r.packet_id()?),
+            2 => QosPid::ExactlyOnce(r.packet_id()?),
+            _ => return Err(DecodeError::InvalidQoS),
+        };
+        Ok(Self {
+            dup: flags & FLAG_DUP != 0,
+            qos_pid,
+            retain: flags & FLAG_RETAIN != 0,
+            topic,
+            payload: r.rest(),
+        })
+    }
+
+    /// Refuses DUP at QoS 0 [MQTT-3.3.1-2].
+    pub(crate) fn check(&self) -> Result<(), EncodeError> {
+        if self.dup && self.qos_pid == QosPid::AtMostOnce {
+            return Err(EncodeError::DupAtQoS0);
+        }
+        Ok(())
+    }
+
+    /// The fixed-header flags: DUP, QoS, RETAIN.
+    pub(crate) fn flags(&self) -> u8 {
+        let mut flags = (self.qos() as u8) << 1;
+        if self.dup {
+            flags |= FLAG_DUP;
+        }
+        if self.retain {
+            flags |= FLAG_RETAIN;
+        }
+        flags
+    }
+
+    /// Body length.
+    pub(crate) fn remaining_len(&self) -> usize {
+        let id = if self.packet_id().is_some() { 2 } else { 0 };
+        prefixed_len(self.topic.as_str().len()) + id + self.payload.len()
+    }
+
+    /// Appends the body.
+    pub(crate) fn write(&self, out: &mut BytesMut) {
+        put_prefixed(out, self.topic.as_str().as_bytes());
+        if let Some(id) = self.packet_id() {
+            out.put_u16(id.get());
+        }
+        out.put_slice(&self.payload);
     }
 }

@@ -76,4 +76,8 @@ pub enum RequestError {
     /// The session was closed by the application before the command completed.
     #[error("session closed before the command completed")]
     Closed,
+    /// The command could not be encoded when its turn came to be sent (a check the command
+    /// methods run up front should have caught this; it is reported rather than dropped).
+    #[error("command could not be encoded: {0}")]
+    Encode(EncodeError),
 }

@@ -11,31 +11,142 @@
 mod config;
 mod error;
 mod event;
+mod inflight;
+mod packet_id;
+mod queue;
+mod state;
+mod timer;
 
-use std::time::Instant;
+#[cfg(test)]
+mod tests;
 
-use bytes::BytesMut;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
 
 pub use config::SessionConfig;
 pub use error::{ApiMisuse, ProtocolError, RequestError};
 pub use event::{DisconnectReason, Event, Initiator, Message, RequestId};
 
-use crate::packet::{ProtocolLevel, QoS};
+use crate::packet::{
+    ConnAck, Connect, ConnectReturnCode, Decoder, EncodeError, MAX_REMAINING_LENGTH, Packet,
+    PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid, SubAck, Subscribe, Unsubscribe,
+};
 use crate::topic::TopicFilter;
+
+use inflight::{Inflight, Slot};
+use packet_id::{ID_SPACE, IdSet, PacketIdAllocator};
+use queue::{CommandQueue, Control, QueuedControl, QueuedPublish};
+use state::State;
+use timer::{Timer, TimerTable};
+
+/// Largest keepalive CONNECT can carry, in seconds.
+const MAX_KEEP_ALIVE_SECS: u64 = u16::MAX as u64;
+
+/// A packet waiting in the outbox for [`Session::poll_transmit`].
+///
+/// Small and allocation-free: packets of ours awaiting acknowledgement are referred to by
+/// packet id and encoded straight from the in-flight table.
+#[derive(Debug)]
+enum Outgoing {
+    /// The CONNECT encoded by `connect` (in `Session::connect_bytes`).
+    Connect,
+    /// A QoS 0 publish; [`Event::Published`] when it is handed out.
+    Publish0 { req: RequestId, publish: Publish },
+    /// The packet held by the in-flight slot with this id (PUBLISH, PUBREL, SUBSCRIBE,
+    /// UNSUBSCRIBE). Skipped if the slot is gone or already sent on this connection.
+    Slot(PacketId),
+    /// QoS 1 receiver acknowledgement.
+    PubAck(PacketId),
+    /// QoS 2 receiver, step 1.
+    PubRec(PacketId),
+    /// QoS 2 receiver, step 2.
+    PubComp(PacketId),
+    /// Keepalive probe.
+    PingReq,
+    /// The last packet of a connection [MQTT-3.14.4-1].
+    Disconnect,
+}
 
 /// A client session: see the [module docs](self).
 ///
 /// Methods, in the order a driver uses them: (A) getters, (B) `handle_*` inputs,
 /// (C) commands, (D) `poll_*` outputs.
+///
+/// One `Session` serves many connections in turn: `connect` → ... → `Event::Disconnected` /
+/// `handle_closed` → `connect` again. With clean session off it keeps, across them, every
+/// packet of ours not yet acknowledged (re-sent after the next CONNACK, PUBLISH with DUP=1,
+/// in original order [MQTT-4.4.0-1], [MQTT-4.6.0-1]) and the broker's QoS 2 ids awaiting
+/// PUBREL. Commands issued while no connection is up are queued and sent after CONNACK.
+///
+/// Handling of acknowledgements the broker should not send, per [MQTT-4.8.0-1]:
+/// - PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK for an id with nothing of that kind in flight
+///   (unknown id, wrong kind, or not yet sent on this connection) is a protocol violation;
+/// - a second PUBREC for a QoS 2 publish already at the PUBREL stage is answered with PUBREL
+///   again (the broker may repeat PUBREC; sending PUBREL twice is harmless);
+/// - PUBREL for an unknown id is answered with PUBCOMP (the broker may be completing a flow
+///   whose PUBCOMP it never got);
+/// - PINGRESP without an outstanding PINGREQ is ignored.
 #[derive(Debug)]
 pub struct Session {
     config: SessionConfig,
+    state: State,
+    /// The latest `now` passed in; `poll_transmit` has no `now` and uses it as send time.
+    now: Option<Instant>,
+    /// Splits the receive buffer into packets; rebuilt by `connect` (level may change).
+    decoder: Decoder,
+    /// Received bytes not yet forming a whole packet.
+    inbuf: BytesMut,
+    /// The CONNECT of the current connection, encoded (and validated) by `connect`.
+    connect_bytes: Bytes,
+    /// Packets ready to send on the current connection, in wire order. Acknowledgements go
+    /// through here too, so they leave in the order their triggers arrived [MQTT-4.6.0-2..4].
+    outbox: VecDeque<Outgoing>,
+    /// Our packets awaiting acknowledgement; owns their packet ids.
+    inflight: Inflight,
+    ids: PacketIdAllocator,
+    /// The broker's QoS 2 ids we sent PUBREC for and have not seen PUBREL for: a PUBLISH
+    /// with one of these ids is a re-send, not delivered again [MQTT-4.3.3-2].
+    incoming_qos2: IdSet,
+    /// Commands not yet on the wire.
+    queue: CommandQueue,
+    events: VecDeque<Event>,
+    timers: TimerTable,
+    next_request: u64,
+    /// Counter ordering in-flight slots by when their command left the queue.
+    next_seq: u64,
+    /// A PINGREQ is queued or sent and its PINGRESP has not arrived.
+    ping_outstanding: bool,
+    /// When the current connection last sent / received something (keepalive).
+    last_sent: Option<Instant>,
+    last_received: Option<Instant>,
 }
 
 impl Session {
     /// A new, unconnected session.
     pub fn new(config: SessionConfig) -> Self {
-        Self { config }
+        let decoder = Decoder::new(config.level, config.max_packet_size);
+        Self {
+            config,
+            state: State::Idle,
+            now: None,
+            decoder,
+            inbuf: BytesMut::new(),
+            connect_bytes: Bytes::new(),
+            outbox: VecDeque::new(),
+            inflight: Inflight::default(),
+            ids: PacketIdAllocator::default(),
+            incoming_qos2: IdSet::default(),
+            queue: CommandQueue::default(),
+            events: VecDeque::new(),
+            timers: TimerTable::default(),
+            next_request: 0,
+            next_seq: 0,
+            ping_outstanding: false,
+            last_sent: None,
+            last_received: None,
+        }
     }
 
     // (A) getters
@@ -45,9 +156,10 @@ impl Session {
         &self.config
     }
 
-    /// True once CONNACK accepted the current connection, until it ends.
+    /// True once CONNACK accepted the current connection, until it ends (also while a
+    /// requested DISCONNECT waits to be handed out).
     pub fn is_connected(&self) -> bool {
-        unimplemented!("session: filled in by the session work")
+        self.state.is_connected()
     }
 
     /// Changes the protocol level for the next `connect` (used for 3.1.1 → 3.1 fallback).
@@ -55,81 +167,748 @@ impl Session {
         self.config.level = level;
     }
 
+    /// Number of our packets awaiting acknowledgement (QoS 1/2 publishes, PUBRELs,
+    /// SUBSCRIBEs, UNSUBSCRIBEs), i.e. packet ids in use.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Number of commands waiting in the queue (not yet given a packet id or sent).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     // (B) inputs
 
-    /// Starts a connection on a fresh transport: queues CONNECT and arms the CONNACK timer.
+    /// Starts a connection on a fresh transport: queues CONNECT ahead of everything and arms
+    /// the CONNACK timer. Nothing else is sent before CONNACK accepts the connection
+    /// [MQTT-3.1.0-1].
+    ///
+    /// Fails with [`ApiMisuse::AlreadyConnected`] while a connection is open, and with
+    /// [`ApiMisuse::Encode`] when the configuration cannot make a valid CONNECT (e.g. a 3.1
+    /// client id longer than 23 characters).
     pub fn connect(&mut self, now: Instant) -> Result<(), ApiMisuse> {
-        let _ = now;
-        unimplemented!("session: filled in by the session work")
+        self.now = Some(now);
+        if self.state.is_open() {
+            return Err(ApiMisuse::AlreadyConnected);
+        }
+        let (keep_alive, _) = self.keep_alive();
+        let connect = Packet::Connect(Connect {
+            level: self.config.level,
+            client_id: self.config.client_id.clone(),
+            keep_alive,
+            clean_session: self.config.clean_session,
+            will: self.config.will.clone(),
+            username: self.config.username.clone(),
+            password: self.config.password.clone(),
+        });
+        let mut buf = BytesMut::with_capacity(connect.encoded_len());
+        connect.encode(&mut buf)?;
+        self.connect_bytes = buf.freeze();
+
+        if self.config.clean_session {
+            // Normally already empty: the previous connection's end discarded it.
+            self.discard_session(RequestError::SessionLost);
+        }
+        self.decoder = Decoder::new(self.config.level, self.config.max_packet_size);
+        self.inbuf.clear();
+        self.outbox.clear();
+        self.outbox.push_back(Outgoing::Connect);
+        self.inflight.mark_unsent();
+        self.timers.stop_all();
+        if let Some(at) = now.checked_add(self.config.connack_timeout) {
+            self.timers.set(Timer::ConnAck, at);
+        }
+        self.ping_outstanding = false;
+        self.last_sent = Some(now);
+        self.last_received = Some(now);
+        self.state = State::AwaitConnAck { since: now };
+        Ok(())
     }
 
     /// Feeds bytes received from the transport.
+    ///
+    /// A protocol violation by the broker (undecodable bytes, a packet a client never
+    /// receives, a second CONNACK, an acknowledgement for nothing in flight, a SUBACK with
+    /// the wrong number of codes, a packet above `max_packet_size`) returns the error and
+    /// emits [`Event::Disconnected`] with [`DisconnectReason::Protocol`]; the driver must
+    /// close the transport [MQTT-4.8.0-1]. A first packet other than CONNACK returns
+    /// [`ProtocolError::UnexpectedPacket`] and emits [`DisconnectReason::NotConnAck`]
+    /// instead. Input while no connection is open returns [`ProtocolError::NotConnected`]
+    /// and changes nothing.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
-        let _ = (now, bytes);
-        unimplemented!("session: filled in by the session work")
+        self.now = Some(now);
+        if !self.state.is_open() {
+            return Err(ProtocolError::NotConnected);
+        }
+        self.inbuf.extend_from_slice(bytes);
+        // Bounded: each iteration takes a whole packet (at least 2 bytes) off `inbuf`, or
+        // leaves the loop.
+        while self.state.is_open() {
+            let packet = match self.decoder.decode(&mut self.inbuf) {
+                Ok(Some(packet)) => packet,
+                Ok(None) => break,
+                Err(e) => return self.violation(ProtocolError::Decode(e)),
+            };
+            self.last_received = Some(now);
+            if let Err(e) = self.handle_packet(packet) {
+                if self.state.is_open() {
+                    return self.violation(e);
+                }
+                // The handler already ended the connection with a more precise reason.
+                return Err(e);
+            }
+        }
+        self.arm_keepalive();
+        self.pump();
+        Ok(())
     }
 
-    /// Reports that `now` reached [`poll_timeout`](Self::poll_timeout).
+    /// Reports that `now` reached [`poll_timeout`](Self::poll_timeout): CONNACK timeout,
+    /// PINGRESP timeout (both end the connection), or keepalive (queues PINGREQ).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        unimplemented!("session: filled in by the session work")
+        self.now = Some(now);
+        if let State::AwaitConnAck { since } = self.state
+            && self.timers.is_expired(Timer::ConnAck, now)
+        {
+            debug_assert!(now >= since);
+            self.end_connection(DisconnectReason::ConnAckTimeout(self.config.connack_timeout));
+            return;
+        }
+        if self.state.is_open() && self.timers.is_expired(Timer::PingResp, now) {
+            let timeout = self.config.effective_ping_timeout();
+            self.end_connection(DisconnectReason::PingTimeout(timeout));
+            return;
+        }
+        if self.timers.is_expired(Timer::KeepAlive, now) {
+            self.timers.stop(Timer::KeepAlive);
+            if self.state.is_sending() && !self.ping_outstanding {
+                // [MQTT-3.1.2-23] nothing sent (or nothing received) for keep_alive: probe.
+                self.outbox.push_back(Outgoing::PingReq);
+                self.ping_outstanding = true;
+                if let Some(at) = now.checked_add(self.config.effective_ping_timeout()) {
+                    self.timers.set(Timer::PingResp, at);
+                }
+            }
+        }
+        // Never leave an expired timer armed: the driver would spin on it.
+        for timer in Timer::ALL {
+            if self.timers.is_expired(timer, now) {
+                self.timers.stop(timer);
+            }
+        }
     }
 
-    /// Reports that the transport closed or failed.
+    /// Reports that the transport closed or failed. Emits
+    /// [`DisconnectReason::TransportClosed`] if a connection was open (and no
+    /// `Event::Disconnected` was emitted for it yet), then applies the clean-session rules:
+    /// with clean session, everything sent but not completed fails with
+    /// [`RequestError::SessionLost`] ([`RequestError::Closed`] after `disconnect`).
     pub fn handle_closed(&mut self, now: Instant) {
-        let _ = now;
-        unimplemented!("session: filled in by the session work")
+        self.now = Some(now);
+        if self.state.is_open() {
+            self.end_connection(DisconnectReason::TransportClosed);
+        }
     }
 
     // (C) commands
 
     /// Queues a publish; its completion is [`Event::Published`] with the returned id.
+    ///
+    /// QoS 1/2 publishes beyond [`SessionConfig::max_inflight`] unacknowledged ones wait in
+    /// order; so do publishes issued while not connected. Fails with
+    /// [`ApiMisuse::QueueFull`] when the publish would wait and
+    /// [`SessionConfig::max_queued`] commands already do.
     pub fn publish(&mut self, now: Instant, msg: Message) -> Result<RequestId, ApiMisuse> {
-        let _ = (now, msg);
-        unimplemented!("session: filled in by the session work")
+        self.now = Some(now);
+        let id_len = if msg.qos == QoS::AtMostOnce { 0 } else { 2 };
+        let len = (2 + msg.topic.as_str().len() + id_len).saturating_add(msg.payload.len());
+        if len > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::TooLarge { len }.into());
+        }
+        let goes_now = self.state.is_sending()
+            && self.queue.publishes.is_empty()
+            && (msg.qos == QoS::AtMostOnce || self.window_open());
+        if !goes_now && self.queue.len() >= self.config.max_queued {
+            return Err(ApiMisuse::QueueFull {
+                max: self.config.max_queued,
+            });
+        }
+        let req = self.next_request_id();
+        self.queue.publishes.push_back(QueuedPublish { req, msg });
+        self.pump();
+        Ok(req)
     }
 
-    /// Queues one SUBSCRIBE carrying every `(filter, qos)` pair.
+    /// Queues one SUBSCRIBE carrying every `(filter, qos)` pair; its completion is
+    /// [`Event::Subscribed`]. Not held back by the publish window.
     pub fn subscribe(
         &mut self,
         now: Instant,
         filters: Vec<(TopicFilter, QoS)>,
     ) -> Result<RequestId, ApiMisuse> {
-        let _ = (now, filters);
-        unimplemented!("session: filled in by the session work")
+        self.now = Some(now);
+        if filters.is_empty() {
+            return Err(ApiMisuse::NoFilters);
+        }
+        let len = filters.iter().fold(2usize, |len, (f, _)| {
+            len.saturating_add(2 + f.as_str().len() + 1)
+        });
+        self.queue_control(len, Control::Subscribe(filters))
     }
 
-    /// Queues one UNSUBSCRIBE carrying every filter.
+    /// Queues one UNSUBSCRIBE carrying every filter; its completion is
+    /// [`Event::Unsubscribed`]. Not held back by the publish window.
     pub fn unsubscribe(
         &mut self,
         now: Instant,
         filters: Vec<TopicFilter>,
     ) -> Result<RequestId, ApiMisuse> {
-        let _ = (now, filters);
-        unimplemented!("session: filled in by the session work")
+        self.now = Some(now);
+        if filters.is_empty() {
+            return Err(ApiMisuse::NoFilters);
+        }
+        let len = filters
+            .iter()
+            .fold(2usize, |len, f| len.saturating_add(2 + f.as_str().len()));
+        self.queue_control(len, Control::Unsubscribe(filters))
     }
 
-    /// Queues DISCONNECT behind everything already queued for sending.
+    /// Queues DISCONNECT behind everything already queued for sending. Once
+    /// [`poll_transmit`](Self::poll_transmit) hands it out, the session emits
+    /// [`DisconnectReason::Local`] and sends nothing more [MQTT-3.14.4-1]; commands issued
+    /// meanwhile wait for the next connection.
+    ///
+    /// Before CONNACK, no DISCONNECT can be sent [MQTT-3.1.0-1]: the connection ends at
+    /// once with [`DisconnectReason::Local`]. Calling it again while DISCONNECT waits does
+    /// nothing; with no connection open it fails with [`ApiMisuse::NotConnected`].
     pub fn disconnect(&mut self, now: Instant) -> Result<(), ApiMisuse> {
-        let _ = now;
-        unimplemented!("session: filled in by the session work")
+        self.now = Some(now);
+        match self.state {
+            State::Idle | State::Closed(_) => Err(ApiMisuse::NotConnected),
+            State::AwaitConnAck { .. } => {
+                self.end_connection(DisconnectReason::Local);
+                Ok(())
+            }
+            State::Connected => {
+                self.outbox.push_back(Outgoing::Disconnect);
+                self.state = State::Disconnecting;
+                self.timers.stop(Timer::KeepAlive);
+                Ok(())
+            }
+            State::Disconnecting => Ok(()),
+        }
     }
 
     // (D) outputs
 
-    /// Appends every packet ready to send to `out`; returns the number of bytes appended.
+    /// Appends every packet ready to send to `out` (many packets per call, so the driver
+    /// needs few writes); returns the number of bytes appended. QoS 0 publishes complete
+    /// here ([`Event::Published`]).
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
-        let _ = out;
-        unimplemented!("session: filled in by the session work")
+        let start = out.len();
+        // Bounded: each iteration removes one entry; entries are only added by `pump`
+        // (queued commands, finite) after an encoding failure.
+        while let Some(next) = self.outbox.pop_front() {
+            match next {
+                Outgoing::Connect => out.extend_from_slice(&self.connect_bytes),
+                Outgoing::Publish0 { req, publish } => {
+                    match Packet::Publish(publish).encode(out) {
+                        Ok(()) => self.events.push_back(Event::Published(req)),
+                        Err(error) => self.events.push_back(Event::Failed {
+                            id: req,
+                            error: RequestError::Encode(error),
+                        }),
+                    }
+                }
+                Outgoing::Slot(id) => self.transmit_slot(id, out),
+                Outgoing::PubAck(id) => encode_fixed(&Packet::PubAck(id), out),
+                Outgoing::PubRec(id) => encode_fixed(&Packet::PubRec(id), out),
+                Outgoing::PubComp(id) => encode_fixed(&Packet::PubComp(id), out),
+                Outgoing::PingReq => encode_fixed(&Packet::PingReq, out),
+                Outgoing::Disconnect => {
+                    encode_fixed(&Packet::Disconnect, out);
+                    // [MQTT-3.14.4-1] nothing after DISCONNECT.
+                    self.end_connection(DisconnectReason::Local);
+                    break;
+                }
+            }
+        }
+        let written = out.len() - start;
+        if written > 0 {
+            self.last_sent = self.now;
+            self.arm_keepalive();
+        }
+        written
     }
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        unimplemented!("session: filled in by the session work")
+        self.events.pop_front()
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        unimplemented!("session: filled in by the session work")
+        self.timers.next_timeout()
     }
+
+    // Internals: incoming packets.
+
+    /// Handles one decoded packet. An `Err` is a violation the caller reports, unless the
+    /// handler already ended the connection itself (NotConnAck).
+    fn handle_packet(&mut self, packet: Packet) -> Result<(), ProtocolError> {
+        if self.state.is_awaiting_connack() {
+            return match packet {
+                Packet::ConnAck(ack) => {
+                    self.on_connack(ack);
+                    Ok(())
+                }
+                other => {
+                    // [MQTT-3.2.0-1] the broker's first packet must be CONNACK.
+                    let packet_type = other.packet_type();
+                    self.end_connection(DisconnectReason::NotConnAck(packet_type));
+                    Err(ProtocolError::UnexpectedPacket(packet_type))
+                }
+            };
+        }
+        match packet {
+            Packet::ConnAck(_) => Err(ProtocolError::DuplicateConnAck),
+            Packet::Publish(publish) => {
+                self.on_publish(publish);
+                Ok(())
+            }
+            Packet::PubAck(id) => self.on_puback(id),
+            Packet::PubRec(id) => self.on_pubrec(id),
+            Packet::PubRel(id) => {
+                // [MQTT-4.3.3-2] PUBCOMP, known id or not; the id may be reused afterwards.
+                self.incoming_qos2.remove(id);
+                self.outbox.push_back(Outgoing::PubComp(id));
+                Ok(())
+            }
+            Packet::PubComp(id) => self.on_pubcomp(id),
+            Packet::SubAck(ack) => self.on_suback(ack),
+            Packet::UnsubAck(id) => self.on_unsuback(id),
+            Packet::PingResp => {
+                if self.ping_outstanding {
+                    self.ping_outstanding = false;
+                    self.timers.stop(Timer::PingResp);
+                }
+                Ok(())
+            }
+            other @ (Packet::Connect(_)
+            | Packet::Subscribe(_)
+            | Packet::Unsubscribe(_)
+            | Packet::PingReq
+            | Packet::Disconnect) => Err(ProtocolError::UnexpectedPacket(other.packet_type())),
+        }
+    }
+
+    fn on_connack(&mut self, ack: ConnAck) {
+        self.timers.stop(Timer::ConnAck);
+        if ack.code != ConnectReturnCode::Accepted {
+            self.end_connection(DisconnectReason::Refused(ack.code));
+            return;
+        }
+        self.state = State::Connected;
+        self.events.push_back(Event::Connected {
+            session_present: ack.session_present,
+        });
+        if !ack.session_present && self.config.level == ProtocolLevel::V3_1_1 {
+            // The broker has no session: its next PUBLISH with a remembered id is a new
+            // message, not a re-send. (3.1 has no session-present bit, so ids are kept.)
+            self.incoming_qos2.clear();
+        }
+        // [MQTT-4.4.0-1], [MQTT-4.6.0-1] re-send everything unacknowledged, in original
+        // order, whatever session present says: a broker without the session treats them as
+        // new and answers a PUBREL for an unknown id with PUBCOMP.
+        for id in self.inflight.ids_in_order() {
+            self.outbox.push_back(Outgoing::Slot(id));
+        }
+    }
+
+    fn on_publish(&mut self, publish: Publish) {
+        match publish.qos_pid {
+            QosPid::AtMostOnce => self.events.push_back(Event::Message(publish)),
+            QosPid::AtLeastOnce(id) => {
+                self.events.push_back(Event::Message(publish));
+                self.outbox.push_back(Outgoing::PubAck(id));
+            }
+            QosPid::ExactlyOnce(id) => {
+                // [MQTT-4.3.3-2] deliver once; a re-send before PUBREL only gets PUBREC.
+                if self.incoming_qos2.insert(id) {
+                    self.events.push_back(Event::Message(publish));
+                }
+                self.outbox.push_back(Outgoing::PubRec(id));
+            }
+        }
+    }
+
+    fn on_puback(&mut self, id: PacketId) -> Result<(), ProtocolError> {
+        let expected = self.inflight.get(id).is_some_and(|s| {
+            s.sent && matches!(&s.packet, Packet::Publish(p) if p.qos() == QoS::AtLeastOnce)
+        });
+        self.complete(id, expected, PacketType::PubAck)
+            .map(|slot| self.events.push_back(Event::Published(slot.req)))
+    }
+
+    fn on_pubrec(&mut self, id: PacketId) -> Result<(), ProtocolError> {
+        let unknown = ProtocolError::UnknownPacketId {
+            packet: PacketType::PubRec,
+            id,
+        };
+        let slot = self.inflight.get_mut(id).ok_or_else(|| unknown.clone())?;
+        match &slot.packet {
+            Packet::Publish(p) if slot.sent && p.qos() == QoS::ExactlyOnce => {
+                // [MQTT-4.3.3-1] from now on PUBREL, never the PUBLISH again.
+                slot.packet = Packet::PubRel(id);
+                slot.sent = false;
+                self.outbox.push_back(Outgoing::Slot(id));
+                Ok(())
+            }
+            Packet::PubRel(_) => {
+                // A repeated PUBREC: repeat PUBREL (unless it is queued already).
+                if slot.sent {
+                    slot.sent = false;
+                    self.outbox.push_back(Outgoing::Slot(id));
+                }
+                Ok(())
+            }
+            _ => Err(unknown),
+        }
+    }
+
+    fn on_pubcomp(&mut self, id: PacketId) -> Result<(), ProtocolError> {
+        let expected = self
+            .inflight
+            .get(id)
+            .is_some_and(|s| s.sent && matches!(s.packet, Packet::PubRel(_)));
+        self.complete(id, expected, PacketType::PubComp)
+            .map(|slot| self.events.push_back(Event::Published(slot.req)))
+    }
+
+    fn on_suback(&mut self, ack: SubAck) -> Result<(), ProtocolError> {
+        let id = ack.packet_id;
+        let filters = match self.inflight.get(id) {
+            Some(Slot {
+                sent: true,
+                packet: Packet::Subscribe(s),
+                ..
+            }) => Some(s.filters.len()),
+            _ => None,
+        };
+        if let Some(expected) = filters
+            && expected != ack.return_codes.len()
+        {
+            return Err(ProtocolError::SubAckCountMismatch {
+                id,
+                got: ack.return_codes.len(),
+                expected,
+            });
+        }
+        let slot = self.complete(id, filters.is_some(), PacketType::SubAck)?;
+        self.events.push_back(Event::Subscribed {
+            id: slot.req,
+            granted: ack.return_codes,
+        });
+        Ok(())
+    }
+
+    fn on_unsuback(&mut self, id: PacketId) -> Result<(), ProtocolError> {
+        let expected = self
+            .inflight
+            .get(id)
+            .is_some_and(|s| s.sent && matches!(s.packet, Packet::Unsubscribe(_)));
+        self.complete(id, expected, PacketType::UnsubAck)
+            .map(|slot| self.events.push_back(Event::Unsubscribed(slot.req)))
+    }
+
+    /// Removes the slot for `id` if `expected`, freeing the id; else the violation.
+    fn complete(
+        &mut self,
+        id: PacketId,
+        expected: bool,
+        packet: PacketType,
+    ) -> Result<Slot, ProtocolError> {
+        let unknown = ProtocolError::UnknownPacketId { packet, id };
+        if !expected {
+            return Err(unknown);
+        }
+        self.inflight.remove(id).ok_or(unknown)
+    }
+
+    // Internals: sending.
+
+    fn transmit_slot(&mut self, id: PacketId, out: &mut BytesMut) {
+        let Some(slot) = self.inflight.get_mut(id) else {
+            return;
+        };
+        if slot.sent {
+            return;
+        }
+        match slot.packet.encode(out) {
+            Ok(()) => {
+                slot.sent = true;
+                slot.ever_sent = true;
+                if let Packet::Publish(p) = &mut slot.packet {
+                    // [MQTT-3.3.1-1] any later transmission is a re-delivery.
+                    p.dup = true;
+                }
+            }
+            Err(error) => {
+                let req = slot.req;
+                self.inflight.remove(id);
+                self.events.push_back(Event::Failed {
+                    id: req,
+                    error: RequestError::Encode(error),
+                });
+                self.pump();
+            }
+        }
+    }
+
+    /// Moves queued commands to the outbox while connected: every SUBSCRIBE/UNSUBSCRIBE,
+    /// then publishes in order while the in-flight window has room. Packet ids are
+    /// allocated here.
+    fn pump(&mut self) {
+        if !self.state.is_sending() {
+            return;
+        }
+        // Bounded: each iteration removes a queued command, or leaves.
+        while !self.queue.controls.is_empty() {
+            let Some(id) = self.allocate_id() else {
+                return;
+            };
+            let Some(QueuedControl { req, control }) = self.queue.controls.pop_front() else {
+                return;
+            };
+            let packet = match control {
+                Control::Subscribe(filters) => Packet::Subscribe(Subscribe {
+                    packet_id: id,
+                    filters,
+                }),
+                Control::Unsubscribe(filters) => Packet::Unsubscribe(Unsubscribe {
+                    packet_id: id,
+                    filters,
+                }),
+            };
+            self.start_flight(id, req, packet);
+        }
+        while let Some(front) = self.queue.publishes.front() {
+            let qos = front.msg.qos;
+            let id = if qos == QoS::AtMostOnce {
+                None
+            } else {
+                if !self.window_open() {
+                    return;
+                }
+                match self.allocate_id() {
+                    Some(id) => Some(id),
+                    None => return,
+                }
+            };
+            let Some(QueuedPublish { req, msg }) = self.queue.publishes.pop_front() else {
+                return;
+            };
+            let qos_pid = match (qos, id) {
+                (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
+                (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
+                _ => QosPid::AtMostOnce,
+            };
+            let publish = Publish {
+                dup: false,
+                qos_pid,
+                retain: msg.retain,
+                topic: msg.topic,
+                payload: msg.payload,
+            };
+            match id {
+                Some(id) => self.start_flight(id, req, Packet::Publish(publish)),
+                None => self.outbox.push_back(Outgoing::Publish0 { req, publish }),
+            }
+        }
+    }
+
+    fn start_flight(&mut self, id: PacketId, req: RequestId, packet: Packet) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.inflight.insert(Slot {
+            id,
+            req,
+            seq,
+            sent: false,
+            ever_sent: false,
+            packet,
+        });
+        self.outbox.push_back(Outgoing::Slot(id));
+    }
+
+    /// A packet id not in flight [MQTT-2.3.1-2]; `None` when all 65,535 are.
+    fn allocate_id(&mut self) -> Option<PacketId> {
+        let inflight = &self.inflight;
+        self.ids.allocate(inflight.len(), |id| inflight.contains(id))
+    }
+
+    /// Whether one more QoS 1/2 publish may go in flight.
+    fn window_open(&self) -> bool {
+        self.inflight.publishes() < usize::from(self.config.max_inflight.max(1))
+            && self.inflight.len() < ID_SPACE
+    }
+
+    fn queue_control(&mut self, len: usize, control: Control) -> Result<RequestId, ApiMisuse> {
+        if len > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::TooLarge { len }.into());
+        }
+        let goes_now = self.state.is_sending()
+            && self.queue.controls.is_empty()
+            && self.inflight.len() < ID_SPACE;
+        if !goes_now && self.queue.len() >= self.config.max_queued {
+            return Err(ApiMisuse::QueueFull {
+                max: self.config.max_queued,
+            });
+        }
+        let req = self.next_request_id();
+        self.queue.controls.push_back(QueuedControl { req, control });
+        self.pump();
+        Ok(req)
+    }
+
+    fn next_request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        id
+    }
+
+    // Internals: time.
+
+    /// Keepalive as sent in CONNECT (whole seconds, rounded up, at most 65,535) and as used
+    /// locally (the configured interval, at most 65,535 s, so never longer than announced).
+    fn keep_alive(&self) -> (u16, Duration) {
+        let ka = self
+            .config
+            .keep_alive
+            .min(Duration::from_secs(MAX_KEEP_ALIVE_SECS));
+        let secs = ka.as_secs() + u64::from(ka.subsec_nanos() > 0);
+        (u16::try_from(secs).unwrap_or(u16::MAX), ka)
+    }
+
+    /// Re-arms the keepalive timer from the last send and receive [MQTT-3.1.2-23]: a probe
+    /// goes out when either has been quiet for the interval, so a link that swallows our
+    /// writes is noticed too.
+    fn arm_keepalive(&mut self) {
+        let (_, ka) = self.keep_alive();
+        let deadline = match (self.last_sent, self.last_received) {
+            (Some(sent), Some(received))
+                if self.state.is_sending() && !ka.is_zero() && !self.ping_outstanding =>
+            {
+                sent.min(received).checked_add(ka)
+            }
+            _ => None,
+        };
+        match deadline {
+            Some(at) => self.timers.set(Timer::KeepAlive, at),
+            None => self.timers.stop(Timer::KeepAlive),
+        }
+    }
+
+    // Internals: connection end.
+
+    /// Ends the connection for a protocol violation and reports it.
+    fn violation(&mut self, error: ProtocolError) -> Result<(), ProtocolError> {
+        // [MQTT-4.8.0-1] close the connection.
+        self.end_connection(DisconnectReason::Protocol(error.clone()));
+        Err(error)
+    }
+
+    /// Emits `Disconnected(reason)` and resets per-connection state; with clean session,
+    /// fails what was sent and not completed.
+    fn end_connection(&mut self, reason: DisconnectReason) {
+        let local = self.state == State::Disconnecting || reason == DisconnectReason::Local;
+        self.state = State::Closed(reason.clone());
+        self.events.push_back(Event::Disconnected(reason));
+        self.timers.stop_all();
+        self.ping_outstanding = false;
+        self.inbuf.clear();
+
+        let clean = self.config.clean_session;
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let mut publishes = Vec::new();
+        let mut controls = Vec::new();
+        for next in outbox.drain(..) {
+            match next {
+                // Never handed out: still just a queued command.
+                Outgoing::Publish0 { req, publish } => publishes.push(QueuedPublish {
+                    req,
+                    msg: Message {
+                        qos: QoS::AtMostOnce,
+                        retain: publish.retain,
+                        topic: publish.topic,
+                        payload: publish.payload,
+                    },
+                }),
+                // With clean session the id would not survive anyway: a command that never
+                // reached the wire goes back to the queue instead of failing.
+                Outgoing::Slot(id)
+                    if clean && self.inflight.get(id).is_some_and(|s| !s.ever_sent) =>
+                {
+                    let Some(slot) = self.inflight.remove(id) else {
+                        continue;
+                    };
+                    let req = slot.req;
+                    match slot.packet {
+                        Packet::Publish(p) => publishes.push(QueuedPublish {
+                            req,
+                            msg: Message {
+                                qos: p.qos(),
+                                retain: p.retain,
+                                topic: p.topic,
+                                payload: p.payload,
+                            },
+                        }),
+                        Packet::Subscribe(s) => controls.push(QueuedControl {
+                            req,
+                            control: Control::Subscribe(s.filters),
+                        }),
+                        Packet::Unsubscribe(u) => controls.push(QueuedControl {
+                            req,
+                            control: Control::Unsubscribe(u.filters),
+                        }),
+                        _ => self.events.push_back(Event::Failed {
+                            id: req,
+                            error: RequestError::SessionLost,
+                        }),
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.outbox = outbox;
+        self.queue.requeue_front(publishes, controls);
+        self.inflight.mark_unsent();
+        if clean {
+            // [MQTT-3.1.2-6] the broker discards the session: so do we.
+            self.discard_session(if local {
+                RequestError::Closed
+            } else {
+                RequestError::SessionLost
+            });
+        }
+    }
+
+    /// Fails everything in flight (freeing the ids) and forgets the broker's QoS 2 ids.
+    fn discard_session(&mut self, error: RequestError) {
+        for slot in self.inflight.drain_in_order() {
+            self.events.push_back(Event::Failed {
+                id: slot.req,
+                error: error.clone(),
+            });
+        }
+        self.incoming_qos2.clear();
+    }
+}
+
+/// Encodes a fixed-size packet (ack, PINGREQ, DISCONNECT): nothing in it can break a rule,
+/// so encoding cannot fail.
+fn encode_fixed(packet: &Packet, out: &mut BytesMut) {
+    let result = packet.encode(out);
+    debug_assert!(result.is_ok(), "{packet:?} failed to encode: {result:?}");
 }

@@ -1,0 +1,174 @@
+//! Packet identifiers: the allocator for our own ids, and a compact set for the broker's.
+
+use crate::packet::PacketId;
+
+/// Number of distinct packet ids (1..=65535).
+pub(super) const ID_SPACE: usize = u16::MAX as usize;
+
+/// The first id handed out; evaluated at compile time, so `1` being non-zero is checked there.
+const FIRST_ID: PacketId = match PacketId::new(1) {
+    Some(id) => id,
+    None => panic!("1 is a valid packet id"),
+};
+
+/// Hands out packet ids in increasing order, wrapping from 65535 to 1, skipping ids still
+/// in use [MQTT-2.3.1-2].
+///
+/// Sequential rather than lowest-free: an id that was just released is not reused at once,
+/// so a late or duplicated acknowledgement from a confused broker is unlikely to hit a new
+/// packet, and traces are easier to read.
+#[derive(Debug, Clone)]
+pub(super) struct PacketIdAllocator {
+    next: PacketId,
+}
+
+impl Default for PacketIdAllocator {
+    fn default() -> Self {
+        Self { next: FIRST_ID }
+    }
+}
+
+impl PacketIdAllocator {
+    /// The next id for which `in_use` is false, or `None` when all 65,535 are taken
+    /// (`used` is how many are). Looks at most at 65,535 ids.
+    pub(super) fn allocate(
+        &mut self,
+        used: usize,
+        in_use: impl Fn(PacketId) -> bool,
+    ) -> Option<PacketId> {
+        if used >= ID_SPACE {
+            return None;
+        }
+        for _ in 0..ID_SPACE {
+            let id = self.next;
+            self.next = id.next();
+            if !in_use(id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Makes `id` the next candidate (tests use it to start near the wrap).
+    #[cfg(test)]
+    pub(super) fn set_next(&mut self, id: PacketId) {
+        self.next = id;
+    }
+}
+
+/// A set of packet ids as a 65,536-bit bitmap (8 KiB): the broker's QoS 2 ids we have
+/// answered with PUBREC and not yet seen PUBREL for.
+///
+/// Design: a bitmap, not a `HashSet`, because membership is tested on every incoming
+/// QoS 2 PUBLISH and PUBREL, the size is bounded by the id space, and it never allocates
+/// after construction.
+#[derive(Clone)]
+pub(super) struct IdSet {
+    words: Box<[u64]>,
+    len: usize,
+}
+
+impl Default for IdSet {
+    fn default() -> Self {
+        Self {
+            words: vec![0; (ID_SPACE + 1) / 64].into_boxed_slice(),
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for IdSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdSet").field("len", &self.len).finish()
+    }
+}
+
+impl IdSet {
+    fn slot(id: PacketId) -> (usize, u64) {
+        let n = usize::from(id.get());
+        (n / 64, 1 << (n % 64))
+    }
+
+    /// Adds `id`; false if it was already present.
+    pub(super) fn insert(&mut self, id: PacketId) -> bool {
+        let (word, bit) = Self::slot(id);
+        let fresh = self.words[word] & bit == 0;
+        if fresh {
+            self.words[word] |= bit;
+            self.len += 1;
+        }
+        fresh
+    }
+
+    /// Removes `id`; false if it was absent.
+    pub(super) fn remove(&mut self, id: PacketId) -> bool {
+        let (word, bit) = Self::slot(id);
+        let present = self.words[word] & bit != 0;
+        if present {
+            self.words[word] &= !bit;
+            self.len -= 1;
+        }
+        present
+    }
+
+    /// Whether `id` is present.
+    #[cfg(test)]
+    pub(super) fn contains(&self, id: PacketId) -> bool {
+        let (word, bit) = Self::slot(id);
+        self.words[word] & bit != 0
+    }
+
+    /// Number of ids present.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Removes every id.
+    pub(super) fn clear(&mut self) {
+        if self.len > 0 {
+            self.words.fill(0);
+            self.len = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u16) -> PacketId {
+        PacketId::new(n).unwrap()
+    }
+
+    #[test]
+    fn allocator_wraps_from_65535_to_1() {
+        let mut a = PacketIdAllocator::default();
+        a.set_next(id(65_535));
+        assert_eq!(a.allocate(0, |_| false), Some(id(65_535)));
+        assert_eq!(a.allocate(0, |_| false), Some(id(1)));
+    }
+
+    #[test]
+    fn allocator_skips_ids_in_use_and_gives_up_when_all_are() {
+        let mut a = PacketIdAllocator::default();
+        assert_eq!(a.allocate(2, |i| i.get() <= 2), Some(id(3)));
+        assert_eq!(a.allocate(ID_SPACE, |_| true), None);
+        assert_eq!(a.allocate(0, |_| true), None);
+    }
+
+    #[test]
+    fn id_set_tracks_membership_at_both_ends_of_the_id_space() {
+        let mut s = IdSet::default();
+        assert!(s.insert(id(1)));
+        assert!(s.insert(id(65_535)));
+        assert!(!s.insert(id(1)));
+        assert_eq!(s.len(), 2);
+        assert!(s.contains(id(65_535)));
+        assert!(s.remove(id(65_535)));
+        assert!(!s.remove(id(65_535)));
+        s.clear();
+        assert!(!s.contains(id(1)));
+        assert_eq!(s.len(), 0);
+    }
+}

@@ -1,0 +1,309 @@
+//! The callback face, mirroring the seed's module for code that does not want async:
+//! `on_connect`, `on_offline`, `on_message`, `connect(ok, fail)`, and a completion callback
+//! **per call** for publish / subscribe / unsubscribe (the seed's "the last callback wins
+//! for ALL calls" is a limitation we do not copy).
+//!
+//! No runtime to create: clients share one background tokio runtime, and each client has
+//! one dispatcher thread that runs its callbacks one at a time, in event order. Callbacks
+//! never run inside the driver, so a callback that publishes cannot deadlock it.
+//!
+//! ```no_run
+//! use tern::callback::CallbackClient;
+//! use tern::{Broker, ConnectOptions, QoS};
+//! let m = CallbackClient::new(ConnectOptions::new("clientid"));
+//! m.on_message(|_c, msg| println!("{}: {:?}", msg.topic, msg.payload));
+//! m.connect(
+//!     Broker::tcp("127.0.0.1", 1883),
+//!     |c| {
+//!         c.subscribe([("/topic", QoS::AtMostOnce)], |_c, _granted| println!("subscribe success"))
+//!             .ok();
+//!         c.publish("/topic", "hello", QoS::AtMostOnce, false, |_c, _r| println!("sent")).ok();
+//!     },
+//!     |_c, err| println!("failed reason: {}", err.code()),
+//! );
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread;
+
+use bytes::Bytes;
+use tern_proto::{QoS, SubscribeReturnCode};
+
+use crate::broker::Broker;
+use crate::client::{Client, Event, Events, Message, Outcome, Ticket};
+use crate::error::{ClientError, ConnectError, ConnectionError};
+use crate::options::ConnectOptions;
+
+type ConnectFn = Box<dyn FnMut(&CallbackClient) + Send>;
+type OfflineFn = Box<dyn FnMut(&CallbackClient, &ConnectionError) + Send>;
+type MessageFn = Box<dyn FnMut(&CallbackClient, &Message) + Send>;
+type ConnOkFn = Box<dyn FnOnce(&CallbackClient) + Send>;
+type ConnFailFn = Box<dyn FnOnce(&CallbackClient, &ConnectError) + Send>;
+type DoneFn = Box<dyn FnOnce(&CallbackClient, Result<Outcome, ClientError>) + Send>;
+
+#[derive(Default)]
+struct Handlers {
+    on_connect: Option<ConnectFn>,
+    on_offline: Option<OfflineFn>,
+    on_message: Option<MessageFn>,
+    connect_ok: Option<ConnOkFn>,
+    connect_fail: Option<ConnFailFn>,
+    done: HashMap<Ticket, DoneFn>,
+}
+
+struct Inner {
+    client: Client,
+    handlers: Mutex<Handlers>,
+}
+
+/// A client driven by callbacks; cheap to clone. See the [module docs](self).
+#[derive(Clone)]
+pub struct CallbackClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CallbackClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackClient").finish_non_exhaustive()
+    }
+}
+
+/// The runtime shared by every callback client: one worker thread is plenty, the work per
+/// message is small and the dispatcher threads run the user's code.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tern-driver")
+            .enable_all()
+            .build()
+            // Building a runtime fails only when the OS refuses a thread or an epoll fd.
+            .expect("tern: cannot start the background tokio runtime")
+    })
+}
+
+impl CallbackClient {
+    /// Creates a client (not yet connected) and its dispatcher thread.
+    pub fn new(options: ConnectOptions) -> Self {
+        let (client, events) = Client::new_on(runtime().handle(), options);
+        let inner = Arc::new(Inner {
+            client,
+            handlers: Mutex::new(Handlers::default()),
+        });
+        let weak = Arc::downgrade(&inner);
+        // If the thread cannot be spawned the client still works, without callbacks.
+        let _ = thread::Builder::new()
+            .name("tern-callbacks".to_owned())
+            .spawn(move || dispatch(weak, events));
+        Self { inner }
+    }
+
+    /// The async handle underneath, for mixing styles.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    fn handlers(&self) -> MutexGuard<'_, Handlers> {
+        lock(&self.inner.handlers)
+    }
+
+    /// Called after every successful connection (the seed's `on("connect")`).
+    pub fn on_connect(&self, f: impl FnMut(&Self) + Send + 'static) {
+        self.handlers().on_connect = Some(Box::new(f));
+    }
+
+    /// Called when an established connection ends (the seed's `on("offline")`), with why.
+    pub fn on_offline(&self, f: impl FnMut(&Self, &ConnectionError) + Send + 'static) {
+        self.handlers().on_offline = Some(Box::new(f));
+    }
+
+    /// Called for every message received (the seed's `on("message")`).
+    pub fn on_message(&self, f: impl FnMut(&Self, &Message) + Send + 'static) {
+        self.handlers().on_message = Some(Box::new(f));
+    }
+
+    /// Starts connecting; `ok` runs at CONNACK, `fail` with the reason (`err.code()` is the
+    /// seed's -5..5) if the attempt fails. Returns at once.
+    pub fn connect(
+        &self,
+        broker: Broker,
+        ok: impl FnOnce(&Self) + Send + 'static,
+        fail: impl FnOnce(&Self, &ConnectError) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        self.connect_any(vec![broker], ok, fail)
+    }
+
+    /// Like [`connect`](Self::connect), over a list of brokers tried in order.
+    pub fn connect_any(
+        &self,
+        brokers: Vec<Broker>,
+        ok: impl FnOnce(&Self) + Send + 'static,
+        fail: impl FnOnce(&Self, &ConnectError) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        {
+            let mut h = self.handlers();
+            h.connect_ok = Some(Box::new(ok));
+            h.connect_fail = Some(Box::new(fail));
+        }
+        self.inner.client.start_connect(brokers)
+    }
+
+    /// Publishes; `done` runs when it completes (QoS 0 written, QoS 1 PUBACK, QoS 2
+    /// PUBCOMP) or fails. Blocks only while the command queue is full.
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+        done: impl FnOnce(&Self, Result<(), ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        let payload = payload.into();
+        self.with_ticket(
+            |c| c.try_publish(topic, payload.clone(), qos, retain),
+            Box::new(move |c, r| done(c, r.map(|_| ()))),
+        )
+    }
+
+    /// Subscribes to every `(filter, qos)` in one SUBSCRIBE; `done` gets the granted QoS
+    /// (or failure) per filter.
+    pub fn subscribe<I, S>(
+        &self,
+        filters: I,
+        done: impl FnOnce(&Self, Result<Vec<SubscribeReturnCode>, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError>
+    where
+        I: IntoIterator<Item = (S, QoS)>,
+        S: AsRef<str>,
+    {
+        let filters: Vec<(String, QoS)> = filters
+            .into_iter()
+            .map(|(f, q)| (f.as_ref().to_owned(), q))
+            .collect();
+        self.with_ticket(
+            |c| c.try_subscribe(filters.iter().map(|(f, q)| (f.as_str(), *q))),
+            Box::new(move |c, r| {
+                done(
+                    c,
+                    r.map(|o| match o {
+                        Outcome::Subscribed(granted) => granted,
+                        _ => Vec::new(),
+                    }),
+                );
+            }),
+        )
+    }
+
+    /// Unsubscribes from every filter in one UNSUBSCRIBE; `done` runs at UNSUBACK.
+    pub fn unsubscribe<I, S>(
+        &self,
+        filters: I,
+        done: impl FnOnce(&Self, Result<(), ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters: Vec<String> = filters.into_iter().map(|f| f.as_ref().to_owned()).collect();
+        self.with_ticket(
+            |c| c.try_unsubscribe(filters.iter()),
+            Box::new(move |c, r| done(c, r.map(|_| ()))),
+        )
+    }
+
+    /// Sends DISCONNECT and closes; `on_offline` follows with
+    /// [`ConnectionError::Local`].
+    pub fn close(&self) -> Result<(), ClientError> {
+        self.inner.client.try_close()
+    }
+
+    /// Registers `done` under the ticket of the command `send` issues. The handlers lock is
+    /// held across `send` so the dispatcher cannot see the completion before `done` is in
+    /// place; when the queue is full, waits outside the lock and retries (bounded by the
+    /// driver draining it).
+    fn with_ticket(
+        &self,
+        send: impl Fn(&Client) -> Result<Ticket, ClientError>,
+        done: DoneFn,
+    ) -> Result<(), ClientError> {
+        loop {
+            {
+                let mut h = self.handlers();
+                match send(&self.inner.client) {
+                    Ok(ticket) => {
+                        h.done.insert(ticket, done);
+                        return Ok(());
+                    }
+                    Err(ClientError::QueueFull) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            // Queue full: give the driver a moment. A yield loop, bounded by the driver
+            // which serves commands even when events back up.
+            thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+}
+
+fn lock(m: &Mutex<Handlers>) -> MutexGuard<'_, Handlers> {
+    // A callback that panicked poisons nothing we cannot keep using.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The dispatcher thread: runs callbacks one at a time, in event order. A handler is taken
+/// out of the table while it runs, so it may register handlers or issue commands freely.
+fn dispatch(weak: Weak<Inner>, mut events: Events) {
+    while let Some(event) = events.blocking_recv() {
+        let Some(inner) = weak.upgrade() else { return };
+        let client = CallbackClient { inner };
+        match event {
+            Event::Connected { .. } => {
+                let ok = client.handlers().connect_ok.take();
+                client.handlers().connect_fail = None;
+                if let Some(ok) = ok {
+                    ok(&client);
+                }
+                run_mut(&client, |h| &mut h.on_connect, |f, c| f(c));
+            }
+            Event::ConnectFailed { error, will_retry } => {
+                if !will_retry {
+                    let fail = client.handlers().connect_fail.take();
+                    client.handlers().connect_ok = None;
+                    if let Some(fail) = fail {
+                        fail(&client, &error);
+                    }
+                }
+            }
+            Event::Message(msg) => run_mut(&client, |h| &mut h.on_message, |f, c| f(c, &msg)),
+            Event::Completed { ticket, result } => {
+                let done = client.handlers().done.remove(&ticket);
+                if let Some(done) = done {
+                    done(&client, result);
+                }
+            }
+            Event::Disconnected { error, .. } => {
+                run_mut(&client, |h| &mut h.on_offline, |f, c| f(c, &error));
+            }
+        }
+    }
+}
+
+/// Runs a persistent handler outside the lock, then puts it back unless the callback
+/// registered a new one meanwhile.
+fn run_mut<F: ?Sized>(
+    client: &CallbackClient,
+    slot: impl Fn(&mut Handlers) -> &mut Option<Box<F>>,
+    call: impl FnOnce(&mut Box<F>, &CallbackClient),
+) {
+    let taken = slot(&mut client.handlers()).take();
+    if let Some(mut f) = taken {
+        call(&mut f, client);
+        let mut h = client.handlers();
+        let s = slot(&mut h);
+        if s.is_none() {
+            *s = Some(f);
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The async face: [`Client`] (a cheap, cloneable handle) and [`Events`] (what happened, in
+//! order). One driver task per client owns the session and the socket; handles talk to it
+//! over a bounded channel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tern_proto::{QoS, SubscribeReturnCode, TopicFilter, TopicName};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::broker::Broker;
+use crate::error::{ClientError, ConnectError, ConnectionError};
+use crate::options::ConnectOptions;
+
+/// Correlates a `try_*` command with its [`Event::Completed`]. Unique per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
+
+/// What a completed command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The publish completed: QoS 0 written, QoS 1 PUBACK, QoS 2 PUBCOMP.
+    Published,
+    /// SUBACK: granted QoS or failure (0x80) per filter, in request order.
+    Subscribed(Vec<SubscribeReturnCode>),
+    /// UNSUBACK.
+    Unsubscribed,
+}
+
+/// An application message received from the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Topic name.
+    pub topic: TopicName,
+    /// Payload, whole however large (up to `max_packet_size`).
+    pub payload: Bytes,
+    /// QoS it was delivered with.
+    pub qos: QoS,
+    /// RETAIN flag: a retained message sent at subscription time.
+    pub retain: bool,
+    /// DUP flag as received.
+    pub dup: bool,
+}
+
+/// What happened on a client, in the order it happened.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// CONNACK accepted a connection.
+    Connected {
+        /// The broker resumed a stored session.
+        session_present: bool,
+        /// True when this connection was made by automatic reconnection.
+        reconnected: bool,
+        /// The broker connected to.
+        broker: Broker,
+    },
+    /// A connection attempt failed.
+    ConnectFailed {
+        /// Why; `error.code()` is the seed's reason code.
+        error: ConnectError,
+        /// True when automatic reconnection will try again.
+        will_retry: bool,
+    },
+    /// A message arrived.
+    Message(Message),
+    /// A `try_*` command completed or failed.
+    Completed {
+        /// The command's ticket.
+        ticket: Ticket,
+        /// Its outcome.
+        result: Result<Outcome, ClientError>,
+    },
+    /// An established connection ended (the seed's `offline`).
+    Disconnected {
+        /// Why.
+        error: ConnectionError,
+        /// True when automatic reconnection will try again.
+        will_reconnect: bool,
+    },
+}
+
+/// Where a command's completion goes.
+#[derive(Debug)]
+pub(crate) enum Reply<T> {
+    /// To an awaiting async caller.
+    Await(oneshot::Sender<Result<T, ClientError>>),
+    /// As an [`Event::Completed`] on the event stream.
+    Event(Ticket),
+}
+
+/// A request from a handle to the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Connect {
+        brokers: Vec<Broker>,
+        reply: Option<oneshot::Sender<Result<bool, ConnectError>>>,
+    },
+    Publish {
+        msg: tern_proto::Message,
+        reply: Reply<()>,
+    },
+    Subscribe {
+        filters: Vec<(TopicFilter, QoS)>,
+        reply: Reply<Vec<SubscribeReturnCode>>,
+    },
+    Unsubscribe {
+        filters: Vec<TopicFilter>,
+        reply: Reply<()>,
+    },
+    Close {
+        reply: Option<oneshot::Sender<Result<(), ClientError>>>,
+    },
+}
+
+struct Shared {
+    commands: mpsc::Sender<Command>,
+    next_ticket: AtomicU64,
+}
+
+/// A handle to an MQTT client. Cheap to clone; the client's driver task stops when every
+/// handle is dropped.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use tern::{Broker, Client, ConnectOptions, Event, QoS};
+/// let (client, mut events) = Client::new(ConnectOptions::new("sensor-1"));
+/// client.connect(Broker::tcp("127.0.0.1", 1883)).await?;
+/// client.subscribe([("/topic", QoS::AtMostOnce)]).await?;
+/// client.publish("/topic", "hello", QoS::AtLeastOnce, false).await?;
+/// while let Some(Event::Message(msg)) = events.recv().await {
+///     println!("{}: {:?}", msg.topic, msg.payload);
+///     break;
+/// }
+/// client.close().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+/// The event stream of a [`Client`]. Drain it: when it is full the client stops reading
+/// from the broker (commands still flow, so handlers may publish).
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl Events {
+    /// The next event; `None` once the driver has stopped.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The next event, blocking the thread (for synchronous code; not inside a runtime).
+    pub fn blocking_recv(&mut self) -> Option<Event> {
+        self.rx.blocking_recv()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Creates a client and spawns its driver on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (use [`Client::new_on`] with a handle there).
+    pub fn new(options: ConnectOptions) -> (Self, Events) {
+        Self::new_on(&tokio::runtime::Handle::current(), options)
+    }
+
+    /// Creates a client whose driver runs on `runtime`.
+    pub fn new_on(runtime: &tokio::runtime::Handle, options: ConnectOptions) -> (Self, Events) {
+        // Commands are small; the session's own queue (max_queued) is the real bound, this
+        // channel only needs to absorb bursts between driver wake-ups.
+        let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+        let (ev_tx, ev_rx) = mpsc::channel(options.event_capacity.max(1));
+        runtime.spawn(crate::driver::run(options, cmd_rx, ev_tx));
+        let shared = Arc::new(Shared {
+            commands: cmd_tx,
+            next_ticket: AtomicU64::new(1),
+        });
+        (Self { shared }, Events { rx: ev_rx })
+    }
+
+    fn ticket(&self) -> Ticket {
+        Ticket(self.shared.next_ticket.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), ClientError> {
+        self.shared
+            .commands
+            .send(cmd)
+            .await
+            .map_err(|_| ClientError::Shutdown)
+    }
+
+    fn try_send(&self, cmd: Command) -> Result<(), ClientError> {
+        self.shared.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => ClientError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => ClientError::Shutdown,
+        })
+    }
+
+    /// Connects to `broker`; resolves at CONNACK with the session-present flag.
+    pub async fn connect(&self, broker: Broker) -> Result<bool, ConnectError> {
+        self.connect_any(vec![broker]).await
+    }
+
+    /// Connects to the first of `brokers` that accepts, trying them in order; after a loss,
+    /// automatic reconnection resumes with the next one (failover, as Paho's URI list).
+    pub async fn connect_any(&self, brokers: Vec<Broker>) -> Result<bool, ConnectError> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Connect {
+                brokers,
+                reply: Some(tx),
+            })
+            .await
+            .map_err(|_| ConnectError::Closed)?;
+        rx.await.map_err(|_| ConnectError::Closed)?
+    }
+
+    /// Starts connecting without waiting; the outcome arrives as [`Event::Connected`] or
+    /// [`Event::ConnectFailed`].
+    pub fn start_connect(&self, brokers: Vec<Broker>) -> Result<(), ClientError> {
+        self.try_send(Command::Connect {
+            brokers,
+            reply: None,
+        })
+    }
+
+    /// Publishes and waits for completion: QoS 0 once written, QoS 1 at PUBACK, QoS 2 at
+    /// PUBCOMP. Works offline too: the message waits in the queue until connected.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<(), ClientError> {
+        let msg = message(topic, payload.into(), qos, retain)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Publish {
+            msg,
+            reply: Reply::Await(tx),
+        })
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// Queues a publish without waiting; fails fast with [`ClientError::QueueFull`]. The
+    /// completion arrives as [`Event::Completed`] with the returned ticket.
+    pub fn try_publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Ticket, ClientError> {
+        let msg = message(topic, payload.into(), qos, retain)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Publish {
+            msg,
+            reply: Reply::Event(ticket),
+        })?;
+        Ok(ticket)
+    }
+
+    /// Subscribes to every `(filter, qos)` in one SUBSCRIBE; resolves at SUBACK with the
+    /// granted QoS (or failure) per filter.
+    pub async fn subscribe<I, S>(&self, filters: I) -> Result<Vec<SubscribeReturnCode>, ClientError>
+    where
+        I: IntoIterator<Item = (S, QoS)>,
+        S: AsRef<str>,
+    {
+        let filters = sub_filters(filters)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Subscribe {
+            filters,
+            reply: Reply::Await(tx),
+        })
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// Queues a subscribe without waiting; see [`try_publish`](Self::try_publish).
+    pub fn try_subscribe<I, S>(&self, filters: I) -> Result<Ticket, ClientError>
+    where
+        I: IntoIterator<Item = (S, QoS)>,
+        S: AsRef<str>,
+    {
+        let filters = sub_filters(filters)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Subscribe {
+            filters,
+            reply: Reply::Event(ticket),
+        })?;
+        Ok(ticket)
+    }
+
+    /// Unsubscribes from every filter in one UNSUBSCRIBE; resolves at UNSUBACK.
+    pub async fn unsubscribe<I, S>(&self, filters: I) -> Result<(), ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters = unsub_filters(filters)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Unsubscribe {
+            filters,
+            reply: Reply::Await(tx),
+        })
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// Queues an unsubscribe without waiting; see [`try_publish`](Self::try_publish).
+    pub fn try_unsubscribe<I, S>(&self, filters: I) -> Result<Ticket, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters = unsub_filters(filters)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Unsubscribe {
+            filters,
+            reply: Reply::Event(ticket),
+        })?;
+        Ok(ticket)
+    }
+
+    /// Sends DISCONNECT after everything already queued, flushes, and closes the
+    /// connection (the broker then discards the will). With clean session = false the
+    /// session's unfinished QoS 1/2 state is kept for the next `connect`.
+    pub async fn close(&self) -> Result<(), ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Close { reply: Some(tx) }).await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// Starts closing without waiting; [`Event::Disconnected`] with
+    /// [`ConnectionError::Local`] follows.
+    pub fn try_close(&self) -> Result<(), ClientError> {
+        self.try_send(Command::Close { reply: None })
+    }
+}
+
+fn message(
+    topic: &str,
+    payload: Bytes,
+    qos: QoS,
+    retain: bool,
+) -> Result<tern_proto::Message, ClientError> {
+    let topic = TopicName::new(topic).map_err(|source| ClientError::Topic {
+        topic: topic.to_owned(),
+        source,
+    })?;
+    Ok(tern_proto::Message {
+        topic,
+        payload,
+        qos,
+        retain,
+    })
+}
+
+fn filter(s: &str) -> Result<TopicFilter, ClientError> {
+    TopicFilter::new(s).map_err(|source| ClientError::Topic {
+        topic: s.to_owned(),
+        source,
+    })
+}
+
+fn sub_filters<I, S>(filters: I) -> Result<Vec<(TopicFilter, QoS)>, ClientError>
+where
+    I: IntoIterator<Item = (S, QoS)>,
+    S: AsRef<str>,
+{
+    filters
+        .into_iter()
+        .map(|(f, q)| Ok((filter(f.as_ref())?, q)))
+        .collect()
+}
+
+fn unsub_filters<I, S>(filters: I) -> Result<Vec<TopicFilter>, ClientError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    filters.into_iter().map(|f| filter(f.as_ref())).collect()
+}

@@ -1,0 +1,901 @@
+//! The driver task: the one owner of a client's [`Session`] and transport.
+//!
+//! ```text
+//!            connect                 CONNACK ok
+//!   Idle ─────────────▶ Connecting ─────────────▶ Connected
+//!    ▲  ◀── failure ───────┘                          │
+//!    │                                                │ lost / close()
+//!    └──── (reconnect policy: backoff, next broker) ◀─┘
+//! ```
+//!
+//! Every wait is a cancel-safe future in one `select!`: socket IO (one `poll_fn` that writes
+//! the outbox and reads into the inbox), commands, the session's timer, and room in the event
+//! channel. Commands are served even while the event channel is full — only reading from the
+//! socket pauses — so an event handler that publishes cannot deadlock the client.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tern_proto::packet::ProtocolLevel;
+use tern_proto::session::{DisconnectReason, Event as SessionEvent, RequestId};
+use tern_proto::{
+    ConnectReturnCode, LastWill, MqttString, QoS, Session, SessionConfig, SubscribeReturnCode,
+    TopicFilter, TopicName,
+};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
+
+use crate::broker::Broker;
+use crate::client::{Command, Event, Message, Outcome, Reply};
+use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
+use crate::options::{ConnectOptions, Protocol};
+use crate::transport::{self, BoxStream};
+
+/// Commands drained per wake-up before writing, so bursts leave in few syscalls.
+const COMMAND_BATCH: usize = 256;
+/// First size of the receive buffer; it grows on demand (idle connections stay small).
+const INITIAL_READ_BUF: usize = 1024;
+/// Largest single read.
+const MAX_READ_CHUNK: usize = 64 * 1024;
+/// How long `close()` waits for DISCONNECT to be written before dropping the socket.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Who is waiting for a command's completion.
+enum Waiter {
+    Publish(Reply<()>),
+    Subscribe(Reply<Vec<SubscribeReturnCode>>, Vec<(TopicFilter, QoS)>),
+    Unsubscribe(Reply<()>, Vec<TopicFilter>),
+    /// An automatic re-subscription after a reconnect: nobody waits, but the granted
+    /// filters are recorded again.
+    Resubscribe(Vec<(TopicFilter, QoS)>),
+}
+
+/// How a connection (or attempt) ended.
+enum Ended {
+    /// The attempt failed before CONNACK.
+    ConnectFailed(ConnectError),
+    /// An established connection ended.
+    Lost(ConnectionError),
+    /// All handles were dropped.
+    Shutdown,
+}
+
+struct Driver {
+    options: Arc<ConnectOptions>,
+    session: Session,
+    events: mpsc::Sender<Event>,
+    /// Events waiting for room in the channel. Reading from the socket pauses while this
+    /// holds `event_capacity` or more, which bounds it (commands add at most one each).
+    pending: VecDeque<Event>,
+    waiters: HashMap<RequestId, Waiter>,
+    /// What is subscribed (as granted), for re-subscription after a reconnect.
+    subscriptions: BTreeMap<TopicFilter, QoS>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    brokers: Vec<Broker>,
+    /// Index of the broker to try next.
+    next_broker: usize,
+    /// The caller of `connect()` waiting for the outcome.
+    connect_reply: Option<oneshot::Sender<Result<bool, ConnectError>>>,
+    /// Waiters of `close()`.
+    close_replies: Vec<oneshot::Sender<Result<(), ClientError>>>,
+    /// The application wants to be connected (set by connect, cleared by close).
+    want_connected: bool,
+    /// A connection succeeded since the last `connect()` command (the seed: no automatic
+    /// reconnection if the very first attempt fails).
+    connected_once: bool,
+    /// Failed automatic attempts in a row.
+    attempt: u32,
+    commands_closed: bool,
+    /// Retry the same broker at once (protocol fallback from 3.1.1 to 3.1).
+    retry_same: bool,
+}
+
+pub(crate) async fn run(
+    options: ConnectOptions,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+) {
+    let session = Session::new(session_config(&options));
+    let mut d = Driver {
+        options: Arc::new(options),
+        session,
+        events,
+        pending: VecDeque::new(),
+        waiters: HashMap::new(),
+        subscriptions: BTreeMap::new(),
+        tls: None,
+        brokers: Vec::new(),
+        next_broker: 0,
+        connect_reply: None,
+        close_replies: Vec::new(),
+        want_connected: false,
+        connected_once: false,
+        attempt: 0,
+        commands_closed: false,
+        retry_same: false,
+    };
+    d.main(&mut commands).await;
+}
+
+/// The session configuration for `options`; the client id and will are validated later, at
+/// connect time, so that errors reach the caller of `connect`.
+fn session_config(options: &ConnectOptions) -> SessionConfig {
+    let level = match options.protocol {
+        Protocol::V3_1 => ProtocolLevel::V3_1,
+        Protocol::V3_1_1 | Protocol::Auto => ProtocolLevel::V3_1_1,
+    };
+    let client_id = if options.client_id.is_empty() && options.clean_session {
+        // As mosquitto's clients do: a random id, valid in 3.1 too (at most 23 characters).
+        format!("tern-{:016x}", fastrand::u64(..))
+    } else {
+        options.client_id.clone()
+    };
+    let client_id = MqttString::new(&client_id).unwrap_or_default();
+    let username = options
+        .username
+        .as_deref()
+        .and_then(|u| MqttString::new(u).ok());
+    let will = options.will.as_ref().and_then(|w| {
+        Some(LastWill {
+            topic: TopicName::new(&w.topic).ok()?,
+            payload: w.payload.clone(),
+            qos: w.qos,
+            retain: w.retain,
+        })
+    });
+    SessionConfig::new(client_id)
+        .level(level)
+        .keep_alive(options.keep_alive)
+        .connack_timeout(options.connect_timeout)
+        .clean_session(options.clean_session)
+        .will(will)
+        .credentials(username, options.password.clone())
+        .max_inflight(options.max_inflight)
+        .max_queued(options.max_queued)
+        .max_packet_size(options.max_packet_size)
+}
+
+/// Checks what `session_config` had to leave out silently.
+fn validate(options: &ConnectOptions) -> Result<(), ConnectError> {
+    let invalid = |what: String| Err(ConnectError::InvalidOptions(what));
+    if !options.client_id.is_empty() {
+        if let Err(e) = MqttString::new(&options.client_id) {
+            return invalid(format!("client id: {e}"));
+        }
+    }
+    if let Some(u) = &options.username {
+        if let Err(e) = MqttString::new(u) {
+            return invalid(format!("user name: {e}"));
+        }
+    }
+    if let Some(w) = &options.will {
+        if let Err(e) = TopicName::new(&w.topic) {
+            return invalid(format!("will topic {:?}: {e}", w.topic));
+        }
+    }
+    Ok(())
+}
+
+impl Driver {
+    async fn main(&mut self, commands: &mut mpsc::Receiver<Command>) {
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            if self.commands_closed && !self.want_connected {
+                break;
+            }
+            if self.want_connected && retry_at.is_none() {
+                // Connect now (first attempt, or the backoff has elapsed).
+                let broker = self.brokers[self.next_broker % self.brokers.len()].clone();
+                let ended = self.connection(&broker, commands).await;
+                match ended {
+                    Ended::Shutdown => break,
+                    Ended::ConnectFailed(_) if std::mem::take(&mut self.retry_same) => {}
+                    Ended::ConnectFailed(error) => {
+                        self.next_broker = (self.next_broker + 1) % self.brokers.len();
+                        // A connect() command tries each broker of its list once.
+                        let list_left = !self.connected_once && self.next_broker != 0;
+                        let retry = self.want_connected
+                            && (list_left || (self.connected_once && self.may_retry()));
+                        if !retry {
+                            self.want_connected = false;
+                            if let Some(reply) = self.connect_reply.take() {
+                                let _ = reply.send(Err(error.clone()));
+                            }
+                        }
+                        self.emit(Event::ConnectFailed {
+                            error,
+                            will_retry: retry,
+                        });
+                        if retry {
+                            retry_at = Some(if list_left {
+                                Instant::now()
+                            } else {
+                                self.attempt += 1;
+                                Instant::now() + self.backoff()
+                            });
+                        }
+                    }
+                    Ended::Lost(error) => {
+                        let local = matches!(error, ConnectionError::Local);
+                        let retry = !local && self.want_connected && self.may_retry();
+                        if !retry {
+                            self.want_connected = false;
+                        }
+                        self.emit(Event::Disconnected {
+                            error,
+                            will_reconnect: retry,
+                        });
+                        for reply in self.close_replies.drain(..) {
+                            let _ = reply.send(Ok(()));
+                        }
+                        if retry {
+                            self.attempt = 1;
+                            self.next_broker = (self.next_broker + 1) % self.brokers.len();
+                            retry_at = Some(Instant::now() + self.backoff());
+                        }
+                    }
+                }
+                continue;
+            }
+            // Idle (or waiting to retry): serve commands and flush events.
+            let events = self.events.clone();
+            tokio::select! {
+                cmd = commands.recv(), if !self.commands_closed => match cmd {
+                    Some(cmd) => {
+                        if self.idle_command(cmd) {
+                            retry_at = None;
+                        }
+                        if !self.want_connected {
+                            retry_at = None;
+                        }
+                    }
+                    None => {
+                        self.commands_closed = true;
+                        self.want_connected = false;
+                    }
+                },
+                permit = events.reserve(), if !self.pending.is_empty() => {
+                    self.send_pending(permit.ok());
+                }
+                () = sleep_until_opt(retry_at) => retry_at = None,
+            }
+        }
+        // Deliver what is left, then stop.
+        while let Some(ev) = self.pending.pop_front() {
+            if self.events.send(ev).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    fn may_retry(&self) -> bool {
+        match &self.options.reconnect {
+            Some(policy) => policy.max_attempts.is_none_or(|max| self.attempt < max),
+            None => false,
+        }
+    }
+
+    fn backoff(&self) -> Duration {
+        self.options
+            .reconnect
+            .as_ref()
+            .map_or(Duration::ZERO, |p| p.delay(self.attempt.max(1)))
+    }
+
+    /// Serves a command while no connection is open. Returns true when it starts a
+    /// connection attempt now.
+    fn idle_command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Connect { brokers, reply } => {
+                if self.want_connected {
+                    // Waiting to reconnect: a new connect() takes over, immediately.
+                    if let Some(old) = self.connect_reply.take() {
+                        let _ = old.send(Err(ConnectError::Closed));
+                    }
+                }
+                if brokers.is_empty() {
+                    reply_connect(reply, Err(ConnectError::InvalidOptions("no broker address given".into())));
+                    return false;
+                }
+                if let Err(e) = validate(&self.options) {
+                    self.emit(Event::ConnectFailed {
+                        error: e.clone(),
+                        will_retry: false,
+                    });
+                    reply_connect(reply, Err(e));
+                    return false;
+                }
+                self.brokers = brokers;
+                self.next_broker = 0;
+                self.connect_reply = reply;
+                self.want_connected = true;
+                self.connected_once = false;
+                self.attempt = 0;
+                true
+            }
+            Command::Close { reply } => {
+                if self.want_connected {
+                    // Cancels a pending automatic reconnection.
+                    self.want_connected = false;
+                    if let Some(r) = self.connect_reply.take() {
+                        let _ = r.send(Err(ConnectError::Closed));
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                } else if let Some(reply) = reply {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+                false
+            }
+            other => {
+                self.command(other);
+                false
+            }
+        }
+    }
+
+    /// Queues a publish, subscribe or unsubscribe in the session (connected or not).
+    fn command(&mut self, cmd: Command) {
+        let now = now();
+        match cmd {
+            Command::Publish { msg, reply } => match self.session.publish(now, msg) {
+                Ok(id) => {
+                    self.waiters.insert(id, Waiter::Publish(reply));
+                }
+                Err(e) => self.complete(reply, Err(e.into()), published),
+            },
+            Command::Subscribe { filters, reply } => {
+                match self.session.subscribe(now, filters.clone()) {
+                    Ok(id) => {
+                        self.waiters.insert(id, Waiter::Subscribe(reply, filters));
+                    }
+                    Err(e) => self.complete(reply, Err(e.into()), Outcome::Subscribed),
+                }
+            }
+            Command::Unsubscribe { filters, reply } => {
+                match self.session.unsubscribe(now, filters.clone()) {
+                    Ok(id) => {
+                        self.waiters.insert(id, Waiter::Unsubscribe(reply, filters));
+                    }
+                    Err(e) => self.complete(reply, Err(e.into()), unsubscribed),
+                }
+            }
+            Command::Connect { reply, .. } => reply_connect(reply, Err(ConnectError::AlreadyConnected)),
+            Command::Close { .. } => unreachable_close(),
+        }
+    }
+
+    fn complete<T>(&mut self, reply: Reply<T>, result: Result<T, ClientError>, wrap: fn(T) -> Outcome) {
+        match reply {
+            Reply::Await(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Event(ticket) => self.emit(Event::Completed {
+                ticket,
+                result: result.map(wrap),
+            }),
+        }
+    }
+
+    fn emit(&mut self, ev: Event) {
+        if self.pending.is_empty() {
+            match self.events.try_send(ev) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Err(mpsc::error::TrySendError::Full(ev)) => self.pending.push_back(ev),
+            }
+        } else {
+            self.pending.push_back(ev);
+        }
+    }
+
+    fn send_pending(&mut self, permit: Option<mpsc::Permit<'_, Event>>) {
+        let Some(permit) = permit else {
+            // The application dropped its Events: nobody will read them.
+            self.pending.clear();
+            return;
+        };
+        if let Some(ev) = self.pending.pop_front() {
+            permit.send(ev);
+        }
+        while let Some(ev) = self.pending.pop_front() {
+            match self.events.try_send(ev) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(ev)) => {
+                    self.pending.push_front(ev);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.pending.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Converts session events into client events and completions.
+    fn drain_session_events(&mut self, conn: &mut ConnState) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                SessionEvent::Connected { session_present } => {
+                    conn.connected = true;
+                    let reconnected = self.connected_once;
+                    self.connected_once = true;
+                    self.attempt = 0;
+                    if let Some(reply) = self.connect_reply.take() {
+                        let _ = reply.send(Ok(session_present));
+                    }
+                    if reconnected && !session_present {
+                        self.resubscribe();
+                    }
+                    self.emit(Event::Connected {
+                        session_present,
+                        reconnected,
+                        broker: conn.broker.clone(),
+                    });
+                }
+                SessionEvent::Published(id) => {
+                    if let Some(Waiter::Publish(reply)) = self.waiters.remove(&id) {
+                        self.complete(reply, Ok(()), published);
+                    }
+                }
+                SessionEvent::Subscribed { id, granted } => match self.waiters.remove(&id) {
+                    Some(Waiter::Subscribe(reply, filters)) => {
+                        self.record_subscriptions(&filters, &granted);
+                        self.complete(reply, Ok(granted), Outcome::Subscribed);
+                    }
+                    Some(Waiter::Resubscribe(filters)) => {
+                        self.record_subscriptions(&filters, &granted);
+                    }
+                    _ => {}
+                },
+                SessionEvent::Unsubscribed(id) => {
+                    if let Some(Waiter::Unsubscribe(reply, filters)) = self.waiters.remove(&id) {
+                        for f in &filters {
+                            self.subscriptions.remove(f);
+                        }
+                        self.complete(reply, Ok(()), unsubscribed);
+                    }
+                }
+                SessionEvent::Failed { id, error } => match self.waiters.remove(&id) {
+                    Some(Waiter::Publish(reply)) => {
+                        self.complete(reply, Err(error.into()), published);
+                    }
+                    Some(Waiter::Subscribe(reply, _)) => {
+                        self.complete(reply, Err(error.into()), Outcome::Subscribed);
+                    }
+                    Some(Waiter::Unsubscribe(reply, _)) => {
+                        self.complete(reply, Err(error.into()), unsubscribed);
+                    }
+                    Some(Waiter::Resubscribe(_)) | None => {}
+                },
+                SessionEvent::Message(p) => {
+                    let qos = p.qos();
+                    self.emit(Event::Message(Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                        qos,
+                        retain: p.retain,
+                        dup: p.dup,
+                    }));
+                }
+                SessionEvent::Disconnected(reason) => {
+                    conn.ended.get_or_insert(reason);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn record_subscriptions(&mut self, filters: &[(TopicFilter, QoS)], granted: &[SubscribeReturnCode]) {
+        for ((filter, _), code) in filters.iter().zip(granted) {
+            if let SubscribeReturnCode::Success(qos) = code {
+                self.subscriptions.insert(filter.clone(), *qos);
+            }
+        }
+    }
+
+    fn resubscribe(&mut self) {
+        let enabled = self.options.reconnect.as_ref().is_some_and(|p| p.resubscribe);
+        if !enabled || self.subscriptions.is_empty() {
+            return;
+        }
+        let filters: Vec<(TopicFilter, QoS)> =
+            self.subscriptions.iter().map(|(f, q)| (f.clone(), *q)).collect();
+        // Chunked so one SUBSCRIBE stays well under any broker's packet limit.
+        for chunk in filters.chunks(64) {
+            if let Ok(id) = self.session.subscribe(now(), chunk.to_vec()) {
+                self.waiters.insert(id, Waiter::Resubscribe(chunk.to_vec()));
+            }
+        }
+    }
+
+    /// One connection: open the transport, CONNECT, and serve it until it ends.
+    async fn connection(&mut self, broker: &Broker, commands: &mut mpsc::Receiver<Command>) -> Ended {
+        let deadline = Instant::now() + self.options.connect_timeout;
+        if broker.scheme.is_tls() && self.tls.is_none() {
+            match self.options.tls.build() {
+                Ok(config) => self.tls = Some(config),
+                Err(e) => return Ended::ConnectFailed(e.into()),
+            }
+        }
+        // Open the transport while still serving commands.
+        let options = self.options.clone();
+        let events = self.events.clone();
+        let open = transport::open(broker, &options, self.tls.clone(), deadline);
+        tokio::pin!(open);
+        let stream = loop {
+            tokio::select! {
+                res = &mut open => match res {
+                    Ok(stream) => break stream,
+                    Err(e) => return Ended::ConnectFailed(e),
+                },
+                cmd = commands.recv(), if !self.commands_closed => match cmd {
+                    Some(Command::Close { reply }) => {
+                        self.want_connected = false;
+                        if let Some(reply) = reply {
+                            self.close_replies.push(reply);
+                        }
+                        let result = Ended::ConnectFailed(ConnectError::Closed);
+                        self.finish_close_replies();
+                        return result;
+                    }
+                    Some(cmd) => self.command(cmd),
+                    None => {
+                        self.commands_closed = true;
+                        return Ended::Shutdown;
+                    }
+                },
+                permit = events.reserve(), if !self.pending.is_empty() => {
+                    self.send_pending(permit.ok());
+                }
+            }
+        };
+        self.serve(broker, stream, deadline, commands).await
+    }
+
+    fn finish_close_replies(&mut self) {
+        for reply in self.close_replies.drain(..) {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        broker: &Broker,
+        mut stream: BoxStream,
+        deadline: Instant,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> Ended {
+        let addr = format!("{}:{}", broker.host, broker.port);
+        let mut conn = ConnState {
+            broker: broker.clone(),
+            connected: false,
+            ended: None,
+            io_error: None,
+            eof: false,
+            closing: false,
+        };
+        if let Err(e) = self.session.connect(now()) {
+            return Ended::ConnectFailed(ConnectError::InvalidOptions(e.to_string()));
+        }
+        let mut inbox = BytesMut::with_capacity(INITIAL_READ_BUF);
+        let mut outbox = BytesMut::new();
+        let mut needs_flush = false;
+        let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(deadline));
+        let mut timer_at: Option<Instant> = None;
+        let mut close_deadline: Option<Instant> = None;
+        // CONNECT must leave within the deadline too (seed code -1).
+        let mut connect_sent = false;
+        let events = self.events.clone();
+
+        loop {
+            self.session.poll_transmit(&mut outbox);
+            self.drain_session_events(&mut conn);
+
+            if let Some(reason) = conn.ended.clone() {
+                if matches!(reason, DisconnectReason::Local) && !conn.closing {
+                    conn.closing = true;
+                    close_deadline = Some(Instant::now() + CLOSE_FLUSH_TIMEOUT);
+                }
+                if !conn.closing || (outbox.is_empty() && !needs_flush) {
+                    if conn.closing {
+                        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.shutdown()).await;
+                        self.finish_close_replies();
+                    }
+                    return self.end(&conn, reason, deadline, &addr);
+                }
+            }
+            if conn.eof || conn.io_error.is_some() {
+                self.session.handle_closed(now());
+                self.drain_session_events(&mut conn);
+                let reason = conn.ended.clone().unwrap_or(DisconnectReason::TransportClosed);
+                return self.end(&conn, reason, deadline, &addr);
+            }
+
+            // The next deadline: the session's timer, the connect deadline before CONNACK,
+            // the flush deadline while closing.
+            let mut next = self.session.poll_timeout().map(Instant::from_std);
+            if !conn.connected {
+                next = Some(next.map_or(deadline, |t| t.min(deadline)));
+            }
+            if let Some(c) = close_deadline {
+                next = Some(next.map_or(c, |t| t.min(c)));
+            }
+            if next != timer_at {
+                if let Some(at) = next {
+                    timer.as_mut().reset(at);
+                }
+                timer_at = next;
+            }
+
+            let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
+            tokio::select! {
+                io = poll_fn(|cx| poll_io(cx, &mut stream, &mut inbox, &mut outbox, &mut needs_flush, can_read)) => {
+                    match io {
+                        IoEvent::Read => {
+                            if let Err(e) = self.session.handle_input(now(), &inbox) {
+                                tracing::debug!(error = %e, "protocol violation by the broker");
+                                conn.ended.get_or_insert(DisconnectReason::Protocol(e));
+                            }
+                            inbox.clear();
+                        }
+                        IoEvent::Progress => {}
+                        IoEvent::Eof => conn.eof = true,
+                        IoEvent::Error(e) => conn.io_error = Some(Arc::new(e)),
+                    }
+                }
+                cmd = commands.recv(), if !self.commands_closed && !conn.closing => {
+                    match cmd {
+                        Some(cmd) => {
+                            self.connected_command(cmd, &mut conn);
+                            // Drain a burst so it leaves in one write.
+                            for _ in 0..COMMAND_BATCH {
+                                match commands.try_recv() {
+                                    Ok(cmd) => self.connected_command(cmd, &mut conn),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        None => {
+                            // Every handle is gone: leave politely.
+                            self.commands_closed = true;
+                            self.want_connected = false;
+                            if self.session.disconnect(now()).is_err() {
+                                return Ended::Shutdown;
+                            }
+                        }
+                    }
+                }
+                permit = events.reserve(), if !self.pending.is_empty() => {
+                    self.send_pending(permit.ok());
+                }
+                () = &mut timer, if timer_at.is_some() => {
+                    timer_at = None;
+                    let t = Instant::now();
+                    if close_deadline.is_some_and(|c| t >= c) {
+                        self.finish_close_replies();
+                        return self.end(&conn, DisconnectReason::Local, deadline, &addr);
+                    }
+                    if !conn.connected && t >= deadline {
+                        let stage = if connect_sent { ConnectStage::ConnAck } else { ConnectStage::Sending };
+                        return Ended::ConnectFailed(ConnectError::Timeout { stage, after: self.options.connect_timeout });
+                    }
+                    self.session.handle_timeout(t.into_std());
+                }
+            }
+            if !connect_sent && outbox.is_empty() && !needs_flush {
+                connect_sent = true;
+            }
+            if self.commands_closed && conn.ended.is_some() && !conn.closing {
+                return Ended::Shutdown;
+            }
+        }
+    }
+
+    fn connected_command(&mut self, cmd: Command, conn: &mut ConnState) {
+        match cmd {
+            Command::Close { reply } => {
+                self.want_connected = false;
+                if let Some(reply) = reply {
+                    self.close_replies.push(reply);
+                }
+                if conn.connected {
+                    if self.session.disconnect(now()).is_err() {
+                        conn.ended.get_or_insert(DisconnectReason::Local);
+                    }
+                } else {
+                    // Still waiting for CONNACK: abandon the attempt.
+                    conn.ended.get_or_insert(DisconnectReason::Local);
+                }
+            }
+            other => self.command(other),
+        }
+    }
+
+    /// Maps how a connection ended onto the client's error types.
+    fn end(&mut self, conn: &ConnState, reason: DisconnectReason, deadline: Instant, addr: &str) -> Ended {
+        // Make sure the session knows the transport is gone (idempotent after DISCONNECT).
+        self.session.handle_closed(now());
+        let mut scratch = ConnState {
+            broker: conn.broker.clone(),
+            connected: conn.connected,
+            ended: Some(reason.clone()),
+            io_error: None,
+            eof: false,
+            closing: false,
+        };
+        self.drain_session_events(&mut scratch);
+        if self.commands_closed && !self.want_connected && conn.closing {
+            return Ended::Shutdown;
+        }
+        if conn.connected {
+            let error = match (&conn.io_error, reason) {
+                (Some(e), DisconnectReason::TransportClosed) => ConnectionError::Io(e.clone()),
+                (_, DisconnectReason::Local) => ConnectionError::Local,
+                (_, DisconnectReason::PingTimeout(d)) => ConnectionError::PingTimeout(d),
+                (_, DisconnectReason::Protocol(e)) => ConnectionError::Protocol(e),
+                _ => ConnectionError::Closed,
+            };
+            return Ended::Lost(error);
+        }
+        let error = match reason {
+            DisconnectReason::Refused(code) => {
+                if code == ConnectReturnCode::UnacceptableProtocolVersion
+                    && self.options.protocol == Protocol::Auto
+                    && self.session.config().level == ProtocolLevel::V3_1_1
+                {
+                    // Paho's fallback: try 3.1 next, on the same broker.
+                    self.session.set_level(ProtocolLevel::V3_1);
+                    self.retry_same = true;
+                }
+                ConnectError::Refused(code)
+            }
+            DisconnectReason::NotConnAck(t) => ConnectError::NotConnAck(t),
+            DisconnectReason::ConnAckTimeout(_) => ConnectError::Timeout {
+                stage: ConnectStage::ConnAck,
+                after: self.options.connect_timeout,
+            },
+            DisconnectReason::Protocol(e) => ConnectError::Protocol(e),
+            DisconnectReason::Local => ConnectError::Closed,
+            _ => {
+                match &conn.io_error {
+                    Some(e) if is_reset(e) => ConnectError::ServerNotFound {
+                        addr: addr.to_owned(),
+                        reason: e.to_string(),
+                    },
+                    Some(e) => ConnectError::Io {
+                        addr: addr.to_owned(),
+                        reason: e.to_string(),
+                    },
+                    None => ConnectError::ClosedBeforeConnAck,
+                }
+            }
+        };
+        let _ = deadline;
+        Ended::ConnectFailed(error)
+    }
+}
+
+fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
+    )
+}
+
+fn reply_connect(
+    reply: Option<oneshot::Sender<Result<bool, ConnectError>>>,
+    result: Result<bool, ConnectError>,
+) {
+    if let Some(reply) = reply {
+        let _ = reply.send(result);
+    }
+}
+
+#[cold]
+fn unreachable_close() {
+    // Close is handled by the callers of `command` before it gets here.
+    tracing::error!("internal: close command routed to the queue");
+}
+
+struct ConnState {
+    broker: Broker,
+    connected: bool,
+    ended: Option<DisconnectReason>,
+    io_error: Option<Arc<io::Error>>,
+    eof: bool,
+    closing: bool,
+}
+
+enum IoEvent {
+    /// Bytes were appended to the inbox.
+    Read,
+    /// Some of the outbox was written or flushed.
+    Progress,
+    Eof,
+    Error(io::Error),
+}
+
+/// Writes what it can of `outbox`, flushes, and reads into `inbox`; ready as soon as any of
+/// them made progress.
+fn poll_io(
+    cx: &mut Context<'_>,
+    stream: &mut BoxStream,
+    inbox: &mut BytesMut,
+    outbox: &mut BytesMut,
+    needs_flush: &mut bool,
+    can_read: bool,
+) -> Poll<IoEvent> {
+    let mut progress = false;
+    while !outbox.is_empty() {
+        match Pin::new(&mut *stream).poll_write(cx, outbox) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(IoEvent::Error(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => {
+                outbox.advance(n);
+                *needs_flush = true;
+                progress = true;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(IoEvent::Error(e)),
+            Poll::Pending => break,
+        }
+    }
+    if outbox.is_empty() && *needs_flush {
+        match Pin::new(&mut *stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                *needs_flush = false;
+                progress = true;
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(IoEvent::Error(e)),
+            Poll::Pending => {}
+        }
+    }
+    if outbox.capacity() > MAX_READ_CHUNK * 4 && outbox.is_empty() {
+        // Give back memory after a large burst.
+        *outbox = BytesMut::new();
+    }
+    if can_read {
+        if inbox.capacity() - inbox.len() < 512 {
+            let grow = inbox.capacity().clamp(INITIAL_READ_BUF, MAX_READ_CHUNK);
+            inbox.reserve(grow);
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, inbox) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(IoEvent::Eof),
+            Poll::Ready(Ok(_)) => return Poll::Ready(IoEvent::Read),
+            Poll::Ready(Err(e)) => return Poll::Ready(IoEvent::Error(e)),
+            Poll::Pending => {}
+        }
+    }
+    if progress {
+        Poll::Ready(IoEvent::Progress)
+    } else {
+        Poll::Pending
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn published((): ()) -> Outcome {
+    Outcome::Published
+}
+
+fn unsubscribed((): ()) -> Outcome {
+    Outcome::Unsubscribed
+}

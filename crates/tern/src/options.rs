@@ -1,0 +1,215 @@
+//! [`ConnectOptions`]: everything about a client that is not where it connects.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tern_proto::QoS;
+
+use crate::tls::TlsOptions;
+
+/// The MQTT revision to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// MQTT 3.1 (`MQIsdp`, level 3).
+    V3_1,
+    /// MQTT 3.1.1 (`MQTT`, level 4). The default.
+    #[default]
+    V3_1_1,
+    /// Try 3.1.1; when the broker refuses the level (CONNACK 1), try 3.1 (as Paho does).
+    Auto,
+}
+
+/// A last will: published by the broker when the client vanishes without DISCONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Will {
+    /// Topic name.
+    pub topic: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// QoS the broker publishes it with.
+    pub qos: QoS,
+    /// Whether the broker retains it.
+    pub retain: bool,
+}
+
+/// Automatic reconnection (the seed's `autoreconnect`; off by default, as the seed advises):
+/// capped exponential backoff with full jitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Delay before the first retry. Default: 100 ms.
+    pub initial_delay: Duration,
+    /// Upper bound of the delay. Default: 30 s.
+    pub max_delay: Duration,
+    /// Give up after this many failed attempts in a row; `None` retries forever.
+    pub max_attempts: Option<u32>,
+    /// Re-subscribe what was subscribed when the broker reports no session present.
+    /// Default: true.
+    pub resubscribe: bool,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            max_attempts: None,
+            resubscribe: true,
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The delay before attempt `attempt` (1-based): uniformly random in
+    /// `[0, min(max_delay, initial_delay * 2^(attempt-1))]`, but at least 10 ms so a broker
+    /// that refuses instantly is never hammered in a hot loop.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(20);
+        let cap = self
+            .initial_delay
+            .saturating_mul(1u32 << exp)
+            .min(self.max_delay);
+        let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(fastrand::u64(0..=millis).max(10))
+    }
+}
+
+/// Client options. `ConnectOptions::new("id")` and by-value setters; nothing here panics.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Client id. Empty with clean session: a random `tern-xxxxxxxx` id is generated (as
+    /// mosquitto's clients do), so 3.1 brokers accept it too.
+    pub client_id: String,
+    /// Keepalive; zero turns it off. Default: 60 s.
+    pub keep_alive: Duration,
+    /// Clean session. Default: true, as the seed documents.
+    pub clean_session: bool,
+    /// User name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<Bytes>,
+    /// Last will.
+    pub will: Option<Will>,
+    /// MQTT revision. Default: 3.1.1.
+    pub protocol: Protocol,
+    /// TLS settings used for `mqtts://` and `wss://` brokers.
+    pub tls: TlsOptions,
+    /// One deadline for DNS + TCP + TLS (+ WebSocket) + CONNECT + CONNACK. Default: 30 s.
+    pub connect_timeout: Duration,
+    /// Largest incoming packet accepted; larger ones close the connection with an error
+    /// naming the limit. Default: 16 MiB.
+    pub max_packet_size: usize,
+    /// Outgoing QoS 1/2 publishes awaiting acknowledgement at once. Default: 100.
+    pub max_inflight: u16,
+    /// Commands (publishes, subscribes) waiting beyond the in-flight window, including while
+    /// offline; more are refused with [`ClientError::QueueFull`](crate::ClientError).
+    /// Default: 10,000.
+    pub max_queued: usize,
+    /// Automatic reconnection; `None` (the default) reports the loss and stays offline.
+    pub reconnect: Option<ReconnectPolicy>,
+    /// Extra HTTP headers for WebSocket connections.
+    pub ws_headers: Vec<(String, String)>,
+    /// Capacity of the event channel to the application. Default: 1,024. When it is full
+    /// the client stops reading from the socket (TCP backpressure) but keeps accepting
+    /// commands, so publishing from an event handler cannot deadlock.
+    pub event_capacity: usize,
+}
+
+impl ConnectOptions {
+    /// Options with this client id and every other setting at its default.
+    pub fn new(client_id: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            keep_alive: Duration::from_secs(60),
+            clean_session: true,
+            username: None,
+            password: None,
+            will: None,
+            protocol: Protocol::V3_1_1,
+            tls: TlsOptions::default(),
+            connect_timeout: Duration::from_secs(30),
+            max_packet_size: tern_proto::packet::DEFAULT_MAX_PACKET_SIZE,
+            max_inflight: 100,
+            max_queued: 10_000,
+            reconnect: None,
+            ws_headers: Vec::new(),
+            event_capacity: 1024,
+        }
+    }
+
+    /// Sets the keepalive interval.
+    pub fn keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// Sets clean session.
+    pub fn clean_session(mut self, clean: bool) -> Self {
+        self.clean_session = clean;
+        self
+    }
+
+    /// Sets user name and password.
+    pub fn credentials(
+        mut self,
+        username: impl Into<String>,
+        password: Option<impl Into<Bytes>>,
+    ) -> Self {
+        self.username = Some(username.into());
+        self.password = password.map(Into::into);
+        self
+    }
+
+    /// Sets the last will.
+    pub fn will(mut self, will: Will) -> Self {
+        self.will = Some(will);
+        self
+    }
+
+    /// Sets the MQTT revision.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets the TLS settings.
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets the overall connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest incoming packet accepted.
+    pub fn max_packet_size(mut self, bytes: usize) -> Self {
+        self.max_packet_size = bytes;
+        self
+    }
+
+    /// Sets the in-flight window.
+    pub fn max_inflight(mut self, n: u16) -> Self {
+        self.max_inflight = n.max(1);
+        self
+    }
+
+    /// Sets the command queue bound.
+    pub fn max_queued(mut self, n: usize) -> Self {
+        self.max_queued = n;
+        self
+    }
+
+    /// Turns automatic reconnection on.
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
+    /// Adds an HTTP header to WebSocket handshakes.
+    pub fn ws_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.ws_headers.push((name.into(), value.into()));
+        self
+    }
+}

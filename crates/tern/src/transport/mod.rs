@@ -1,0 +1,72 @@
+//! Byte streams to a broker: TCP, TLS over TCP, and WebSocket over either. Every transport
+//! yields one boxed [`Stream`]; the driver does not know which it has.
+
+mod tcp;
+mod tls;
+mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use crate::broker::{Broker, Scheme};
+use crate::error::{ConnectError, ConnectStage};
+use crate::options::ConnectOptions;
+
+/// A connected, bidirectional byte stream.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+/// A boxed transport stream.
+pub(crate) type BoxStream = Box<dyn Stream>;
+
+/// Opens a stream to `broker` (DNS, TCP, TLS, WebSocket) before `deadline`.
+pub(crate) async fn open(
+    broker: &Broker,
+    options: &ConnectOptions,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    deadline: Instant,
+) -> Result<BoxStream, ConnectError> {
+    let timeout = options.connect_timeout;
+    let addrs = within(deadline, ConnectStage::Dns, timeout, tcp::resolve(broker)).await??;
+    let tcp = within(deadline, ConnectStage::Sending, timeout, tcp::connect(broker, &addrs)).await??;
+    let stream: BoxStream = match broker.scheme {
+        Scheme::Mqtt => Box::new(tcp),
+        Scheme::Mqtts => {
+            let config = tls_required(tls_config)?;
+            let tls = within(deadline, ConnectStage::Sending, timeout, tls::handshake(broker, options, config, tcp)).await??;
+            Box::new(tls)
+        }
+        Scheme::Ws => {
+            let ws = within(deadline, ConnectStage::Sending, timeout, ws::handshake(broker, options, tcp)).await??;
+            Box::new(ws)
+        }
+        Scheme::Wss => {
+            let config = tls_required(tls_config)?;
+            let tls = within(deadline, ConnectStage::Sending, timeout, tls::handshake(broker, options, config, tcp)).await??;
+            let ws = within(deadline, ConnectStage::Sending, timeout, ws::handshake(broker, options, tls)).await??;
+            Box::new(ws)
+        }
+    };
+    Ok(stream)
+}
+
+fn tls_required(
+    config: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+    config.ok_or_else(|| ConnectError::InvalidOptions("TLS broker but no TLS configuration".into()))
+}
+
+/// Runs `fut` until `deadline`; on expiry, a timeout at `stage`.
+pub(crate) async fn within<F: Future>(
+    deadline: Instant,
+    stage: ConnectStage,
+    after: std::time::Duration,
+    fut: F,
+) -> Result<F::Output, ConnectError> {
+    tokio::time::timeout_at(deadline, fut)
+        .await
+        .map_err(|_| ConnectError::Timeout { stage, after })
+}
