@@ -3,6 +3,7 @@
 //! Each subcommand owns its flags (pub/sub follow mosquitto_pub/mosquitto_sub, whose `-h` is
 //! the host, so there is no shared clap parser at the top).
 
+mod mosq;
 mod pubcmd;
 mod run;
 mod subcmd;

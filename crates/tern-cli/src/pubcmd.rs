@@ -1,10 +1,298 @@
-//! Placeholder: filled in by its own work item.
+//! `tern pub`: mosquitto_pub's flags and behaviour on the tern client.
+//!
+//! Publishes are pipelined: each is queued with `try_publish` and up to [`WINDOW`] wait for
+//! completion at once, so `-l` streams at socket speed; the command exits only after every
+//! completion (PUBACK/PUBCOMP, or written for QoS 0) and a DISCONNECT.
 
 use std::ffi::OsString;
+use std::io::{self, Read};
 use std::process::ExitCode;
+use std::thread;
+
+use bytes::{Bytes, BytesMut};
+use tern::{Client, ClientError, Event, Events, Outcome, QoS};
+use tokio::sync::mpsc;
+
+use crate::mosq::args::{self, Parsed, PubArgs, Source};
+use crate::mosq::{self, Fatal, Trace, exit};
+
+/// Publishes queued but not yet completed, at most. Deep enough to keep the in-flight
+/// window (`-M`, default 100) full while stdin is read, small enough to stay far below the
+/// client's queue bound, so a queued publish is never refused for space.
+const WINDOW: usize = 4096;
+
+/// Bytes read from stdin per `read` call in `-l` mode.
+const READ_CHUNK: usize = 64 * 1024;
+
+const HELP: &str = "\
+tern pub: publish one message, or one per line of input, and exit (mosquitto_pub's flags)
+
+Usage: tern pub {[-h host] [-p port] [-u user] [-P password] -t topic | -L URL}
+                {-m message | -f file | -s | -l | -n}
+                [-q qos] [-r] [--repeat N] [--repeat-delay secs] [-c] [-k keepalive]
+                [-i id] [-I id_prefix] [-V 31|311] [-M max_inflight] [-d] [--quiet]
+                [--will-topic topic [--will-payload payload] [--will-qos qos] [--will-retain]]
+                [{--cafile file | --capath dir | --tls-use-os-certs} [--cert file --key file]
+                 [--insecure]]
+       tern pub --help
+
+Message (exactly one):
+  -m message     this argument, bytes as given
+  -f file        the file's exact bytes
+  -s             all of standard input as one message
+  -l             one message per line of standard input (newline removed, CR kept; a last
+                 line without newline is sent too; empty lines are empty messages)
+  -n             an empty (zero-length) message
+Publishing:
+  -t topic       topic to publish to
+  -q qos         0 (default), 1 or 2
+  -r             retain the message
+  --repeat N     publish the message N times (not with -l)
+  --repeat-delay secs  wait this long between repeats (fractions allowed)
+";
 
 pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
-    let _ = args;
-    eprintln!("tern: not built yet");
-    ExitCode::from(2)
+    let a = match args::parse_pub(args) {
+        Ok(Parsed::Help) => {
+            print!("{HELP}{}\n{}", mosq::CONNECT_HELP, mosq::EXIT_HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Run(a)) => a,
+        Err(e) => return mosq::usage_error("pub", &e),
+    };
+    let quiet = a.common.quiet;
+    match run(a) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(f) => f.report(quiet),
+    }
+}
+
+fn run(a: PubArgs) -> Result<(), Fatal> {
+    let setup = mosq::setup(&a.common, "pub")?;
+    // Like mosquitto_pub, read a single message before connecting: a missing file fails
+    // without touching the broker.
+    let single = match &a.source {
+        Source::Message(m) => Some(Bytes::from(m.clone())),
+        Source::Null => Some(Bytes::new()),
+        Source::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
+            Fatal::new(
+                exit::ERROR,
+                format!("Error loading input file \"{}\": {e}", path.display()),
+            )
+        })?)),
+        Source::Stdin => {
+            let mut buf = Vec::new();
+            io::stdin().lock().read_to_end(&mut buf).map_err(|e| {
+                Fatal::new(exit::ERROR, format!("Error reading standard input: {e}"))
+            })?;
+            Some(Bytes::from(buf))
+        }
+        Source::Lines => None,
+    };
+    let lines = single.is_none().then(spawn_line_reader);
+    let topic = a.common.topics.first().cloned().unwrap_or_default();
+    let rt = mosq::runtime()?;
+    rt.block_on(async {
+        let (client, events) = mosq::connect(&setup).await?;
+        let mut p = Publisher {
+            client,
+            events,
+            topic,
+            qos: a.common.qos,
+            retain: a.retain,
+            trace: setup.trace.clone(),
+            outstanding: 0,
+        };
+        match (single, lines) {
+            (Some(payload), _) => {
+                for i in 0..a.repeat {
+                    p.send(payload.clone()).await?;
+                    if !a.repeat_delay.is_zero() && i + 1 < a.repeat {
+                        p.finish().await?;
+                        tokio::time::sleep(a.repeat_delay).await;
+                    }
+                }
+            }
+            (None, Some(mut lines)) => loop {
+                tokio::select! {
+                    batch = lines.recv() => match batch {
+                        Some(Ok(batch)) => {
+                            for line in batch {
+                                p.send(line).await?;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            return Err(Fatal::new(
+                                exit::ERROR,
+                                format!("Error reading standard input: {e}"),
+                            ));
+                        }
+                        None => break,
+                    },
+                    ev = p.events.recv() => p.handle(ev)?,
+                }
+            },
+            (None, None) => {}
+        }
+        p.finish().await?;
+        mosq::disconnect(&p.client, &p.trace).await;
+        Ok(())
+    })
+}
+
+/// Pipelined publishing on one client.
+struct Publisher {
+    client: Client,
+    events: Events,
+    topic: String,
+    qos: QoS,
+    retain: bool,
+    trace: Trace,
+    /// Queued with `try_publish`, completion not seen yet.
+    outstanding: usize,
+}
+
+impl Publisher {
+    /// Queues one publish, first waiting for room in the window or the client's channel.
+    async fn send(&mut self, payload: Bytes) -> Result<(), Fatal> {
+        while self.outstanding >= WINDOW {
+            let ev = self.events.recv().await;
+            self.handle(ev)?;
+        }
+        loop {
+            let len = payload.len();
+            match self
+                .client
+                .try_publish(&self.topic, payload.clone(), self.qos, self.retain)
+            {
+                Ok(_) => {
+                    self.outstanding += 1;
+                    if self.trace.is_on() {
+                        self.trace.client(format_args!(
+                            "sending PUBLISH (d0, q{}, r{}, '{}', ... ({len} bytes))",
+                            self.qos as u8,
+                            u8::from(self.retain),
+                            self.topic
+                        ));
+                    }
+                    return Ok(());
+                }
+                // The command channel is full; every command in it is one of ours, so a
+                // completion is on its way.
+                Err(ClientError::QueueFull) if self.outstanding > 0 => {
+                    let ev = self.events.recv().await;
+                    self.handle(ev)?;
+                }
+                Err(e) => {
+                    return Err(Fatal::new(
+                        exit::ERROR,
+                        format!("Error: publish failed: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued publish has completed.
+    async fn finish(&mut self) -> Result<(), Fatal> {
+        while self.outstanding > 0 {
+            let ev = self.events.recv().await;
+            self.handle(ev)?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, ev: Option<Event>) -> Result<(), Fatal> {
+        match ev {
+            Some(Event::Completed {
+                result: Ok(outcome),
+                ..
+            }) => {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                if matches!(outcome, Outcome::Published) {
+                    match self.qos {
+                        QoS::AtMostOnce => {}
+                        QoS::AtLeastOnce => self.trace.client(format_args!("received PUBACK")),
+                        QoS::ExactlyOnce => self.trace.client(format_args!("received PUBCOMP")),
+                    }
+                }
+                Ok(())
+            }
+            Some(Event::Completed { result: Err(e), .. }) => Err(Fatal::new(
+                exit::ERROR,
+                format!("Error: publish failed: {e}"),
+            )),
+            Some(Event::Disconnected { error, .. }) => Err(Fatal::new(
+                exit::ERROR,
+                format!("Error: connection lost: {error}"),
+            )),
+            Some(_) => Ok(()),
+            None => Err(Fatal::new(
+                exit::ERROR,
+                "Error: the client stopped before every message was published",
+            )),
+        }
+    }
+}
+
+/// Reads stdin on its own thread (reads block; the runtime must keep driving the socket)
+/// and sends its lines in batches, one batch per read. Lines are zero-copy slices of the
+/// read buffer.
+fn spawn_line_reader() -> mpsc::Receiver<io::Result<Vec<Bytes>>> {
+    let (tx, rx) = mpsc::channel(16);
+    thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut chunk = vec![0u8; READ_CHUNK];
+        loop {
+            let n = match stdin.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            if n == 0 {
+                if !buf.is_empty() {
+                    let _ = tx.blocking_send(Ok(vec![buf.split().freeze()]));
+                }
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let batch = split_lines(&mut buf);
+            if !batch.is_empty() && tx.blocking_send(Ok(batch)).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Takes every complete line off the front of `buf`, newline removed; leaves the partial
+/// last line in `buf`.
+fn split_lines(buf: &mut BytesMut) -> Vec<Bytes> {
+    let mut lines = Vec::new();
+    while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+        let mut line = buf.split_to(pos + 1);
+        line.truncate(pos);
+        lines.push(line.freeze());
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_without_their_newline_and_keep_cr() {
+        let mut buf = BytesMut::from(&b"a\n\nb\r\npart"[..]);
+        let lines = split_lines(&mut buf);
+        assert_eq!(lines, [&b"a"[..], b"", b"b\r"]);
+        assert_eq!(&buf[..], b"part");
+        buf.extend_from_slice(b"ial\n");
+        assert_eq!(split_lines(&mut buf), [&b"partial"[..]]);
+        assert!(buf.is_empty());
+    }
 }

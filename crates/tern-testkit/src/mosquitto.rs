@@ -50,10 +50,17 @@ fn find_program(name: &str, env_var: Option<&str>) -> Option<PathBuf> {
 }
 
 fn missing(name: &str) -> ! {
-    if env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{name} not installed; .ci/run installs it (looked in PATH and {EXTRA_DIRS:?})");
+    let ci = env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    panic!("{}", missing_message(name, ci))
+}
+
+fn missing_message(name: &str, ci: bool) -> String {
+    if ci {
+        return format!(
+            "{name} not installed; .ci/run installs it (looked in PATH and {EXTRA_DIRS:?})"
+        );
     }
-    panic!(
+    format!(
         "{name} not found (looked in PATH and {EXTRA_DIRS:?}). These tests need a real \
          mosquitto 2.x and its clients: `apt-get install mosquitto mosquitto-clients` \
          (Debian/Ubuntu) or `brew install mosquitto` (macOS); TERN_MOSQUITTO may name the \
@@ -257,7 +264,10 @@ impl MosquittoConfig {
         }
         if self.persistence {
             line("persistence true".into());
-            line(format!("persistence_location {}/", files.persistence.display()));
+            line(format!(
+                "persistence_location {}/",
+                files.persistence.display()
+            ));
             if let Some(s) = self.autosave_interval {
                 line(format!("autosave_interval {s}"));
             }
@@ -510,9 +520,9 @@ impl Mosquitto {
 
     /// The MQTT-over-TLS port; panics if the config has no [`tls`](MosquittoConfig::tls).
     pub fn tls_port(&self) -> u16 {
-        self.ports
-            .tls
-            .unwrap_or_else(|| panic!("this mosquitto has no TLS listener: use MosquittoConfig::tls()"))
+        self.ports.tls.unwrap_or_else(|| {
+            panic!("this mosquitto has no TLS listener: use MosquittoConfig::tls()")
+        })
     }
 
     /// The plain WebSocket port; panics if the config has no
@@ -556,7 +566,9 @@ impl Mosquitto {
     /// The TLS material the broker uses; panics if no TLS listener is configured.
     pub fn tls(&self) -> &TlsMaterial {
         self.tls.as_ref().unwrap_or_else(|| {
-            panic!("this mosquitto has no TLS material: use MosquittoConfig::tls() or websockets_tls()")
+            panic!(
+                "this mosquitto has no TLS material: use MosquittoConfig::tls() or websockets_tls()"
+            )
         })
     }
 
@@ -581,6 +593,22 @@ impl Mosquitto {
         fs::read(&self.files.log)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+
+    /// Waits (10 s at most) until the log contains `needle`, e.g. `"Sending SUBACK to sub-1"`
+    /// to know a reference subscriber with client id `sub-1` is subscribed. Panics with the
+    /// log on timeout.
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {DEFAULT_WAIT:?} waiting for {needle:?} in the mosquitto log\n{}",
+                self.log_banner()
+            );
+            // Polling a file another process appends to: no event to await.
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// A `mosquitto_pub` command aimed at the plain listener.
@@ -638,7 +666,10 @@ impl Mosquitto {
         let deadline = Instant::now() + self.config.start_timeout;
         loop {
             let new_log = self.log_since(log_offset);
-            let child = self.child.as_mut().unwrap_or_else(|| unreachable!("just spawned"));
+            let child = self
+                .child
+                .as_mut()
+                .unwrap_or_else(|| unreachable!("just spawned"));
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
                 if new_log.contains("Address already in use") {
@@ -741,6 +772,20 @@ fn write_password_file(root: &Path, config: &MosquittoConfig) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_broker_is_a_failure_with_instructions() {
+        let ci = missing_message("mosquitto", true);
+        assert!(
+            ci.starts_with("mosquitto not installed; .ci/run installs it"),
+            "{ci}"
+        );
+        let local = missing_message("mosquitto", false);
+        assert!(
+            local.contains("apt-get install mosquitto mosquitto-clients"),
+            "{local}"
+        );
+    }
 
     #[test]
     fn config_has_a_listener_per_port() {

@@ -1,11 +1,10 @@
-//! A TCP fault proxy: forwards 127.0.0.1:<its port> to a target and injects faults on command.
+//! A TCP fault proxy: forwards its own 127.0.0.1 port to a target and injects faults on command.
 //!
 //! Faults apply to live connections at once and to later ones; the proxy keeps accepting after
 //! a cut, so a reconnecting client comes back through it.
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +43,13 @@ struct CutRule {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
+struct Traffic {
+    to_server: u64,
+    to_client: u64,
+    swallowed: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
 struct Counts {
     accepted: usize,
     active: usize,
@@ -57,9 +63,8 @@ struct Shared {
     /// Bumped by `cut_now`; connections end when it moves past the value they started with.
     cut_epoch: watch::Sender<u64>,
     counts: watch::Sender<Counts>,
-    to_server: AtomicU64,
-    to_client: AtomicU64,
-    swallowed: AtomicU64,
+    /// Counted before each write, so a count is never behind what a peer has read.
+    traffic: watch::Sender<Traffic>,
 }
 
 impl Shared {
@@ -121,9 +126,7 @@ impl FaultProxy {
             cut_rule: Mutex::new(None),
             cut_epoch: watch::channel(0).0,
             counts: watch::channel(Counts::default()).0,
-            to_server: AtomicU64::new(0),
-            to_client: AtomicU64::new(0),
-            swallowed: AtomicU64::new(0),
+            traffic: watch::channel(Traffic::default()).0,
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Self {
@@ -237,15 +240,39 @@ impl FaultProxy {
 
     /// Bytes forwarded in `dir` so far, over all connections.
     pub fn bytes(&self, dir: Direction) -> u64 {
+        let t = *self.shared.traffic.borrow();
         match dir {
-            Direction::ToServer => self.shared.to_server.load(Ordering::Relaxed),
-            Direction::ToClient => self.shared.to_client.load(Ordering::Relaxed),
+            Direction::ToServer => t.to_server,
+            Direction::ToClient => t.to_client,
         }
     }
 
     /// Bytes swallowed by [`black_hole`](Self::black_hole), both directions.
     pub fn swallowed(&self) -> u64 {
-        self.shared.swallowed.load(Ordering::Relaxed)
+        self.shared.traffic.borrow().swallowed
+    }
+
+    /// Waits (10 s at most) until at least `n` bytes have been forwarded in `dir`, e.g. to
+    /// know the client's CONNECT went through before cutting.
+    pub async fn wait_for_bytes(&self, dir: Direction, n: u64) {
+        let mut rx = self.shared.traffic.subscribe();
+        let what = format!("{n} bytes {dir:?} through the fault proxy on {}", self.addr);
+        let _ = timeout(
+            DEFAULT_WAIT,
+            rx.wait_for(|t| match dir {
+                Direction::ToServer => t.to_server >= n,
+                Direction::ToClient => t.to_client >= n,
+            }),
+            &what,
+        )
+        .await;
+    }
+
+    /// Waits (10 s at most) until at least `n` bytes have been swallowed by the black hole.
+    pub async fn wait_for_swallowed(&self, n: u64) {
+        let mut rx = self.shared.traffic.subscribe();
+        let what = format!("{n} bytes swallowed by the fault proxy on {}", self.addr);
+        let _ = timeout(DEFAULT_WAIT, rx.wait_for(|t| t.swallowed >= n), &what).await;
     }
 
     /// Connections accepted so far.
@@ -268,7 +295,10 @@ impl FaultProxy {
     /// Waits (10 s at most) until exactly `n` connections are open.
     pub async fn wait_for_active(&self, n: usize) {
         let mut rx = self.shared.counts.subscribe();
-        let what = format!("{n} open connections through the fault proxy on {}", self.addr);
+        let what = format!(
+            "{n} open connections through the fault proxy on {}",
+            self.addr
+        );
         let _ = timeout(DEFAULT_WAIT, rx.wait_for(|c| c.active == n), &what).await;
     }
 }
@@ -348,9 +378,12 @@ async fn pump(
                 }
             };
             // Data read just before a stall is held too.
-            let s = settings.wait_for(|s| !s.stalled).await.map_or_else(|_| Settings::default(), |s| s.clone());
+            let s = settings
+                .wait_for(|s| !s.stalled)
+                .await
+                .map_or_else(|_| Settings::default(), |s| s.clone());
             if s.black_hole {
-                shared.swallowed.fetch_add(n as u64, Ordering::Relaxed);
+                shared.traffic.send_modify(|t| t.swallowed += n as u64);
                 continue;
             }
             let (chunk, cut_here) = {
@@ -375,6 +408,11 @@ async fn pump(
             if !s.delay.is_zero() {
                 tokio::time::sleep(s.delay).await;
             }
+            let len = chunk.len() as u64;
+            shared.traffic.send_modify(|t| match dir {
+                Direction::ToServer => t.to_server += len,
+                Direction::ToClient => t.to_client += len,
+            });
             let written = if s.split_writes {
                 let mut ok = true;
                 for b in chunk {
@@ -388,11 +426,6 @@ async fn pump(
             } else {
                 wr.write_all(chunk).await.is_ok()
             };
-            let counter = match dir {
-                Direction::ToServer => &shared.to_server,
-                Direction::ToClient => &shared.to_client,
-            };
-            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if cut_here || !written {
                 conn_cut.send_replace(true);
                 return;

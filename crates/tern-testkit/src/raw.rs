@@ -138,7 +138,10 @@ pub fn split_packet(buf: &mut BytesMut) -> Result<Option<RawPacket>, FrameError>
 /// The variable-length encoding of `n` [MQTT-2.2.3]; panics above 268 435 455 (use
 /// hand-made bytes for impossible lengths).
 pub fn remaining_length(mut n: usize) -> Vec<u8> {
-    assert!(n <= MAX_REMAINING_LENGTH, "remaining length {n} cannot be encoded");
+    assert!(
+        n <= MAX_REMAINING_LENGTH,
+        "remaining length {n} cannot be encoded"
+    );
     let mut out = Vec::with_capacity(4);
     loop {
         let mut b = (n % 128) as u8;
@@ -302,7 +305,9 @@ mod tests {
     fn connect_matches_the_hand_made_bytes() {
         assert_eq!(
             connect("", 60, true),
-            [0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 0x3c, 0, 0]
+            [
+                0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 0x3c, 0, 0
+            ]
         );
     }
 
@@ -313,7 +318,10 @@ mod tests {
         assert_eq!(remaining_length(128), [0x80, 0x01]);
         assert_eq!(remaining_length(16_383), [0xff, 0x7f]);
         assert_eq!(remaining_length(16_384), [0x80, 0x80, 0x01]);
-        assert_eq!(remaining_length(MAX_REMAINING_LENGTH), [0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(
+            remaining_length(MAX_REMAINING_LENGTH),
+            [0xff, 0xff, 0xff, 0x7f]
+        );
     }
 
     #[test]

@@ -10,19 +10,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tern_proto::PacketType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tern_proto::PacketType;
 
 use crate::raw::{self, RawPacket, split_packet};
 use crate::util::{DEFAULT_WAIT, LOCALHOST, timeout};
 
+type RespondFn = dyn Fn(&RawPacket) -> Vec<u8> + Send + Sync;
+
 /// Computes bytes to send from the last packet the client sent (e.g. echo its packet id).
 #[derive(Clone)]
-pub struct Responder(Arc<dyn Fn(&RawPacket) -> Vec<u8> + Send + Sync>);
+pub struct Responder(Arc<RespondFn>);
 
 impl Responder {
     /// Wraps a function of the last received packet.
@@ -209,10 +211,7 @@ impl Script {
 
     /// Answers the CONNECT with `bytes` instead of a CONNACK, then records until closed.
     pub fn reply_to_connect(bytes: impl Into<Bytes>) -> Self {
-        Self::new()
-            .expect_connect()
-            .send(bytes)
-            .read_until_closed()
+        Self::new().expect_connect().send(bytes).read_until_closed()
     }
 
     /// Answers the CONNECT with a PINGRESP: a valid packet, but not a CONNACK.
@@ -378,7 +377,10 @@ impl Connection {
                 .filter(|p| p.packet_type() == Some(kind))
                 .count()
         };
-        let what = format!("{n} {kind} packet(s) from the client on connection {}", self.index);
+        let what = format!(
+            "{n} {kind} packet(s) from the client on connection {}",
+            self.index
+        );
         self.wait_until(&what, |l| count(l) >= n).await;
         self.log
             .borrow()
@@ -456,7 +458,10 @@ impl ScriptedBroker {
     /// Runs `scripts[n]` on the `n`th accepted connection, and the last script on any beyond
     /// (e.g. refuse the first connection, accept the reconnect). Panics if `scripts` is empty.
     pub async fn start_sequence(scripts: Vec<Script>) -> Self {
-        assert!(!scripts.is_empty(), "ScriptedBroker needs at least one script");
+        assert!(
+            !scripts.is_empty(),
+            "ScriptedBroker needs at least one script"
+        );
         let listener = TcpListener::bind((LOCALHOST, 0))
             .await
             .unwrap_or_else(|e| panic!("scripted broker cannot bind 127.0.0.1:0: {e}"));
@@ -633,9 +638,12 @@ async fn run_script(
                     session_present,
                 } => write(&mut wr, &raw::connack(*code, *session_present)).await?,
                 Step::SendSubAck(codes) => {
-                    let id = last.as_ref().and_then(RawPacket::packet_id).ok_or_else(|| {
-                        "SendSubAck: no packet id in the last received packet".to_owned()
-                    })?;
+                    let id = last
+                        .as_ref()
+                        .and_then(RawPacket::packet_id)
+                        .ok_or_else(|| {
+                            "SendSubAck: no packet id in the last received packet".to_owned()
+                        })?;
                     write(&mut wr, &raw::suback(id, codes)).await?;
                 }
                 Step::Respond(r) => {
@@ -713,7 +721,12 @@ async fn expect(
             Some(PacketType::PingReq) if script.answer_pings => {
                 write(wr, &raw::pingresp()).await?;
             }
-            other => return Err(format!("expected {kind}, got {other:?}: {:02x?}", p.bytes())),
+            other => {
+                return Err(format!(
+                    "expected {kind}, got {other:?}: {:02x?}",
+                    p.bytes()
+                ));
+            }
         }
     }
 }

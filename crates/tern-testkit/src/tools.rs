@@ -250,8 +250,9 @@ impl RunningTool {
     /// Waits (bounded by the command's timeout) for a stdout line satisfying `pred` and
     /// returns it; earlier lines are kept for [`finish`](Self::finish).
     ///
-    /// With `mosquitto_sub -d`, `wait_for_line(|l| l.contains("SUBACK"))` waits until the
-    /// subscription is in place.
+    /// `mosquitto_sub` flushes after each message it prints, but not after `-d` debug lines
+    /// (C stdio buffers a pipe), so do not wait for "SUBACK" here: give the subscriber an id and
+    /// use [`Mosquitto::wait_for_log`] with `"Sending SUBACK to <id>"`.
     pub fn wait_for_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + self.timeout;
         loop {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tern_proto::packet::ProtocolLevel;
-use tern_proto::session::{DisconnectReason, Event as SessionEvent, RequestId};
+use tern_proto::session::{DisconnectReason, Event as SessionEvent, ProtocolError, RequestId};
 use tern_proto::{
     ConnectReturnCode, LastWill, MqttString, QoS, Session, SessionConfig, SubscribeReturnCode,
     TopicFilter, TopicName,
@@ -426,8 +426,10 @@ impl Driver {
     }
 
     /// Converts session events into client events and completions.
-    fn drain_session_events(&mut self, conn: &mut ConnState) {
+    fn drain_session_events(&mut self, conn: &mut ConnState) -> bool {
+        let mut any = false;
         while let Some(ev) = self.session.poll_event() {
+            any = true;
             match ev {
                 SessionEvent::Connected { session_present } => {
                     conn.connected = true;
@@ -497,6 +499,7 @@ impl Driver {
                 _ => {}
             }
         }
+        any
     }
 
     fn record_subscriptions(&mut self, filters: &[(TopicFilter, QoS)], granted: &[SubscribeReturnCode]) {
@@ -602,8 +605,14 @@ impl Driver {
         let events = self.events.clone();
 
         loop {
-            self.session.poll_transmit(&mut outbox);
-            self.drain_session_events(&mut conn);
+            // Handling events may queue packets (re-subscription after a reconnect) and
+            // transmitting may complete QoS 0 publishes: repeat until both are quiet.
+            for _ in 0..8 {
+                let sent = self.session.poll_transmit(&mut outbox);
+                if !self.drain_session_events(&mut conn) && sent == 0 {
+                    break;
+                }
+            }
 
             if let Some(reason) = conn.ended.clone() {
                 if matches!(reason, DisconnectReason::Local) && !conn.closing {
@@ -768,6 +777,10 @@ impl Driver {
                 stage: ConnectStage::ConnAck,
                 after: self.options.connect_timeout,
             },
+            // A packet a client may receive, but not first: the seed's -4 case.
+            DisconnectReason::Protocol(ProtocolError::UnexpectedPacket(t)) => {
+                ConnectError::NotConnAck(t)
+            }
             DisconnectReason::Protocol(e) => ConnectError::Protocol(e),
             DisconnectReason::Local => ConnectError::Closed,
             _ => {

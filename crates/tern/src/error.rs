@@ -29,12 +29,12 @@ pub enum ConnectStage {
 /// | variant | `code()` |
 /// |---|---|
 /// | [`ServerNotFound`](Self::ServerNotFound) (refused, reset, unreachable) | -5 |
-/// | [`NotConnAck`](Self::NotConnAck), [`ClosedBeforeConnAck`](Self::ClosedBeforeConnAck) | -4 |
+/// | [`NotConnAck`](Self::NotConnAck), [`ClosedBeforeConnAck`](Self::ClosedBeforeConnAck), [`Protocol`](Self::Protocol) | -4 |
 /// | [`Dns`](Self::Dns), [`Timeout`] at [`ConnectStage::Dns`] | -3 |
 /// | [`Timeout`] at [`ConnectStage::ConnAck`] | -2 |
 /// | [`Timeout`] at [`ConnectStage::Sending`] | -1 |
 /// | [`Refused`](Self::Refused) | 1..5, the CONNACK code |
-/// | TLS, WebSocket, protocol, configuration, closed | -6 ([`CODE_OTHER`]) |
+/// | TLS, WebSocket, configuration, I/O, closed | -6 ([`CODE_OTHER`]) |
 ///
 /// [`Timeout`]: Self::Timeout
 #[non_exhaustive]
@@ -130,7 +130,7 @@ impl ConnectError {
     pub fn code(&self) -> i32 {
         match self {
             Self::ServerNotFound { .. } => -5,
-            Self::NotConnAck(_) | Self::ClosedBeforeConnAck => -4,
+            Self::NotConnAck(_) | Self::ClosedBeforeConnAck | Self::Protocol(_) => -4,
             Self::Dns { .. } => -3,
             Self::Timeout { stage, .. } => match stage {
                 ConnectStage::Dns => -3,

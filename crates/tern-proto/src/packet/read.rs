@@ -158,7 +158,11 @@ mod tests {
                 "{bytes:02x?}"
             );
             for cut in 0..bytes.len() {
-                assert_eq!(remaining_length(&bytes[..cut]), Ok(None), "{bytes:02x?}[..{cut}]");
+                assert_eq!(
+                    remaining_length(&bytes[..cut]),
+                    Ok(None),
+                    "{bytes:02x?}[..{cut}]"
+                );
             }
         }
     }
@@ -178,7 +182,10 @@ mod tests {
     #[test]
     fn non_minimal_lengths_are_accepted() {
         assert_eq!(remaining_length(&[0x80, 0x00]), Ok(Some((0, 2))));
-        assert_eq!(remaining_length(&[0xff, 0x80, 0x80, 0x00]), Ok(Some((127, 4))));
+        assert_eq!(
+            remaining_length(&[0xff, 0x80, 0x80, 0x00]),
+            Ok(Some((127, 4)))
+        );
     }
 
     #[test]

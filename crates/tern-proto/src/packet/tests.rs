@@ -23,7 +23,7 @@ pub(crate) fn hex(text: &str) -> Vec<u8> {
         .map(|line| line.split('#').next().unwrap_or(""))
         .flat_map(|line| line.bytes().filter(|b| !b.is_ascii_whitespace()))
         .collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits");
+    assert!(digits.len().is_multiple_of(2), "odd number of hex digits");
     digits
         .chunks(2)
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
@@ -99,7 +99,11 @@ fn vectors() -> Vec<Vector> {
         canonical: true,
     };
     vec![
-        v(testdata!("v311/connect_minimal"), BOTH, connect_minimal(V3_1_1)),
+        v(
+            testdata!("v311/connect_minimal"),
+            BOTH,
+            connect_minimal(V3_1_1),
+        ),
         v(
             testdata!("v311/connect_full"),
             BOTH,
@@ -247,7 +251,11 @@ fn vectors() -> Vec<Vector> {
         v(testdata!("v311/pingreq"), BOTH, Packet::PingReq),
         v(testdata!("v311/pingresp"), BOTH, Packet::PingResp),
         v(testdata!("v311/disconnect"), BOTH, Packet::Disconnect),
-        v(testdata!("v31/connect_minimal"), BOTH, connect_minimal(V3_1)),
+        v(
+            testdata!("v31/connect_minimal"),
+            BOTH,
+            connect_minimal(V3_1),
+        ),
         v(
             testdata!("v31/connect_full"),
             BOTH,
@@ -340,32 +348,55 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         needed,
     };
     vec![
-        (testdata!("malformed/reserved_type_0"), V3_1_1, E::ReservedPacketType { nibble: 0 }),
-        (testdata!("malformed/reserved_type_15"), V3_1_1, E::ReservedPacketType { nibble: 15 }),
+        (
+            testdata!("malformed/reserved_type_0"),
+            V3_1_1,
+            E::ReservedPacketType { nibble: 0 },
+        ),
+        (
+            testdata!("malformed/reserved_type_15"),
+            V3_1_1,
+            E::ReservedPacketType { nibble: 15 },
+        ),
         (
             testdata!("malformed/pubrel_flags_0000"),
             V3_1_1,
-            E::ReservedFlags { packet: T::PubRel, flags: 0 },
+            E::ReservedFlags {
+                packet: T::PubRel,
+                flags: 0,
+            },
         ),
         (
             testdata!("malformed/subscribe_flags_0000"),
             V3_1_1,
-            E::ReservedFlags { packet: T::Subscribe, flags: 0 },
+            E::ReservedFlags {
+                packet: T::Subscribe,
+                flags: 0,
+            },
         ),
         (
             testdata!("malformed/unsubscribe_flags_0000"),
             V3_1_1,
-            E::ReservedFlags { packet: T::Unsubscribe, flags: 0 },
+            E::ReservedFlags {
+                packet: T::Unsubscribe,
+                flags: 0,
+            },
         ),
         (
             testdata!("malformed/puback_flags_0001"),
             V3_1,
-            E::ReservedFlags { packet: T::PubAck, flags: 1 },
+            E::ReservedFlags {
+                packet: T::PubAck,
+                flags: 1,
+            },
         ),
         (
             testdata!("malformed/pingresp_flags_1000"),
             V3_1_1,
-            E::ReservedFlags { packet: T::PingResp, flags: 8 },
+            E::ReservedFlags {
+                packet: T::PingResp,
+                flags: 8,
+            },
         ),
         (testdata!("malformed/publish_qos3"), V3_1_1, E::InvalidQoS),
         (testdata!("malformed/publish_dup_qos0"), V3_1, E::DupAtQoS0),
@@ -382,13 +413,26 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         (
             testdata!("malformed/subscribe_packet_id_0"),
             V3_1_1,
-            E::ZeroPacketId { packet: T::Subscribe },
+            E::ZeroPacketId {
+                packet: T::Subscribe,
+            },
         ),
-        (testdata!("malformed/remaining_length_5_bytes"), V3_1_1, E::MalformedRemainingLength),
+        (
+            testdata!("malformed/remaining_length_5_bytes"),
+            V3_1_1,
+            E::MalformedRemainingLength,
+        ),
         (
             testdata!("malformed/publish_topic_wildcard"),
             V3_1_1,
-            topic(T::Publish, "topic name", TopicError::WildcardInName { wildcard: '#', at: 2 }),
+            topic(
+                T::Publish,
+                "topic name",
+                TopicError::WildcardInName {
+                    wildcard: '#',
+                    at: 2,
+                },
+            ),
         ),
         (
             testdata!("malformed/publish_topic_empty"),
@@ -416,7 +460,11 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         (
             testdata!("malformed/publish_topic_null"),
             V3_1_1,
-            topic(T::Publish, "topic name", TopicError::String(StringError::NullCharacter { at: 1 })),
+            topic(
+                T::Publish,
+                "topic name",
+                TopicError::String(StringError::NullCharacter { at: 1 }),
+            ),
         ),
         (
             testdata!("malformed/publish_topic_length_overflows"),
@@ -431,11 +479,26 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         (
             testdata!("malformed/connack_trailing_byte"),
             V3_1_1,
-            E::TrailingBytes { packet: T::ConnAck, extra: 1 },
+            E::TrailingBytes {
+                packet: T::ConnAck,
+                extra: 1,
+            },
         ),
-        (testdata!("malformed/connack_short"), V3_1_1, truncated(T::ConnAck, "return code", 1)),
-        (testdata!("malformed/connack_code_6"), V3_1, E::InvalidConnectReturnCode { code: 6 }),
-        (testdata!("malformed/connack_reserved_flags"), V3_1_1, E::InvalidConnAckFlags { flags: 2 }),
+        (
+            testdata!("malformed/connack_short"),
+            V3_1_1,
+            truncated(T::ConnAck, "return code", 1),
+        ),
+        (
+            testdata!("malformed/connack_code_6"),
+            V3_1,
+            E::InvalidConnectReturnCode { code: 6 },
+        ),
+        (
+            testdata!("malformed/connack_reserved_flags"),
+            V3_1_1,
+            E::InvalidConnAckFlags { flags: 2 },
+        ),
         (
             testdata!("malformed/connack_session_present_on_refusal"),
             V3_1_1,
@@ -444,17 +507,26 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         (
             testdata!("malformed/pingresp_trailing_byte"),
             V3_1_1,
-            E::TrailingBytes { packet: T::PingResp, extra: 1 },
+            E::TrailingBytes {
+                packet: T::PingResp,
+                extra: 1,
+            },
         ),
         (
             testdata!("malformed/disconnect_trailing_byte"),
             V3_1_1,
-            E::TrailingBytes { packet: T::Disconnect, extra: 1 },
+            E::TrailingBytes {
+                packet: T::Disconnect,
+                extra: 1,
+            },
         ),
         (
             testdata!("malformed/puback_trailing_byte"),
             V3_1_1,
-            E::TrailingBytes { packet: T::PubAck, extra: 1 },
+            E::TrailingBytes {
+                packet: T::PubAck,
+                extra: 1,
+            },
         ),
         (
             testdata!("malformed/puback_short"),
@@ -464,9 +536,15 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         (
             testdata!("malformed/subscribe_no_filters"),
             V3_1_1,
-            E::NoFilters { packet: T::Subscribe },
+            E::NoFilters {
+                packet: T::Subscribe,
+            },
         ),
-        (testdata!("malformed/subscribe_qos3"), V3_1_1, E::InvalidRequestedQoS { byte: 3 }),
+        (
+            testdata!("malformed/subscribe_qos3"),
+            V3_1_1,
+            E::InvalidRequestedQoS { byte: 3 },
+        ),
         (
             testdata!("malformed/subscribe_reserved_qos_bits"),
             V3_1_1,
@@ -480,25 +558,49 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         (
             testdata!("malformed/subscribe_bad_filter"),
             V3_1_1,
-            topic(T::Subscribe, "topic filter", TopicError::MisplacedMultiLevel { at: 1 }),
+            topic(
+                T::Subscribe,
+                "topic filter",
+                TopicError::MisplacedMultiLevel { at: 1 },
+            ),
         ),
         (
             testdata!("malformed/unsubscribe_no_filters"),
             V3_1,
-            E::NoFilters { packet: T::Unsubscribe },
+            E::NoFilters {
+                packet: T::Unsubscribe,
+            },
         ),
-        (testdata!("malformed/suback_code_3"), V3_1_1, E::InvalidSubAckCode { code: 3 }),
-        (testdata!("malformed/suback_failure_in_v31"), V3_1, E::InvalidSubAckCode { code: 0x80 }),
-        (testdata!("malformed/suback_no_codes"), V3_1_1, E::NoReturnCodes),
+        (
+            testdata!("malformed/suback_code_3"),
+            V3_1_1,
+            E::InvalidSubAckCode { code: 3 },
+        ),
+        (
+            testdata!("malformed/suback_failure_in_v31"),
+            V3_1,
+            E::InvalidSubAckCode { code: 0x80 },
+        ),
+        (
+            testdata!("malformed/suback_no_codes"),
+            V3_1_1,
+            E::NoReturnCodes,
+        ),
         (
             testdata!("malformed/connect_mqtt_level_3"),
             V3_1_1,
-            E::UnsupportedProtocol { name: "MQTT".into(), level: 3 },
+            E::UnsupportedProtocol {
+                name: "MQTT".into(),
+                level: 3,
+            },
         ),
         (
             testdata!("malformed/connect_mqisdp_level_4"),
             V3_1,
-            E::UnsupportedProtocol { name: "MQIsdp".into(), level: 4 },
+            E::UnsupportedProtocol {
+                name: "MQIsdp".into(),
+                level: 4,
+            },
         ),
         (
             testdata!("malformed/connect_reserved_flag"),
@@ -513,7 +615,10 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         (
             testdata!("malformed/connect_will_retain_without_will"),
             V3_1_1,
-            flags_err(0x22, "will retain set without the will flag [MQTT-3.1.2-15]"),
+            flags_err(
+                0x22,
+                "will retain set without the will flag [MQTT-3.1.2-15]",
+            ),
         ),
         (
             testdata!("malformed/connect_will_qos3"),
@@ -523,12 +628,18 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
         (
             testdata!("malformed/connect_password_without_username"),
             V3_1_1,
-            flags_err(0x42, "password flag set without the user name flag [MQTT-3.1.2-22]"),
+            flags_err(
+                0x42,
+                "password flag set without the user name flag [MQTT-3.1.2-22]",
+            ),
         ),
         (
             testdata!("malformed/connect_trailing_byte"),
             V3_1_1,
-            E::TrailingBytes { packet: T::Connect, extra: 1 },
+            E::TrailingBytes {
+                packet: T::Connect,
+                extra: 1,
+            },
         ),
         (
             testdata!("malformed/connect_will_topic_wildcard"),
@@ -536,7 +647,10 @@ fn malformed() -> Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)
             topic(
                 T::Connect,
                 "will topic",
-                TopicError::WildcardInName { wildcard: '+', at: 2 },
+                TopicError::WildcardInName {
+                    wildcard: '+',
+                    at: 2,
+                },
             ),
         ),
         (
@@ -594,7 +708,12 @@ fn every_strict_prefix_of_a_vector_needs_more() {
         for &level in v.levels {
             for cut in 0..bytes.len() {
                 let mut buf = BytesMut::from(&bytes[..cut]);
-                assert_eq!(decoder(level).decode(&mut buf), Ok(None), "{}[..{cut}]", v.file.0);
+                assert_eq!(
+                    decoder(level).decode(&mut buf),
+                    Ok(None),
+                    "{}[..{cut}]",
+                    v.file.0
+                );
                 assert_eq!(&buf[..], &bytes[..cut], "{}[..{cut}] consumed", v.file.0);
             }
         }
@@ -618,7 +737,12 @@ fn malformed_files_give_their_named_errors() {
     for (file, level, expected) in malformed() {
         let bytes = hex(file.1);
         let mut buf = BytesMut::from(&bytes[..]);
-        assert_eq!(decoder(level).decode(&mut buf), Err(expected.clone()), "{}", file.0);
+        assert_eq!(
+            decoder(level).decode(&mut buf),
+            Err(expected.clone()),
+            "{}",
+            file.0
+        );
         // Fed one byte at a time: the same error, nothing decoded before it.
         let mut dec = decoder(level);
         let mut buf = BytesMut::new();
@@ -644,7 +768,10 @@ fn every_testdata_file_is_checked() {
             let path = entry.unwrap().path();
             let stem = path.file_stem().unwrap().to_str().unwrap();
             let key = format!("{dir}/{stem}");
-            assert!(listed.contains(&key), "{key}.hex is not checked by any test");
+            assert!(
+                listed.contains(&key),
+                "{key}.hex is not checked by any test"
+            );
         }
     }
 }
@@ -679,7 +806,11 @@ fn remaining_length_boundaries_round_trip_through_whole_packets() {
         assert_eq!(packet.encoded_len(), bytes.len());
         assert_eq!(&bytes[1..=length_bytes.len()], length_bytes, "{remaining}");
         let mut buf = BytesMut::from(&bytes[..]);
-        assert_eq!(decoder(V3_1_1).decode(&mut buf), Ok(Some(packet)), "{remaining}");
+        assert_eq!(
+            decoder(V3_1_1).decode(&mut buf),
+            Ok(Some(packet)),
+            "{remaining}"
+        );
         let mut short = BytesMut::from(&bytes[..bytes.len() - 1]);
         assert_eq!(decoder(V3_1_1).decode(&mut short), Ok(None), "{remaining}");
     }
@@ -733,7 +864,10 @@ fn non_minimal_remaining_lengths_are_accepted_up_to_four_bytes() {
     );
     // PUBACK with its length padded to two bytes.
     let mut buf = BytesMut::from(&[0x40, 0x82, 0x00, 0x00, 0x07][..]);
-    assert_eq!(decoder(V3_1).decode(&mut buf), Ok(Some(Packet::PubAck(id(7)))));
+    assert_eq!(
+        decoder(V3_1).decode(&mut buf),
+        Ok(Some(Packet::PubAck(id(7))))
+    );
 }
 
 #[test]
@@ -998,15 +1132,20 @@ pub(crate) mod strategy {
     }
 
     pub(crate) fn publish() -> impl Strategy<Value = Publish> {
-        (any::<bool>(), qos_pid(), any::<bool>(), topic_name(), bytes(64)).prop_map(
-            |(dup, qos_pid, retain, topic, payload)| Publish {
+        (
+            any::<bool>(),
+            qos_pid(),
+            any::<bool>(),
+            topic_name(),
+            bytes(64),
+        )
+            .prop_map(|(dup, qos_pid, retain, topic, payload)| Publish {
                 dup: dup && qos_pid != QosPid::AtMostOnce,
                 qos_pid,
                 retain,
                 topic,
                 payload,
-            },
-        )
+            })
     }
 
     pub(crate) fn connect(level: ProtocolLevel) -> impl Strategy<Value = Connect> {
@@ -1126,12 +1265,7 @@ pub(crate) mod strategy {
 
     /// A level and a few packets valid at it.
     pub(crate) fn leveled_packets() -> impl Strategy<Value = (ProtocolLevel, Vec<Packet>)> {
-        level().prop_flat_map(|level| {
-            (
-                Just(level),
-                prop::collection::vec(packet(level), 1..8),
-            )
-        })
+        level().prop_flat_map(|level| (Just(level), prop::collection::vec(packet(level), 1..8)))
     }
 }
 

@@ -27,7 +27,9 @@ pub enum ProtocolError {
         id: PacketId,
     },
     /// A SUBACK whose number of codes differs from the SUBSCRIBE's filters.
-    #[error("SUBACK for packet id {id} has {got} return codes, the SUBSCRIBE had {expected} filters [MQTT-3.8.4-5]")]
+    #[error(
+        "SUBACK for packet id {id} has {got} return codes, the SUBSCRIBE had {expected} filters [MQTT-3.8.4-5]"
+    )]
     SubAckCountMismatch {
         /// Packet id.
         id: PacketId,

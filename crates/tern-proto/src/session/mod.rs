@@ -272,7 +272,9 @@ impl Session {
             && self.timers.is_expired(Timer::ConnAck, now)
         {
             debug_assert!(now >= since);
-            self.end_connection(DisconnectReason::ConnAckTimeout(self.config.connack_timeout));
+            self.end_connection(DisconnectReason::ConnAckTimeout(
+                self.config.connack_timeout,
+            ));
             return;
         }
         if self.state.is_open() && self.timers.is_expired(Timer::PingResp, now) {
@@ -412,15 +414,13 @@ impl Session {
         while let Some(next) = self.outbox.pop_front() {
             match next {
                 Outgoing::Connect => out.extend_from_slice(&self.connect_bytes),
-                Outgoing::Publish0 { req, publish } => {
-                    match Packet::Publish(publish).encode(out) {
-                        Ok(()) => self.events.push_back(Event::Published(req)),
-                        Err(error) => self.events.push_back(Event::Failed {
-                            id: req,
-                            error: RequestError::Encode(error),
-                        }),
-                    }
-                }
+                Outgoing::Publish0 { req, publish } => match Packet::Publish(publish).encode(out) {
+                    Ok(()) => self.events.push_back(Event::Published(req)),
+                    Err(error) => self.events.push_back(Event::Failed {
+                        id: req,
+                        error: RequestError::Encode(error),
+                    }),
+                },
                 Outgoing::Slot(id) => self.transmit_slot(id, out),
                 Outgoing::PubAck(id) => encode_fixed(&Packet::PubAck(id), out),
                 Outgoing::PubRec(id) => encode_fixed(&Packet::PubRec(id), out),
@@ -745,7 +745,8 @@ impl Session {
     /// A packet id not in flight [MQTT-2.3.1-2]; `None` when all 65,535 are.
     fn allocate_id(&mut self) -> Option<PacketId> {
         let inflight = &self.inflight;
-        self.ids.allocate(inflight.len(), |id| inflight.contains(id))
+        self.ids
+            .allocate(inflight.len(), |id| inflight.contains(id))
     }
 
     /// Whether one more QoS 1/2 publish may go in flight.
@@ -767,7 +768,9 @@ impl Session {
             });
         }
         let req = self.next_request_id();
-        self.queue.controls.push_back(QueuedControl { req, control });
+        self.queue
+            .controls
+            .push_back(QueuedControl { req, control });
         self.pump();
         Ok(req)
     }

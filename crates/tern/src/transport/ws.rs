@@ -206,7 +206,7 @@ fn handshake_error(broker: &Broker, err: WsError) -> ConnectError {
 ///   be interrupted (`Pending`), the frame stays queued and the next call reports it: callers
 ///   must, as usual, pass the same bytes again.
 /// - [`poll_shutdown`](AsyncWrite::poll_shutdown) sends a Close frame.
-pub struct WsStream<S> {
+pub(crate) struct WsStream<S> {
     ws: WebSocketStream<S>,
     /// Unread rest of the last binary message.
     read: Bytes,
@@ -357,6 +357,10 @@ where
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::result_large_err,
+    reason = "tungstenite's handshake callback fixes the error type"
+)]
 mod tests {
     use super::*;
 
@@ -411,7 +415,7 @@ mod tests {
     type Server = WebSocketStream<DuplexStream>;
 
     /// Bounded wait for test steps (no test relies on it elapsing).
-    async fn bounded<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    async fn bounded<F: Future>(what: &str, fut: F) -> F::Output {
         tokio::time::timeout(std::time::Duration::from_secs(10), fut)
             .await
             .unwrap_or_else(|_| panic!("timed out: {what}"))
@@ -725,5 +729,31 @@ mod tests {
         .await;
         client.unwrap();
         server.unwrap();
+    }
+}
+#[cfg(test)]
+mod scratch {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    #[tokio::test]
+    async fn big_frame() {
+        let n: usize = std::env::var("N").unwrap().parse().unwrap();
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (c, s) = futures_util::future::join(
+            tokio_tungstenite::client_async("ws://x/", a),
+            tokio_tungstenite::accept_async(b),
+        ).await;
+        let (mut c, _) = c.unwrap();
+        let mut s = s.unwrap();
+        s.feed(Message::Binary(vec![1u8; 4].into())).await.unwrap();
+        s.feed(Message::Binary(vec![1u8; 5].into())).await.unwrap();
+        let (r, m) = futures_util::future::join(
+            s.send(Message::Binary(vec![1u8; n].into())),
+            tokio::time::timeout(std::time::Duration::from_secs(3), c.next()),
+        ).await;
+        r.unwrap();
+        eprintln!("got {:?}", m.map(|m| m.map(|m| m.map(|m| m.len()))));
+        eprintln!("got {:?}", tokio::time::timeout(std::time::Duration::from_secs(3), c.next()).await.map(|m| m.map(|m| m.map(|m| m.len()))));
+        eprintln!("got {:?}", tokio::time::timeout(std::time::Duration::from_secs(3), c.next()).await.map(|m| m.map(|m| m.map(|m| m.len()))));
     }
 }

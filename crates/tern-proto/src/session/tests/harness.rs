@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::packet::{
-    ConnAck, ConnectReturnCode, Decoder, Packet, PacketId, ProtocolLevel, Publish, QoS, QosPid,
-    SubAck, SubscribeReturnCode,
+    ConnAck, ConnectReturnCode, Decoder, Packet, PacketId, Publish, QoS, QosPid, SubAck,
+    SubscribeReturnCode,
 };
 use crate::session::{Event, Message, ProtocolError, Session, SessionConfig};
 use crate::text::MqttString;
@@ -150,11 +150,15 @@ impl Pair {
             matches!(sent.as_slice(), [Packet::Connect(_)]),
             "expected only CONNECT, got {sent:?}"
         );
+        self.poll_events();
+        let before = self.events.len();
         self.deliver(connack(ConnectReturnCode::Accepted, session_present))
             .unwrap();
-        let events = self.events();
-        assert_eq!(events.first(), Some(&Event::Connected { session_present }));
-        self.events = events[1..].to_vec();
+        assert_eq!(
+            self.events.get(before),
+            Some(&Event::Connected { session_present })
+        );
+        self.events.remove(before);
         self.sent()
     }
 
@@ -209,21 +213,23 @@ impl Pair {
                 if !self.session.state.is_open() {
                     break;
                 }
-                if let Err(e) = self.deliver(p) {
+                if let Err(e) = self.deliver(p.clone()) {
                     panic!("the model broker caused a protocol error: {e}");
                 }
+                broker.arrived(&p);
             }
         }
         panic!("pair did not settle within {MAX_STEPS} steps");
     }
 }
 
-/// Where a broker → client QoS 1/2 message stands.
+/// Where a broker → client QoS 1/2 message stands, named after the packet awaited
+/// (PUBACK, PUBREC, PUBCOMP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum OutStage {
-    AwaitPubAck,
-    AwaitPubRec,
-    AwaitPubComp,
+    Ack,
+    Rec,
+    Comp,
 }
 
 /// A model broker that keeps its session across connections (as with clean session off)
@@ -246,15 +252,15 @@ pub(super) struct Broker {
     /// How often each payload was delivered to subscribers.
     pub(super) delivered: HashMap<Bytes, usize>,
     /// Client packet ids in flight, with what they carry, from the broker's view: added on
-    /// a new PUBLISH QoS>0 / SUBSCRIBE / UNSUBSCRIBE, removed when the completing answer is
-    /// released (PUBACK, PUBCOMP, SUBACK, UNSUBACK).
+    /// a new PUBLISH QoS>0 / SUBSCRIBE / UNSUBSCRIBE, removed when the completing answer
+    /// (PUBACK, PUBCOMP, SUBACK, UNSUBACK) reaches the client.
     open: HashMap<u16, Packet>,
-    /// SUBSCRIBEs seen, by filter text (ids of requests are not on the wire).
+    /// SUBSCRIBEs seen (re-sends included).
     pub(super) subscribes: usize,
     /// Broker → client messages in flight, by broker id.
     pub(super) out: BTreeMap<u16, (Bytes, OutStage)>,
     next_out_id: u16,
-    /// Every CONNECT, PINGREQ, DISCONNECT seen.
+    /// CONNECTs seen.
     pub(super) connects: usize,
 }
 
@@ -276,9 +282,9 @@ impl Broker {
                 for (&n, (payload, stage)) in &self.out {
                     let id = id(n);
                     self.outgoing.push(match stage {
-                        OutStage::AwaitPubAck => out_publish(QosPid::AtLeastOnce(id), payload),
-                        OutStage::AwaitPubRec => out_publish(QosPid::ExactlyOnce(id), payload),
-                        OutStage::AwaitPubComp => Packet::PubRel(id),
+                        OutStage::Ack => out_publish(QosPid::AtLeastOnce(id), payload, true),
+                        OutStage::Rec => out_publish(QosPid::ExactlyOnce(id), payload, true),
+                        OutStage::Comp => Packet::PubRel(id),
                     });
                 }
             }
@@ -327,7 +333,7 @@ impl Broker {
             }
             Packet::PubAck(id) => {
                 let stage = self.out.get(&id.get()).map(|(_, s)| *s);
-                assert_eq!(stage, Some(OutStage::AwaitPubAck), "client PUBACK {id}");
+                assert_eq!(stage, Some(OutStage::Ack), "client PUBACK {id}");
                 self.out.remove(&id.get());
             }
             Packet::PubRec(id) => {
@@ -335,13 +341,13 @@ impl Broker {
                 let Some((_, stage)) = entry else {
                     panic!("client PUBREC {id} for nothing in flight")
                 };
-                assert_ne!(*stage, OutStage::AwaitPubAck, "client PUBREC {id} at QoS 1");
-                *stage = OutStage::AwaitPubComp;
+                assert_ne!(*stage, OutStage::Ack, "client PUBREC {id} at QoS 1");
+                *stage = OutStage::Comp;
                 self.outgoing.push(Packet::PubRel(id));
             }
             Packet::PubComp(id) => {
                 // PUBCOMP for an unknown id is legal (the client answers any PUBREL).
-                if let Some((_, OutStage::AwaitPubComp)) = self.out.get(&id.get()) {
+                if let Some((_, OutStage::Comp)) = self.out.get(&id.get()) {
                     self.out.remove(&id.get());
                 }
             }
@@ -380,17 +386,16 @@ impl Broker {
             _ => {
                 self.next_out_id = self.next_out_id.wrapping_add(1).max(1);
                 let id = id(self.next_out_id);
-                let stage = if qos == QoS::AtLeastOnce {
-                    self.out.insert(id.get(), (payload.clone(), OutStage::AwaitPubAck));
-                    QosPid::AtLeastOnce(id)
+                let (qos_pid, stage) = if qos == QoS::AtLeastOnce {
+                    (QosPid::AtLeastOnce(id), OutStage::Ack)
                 } else {
-                    self.out.insert(id.get(), (payload.clone(), OutStage::AwaitPubRec));
-                    QosPid::ExactlyOnce(id)
+                    (QosPid::ExactlyOnce(id), OutStage::Rec)
                 };
-                stage
+                self.out.insert(id.get(), (payload.clone(), stage));
+                qos_pid
             }
         };
-        self.outgoing.push(out_publish(qos_pid, &payload));
+        self.outgoing.push(out_publish(qos_pid, &payload, false));
     }
 
     /// Releases the pending answer at `index` (modulo the number pending), if any.
@@ -410,14 +415,18 @@ impl Broker {
     }
 
     fn release_packet(&mut self, p: Packet) {
+        self.outgoing.push(p);
+    }
+
+    /// `p` reached the client: a completing answer frees the client's id.
+    pub(super) fn arrived(&mut self, p: &Packet) {
         if let Packet::PubAck(id)
         | Packet::PubComp(id)
         | Packet::UnsubAck(id)
-        | Packet::SubAck(SubAck { packet_id: id, .. }) = &p
+        | Packet::SubAck(SubAck { packet_id: id, .. }) = p
         {
             self.open.remove(&id.get());
         }
-        self.outgoing.push(p);
     }
 
     /// Packets released and not yet fed to the client.
@@ -432,17 +441,12 @@ impl Broker {
     }
 }
 
-fn out_publish(qos_pid: QosPid, payload: &Bytes) -> Packet {
+fn out_publish(qos_pid: QosPid, payload: &Bytes, dup: bool) -> Packet {
     Packet::Publish(Publish {
-        dup: false,
+        dup,
         qos_pid,
         retain: false,
         topic: topic("from/broker"),
         payload: payload.clone(),
     })
-}
-
-/// A level-independent shorthand used by a few tests.
-pub(super) fn level_v31() -> ProtocolLevel {
-    ProtocolLevel::V3_1
 }

@@ -1,0 +1,715 @@
+//! The mosquitto_pub / mosquitto_sub command lines, parsed by hand: getopt-style, one flag per
+//! argument, every value taken verbatim (so `-m -1` publishes "-1"), `-h` the host.
+//!
+//! A hand parser rather than clap because the contract is mosquitto's: its flag spellings,
+//! values that start with `-`, byte payloads from `OsString`, and its error sentences
+//! ("Error: Invalid QoS given: 3").
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tern::{Protocol, QoS};
+use tern_proto::{TopicFilter, TopicName};
+
+/// A command line that cannot be run; printed as `Error: {0}` plus a pointer to `--help`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UsageError(pub(crate) String);
+
+impl UsageError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+type Result<T> = std::result::Result<T, UsageError>;
+
+/// Flags shared by `tern pub` and `tern sub`: where and how to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Common {
+    /// `-h`; `None` means `localhost` (or the `-L` host).
+    pub(crate) host: Option<String>,
+    /// `-p`; `None` means 1883, 8883 with TLS (or the `-L` port).
+    pub(crate) port: Option<u16>,
+    /// `-t`, in order (plus the `-L` path).
+    pub(crate) topics: Vec<String>,
+    /// `-q`: publish QoS for pub, requested QoS for sub.
+    pub(crate) qos: QoS,
+    /// `-i`.
+    pub(crate) client_id: Option<String>,
+    /// `-I`: the id becomes prefix + process id.
+    pub(crate) id_prefix: Option<String>,
+    /// `-k`, seconds; 0 turns keepalive off.
+    pub(crate) keepalive: u16,
+    /// `-u`.
+    pub(crate) username: Option<String>,
+    /// `-P`, bytes as given.
+    pub(crate) password: Option<Vec<u8>>,
+    /// Not `-c`.
+    pub(crate) clean_session: bool,
+    /// `-V`.
+    pub(crate) protocol: Protocol,
+    /// `--will-topic`.
+    pub(crate) will_topic: Option<String>,
+    /// `--will-payload`.
+    pub(crate) will_payload: Option<Vec<u8>>,
+    /// `--will-qos`.
+    pub(crate) will_qos: QoS,
+    /// `--will-retain`.
+    pub(crate) will_retain: bool,
+    /// `--cafile`.
+    pub(crate) cafile: Option<PathBuf>,
+    /// `--capath`.
+    pub(crate) capath: Option<PathBuf>,
+    /// `--cert`.
+    pub(crate) cert: Option<PathBuf>,
+    /// `--key`.
+    pub(crate) key: Option<PathBuf>,
+    /// `--insecure`: tern turns off certificate verification entirely (see the help text).
+    pub(crate) insecure: bool,
+    /// `--tls-use-os-certs`.
+    pub(crate) os_certs: bool,
+    /// `-L`, split into its parts.
+    pub(crate) url: Option<UrlParts>,
+    /// `-d`.
+    pub(crate) debug: bool,
+    /// `--quiet`.
+    pub(crate) quiet: bool,
+    /// `-M`: outgoing QoS 1/2 messages in flight.
+    pub(crate) max_inflight: Option<u16>,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: None,
+            topics: Vec::new(),
+            qos: QoS::AtMostOnce,
+            client_id: None,
+            id_prefix: None,
+            keepalive: 60,
+            username: None,
+            password: None,
+            clean_session: true,
+            protocol: Protocol::V3_1_1,
+            will_topic: None,
+            will_payload: None,
+            will_qos: QoS::AtMostOnce,
+            will_retain: false,
+            cafile: None,
+            capath: None,
+            cert: None,
+            key: None,
+            insecure: false,
+            os_certs: false,
+            url: None,
+            debug: false,
+            quiet: false,
+            max_inflight: None,
+        }
+    }
+}
+
+/// `-L mqtt://user:pass@host:port/topic`: the broker part goes to `tern::Broker::parse`, the
+/// path after the authority is the topic (mosquitto takes it verbatim, no percent-decoding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UrlParts {
+    /// `scheme://[user[:pass]@]host[:port]`.
+    pub(crate) broker: String,
+    /// Everything after the first `/` past the authority; `None` when empty.
+    pub(crate) topic: Option<String>,
+}
+
+/// Where `tern pub` takes its message from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// `-m`.
+    Message(Vec<u8>),
+    /// `-f`.
+    File(PathBuf),
+    /// `-s`: all of standard input, one message.
+    Stdin,
+    /// `-l`: one message per line of standard input, newline removed.
+    Lines,
+    /// `-n`: zero-length payload.
+    Null,
+}
+
+/// `tern pub`'s flags.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PubArgs {
+    pub(crate) common: Common,
+    /// Exactly one of `-m -f -s -l -n`.
+    pub(crate) source: Source,
+    /// `-r`.
+    pub(crate) retain: bool,
+    /// `--repeat`: publish the single message this many times (ignored with `-l`).
+    pub(crate) repeat: u32,
+    /// `--repeat-delay`, between repeats.
+    pub(crate) repeat_delay: Duration,
+}
+
+/// `tern sub`'s flags.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SubArgs {
+    pub(crate) common: Common,
+    /// `-C`: exit after this many messages printed.
+    pub(crate) count: Option<u64>,
+    /// `-W`: exit with the timeout code after this long.
+    pub(crate) timeout: Option<Duration>,
+    /// `-R`: skip messages with the retain flag (stale ones).
+    pub(crate) no_retain: bool,
+    /// `--retained-only`: print retained messages, exit at the first live one.
+    pub(crate) retained_only: bool,
+    /// `-v`: `topic payload`.
+    pub(crate) verbose: bool,
+    /// `-N`: no newline after each message.
+    pub(crate) no_eol: bool,
+    /// `-F`: the format string as given.
+    pub(crate) format: Option<Vec<u8>>,
+    /// `-T`: topics (filters) whose messages are not printed.
+    pub(crate) filter_out: Vec<TopicFilter>,
+    /// `-U`: filters to unsubscribe from after subscribing.
+    pub(crate) unsubscribe: Vec<String>,
+    /// `-E`: exit once the subscriptions are acknowledged.
+    pub(crate) exit_after_sub: bool,
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Parsed<T> {
+    /// `--help`.
+    Help,
+    /// Run with these flags.
+    Run(T),
+}
+
+/// A cursor over the arguments that hands out flag values.
+struct Cursor {
+    args: std::vec::IntoIter<OsString>,
+}
+
+impl Cursor {
+    fn value(&mut self, flag: &str) -> Result<OsString> {
+        self.args.next().ok_or_else(|| {
+            UsageError::new(format!("{flag} argument given but no value specified."))
+        })
+    }
+
+    fn string(&mut self, flag: &str) -> Result<String> {
+        let v = self.value(flag)?;
+        v.into_string()
+            .map_err(|v| UsageError::new(format!("{flag} value {v:?} is not valid UTF-8.")))
+    }
+
+    fn bytes(&mut self, flag: &str) -> Result<Vec<u8>> {
+        Ok(os_bytes(self.value(flag)?))
+    }
+
+    fn path(&mut self, flag: &str) -> Result<PathBuf> {
+        Ok(PathBuf::from(self.value(flag)?))
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, flag: &str, what: &str) -> Result<T> {
+        let s = self.string(flag)?;
+        s.trim()
+            .parse()
+            .map_err(|_| UsageError::new(format!("Invalid {what} given: {s}")))
+    }
+
+    fn qos(&mut self, flag: &str) -> Result<QoS> {
+        let s = self.string(flag)?;
+        s.trim()
+            .parse::<u8>()
+            .ok()
+            .and_then(QoS::from_u8)
+            .ok_or_else(|| UsageError::new(format!("Invalid QoS given: {s}")))
+    }
+
+    fn seconds(&mut self, flag: &str, what: &str) -> Result<Duration> {
+        let s = self.string(flag)?;
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e9)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| UsageError::new(format!("Invalid {what} given: {s}")))
+    }
+}
+
+#[cfg(unix)]
+fn os_bytes(s: OsString) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt;
+    s.into_vec()
+}
+
+#[cfg(not(unix))]
+fn os_bytes(s: OsString) -> Vec<u8> {
+    s.to_string_lossy().into_owned().into_bytes()
+}
+
+/// Parses one flag shared by both commands; `Ok(false)` when `flag` is not one of them.
+fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
+    match flag {
+        "-h" | "--host" => c.host = Some(cur.string(flag)?),
+        "-p" | "--port" => {
+            let p: u16 = cur.number(flag, "port")?;
+            if p == 0 {
+                return Err(UsageError::new("Invalid port given: 0"));
+            }
+            c.port = Some(p);
+        }
+        "-t" | "--topic" => c.topics.push(cur.string(flag)?),
+        "-q" | "--qos" => c.qos = cur.qos(flag)?,
+        "-i" | "--id" => c.client_id = Some(cur.string(flag)?),
+        "-I" | "--id-prefix" => c.id_prefix = Some(cur.string(flag)?),
+        "-k" | "--keepalive" => c.keepalive = cur.number(flag, "keepalive")?,
+        "-u" | "--username" => c.username = Some(cur.string(flag)?),
+        "-P" | "--pw" => c.password = Some(cur.bytes(flag)?),
+        "-c" | "--disable-clean-session" => c.clean_session = false,
+        "-V" | "--protocol-version" => {
+            let v = cur.string(flag)?;
+            c.protocol = match v.as_str() {
+                "31" | "mqttv31" => Protocol::V3_1,
+                "311" | "mqttv311" => Protocol::V3_1_1,
+                "5" | "mqttv5" => {
+                    return Err(UsageError::new(
+                        "MQTT v5 is not supported: tern speaks 3.1 (-V 31) and 3.1.1 (-V 311).",
+                    ));
+                }
+                _ => {
+                    return Err(UsageError::new(format!(
+                        "Invalid protocol version argument given: {v}"
+                    )));
+                }
+            };
+        }
+        "--will-topic" => c.will_topic = Some(cur.string(flag)?),
+        "--will-payload" => c.will_payload = Some(cur.bytes(flag)?),
+        "--will-qos" => c.will_qos = cur.qos(flag)?,
+        "--will-retain" => c.will_retain = true,
+        "--cafile" => c.cafile = Some(cur.path(flag)?),
+        "--capath" => c.capath = Some(cur.path(flag)?),
+        "--cert" => c.cert = Some(cur.path(flag)?),
+        "--key" => c.key = Some(cur.path(flag)?),
+        "--insecure" => c.insecure = true,
+        "--tls-use-os-certs" => c.os_certs = true,
+        "-L" | "--url" => c.url = Some(split_url(&cur.string(flag)?)?),
+        "-d" | "--debug" => c.debug = true,
+        "--quiet" => c.quiet = true,
+        "-M" => {
+            let n: u16 = cur.number(flag, "max inflight")?;
+            if n == 0 {
+                return Err(UsageError::new("Invalid max inflight given: 0"));
+            }
+            c.max_inflight = Some(n);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Checks the shared flags once all are read, and folds the `-L` topic into `topics`.
+fn finish_common(c: &mut Common) -> Result<()> {
+    if c.will_topic.is_none() {
+        if c.will_payload.is_some() {
+            return Err(UsageError::new(
+                "Will payload given, but no will topic given.",
+            ));
+        }
+        if c.will_retain {
+            return Err(UsageError::new(
+                "Will retain given, but no will topic given.",
+            ));
+        }
+    }
+    if let Some(t) = &c.will_topic {
+        TopicName::new(t).map_err(|e| {
+            UsageError::new(format!(
+                "Invalid will topic '{t}', does it contain '+' or '#'? ({e})"
+            ))
+        })?;
+    }
+    if c.password.is_some() && c.username.is_none() && c.url.is_none() {
+        return Err(UsageError::new(
+            "You must provide a username (-u) with a password (-P).",
+        ));
+    }
+    match (&c.cert, &c.key) {
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(UsageError::new(
+                "Both certfile and keyfile must be provided if one of them is set.",
+            ));
+        }
+        _ => {}
+    }
+    if !c.clean_session && c.client_id.is_none() && c.id_prefix.is_none() {
+        return Err(UsageError::new(
+            "You must provide a client id if you are using the -c option.",
+        ));
+    }
+    if let Some(topic) = c.url.as_ref().and_then(|u| u.topic.clone()) {
+        c.topics.insert(0, topic);
+    }
+    Ok(())
+}
+
+/// Splits `-L` into broker URI and topic path; checks the scheme here so the error is a
+/// usage error.
+fn split_url(url: &str) -> Result<UrlParts> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(UsageError::new(format!(
+            "Unsupported URL scheme in {url:?}: expected mqtt://, mqtts://, ws:// or wss://."
+        )));
+    };
+    if !matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "mqtt" | "mqtts" | "ws" | "wss"
+    ) {
+        return Err(UsageError::new(format!(
+            "Unsupported URL scheme {scheme:?}: expected mqtt, mqtts, ws or wss."
+        )));
+    }
+    let (authority, topic) = match rest.split_once('/') {
+        Some((a, t)) => (a, (!t.is_empty()).then(|| t.to_owned())),
+        None => (rest, None),
+    };
+    let broker = format!("{scheme}://{authority}");
+    tern::Broker::parse(&broker)
+        .map_err(|e| UsageError::new(format!("Invalid URL {url:?}: {e}")))?;
+    Ok(UrlParts { broker, topic })
+}
+
+fn flag_str(arg: &OsStr) -> Result<&str> {
+    arg.to_str()
+        .ok_or_else(|| UsageError::new(format!("Unknown option {arg:?}.")))
+}
+
+/// Parses `tern pub`'s arguments (without the `pub`).
+pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
+    let mut common = Common::default();
+    let mut sources = Vec::new();
+    let mut retain = false;
+    let mut repeat = 1;
+    let mut repeat_delay = Duration::ZERO;
+    let mut cur = Cursor {
+        args: args.into_iter(),
+    };
+    while let Some(arg) = cur.args.next() {
+        let flag = flag_str(&arg)?.to_owned();
+        if common_flag(&mut common, &flag, &mut cur)? {
+            continue;
+        }
+        match flag.as_str() {
+            "--help" => return Ok(Parsed::Help),
+            "-m" | "--message" => sources.push(Source::Message(cur.bytes(&flag)?)),
+            "-f" | "--file" => sources.push(Source::File(cur.path(&flag)?)),
+            "-s" | "--stdin-file" => sources.push(Source::Stdin),
+            "-l" | "--stdin-line" => sources.push(Source::Lines),
+            "-n" | "--null-message" => sources.push(Source::Null),
+            "-r" | "--retain" => retain = true,
+            "--repeat" => {
+                repeat = cur.number(&flag, "repeat count")?;
+                if repeat == 0 {
+                    return Err(UsageError::new("Invalid repeat count given: 0"));
+                }
+            }
+            "--repeat-delay" => repeat_delay = cur.seconds(&flag, "repeat delay")?,
+            other => return Err(UsageError::new(format!("Unknown option '{other}'."))),
+        }
+    }
+    finish_common(&mut common)?;
+    if sources.len() > 1 {
+        return Err(UsageError::new(
+            "Only one type of message can be sent at once.",
+        ));
+    }
+    let (Some(source), Some(topic)) = (sources.pop(), common.topics.first()) else {
+        return Err(UsageError::new("Both topic and message must be supplied."));
+    };
+    if common.topics.len() > 1 {
+        return Err(UsageError::new(
+            "Only one topic can be published to at once.",
+        ));
+    }
+    TopicName::new(topic).map_err(|e| {
+        UsageError::new(format!(
+            "Invalid publish topic '{topic}', does it contain '+' or '#'? ({e})"
+        ))
+    })?;
+    Ok(Parsed::Run(PubArgs {
+        common,
+        source,
+        retain,
+        repeat,
+        repeat_delay,
+    }))
+}
+
+/// Parses `tern sub`'s arguments (without the `sub`).
+pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
+    let mut sub = SubArgs {
+        common: Common::default(),
+        count: None,
+        timeout: None,
+        no_retain: false,
+        retained_only: false,
+        verbose: false,
+        no_eol: false,
+        format: None,
+        filter_out: Vec::new(),
+        unsubscribe: Vec::new(),
+        exit_after_sub: false,
+    };
+    let mut cur = Cursor {
+        args: args.into_iter(),
+    };
+    while let Some(arg) = cur.args.next() {
+        let flag = flag_str(&arg)?.to_owned();
+        if common_flag(&mut sub.common, &flag, &mut cur)? {
+            continue;
+        }
+        match flag.as_str() {
+            "--help" => return Ok(Parsed::Help),
+            "-C" => {
+                let n: u64 = cur.number(&flag, "message count")?;
+                if n == 0 {
+                    return Err(UsageError::new("Invalid message count given: 0"));
+                }
+                sub.count = Some(n);
+            }
+            "-W" => {
+                let d = cur.seconds(&flag, "timeout")?;
+                if d.is_zero() {
+                    return Err(UsageError::new("Invalid timeout given: 0"));
+                }
+                sub.timeout = Some(d);
+            }
+            "-R" => sub.no_retain = true,
+            "--retained-only" => sub.retained_only = true,
+            "-v" | "--verbose" => sub.verbose = true,
+            "-N" => sub.no_eol = true,
+            "-F" => sub.format = Some(cur.bytes(&flag)?),
+            "-T" | "--filter-out" => {
+                let t = cur.string(&flag)?;
+                let f = TopicFilter::new(&t).map_err(|e| {
+                    UsageError::new(format!(
+                        "Invalid filter topic '{t}', are all '+' and '#' wildcards correct? ({e})"
+                    ))
+                })?;
+                sub.filter_out.push(f);
+            }
+            "-U" | "--unsubscribe" => sub.unsubscribe.push(cur.string(&flag)?),
+            "-E" => sub.exit_after_sub = true,
+            other => return Err(UsageError::new(format!("Unknown option '{other}'."))),
+        }
+    }
+    finish_common(&mut sub.common)?;
+    if sub.no_retain && sub.retained_only {
+        return Err(UsageError::new(
+            "Combining '-R' and '--retained-only' makes no sense.",
+        ));
+    }
+    if sub.common.topics.is_empty() && sub.unsubscribe.is_empty() {
+        return Err(UsageError::new("You must specify a topic to subscribe to."));
+    }
+    for t in sub.common.topics.iter().chain(&sub.unsubscribe) {
+        TopicFilter::new(t).map_err(|e| {
+            UsageError::new(format!(
+                "Invalid subscription topic '{t}', are all '+' and '#' wildcards correct? ({e})"
+            ))
+        })?;
+    }
+    Ok(Parsed::Run(sub))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<OsString> {
+        s.iter().map(OsString::from).collect()
+    }
+
+    fn pub_ok(s: &[&str]) -> PubArgs {
+        match parse_pub(args(s)) {
+            Ok(Parsed::Run(a)) => a,
+            other => panic!("{s:?} parsed to {other:?}"),
+        }
+    }
+
+    fn sub_ok(s: &[&str]) -> SubArgs {
+        match parse_sub(args(s)) {
+            Ok(Parsed::Run(a)) => a,
+            other => panic!("{s:?} parsed to {other:?}"),
+        }
+    }
+
+    fn pub_err(s: &[&str]) -> String {
+        match parse_pub(args(s)) {
+            Err(UsageError(m)) => m,
+            other => panic!("{s:?} parsed to {other:?}"),
+        }
+    }
+
+    fn sub_err(s: &[&str]) -> String {
+        match parse_sub(args(s)) {
+            Err(UsageError(m)) => m,
+            other => panic!("{s:?} parsed to {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dash_h_is_the_host_and_help_is_long_only() {
+        let a = pub_ok(&["-h", "broker", "-p", "1884", "-t", "a/b", "-m", "x"]);
+        assert_eq!(a.common.host.as_deref(), Some("broker"));
+        assert_eq!(a.common.port, Some(1884));
+        assert_eq!(parse_pub(args(&["--help"])), Ok(Parsed::Help));
+        assert_eq!(parse_sub(args(&["-t", "x", "--help"])), Ok(Parsed::Help));
+    }
+
+    #[test]
+    fn values_may_start_with_a_dash() {
+        let a = pub_ok(&["-t", "t", "-m", "-1"]);
+        assert_eq!(a.source, Source::Message(b"-1".to_vec()));
+    }
+
+    #[test]
+    fn exactly_one_message_source_is_required() {
+        assert_eq!(
+            pub_err(&["-t", "t", "-m", "x", "-n"]),
+            "Only one type of message can be sent at once."
+        );
+        assert_eq!(
+            pub_err(&["-t", "t"]),
+            "Both topic and message must be supplied."
+        );
+        assert_eq!(
+            pub_err(&["-m", "x"]),
+            "Both topic and message must be supplied."
+        );
+        assert_eq!(pub_ok(&["-t", "t", "-l"]).source, Source::Lines);
+        assert_eq!(pub_ok(&["-t", "t", "-s"]).source, Source::Stdin);
+        assert_eq!(pub_ok(&["-t", "t", "-n"]).source, Source::Null);
+    }
+
+    #[test]
+    fn qos_protocol_and_numbers_are_checked() {
+        assert_eq!(
+            pub_err(&["-t", "t", "-m", "x", "-q", "3"]),
+            "Invalid QoS given: 3"
+        );
+        assert_eq!(
+            pub_ok(&["-t", "t", "-n", "-q", "2"]).common.qos,
+            QoS::ExactlyOnce
+        );
+        for v in ["31", "mqttv31"] {
+            assert_eq!(
+                pub_ok(&["-t", "t", "-n", "-V", v]).common.protocol,
+                Protocol::V3_1
+            );
+        }
+        for v in ["311", "mqttv311"] {
+            assert_eq!(
+                pub_ok(&["-t", "t", "-n", "-V", v]).common.protocol,
+                Protocol::V3_1_1
+            );
+        }
+        assert!(pub_err(&["-t", "t", "-n", "-V", "5"]).contains("not supported"));
+        assert!(pub_err(&["-t", "t", "-n", "-V", "32"]).contains("Invalid protocol version"));
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-p", "x"]),
+            "Invalid port given: x"
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-k", "70000"]),
+            "Invalid keepalive given: 70000"
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-q"]),
+            "-q argument given but no value specified."
+        );
+        assert_eq!(pub_err(&["-t", "t", "-n", "-x"]), "Unknown option '-x'.");
+    }
+
+    #[test]
+    fn topics_are_validated_per_command() {
+        assert!(pub_err(&["-t", "a/#", "-m", "x"]).starts_with("Invalid publish topic 'a/#'"));
+        assert!(sub_err(&["-t", "a/#/b"]).starts_with("Invalid subscription topic 'a/#/b'"));
+        assert_eq!(
+            sub_err(&["-v"]),
+            "You must specify a topic to subscribe to."
+        );
+        assert_eq!(
+            pub_err(&["-t", "a", "-t", "b", "-n"]),
+            "Only one topic can be published to at once."
+        );
+        let s = sub_ok(&["-t", "a/+", "-t", "b/#", "-T", "b/x"]);
+        assert_eq!(s.common.topics, ["a/+", "b/#"]);
+        assert_eq!(s.filter_out.len(), 1);
+    }
+
+    #[test]
+    fn will_and_session_flags_need_their_companions() {
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "--will-payload", "x"]),
+            "Will payload given, but no will topic given."
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-c"]),
+            "You must provide a client id if you are using the -c option."
+        );
+        let a = pub_ok(&["-t", "t", "-n", "-c", "-i", "me"]);
+        assert!(!a.common.clean_session);
+        assert!(pub_err(&["-t", "t", "-n", "--cert", "c.pem"]).starts_with("Both certfile"));
+    }
+
+    #[test]
+    fn url_supplies_broker_and_topic() {
+        let s = sub_ok(&["-L", "mqtt://u:p@127.0.0.1:1999/a/b", "-v"]);
+        let url = s.common.url.clone().unwrap();
+        assert_eq!(url.broker, "mqtt://u:p@127.0.0.1:1999");
+        assert_eq!(s.common.topics, ["a/b"]);
+        let p = pub_ok(&["-L", "wss://h/x", "-m", "hi"]);
+        assert_eq!(p.common.topics, ["x"]);
+        assert!(pub_err(&["-L", "http://h/x", "-m", "hi"]).contains("Unsupported URL scheme"));
+        assert_eq!(
+            pub_err(&["-L", "mqtt://h", "-m", "hi"]),
+            "Both topic and message must be supplied."
+        );
+    }
+
+    #[test]
+    fn sub_counts_timeouts_and_formats_are_read() {
+        let s = sub_ok(&[
+            "-t", "x", "-C", "3", "-W", "0.5", "-F", "%t %p", "-R", "-N", "-v",
+        ]);
+        assert_eq!(s.count, Some(3));
+        assert_eq!(s.timeout, Some(Duration::from_millis(500)));
+        assert_eq!(s.format.as_deref(), Some(&b"%t %p"[..]));
+        assert!(s.no_retain && s.no_eol && s.verbose);
+        assert_eq!(
+            sub_err(&["-t", "x", "-C", "0"]),
+            "Invalid message count given: 0"
+        );
+        assert!(sub_err(&["-t", "x", "-R", "--retained-only"]).contains("makes no sense"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn message_bytes_need_not_be_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let raw = vec![0xff, 0x00, b'a'];
+        let argv = vec![
+            OsString::from("-t"),
+            OsString::from("t"),
+            OsString::from("-m"),
+            OsString::from_vec(raw.clone()),
+        ];
+        match parse_pub(argv) {
+            Ok(Parsed::Run(a)) => assert_eq!(a.source, Source::Message(raw)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

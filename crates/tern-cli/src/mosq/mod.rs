@@ -1,0 +1,414 @@
+//! What `tern pub` and `tern sub` share: mosquitto-compatible flags ([`args`]), connection
+//! setup from them, exit codes, error reporting and the `-d` trace.
+//!
+//! Output contract: data on stdout, diagnostics on stderr, and the exit codes in [`exit`].
+
+pub(crate) mod args;
+mod clock;
+pub(crate) mod format;
+mod json;
+
+use std::fmt;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tern::tls::Roots;
+use tern::{Broker, Client, ConnectError, ConnectOptions, Events, Scheme, TlsOptions, Will};
+
+use args::Common;
+
+/// Exit codes scripts can rely on (also listed in both commands' `--help`).
+pub(crate) mod exit {
+    /// Everything worked.
+    pub(crate) const OK: u8 = 0;
+    /// A failure after connecting (connection lost, a publish or subscribe refused or
+    /// abandoned) or reading the input (`-f`, `-s`, `-l`, TLS files).
+    pub(crate) const ERROR: u8 = 1;
+    /// The command line is wrong.
+    pub(crate) const USAGE: u8 = 2;
+    /// No connection: DNS, TCP, TLS, WebSocket, or no CONNACK in time (seed codes -1..-6).
+    pub(crate) const CONNECT_FAILED: u8 = 3;
+    /// The broker refused the connection (CONNACK 1..5, named in the message). 5 because that
+    /// is what mosquitto_pub/sub exit with for the common case, "not authorised".
+    pub(crate) const REFUSED: u8 = 5;
+    /// `tern sub -W` ran out (mosquitto_sub's value).
+    pub(crate) const TIMEOUT: u8 = 27;
+}
+
+/// The exit-code table for `--help`.
+pub(crate) const EXIT_HELP: &str = "\
+Exit status:
+  0   success
+  1   error after connecting (connection lost, publish/subscribe failed) or reading input
+  2   bad command line
+  3   could not connect: DNS (-3), nothing listening (-5), TLS or WebSocket failure (-6),
+      no CONNACK in time (-2, -1); the message gives the code and reason
+  5   connection refused by the broker, CONNACK code 1..5 in the message, e.g.
+      \"Connection error: connection refused: not authorised (5)\"
+  27  timed out (-W, sub only)
+";
+
+/// Connection flags, the same text in both commands' `--help`.
+pub(crate) const CONNECT_HELP: &str = "\
+Connection:
+  -h host        broker host (default localhost)
+  -p port        broker port (default 1883, 8883 with TLS)
+  -L url         mqtt|mqtts|ws|wss://[user[:password]@]host[:port]/topic
+  -i id          client id (default tern-pub-/tern-sub- + process id + random)
+  -I prefix      client id = prefix + process id
+  -k secs        keepalive, 0 = off (default 60)
+  -u user        user name
+  -P password    password
+  -c             persistent session (clean session off; needs -i or -I)
+  -V version     31 / mqttv31 or 311 / mqttv311 (default)
+  -M n           outgoing QoS 1/2 messages in flight at once (default 100)
+  -d             trace packets to stderr, as far as tern's events show them
+  --quiet        print no error messages
+  --will-topic t --will-payload p --will-qos q --will-retain
+                 last will, published by the broker if this client vanishes
+TLS (enabled by --cafile, --capath, --tls-use-os-certs, or an mqtts:// / wss:// -L):
+  --cafile file  trust these PEM CA certificates
+  --capath dir   trust every PEM certificate (*.pem, *.crt) in dir
+  --tls-use-os-certs  trust the operating system's CA store
+  --cert file --key file  client certificate and key (PEM) for mutual TLS
+  --insecure     DANGER: accept ANY server certificate. Broader than mosquitto's --insecure,
+                 which only skips the host name check: tern then checks nothing at all.
+";
+
+/// A fatal condition: the exit code and what to print (nothing when empty).
+#[derive(Debug)]
+pub(crate) struct Fatal {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Fatal {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `Connection error: ...` line for a failed connect, with the seed's code.
+    pub(crate) fn connect(e: &ConnectError) -> Self {
+        match e {
+            // Display already ends in "(code)": "connection refused: not authorised (5)".
+            ConnectError::Refused(_) => Self::new(exit::REFUSED, format!("Connection error: {e}")),
+            _ => Self::new(
+                exit::CONNECT_FAILED,
+                format!("Connection error: {e} ({})", e.code()),
+            ),
+        }
+    }
+
+    /// Prints the message (unless `quiet`) and converts to an exit code.
+    pub(crate) fn report(self, quiet: bool) -> ExitCode {
+        if !quiet && !self.message.is_empty() {
+            eprintln!("{}", self.message);
+        }
+        ExitCode::from(self.code)
+    }
+}
+
+/// Prints a usage error as mosquitto does and returns the usage exit code.
+pub(crate) fn usage_error(cmd: &str, e: &args::UsageError) -> ExitCode {
+    eprintln!("Error: {}\n\nUse 'tern {cmd} --help' to see usage.", e.0);
+    ExitCode::from(exit::USAGE)
+}
+
+/// `-d`: mosquitto-style `Client <id> sending CONNECT` lines on stderr.
+#[derive(Debug, Clone)]
+pub(crate) struct Trace {
+    on: bool,
+    id: String,
+}
+
+impl Trace {
+    /// Whether tracing is on.
+    pub(crate) fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// `Client <id> <what>`.
+    pub(crate) fn client(&self, what: fmt::Arguments<'_>) {
+        if self.on {
+            eprintln!("Client {} {what}", self.id);
+        }
+    }
+
+    /// A line without the client prefix.
+    pub(crate) fn note(&self, what: fmt::Arguments<'_>) {
+        if self.on {
+            eprintln!("{what}");
+        }
+    }
+}
+
+/// Everything needed to connect, derived from the shared flags.
+#[derive(Debug)]
+pub(crate) struct Setup {
+    pub(crate) options: ConnectOptions,
+    pub(crate) broker: Broker,
+    pub(crate) trace: Trace,
+}
+
+/// Builds options and broker address from the flags; reads the TLS files.
+pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
+    let client_id = match (&c.client_id, &c.id_prefix) {
+        (Some(id), _) => id.clone(),
+        (None, Some(prefix)) => format!("{prefix}{}", std::process::id()),
+        // Short enough for MQTT 3.1's 23-character limit; the random part keeps two
+        // machines' processes with the same pid from kicking each other off a shared broker.
+        (None, None) => format!(
+            "tern-{role}-{}-{:04x}",
+            std::process::id() % 10_000_000,
+            fastrand::u16(..)
+        ),
+    };
+    let url_broker = match &c.url {
+        Some(u) => Some(
+            Broker::parse(&u.broker)
+                .map_err(|e| Fatal::new(exit::USAGE, format!("Error: invalid -L URL: {e}")))?,
+        ),
+        None => None,
+    };
+    let tls_flags = c.cafile.is_some() || c.capath.is_some() || c.os_certs;
+    let mut broker = match url_broker.clone() {
+        Some(mut b) => {
+            if tls_flags && b.scheme == Scheme::Mqtt {
+                b.scheme = Scheme::Mqtts;
+            }
+            if tls_flags && b.scheme == Scheme::Ws {
+                b.scheme = Scheme::Wss;
+            }
+            b
+        }
+        None => {
+            let scheme = if tls_flags {
+                Scheme::Mqtts
+            } else {
+                Scheme::Mqtt
+            };
+            Broker::new(scheme, "localhost", scheme.default_port())
+        }
+    };
+    if let Some(h) = &c.host {
+        broker.host = h.clone();
+    }
+    if let Some(p) = c.port {
+        broker.port = p;
+    }
+    if c.cert.is_some() && !broker.scheme.is_tls() {
+        return Err(Fatal::new(
+            exit::USAGE,
+            "Error: --cert/--key need TLS: add --cafile, --capath or --tls-use-os-certs.",
+        ));
+    }
+
+    let mut options = ConnectOptions::new(client_id.clone())
+        .keep_alive(Duration::from_secs(c.keepalive.into()))
+        .clean_session(c.clean_session)
+        .protocol(c.protocol);
+    let username = c
+        .username
+        .clone()
+        .or_else(|| url_broker.as_ref().and_then(|b| b.username.clone()));
+    let password = c.password.clone().or_else(|| {
+        url_broker
+            .as_ref()
+            .and_then(|b| b.password.clone())
+            .map(String::into_bytes)
+    });
+    if let Some(user) = username {
+        options = options.credentials(user, password);
+    }
+    if let Some(topic) = &c.will_topic {
+        options = options.will(Will {
+            topic: topic.clone(),
+            payload: c.will_payload.clone().unwrap_or_default().into(),
+            qos: c.will_qos,
+            retain: c.will_retain,
+        });
+    }
+    if let Some(n) = c.max_inflight {
+        options = options.max_inflight(n);
+    }
+    if broker.scheme.is_tls() {
+        options = options.tls(tls_options(c)?);
+    }
+    Ok(Setup {
+        options,
+        broker,
+        trace: Trace {
+            on: c.debug,
+            id: client_id,
+        },
+    })
+}
+
+fn read_text(what: &str, path: &Path) -> Result<String, Fatal> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Fatal::new(
+            exit::ERROR,
+            format!("Error: cannot read {what} {}: {e}", path.display()),
+        )
+    })
+}
+
+fn tls_options(c: &Common) -> Result<TlsOptions, Fatal> {
+    let mut pem = String::new();
+    if let Some(f) = &c.cafile {
+        pem.push_str(&read_text("CA file", f)?);
+        pem.push('\n');
+    }
+    if let Some(dir) = &c.capath {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            Fatal::new(
+                exit::ERROR,
+                format!("Error: cannot read CA directory {}: {e}", dir.display()),
+            )
+        })?;
+        let mut files: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pem" || x == "crt"))
+            .collect();
+        files.sort();
+        for f in files {
+            pem.push_str(&read_text("CA file", &f)?);
+            pem.push('\n');
+        }
+    }
+    let mut tls = TlsOptions {
+        roots: if pem.is_empty() {
+            Roots::Native
+        } else {
+            Roots::Pem(pem)
+        },
+        danger_insecure: c.insecure,
+        ..TlsOptions::default()
+    };
+    if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
+        tls = tls.client_auth(
+            read_text("certificate file", cert)?,
+            read_text("key file", key)?,
+        );
+    }
+    Ok(tls)
+}
+
+/// Creates the client on the current runtime and connects, tracing CONNECT/CONNACK.
+pub(crate) async fn connect(setup: &Setup) -> Result<(Client, Events), Fatal> {
+    let (client, events) = Client::new(setup.options.clone());
+    setup.trace.client(format_args!("sending CONNECT"));
+    match client.connect(setup.broker.clone()).await {
+        Ok(session_present) => {
+            setup.trace.client(format_args!(
+                "received CONNACK (0){}",
+                if session_present {
+                    ", session present"
+                } else {
+                    ""
+                }
+            ));
+            Ok((client, events))
+        }
+        Err(e) => {
+            if let ConnectError::Refused(code) = &e {
+                setup
+                    .trace
+                    .client(format_args!("received CONNACK ({})", *code as u8));
+            }
+            Err(Fatal::connect(&e))
+        }
+    }
+}
+
+/// Sends DISCONNECT after everything queued and waits for the close, bounded so a dead
+/// link cannot hang the exit.
+pub(crate) async fn disconnect(client: &Client, trace: &Trace) {
+    trace.client(format_args!("sending DISCONNECT"));
+    let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+}
+
+/// A current-thread runtime: one client, one task doing the work; no thread hand-offs.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal::new(exit::ERROR, format!("Error: cannot start the runtime: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn common(s: &[&str]) -> Common {
+        let mut v: Vec<OsString> = s.iter().map(OsString::from).collect();
+        v.extend(["-t", "t", "-n"].map(OsString::from));
+        match args::parse_pub(v) {
+            Ok(args::Parsed::Run(a)) => a.common,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn broker_defaults_follow_tls_and_url() {
+        let s = setup(&common(&[]), "pub").unwrap();
+        assert_eq!(s.broker.to_string(), "mqtt://localhost:1883");
+        assert!(s.options.client_id.starts_with("tern-pub-"));
+        assert!(s.options.client_id.len() <= 23, "{}", s.options.client_id);
+        let s = setup(
+            &common(&["-L", "mqtt://u:p%40ss@127.0.0.1:1999/x", "-p", "2000"]),
+            "pub",
+        )
+        .unwrap();
+        assert_eq!(s.broker.to_string(), "mqtt://127.0.0.1:2000");
+        assert_eq!(s.options.username.as_deref(), Some("u"));
+        assert_eq!(s.options.password.as_deref(), Some(&b"p@ss"[..]));
+        let s = setup(&common(&["-u", "me", "-P", "pw", "-I", "pre-"]), "sub").unwrap();
+        assert_eq!(s.options.username.as_deref(), Some("me"));
+        assert_eq!(s.options.client_id, format!("pre-{}", std::process::id()));
+    }
+
+    #[test]
+    fn tls_flags_switch_scheme_and_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let s = setup(&common(&["--cafile", ca.to_str().unwrap()]), "pub").unwrap();
+        assert_eq!(s.broker.to_string(), "mqtts://localhost:8883");
+        assert!(matches!(s.options.tls.roots, Roots::Pem(_)));
+        let missing = setup(&common(&["--cafile", "/nonexistent/ca.pem"]), "pub").unwrap_err();
+        assert_eq!(missing.code, exit::ERROR);
+        assert!(
+            missing.message.contains("/nonexistent/ca.pem"),
+            "{}",
+            missing.message
+        );
+        let s = setup(&common(&["-L", "wss://h/x", "--insecure"]), "pub").unwrap();
+        assert!(s.options.tls.danger_insecure);
+        assert_eq!(s.broker.port, 443);
+    }
+
+    #[test]
+    fn connect_errors_carry_the_seed_code() {
+        let dns = ConnectError::Dns {
+            host: "nonexistent.invalid".into(),
+            reason: "no such host".into(),
+        };
+        let f = Fatal::connect(&dns);
+        assert_eq!(f.code, exit::CONNECT_FAILED);
+        assert!(f.message.ends_with("(-3)"), "{}", f.message);
+        let refused = ConnectError::Refused(tern_proto::ConnectReturnCode::BadUserNameOrPassword);
+        let f = Fatal::connect(&refused);
+        assert_eq!(f.code, exit::REFUSED);
+        assert_eq!(
+            f.message,
+            "Connection error: connection refused: bad user name or password (4)"
+        );
+    }
+}

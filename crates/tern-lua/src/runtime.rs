@@ -1,0 +1,272 @@
+//! The event loop: one Lua state on one thread, one queue of everything that happened (client
+//! events, timer expiries), callbacks run one at a time in queue order.
+//!
+//! Objects that produce events (clients, timers) are found by id in a weak registry table, so
+//! a script that drops a client lets it be collected; an object is also held in a strong
+//! table ("rooted") exactly while it can still produce events of its own accord (a client
+//! connecting or connected, an armed timer). The loop ends when nothing is rooted.
+
+use std::cell::Cell;
+use std::ffi::OsString;
+use std::path::Path;
+use std::rc::Rc;
+
+use mlua::{AnyUserData, Lua, Table, Value};
+use tokio::sync::mpsc;
+
+/// Named registry table: id → object, weak values.
+const OBJECTS: &str = "tern.objects";
+/// Named registry table: id → object, strong; what keeps the loop alive.
+const ROOTED: &str = "tern.rooted";
+
+/// Capacity of the central queue. Producers await space, so a slow script slows the clients'
+/// reading (TCP backpressure) instead of growing memory.
+const QUEUE_CAPACITY: usize = 1024;
+
+/// Something that happened, for the loop to dispatch.
+#[derive(Debug)]
+pub(crate) enum LoopEvent {
+    /// An event of the tern client behind a Lua client object. `generation` tells events of
+    /// a replaced tern client apart from the current one's.
+    Client {
+        id: u64,
+        generation: u64,
+        event: tern::Event,
+    },
+    /// A timer expired. `generation` is the arming it belongs to; stale ones are dropped.
+    Timer { id: u64, generation: u64 },
+}
+
+/// State shared by the modules and the loop, kept in the Lua state's app data.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) tx: mpsc::Sender<LoopEvent>,
+    next_id: Cell<u64>,
+    rooted: Cell<usize>,
+    /// `tmr.now()` / `tmr.time()` count from here (the device counts from boot).
+    pub(crate) started: tokio::time::Instant,
+}
+
+impl Shared {
+    pub(crate) fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+}
+
+/// The shared state of `lua`; errors if the runtime did not install it.
+pub(crate) fn shared(lua: &Lua) -> mlua::Result<Rc<Shared>> {
+    lua.app_data_ref::<Rc<Shared>>()
+        .map(|s| Rc::clone(&s))
+        .ok_or_else(|| mlua::Error::RuntimeError("tern runtime not installed".into()))
+}
+
+/// Records `ud` under `id` (weakly), so events can find it.
+pub(crate) fn track(lua: &Lua, id: u64, ud: &AnyUserData) -> mlua::Result<()> {
+    lua.named_registry_value::<Table>(OBJECTS)?.raw_set(id, ud)
+}
+
+/// The live object with this id, if it has not been collected.
+pub(crate) fn lookup(lua: &Lua, id: u64) -> mlua::Result<Option<AnyUserData>> {
+    // Rooted objects are alive, hence in the weak table too.
+    match lua.named_registry_value::<Table>(OBJECTS)?.raw_get::<Value>(id)? {
+        Value::UserData(ud) => Ok(Some(ud)),
+        _ => Ok(None),
+    }
+}
+
+/// Keeps `ud` alive and the loop running until [`unroot`]. Idempotent.
+pub(crate) fn root(lua: &Lua, id: u64, ud: &AnyUserData) -> mlua::Result<()> {
+    let rooted = lua.named_registry_value::<Table>(ROOTED)?;
+    if rooted.raw_get::<Value>(id)?.is_nil() {
+        rooted.raw_set(id, ud)?;
+        let s = shared(lua)?;
+        s.rooted.set(s.rooted.get() + 1);
+    }
+    Ok(())
+}
+
+/// Undoes [`root`]. Idempotent.
+pub(crate) fn unroot(lua: &Lua, id: u64) -> mlua::Result<()> {
+    let rooted = lua.named_registry_value::<Table>(ROOTED)?;
+    if !rooted.raw_get::<Value>(id)?.is_nil() {
+        rooted.raw_set(id, Value::Nil)?;
+        let s = shared(lua)?;
+        s.rooted.set(s.rooted.get().saturating_sub(1));
+    }
+    Ok(())
+}
+
+/// Why a script stopped with an error.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The script file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path given.
+        path: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A Lua error in the main chunk or in a callback, uncaught. Its text carries the Lua
+    /// traceback.
+    #[error("{0}")]
+    Lua(#[from] mlua::Error),
+}
+
+/// A Lua state with `mqtt` and `tmr` installed, and the loop that runs their callbacks.
+///
+/// Lua is single-threaded: create and drive it on one thread, inside a tokio runtime (clients
+/// and timers spawn tasks on it; a current-thread runtime keeps everything on that thread).
+///
+/// ```no_run
+/// # fn main() -> Result<(), tern_lua::RunError> {
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+/// rt.block_on(async {
+///     let mut lua = tern_lua::Runtime::new()?;
+///     lua.exec("tmr.create():alarm(10, tmr.ALARM_SINGLE, function() print('tick') end)", "demo")?;
+///     lua.run().await
+/// })
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Runtime {
+    lua: Lua,
+    rx: mpsc::Receiver<LoopEvent>,
+    shared: Rc<Shared>,
+}
+
+impl Runtime {
+    /// A fresh Lua 5.1 state with the standard libraries, `mqtt`, `tmr`, and a `print` that
+    /// flushes stdout after every line (so a reader on a pipe sees each line at once).
+    pub fn new() -> mlua::Result<Self> {
+        let lua = Lua::new();
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let shared = Rc::new(Shared {
+            tx,
+            next_id: Cell::new(1),
+            rooted: Cell::new(0),
+            started: tokio::time::Instant::now(),
+        });
+        lua.set_app_data(Rc::clone(&shared));
+        let objects = lua.create_table()?;
+        let weak = lua.create_table()?;
+        weak.raw_set("__mode", "v")?;
+        objects.set_metatable(Some(weak))?;
+        lua.set_named_registry_value(OBJECTS, objects)?;
+        lua.set_named_registry_value(ROOTED, lua.create_table()?)?;
+        crate::register(&lua)?;
+        install_print(&lua)?;
+        Ok(Self { lua, rx, shared })
+    }
+
+    /// The Lua state, e.g. to add globals.
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// Sets the global `arg` as the standalone `lua` interpreter does: `arg[0]` the script,
+    /// `arg[1..]` its arguments.
+    pub fn set_args(&self, script: &str, args: &[OsString]) -> mlua::Result<()> {
+        let t = self.lua.create_table()?;
+        t.raw_set(0, script)?;
+        for (i, a) in args.iter().enumerate() {
+            t.raw_set(i + 1, self.lua.create_string(a.as_encoded_bytes())?)?;
+        }
+        self.lua.globals().raw_set("arg", t)
+    }
+
+    /// Runs a script file's main chunk (callbacks run later, in [`run`](Self::run)).
+    pub fn exec_file(&self, path: &Path) -> Result<(), RunError> {
+        let src = std::fs::read(path).map_err(|source| RunError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // A leading `#!` line is skipped, as the `lua` interpreter does.
+        let src = if src.starts_with(b"#") {
+            let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());
+            // Keep the newline so line numbers stay right.
+            src[end..].to_vec()
+        } else {
+            src
+        };
+        self.lua
+            .load(src)
+            .set_name(format!("@{}", path.display()))
+            .exec()?;
+        Ok(())
+    }
+
+    /// Runs a chunk of source; `name` appears in error messages.
+    pub fn exec(&self, src: &str, name: &str) -> Result<(), RunError> {
+        self.lua.load(src).set_name(format!("={name}")).exec()?;
+        Ok(())
+    }
+
+    /// True when no client is connecting or connected and no timer is armed.
+    pub fn is_idle(&self) -> bool {
+        self.shared.rooted.get() == 0
+    }
+
+    /// Dispatches events until [`is_idle`](Self::is_idle), running callbacks one at a time in
+    /// the order their events happened. An error a callback does not catch ends the loop.
+    pub async fn run(&mut self) -> Result<(), RunError> {
+        loop {
+            if self.is_idle() {
+                // Deliver what already arrived (e.g. completions racing an `offline`), then
+                // stop if that did not start anything.
+                while let Ok(ev) = self.rx.try_recv() {
+                    self.dispatch(ev)?;
+                }
+                if self.is_idle() {
+                    return Ok(());
+                }
+            }
+            // The runtime holds a sender, so the queue never closes.
+            let Some(ev) = self.rx.recv().await else {
+                return Ok(());
+            };
+            self.dispatch(ev)?;
+        }
+    }
+
+    fn dispatch(&self, ev: LoopEvent) -> mlua::Result<()> {
+        match ev {
+            LoopEvent::Client {
+                id,
+                generation,
+                event,
+            } => match lookup(&self.lua, id)? {
+                Some(ud) => crate::mqtt::client::dispatch(&self.lua, &ud, generation, event),
+                None => Ok(()),
+            },
+            LoopEvent::Timer { id, generation } => match lookup(&self.lua, id)? {
+                Some(ud) => crate::tmr::fire(&self.lua, &ud, generation),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// `print` writing through C stdio (as `io.write` does, so the two interleave correctly) and
+/// flushing after each line.
+fn install_print(lua: &Lua) -> mlua::Result<()> {
+    let print: mlua::Function = lua
+        .load(
+            r##"
+            local tostring, select, concat, stdout = tostring, select, table.concat, io.stdout
+            return function(...)
+                local n = select("#", ...)
+                local parts = {...}
+                for i = 1, n do parts[i] = tostring(parts[i]) end
+                stdout:write(concat(parts, "\t", 1, n), "\n")
+                stdout:flush()
+            end
+            "##,
+        )
+        .set_name("=print")
+        .eval()?;
+    lua.globals().raw_set("print", print)
+}

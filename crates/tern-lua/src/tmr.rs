@@ -1,0 +1,316 @@
+//! The `tmr` module: timer objects with the device's semantics (NodeMCU `tmr.create()`,
+//! `register`/`start`/`alarm`/`stop`/`unregister`/`interval`/`state`), plus `tmr.now()`,
+//! `tmr.time()`, `tmr.delay()` and `tmr.wdclr()`.
+//!
+//! An armed timer is a task sleeping until its deadline and then queueing an expiry; the
+//! loop runs the callback. Each arming has a generation number, so an expiry already queued
+//! when the timer was stopped or re-armed is recognised as stale and dropped.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use mlua::{AnyUserData, Function, Lua, Variadic, UserData, UserDataMethods, Value};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::mqtt::args::{bad_arg, check_integer, opt_flag};
+use crate::runtime::{self, LoopEvent};
+
+/// Longest interval the device accepts, in milliseconds (its `tmr` range check).
+pub const MAX_INTERVAL_MS: i64 = 6_870_947;
+
+/// Where a timer keeps its callback: a named user value, so a callback that references its
+/// own timer does not make an uncollectable cycle through Rust.
+const CALLBACK: &str = "fn";
+
+/// `tmr.ALARM_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Fires once, then unregisters itself.
+    Single = 0,
+    /// Fires every interval until stopped.
+    Auto = 1,
+    /// Fires once and stays registered; `start()` arms it again.
+    Semi = 2,
+}
+
+#[derive(Debug)]
+struct State {
+    interval: Duration,
+    mode: Mode,
+    registered: bool,
+    running: bool,
+    /// Bumped at every arming and disarming; expiries carry the value they were armed with.
+    generation: u64,
+    task: Option<AbortHandle>,
+}
+
+/// A `tmr` timer object.
+#[derive(Debug)]
+pub(crate) struct Timer {
+    id: u64,
+    state: RefCell<State>,
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if let Some(task) = self.state.get_mut().task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn timer(ud: &AnyUserData) -> mlua::Result<mlua::UserDataRef<Timer>> {
+    ud.borrow::<Timer>()
+}
+
+fn interval_arg(func: &str, args: &[Value], pos: usize) -> mlua::Result<Duration> {
+    let ms = check_integer(func, args, pos)?;
+    if !(1..=MAX_INTERVAL_MS).contains(&ms) {
+        return Err(bad_arg(func, pos, format!("Range: 1-{MAX_INTERVAL_MS}")));
+    }
+    Ok(Duration::from_millis(ms.unsigned_abs()))
+}
+
+fn mode_arg(func: &str, args: &[Value], pos: usize) -> mlua::Result<Mode> {
+    match check_integer(func, args, pos)? {
+        0 => Ok(Mode::Single),
+        1 => Ok(Mode::Auto),
+        2 => Ok(Mode::Semi),
+        _ => Err(bad_arg(func, pos, "invalid timer mode")),
+    }
+}
+
+/// Starts (or restarts) the timer's countdown and roots it.
+fn arm(lua: &Lua, ud: &AnyUserData) -> mlua::Result<()> {
+    let shared = runtime::shared(lua)?;
+    let t = timer(ud)?;
+    let mut st = t.state.borrow_mut();
+    if let Some(task) = st.task.take() {
+        task.abort();
+    }
+    st.generation += 1;
+    st.running = true;
+    let handle = tokio::spawn(countdown(
+        shared.tx.clone(),
+        t.id,
+        st.generation,
+        st.interval,
+        st.mode == Mode::Auto,
+    ));
+    st.task = Some(handle.abort_handle());
+    drop(st);
+    runtime::root(lua, t.id, ud)
+}
+
+/// Stops the countdown and unroots the timer; registration is untouched.
+fn disarm(lua: &Lua, t: &Timer) -> mlua::Result<()> {
+    let mut st = t.state.borrow_mut();
+    if let Some(task) = st.task.take() {
+        task.abort();
+    }
+    st.generation += 1;
+    st.running = false;
+    drop(st);
+    runtime::unroot(lua, t.id)
+}
+
+async fn countdown(
+    tx: mpsc::Sender<LoopEvent>,
+    id: u64,
+    generation: u64,
+    period: Duration,
+    periodic: bool,
+) {
+    let mut next = tokio::time::Instant::now() + period;
+    loop {
+        tokio::time::sleep_until(next).await;
+        if tx.send(LoopEvent::Timer { id, generation }).await.is_err() || !periodic {
+            return;
+        }
+        // Keep the period's phase, but never schedule in the past after a slow callback.
+        next = (next + period).max(tokio::time::Instant::now());
+    }
+}
+
+/// Runs a timer's callback for an expiry queued by arming `generation`.
+pub(crate) fn fire(lua: &Lua, ud: &AnyUserData, generation: u64) -> mlua::Result<()> {
+    let Ok(t) = timer(ud) else {
+        return Ok(());
+    };
+    let mode = {
+        let st = t.state.borrow();
+        if !st.running || st.generation != generation {
+            return Ok(());
+        }
+        st.mode
+    };
+    let callback: Option<Function> = ud.named_user_value(CALLBACK)?;
+    match mode {
+        Mode::Auto => {}
+        Mode::Semi => disarm(lua, &t)?,
+        Mode::Single => {
+            // The device unregisters before calling, so the callback may register again.
+            disarm(lua, &t)?;
+            t.state.borrow_mut().registered = false;
+            ud.set_named_user_value(CALLBACK, Value::Nil)?;
+        }
+    }
+    drop(t);
+    match callback {
+        Some(f) => f.call::<()>(ud.clone()),
+        None => Ok(()),
+    }
+}
+
+fn register(lua: &Lua, ud: &AnyUserData, func: &str, args: &[Value]) -> mlua::Result<()> {
+    let interval = interval_arg(func, args, 1)?;
+    let mode = mode_arg(func, args, 2)?;
+    let callback = match args.get(2) {
+        Some(Value::Function(f)) => f.clone(),
+        other => {
+            let got = other.map_or("no value", |v| if v.is_nil() { "no value" } else { v.type_name() });
+            return Err(bad_arg(func, 3, format!("function expected, got {got}")));
+        }
+    };
+    let t = timer(ud)?;
+    // Re-registering a running timer stops it first (as the device does).
+    if t.state.borrow().running {
+        disarm(lua, &t)?;
+    }
+    {
+        let mut st = t.state.borrow_mut();
+        st.interval = interval;
+        st.mode = mode;
+        st.registered = true;
+    }
+    drop(t);
+    ud.set_named_user_value(CALLBACK, callback)
+}
+
+/// `start([restart])`: false when already running (unless `restart`), error when
+/// unregistered.
+fn start(lua: &Lua, ud: &AnyUserData, func: &str, restart: bool) -> mlua::Result<bool> {
+    let (registered, running) = {
+        let t = timer(ud)?;
+        let st = t.state.borrow();
+        (st.registered, st.running)
+    };
+    if !registered {
+        return Err(mlua::Error::RuntimeError(format!("{func}: timer not registered")));
+    }
+    if running && !restart {
+        return Ok(false);
+    }
+    arm(lua, ud)?;
+    Ok(true)
+}
+
+impl UserData for Timer {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_function("register", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
+            register(lua, &ud, "register", &args)
+        });
+        methods.add_function("start", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
+            let restart = opt_flag("start", &args, 1, false)?;
+            start(lua, &ud, "start", restart)
+        });
+        methods.add_function("alarm", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
+            register(lua, &ud, "alarm", &args)?;
+            start(lua, &ud, "alarm", false)
+        });
+        methods.add_function("stop", |lua, ud: AnyUserData| {
+            let t = timer(&ud)?;
+            if !t.state.borrow().running {
+                return Ok(false);
+            }
+            disarm(lua, &t)?;
+            Ok(true)
+        });
+        methods.add_function("unregister", |lua, ud: AnyUserData| {
+            let t = timer(&ud)?;
+            disarm(lua, &t)?;
+            t.state.borrow_mut().registered = false;
+            drop(t);
+            ud.set_named_user_value(CALLBACK, Value::Nil)
+        });
+        methods.add_function("interval", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
+            let interval = interval_arg("interval", &args, 1)?;
+            let running = {
+                let t = timer(&ud)?;
+                let mut st = t.state.borrow_mut();
+                st.interval = interval;
+                st.running
+            };
+            if running {
+                arm(lua, &ud)?;
+            }
+            Ok(())
+        });
+        methods.add_function("state", |_, ud: AnyUserData| {
+            let t = timer(&ud)?;
+            let st = t.state.borrow();
+            if st.registered {
+                Ok((Some(st.running), Some(st.mode as i64)))
+            } else {
+                Ok((None, None))
+            }
+        });
+        methods.add_meta_function("__tostring", |_, ud: AnyUserData| {
+            Ok(format!("timer: {:p}", ud.to_pointer()))
+        });
+    }
+}
+
+/// Installs the `tmr` global.
+pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
+    let m = lua.create_table()?;
+    m.raw_set("ALARM_SINGLE", Mode::Single as i64)?;
+    m.raw_set("ALARM_AUTO", Mode::Auto as i64)?;
+    m.raw_set("ALARM_SEMI", Mode::Semi as i64)?;
+    m.raw_set(
+        "create",
+        lua.create_function(|lua, ()| {
+            let shared = runtime::shared(lua)?;
+            let id = shared.next_id();
+            let ud = lua.create_userdata(Timer {
+                id,
+                state: RefCell::new(State {
+                    interval: Duration::from_millis(1),
+                    mode: Mode::Single,
+                    registered: false,
+                    running: false,
+                    generation: 0,
+                    task: None,
+                }),
+            })?;
+            runtime::track(lua, id, &ud)?;
+            Ok(ud)
+        })?,
+    )?;
+    m.raw_set(
+        "now",
+        lua.create_function(|lua, ()| {
+            let us = runtime::shared(lua)?.started.elapsed().as_micros();
+            Ok(i64::try_from(us).unwrap_or(i64::MAX))
+        })?,
+    )?;
+    m.raw_set(
+        "time",
+        lua.create_function(|lua, ()| {
+            let s = runtime::shared(lua)?.started.elapsed().as_secs();
+            Ok(i64::try_from(s).unwrap_or(i64::MAX))
+        })?,
+    )?;
+    m.raw_set(
+        "delay",
+        lua.create_function(|_, args: Variadic<Value>| {
+            let us = check_integer("delay", &args, 1)?;
+            // Busy-waits on the device; here it blocks the one Lua thread just the same.
+            std::thread::sleep(Duration::from_micros(us.max(0).unsigned_abs()));
+            Ok(())
+        })?,
+    )?;
+    m.raw_set("wdclr", lua.create_function(|_, ()| Ok(()))?)?;
+    lua.globals().raw_set("tmr", m)
+}

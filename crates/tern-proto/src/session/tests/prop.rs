@@ -1,0 +1,217 @@
+//! Random interleavings of commands, broker answers (released in any order), broker
+//! publishes, and connection drops with clean session off, checked against the model broker.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::harness::{Broker, Pair, config, filter, topic};
+use crate::packet::QoS;
+use crate::session::{Event, Message, RequestId};
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// The application publishes at this QoS.
+    Publish(QoS),
+    /// The application subscribes.
+    Subscribe,
+    /// Client and broker exchange packets until the broker holds only unreleased answers.
+    Drive,
+    /// The broker releases one held answer (index modulo the number held).
+    Release(usize),
+    /// The broker releases every held answer.
+    ReleaseAll,
+    /// The broker publishes to the client at this QoS.
+    BrokerPublish(QoS),
+    /// The transport drops (possibly with packets unsent or answers unreleased) and the
+    /// client reconnects at once.
+    Drop,
+}
+
+fn qos() -> impl Strategy<Value = QoS> {
+    prop_oneof![
+        Just(QoS::AtMostOnce),
+        Just(QoS::AtLeastOnce),
+        Just(QoS::ExactlyOnce)
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => qos().prop_map(Op::Publish),
+        1 => Just(Op::Subscribe),
+        4 => Just(Op::Drive),
+        4 => any::<usize>().prop_map(Op::Release),
+        1 => Just(Op::ReleaseAll),
+        2 => qos().prop_map(Op::BrokerPublish),
+        1 => Just(Op::Drop),
+    ]
+}
+
+/// What the application did and saw.
+#[derive(Default)]
+struct Ledger {
+    publishes: HashMap<RequestId, (QoS, Bytes)>,
+    subscribes: Vec<RequestId>,
+    completed: HashMap<RequestId, usize>,
+    /// Broker → client payloads sent, by QoS.
+    sent_by_broker: Vec<(QoS, Bytes)>,
+    received: HashMap<Bytes, usize>,
+    drops: usize,
+}
+
+impl Ledger {
+    fn absorb(&mut self, events: Vec<Event>) {
+        for e in events {
+            match e {
+                Event::Published(id) | Event::Unsubscribed(id) | Event::Subscribed { id, .. } => {
+                    let n = self.completed.entry(id).or_default();
+                    *n += 1;
+                    assert_eq!(*n, 1, "request {id} completed twice");
+                }
+                Event::Message(p) => *self.received.entry(p.payload).or_default() += 1,
+                Event::Connected { .. } => {}
+                Event::Disconnected(reason) => {
+                    assert_eq!(
+                        reason,
+                        crate::session::DisconnectReason::TransportClosed,
+                        "only the test drops connections"
+                    );
+                    self.drops += 1;
+                }
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+    }
+}
+
+fn run(ops: &[Op], max_inflight: u16) {
+    let cfg = config()
+        .clean_session(false)
+        .max_inflight(max_inflight)
+        .keep_alive(Duration::ZERO);
+    let mut pair = Pair::new(cfg);
+    let mut broker = Broker::default();
+    let mut ledger = Ledger::default();
+    let mut n = 0u32;
+    let mut payload = |prefix: &str| {
+        n += 1;
+        Bytes::from(format!("{prefix}{n}"))
+    };
+    pair.session.connect(pair.now).unwrap();
+    for op in ops {
+        match op {
+            Op::Publish(q) => {
+                let body = payload("c");
+                let m = Message {
+                    topic: topic("t"),
+                    payload: body.clone(),
+                    qos: *q,
+                    retain: false,
+                };
+                let id = pair.session.publish(pair.now, m).unwrap();
+                ledger.publishes.insert(id, (*q, body));
+            }
+            Op::Subscribe => {
+                let id = pair
+                    .session
+                    .subscribe(pair.now, vec![(filter("t/#"), QoS::ExactlyOnce)])
+                    .unwrap();
+                ledger.subscribes.push(id);
+            }
+            Op::Drive => pair.drive(&mut broker),
+            Op::Release(i) => {
+                broker.release(*i);
+                pair.drive(&mut broker);
+            }
+            Op::ReleaseAll => {
+                broker.release_all();
+                pair.drive(&mut broker);
+            }
+            Op::BrokerPublish(q) => {
+                if pair.session.is_connected() {
+                    let body = payload("b");
+                    broker.send_publish(*q, body.clone());
+                    ledger.sent_by_broker.push((*q, body));
+                    pair.drive(&mut broker);
+                }
+            }
+            Op::Drop => {
+                pair.close();
+                broker.drop_connection();
+                pair.session.connect(pair.now).unwrap();
+            }
+        }
+        ledger.absorb(pair.events());
+    }
+
+    // Settle: the broker answers everything at once until both sides are quiet.
+    broker.auto_respond = true;
+    pair.drive(&mut broker);
+    ledger.absorb(pair.events());
+    assert!(pair.session.is_connected());
+    assert_eq!(pair.session.in_flight(), 0, "everything acknowledged");
+    assert_eq!(pair.session.queued(), 0, "nothing left queued");
+    assert!(
+        broker.out.is_empty(),
+        "the client acknowledged every broker publish"
+    );
+
+    for (id, (q, body)) in &ledger.publishes {
+        assert_eq!(
+            ledger.completed.get(id),
+            Some(&1),
+            "publish {id} at QoS {q}"
+        );
+        let seen = broker.delivered.get(body).copied().unwrap_or(0);
+        match q {
+            QoS::AtLeastOnce => assert!(seen >= 1, "QoS 1 {body:?} never reached the broker"),
+            _ => assert_eq!(seen, 1, "QoS {q} {body:?} reached subscribers {seen} times"),
+        }
+    }
+    for id in &ledger.subscribes {
+        assert_eq!(ledger.completed.get(id), Some(&1), "subscribe {id}");
+    }
+    for (q, body) in &ledger.sent_by_broker {
+        let got = ledger.received.get(body).copied().unwrap_or(0);
+        match q {
+            QoS::AtLeastOnce => assert!(got >= 1, "broker QoS 1 {body:?} never delivered"),
+            _ => assert_eq!(got, 1, "broker QoS {q} {body:?} delivered {got} times"),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_publish_completes_once_and_qos2_reaches_the_broker_exactly_once(
+        ops in prop::collection::vec(op(), 1..80),
+        max_inflight in 1u16..5,
+    ) {
+        run(&ops, max_inflight);
+    }
+}
+
+#[test]
+fn drops_between_every_step_of_a_qos2_flow_still_deliver_exactly_once() {
+    // A deterministic worst case: drop after each half of the exchange.
+    let ops = [
+        Op::Publish(QoS::ExactlyOnce),
+        Op::Drive,
+        Op::Drop,
+        Op::Drive,
+        Op::Release(0),
+        Op::Drop,
+        Op::Drive,
+        Op::Release(0),
+        Op::Drop,
+        Op::Drive,
+        Op::BrokerPublish(QoS::ExactlyOnce),
+        Op::Drop,
+        Op::Drive,
+    ];
+    run(&ops, 1);
+}
