@@ -1,1 +1,322 @@
-fn main(){}
+//! The comparative harness. `run-all` starts a private mosquitto, runs every scenario for
+//! every client interleaved (one child process of this binary per measurement, so each
+//! library's CPU time is its own), repeats, stops the broker and writes the report.
+//! `client` is that child: it runs one scenario once and prints one JSON line.
+//! `report` rebuilds the report from a saved results file.
+//!
+//! Built as a bench target so that rumqttc and paho-mqtt stay dev-dependencies:
+//! `cargo bench --bench compare --no-run`, then run the executable (see `scripts/bench`).
+
+mod paho_client;
+mod process;
+mod rumqttc_client;
+
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tern_bench::broker::Mosquitto;
+use tern_bench::record::{Ctx, Record};
+use tern_bench::scenario::{self, Scenario};
+use tern_bench::{measure, report};
+
+#[derive(Parser)]
+#[command(about = "tern vs rumqttc vs paho-mqtt vs the mosquitto clients")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run everything and write the report.
+    RunAll {
+        /// Small counts: a smoke run of about two minutes.
+        #[arg(long)]
+        quick: bool,
+        /// Repetitions of every scenario for every client.
+        #[arg(long, default_value_t = 3)]
+        reps: u32,
+        /// Only scenarios whose id starts with one of these (tp, lat, conn, proc, tp:1...).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Only these clients (tern, rumqttc, paho, tern-cli, mosquitto-cli).
+        #[arg(long, value_delimiter = ',')]
+        libs: Vec<String>,
+        /// Raw results, one JSON record per line (appended to the report's inputs).
+        #[arg(long, default_value = "target-bench/bench-results.jsonl")]
+        results: PathBuf,
+        /// Markdown report to write (its text outside the results markers is kept).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Criterion's output directory, for the codec figures.
+        #[arg(long, default_value = "target-bench/criterion")]
+        criterion: PathBuf,
+    },
+    /// Run one scenario once with one client and print one JSON line (used by run-all).
+    Client {
+        #[arg(long)]
+        lib: String,
+        #[arg(long)]
+        scenario: Scenario,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        broker_pid: Option<u32>,
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        #[arg(long, default_value_t = 1)]
+        rep: u32,
+        /// Pin this process to these CPUs before starting anything.
+        #[arg(long, value_delimiter = ',')]
+        pin: Vec<usize>,
+    },
+    /// Rebuild the report from a results file.
+    Report {
+        #[arg(long, default_value = "target-bench/bench-results.jsonl")]
+        results: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "target-bench/criterion")]
+        criterion: PathBuf,
+    },
+}
+
+fn main() {
+    // `cargo bench` appends `--bench`; ignore it.
+    let args = std::env::args_os().filter(|a| a != "--bench");
+    let cli = Cli::parse_from(args);
+    match cli.cmd {
+        Cmd::Client {
+            lib,
+            scenario,
+            host,
+            port,
+            broker_pid,
+            prefix,
+            rep,
+            pin,
+        } => {
+            if !pin.is_empty() {
+                if let Err(e) = measure::pin(0, &pin) {
+                    eprintln!("pin: {e}");
+                }
+            }
+            measure::raise_nofile();
+            let ctx = Ctx {
+                host,
+                port,
+                broker_pid,
+                prefix,
+            };
+            let mut rec = match (lib.as_str(), scenario) {
+                ("tern-cli" | "mosquitto-cli", Scenario::Process { qos, count }) => {
+                    process::run(&ctx, &lib, qos, count)
+                }
+                ("tern", s) => tern_bench::tern_client::run(&ctx, s),
+                ("rumqttc", s) => rumqttc_client::run(&ctx, s),
+                ("paho", s) => paho_client::run(&ctx, s),
+                (l, s) => {
+                    let mut r = Record::new(l, &s.to_string());
+                    r.error = Some("no such client for this scenario".to_owned());
+                    r
+                }
+            };
+            rec.rep = rep;
+            let line = serde_json::to_string(&rec).expect("records serialize");
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+            // Skip tearing down thousands of connections one by one.
+            std::process::exit(0);
+        }
+        Cmd::RunAll {
+            quick,
+            reps,
+            only,
+            libs,
+            results,
+            out,
+            criterion,
+        } => run_all(quick, reps, &only, &libs, &results, out.as_deref(), &criterion),
+        Cmd::Report {
+            results,
+            out,
+            criterion,
+        } => {
+            let recs = load(&results);
+            report::write(&recs, &criterion, &out, None).expect("report written");
+            println!("{}", report::summary(&recs, &criterion));
+        }
+    }
+}
+
+fn load(path: &Path) -> Vec<Record> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect()
+}
+
+struct Job {
+    rep: u32,
+    scenario: Scenario,
+    lib: &'static str,
+}
+
+fn run_all(
+    quick: bool,
+    reps: u32,
+    only: &[String],
+    libs: &[String],
+    results: &Path,
+    out: Option<&Path>,
+    criterion: &Path,
+) {
+    let nofile = measure::raise_nofile();
+    let plan: Vec<Scenario> = scenario::plan(quick)
+        .into_iter()
+        .filter(|s| only.is_empty() || only.iter().any(|o| s.to_string().starts_with(o.as_str())))
+        .collect();
+    // Interleaved: every repetition runs every scenario for every client, the clients'
+    // order rotating from one repetition to the next.
+    let mut jobs = Vec::new();
+    for rep in 1..=reps {
+        for s in &plan {
+            let mut ls: Vec<&'static str> = s
+                .libs()
+                .iter()
+                .copied()
+                .filter(|l| libs.is_empty() || libs.iter().any(|x| x == l))
+                .collect();
+            if !ls.is_empty() {
+                let k = (rep as usize - 1) % ls.len();
+                ls.rotate_left(k);
+            }
+            for lib in ls {
+                jobs.push(Job {
+                    rep,
+                    scenario: *s,
+                    lib,
+                });
+            }
+        }
+    }
+    let mut broker = Mosquitto::start().expect("mosquitto starts");
+    eprintln!(
+        "mosquitto pid {} on 127.0.0.1:{}, RLIMIT_NOFILE {nofile}, {} jobs",
+        broker.pid(),
+        broker.port,
+        jobs.len()
+    );
+    if let Some(dir) = results.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut sink = std::fs::File::create(results).expect("results file");
+    let exe = std::env::current_exe().expect("own path");
+    let pb = ProgressBar::new(jobs.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let ncpu = measure::cpus();
+    let mut records = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let latency = matches!(job.scenario, Scenario::Latency { .. });
+        pb.set_message(format!("rep {} {} {}", job.rep, job.lib, job.scenario.label()));
+        // Latency: broker and client share one core, so the figure is the clients' path and
+        // not the VM's cross-core wake-ups.
+        let pin_cpu = ncpu - 1;
+        if latency {
+            let _ = measure::pin(broker.pid(), &[pin_cpu]);
+        }
+        let mut cmd = Command::new(&exe);
+        cmd.arg("client")
+            .args(["--lib", job.lib])
+            .args(["--scenario", &job.scenario.to_string()])
+            .args(["--port", &broker.port.to_string()])
+            .args(["--broker-pid", &broker.pid().to_string()])
+            .args(["--prefix", &format!("j{i}-{}", std::process::id())])
+            .args(["--rep", &job.rep.to_string()]);
+        if latency {
+            cmd.args(["--pin", &pin_cpu.to_string()]);
+        }
+        let rec = run_child(cmd, job);
+        if latency {
+            let all: Vec<usize> = (0..ncpu).collect();
+            let _ = measure::pin(broker.pid(), &all);
+        }
+        let _ = writeln!(sink, "{}", serde_json::to_string(&rec).expect("serialize"));
+        pb.println(format!("{}", report::one_line(&rec)));
+        records.push(rec);
+        pb.inc(1);
+        // Let the broker finish closing the previous run's connections.
+        let settle = match job.scenario {
+            Scenario::Connections { count } => 500 + count / 5,
+            _ => 200,
+        };
+        std::thread::sleep(Duration::from_millis(settle));
+        if broker_dead(&mut broker) {
+            pb.println("mosquitto died; restarting it");
+            broker = Mosquitto::start().expect("mosquitto restarts");
+        }
+    }
+    pb.finish_with_message("done");
+    broker.stop();
+    if let Some(out) = out {
+        report::write(&records, criterion, out, Some(quick)).expect("report written");
+        eprintln!("wrote {}", out.display());
+    }
+    println!("{}", report::summary(&records, criterion));
+}
+
+fn broker_dead(b: &mut Mosquitto) -> bool {
+    measure::proc_cpu(b.pid()).is_none()
+}
+
+/// Runs one child, bounded: 10 minutes, then killed.
+fn run_child(mut cmd: Command, job: &Job) -> Record {
+    let mut fail = |e: String| {
+        let mut r = Record::new(job.lib, &job.scenario.to_string());
+        r.rep = job.rep;
+        r.error = Some(e);
+        r
+    };
+    let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("spawn: {e}")),
+    };
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return fail("timed out after 600 s".to_owned());
+            }
+        }
+    }
+    let text = reader.join().unwrap_or_default();
+    match text.lines().rev().find_map(|l| serde_json::from_str::<Record>(l).ok()) {
+        Some(r) => r,
+        None => fail(format!("no result line; output: {}", text.trim())),
+    }
+}

@@ -13,7 +13,7 @@ use mlua::{AnyUserData, Function, Lua, Variadic, UserData, UserDataMethods, Valu
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::mqtt::args::{bad_arg, check_integer, opt_flag};
+use crate::mqtt::args::{bad_arg, check_integer, lua_error, opt_flag, type_name};
 use crate::runtime::{self, LoopEvent};
 
 /// Longest interval the device accepts, in milliseconds (its `tmr` range check).
@@ -169,7 +169,7 @@ fn register(lua: &Lua, ud: &AnyUserData, func: &str, args: &[Value]) -> mlua::Re
     let callback = match args.get(2) {
         Some(Value::Function(f)) => f.clone(),
         other => {
-            let got = other.map_or("no value", |v| if v.is_nil() { "no value" } else { v.type_name() });
+            let got = other.map_or("no value", type_name);
             return Err(bad_arg(func, 3, format!("function expected, got {got}")));
         }
     };
@@ -197,7 +197,7 @@ fn start(lua: &Lua, ud: &AnyUserData, func: &str, restart: bool) -> mlua::Result
         (st.registered, st.running)
     };
     if !registered {
-        return Err(mlua::Error::RuntimeError(format!("{func}: timer not registered")));
+        return Err(lua_error(format!("{func}: timer not registered")));
     }
     if running && !restart {
         return Ok(false);
@@ -250,11 +250,13 @@ impl UserData for Timer {
         methods.add_function("state", |_, ud: AnyUserData| {
             let t = timer(&ud)?;
             let st = t.state.borrow();
-            if st.registered {
-                Ok((Some(st.running), Some(st.mode as i64)))
+            // The device returns a single nil for an unregistered timer.
+            let values = if st.registered {
+                vec![Value::Boolean(st.running), Value::Integer(st.mode as i64)]
             } else {
-                Ok((None, None))
-            }
+                vec![Value::Nil]
+            };
+            Ok(Variadic::from_iter(values))
         });
         methods.add_meta_function("__tostring", |_, ud: AnyUserData| {
             Ok(format!("timer: {:p}", ud.to_pointer()))

@@ -25,7 +25,6 @@ mod util;
 
 pub use mosquitto::{Mosquitto, MosquittoConfig, require_mosquitto, require_mosquitto_tool};
 pub use proxy::{Direction, FaultProxy};
-pub use raw::RawPacket;
 pub use scripted::{Connection, Responder, Script, ScriptStatus, ScriptedBroker, Step};
 pub use tls::{CertKey, TlsMaterial};
 pub use tools::{RunningTool, ToolCommand, ToolOutput};

@@ -672,7 +672,10 @@ impl Mosquitto {
                 .unwrap_or_else(|| unreachable!("just spawned"));
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
-                if new_log.contains("Address already in use") {
+                // A websocket listener's bind failure is only reported this way.
+                if new_log.contains("Address already in use")
+                    || new_log.contains("Unable to create websockets listener")
+                {
                     return Err(StartError::AddrInUse);
                 }
                 return Err(StartError::Failed(format!(

@@ -73,3 +73,14 @@ async fn client_cert_without_key_is_a_configuration_error() {
     assert!(matches!(e, ConnectError::TlsConfig(_)), "{e:?}");
     assert!(e.to_string().contains("client_key"), "{e}");
 }
+
+#[tokio::test]
+async fn danger_insecure_accepts_an_unverifiable_certificate() {
+    let broker = MosquittoConfig::new().tls().start();
+    let mut tls = TlsOptions::ca_pem(broker.tls().wrong_ca.cert_pem.clone());
+    tls.danger_insecure = true;
+    let (client, _) = Client::new(ConnectOptions::new(unique("insecure")).tls(tls));
+    within("CONNACK", client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())))
+        .await
+        .expect("insecure mode skips verification");
+}

@@ -348,7 +348,10 @@ mod tests {
 
     fn common(s: &[&str]) -> Common {
         let mut v: Vec<OsString> = s.iter().map(OsString::from).collect();
-        v.extend(["-t", "t", "-n"].map(OsString::from));
+        if !s.contains(&"-L") {
+            v.extend(["-t", "t"].map(OsString::from));
+        }
+        v.push("-n".into());
         match args::parse_pub(v) {
             Ok(args::Parsed::Run(a)) => a.common,
             other => panic!("{other:?}"),

@@ -19,9 +19,27 @@ pub(crate) const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 /// The port `connect` uses when none is given, TLS or not (both device variants).
 pub(crate) const DEFAULT_PORT: u16 = 1883;
 
+/// An error raised into Lua with exactly this message, as `luaL_error` would (mlua's
+/// `RuntimeError` would prefix "runtime error: ").
+#[derive(Debug)]
+pub(crate) struct LuaError(String);
+
+impl Display for LuaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LuaError {}
+
+/// A Lua error with this message.
+pub(crate) fn lua_error(msg: impl Into<String>) -> mlua::Error {
+    mlua::Error::external(LuaError(msg.into()))
+}
+
 /// A Lua error in the shape of Lua's own `luaL_argerror`.
 pub(crate) fn bad_arg(func: &str, pos: usize, msg: impl Display) -> mlua::Error {
-    mlua::Error::RuntimeError(format!("bad argument #{pos} to '{func}' ({msg})"))
+    lua_error(format!("bad argument #{pos} to '{func}' ({msg})"))
 }
 
 /// Lua's "X expected, got Y" message.
@@ -29,9 +47,11 @@ fn expected(func: &str, pos: usize, what: &str, got: &Value) -> mlua::Error {
     bad_arg(func, pos, format!("{what} expected, got {}", type_name(got)))
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// The type's name as Lua 5.1 reports it (mlua says "integer" for integral numbers).
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Nil => "no value",
+        Value::Integer(_) | Value::Number(_) => "number",
         other => other.type_name(),
     }
 }
@@ -340,7 +360,7 @@ fn tls_table(t: &Table, pos: usize) -> mlua::Result<TlsOptions> {
             v => Err(bad_arg(
                 "connect",
                 pos,
-                format!("{name} must be a PEM string, got {}", v.type_name()),
+                format!("{name} must be a PEM string, got {}", type_name(&v)),
             )),
         }
     };
@@ -403,10 +423,10 @@ impl SubscribeArgs {
                 };
                 let topic = topic_filter(F, 1, lua_utf8(F, 1, &k)?)?;
                 let q = match v {
-                    Value::Integer(n) => qos_value(F, 1, n)?,
-                    Value::Number(n) if n.fract() == 0.0 => qos_value(F, 1, n as i64)?,
-                    _ => return Err(bad_arg(F, 1, format!("qos for {topic:?} must be 0, 1 or 2"))),
-                };
+                    Value::Integer(n) => u8::try_from(n).ok().and_then(QoS::from_u8),
+                    _ => None,
+                }
+                .ok_or_else(|| bad_arg(F, 1, format!("qos for {topic:?} must be 0, 1 or 2")))?;
                 filters.push((topic, q));
             }
             if filters.is_empty() {
@@ -414,9 +434,9 @@ impl SubscribeArgs {
             }
             // The table form's callback is the 2nd argument; tolerate the 3rd as well, for
             // scripts that pass a dummy qos.
-            let callback = match opt_function(F, args, 2) {
-                Ok(Some(f)) => Some(f),
-                _ => opt_function(F, args, 3)?,
+            let callback = match arg(args, 2) {
+                Value::Nil | Value::Integer(_) | Value::Number(_) => opt_function(F, args, 3)?,
+                _ => opt_function(F, args, 2)?,
             };
             return Ok(Self { filters, callback });
         }
@@ -700,7 +720,7 @@ mod tests {
         assert_eq!(u.filters, vec!["/x".to_owned(), "/y".to_owned()]);
         let u = UnsubscribeArgs::parse(&args(&lua, r#"{"/p", "/q"}"#)).unwrap();
         assert_eq!(u.filters, vec!["/p".to_owned(), "/q".to_owned()]);
-        let e = UnsubscribeArgs::parse(&args(&lua, "5")).unwrap_err();
+        let e = UnsubscribeArgs::parse(&args(&lua, "true")).unwrap_err();
         assert!(err_text(e).contains("bad argument #1 to 'unsubscribe'"));
     }
 

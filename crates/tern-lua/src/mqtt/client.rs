@@ -10,7 +10,7 @@ use mlua::{AnyUserData, Lua, Variadic, UserData, UserDataMethods, UserDataRef, V
 use tern::{ConnectOptions, Event, QoS, ReconnectPolicy, TlsOptions, Will};
 use tokio::task::AbortHandle;
 
-use super::args::{self, ClientArgs, ConnectArgs, PublishArgs, SubscribeArgs, UnsubscribeArgs};
+use super::args::{self, lua_error, ClientArgs, ConnectArgs, PublishArgs, SubscribeArgs, UnsubscribeArgs};
 use super::callbacks::{self, CONNECT_FAIL, CONNECT_OK, On};
 use crate::runtime::{self, LoopEvent};
 
@@ -135,9 +135,8 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
     let replaced = {
         let mut st = c.state.borrow_mut();
         if st.phase != Phase::Idle {
-            return Err(mlua::Error::RuntimeError(
-                "connect: already connected or connecting (call close() and wait for 'offline')"
-                    .into(),
+            return Err(lua_error(
+                "connect: already connected or connecting (call close() and wait for 'offline')",
             ));
         }
         let build = Build {
@@ -431,7 +430,7 @@ impl UserData for Client {
                     Some(Value::Integer(i)) => *i as f64,
                     Some(Value::Number(n)) => *n,
                     other => {
-                        let got = other.map_or("no value", Value::type_name);
+                        let got = other.map_or("no value", args::type_name);
                         return Err(args::bad_arg(
                             "connecttimeout",
                             1,

@@ -18,7 +18,7 @@ end
 "##;
 
 /// Runs `script` to completion (the loop going idle); returns the result and the emitted lines.
-pub fn run(script: &str) -> (Result<(), RunError>, Vec<String>) {
+pub(crate) fn run(script: &str) -> (Result<(), RunError>, Vec<String>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -40,7 +40,7 @@ pub fn run(script: &str) -> (Result<(), RunError>, Vec<String>) {
 }
 
 /// Runs `script`, which must succeed; returns the emitted lines.
-pub fn run_ok(script: &str) -> Vec<String> {
+pub(crate) fn run_ok(script: &str) -> Vec<String> {
     let (result, lines) = run(script);
     if let Err(e) = result {
         panic!("script failed: {e}\nemitted so far: {lines:?}");
@@ -49,7 +49,7 @@ pub fn run_ok(script: &str) -> Vec<String> {
 }
 
 /// Runs `script`, which must fail; returns the error text.
-pub fn run_err(script: &str) -> String {
+pub(crate) fn run_err(script: &str) -> String {
     match run(script) {
         (Err(e), _) => e.to_string(),
         (Ok(()), lines) => panic!("script succeeded, emitted {lines:?}"),

@@ -8,7 +8,7 @@ use super::{DecodeError, PacketId};
 
 /// Decodes a two-byte body holding a non-zero packet id [MQTT-2.3.1-1]. The fixed header
 /// already refused longer bodies.
-pub(crate) fn decode(mut r: Reader) -> Result<PacketId, DecodeError> {
+pub(crate) fn decode(mut r: Reader<&[u8]>) -> Result<PacketId, DecodeError> {
     let id = r.packet_id()?;
     r.finish()?;
     Ok(id)

@@ -121,9 +121,10 @@ impl Packet {
         }
     }
 
-    /// Decodes the body of a packet whose fixed header is `header`; `level` decides CONNACK's
-    /// flags and SUBACK's failure code.
-    pub(crate) fn decode_body(
+    /// Decodes the body of a CONNECT, PUBLISH, SUBSCRIBE or UNSUBSCRIBE (see
+    /// [`FixedHeader::holds_bytes`]); their fields share `body`'s buffer. Other types are
+    /// passed on to [`Packet::decode_plain`].
+    pub(crate) fn decode_shared(
         header: FixedHeader,
         body: Bytes,
         level: ProtocolLevel,
@@ -131,15 +132,29 @@ impl Packet {
         let r = Reader::new(header.packet_type, body);
         Ok(match header.packet_type {
             PacketType::Connect => Self::Connect(Connect::decode(r)?),
-            PacketType::ConnAck => Self::ConnAck(ConnAck::decode(r, level)?),
             PacketType::Publish => Self::Publish(Publish::decode(header.flags, r)?),
+            PacketType::Subscribe => Self::Subscribe(Subscribe::decode(r)?),
+            PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::decode(r)?),
+            _ => return Self::decode_plain(header, &r.rest(), level),
+        })
+    }
+
+    /// Decodes the body of any other packet from a borrowed slice; `level` decides CONNACK's
+    /// flags and SUBACK's failure code. The four types that keep bytes are copied and passed
+    /// on to [`Packet::decode_shared`] (the decoder never sends them here).
+    pub(crate) fn decode_plain(
+        header: FixedHeader,
+        body: &[u8],
+        level: ProtocolLevel,
+    ) -> Result<Self, DecodeError> {
+        let r = Reader::new(header.packet_type, body);
+        Ok(match header.packet_type {
+            PacketType::ConnAck => Self::ConnAck(ConnAck::decode(r, level)?),
             PacketType::PubAck => Self::PubAck(ack::decode(r)?),
             PacketType::PubRec => Self::PubRec(ack::decode(r)?),
             PacketType::PubRel => Self::PubRel(ack::decode(r)?),
             PacketType::PubComp => Self::PubComp(ack::decode(r)?),
-            PacketType::Subscribe => Self::Subscribe(Subscribe::decode(r)?),
             PacketType::SubAck => Self::SubAck(SubAck::decode(r, level)?),
-            PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::decode(r)?),
             PacketType::UnsubAck => Self::UnsubAck(ack::decode(r)?),
             PacketType::PingReq => {
                 r.finish()?;
@@ -152,6 +167,12 @@ impl Packet {
             PacketType::Disconnect => {
                 r.finish()?;
                 Self::Disconnect
+            }
+            PacketType::Connect
+            | PacketType::Publish
+            | PacketType::Subscribe
+            | PacketType::Unsubscribe => {
+                return Self::decode_shared(header, Bytes::copy_from_slice(body), level);
             }
         })
     }

@@ -74,7 +74,7 @@ impl ConnAck {
     /// In 3.1.1 the acknowledge flags may only carry session present [MQTT-3.2.2-1], and a
     /// refusal must not set it [MQTT-3.2.2-4]. In 3.1 the byte is reserved: it is ignored and
     /// `session_present` is false.
-    pub(crate) fn decode(mut r: Reader, level: ProtocolLevel) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(mut r: Reader<&[u8]>, level: ProtocolLevel) -> Result<Self, DecodeError> {
         let flags = r.u8("acknowledge flags")?;
         let code_byte = r.u8("return code")?;
         r.finish()?;

@@ -65,7 +65,7 @@ impl Connect {
     /// A password without a user name is refused in 3.1.1 [MQTT-3.1.2-22] but accepted in
     /// 3.1, whose spec only recommends against it (mosquitto also lets 3.1 clients through).
     /// The 3.1 password is kept as bytes, not checked as UTF-8.
-    pub(crate) fn decode(mut r: Reader) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(mut r: Reader<Bytes>) -> Result<Self, DecodeError> {
         let name = r.prefixed("protocol name")?;
         let level_byte = r.u8("protocol level")?;
         let level = match (&name[..], level_byte) {

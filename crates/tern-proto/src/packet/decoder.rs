@@ -73,8 +73,18 @@ impl Decoder {
         if buf.len() < len {
             return Ok(None);
         }
-        buf.advance(header.header_len);
-        let body = buf.split_to(header.remaining_len).freeze();
-        Packet::decode_body(header, body, self.level).map(Some)
+        if header.holds_bytes() {
+            buf.advance(header.header_len);
+            let body = buf.split_to(header.remaining_len).freeze();
+            Packet::decode_shared(header, body, self.level).map(Some)
+        } else {
+            // Small packets keeping no bytes: decode in place, then drop the bytes.
+            let Some(body) = buf.get(header.header_len..len) else {
+                return Ok(None); // unreachable: `buf` holds at least `len` bytes
+            };
+            let packet = Packet::decode_plain(header, body, self.level);
+            buf.advance(len);
+            packet.map(Some)
+        }
     }
 }

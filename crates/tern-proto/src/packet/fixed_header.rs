@@ -54,6 +54,21 @@ impl FixedHeader {
     }
 }
 
+impl FixedHeader {
+    /// Whether the decoded packet keeps slices of its body (CONNECT, PUBLISH, SUBSCRIBE,
+    /// UNSUBSCRIBE), so the body must become shared [`bytes::Bytes`]; the others decode from a
+    /// borrowed slice.
+    pub(crate) fn holds_bytes(&self) -> bool {
+        matches!(
+            self.packet_type,
+            PacketType::Connect
+                | PacketType::Publish
+                | PacketType::Subscribe
+                | PacketType::Unsubscribe
+        )
+    }
+}
+
 /// Table 2.2 flags [MQTT-2.2.2-1], [MQTT-2.2.2-2]; for PUBLISH, QoS and DUP consistency.
 fn check_flags(packet: PacketType, flags: u8) -> Result<(), DecodeError> {
     match packet.required_flags() {

@@ -71,7 +71,7 @@ const FLAG_DUP: u8 = 0b1000;
 impl Publish {
     /// Decodes a PUBLISH body; `flags` passed the fixed-header checks (QoS 0..=2, no DUP at
     /// QoS 0). The payload is the rest of the body, shared with the receive buffer.
-    pub(crate) fn decode(flags: u8, mut r: Reader) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(flags: u8, mut r: Reader<Bytes>) -> Result<Self, DecodeError> {
         let topic = r.topic_name("topic name")?;
         let qos_pid = match (flags >> 1) & 0b11 {
             0 => QosPid::AtMostOnce,

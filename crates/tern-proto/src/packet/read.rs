@@ -14,10 +14,11 @@ use crate::topic::{TopicFilter, TopicName};
 /// field took (1..=4). A fourth byte with its continuation bit set is
 /// [`DecodeError::MalformedRemainingLength`], reported as soon as that byte is seen.
 ///
-/// Non-minimal encodings (e.g. `0x80 0x00` for 0) are accepted: MQTT 3.1.1 only defines the
-/// scheme and the 4-byte cap, it does not forbid padding (the minimum-length rule arrived with
-/// MQTT 5), and mosquitto accepts them too. The 4-byte cap still holds, so padding can never
-/// make a length exceed 268,435,455.
+/// Non-minimal encodings (e.g. `0x80 0x00` for 0) are accepted: MQTT 3.1.1 defines the scheme
+/// and the 4-byte cap but does not forbid padding (the minimum-length rule arrived with MQTT 5),
+/// so refusing it would be stricter than the level we speak. The 4-byte cap
+/// still holds, so padding can never stretch a header past 5 bytes or a length past
+/// 268,435,455. The encoder always writes the minimal form.
 pub(crate) fn remaining_length(bytes: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
     let mut value = 0usize;
     for (i, &b) in bytes.iter().take(4).enumerate() {
@@ -32,28 +33,32 @@ pub(crate) fn remaining_length(bytes: &[u8]) -> Result<Option<(usize, usize)>, D
     Ok(None)
 }
 
-/// A cursor over one packet's body (the bytes after the fixed header). Slices it hands out
-/// share the body's buffer; nothing is copied.
-pub(crate) struct Reader {
-    buf: Bytes,
+/// A cursor over one packet's body (the bytes after the fixed header).
+///
+/// Over [`Bytes`] (packets that keep slices of their body: CONNECT, PUBLISH, SUBSCRIBE,
+/// UNSUBSCRIBE), the fields it hands out share the receive buffer and nothing is copied. Over
+/// `&[u8]` (the small packets that keep no bytes), no reference count is touched at all.
+pub(crate) struct Reader<B> {
+    buf: B,
     packet: PacketType,
 }
 
-impl Reader {
-    pub(crate) fn new(packet: PacketType, buf: Bytes) -> Self {
+impl<B: Buf> Reader<B> {
+    pub(crate) fn new(packet: PacketType, buf: B) -> Self {
         Self { buf, packet }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        !self.buf.has_remaining()
     }
 
     fn need(&self, n: usize, field: &'static str) -> Result<(), DecodeError> {
-        if self.buf.len() < n {
+        let have = self.buf.remaining();
+        if have < n {
             return Err(DecodeError::Truncated {
                 packet: self.packet,
                 field,
-                needed: n - self.buf.len(),
+                needed: n - have,
             });
         }
         Ok(())
@@ -77,7 +82,26 @@ impl Reader {
         })
     }
 
-    /// A two-byte length, then that many bytes, which must fit in the packet.
+    /// Everything not read yet (e.g. a PUBLISH payload).
+    pub(crate) fn rest(self) -> B {
+        self.buf
+    }
+
+    /// Refuses bytes left after the last field.
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
+        if self.buf.has_remaining() {
+            Err(DecodeError::TrailingBytes {
+                packet: self.packet,
+                extra: self.buf.remaining(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Reader<Bytes> {
+    /// A two-byte length, then that many bytes, which must fit in the packet. Zero-copy.
     pub(crate) fn prefixed(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
         let len = usize::from(self.u16(field)?);
         self.need(len, field)?;
@@ -112,23 +136,6 @@ impl Reader {
             field,
             source,
         })
-    }
-
-    /// Everything not read yet (e.g. a PUBLISH payload).
-    pub(crate) fn rest(self) -> Bytes {
-        self.buf
-    }
-
-    /// Refuses bytes left after the last field.
-    pub(crate) fn finish(self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes {
-                packet: self.packet,
-                extra: self.buf.len(),
-            })
-        }
     }
 }
 

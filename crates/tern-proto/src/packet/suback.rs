@@ -45,7 +45,7 @@ impl SubscribeReturnCode {
 
 impl SubAck {
     /// Decodes a SUBACK body: packet id, then at least one return code.
-    pub(crate) fn decode(mut r: Reader, level: ProtocolLevel) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(mut r: Reader<&[u8]>, level: ProtocolLevel) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let body = r.rest();
         if body.is_empty() {

@@ -1,6 +1,6 @@
 //! SUBSCRIBE [MQTT-3.8].
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::read::Reader;
 use super::write::{prefixed_len, put_prefixed};
@@ -19,7 +19,7 @@ pub struct Subscribe {
 impl Subscribe {
     /// Decodes a SUBSCRIBE body: packet id, then at least one filter with its requested QoS
     /// byte, whose reserved bits must be 0 and QoS at most 2 [MQTT-3.8.3-3], [MQTT-3.8.3-4].
-    pub(crate) fn decode(mut r: Reader) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(mut r: Reader<Bytes>) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let mut filters = Vec::new();
         while !r.is_empty() {

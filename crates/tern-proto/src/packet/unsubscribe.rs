@@ -1,6 +1,6 @@
 //! UNSUBSCRIBE [MQTT-3.10].
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::read::Reader;
 use super::write::{prefixed_len, put_prefixed};
@@ -18,7 +18,7 @@ pub struct Unsubscribe {
 
 impl Unsubscribe {
     /// Decodes an UNSUBSCRIBE body: packet id, then at least one filter [MQTT-3.10.3-2].
-    pub(crate) fn decode(mut r: Reader) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(mut r: Reader<Bytes>) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
         let mut filters = Vec::new();
         while !r.is_empty() {

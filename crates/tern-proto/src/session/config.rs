@@ -125,9 +125,9 @@ impl SessionConfig {
     }
 
     /// The effective PINGRESP timeout: the configured one, else half the keepalive
-    /// (at least one second).
+    /// (at least 100 ms), so a dead link is noticed within 1.5 × keepalive.
     pub fn effective_ping_timeout(&self) -> Duration {
         self.ping_timeout
-            .unwrap_or_else(|| (self.keep_alive / 2).max(Duration::from_secs(1)))
+            .unwrap_or_else(|| (self.keep_alive / 2).max(Duration::from_millis(100)))
     }
 }

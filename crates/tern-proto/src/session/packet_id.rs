@@ -20,11 +20,19 @@ const FIRST_ID: PacketId = match PacketId::new(1) {
 #[derive(Debug, Clone)]
 pub(super) struct PacketIdAllocator {
     next: PacketId,
+    /// Tests shrink the id space to make wrapping (and collisions, were the allocator
+    /// wrong) happen within a few packets.
+    #[cfg(test)]
+    wrap_after: u16,
 }
 
 impl Default for PacketIdAllocator {
     fn default() -> Self {
-        Self { next: FIRST_ID }
+        Self {
+            next: FIRST_ID,
+            #[cfg(test)]
+            wrap_after: u16::MAX,
+        }
     }
 }
 
@@ -41,12 +49,32 @@ impl PacketIdAllocator {
         }
         for _ in 0..ID_SPACE {
             let id = self.next;
-            self.next = id.next();
+            self.next = self.successor(id);
             if !in_use(id) {
                 return Some(id);
             }
         }
         None
+    }
+
+    #[cfg(not(test))]
+    fn successor(&self, id: PacketId) -> PacketId {
+        id.next()
+    }
+
+    #[cfg(test)]
+    fn successor(&self, id: PacketId) -> PacketId {
+        if id.get() >= self.wrap_after {
+            FIRST_ID
+        } else {
+            id.next()
+        }
+    }
+
+    /// Wraps to 1 after `last` instead of 65,535.
+    #[cfg(test)]
+    pub(super) fn set_wrap_after(&mut self, last: u16) {
+        self.wrap_after = last.max(1);
     }
 
     /// Makes `id` the next candidate (tests use it to start near the wrap).
@@ -147,6 +175,16 @@ mod tests {
         a.set_next(id(65_535));
         assert_eq!(a.allocate(0, |_| false), Some(id(65_535)));
         assert_eq!(a.allocate(0, |_| false), Some(id(1)));
+    }
+
+    #[test]
+    fn a_shrunk_id_space_wraps_early_and_still_skips_ids_in_use() {
+        let mut a = PacketIdAllocator::default();
+        a.set_wrap_after(3);
+        let got: Vec<u16> = (0..4)
+            .map(|_| a.allocate(1, |i| i.get() == 2).unwrap().get())
+            .collect();
+        assert_eq!(got, [1, 3, 1, 3]);
     }
 
     #[test]

@@ -195,6 +195,20 @@ impl Pair {
         self.session.publish(self.now, m).unwrap()
     }
 
+    /// Feeds the client what `broker` released, without reading the client's answers (a
+    /// following drop loses them).
+    pub(super) fn feed(&mut self, broker: &mut Broker) {
+        for p in broker.take_outgoing() {
+            if !self.session.state.is_open() {
+                break;
+            }
+            if let Err(e) = self.deliver(p.clone()) {
+                panic!("the model broker caused a protocol error: {e}");
+            }
+            broker.arrived(&p);
+        }
+    }
+
     /// Exchanges packets with `broker` until neither side has anything to say (bounded).
     pub(super) fn drive(&mut self, broker: &mut Broker) {
         for _ in 0..MAX_STEPS {
@@ -205,19 +219,10 @@ impl Pair {
             if broker.auto_respond {
                 broker.release_all();
             }
-            let out = broker.take_outgoing();
-            if out.is_empty() {
+            if broker.outgoing.is_empty() {
                 return;
             }
-            for p in out {
-                if !self.session.state.is_open() {
-                    break;
-                }
-                if let Err(e) = self.deliver(p.clone()) {
-                    panic!("the model broker caused a protocol error: {e}");
-                }
-                broker.arrived(&p);
-            }
+            self.feed(broker);
         }
         panic!("pair did not settle within {MAX_STEPS} steps");
     }
@@ -246,7 +251,7 @@ pub(super) struct Broker {
     /// Answers produced but not yet released.
     pub(super) pending: Vec<Packet>,
     /// Packets released, to be fed to the client in order.
-    outgoing: Vec<Packet>,
+    pub(super) outgoing: Vec<Packet>,
     /// QoS 2 ids PUBREC'd and awaiting PUBREL (the dedup set).
     inbound_qos2: HashSet<u16>,
     /// How often each payload was delivered to subscribers.

@@ -23,11 +23,16 @@ enum Op {
     Release(usize),
     /// The broker releases every held answer.
     ReleaseAll,
-    /// The broker publishes to the client at this QoS.
+    /// The broker publishes to the client at this QoS (it reaches the client at the next
+    /// `Drive`, `Feed` or `Release`).
     BrokerPublish(QoS),
+    /// The broker's released packets reach the client; the client's answers are not read.
+    Feed,
     /// The transport drops (possibly with packets unsent or answers unreleased) and the
     /// client reconnects at once.
     Drop,
+    /// Like `Drop`, and what the client handed out last never reaches the broker.
+    LossyDrop,
 }
 
 fn qos() -> impl Strategy<Value = QoS> {
@@ -46,7 +51,9 @@ fn op() -> impl Strategy<Value = Op> {
         4 => any::<usize>().prop_map(Op::Release),
         1 => Just(Op::ReleaseAll),
         2 => qos().prop_map(Op::BrokerPublish),
+        1 => Just(Op::Feed),
         1 => Just(Op::Drop),
+        1 => Just(Op::LossyDrop),
     ]
 }
 
@@ -87,12 +94,15 @@ impl Ledger {
     }
 }
 
-fn run(ops: &[Op], max_inflight: u16) {
+/// Runs `ops`, then lets everything settle and checks the outcome. Packet ids wrap after
+/// `wrap_after`, so id reuse happens within a few packets.
+fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
     let cfg = config()
         .clean_session(false)
         .max_inflight(max_inflight)
         .keep_alive(Duration::ZERO);
     let mut pair = Pair::new(cfg);
+    pair.session.ids.set_wrap_after(wrap_after);
     let mut broker = Broker::default();
     let mut ledger = Ledger::default();
     let mut n = 0u32;
@@ -135,10 +145,13 @@ fn run(ops: &[Op], max_inflight: u16) {
                     let body = payload("b");
                     broker.send_publish(*q, body.clone());
                     ledger.sent_by_broker.push((*q, body));
-                    pair.drive(&mut broker);
                 }
             }
-            Op::Drop => {
+            Op::Feed => pair.feed(&mut broker),
+            Op::Drop | Op::LossyDrop => {
+                if matches!(op, Op::LossyDrop) {
+                    pair.sent();
+                }
                 pair.close();
                 broker.drop_connection();
                 pair.session.connect(pair.now).unwrap();
@@ -167,8 +180,9 @@ fn run(ops: &[Op], max_inflight: u16) {
         );
         let seen = broker.delivered.get(body).copied().unwrap_or(0);
         match q {
+            QoS::AtMostOnce => assert!(seen <= 1, "QoS 0 {body:?} reached the broker twice"),
             QoS::AtLeastOnce => assert!(seen >= 1, "QoS 1 {body:?} never reached the broker"),
-            _ => assert_eq!(seen, 1, "QoS {q} {body:?} reached subscribers {seen} times"),
+            QoS::ExactlyOnce => assert_eq!(seen, 1, "QoS 2 {body:?} reached it {seen} times"),
         }
     }
     for id in &ledger.subscribes {
@@ -177,8 +191,9 @@ fn run(ops: &[Op], max_inflight: u16) {
     for (q, body) in &ledger.sent_by_broker {
         let got = ledger.received.get(body).copied().unwrap_or(0);
         match q {
+            QoS::AtMostOnce => assert!(got <= 1, "broker QoS 0 {body:?} delivered twice"),
             QoS::AtLeastOnce => assert!(got >= 1, "broker QoS 1 {body:?} never delivered"),
-            _ => assert_eq!(got, 1, "broker QoS {q} {body:?} delivered {got} times"),
+            QoS::ExactlyOnce => assert_eq!(got, 1, "broker QoS 2 {body:?} delivered {got} times"),
         }
     }
 }
@@ -190,8 +205,9 @@ proptest! {
     fn every_publish_completes_once_and_qos2_reaches_the_broker_exactly_once(
         ops in prop::collection::vec(op(), 1..80),
         max_inflight in 1u16..5,
+        wrap_after in 3u16..12,
     ) {
-        run(&ops, max_inflight);
+        run(&ops, max_inflight, wrap_after);
     }
 }
 
@@ -212,6 +228,13 @@ fn drops_between_every_step_of_a_qos2_flow_still_deliver_exactly_once() {
         Op::BrokerPublish(QoS::ExactlyOnce),
         Op::Drop,
         Op::Drive,
+        Op::BrokerPublish(QoS::ExactlyOnce),
+        Op::Feed,
+        Op::Drop,
+        Op::Drive,
+        Op::Publish(QoS::AtLeastOnce),
+        Op::LossyDrop,
+        Op::Drive,
     ];
-    run(&ops, 1);
+    run(&ops, 1, u16::MAX);
 }

@@ -1,0 +1,160 @@
+//! paho-mqtt 0.14 (bundled Paho C 1.3.16, no TLS)'s side of the scenarios: `AsyncClient`
+//! with tokens, in-flight window 100 (`max_inflight` and at most 100 tokens outstanding),
+//! messages read from `start_consuming()`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use paho_mqtt as mqtt;
+use tern_bench::record::{Ctx, Record};
+use tern_bench::scenario::Scenario;
+use tern_bench::{IDLE, LatencyHist, Throughput, connect_concurrency, measure};
+
+const WINDOW: usize = 100;
+
+fn client(ctx: &Ctx, name: &str) -> Result<mqtt::AsyncClient, String> {
+    mqtt::CreateOptionsBuilder::new_v3()
+        .server_uri(format!("tcp://{}:{}", ctx.host, ctx.port))
+        .client_id(ctx.client_id(name))
+        .create_client()
+        .map_err(|e| format!("create: {e}"))
+}
+
+fn conn_opts() -> mqtt::ConnectOptions {
+    mqtt::ConnectOptionsBuilder::new_v3()
+        .keep_alive_interval(Duration::from_secs(60))
+        .clean_session(true)
+        .max_inflight(WINDOW as i32)
+        .connect_timeout(Duration::from_secs(30))
+        .finalize()
+}
+
+fn wait(tok: mqtt::Token, what: &str) -> Result<(), String> {
+    tok.wait_for(Duration::from_secs(30))
+        .map(|_| ())
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
+    let mut rec = Record::new("paho", &scenario.to_string());
+    let result = match scenario {
+        Scenario::Throughput { qos, size, count } => {
+            throughput(ctx, qos, size, count).map(|t| t.fill(&mut rec))
+        }
+        Scenario::Latency { qos, count } => latency(ctx, qos, count).map(|h| h.fill(&mut rec)),
+        Scenario::Connections { count } => connections(ctx, count, &mut rec),
+        Scenario::Process { .. } => Err("not a library scenario".to_owned()),
+    };
+    if let Err(e) = result {
+        rec.error = Some(e);
+    }
+    rec
+}
+
+fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Throughput, String> {
+    let topic = ctx.topic("tp");
+    let sub = client(ctx, "sub")?;
+    let rx = sub.start_consuming();
+    wait(sub.connect(conn_opts()), "connect")?;
+    sub.subscribe(topic.as_str(), q as i32)
+        .wait_for(IDLE)
+        .map_err(|e| format!("subscribe: {e}"))?;
+    let publ = client(ctx, "pub")?;
+    wait(publ.connect(conn_opts()), "connect")?;
+    let payload = vec![b'x'; size];
+
+    let win = measure::Window::start(ctx.broker_pid);
+    let t0 = Instant::now();
+    let receiver = std::thread::spawn(move || {
+        let mut n = 0u64;
+        let mut last = t0;
+        while n < count {
+            match rx.recv_timeout(IDLE) {
+                Ok(Some(_)) => {
+                    n += 1;
+                    last = Instant::now();
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        (n, last)
+    });
+    let mut pending: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(WINDOW);
+    for _ in 0..count {
+        if pending.len() >= WINDOW {
+            let tok = pending.pop_front().expect("window is non-empty");
+            tok.wait_for(IDLE).map_err(|e| format!("publish: {e}"))?;
+        }
+        let msg = mqtt::Message::new(topic.as_str(), payload.clone(), q as i32);
+        pending.push_back(publ.publish(msg));
+    }
+    for tok in pending {
+        tok.wait_for(IDLE).map_err(|e| format!("publish: {e}"))?;
+    }
+    let (received, last) = receiver.join().map_err(|_| "receiver panicked".to_owned())?;
+    let (cpu, broker) = win.finish();
+    let _ = publ.disconnect(None).wait_for(IDLE);
+    let _ = sub.disconnect(None).wait_for(IDLE);
+    Ok(Throughput {
+        count,
+        size,
+        received,
+        secs: (last - t0).as_secs_f64(),
+        cpu,
+        broker,
+    })
+}
+
+fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
+    let topic = ctx.topic("pp");
+    let c = client(ctx, "pp")?;
+    let rx = c.start_consuming();
+    wait(c.connect(conn_opts()), "connect")?;
+    c.subscribe(topic.as_str(), q as i32)
+        .wait_for(IDLE)
+        .map_err(|e| format!("subscribe: {e}"))?;
+    let payload = vec![b'x'; 64];
+    let mut hist = LatencyHist::new(ctx.broker_pid);
+    for i in 0..count + count / 10 {
+        let t = Instant::now();
+        let _tok = c.publish(mqtt::Message::new(topic.as_str(), payload.clone(), q as i32));
+        match rx.recv_timeout(IDLE) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("round trip {i}: disconnected")),
+            Err(_) => return Err(format!("round trip {i} timed out")),
+        }
+        hist.record(i >= count / 10, t.elapsed());
+    }
+    hist.finish(count);
+    let _ = c.disconnect(None).wait_for(IDLE);
+    Ok(hist)
+}
+
+fn connections(ctx: &Ctx, count: u64, rec: &mut Record) -> Result<(), String> {
+    let rss0 = measure::self_rss();
+    let t0 = Instant::now();
+    let mut clients = Vec::with_capacity(count as usize);
+    let mut pending: VecDeque<(u64, mqtt::Token)> = VecDeque::new();
+    for i in 0..count {
+        if pending.len() >= connect_concurrency() {
+            let (j, tok) = pending.pop_front().expect("non-empty");
+            wait(tok, &format!("connection {j}"))?;
+        }
+        let c = client(ctx, &format!("c{i}"))?;
+        pending.push_back((i, c.connect(conn_opts())));
+        clients.push(c);
+    }
+    for (j, tok) in pending {
+        wait(tok, &format!("connection {j}"))?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    let rss1 = measure::self_rss();
+    rec.set("connect_secs", secs)
+        .set("connections", clients.len() as f64)
+        .set(
+            "rss_kib_per_conn",
+            rss1.saturating_sub(rss0) as f64 / 1024.0 / count as f64,
+        );
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Whole processes: `pub -l` reading lines from a file into `sub -C`, for `tern pub/sub`
+//! and `mosquitto_pub/sub`. CPU is both processes' user+sys from `wait4`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tern_bench::IDLE;
+use tern_bench::measure;
+use tern_bench::record::{Ctx, Record};
+
+/// Where `tern` lives: `$TERN_BIN`, else `target-bench/release/tern` beside this crate.
+pub fn tern_bin() -> PathBuf {
+    std::env::var_os("TERN_BIN").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target-bench/release/tern")),
+        PathBuf::from,
+    )
+}
+
+struct Exited {
+    at: Instant,
+    cpu: f64,
+    ok: bool,
+}
+
+/// Waits for `pid` on a thread, returning exit time and CPU time from `wait4`.
+fn reaper(pid: u32) -> std::thread::JoinHandle<Exited> {
+    std::thread::spawn(move || {
+        let mut status = 0;
+        // SAFETY: wait4 on our own child, writing into structs we own.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut ru) };
+        let at = Instant::now();
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Exited {
+            at,
+            cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+            ok: r > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        }
+    })
+}
+
+pub fn run(ctx: &Ctx, lib: &str, q: u8, count: u64) -> Record {
+    let mut rec = Record::new(lib, &format!("proc:{q}:{count}"));
+    if let Err(e) = measure_once(ctx, lib, q, count, &mut rec) {
+        rec.error = Some(e);
+    }
+    rec
+}
+
+fn measure_once(ctx: &Ctx, lib: &str, q: u8, count: u64, rec: &mut Record) -> Result<(), String> {
+    let (pub_cmd, sub_cmd) = match lib {
+        "tern-cli" => {
+            let bin = tern_bin();
+            if !bin.exists() {
+                return Err(format!("{} not built", bin.display()));
+            }
+            let mut p = Command::new(&bin);
+            p.arg("pub");
+            let mut s = Command::new(&bin);
+            s.arg("sub");
+            (p, s)
+        }
+        "mosquitto-cli" => (Command::new("mosquitto_pub"), Command::new("mosquitto_sub")),
+        other => return Err(format!("unknown tool {other}")),
+    };
+    let (mut pub_cmd, mut sub_cmd) = (pub_cmd, sub_cmd);
+    let topic = ctx.topic("proc");
+    let port = ctx.port.to_string();
+    let qs = q.to_string();
+    let input = std::env::temp_dir().join(format!("{}-lines", ctx.prefix));
+    let mut line = vec![b'x'; 64];
+    line.push(b'\n');
+    std::fs::write(&input, line.repeat(count as usize)).map_err(|e| e.to_string())?;
+
+    let mut sub = sub_cmd
+        .args(["-h", &ctx.host, "-p", &port, "-t", &topic, "-q", &qs])
+        .args(["-C", &count.to_string(), "-i", &ctx.client_id("sub")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawn sub: {e}"))?;
+    let mut out = sub.stdout.take().expect("piped");
+    let lines = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        while let Ok(k) = out.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        n
+    });
+    let sub_pid = sub.id();
+    let sub_done = reaper(sub_pid);
+    // Give the subscriber time to connect and subscribe (no readiness signal exists in
+    // either tool that would not also cost per-message output).
+    std::thread::sleep(Duration::from_millis(700));
+
+    let win = measure::Window::start(ctx.broker_pid);
+    let t0 = Instant::now();
+    let publ = pub_cmd
+        .args(["-h", &ctx.host, "-p", &port, "-t", &topic, "-q", &qs, "-l"])
+        .args(["-M", "100", "-i", &ctx.client_id("pub")])
+        .stdin(std::fs::File::open(&input).map_err(|e| e.to_string())?)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawn pub: {e}"))?;
+    let pub_done = reaper(publ.id());
+    let p = pub_done.join().map_err(|_| "reaper panicked")?;
+    // The subscriber gets IDLE after the publisher ends, then is stopped.
+    let deadline = Instant::now() + IDLE;
+    while !sub_done.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if !sub_done.is_finished() {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(sub_pid as libc::pid_t, libc::SIGTERM) };
+    }
+    let s = sub_done.join().map_err(|_| "reaper panicked")?;
+    let received = lines.join().map_err(|_| "reader panicked")?;
+    let (_, broker) = win.finish();
+    let _ = std::fs::remove_file(&input);
+    let secs = (s.at - t0).as_secs_f64();
+    rec.set("msgs_per_sec", received as f64 / secs)
+        .set("secs", secs)
+        .set("lost", count.saturating_sub(received) as f64)
+        .set("client_cpu_us", (p.cpu + s.cpu) * 1e6 / count as f64)
+        .set("pub_cpu_us", p.cpu * 1e6 / count as f64)
+        .set("sub_cpu_us", s.cpu * 1e6 / count as f64);
+    if let Some(b) = broker {
+        rec.set("broker_cpu_us", b * 1e6 / count as f64);
+    }
+    if received < count {
+        return Err(format!("lost {} of {count}", count - received));
+    }
+    if !p.ok || !s.ok {
+        return Err(format!("exit status: pub ok={} sub ok={}", p.ok, s.ok));
+    }
+    Ok(())
+}

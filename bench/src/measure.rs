@@ -1,0 +1,112 @@
+//! CPU time, resident memory and CPU pinning of this process and of others, read from
+//! `getrusage` and `/proc`.
+
+use std::time::Duration;
+
+/// User + system CPU time consumed so far by this whole process (all threads).
+pub fn self_cpu() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn tv(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// User + system CPU time of another process, from `/proc/<pid>/stat` (clock ticks, usually
+/// 10 ms resolution: measure windows of seconds).
+pub fn proc_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields after the closing parenthesis are fixed.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_nanos((utime + stime) * 1_000_000_000 / hz))
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`.
+pub fn self_rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    pages * page
+}
+
+/// Pins process (or thread) `pid` (0: the calling thread) to the given CPUs. Threads created
+/// afterwards inherit the mask, so call it before starting runtimes.
+pub fn pin(pid: u32, cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET indexes within it for cpu < CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(pid as libc::pid_t, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Number of online CPUs.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Raises the soft open-file limit to the hard limit; returns the new soft limit.
+pub fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit write/read the struct we own.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        rl.rlim_cur = rl.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        rl.rlim_cur
+    }
+}
+
+/// Wall-clock and CPU (this process and the broker) over a measurement window.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    cpu: Duration,
+    broker: Option<Duration>,
+    broker_pid: Option<u32>,
+}
+
+impl Window {
+    /// Starts a window.
+    pub fn start(broker_pid: Option<u32>) -> Self {
+        Self {
+            cpu: self_cpu(),
+            broker: broker_pid.and_then(proc_cpu),
+            broker_pid,
+        }
+    }
+
+    /// The broker's pid this window watches.
+    pub fn broker_pid(&self) -> Option<u32> {
+        self.broker_pid
+    }
+
+    /// CPU seconds used by this process and by the broker since [`Window::start`].
+    pub fn finish(&self) -> (f64, Option<f64>) {
+        let cpu = (self_cpu() - self.cpu).as_secs_f64();
+        let broker = match (self.broker, self.broker_pid.and_then(proc_cpu)) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64()),
+            _ => None,
+        };
+        (cpu, broker)
+    }
+}
