@@ -407,6 +407,21 @@ fn lock_version(name: &str) -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
+fn git_state() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let head = cmd_out("git", &["-C", dir, "rev-parse", "--short", "HEAD"]);
+    let dirty = std::process::Command::new("git")
+        .args(["-C", dir, "status", "--porcelain", "--", "crates"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    if dirty {
+        format!("commit {head} with uncommitted changes under crates/")
+    } else {
+        format!("commit {head}")
+    }
+}
+
 /// The machine and versions, as a markdown list.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -431,6 +446,7 @@ pub fn machine() -> String {
         "- machine: {} × {model}, {mem} RAM, Linux {}\n\
          - load average when the report was written: {}\n\
          - {}; {}\n\
+         - tern tree: {}\n\
          - mosquitto {} (the clients' `mosquitto_pub`/`mosquitto_sub` from the same package)\n\
          - tern {} (this tree); rumqttc {}; paho-mqtt {} with paho-mqtt-sys {} (bundled Paho C \
          1.3.16, no TLS); tokio {}; hdrhistogram {}; criterion {}\n",
@@ -439,6 +455,7 @@ pub fn machine() -> String {
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         cmd_out("rustc", &["--version"]),
         cmd_out("cargo", &["--version"]),
+        git_state(),
         cmd_out("mosquitto", &["-h"]).replace("mosquitto version ", ""),
         lock_version("tern"),
         lock_version("rumqttc"),
@@ -637,7 +654,7 @@ pub fn chart(recs: &[Record]) -> String {
     }
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{}" font-size="11" fill="#555">bars: median; whiskers: min–max</text>"#,
+        r##"<text x="{}" y="{}" font-size="11" fill="#555">bars: median; whiskers: min–max</text>"##,
         x + 20.0,
         h + 23.0
     );

@@ -257,7 +257,11 @@ fn run_all(
             let _ = measure::pin(broker.pid(), &all);
         }
         let _ = writeln!(sink, "{}", serde_json::to_string(&rec).expect("serialize"));
-        pb.println(format!("{}", report::one_line(&rec)));
+        if pb.is_hidden() {
+            eprintln!("{}", report::one_line(&rec));
+        } else {
+            pb.println(report::one_line(&rec));
+        }
         records.push(rec);
         pb.inc(1);
         // Let the broker finish closing the previous run's connections.
@@ -286,7 +290,7 @@ fn broker_dead(b: &mut Mosquitto) -> bool {
 
 /// Runs one child, bounded: 10 minutes, then killed.
 fn run_child(mut cmd: Command, job: &Job) -> Record {
-    let mut fail = |e: String| {
+    let fail = |e: String| {
         let mut r = Record::new(job.lib, &job.scenario.to_string());
         r.rep = job.rep;
         r.error = Some(e);

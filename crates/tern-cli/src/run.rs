@@ -157,7 +157,9 @@ mod tests {
         assert_eq!(o.timeout, Some(Duration::from_millis(1500)));
         assert_eq!(o.script, PathBuf::from("s.lua"));
         assert_eq!(o.args, os(&["a", "--timeout"]));
-        let o = parse(os(&["--timeout=2", "--", "-s.lua"])).unwrap().unwrap();
+        let o = parse(os(&["--timeout=2", "--", "-s.lua"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(o.timeout, Some(Duration::from_secs(2)));
         assert_eq!(o.script, PathBuf::from("-s.lua"));
     }

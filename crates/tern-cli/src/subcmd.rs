@@ -158,8 +158,15 @@ impl<W: Write> Subscriber<'_, W> {
                 .map_err(|e| Fatal::new(exit::ERROR, format!("Error: subscribe failed: {e}")))?;
             self.sub_ticket = Some(ticket);
         }
+        let mut stop = Stop::new();
         loop {
-            let mut ev = within(deadline, events.recv()).await?;
+            let mut ev = tokio::select! {
+                ev = within(deadline, events.recv()) => ev?,
+                () = stop.requested() => {
+                    // Like mosquitto_sub: a clean DISCONNECT (so no will) and status 0.
+                    return Ok(());
+                }
+            };
             // Handle everything already waiting before paying for a flush.
             loop {
                 if let Flow::Done = self.handle(ev)? {
@@ -335,6 +342,51 @@ impl<W: Write> Subscriber<'_, W> {
             write_parts(w, &[&m.payload], eol)
         };
         r.map_err(write_error)
+    }
+}
+
+/// SIGINT / SIGTERM, when the handlers could be installed (otherwise the default action, death,
+/// stays in place).
+struct Stop {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Stop {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves when a stop signal arrives; never, if none can.
+    async fn requested(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = recv(&mut self.term) => {}
+                () = recv(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
     }
 }
 

@@ -7,9 +7,10 @@ use run_support::{Run, run_src, server_runtime};
 use tern_testkit::{Mosquitto, MosquittoConfig, Script, ScriptedBroker, closed_port};
 
 /// Connects with the given host/port/credentials; prints what fired. Arguments:
-/// host port [user password [connect-timeout-seconds]].
+/// host port [user password [connect-timeout-seconds [secure]]].
 const CONNECT: &str = r#"
 local host, port, user, pass, timeout = arg[1], tonumber(arg[2]), arg[3], arg[4], arg[5]
+local secure = arg[6] == "1"
 if user == "" then user = nil end
 if pass == "" then pass = nil end
 local m = mqtt.Client("failing", 60, user, pass)
@@ -17,7 +18,7 @@ if timeout then m:connecttimeout(tonumber(timeout)) end
 m:on("connect", function() print("on connect") end)
 m:on("offline", function() print("offline") end)
 m:on("connfail", function(c, reason) print("on connfail " .. reason) end)
-local started = m:connect(host, port, function(c) print("connected") c:close() end,
+local started = m:connect(host, port, secure, function(c) print("connected") c:close() end,
   function(c, reason, message)
     assert(c == m, "fail_cb gets the client")
     print("failed reason: " .. reason)
@@ -63,6 +64,15 @@ fn silent_broker_is_timeout_receiving() {
     let broker = rt.block_on(ScriptedBroker::start(Script::never_answer()));
     let r = connect("127.0.0.1", broker.port(), &["", "", "0.5"]);
     assert_failed(&r, -2, "CONNACK");
+}
+
+#[test]
+fn a_stalled_tls_handshake_is_timeout_sending() {
+    // The broker accepts TCP but never answers the TLS ClientHello: CONNECT cannot be sent.
+    let rt = server_runtime();
+    let broker = rt.block_on(ScriptedBroker::start(Script::never_answer()));
+    let r = connect("127.0.0.1", broker.port(), &["", "", "0.5", "1"]);
+    assert_failed(&r, -1, "CONNECT could not be sent");
 }
 
 #[test]

@@ -19,7 +19,11 @@ fn subscribe_many_subscribes_in_one_packet_and_in_a_chain() {
     assert_eq!(lines[0], "subscribed to the table", "{r}");
     let mut chained = lines[1..3].to_vec();
     chained.sort_unstable();
-    assert_eq!(chained, ["subscribed to /many/c", "subscribed to /many/d"], "{r}");
+    assert_eq!(
+        chained,
+        ["subscribed to /many/c", "subscribed to /many/d"],
+        "{r}"
+    );
     assert_eq!(lines[3], "all subscribed", "{r}");
     let mut messages = lines[4..8].to_vec();
     messages.sort_unstable();
@@ -104,7 +108,12 @@ fn tls_example_verifies_the_broker_with_the_ca_file() {
 #[test]
 fn tls_example_refuses_a_broker_signed_by_another_ca() {
     let broker = MosquittoConfig::new().tls().start();
-    let wrong = broker.tls().wrong_ca.cert_path.to_string_lossy().into_owned();
+    let wrong = broker
+        .tls()
+        .wrong_ca
+        .cert_path
+        .to_string_lossy()
+        .into_owned();
     let r = run(
         &example("tls.lua"),
         &["localhost", &broker.tls_port().to_string(), &wrong],
@@ -125,7 +134,9 @@ fn tls_example_presents_a_client_certificate_when_given_one() {
         .env("MQTT_CA", &tls.ca.cert_path)
         .env("MQTT_CERT", &tls.client.cert_path)
         .env("MQTT_KEY", &tls.client.key_path);
-    run_command(cmd)
-        .assert_ok()
-        .assert_lines(&["connected over TLS", "/tls: hello, privately", "offline"]);
+    run_command(cmd).assert_ok().assert_lines(&[
+        "connected over TLS",
+        "/tls: hello, privately",
+        "offline",
+    ]);
 }

@@ -86,5 +86,6 @@ fn close_sends_disconnect_so_no_will_is_published() {
         .qos(1)
         .run()
         .assert_success();
+    // The watcher prints one message (count 1) and exits: it must be the marker.
     live.wait_for_line(|l| l.ends_with(" marker"));
 }

@@ -3,7 +3,7 @@
 
 mod run_support;
 
-use run_support::{run_src, spawn, command, script};
+use run_support::{command, run_src, script, spawn};
 use tern_testkit::Mosquitto;
 
 /// Subscribes a mosquitto_sub (printing "qos retain topic payload-hex") and waits for its
@@ -29,16 +29,24 @@ fn qos_0_1_2_round_trip_with_a_callback_each() {
     let r = run_src(
         r#"
         local m = mqtt.Client("qos", 60)
-        local got = 0
+        -- Close once all three messages and all three completions are in (closing earlier
+        -- would abandon an unfinished QoS 2 exchange and its callback).
+        local events = 0
+        local function count(c)
+          events = events + 1
+          if events == 6 then c:close() end
+        end
         m:on("message", function(c, topic, data)
           print("message " .. topic .. " " .. data)
-          got = got + 1
-          if got == 3 then c:close() end
+          count(c)
         end)
         m:connect("127.0.0.1", tonumber(arg[1]), function(c)
           c:subscribe("q/#", 2, function(c)
             for qos = 0, 2 do
-              assert(c:publish("q/" .. qos, "at " .. qos, qos, 0, function() print("published " .. qos) end))
+              assert(c:publish("q/" .. qos, "at " .. qos, qos, 0, function(c)
+                print("published " .. qos)
+                count(c)
+              end))
             end
           end)
         end)
@@ -62,7 +70,10 @@ fn qos_0_1_2_round_trip_with_a_callback_each() {
     );
     // The reference client saw each message with the QoS it was published with.
     for qos in 0..3 {
-        let hex: String = format!("at {qos}").bytes().map(|b| format!("{b:02x}")).collect();
+        let hex: String = format!("at {qos}")
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         watcher.wait_for_line(|l| l == format!("{qos} 0 q/{qos} {hex}"));
     }
 }
@@ -125,7 +136,8 @@ fn binary_payloads_from_another_client_arrive_exactly() {
         .assert_success();
     let r = tern.finish();
     let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
-    r.assert_ok().assert_lines(&["subscribed", &format!("256 {hex}")]);
+    r.assert_ok()
+        .assert_lines(&["subscribed", &format!("256 {hex}")]);
 }
 
 #[test]

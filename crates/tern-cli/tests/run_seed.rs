@@ -28,7 +28,9 @@ fn seed_example_takes_the_broker_from_the_environment() {
     cmd.env("MQTT_HOST", "127.0.0.1")
         .env("MQTT_PORT", broker.port().to_string());
     let r = run_command(cmd);
-    r.assert_ok().assert_has_line("hello").assert_has_line("offline");
+    r.assert_ok()
+        .assert_has_line("hello")
+        .assert_has_line("offline");
 }
 
 #[test]

@@ -35,7 +35,8 @@
 //!
 //! - Returns **true** when the attempt started (ESP32; ESP8266 returns nil). Calling it while
 //!   connecting or connected raises `already connected or connecting` (ESP8266; ESP32 drops
-//!   the live connection silently).
+//!   the live connection silently); after `close()`, the client is reusable once `offline`
+//!   has fired (as on ESP8266).
 //! - Optional arguments are taken in order until the first function, so
 //!   `connect(host, conn_cb, fail_cb)`, `connect(host, port, conn_cb, fail_cb)` and the
 //!   legacy `connect(host, port, secure, autoreconnect, conn_cb, fail_cb)` all mean what they
@@ -52,7 +53,8 @@
 //!   `user:password@` in the URI is used when `mqtt.Client` got no credentials.
 //! - `autoreconnect` (0/1 or boolean, deprecated by the seed) works: a lost connection is
 //!   retried with capped exponential backoff; each loss fires `offline`, each success fires
-//!   `on("connect")`, failed retries are silent. A failed *first* attempt is not retried.
+//!   `on("connect")`, failed retries are silent, and subscriptions are restored when the
+//!   broker kept no session. A failed *first* attempt is not retried (the seed).
 //! - The attempt has a 10 s deadline (DNS, TCP, TLS, CONNECT and CONNACK together; the
 //!   ESP8266 waits 5 s for CONNACK). tern extension: `m:connecttimeout(seconds)`.
 //!
@@ -79,7 +81,8 @@
 //!   handlers also fire for every completion, after the per-call callback. A QoS 0 publish
 //!   completes when it is written to the socket (ESP8266; ESP32 never calls back for QoS 0),
 //!   QoS 1 at PUBACK, QoS 2 at PUBCOMP. A command that cannot complete (its connection was
-//!   lost with `cleansession = 1`) calls nothing.
+//!   lost or closed with `cleansession = 1` before the acknowledgement) calls nothing, so a
+//!   script that wants every callback closes after the last one.
 //! - Callbacks run one at a time on the Lua thread. An error a callback does not catch ends
 //!   the runtime with the message and traceback (ESP8266 reboots; ESP32 logs and goes on).
 //!

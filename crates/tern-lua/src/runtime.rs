@@ -70,7 +70,10 @@ pub(crate) fn track(lua: &Lua, id: u64, ud: &AnyUserData) -> mlua::Result<()> {
 /// The live object with this id, if it has not been collected.
 pub(crate) fn lookup(lua: &Lua, id: u64) -> mlua::Result<Option<AnyUserData>> {
     // Rooted objects are alive, hence in the weak table too.
-    match lua.named_registry_value::<Table>(OBJECTS)?.raw_get::<Value>(id)? {
+    match lua
+        .named_registry_value::<Table>(OBJECTS)?
+        .raw_get::<Value>(id)?
+    {
         Value::UserData(ud) => Ok(Some(ud)),
         _ => Ok(None),
     }
@@ -178,7 +181,8 @@ impl Runtime {
         self.lua.globals().raw_set("arg", t)
     }
 
-    /// Runs a script file's main chunk (callbacks run later, in [`run`](Self::run)).
+    /// Runs a script file's main chunk (callbacks run later, in [`run`](Self::run)), passing
+    /// it the arguments set with [`set_args`](Self::set_args) as `...`.
     pub fn exec_file(&self, path: &Path) -> Result<(), RunError> {
         let src = std::fs::read(path).map_err(|source| RunError::Read {
             path: path.display().to_string(),
@@ -192,10 +196,17 @@ impl Runtime {
         } else {
             src
         };
+        // The main chunk gets `arg[1..]` as `...`, as with the `lua` interpreter.
+        let varargs = match self.lua.globals().raw_get::<Value>("arg")? {
+            Value::Table(t) => t
+                .sequence_values::<Value>()
+                .collect::<mlua::Result<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
         self.lua
             .load(src)
             .set_name(format!("@{}", path.display()))
-            .exec()?;
+            .call::<()>(mlua::Variadic::from_iter(varargs))?;
         Ok(())
     }
 

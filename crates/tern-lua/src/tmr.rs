@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use mlua::{AnyUserData, Function, Lua, Variadic, UserData, UserDataMethods, Value};
+use mlua::{AnyUserData, Function, Lua, UserData, UserDataMethods, Value, Variadic};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -84,6 +84,11 @@ fn mode_arg(func: &str, args: &[Value], pos: usize) -> mlua::Result<Mode> {
 /// Starts (or restarts) the timer's countdown and roots it.
 fn arm(lua: &Lua, ud: &AnyUserData) -> mlua::Result<()> {
     let shared = runtime::shared(lua)?;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(lua_error(
+            "tmr: the tern runtime is not running (no tokio runtime)",
+        ));
+    }
     let t = timer(ud)?;
     let mut st = t.state.borrow_mut();
     if let Some(task) = st.task.take() {
@@ -208,17 +213,24 @@ fn start(lua: &Lua, ud: &AnyUserData, func: &str, restart: bool) -> mlua::Result
 
 impl UserData for Timer {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_function("register", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
-            register(lua, &ud, "register", &args)
-        });
-        methods.add_function("start", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
-            let restart = opt_flag("start", &args, 1, false)?;
-            start(lua, &ud, "start", restart)
-        });
-        methods.add_function("alarm", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
-            register(lua, &ud, "alarm", &args)?;
-            start(lua, &ud, "alarm", false)
-        });
+        methods.add_function(
+            "register",
+            |lua, (ud, args): (AnyUserData, Variadic<Value>)| register(lua, &ud, "register", &args),
+        );
+        methods.add_function(
+            "start",
+            |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
+                let restart = opt_flag("start", &args, 1, false)?;
+                start(lua, &ud, "start", restart)
+            },
+        );
+        methods.add_function(
+            "alarm",
+            |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
+                register(lua, &ud, "alarm", &args)?;
+                start(lua, &ud, "alarm", false)
+            },
+        );
         methods.add_function("stop", |lua, ud: AnyUserData| {
             let t = timer(&ud)?;
             if !t.state.borrow().running {
@@ -234,19 +246,22 @@ impl UserData for Timer {
             drop(t);
             ud.set_named_user_value(CALLBACK, Value::Nil)
         });
-        methods.add_function("interval", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
-            let interval = interval_arg("interval", &args, 1)?;
-            let running = {
-                let t = timer(&ud)?;
-                let mut st = t.state.borrow_mut();
-                st.interval = interval;
-                st.running
-            };
-            if running {
-                arm(lua, &ud)?;
-            }
-            Ok(())
-        });
+        methods.add_function(
+            "interval",
+            |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
+                let interval = interval_arg("interval", &args, 1)?;
+                let running = {
+                    let t = timer(&ud)?;
+                    let mut st = t.state.borrow_mut();
+                    st.interval = interval;
+                    st.running
+                };
+                if running {
+                    arm(lua, &ud)?;
+                }
+                Ok(())
+            },
+        );
         methods.add_function("state", |_, ud: AnyUserData| {
             let t = timer(&ud)?;
             let st = t.state.borrow();

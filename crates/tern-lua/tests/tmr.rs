@@ -35,8 +35,14 @@ fn start_returns_false_while_running_and_errors_unregistered() {
         "#,
     );
     assert_eq!(out.len(), 5, "{out:?}");
-    assert!(out[0].starts_with("false ") && out[0].contains("timer not registered"), "{out:?}");
-    assert_eq!(&out[1..], ["registered false 0", "start true", "again false", "tick"]);
+    assert!(
+        out[0].starts_with("false ") && out[0].contains("timer not registered"),
+        "{out:?}"
+    );
+    assert_eq!(
+        &out[1..],
+        ["registered false 0", "start true", "again false", "tick"]
+    );
 }
 
 #[test]
@@ -69,10 +75,7 @@ fn semi_timer_fires_once_and_can_be_restarted() {
         t:start()
         "#,
     );
-    assert_eq!(
-        out,
-        ["fired 1 false 2", "restart true", "fired 2 false 2"]
-    );
+    assert_eq!(out, ["fired 1 false 2", "restart true", "fired 2 false 2"]);
 }
 
 #[test]

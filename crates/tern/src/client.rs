@@ -17,6 +17,27 @@ use crate::options::ConnectOptions;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ticket(pub u64);
 
+/// A command accepted by the client and still waiting for the broker; await it for the
+/// outcome. Dropping it does not cancel the command.
+#[derive(Debug)]
+#[must_use = "the command is queued either way; await this to learn its outcome"]
+pub struct Pending<T> {
+    rx: oneshot::Receiver<Result<T, ClientError>>,
+}
+
+impl<T> std::future::Future for Pending<T> {
+    type Output = Result<T, ClientError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(ClientError::Shutdown)))
+    }
+}
+
 /// What a completed command produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -251,6 +272,31 @@ impl Client {
         qos: QoS,
         retain: bool,
     ) -> Result<(), ClientError> {
+        self.start_publish(topic, payload, qos, retain).await?.await
+    }
+
+    /// Queues a publish, waiting only for room in the command queue, and returns a
+    /// [`Pending`] that resolves at completion. Publishes started one after another leave
+    /// in that order: the way to pipeline many messages with backpressure.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: tern::Client) -> Result<(), tern::ClientError> {
+    /// let mut pending = Vec::new();
+    /// for i in 0..1000 {
+    ///     pending.push(client.start_publish("t", i.to_string(), tern::QoS::AtLeastOnce, false).await?);
+    /// }
+    /// for p in pending {
+    ///     p.await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<Pending<()>, ClientError> {
         let msg = message(topic, payload.into(), qos, retain)?;
         let (tx, rx) = oneshot::channel();
         self.send(Command::Publish {
@@ -258,7 +304,7 @@ impl Client {
             reply: Reply::Await(tx),
         })
         .await?;
-        rx.await.map_err(|_| ClientError::Shutdown)?
+        Ok(Pending { rx })
     }
 
     /// Queues a publish without waiting; fails fast with [`ClientError::QueueFull`]. The

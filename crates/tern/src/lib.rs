@@ -16,7 +16,7 @@ pub mod tls;
 mod transport;
 
 pub use broker::{Broker, Scheme};
-pub use client::{Client, Event, Events, Message, Outcome, Ticket};
+pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
 pub use error::{ClientError, ConnectError, ConnectionError};
 pub use options::{ConnectOptions, Protocol, ReconnectPolicy, Will};
 pub use tern_proto::{QoS, SubscribeReturnCode};

@@ -333,24 +333,14 @@ async fn scratch_raw_frames() {
     send_frame(&mut ws, &raw::subscribe(1, &[("s/#", 0)])).await;
     let n: usize = std::env::var("N").unwrap().parse().unwrap();
     send_frame(&mut ws, &raw::publish("s/a", &vec![1u8; n], 0, 0, false)).await;
-    ws.flush().await.unwrap();
-    let mut tcp = ws.into_inner();
-    let mut all = Vec::new();
+    let start = std::time::Instant::now();
+    let mut total = 0;
     loop {
-        let mut b = vec![0u8; 65536];
-        match tokio::time::timeout(Duration::from_secs(3), tokio::io::AsyncReadExt::read(&mut tcp, &mut b)).await {
-            Ok(Ok(0)) => { eprintln!("eof"); break; }
-            Ok(Ok(k)) => { all.extend_from_slice(&b[..k]); }
-            other => { eprintln!("stop {other:?}"); break; }
+        match tokio::time::timeout(Duration::from_secs(60), ws.next()).await {
+            Ok(Some(Ok(m))) => { let l = m.len(); total += l; eprintln!("{:?} frame len {l} total {total}", start.elapsed()); }
+            Ok(other) => { eprintln!("end {other:?}"); break; }
+            Err(_) => { eprintln!("timeout"); break; }
         }
-    }
-    eprintln!("raw total {}", all.len());
-    let mut at = 0;
-    while at + 2 <= all.len() {
-        let b0 = all[at]; let b1 = all[at+1];
-        let (len, hl) = match b1 & 0x7f { 126 => (u16::from_be_bytes([all[at+2], all[at+3]]) as usize, 4), 127 => (u64::from_be_bytes(all[at+2..at+10].try_into().unwrap()) as usize, 10), l => (l as usize, 2) };
-        eprintln!("frame at {at}: fin/op {b0:#04x} len {len}");
-        at += hl + len;
     }
     eprintln!("{}", broker.log());
 }

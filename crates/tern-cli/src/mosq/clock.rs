@@ -87,6 +87,6 @@ mod tests {
         assert!(iso[19..].starts_with(['+', '-']), "{iso}");
         let micros = String::from_utf8(s.iso8601_micros()).unwrap();
         assert_eq!(&micros[19..26], ".786368", "{micros}");
-        assert_eq!(s.strftime("%Y"), iso[..4].as_bytes());
+        assert_eq!(s.strftime("%Y"), &iso.as_bytes()[..4]);
     }
 }

@@ -74,13 +74,13 @@ pub fn example(name: &str) -> PathBuf {
 pub fn script(src: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lua");
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("cannot create the scratch directory");
     let path = dir.join(format!(
         "script-{}-{}.lua",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::write(&path, src).unwrap();
+    std::fs::write(&path, src).expect("cannot write the script");
     path
 }
 
@@ -122,7 +122,7 @@ pub fn server_runtime() -> tokio::runtime::Runtime {
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap()
+        .expect("a tokio runtime for the test servers")
 }
 
 /// A `tern run` still running, its stdout read line by line.
@@ -143,8 +143,8 @@ pub fn spawn(mut cmd: Command) -> Spawned {
     use std::process::Stdio;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("cannot run the tern binary");
-    let out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
+    let out = child.stdout.take().expect("stdout is piped");
+    let mut err = child.stderr.take().expect("stderr is piped");
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {

@@ -44,7 +44,11 @@ pub(crate) fn bad_arg(func: &str, pos: usize, msg: impl Display) -> mlua::Error 
 
 /// Lua's "X expected, got Y" message.
 fn expected(func: &str, pos: usize, what: &str, got: &Value) -> mlua::Error {
-    bad_arg(func, pos, format!("{what} expected, got {}", type_name(got)))
+    bad_arg(
+        func,
+        pos,
+        format!("{what} expected, got {}", type_name(got)),
+    )
 }
 
 /// The type's name as Lua 5.1 reports it (mlua says "integer" for integral numbers).
@@ -125,7 +129,12 @@ fn utf8(func: &str, pos: usize, bytes: Vec<u8>) -> mlua::Result<String> {
 
 /// A 0/1 flag or a boolean (any non-zero number is true, as `lua_tointeger(..) != 0` on the
 /// device); `default` for nil.
-pub(crate) fn opt_flag(func: &str, args: &[Value], pos: usize, default: bool) -> mlua::Result<bool> {
+pub(crate) fn opt_flag(
+    func: &str,
+    args: &[Value],
+    pos: usize,
+    default: bool,
+) -> mlua::Result<bool> {
     match arg(args, pos) {
         Value::Nil => Ok(default),
         Value::Boolean(b) => Ok(*b),
@@ -139,7 +148,12 @@ pub(crate) fn opt_flag(func: &str, args: &[Value], pos: usize, default: bool) ->
 }
 
 /// A QoS level 0, 1 or 2; `default` for nil (an error when there is none).
-pub(crate) fn qos(func: &str, args: &[Value], pos: usize, default: Option<QoS>) -> mlua::Result<QoS> {
+pub(crate) fn qos(
+    func: &str,
+    args: &[Value],
+    pos: usize,
+    default: Option<QoS>,
+) -> mlua::Result<QoS> {
     match opt_integer(func, args, pos)? {
         None => default.ok_or_else(|| expected(func, pos, "number", arg(args, pos))),
         Some(n) => qos_value(func, pos, n),
@@ -154,7 +168,11 @@ fn qos_value(func: &str, pos: usize, n: i64) -> mlua::Result<QoS> {
 }
 
 /// A function or nil.
-pub(crate) fn opt_function(func: &str, args: &[Value], pos: usize) -> mlua::Result<Option<Function>> {
+pub(crate) fn opt_function(
+    func: &str,
+    args: &[Value],
+    pos: usize,
+) -> mlua::Result<Option<Function>> {
     match arg(args, pos) {
         Value::Nil => Ok(None),
         Value::Function(f) => Ok(Some(f.clone())),
@@ -163,7 +181,8 @@ pub(crate) fn opt_function(func: &str, args: &[Value], pos: usize) -> mlua::Resu
 }
 
 fn topic_name(func: &str, pos: usize, topic: String) -> mlua::Result<String> {
-    TopicName::new(&topic).map_err(|e| bad_arg(func, pos, format!("invalid topic {topic:?}: {e}")))?;
+    TopicName::new(&topic)
+        .map_err(|e| bad_arg(func, pos, format!("invalid topic {topic:?}: {e}")))?;
     Ok(topic)
 }
 
@@ -308,7 +327,11 @@ impl ConnectArgs {
             }
             broker
         } else {
-            let scheme = if tls.is_some() { Scheme::Mqtts } else { Scheme::Mqtt };
+            let scheme = if tls.is_some() {
+                Scheme::Mqtts
+            } else {
+                Scheme::Mqtt
+            };
             Broker::new(scheme, host, port.unwrap_or(DEFAULT_PORT))
         };
         Ok(Self {
@@ -444,7 +467,10 @@ impl SubscribeArgs {
         // The seed: "QoS subscription level, default 0".
         let (q, callback) = match arg(args, 2) {
             Value::Function(f) => (QoS::AtMostOnce, Some(f.clone())),
-            _ => (qos(F, args, 2, Some(QoS::AtMostOnce))?, opt_function(F, args, 3)?),
+            _ => (
+                qos(F, args, 2, Some(QoS::AtMostOnce))?,
+                opt_function(F, args, 3)?,
+            ),
         };
         Ok(Self {
             filters: vec![(topic, q)],
@@ -532,9 +558,15 @@ mod tests {
     #[test]
     fn client_cleansession_accepts_numbers_and_booleans() {
         let lua = Lua::new();
-        for (expr, want) in [("0", false), ("1", true), ("false", false), ("true", true), ("nil", true)]
-        {
-            let c = ClientArgs::parse(&args(&lua, &format!(r#""id", 10, "u", "p", {expr}"#))).unwrap();
+        for (expr, want) in [
+            ("0", false),
+            ("1", true),
+            ("false", false),
+            ("true", true),
+            ("nil", true),
+        ] {
+            let c =
+                ClientArgs::parse(&args(&lua, &format!(r#""id", 10, "u", "p", {expr}"#))).unwrap();
             assert_eq!(c.clean_session, want, "cleansession = {expr}");
             assert_eq!(c.username.as_deref(), Some("u"));
             assert_eq!(c.password.as_deref(), Some(&b"p"[..]));
@@ -562,8 +594,11 @@ mod tests {
     #[test]
     fn connect_takes_port_secure_and_callbacks() {
         let lua = Lua::new();
-        let c = ConnectArgs::parse(&args(&lua, r#""h", 1884, 0, function() end, function() end"#))
-            .unwrap();
+        let c = ConnectArgs::parse(&args(
+            &lua,
+            r#""h", 1884, 0, function() end, function() end"#,
+        ))
+        .unwrap();
         assert_eq!(c.broker, Broker::tcp("h", 1884));
         assert!(c.tls.is_none() && !c.autoreconnect);
         assert!(c.on_ok.is_some() && c.on_fail.is_some());
@@ -572,8 +607,8 @@ mod tests {
     #[test]
     fn connect_short_form_takes_callbacks_after_host() {
         let lua = Lua::new();
-        let c = ConnectArgs::parse(&args(&lua, r#""server", function() end, function() end"#))
-            .unwrap();
+        let c =
+            ConnectArgs::parse(&args(&lua, r#""server", function() end, function() end"#)).unwrap();
         assert_eq!(c.broker, Broker::tcp("server", DEFAULT_PORT));
         assert!(c.on_ok.is_some() && c.on_fail.is_some());
         let c = ConnectArgs::parse(&args(&lua, r#""server", 1999, function() end"#)).unwrap();
@@ -585,7 +620,10 @@ mod tests {
     fn connect_legacy_autoreconnect_form_keeps_both_callbacks() {
         // ESP8266 registers okcb as the failure handler here (variants doc 1.3.8); tern does not.
         let lua = Lua::new();
-        let vals = args(&lua, r#""h", 1883, 0, 1, function() return "ok" end, function() return "fail" end"#);
+        let vals = args(
+            &lua,
+            r#""h", 1883, 0, 1, function() return "ok" end, function() return "fail" end"#,
+        );
         let c = ConnectArgs::parse(&vals).unwrap();
         assert!(c.autoreconnect);
         assert_eq!(c.on_ok.unwrap().call::<String>(()).unwrap(), "ok");
@@ -601,8 +639,11 @@ mod tests {
             assert_eq!(c.tls, Some(TlsOptions::default()), "secure = {expr}");
         }
         for expr in ["0", "false", "nil"] {
-            let c = ConnectArgs::parse(&args(&lua, &format!(r#""h", 1883, {expr}, function() end"#)))
-                .unwrap();
+            let c = ConnectArgs::parse(&args(
+                &lua,
+                &format!(r#""h", 1883, {expr}, function() end"#),
+            ))
+            .unwrap();
             assert_eq!(c.broker.scheme, Scheme::Mqtt);
             assert!(c.tls.is_none() && c.on_ok.is_some(), "secure = {expr}");
         }
@@ -613,10 +654,16 @@ mod tests {
         .unwrap();
         let tls = c.tls.unwrap();
         assert_eq!(tls.roots, Roots::Pem("CA".into()));
-        assert_eq!((tls.client_cert.as_deref(), tls.client_key.as_deref()), (Some("C"), Some("K")));
+        assert_eq!(
+            (tls.client_cert.as_deref(), tls.client_key.as_deref()),
+            (Some("C"), Some("K"))
+        );
         // secure without a port keeps the device's default port.
         let c = ConnectArgs::parse(&args(&lua, r#""h", nil, 1"#)).unwrap();
-        assert_eq!((c.broker.scheme, c.broker.port), (Scheme::Mqtts, DEFAULT_PORT));
+        assert_eq!(
+            (c.broker.scheme, c.broker.port),
+            (Scheme::Mqtts, DEFAULT_PORT)
+        );
     }
 
     #[test]
@@ -637,13 +684,19 @@ mod tests {
     fn connect_rejects_wrong_types() {
         let lua = Lua::new();
         let e = ConnectArgs::parse(&args(&lua, "nil")).unwrap_err();
-        assert!(err_text(e).contains("bad argument #1 to 'connect' (string expected, got no value)"));
+        assert!(
+            err_text(e).contains("bad argument #1 to 'connect' (string expected, got no value)")
+        );
         let e = ConnectArgs::parse(&args(&lua, r#""h", 70000"#)).unwrap_err();
         assert!(err_text(e).contains("bad argument #2 to 'connect' (port must be 1..65535)"));
         let e = ConnectArgs::parse(&args(&lua, r#""h", 1883, "x""#)).unwrap_err();
-        assert!(err_text(e).contains("bad argument #3 to 'connect' (0/1, boolean or table expected"));
+        assert!(
+            err_text(e).contains("bad argument #3 to 'connect' (0/1, boolean or table expected")
+        );
         let e = ConnectArgs::parse(&args(&lua, r#""h", 1883, 0, 0, 5"#)).unwrap_err();
-        assert!(err_text(e).contains("bad argument #5 to 'connect' (function expected, got number)"));
+        assert!(
+            err_text(e).contains("bad argument #5 to 'connect' (function expected, got number)")
+        );
         let e = ConnectArgs::parse(&args(&lua, r#""h", 1883, {ca_cert=1}"#)).unwrap_err();
         assert!(err_text(e).contains("ca_cert must be a PEM string"));
     }
@@ -656,7 +709,10 @@ mod tests {
         assert_eq!((p.qos, p.retain), (QoS::AtLeastOnce, true));
         assert!(p.callback.is_some());
         let p = PublishArgs::parse(&args(&lua, r#""/t", 42, 2, false"#)).unwrap();
-        assert_eq!((&p.payload[..], p.qos, p.retain), (&b"42"[..], QoS::ExactlyOnce, false));
+        assert_eq!(
+            (&p.payload[..], p.qos, p.retain),
+            (&b"42"[..], QoS::ExactlyOnce, false)
+        );
         let e = PublishArgs::parse(&args(&lua, r#""/t", "x", 3, 0"#)).unwrap_err();
         assert!(err_text(e).contains("bad argument #3 to 'publish' (qos must be 0, 1 or 2)"));
         let e = PublishArgs::parse(&args(&lua, r#""/t/#", "x", 0, 0"#)).unwrap_err();
@@ -664,9 +720,13 @@ mod tests {
         let e = PublishArgs::parse(&args(&lua, r#""", "x", 0, 0"#)).unwrap_err();
         assert!(err_text(e).contains("bad argument #1 to 'publish'"));
         let e = PublishArgs::parse(&args(&lua, r#""/t", nil, 0, 0"#)).unwrap_err();
-        assert!(err_text(e).contains("bad argument #2 to 'publish' (string expected, got no value)"));
+        assert!(
+            err_text(e).contains("bad argument #2 to 'publish' (string expected, got no value)")
+        );
         let e = PublishArgs::parse(&args(&lua, r#""/t", "x", 0, 0, 7"#)).unwrap_err();
-        assert!(err_text(e).contains("bad argument #5 to 'publish' (function expected, got number)"));
+        assert!(
+            err_text(e).contains("bad argument #5 to 'publish' (function expected, got number)")
+        );
         let e = PublishArgs::parse(&args(&lua, r#""/t", "x", 0.5, 0"#)).unwrap_err();
         assert!(err_text(e).contains("bad argument #3 to 'publish' (number has no integer"));
     }
@@ -676,7 +736,10 @@ mod tests {
         let lua = Lua::new();
         let all: Vec<u8> = (0..=255).collect();
         let s = lua.create_string(&all).unwrap();
-        let vals = vec![Value::String(lua.create_string("/b").unwrap()), Value::String(s)];
+        let vals = vec![
+            Value::String(lua.create_string("/b").unwrap()),
+            Value::String(s),
+        ];
         let p = PublishArgs::parse(&vals).unwrap();
         assert_eq!(&p.payload[..], &all[..]);
     }
@@ -691,12 +754,15 @@ mod tests {
         assert_eq!(s.filters, vec![("/a".to_owned(), QoS::AtMostOnce)]);
         let s = SubscribeArgs::parse(&args(&lua, r#""/a", function() end"#)).unwrap();
         assert!(s.callback.is_some());
-        let mut s = SubscribeArgs::parse(&args(&lua, r#"{["/x"]=0, ["/y"]=2}, function() end"#))
-            .unwrap();
+        let mut s =
+            SubscribeArgs::parse(&args(&lua, r#"{["/x"]=0, ["/y"]=2}, function() end"#)).unwrap();
         s.filters.sort();
         assert_eq!(
             s.filters,
-            vec![("/x".to_owned(), QoS::AtMostOnce), ("/y".to_owned(), QoS::ExactlyOnce)]
+            vec![
+                ("/x".to_owned(), QoS::AtMostOnce),
+                ("/y".to_owned(), QoS::ExactlyOnce)
+            ]
         );
         assert!(s.callback.is_some());
         let e = SubscribeArgs::parse(&args(&lua, r#"{["/x"]=5}"#)).unwrap_err();

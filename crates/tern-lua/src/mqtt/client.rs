@@ -6,11 +6,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mlua::{AnyUserData, Lua, Variadic, UserData, UserDataMethods, UserDataRef, Value};
+use mlua::{AnyUserData, Lua, UserData, UserDataMethods, UserDataRef, Value, Variadic};
 use tern::{ConnectOptions, Event, QoS, ReconnectPolicy, TlsOptions, Will};
 use tokio::task::AbortHandle;
 
-use super::args::{self, lua_error, ClientArgs, ConnectArgs, PublishArgs, SubscribeArgs, UnsubscribeArgs};
+use super::args::{
+    self, ClientArgs, ConnectArgs, PublishArgs, SubscribeArgs, UnsubscribeArgs, lua_error,
+};
 use super::callbacks::{self, CONNECT_FAIL, CONNECT_OK, On};
 use crate::runtime::{self, LoopEvent};
 
@@ -147,6 +149,11 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
         };
         let replace = st.conn.as_ref().is_none_or(|conn| conn.build != build);
         if replace {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(lua_error(
+                    "connect: the tern runtime is not running (no tokio runtime)",
+                ));
+            }
             let shared = runtime::shared(lua)?;
             st.generations += 1;
             let generation = st.generations;
@@ -223,9 +230,8 @@ fn usable(st: &State) -> Option<&tern::Client> {
 fn publish(ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
     let a = PublishArgs::parse(args)?;
     let c = client(ud)?;
-    let ticket = usable(&c.state.borrow()).and_then(|tc| {
-        tc.try_publish(&a.topic, a.payload, a.qos, a.retain).ok()
-    });
+    let ticket = usable(&c.state.borrow())
+        .and_then(|tc| tc.try_publish(&a.topic, a.payload, a.qos, a.retain).ok());
     track_call(ud, &c, ticket, Call::Publish, a.callback)
 }
 
@@ -368,7 +374,9 @@ pub(crate) fn dispatch(
                     callbacks::emit(ud, On::Overflow, (ud.clone(), topic, data))
                 }
                 // The device passes only (client, topic) for an empty payload.
-                _ if msg.payload.is_empty() => callbacks::emit(ud, On::Message, (ud.clone(), topic)),
+                _ if msg.payload.is_empty() => {
+                    callbacks::emit(ud, On::Message, (ud.clone(), topic))
+                }
                 _ => {
                     let data = lua.create_string(&msg.payload)?;
                     callbacks::emit(ud, On::Message, (ud.clone(), topic, data))
@@ -403,20 +411,26 @@ pub(crate) fn dispatch(
 
 impl UserData for Client {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_function("connect", |lua, (ud, args): (AnyUserData, Variadic<Value>)| {
-            connect(lua, &ud, &args)
-        });
-        methods.add_function("publish", |_, (ud, args): (AnyUserData, Variadic<Value>)| {
-            publish(&ud, &args)
-        });
-        methods.add_function("subscribe", |_, (ud, args): (AnyUserData, Variadic<Value>)| {
-            subscribe(&ud, &args)
-        });
-        methods.add_function("unsubscribe", |_, (ud, args): (AnyUserData, Variadic<Value>)| {
-            unsubscribe(&ud, &args)
-        });
+        methods.add_function(
+            "connect",
+            |lua, (ud, args): (AnyUserData, Variadic<Value>)| connect(lua, &ud, &args),
+        );
+        methods.add_function(
+            "publish",
+            |_, (ud, args): (AnyUserData, Variadic<Value>)| publish(&ud, &args),
+        );
+        methods.add_function(
+            "subscribe",
+            |_, (ud, args): (AnyUserData, Variadic<Value>)| subscribe(&ud, &args),
+        );
+        methods.add_function(
+            "unsubscribe",
+            |_, (ud, args): (AnyUserData, Variadic<Value>)| unsubscribe(&ud, &args),
+        );
         methods.add_function("close", |_, ud: AnyUserData| close(&ud));
-        methods.add_function("on", |_, (ud, args): (AnyUserData, Variadic<Value>)| on(&ud, &args));
+        methods.add_function("on", |_, (ud, args): (AnyUserData, Variadic<Value>)| {
+            on(&ud, &args)
+        });
         methods.add_function("lwt", |_, (ud, args): (AnyUserData, Variadic<Value>)| {
             let will = args::parse_lwt(&args)?;
             client(&ud)?.state.borrow_mut().will = Some(will);

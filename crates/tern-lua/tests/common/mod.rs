@@ -23,18 +23,21 @@ pub(crate) fn run(script: &str) -> (Result<(), RunError>, Vec<String>) {
         .enable_all()
         .start_paused(true)
         .build()
-        .unwrap();
+        .expect("a tokio runtime");
     rt.block_on(async {
-        let mut lua = Runtime::new().unwrap();
-        lua.exec(PRELUDE, "prelude").unwrap();
+        let mut lua = Runtime::new().expect("a Lua runtime");
+        lua.exec(PRELUDE, "prelude").expect("the prelude runs");
         let result = match lua.exec(script, "test") {
             Ok(()) => tokio::time::timeout(Duration::from_secs(24 * 3600), lua.run())
                 .await
                 .expect("the loop did not go idle within a virtual day"),
             Err(e) => Err(e),
         };
-        let out: Table = lua.lua().globals().get("out").unwrap();
-        let lines = out.sequence_values::<String>().map(Result::unwrap).collect();
+        let out: Table = lua.lua().globals().get("out").expect("the out table");
+        let lines = out
+            .sequence_values::<String>()
+            .map(|v| v.expect("emitted lines are strings"))
+            .collect();
         (result, lines)
     })
 }

@@ -305,7 +305,8 @@ impl Session {
     /// [`DisconnectReason::TransportClosed`] if a connection was open (and no
     /// `Event::Disconnected` was emitted for it yet), then applies the clean-session rules:
     /// with clean session, everything sent but not completed fails with
-    /// [`RequestError::SessionLost`] ([`RequestError::Closed`] after `disconnect`).
+    /// [`RequestError::SessionLost`] ([`RequestError::Closed`] after `disconnect`), in send
+    /// order, after the `Disconnected` event; commands never handed out stay queued.
     pub fn handle_closed(&mut self, now: Instant) {
         self.now = Some(now);
         if self.state.is_open() {

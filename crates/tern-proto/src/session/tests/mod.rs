@@ -559,6 +559,35 @@ fn incoming_qos2_ids_survive_a_reconnect_without_clean_session() {
 }
 
 #[test]
+fn incoming_qos2_ids_are_forgotten_when_the_broker_lost_the_session() {
+    let mut pair = persistent();
+    pair.deliver(publish(QosPid::ExactlyOnce(id(4)), false, b"x"))
+        .unwrap();
+    pair.close();
+    pair.events();
+    // session present = 0: the broker starts afresh, so id 4 is a new message.
+    pair.connect(false);
+    pair.deliver(publish(QosPid::ExactlyOnce(id(4)), false, b"y"))
+        .unwrap();
+    assert_eq!(pair.events().len(), 1, "delivered, not taken for a re-send");
+}
+
+#[test]
+fn incoming_qos2_ids_are_kept_in_mqtt_31_which_has_no_session_present_bit() {
+    let mut pair = Pair::new(config().clean_session(false).level(ProtocolLevel::V3_1));
+    pair.connect(false);
+    pair.deliver(publish(QosPid::ExactlyOnce(id(4)), false, b"x"))
+        .unwrap();
+    pair.close();
+    pair.events();
+    pair.connect(false);
+    pair.deliver(publish(QosPid::ExactlyOnce(id(4)), true, b"x"))
+        .unwrap();
+    assert_eq!(pair.sent(), [Packet::PubRec(id(4))]);
+    assert!(pair.events().is_empty(), "not delivered twice");
+}
+
+#[test]
 fn incoming_qos2_ids_are_dropped_with_a_clean_session() {
     let mut pair = connected();
     pair.deliver(publish(QosPid::ExactlyOnce(id(4)), false, b"x"))
