@@ -80,7 +80,10 @@
 //!   the `mqtt_helpers.lua` chaining style works as well. The `puback`/`suback`/`unsuback`
 //!   handlers also fire for every completion, after the per-call callback. A QoS 0 publish
 //!   completes when it is written to the socket (ESP8266; ESP32 never calls back for QoS 0),
-//!   QoS 1 at PUBACK, QoS 2 at PUBCOMP. A command that cannot complete (its connection was
+//!   QoS 1 at PUBACK, QoS 2 at PUBCOMP. Completion callbacks fire in the order the calls
+//!   were made, as on the ESP8266 (whose queue is stop-and-wait): in the seed's example,
+//!   `subscribe success` prints before `sent` although the QoS 0 PUBLISH was written before
+//!   the SUBACK arrived; a completion waits until every earlier call has completed. A command that cannot complete (its connection was
 //!   lost or closed with `cleansession = 1` before the acknowledgement) calls nothing, so a
 //!   script that wants every callback closes after the last one.
 //! - Callbacks run one at a time on the Lua thread. An error a callback does not catch ends

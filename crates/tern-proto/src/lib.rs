@@ -13,7 +13,7 @@ pub mod text;
 pub mod topic;
 
 pub use packet::{
-    ConnAck, Connect, ConnectReturnCode, Decoder, DecodeError, EncodeError, LastWill, Packet,
+    ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, EncodeError, LastWill, Packet,
     PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid, SubAck, Subscribe,
     SubscribeReturnCode, Unsubscribe,
 };

@@ -231,11 +231,17 @@ mod tests {
         assert_eq!(TopicName::new(""), Err(TopicError::Empty));
         assert_eq!(
             TopicName::new("a/+"),
-            Err(TopicError::WildcardInName { wildcard: '+', at: 2 })
+            Err(TopicError::WildcardInName {
+                wildcard: '+',
+                at: 2
+            })
         );
         assert_eq!(
             TopicName::new("#"),
-            Err(TopicError::WildcardInName { wildcard: '#', at: 0 })
+            Err(TopicError::WildcardInName {
+                wildcard: '#',
+                at: 0
+            })
         );
         assert!(TopicName::new("/").is_ok());
         assert!(TopicName::new("sport/tennis/player1").is_ok());
@@ -243,7 +249,16 @@ mod tests {
 
     #[test]
     fn filters_follow_wildcard_placement_rules() {
-        for ok in ["#", "+", "+/+", "/+", "sport/#", "sport/+/player1", "+/tennis/#", "/"] {
+        for ok in [
+            "#",
+            "+",
+            "+/+",
+            "/+",
+            "sport/#",
+            "sport/+/player1",
+            "+/tennis/#",
+            "/",
+        ] {
             assert!(TopicFilter::new(ok).is_ok(), "{ok} should be valid");
         }
         assert_eq!(
@@ -269,7 +284,10 @@ mod tests {
     fn matching_follows_the_spec_examples() {
         assert!(m("sport/tennis/player1/#", "sport/tennis/player1"));
         assert!(m("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
-        assert!(m("sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon"));
+        assert!(m(
+            "sport/tennis/player1/#",
+            "sport/tennis/player1/score/wimbledon"
+        ));
         assert!(m("sport/#", "sport"));
         assert!(m("#", "a/b/c"));
         assert!(m("sport/tennis/+", "sport/tennis/player1"));

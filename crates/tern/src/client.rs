@@ -2,6 +2,7 @@
 //! order). One driver task per client owns the session and the socket; handles talk to it
 //! over a bounded channel.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,7 +26,7 @@ pub struct Pending<T> {
     rx: oneshot::Receiver<Result<T, ClientError>>,
 }
 
-impl<T> std::future::Future for Pending<T> {
+impl<T> Future for Pending<T> {
     type Output = Result<T, ClientError>;
 
     fn poll(

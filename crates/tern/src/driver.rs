@@ -169,20 +169,18 @@ fn session_config(options: &ConnectOptions) -> SessionConfig {
 /// Checks what `session_config` had to leave out silently.
 fn validate(options: &ConnectOptions) -> Result<(), ConnectError> {
     let invalid = |what: String| Err(ConnectError::InvalidOptions(what));
-    if !options.client_id.is_empty() {
-        if let Err(e) = MqttString::new(&options.client_id) {
-            return invalid(format!("client id: {e}"));
-        }
+    if let Err(e) = MqttString::new(&options.client_id) {
+        return invalid(format!("client id: {e}"));
     }
-    if let Some(u) = &options.username {
-        if let Err(e) = MqttString::new(u) {
-            return invalid(format!("user name: {e}"));
-        }
+    if let Some(Err(e)) = options.username.as_deref().map(MqttString::new) {
+        return invalid(format!("user name: {e}"));
     }
-    if let Some(w) = &options.will {
-        if let Err(e) = TopicName::new(&w.topic) {
-            return invalid(format!("will topic {:?}: {e}", w.topic));
-        }
+    if let Some((topic, Err(e))) = options
+        .will
+        .as_ref()
+        .map(|w| (&w.topic, TopicName::new(&w.topic)))
+    {
+        return invalid(format!("will topic {topic:?}: {e}"));
     }
     Ok(())
 }
@@ -305,7 +303,12 @@ impl Driver {
                     }
                 }
                 if brokers.is_empty() {
-                    reply_connect(reply, Err(ConnectError::InvalidOptions("no broker address given".into())));
+                    reply_connect(
+                        reply,
+                        Err(ConnectError::InvalidOptions(
+                            "no broker address given".into(),
+                        )),
+                    );
                     return false;
                 }
                 if let Err(e) = validate(&self.options) {
@@ -372,12 +375,19 @@ impl Driver {
                     Err(e) => self.complete(reply, Err(e.into()), unsubscribed),
                 }
             }
-            Command::Connect { reply, .. } => reply_connect(reply, Err(ConnectError::AlreadyConnected)),
+            Command::Connect { reply, .. } => {
+                reply_connect(reply, Err(ConnectError::AlreadyConnected))
+            }
             Command::Close { .. } => unreachable_close(),
         }
     }
 
-    fn complete<T>(&mut self, reply: Reply<T>, result: Result<T, ClientError>, wrap: fn(T) -> Outcome) {
+    fn complete<T>(
+        &mut self,
+        reply: Reply<T>,
+        result: Result<T, ClientError>,
+        wrap: fn(T) -> Outcome,
+    ) {
         match reply {
             Reply::Await(tx) => {
                 let _ = tx.send(result);
@@ -392,8 +402,7 @@ impl Driver {
     fn emit(&mut self, ev: Event) {
         if self.pending.is_empty() {
             match self.events.try_send(ev) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(ev)) => self.pending.push_back(ev),
             }
         } else {
@@ -502,7 +511,11 @@ impl Driver {
         any
     }
 
-    fn record_subscriptions(&mut self, filters: &[(TopicFilter, QoS)], granted: &[SubscribeReturnCode]) {
+    fn record_subscriptions(
+        &mut self,
+        filters: &[(TopicFilter, QoS)],
+        granted: &[SubscribeReturnCode],
+    ) {
         for ((filter, _), code) in filters.iter().zip(granted) {
             if let SubscribeReturnCode::Success(qos) = code {
                 self.subscriptions.insert(filter.clone(), *qos);
@@ -511,12 +524,19 @@ impl Driver {
     }
 
     fn resubscribe(&mut self) {
-        let enabled = self.options.reconnect.as_ref().is_some_and(|p| p.resubscribe);
+        let enabled = self
+            .options
+            .reconnect
+            .as_ref()
+            .is_some_and(|p| p.resubscribe);
         if !enabled || self.subscriptions.is_empty() {
             return;
         }
-        let filters: Vec<(TopicFilter, QoS)> =
-            self.subscriptions.iter().map(|(f, q)| (f.clone(), *q)).collect();
+        let filters: Vec<(TopicFilter, QoS)> = self
+            .subscriptions
+            .iter()
+            .map(|(f, q)| (f.clone(), *q))
+            .collect();
         // Chunked so one SUBSCRIBE stays well under any broker's packet limit.
         for chunk in filters.chunks(64) {
             if let Ok(id) = self.session.subscribe(now(), chunk.to_vec()) {
@@ -526,7 +546,11 @@ impl Driver {
     }
 
     /// One connection: open the transport, CONNECT, and serve it until it ends.
-    async fn connection(&mut self, broker: &Broker, commands: &mut mpsc::Receiver<Command>) -> Ended {
+    async fn connection(
+        &mut self,
+        broker: &Broker,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> Ended {
         let deadline = Instant::now() + self.options.connect_timeout;
         if broker.scheme.is_tls() && self.tls.is_none() {
             match self.options.tls.build() {
@@ -630,7 +654,10 @@ impl Driver {
             if conn.eof || conn.io_error.is_some() {
                 self.session.handle_closed(now());
                 self.drain_session_events(&mut conn);
-                let reason = conn.ended.clone().unwrap_or(DisconnectReason::TransportClosed);
+                let reason = conn
+                    .ended
+                    .clone()
+                    .unwrap_or(DisconnectReason::TransportClosed);
                 return self.end(&conn, reason, deadline, &addr);
             }
 
@@ -735,7 +762,13 @@ impl Driver {
     }
 
     /// Maps how a connection ended onto the client's error types.
-    fn end(&mut self, conn: &ConnState, reason: DisconnectReason, deadline: Instant, addr: &str) -> Ended {
+    fn end(
+        &mut self,
+        conn: &ConnState,
+        reason: DisconnectReason,
+        deadline: Instant,
+        addr: &str,
+    ) -> Ended {
         // Make sure the session knows the transport is gone (idempotent after DISCONNECT).
         self.session.handle_closed(now());
         let mut scratch = ConnState {
@@ -783,19 +816,17 @@ impl Driver {
             }
             DisconnectReason::Protocol(e) => ConnectError::Protocol(e),
             DisconnectReason::Local => ConnectError::Closed,
-            _ => {
-                match &conn.io_error {
-                    Some(e) if is_reset(e) => ConnectError::ServerNotFound {
-                        addr: addr.to_owned(),
-                        reason: e.to_string(),
-                    },
-                    Some(e) => ConnectError::Io {
-                        addr: addr.to_owned(),
-                        reason: e.to_string(),
-                    },
-                    None => ConnectError::ClosedBeforeConnAck,
-                }
-            }
+            _ => match &conn.io_error {
+                Some(e) if is_reset(e) => ConnectError::ServerNotFound {
+                    addr: addr.to_owned(),
+                    reason: e.to_string(),
+                },
+                Some(e) => ConnectError::Io {
+                    addr: addr.to_owned(),
+                    reason: e.to_string(),
+                },
+                None => ConnectError::ClosedBeforeConnAck,
+            },
         };
         let _ = deadline;
         Ended::ConnectFailed(error)
@@ -855,7 +886,9 @@ fn poll_io(
     let mut progress = false;
     while !outbox.is_empty() {
         match Pin::new(&mut *stream).poll_write(cx, outbox) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(IoEvent::Error(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(IoEvent::Error(io::ErrorKind::WriteZero.into()));
+            }
             Poll::Ready(Ok(n)) => {
                 outbox.advance(n);
                 *needs_flush = true;

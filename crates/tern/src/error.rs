@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_proto::{ApiMisuse, ConnectReturnCode, PacketType, ProtocolError, RequestError, TopicError};
+use tern_proto::{
+    ApiMisuse, ConnectReturnCode, PacketType, ProtocolError, RequestError, TopicError,
+};
 
 use crate::broker::BrokerParseError;
 use crate::tls::TlsConfigError;

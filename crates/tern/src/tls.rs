@@ -96,8 +96,16 @@ impl TlsOptions {
         };
         let config = match (&self.client_cert, &self.client_key) {
             (None, None) => builder.with_no_client_auth(),
-            (Some(_), None) => return Err(TlsConfigError::HalfClientAuth { given: "client_cert" }),
-            (None, Some(_)) => return Err(TlsConfigError::HalfClientAuth { given: "client_key" }),
+            (Some(_), None) => {
+                return Err(TlsConfigError::HalfClientAuth {
+                    given: "client_cert",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(TlsConfigError::HalfClientAuth {
+                    given: "client_key",
+                });
+            }
             (Some(cert), Some(key)) => {
                 let chain = parse_certs("client_cert", cert)?;
                 let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| {
@@ -119,12 +127,10 @@ impl TlsOptions {
         match &self.roots {
             Roots::Pem(pem) => {
                 for cert in parse_certs("ca_cert", pem)? {
-                    store
-                        .add(cert)
-                        .map_err(|e| TlsConfigError::BadPem {
-                            what: "ca_cert",
-                            reason: e.to_string(),
-                        })?;
+                    store.add(cert).map_err(|e| TlsConfigError::BadPem {
+                        what: "ca_cert",
+                        reason: e.to_string(),
+                    })?;
                 }
             }
             Roots::Native => {
@@ -192,7 +198,12 @@ mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
 
         fn verify_tls13_signature(
@@ -201,7 +212,12 @@ mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -1,5 +1,6 @@
 //! The callback API: seed-style handlers, per-call completions, and no deadlock when a
 //! message handler publishes under load.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -19,7 +20,11 @@ fn seed_flow_with_per_call_callbacks() {
     let (tx, rx) = mpsc::channel::<String>();
     let on_msg = tx.clone();
     m.on_message(move |_c, msg| {
-        let _ = on_msg.send(format!("{}:{}", msg.topic, String::from_utf8_lossy(&msg.payload)));
+        let _ = on_msg.send(format!(
+            "{}:{}",
+            msg.topic,
+            String::from_utf8_lossy(&msg.payload)
+        ));
     });
     let on_conn = tx.clone();
     m.on_connect(move |_c| {
@@ -51,13 +56,24 @@ fn seed_flow_with_per_call_callbacks() {
     .unwrap();
     let mut got = Vec::new();
     while got.len() < 6 {
-        got.push(rx.recv_timeout(WAIT).unwrap_or_else(|_| panic!("timed out; got {got:?}")));
+        got.push(
+            rx.recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("timed out; got {got:?}")),
+        );
     }
     assert_eq!(got[0], "connected", "one-shot connect callback runs first");
     assert_eq!(got[1], "on_connect");
     // Each call got its own completion (not "the last callback wins").
-    for want in ["suback a Ok(1)", "suback b Ok(1)", "puback Ok(())", "/cb/a:hello"] {
-        assert!(got.contains(&want.to_owned()), "missing {want:?} in {got:?}");
+    for want in [
+        "suback a Ok(1)",
+        "suback b Ok(1)",
+        "puback Ok(())",
+        "/cb/a:hello",
+    ] {
+        assert!(
+            got.contains(&want.to_owned()),
+            "missing {want:?} in {got:?}"
+        );
     }
 }
 
@@ -81,14 +97,23 @@ fn publishing_from_the_message_callback_under_load_does_not_deadlock() {
     // An echo: every message on /load/in is republished to /load/out from inside the message
     // callback, with a tiny event channel and command queue so both back up.
     const N: usize = 5_000;
-    let broker = MosquittoConfig::new().max_inflight_messages(0).max_queued_messages(0).start();
+    let broker = MosquittoConfig::new()
+        .max_inflight_messages(0)
+        .max_queued_messages(0)
+        .start();
     let mut opts = ConnectOptions::new(common::unique("echo")).max_inflight(10);
     opts.event_capacity = 4;
     let echo = CallbackClient::new(opts);
     echo.on_message(|c, msg| {
-        c.publish("/load/out", msg.payload.clone(), QoS::AtLeastOnce, false, |_c, r| {
-            r.expect("echo publish completes");
-        })
+        c.publish(
+            "/load/out",
+            msg.payload.clone(),
+            QoS::AtLeastOnce,
+            false,
+            |_c, r| {
+                r.expect("echo publish completes");
+            },
+        )
         .expect("publish from a callback");
     });
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -126,10 +151,26 @@ fn publishing_from_the_message_callback_under_load_does_not_deadlock() {
 
     let source = CallbackClient::new(ConnectOptions::new(common::unique("src")));
     let (c_tx, c_rx) = mpsc::channel();
-    source.connect(Broker::tcp("127.0.0.1", broker.port()), move |_c| { let _ = c_tx.send(()); }, |_c, e| panic!("{e}")).unwrap();
+    source
+        .connect(
+            Broker::tcp("127.0.0.1", broker.port()),
+            move |_c| {
+                let _ = c_tx.send(());
+            },
+            |_c, e| panic!("{e}"),
+        )
+        .unwrap();
     c_rx.recv_timeout(WAIT).expect("source connected");
     for i in 0..N {
-        source.publish("/load/in", i.to_string(), QoS::AtLeastOnce, false, |_c, _| {}).unwrap();
+        source
+            .publish(
+                "/load/in",
+                i.to_string(),
+                QoS::AtLeastOnce,
+                false,
+                |_c, _| {},
+            )
+            .unwrap();
     }
     for i in 0..N {
         out_rx

@@ -1,4 +1,5 @@
 //! Every seed reason code, from real and scripted brokers.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -20,14 +21,22 @@ async fn connect_err(options: ConnectOptions, broker: Broker) -> ConnectError {
 
 #[tokio::test]
 async fn closed_port_is_server_not_found_minus_5() {
-    let e = connect_err(ConnectOptions::new("t"), Broker::tcp("127.0.0.1", closed_port())).await;
+    let e = connect_err(
+        ConnectOptions::new("t"),
+        Broker::tcp("127.0.0.1", closed_port()),
+    )
+    .await;
     assert_eq!(e.code(), -5, "{e}");
     assert!(e.to_string().contains("no broker listening"), "{e}");
 }
 
 #[tokio::test]
 async fn unresolvable_host_is_dns_minus_3() {
-    let e = connect_err(ConnectOptions::new("t"), Broker::tcp("nonexistent.invalid", 1883)).await;
+    let e = connect_err(
+        ConnectOptions::new("t"),
+        Broker::tcp("nonexistent.invalid", 1883),
+    )
+    .await;
     assert_eq!(e.code(), -3, "{e}");
     assert!(matches!(e, ConnectError::Dns { .. }), "{e:?}");
 }
@@ -38,7 +47,16 @@ async fn silent_listener_is_connack_timeout_minus_2() {
     let opts = ConnectOptions::new("t").connect_timeout(Duration::from_millis(500));
     let e = connect_err(opts, Broker::tcp("127.0.0.1", broker.port())).await;
     assert_eq!(e.code(), -2, "{e}");
-    assert!(matches!(e, ConnectError::Timeout { stage: ConnectStage::ConnAck, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ConnectError::Timeout {
+                stage: ConnectStage::ConnAck,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -46,14 +64,22 @@ async fn stalled_tls_handshake_is_send_timeout_minus_1() {
     // TCP is accepted but the TLS ClientHello is never answered: CONNECT cannot be sent.
     let broker = ScriptedBroker::start(Script::never_answer()).await;
     let opts = ConnectOptions::new("t").connect_timeout(Duration::from_millis(500));
-    let e = connect_err(opts, Broker::new(tern::Scheme::Mqtts, "127.0.0.1", broker.port())).await;
+    let e = connect_err(
+        opts,
+        Broker::new(tern::Scheme::Mqtts, "127.0.0.1", broker.port()),
+    )
+    .await;
     assert_eq!(e.code(), -1, "{e}");
 }
 
 #[tokio::test]
 async fn non_connack_first_packet_is_minus_4() {
     let broker = ScriptedBroker::start(Script::non_connack_first()).await;
-    let e = connect_err(ConnectOptions::new("t"), Broker::tcp("127.0.0.1", broker.port())).await;
+    let e = connect_err(
+        ConnectOptions::new("t"),
+        Broker::tcp("127.0.0.1", broker.port()),
+    )
+    .await;
     assert_eq!(e.code(), -4, "{e}");
     assert!(matches!(e, ConnectError::NotConnAck(_)), "{e:?}");
 }
@@ -62,7 +88,11 @@ async fn non_connack_first_packet_is_minus_4() {
 async fn each_connack_refusal_code_is_passed_through() {
     for code in 1..=5u8 {
         let broker = ScriptedBroker::start(Script::connack(code)).await;
-        let e = connect_err(ConnectOptions::new("t"), Broker::tcp("127.0.0.1", broker.port())).await;
+        let e = connect_err(
+            ConnectOptions::new("t"),
+            Broker::tcp("127.0.0.1", broker.port()),
+        )
+        .await;
         assert_eq!(e.code(), i32::from(code), "{e}");
         assert!(matches!(e, ConnectError::Refused(_)), "{e:?}");
     }
@@ -71,14 +101,21 @@ async fn each_connack_refusal_code_is_passed_through() {
 #[tokio::test]
 async fn unknown_connack_code_is_a_protocol_error_not_a_success() {
     let broker = ScriptedBroker::start(Script::connack(6)).await;
-    let e = connect_err(ConnectOptions::new("t"), Broker::tcp("127.0.0.1", broker.port())).await;
+    let e = connect_err(
+        ConnectOptions::new("t"),
+        Broker::tcp("127.0.0.1", broker.port()),
+    )
+    .await;
     assert!(matches!(e, ConnectError::Protocol(_)), "{e:?}");
     assert!(e.to_string().contains("return code 6"), "{e}");
 }
 
 #[tokio::test]
 async fn wrong_password_is_refused_by_mosquitto() {
-    let broker = MosquittoConfig::new().allow_anonymous(false).user("alice", "secret").start();
+    let broker = MosquittoConfig::new()
+        .allow_anonymous(false)
+        .user("alice", "secret")
+        .start();
     let opts = ConnectOptions::new("t").credentials("alice", Some("wrong"));
     let e = connect_err(opts, Broker::tcp("127.0.0.1", broker.port())).await;
     // mosquitto 2.0 answers a bad password with CONNACK 5 (not authorised); pass it through.
@@ -87,22 +124,34 @@ async fn wrong_password_is_refused_by_mosquitto() {
 
     let ok = ConnectOptions::new("t2").credentials("alice", Some("secret"));
     let (client, _ev) = Client::new(ok);
-    within("CONNACK", client.connect(Broker::tcp("127.0.0.1", broker.port())))
-        .await
-        .expect("the right password is accepted");
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .expect("the right password is accepted");
 }
 
 #[tokio::test]
 async fn anonymous_refused_when_broker_requires_login() {
-    let broker = MosquittoConfig::new().allow_anonymous(false).user("alice", "secret").start();
-    let e = connect_err(ConnectOptions::new("t"), Broker::tcp("127.0.0.1", broker.port())).await;
+    let broker = MosquittoConfig::new()
+        .allow_anonymous(false)
+        .user("alice", "secret")
+        .start();
+    let e = connect_err(
+        ConnectOptions::new("t"),
+        Broker::tcp("127.0.0.1", broker.port()),
+    )
+    .await;
     assert_eq!(e.code(), 5, "{e}");
 }
 
 #[tokio::test]
 async fn failure_is_also_reported_as_an_event() {
     let (client, mut events) = Client::new(ConnectOptions::new("t"));
-    client.start_connect(vec![Broker::tcp("127.0.0.1", closed_port())]).unwrap();
+    client
+        .start_connect(vec![Broker::tcp("127.0.0.1", closed_port())])
+        .unwrap();
     let code = common::next_event(&mut events, "ConnectFailed", |ev| match ev {
         Event::ConnectFailed { error, will_retry } => Some((error.code(), will_retry)),
         _ => None,
@@ -114,11 +163,18 @@ async fn failure_is_also_reported_as_an_event() {
 #[tokio::test]
 async fn auto_protocol_falls_back_to_3_1_when_level_4_is_refused() {
     // First connection: refuse level 4 with CONNACK 1; second: accept.
-    let broker = ScriptedBroker::start_sequence(vec![Script::connack(1), Script::connack(0).read_until_closed()]).await;
+    let broker = ScriptedBroker::start_sequence(vec![
+        Script::connack(1),
+        Script::connack(0).read_until_closed(),
+    ])
+    .await;
     let (client, _events) = Client::new(ConnectOptions::new("t").protocol(Protocol::Auto));
-    within("CONNACK", client.connect(Broker::tcp("127.0.0.1", broker.port())))
-        .await
-        .expect("fallback to 3.1 connects");
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .expect("fallback to 3.1 connects");
     let second = broker.connection(1).await;
     let connect = second.connect_packet().expect("second CONNECT");
     // Protocol name "MQIsdp", level 3.

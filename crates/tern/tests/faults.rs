@@ -1,6 +1,7 @@
 //! Fault injection between tern and a real mosquitto: random connection cuts in the middle
 //! of QoS 1 and QoS 2 streams, and a broker killed and restarted. Each scenario runs with
 //! several seeds (`TERN_TEST_SEED` pins one) and is bounded in time.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -14,7 +15,10 @@ use tern::{Broker, Client, ConnectOptions, Event, Events, QoS, ReconnectPolicy};
 use tern_testkit::{FaultProxy, MosquittoConfig};
 
 fn seeds() -> Vec<u64> {
-    match std::env::var("TERN_TEST_SEED").ok().and_then(|s| s.parse().ok()) {
+    match std::env::var("TERN_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         Some(seed) => vec![seed],
         None => vec![1, 2, 3],
     }
@@ -33,12 +37,22 @@ fn persistent(id: &str) -> ConnectOptions {
 }
 
 /// Publishes `n` numbered messages; returns how many completions each request got.
-fn spawn_publisher(client: Client, topic: String, n: usize, qos: QoS) -> tokio::task::JoinHandle<Vec<usize>> {
+fn spawn_publisher(
+    client: Client,
+    topic: String,
+    n: usize,
+    qos: QoS,
+) -> tokio::task::JoinHandle<Vec<usize>> {
     tokio::spawn(async move {
         // Started in order, so they leave in order; each `Pending` resolves exactly once.
         let mut pending = Vec::with_capacity(n);
         for i in 0..n {
-            pending.push(client.start_publish(&topic, i.to_string(), qos, false).await.expect("queued"));
+            pending.push(
+                client
+                    .start_publish(&topic, i.to_string(), qos, false)
+                    .await
+                    .expect("queued"),
+            );
         }
         let mut completions = vec![0usize; n];
         for (i, p) in pending.into_iter().enumerate() {
@@ -51,7 +65,11 @@ fn spawn_publisher(client: Client, topic: String, n: usize, qos: QoS) -> tokio::
 }
 
 /// Cuts every connection through `proxy` at random byte counts until `stop` is set.
-fn spawn_cutter(proxy: Arc<FaultProxy>, stop: Arc<AtomicBool>, max_cuts: usize) -> tokio::task::JoinHandle<usize> {
+fn spawn_cutter(
+    proxy: Arc<FaultProxy>,
+    stop: Arc<AtomicBool>,
+    max_cuts: usize,
+) -> tokio::task::JoinHandle<usize> {
     tokio::spawn(async move {
         let mut cuts = 0;
         while !stop.load(Ordering::Relaxed) && cuts < max_cuts {
@@ -73,7 +91,11 @@ fn spawn_cutter(proxy: Arc<FaultProxy>, stop: Arc<AtomicBool>, max_cuts: usize) 
     })
 }
 
-async fn collect(events: &mut Events, n: usize, limit: Duration) -> (HashMap<usize, usize>, Vec<usize>) {
+async fn collect(
+    events: &mut Events,
+    n: usize,
+    limit: Duration,
+) -> (HashMap<usize, usize>, Vec<usize>) {
     let mut seen: HashMap<usize, usize> = HashMap::new();
     let mut order = Vec::with_capacity(n);
     let done = tokio::time::timeout(limit, async {
@@ -92,20 +114,31 @@ async fn collect(events: &mut Events, n: usize, limit: Duration) -> (HashMap<usi
     .await;
     if done.is_err() {
         let missing: Vec<usize> = (0..n).filter(|i| !seen.contains_key(i)).take(20).collect();
-        panic!("timed out: {} of {n} messages arrived; first missing: {missing:?}", seen.len());
+        panic!(
+            "timed out: {} of {n} messages arrived; first missing: {missing:?}",
+            seen.len()
+        );
     }
     (seen, order)
 }
 
 async fn cut_scenario(qos: QoS, n: usize, seed: u64) {
-    let broker = MosquittoConfig::new().max_inflight_messages(0).max_queued_messages(0).start();
+    let broker = MosquittoConfig::new()
+        .max_inflight_messages(0)
+        .max_queued_messages(0)
+        .start();
     let topic = unique("faults");
     let (sub, mut events) = connected(persistent(&unique("sub")), broker.port()).await;
     sub.subscribe([(topic.as_str(), qos)]).await.unwrap();
 
     let proxy = Arc::new(FaultProxy::with_seed(broker.addr(), seed).await);
     let (publisher, _pub_events) = Client::new(persistent(&unique("pub")));
-    within("CONNACK", publisher.connect(Broker::tcp("127.0.0.1", proxy.port()))).await.unwrap();
+    within(
+        "CONNACK",
+        publisher.connect(Broker::tcp("127.0.0.1", proxy.port())),
+    )
+    .await
+    .unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let cutter = spawn_cutter(proxy.clone(), stop.clone(), 8);
@@ -113,11 +146,22 @@ async fn cut_scenario(qos: QoS, n: usize, seed: u64) {
     let (seen, order) = collect(&mut events, n, Duration::from_secs(90)).await;
     stop.store(true, Ordering::Relaxed);
     let cuts = cutter.await.unwrap();
-    let completions = tern_testkit::timeout(Duration::from_secs(30), completions, "publish completions").await.unwrap();
+    let completions =
+        tern_testkit::timeout(Duration::from_secs(30), completions, "publish completions")
+            .await
+            .unwrap();
 
     assert!(cuts >= 1, "seed {seed}: no cut happened");
-    let not_once: Vec<_> = completions.iter().enumerate().filter(|(_, c)| **c != 1).take(10).collect();
-    assert!(not_once.is_empty(), "seed {seed}: completions not exactly once: {not_once:?}");
+    let not_once: Vec<_> = completions
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c != 1)
+        .take(10)
+        .collect();
+    assert!(
+        not_once.is_empty(),
+        "seed {seed}: completions not exactly once: {not_once:?}"
+    );
     assert_eq!(seen.len(), n, "seed {seed}: messages lost");
     if qos == QoS::ExactlyOnce {
         let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(10).collect();
@@ -126,10 +170,16 @@ async fn cut_scenario(qos: QoS, n: usize, seed: u64) {
         if let Some(at) = out_of_order {
             let lo = at.saturating_sub(10);
             let hi = (at + 10).min(order.len());
-            panic!("seed {seed}: QoS 2 out of order at {at}: {:?}", &order[lo..hi]);
+            panic!(
+                "seed {seed}: QoS 2 out of order at {at}: {:?}",
+                &order[lo..hi]
+            );
         }
     }
-    eprintln!("seed {seed}: {n} {qos:?} messages, {cuts} cuts, {} deliveries", order.len());
+    eprintln!(
+        "seed {seed}: {n} {qos:?} messages, {cuts} cuts, {} deliveries",
+        order.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,21 +255,37 @@ async fn broker_killed_and_restarted_mid_stream_loses_no_qos1_and_bounds_qos2_da
                 missing.len(),
                 &missing[..missing.len().min(20)]
             );
-            eprintln!("{qos:?}: broker lost {} in-flight message(s) at the SIGKILL: {missing:?}", missing.len());
+            eprintln!(
+                "{qos:?}: broker lost {} in-flight message(s) at the SIGKILL: {missing:?}",
+                missing.len()
+            );
         }
         let completions = within("completions", completions).await.unwrap();
         assert!(killed);
-        assert!(completions.iter().all(|c| *c == 1), "{qos:?}: a completion did not fire exactly once");
+        assert!(
+            completions.iter().all(|c| *c == 1),
+            "{qos:?}: a completion did not fire exactly once"
+        );
         if qos == QoS::ExactlyOnce {
             // The restarted broker also re-sends to the subscriber what its last save still
             // showed as unacknowledged; ids the subscriber had already completed are new
             // messages by then [MQTT-2.3.1-3]. Such duplicates may only surround the kill.
-            let mut dups: Vec<usize> = seen.iter().filter(|(_, c)| **c > 1).map(|(i, _)| *i).collect();
+            let mut dups: Vec<usize> = seen
+                .iter()
+                .filter(|(_, c)| **c > 1)
+                .map(|(i, _)| *i)
+                .collect();
             dups.sort_unstable();
             let near_kill = dups.iter().all(|i| i.abs_diff(N / 3) <= 100);
-            assert!(near_kill, "QoS 2 duplicates away from the SIGKILL: {dups:?}");
+            assert!(
+                near_kill,
+                "QoS 2 duplicates away from the SIGKILL: {dups:?}"
+            );
             if !dups.is_empty() {
-                eprintln!("QoS 2: broker re-sent {} message(s) from its last save: {dups:?}", dups.len());
+                eprintln!(
+                    "QoS 2: broker re-sent {} message(s) from its last save: {dups:?}",
+                    dups.len()
+                );
             }
         }
     }

@@ -1,5 +1,6 @@
 //! A scripted broker that breaks the rules: each case ends with a precise error (or the
 //! spec's reaction) within a bounded time, never a panic or a hang.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -14,7 +15,12 @@ use tern_testkit::{Script, ScriptedBroker};
 async fn lost_after_connack(script: Script) -> (ConnectionError, tern_testkit::Connection) {
     let broker = ScriptedBroker::start(script).await;
     let (client, mut events) = Client::new(ConnectOptions::new("mis"));
-    within("CONNACK", client.connect(Broker::tcp("127.0.0.1", broker.port()))).await.unwrap();
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .unwrap();
     let error = next_event(&mut events, "the connection to end", |e| match e {
         Event::Disconnected { error, .. } => Some(error),
         _ => None,
@@ -26,7 +32,10 @@ async fn lost_after_connack(script: Script) -> (ConnectionError, tern_testkit::C
 }
 
 fn protocol_text(e: &ConnectionError) -> String {
-    assert!(matches!(e, ConnectionError::Protocol(_)), "expected a protocol error, got {e:?}");
+    assert!(
+        matches!(e, ConnectionError::Protocol(_)),
+        "expected a protocol error, got {e:?}"
+    );
     e.to_string()
 }
 
@@ -60,7 +69,12 @@ async fn unsolicited_acks_for_unknown_ids_are_handled_per_spec() {
     // PUBREL for an unknown id is answered with PUBCOMP [MQTT-4.3.3-2]; the connection stays.
     let broker = ScriptedBroker::start(Script::unsolicited(PacketType::PubRel, 77)).await;
     let (client, _events) = Client::new(ConnectOptions::new("mis"));
-    within("CONNACK", client.connect(Broker::tcp("127.0.0.1", broker.port()))).await.unwrap();
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .unwrap();
     let conn = broker.connection(0).await;
     let comp = conn.wait_for(PacketType::PubComp).await;
     assert_eq!(comp.packet_id(), Some(77));
@@ -77,13 +91,30 @@ async fn unsolicited_acks_for_unknown_ids_are_handled_per_spec() {
 async fn one_byte_per_interval_still_decodes() {
     // CONNACK dribbled one byte at a time, then a PUBLISH the same way.
     let mut bytes = tern_testkit::raw::connack(0, false);
-    bytes.extend(tern_testkit::raw::publish("slow/topic", b"payload", 0, 0, false));
-    let script = Script::new().expect_connect().dribble(bytes, Duration::from_millis(20)).read_until_closed();
+    bytes.extend(tern_testkit::raw::publish(
+        "slow/topic",
+        b"payload",
+        0,
+        0,
+        false,
+    ));
+    let script = Script::new()
+        .expect_connect()
+        .dribble(bytes, Duration::from_millis(20))
+        .read_until_closed();
     let broker = ScriptedBroker::start(script).await;
     let (client, mut events) = Client::new(ConnectOptions::new("slow"));
-    within("CONNACK", client.connect(Broker::tcp("127.0.0.1", broker.port()))).await.unwrap();
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .unwrap();
     let msg = common::next_message(&mut events).await;
     assert_eq!(msg.topic.as_str(), "slow/topic");
     assert_eq!(&msg.payload[..], b"payload");
-    client.publish("x", "y", QoS::AtMostOnce, false).await.unwrap();
+    client
+        .publish("x", "y", QoS::AtMostOnce, false)
+        .await
+        .unwrap();
 }

@@ -1,5 +1,6 @@
 //! Sessions that survive: clean session = false across a broker restart, automatic
 //! reconnection with backoff, and re-subscription when the broker lost the session.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -21,7 +22,11 @@ fn fast_reconnect() -> ReconnectPolicy {
 #[tokio::test]
 async fn qos2_is_exactly_once_across_a_broker_restart_with_persistent_sessions() {
     const N: usize = 400;
-    let mut broker = MosquittoConfig::new().persistence(true).max_inflight_messages(20).max_queued_messages(0).start();
+    let mut broker = MosquittoConfig::new()
+        .persistence(true)
+        .max_inflight_messages(20)
+        .max_queued_messages(0)
+        .start();
     let topic = unique("q2");
     let persistent = |id: &str| {
         ConnectOptions::new(id)
@@ -31,7 +36,9 @@ async fn qos2_is_exactly_once_across_a_broker_restart_with_persistent_sessions()
             .connect_timeout(Duration::from_secs(2))
     };
     let (sub, mut events) = connected(persistent(&unique("sub")), broker.port()).await;
-    sub.subscribe([(topic.as_str(), QoS::ExactlyOnce)]).await.unwrap();
+    sub.subscribe([(topic.as_str(), QoS::ExactlyOnce)])
+        .await
+        .unwrap();
     let (publisher, _pub_events) = connected(persistent(&unique("pub")), broker.port()).await;
 
     let sender = {
@@ -41,33 +48,42 @@ async fn qos2_is_exactly_once_across_a_broker_restart_with_persistent_sessions()
             for i in 0..N {
                 let p = publisher.clone();
                 let t = topic.clone();
-                handles.push(tokio::spawn(async move { p.publish(&t, i.to_string(), QoS::ExactlyOnce, false).await }));
+                handles.push(tokio::spawn(async move {
+                    p.publish(&t, i.to_string(), QoS::ExactlyOnce, false).await
+                }));
             }
             for h in handles {
-                h.await.expect("task").expect("every QoS 2 publish completes exactly once");
+                h.await
+                    .expect("task")
+                    .expect("every QoS 2 publish completes exactly once");
             }
         })
     };
 
     let mut seen: HashMap<usize, usize> = HashMap::new();
     let mut restarted = false;
-    tern_testkit::timeout(Duration::from_secs(60), async {
-        while seen.len() < N {
-            match events.recv().await {
-                Some(Event::Message(m)) => {
-                    let n: usize = std::str::from_utf8(&m.payload).unwrap().parse().unwrap();
-                    *seen.entry(n).or_default() += 1;
-                    if seen.len() == N / 3 && !restarted {
-                        restarted = true;
-                        broker.stop();
-                        broker.restart();
+    tern_testkit::timeout(
+        Duration::from_secs(60),
+        async {
+            while seen.len() < N {
+                match events.recv().await {
+                    Some(Event::Message(m)) => {
+                        let n: usize = std::str::from_utf8(&m.payload).unwrap().parse().unwrap();
+                        *seen.entry(n).or_default() += 1;
+                        if seen.len() == N / 3 && !restarted {
+                            restarted = true;
+                            broker.stop();
+                            broker.restart();
+                        }
                     }
+                    Some(_) => {}
+                    None => panic!("event stream ended"),
                 }
-                Some(_) => {}
-                None => panic!("event stream ended"),
             }
-        }
-    }, "all QoS 2 messages across the restart").await;
+        },
+        "all QoS 2 messages across the restart",
+    )
+    .await;
     assert!(restarted, "the broker was restarted mid-stream");
     within("publisher completions", sender).await.unwrap();
     let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
@@ -80,9 +96,18 @@ async fn reconnect_resubscribes_when_the_broker_has_no_session() {
     let broker = MosquittoConfig::new().start();
     let proxy = FaultProxy::start(broker.addr()).await;
     let topic = unique("resub");
-    let (client, mut events) = Client::new(ConnectOptions::new(unique("c")).reconnect(fast_reconnect()));
-    within("CONNACK", client.connect(Broker::tcp("127.0.0.1", proxy.port()))).await.unwrap();
-    client.subscribe([(topic.as_str(), QoS::AtLeastOnce)]).await.unwrap();
+    let (client, mut events) =
+        Client::new(ConnectOptions::new(unique("c")).reconnect(fast_reconnect()));
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", proxy.port())),
+    )
+    .await
+    .unwrap();
+    client
+        .subscribe([(topic.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
 
     proxy.cut_now();
     let will_reconnect = next_event(&mut events, "offline", |e| match e {
@@ -92,7 +117,11 @@ async fn reconnect_resubscribes_when_the_broker_has_no_session() {
     .await;
     assert!(will_reconnect);
     let (present, reconnected) = next_event(&mut events, "reconnection", |e| match e {
-        Event::Connected { session_present, reconnected, .. } => Some((session_present, reconnected)),
+        Event::Connected {
+            session_present,
+            reconnected,
+            ..
+        } => Some((session_present, reconnected)),
         _ => None,
     })
     .await;
@@ -101,28 +130,46 @@ async fn reconnect_resubscribes_when_the_broker_has_no_session() {
     // The subscription was restored: a message published now arrives.
     let (other, _) = connected(ConnectOptions::new(unique("o")), broker.port()).await;
     // Publish until one arrives: the re-SUBSCRIBE may still be in flight (bounded).
-    let msg = tern_testkit::timeout(Duration::from_secs(10), async {
-        loop {
-            other.publish(&topic, "back", QoS::AtLeastOnce, false).await.unwrap();
-            if let Ok(Some(Event::Message(m))) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
-                return m;
+    let msg = tern_testkit::timeout(
+        Duration::from_secs(10),
+        async {
+            loop {
+                other
+                    .publish(&topic, "back", QoS::AtLeastOnce, false)
+                    .await
+                    .unwrap();
+                if let Ok(Some(Event::Message(m))) =
+                    tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+                {
+                    return m;
+                }
             }
-        }
-    }, "a message on the re-subscribed topic").await;
+        },
+        "a message on the re-subscribed topic",
+    )
+    .await;
     assert_eq!(&msg.payload[..], b"back");
 }
 
 #[tokio::test]
 async fn first_connection_failure_is_not_retried_even_with_autoreconnect() {
     let (client, mut events) = Client::new(ConnectOptions::new("t").reconnect(fast_reconnect()));
-    let e = within("failure", client.connect(Broker::tcp("127.0.0.1", tern_testkit::closed_port()))).await.unwrap_err();
+    let e = within(
+        "failure",
+        client.connect(Broker::tcp("127.0.0.1", tern_testkit::closed_port())),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), -5);
     let retry = next_event(&mut events, "ConnectFailed", |e| match e {
         Event::ConnectFailed { will_retry, .. } => Some(will_retry),
         _ => None,
     })
     .await;
-    assert!(!retry, "the seed: no reconnect attempt when the very first connection fails");
+    assert!(
+        !retry,
+        "the seed: no reconnect attempt when the very first connection fails"
+    );
 }
 
 #[tokio::test]
@@ -132,16 +179,27 @@ async fn qos1_state_survives_close_and_is_completed_after_reconnect() {
     let broker = MosquittoConfig::new().start();
     let topic = unique("offline");
     let (sub, mut events) = connected(ConnectOptions::new(unique("s")), broker.port()).await;
-    sub.subscribe([(topic.as_str(), QoS::AtLeastOnce)]).await.unwrap();
+    sub.subscribe([(topic.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
     let id = unique("p");
-    let (publisher, _) = connected(ConnectOptions::new(&id).clean_session(false), broker.port()).await;
+    let (publisher, _) =
+        connected(ConnectOptions::new(&id).clean_session(false), broker.port()).await;
     publisher.close().await.unwrap();
     let pending = {
         let p = publisher.clone();
         let t = topic.clone();
         tokio::spawn(async move { p.publish(&t, "queued", QoS::AtLeastOnce, false).await })
     };
-    within("reconnect", publisher.connect(Broker::tcp("127.0.0.1", broker.port()))).await.unwrap();
-    within("queued publish completes", pending).await.unwrap().unwrap();
+    within(
+        "reconnect",
+        publisher.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .unwrap();
+    within("queued publish completes", pending)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&next_message(&mut events).await.payload[..], b"queued");
 }

@@ -1,4 +1,5 @@
 //! TLS: server authentication with a PEM CA, mutual TLS, and clear errors.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -12,10 +13,18 @@ async fn ca_cert_verifies_the_broker_and_messages_flow() {
     let tls = TlsOptions::ca_pem(broker.tls().ca.cert_pem.clone());
     let (client, mut events) = Client::new(ConnectOptions::new(unique("tls")).tls(tls));
     let addr = Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port());
-    within("CONNACK over TLS", client.connect(addr)).await.unwrap();
+    within("CONNACK over TLS", client.connect(addr))
+        .await
+        .unwrap();
     let topic = unique("tls");
-    client.subscribe([(topic.as_str(), QoS::AtLeastOnce)]).await.unwrap();
-    client.publish(&topic, "secret", QoS::AtLeastOnce, false).await.unwrap();
+    client
+        .subscribe([(topic.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+    client
+        .publish(&topic, "secret", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
     assert_eq!(&next_message(&mut events).await.payload[..], b"secret");
 }
 
@@ -25,25 +34,37 @@ async fn host_name_is_verified_too() {
     let tls = TlsOptions::ca_pem(broker.tls().ca.cert_pem.clone());
     let (client, _) = Client::new(ConnectOptions::new(unique("tls")).tls(tls));
     let addr = Broker::new(Scheme::Mqtts, "localhost", broker.tls_port());
-    within("CONNACK over TLS", client.connect(addr)).await.unwrap();
+    within("CONNACK over TLS", client.connect(addr))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn mutual_tls_with_client_cert_and_key() {
-    let broker = MosquittoConfig::new().tls().require_certificate(true).start();
+    let broker = MosquittoConfig::new()
+        .tls()
+        .require_certificate(true)
+        .start();
     let m = broker.tls();
-    let tls = TlsOptions::ca_pem(m.ca.cert_pem.clone()).client_auth(m.client.cert_pem.clone(), m.client.key_pem.clone());
+    let tls = TlsOptions::ca_pem(m.ca.cert_pem.clone())
+        .client_auth(m.client.cert_pem.clone(), m.client.key_pem.clone());
     let (client, _) = Client::new(ConnectOptions::new(unique("mtls")).tls(tls));
-    within("CONNACK over mutual TLS", client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())))
-        .await
-        .unwrap();
+    within(
+        "CONNACK over mutual TLS",
+        client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())),
+    )
+    .await
+    .unwrap();
 
     // Without a client certificate the broker refuses the handshake.
     let tls = TlsOptions::ca_pem(m.ca.cert_pem.clone());
     let (client, _) = Client::new(ConnectOptions::new(unique("mtls")).tls(tls));
-    let e = within("refusal", client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())))
-        .await
-        .unwrap_err();
+    let e = within(
+        "refusal",
+        client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), tern::error::CODE_OTHER, "{e}");
 }
 
@@ -52,12 +73,18 @@ async fn wrong_ca_gives_a_certificate_error_naming_the_problem() {
     let broker = MosquittoConfig::new().tls().start();
     let tls = TlsOptions::ca_pem(broker.tls().wrong_ca.cert_pem.clone());
     let (client, _) = Client::new(ConnectOptions::new(unique("tls")).tls(tls));
-    let e = within("refusal", client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())))
-        .await
-        .unwrap_err();
+    let e = within(
+        "refusal",
+        client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ConnectError::Tls { .. }), "{e:?}");
     let text = e.to_string();
-    assert!(text.contains("UnknownIssuer") || text.contains("unknown issuer"), "{text}");
+    assert!(
+        text.contains("UnknownIssuer") || text.contains("unknown issuer"),
+        "{text}"
+    );
     assert!(text.contains("127.0.0.1"), "{text}");
 }
 
@@ -67,9 +94,12 @@ async fn client_cert_without_key_is_a_configuration_error() {
     let mut tls = TlsOptions::ca_pem(broker.tls().ca.cert_pem.clone());
     tls.client_cert = Some(broker.tls().client.cert_pem.clone());
     let (client, _) = Client::new(ConnectOptions::new(unique("tls")).tls(tls));
-    let e = within("refusal", client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())))
-        .await
-        .unwrap_err();
+    let e = within(
+        "refusal",
+        client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, ConnectError::TlsConfig(_)), "{e:?}");
     assert!(e.to_string().contains("client_key"), "{e}");
 }
@@ -80,7 +110,10 @@ async fn danger_insecure_accepts_an_unverifiable_certificate() {
     let mut tls = TlsOptions::ca_pem(broker.tls().wrong_ca.cert_pem.clone());
     tls.danger_insecure = true;
     let (client, _) = Client::new(ConnectOptions::new(unique("insecure")).tls(tls));
-    within("CONNACK", client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())))
-        .await
-        .expect("insecure mode skips verification");
+    within(
+        "CONNACK",
+        client.connect(Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port())),
+    )
+    .await
+    .expect("insecure mode skips verification");
 }

@@ -3,7 +3,7 @@
 //! `close()` and the next `connect`), its methods, and the dispatch of its events.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mlua::{AnyUserData, Lua, UserData, UserDataMethods, UserDataRef, Value, Variadic};
@@ -75,8 +75,10 @@ struct State {
     phase: Phase,
     /// `close()` was called and its `offline` has not arrived yet.
     closing: bool,
-    /// Ticket number → kind, for tickets whose completion has not arrived.
-    calls: HashMap<u64, Call>,
+    /// Ticket number → kind and, once it arrived, whether the call succeeded. Completion
+    /// callbacks fire in the order the calls were made (as on the ESP8266, whose queue is
+    /// stop-and-wait): a completion waits here until every earlier call has completed.
+    calls: BTreeMap<u64, (Call, Option<bool>)>,
     generations: u64,
 }
 
@@ -103,7 +105,7 @@ pub(crate) fn create(lua: &Lua, args: ClientArgs) -> mlua::Result<AnyUserData> {
             conn: None,
             phase: Phase::Idle,
             closing: false,
-            calls: HashMap::new(),
+            calls: BTreeMap::new(),
             generations: 0,
         }),
     })?;
@@ -214,7 +216,7 @@ fn track_call(
     let Some(ticket) = ticket else {
         return Ok(false);
     };
-    c.state.borrow_mut().calls.insert(ticket.0, kind);
+    c.state.borrow_mut().calls.insert(ticket.0, (kind, None));
     callbacks::set_call(ud, ticket.0, callback)?;
     Ok(true)
 }
@@ -384,26 +386,43 @@ pub(crate) fn dispatch(
             }
         }
         Event::Completed { ticket, result } => {
-            let kind = c.state.borrow_mut().calls.remove(&ticket.0);
+            if let Some(entry) = c.state.borrow_mut().calls.get_mut(&ticket.0) {
+                entry.1 = Some(result.is_ok());
+            }
             drop(c);
-            let Some(kind) = kind else {
-                return Ok(());
-            };
-            let f = callbacks::take_call(ud, ticket.0)?;
-            // Failed commands (e.g. dropped with the connection) call nothing: the device
-            // has no error callback for them.
-            if result.is_err() {
-                return Ok(());
+            // Fire every completion whose predecessors have all completed, in call order.
+            // Bounded: each iteration removes one entry.
+            loop {
+                let next = {
+                    let c = client(ud)?;
+                    let mut st = c.state.borrow_mut();
+                    match st.calls.first_key_value() {
+                        Some((&n, &(kind, Some(ok)))) => {
+                            st.calls.remove(&n);
+                            Some((n, kind, ok))
+                        }
+                        _ => None,
+                    }
+                };
+                let Some((n, kind, ok)) = next else {
+                    return Ok(());
+                };
+                let f = callbacks::take_call(ud, n)?;
+                // Failed commands (e.g. dropped with the connection) call nothing: the
+                // device has no error callback for them.
+                if !ok {
+                    continue;
+                }
+                if let Some(f) = f {
+                    f.call::<()>(ud.clone())?;
+                }
+                let event = match kind {
+                    Call::Publish => On::PubAck,
+                    Call::Subscribe => On::SubAck,
+                    Call::Unsubscribe => On::UnsubAck,
+                };
+                callbacks::emit(ud, event, ud.clone())?;
             }
-            if let Some(f) = f {
-                f.call::<()>(ud.clone())?;
-            }
-            let event = match kind {
-                Call::Publish => On::PubAck,
-                Call::Subscribe => On::SubAck,
-                Call::Unsubscribe => On::UnsubAck,
-            };
-            callbacks::emit(ud, event, ud.clone())
         }
         _ => Ok(()),
     }

@@ -31,22 +31,52 @@ pub(crate) async fn open(
 ) -> Result<BoxStream, ConnectError> {
     let timeout = options.connect_timeout;
     let addrs = within(deadline, ConnectStage::Dns, timeout, tcp::resolve(broker)).await??;
-    let tcp = within(deadline, ConnectStage::Sending, timeout, tcp::connect(broker, &addrs)).await??;
+    let tcp = within(
+        deadline,
+        ConnectStage::Sending,
+        timeout,
+        tcp::connect(broker, &addrs),
+    )
+    .await??;
     let stream: BoxStream = match broker.scheme {
         Scheme::Mqtt => Box::new(tcp),
         Scheme::Mqtts => {
             let config = tls_required(tls_config)?;
-            let tls = within(deadline, ConnectStage::Sending, timeout, tls::handshake(broker, options, config, tcp)).await??;
+            let tls = within(
+                deadline,
+                ConnectStage::Sending,
+                timeout,
+                tls::handshake(broker, options, config, tcp),
+            )
+            .await??;
             Box::new(tls)
         }
         Scheme::Ws => {
-            let ws = within(deadline, ConnectStage::Sending, timeout, ws::handshake(broker, options, tcp)).await??;
+            let ws = within(
+                deadline,
+                ConnectStage::Sending,
+                timeout,
+                ws::handshake(broker, options, tcp),
+            )
+            .await??;
             Box::new(ws)
         }
         Scheme::Wss => {
             let config = tls_required(tls_config)?;
-            let tls = within(deadline, ConnectStage::Sending, timeout, tls::handshake(broker, options, config, tcp)).await??;
-            let ws = within(deadline, ConnectStage::Sending, timeout, ws::handshake(broker, options, tls)).await??;
+            let tls = within(
+                deadline,
+                ConnectStage::Sending,
+                timeout,
+                tls::handshake(broker, options, config, tcp),
+            )
+            .await??;
+            let ws = within(
+                deadline,
+                ConnectStage::Sending,
+                timeout,
+                ws::handshake(broker, options, tls),
+            )
+            .await??;
             Box::new(ws)
         }
     };

@@ -29,7 +29,10 @@ pub(super) async fn resolve(broker: &Broker) -> Result<Vec<SocketAddr>, ConnectE
 
 /// Connects to the first address that accepts; TCP_NODELAY on (without it a QoS 1 round
 /// trip waits ~40 ms for delayed ACKs).
-pub(super) async fn connect(broker: &Broker, addrs: &[SocketAddr]) -> Result<TcpStream, ConnectError> {
+pub(super) async fn connect(
+    broker: &Broker,
+    addrs: &[SocketAddr],
+) -> Result<TcpStream, ConnectError> {
     let mut last: Option<io::Error> = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {

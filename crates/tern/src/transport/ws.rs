@@ -731,32 +731,3 @@ mod tests {
         server.unwrap();
     }
 }
-#[cfg(test)]
-mod scratch {
-    use super::*;
-    use futures_util::StreamExt;
-    #[tokio::test]
-    async fn big_frame() {
-        let chunk: usize = std::env::var("CHUNK").unwrap().parse().unwrap();
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let srv = tokio::spawn(async move {
-            let (t, _) = l.accept().await.unwrap();
-            let s = tokio_tungstenite::accept_async(t).await.unwrap();
-            let raw = std::fs::read("/tmp/ws-capture.bin").unwrap();
-            let mut io = s.into_inner();
-            for c in raw.chunks(chunk) {
-                tokio::io::AsyncWriteExt::write_all(&mut io, c).await.unwrap();
-                tokio::io::AsyncWriteExt::flush(&mut io).await.unwrap();
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            }
-            std::future::pending::<()>().await;
-        });
-        let t = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (mut c, _) = tokio_tungstenite::client_async("ws://x/", t).await.unwrap();
-        for _ in 0..4 {
-            eprintln!("got {:?}", tokio::time::timeout(std::time::Duration::from_secs(2), c.next()).await.map(|m| m.map(|m| m.map(|m| m.len()))));
-        }
-        srv.abort();
-    }
-}

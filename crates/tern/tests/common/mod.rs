@@ -1,6 +1,7 @@
 //! Shared helpers for the client's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+use std::future::Future;
 use std::time::Duration;
 
 use tern::{Broker, Client, ConnectOptions, Event, Events, Message};
@@ -9,7 +10,7 @@ use tern::{Broker, Client, ConnectOptions, Event, Events, Message};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Awaits `fut`, failing the test with `what` after [`WAIT`].
-pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     tern_testkit::timeout(WAIT, fut, what).await
 }
 
@@ -37,7 +38,11 @@ pub async fn next_message(events: &mut Events) -> Message {
 }
 
 /// The next event accepted by `pick`, skipping others.
-pub async fn next_event<T>(events: &mut Events, what: &str, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+pub async fn next_event<T>(
+    events: &mut Events,
+    what: &str,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
     within(what, async {
         loop {
             match events.recv().await {
@@ -60,6 +65,8 @@ pub fn unique(prefix: &str) -> String {
 
 fn fastrand_u32() -> u32 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     nanos ^ std::process::id().rotate_left(16)
 }
