@@ -42,6 +42,12 @@ pub struct SessionConfig {
     pub max_queued: usize,
     /// Largest incoming packet accepted, in bytes (fixed header included). Default: 16 MiB.
     pub max_packet_size: usize,
+    /// Emit [`PersistOp`](super::PersistOp)s for a session store, and hold back packets
+    /// and events until the driver has pulled them (see
+    /// [`Session::poll_persist`](super::Session::poll_persist)). Default: false, which costs
+    /// nothing: no op is built. Pointless with `clean_session`, whose state dies with the
+    /// connection anyway.
+    pub persistence: bool,
 }
 
 impl SessionConfig {
@@ -60,6 +66,7 @@ impl SessionConfig {
             max_inflight: 100,
             max_queued: 10_000,
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            persistence: false,
         }
     }
 
@@ -121,6 +128,12 @@ impl SessionConfig {
     /// Sets [`max_packet_size`](Self::max_packet_size).
     pub fn max_packet_size(mut self, bytes: usize) -> Self {
         self.max_packet_size = bytes;
+        self
+    }
+
+    /// Sets [`persistence`](Self::persistence).
+    pub fn persistence(mut self, on: bool) -> Self {
+        self.persistence = on;
         self
     }
 

@@ -62,6 +62,10 @@ pub enum ApiMisuse {
     /// SUBSCRIBE or UNSUBSCRIBE with no filter [MQTT-3.8.3-3].
     #[error("at least one topic filter is required [MQTT-3.8.3-3]")]
     NoFilters,
+    /// `restore` after the session has connected or already holds flows in flight: a
+    /// snapshot replaces nothing, it only seeds a fresh session.
+    #[error("a session can only be restored before its first connect")]
+    RestoreAfterStart,
     /// The configuration or a command would produce an invalid packet.
     #[error(transparent)]
     Encode(#[from] EncodeError),

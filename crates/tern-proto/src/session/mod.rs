@@ -6,13 +6,16 @@
 //!
 //! Polling order: after every `handle_*` call or command, drain [`Session::poll_transmit`],
 //! then [`Session::poll_event`], then read [`Session::poll_timeout`] and call
-//! [`Session::handle_timeout`] when that instant is reached.
+//! [`Session::handle_timeout`] when that instant is reached. With
+//! [`SessionConfig::persistence`] on, drain [`Session::poll_persist`] first and make its ops
+//! durable: until it is empty, nothing is transmitted and no event is handed out.
 
 mod config;
 mod error;
 mod event;
 mod inflight;
 mod packet_id;
+mod persist;
 mod queue;
 mod state;
 mod timer;
@@ -28,6 +31,7 @@ use bytes::{Bytes, BytesMut};
 pub use config::SessionConfig;
 pub use error::{ApiMisuse, ProtocolError, RequestError};
 pub use event::{DisconnectReason, Event, Initiator, Message, RequestId};
+pub use persist::{OutgoingFlow, PersistOp, Snapshot};
 
 use crate::packet::{
     ConnAck, Connect, ConnectReturnCode, Decoder, EncodeError, MAX_REMAINING_LENGTH, Packet,
@@ -121,6 +125,10 @@ pub struct Session {
     /// When the current connection last sent / received something (keepalive).
     last_sent: Option<Instant>,
     last_received: Option<Instant>,
+    /// Ops for the session store not yet pulled by `poll_persist`; always empty unless
+    /// `config.persistence`. While not empty, `poll_transmit` and `poll_event` hand out
+    /// nothing (the write-ahead rule).
+    persist: VecDeque<PersistOp>,
 }
 
 impl Session {
@@ -146,6 +154,7 @@ impl Session {
             ping_outstanding: false,
             last_sent: None,
             last_received: None,
+            persist: VecDeque::new(),
         }
     }
 
@@ -179,6 +188,62 @@ impl Session {
     }
 
     // (B) inputs
+
+    /// Seeds a new session with what a session store recovered after a restart: our QoS 1/2
+    /// publishes in flight (re-sent after the next CONNACK in their original order, PUBLISH
+    /// with DUP set, or PUBREL for QoS 2 flows past PUBREC [MQTT-4.4.0-1], [MQTT-4.6.0-1])
+    /// and the broker's QoS 2 ids awaiting PUBREL (a re-sent PUBLISH with one of them is
+    /// acknowledged, not delivered [MQTT-4.3.3-2]).
+    ///
+    /// Returns the request ids given to the restored publishes, in their original order:
+    /// their completion is reported as for any publish. Emits no [`PersistOp`] (the store
+    /// already holds all this). With `clean_session` the next `connect` discards it all, as
+    /// it would any session [MQTT-3.1.2-6].
+    ///
+    /// Fails with [`ApiMisuse::RestoreAfterStart`] once the session has connected or holds
+    /// anything in flight.
+    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<Vec<RequestId>, ApiMisuse> {
+        if self.state != State::Idle || self.inflight.len() > 0 {
+            return Err(ApiMisuse::RestoreAfterStart);
+        }
+        let mut reqs = Vec::new();
+        let mut last = None;
+        for flow in snapshot.outgoing() {
+            let (seq, id, packet) = match flow {
+                OutgoingFlow::Publish { seq, publish } => {
+                    let Some(id) = publish.packet_id() else {
+                        // A snapshot never holds QoS 0 (`Snapshot::apply` drops it).
+                        continue;
+                    };
+                    let mut publish = publish.clone();
+                    // Sent or not before the crash, nobody knows: re-delivery is the safe
+                    // reading [MQTT-3.3.1-1].
+                    publish.dup = true;
+                    (*seq, id, Packet::Publish(publish))
+                }
+                OutgoingFlow::PubRel { seq, id } => (*seq, *id, Packet::PubRel(*id)),
+            };
+            let req = self.next_request_id();
+            self.inflight.insert(Slot {
+                id,
+                req,
+                seq,
+                sent: false,
+                ever_sent: true,
+                packet,
+            });
+            self.next_seq = self.next_seq.max(seq.saturating_add(1));
+            reqs.push(req);
+            last = Some(id);
+        }
+        if let Some(id) = last {
+            self.ids.resume_after(id);
+        }
+        for id in snapshot.incoming() {
+            self.incoming_qos2.insert(id);
+        }
+        Ok(reqs)
+    }
 
     /// Starts a connection on a fresh transport: queues CONNECT ahead of everything and arms
     /// the CONNACK timer. Nothing else is sent before CONNACK accepts the connection
@@ -408,8 +473,14 @@ impl Session {
     /// Appends every packet ready to send to `out` (many packets per call, so the driver
     /// needs few writes); returns the number of bytes appended. QoS 0 publishes complete
     /// here ([`Event::Published`]).
+    ///
+    /// With persistence on, hands out nothing while [`poll_persist`](Self::poll_persist)
+    /// has ops (they protect what would be sent).
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
         let start = out.len();
+        if !self.persist.is_empty() {
+            return 0;
+        }
         // Bounded: each iteration removes one entry; entries are only added by `pump`
         // (queued commands, finite) after an encoding failure.
         while let Some(next) = self.outbox.pop_front() {
@@ -422,7 +493,14 @@ impl Session {
                         error: RequestError::Encode(error),
                     }),
                 },
-                Outgoing::Slot(id) => self.transmit_slot(id, out),
+                Outgoing::Slot(id) => {
+                    self.transmit_slot(id, out);
+                    if !self.persist.is_empty() {
+                        // An encoding failure freed the slot and let queued publishes into
+                        // flight: their records must be durable before they leave.
+                        break;
+                    }
+                }
                 Outgoing::PubAck(id) => encode_fixed(&Packet::PubAck(id), out),
                 Outgoing::PubRec(id) => encode_fixed(&Packet::PubRec(id), out),
                 Outgoing::PubComp(id) => encode_fixed(&Packet::PubComp(id), out),
@@ -443,9 +521,20 @@ impl Session {
         written
     }
 
-    /// The next event, if any.
+    /// The next event, if any; none while [`poll_persist`](Self::poll_persist) has ops (a
+    /// message must not reach the application before its QoS 2 id is durably held).
     pub fn poll_event(&mut self) -> Option<Event> {
+        if !self.persist.is_empty() {
+            return None;
+        }
         self.events.pop_front()
+    }
+
+    /// The next op for the session store, in the order the session made them; always
+    /// `None` unless [`SessionConfig::persistence`]. Drain it after every input or command
+    /// and make the ops durable (one batch, one fsync) before polling transmit and events.
+    pub fn poll_persist(&mut self) -> Option<PersistOp> {
+        self.persist.pop_front()
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) must be called.
@@ -482,7 +571,9 @@ impl Session {
             Packet::PubRec(id) => self.on_pubrec(id),
             Packet::PubRel(id) => {
                 // [MQTT-4.3.3-2] PUBCOMP, known id or not; the id may be reused afterwards.
-                self.incoming_qos2.remove(id);
+                if self.incoming_qos2.remove(id) {
+                    self.persist(|| PersistOp::Released(id));
+                }
                 self.outbox.push_back(Outgoing::PubComp(id));
                 Ok(())
             }
@@ -517,7 +608,9 @@ impl Session {
         if !ack.session_present && self.config.level == ProtocolLevel::V3_1_1 {
             // The broker has no session: its next PUBLISH with a remembered id is a new
             // message, not a re-send. (3.1 has no session-present bit, so ids are kept.)
-            self.incoming_qos2.clear();
+            if self.incoming_qos2.clear() {
+                self.persist(|| PersistOp::ForgetIncoming);
+            }
         }
         // [MQTT-4.4.0-1], [MQTT-4.6.0-1] re-send everything unacknowledged, in original
         // order, whatever session present says: a broker without the session treats them as
@@ -537,6 +630,7 @@ impl Session {
             QosPid::ExactlyOnce(id) => {
                 // [MQTT-4.3.3-2] deliver once; a re-send before PUBREL only gets PUBREC.
                 if self.incoming_qos2.insert(id) {
+                    self.persist(|| PersistOp::Received(id));
                     self.events.push_back(Event::Message(publish));
                 }
                 self.outbox.push_back(Outgoing::PubRec(id));
@@ -563,7 +657,9 @@ impl Session {
                 // [MQTT-4.3.3-1] from now on PUBREL, never the PUBLISH again.
                 slot.packet = Packet::PubRel(id);
                 slot.sent = false;
+                let seq = slot.seq;
                 self.outbox.push_back(Outgoing::Slot(id));
+                self.persist(|| PersistOp::PubRel { seq, id });
                 Ok(())
             }
             Packet::PubRel(_) => {
@@ -634,7 +730,19 @@ impl Session {
         if !expected {
             return Err(unknown);
         }
-        self.inflight.remove(id).ok_or(unknown)
+        let slot = self.inflight.remove(id).ok_or(unknown)?;
+        if slot.is_publish() {
+            self.persist(|| PersistOp::Done(id));
+        }
+        Ok(slot)
+    }
+
+    /// Queues a store op, built only when persistence is on (the hot path pays a branch).
+    #[inline]
+    fn persist(&mut self, op: impl FnOnce() -> PersistOp) {
+        if self.config.persistence {
+            self.persist.push_back(op());
+        }
     }
 
     // Internals: sending.
@@ -657,7 +765,11 @@ impl Session {
             }
             Err(error) => {
                 let req = slot.req;
-                self.inflight.remove(id);
+                if let Some(slot) = self.inflight.remove(id)
+                    && slot.is_publish()
+                {
+                    self.persist(|| PersistOp::Done(id));
+                }
                 self.events.push_back(Event::Failed {
                     id: req,
                     error: RequestError::Encode(error),
@@ -732,6 +844,13 @@ impl Session {
     fn start_flight(&mut self, id: PacketId, req: RequestId, packet: Packet) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        if let Packet::Publish(publish) = &packet {
+            // Write-ahead: before the PUBLISH can be handed out.
+            self.persist(|| PersistOp::Publish {
+                seq,
+                publish: publish.clone(),
+            });
+        }
         self.inflight.insert(Slot {
             id,
             req,
@@ -748,6 +867,32 @@ impl Session {
         let inflight = &self.inflight;
         self.ids
             .allocate(inflight.len(), |id| inflight.contains(id))
+    }
+
+    /// What the store should hold now, built from the live state (tests compare it with the
+    /// snapshot the emitted ops add up to). Publishes are stored as first sent: DUP clear.
+    #[cfg(test)]
+    pub(super) fn durable_state(&self) -> Snapshot {
+        let mut snapshot = Snapshot::new();
+        for id in self.inflight.ids_in_order() {
+            let Some(slot) = self.inflight.get(id) else {
+                continue;
+            };
+            let seq = slot.seq;
+            match &slot.packet {
+                Packet::Publish(p) => {
+                    let mut publish = p.clone();
+                    publish.dup = false;
+                    snapshot.apply(PersistOp::Publish { seq, publish });
+                }
+                Packet::PubRel(_) => snapshot.apply(PersistOp::PubRel { seq, id }),
+                _ => {}
+            }
+        }
+        for id in self.incoming_qos2.iter() {
+            snapshot.apply(PersistOp::Received(id));
+        }
+        snapshot
     }
 
     /// Whether one more QoS 1/2 publish may go in flight.
@@ -857,6 +1002,10 @@ impl Session {
                     let Some(slot) = self.inflight.remove(id) else {
                         continue;
                     };
+                    if slot.is_publish() {
+                        // Back to a plain queued command, which the store does not keep.
+                        self.persist(|| PersistOp::Done(id));
+                    }
                     let req = slot.req;
                     match slot.packet {
                         Packet::Publish(p) => publishes.push(QueuedPublish {
@@ -900,6 +1049,9 @@ impl Session {
 
     /// Fails everything in flight (freeing the ids) and forgets the broker's QoS 2 ids.
     fn discard_session(&mut self, error: RequestError) {
+        if self.inflight.len() > 0 || self.incoming_qos2.len() > 0 {
+            self.persist(|| PersistOp::Clear);
+        }
         for slot in self.inflight.drain_in_order() {
             self.events.push_back(Event::Failed {
                 id: slot.req,

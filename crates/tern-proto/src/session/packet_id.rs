@@ -71,6 +71,12 @@ impl PacketIdAllocator {
         }
     }
 
+    /// Continues after `id`: the next candidate is its successor (restore uses it so a
+    /// restarted session does not reuse the ids it just recovered first).
+    pub(super) fn resume_after(&mut self, id: PacketId) {
+        self.next = self.successor(id);
+    }
+
     /// Wraps to 1 after `last` instead of 65,535.
     #[cfg(test)]
     pub(super) fn set_wrap_after(&mut self, last: u16) {
@@ -146,18 +152,27 @@ impl IdSet {
         self.words[word] & bit != 0
     }
 
-    /// Number of ids present.
+    /// Every id present, in order.
     #[cfg(test)]
+    pub(super) fn iter(&self) -> impl Iterator<Item = PacketId> + '_ {
+        (1..=u16::MAX)
+            .filter_map(PacketId::new)
+            .filter(|id| self.contains(*id))
+    }
+
+    /// Number of ids present.
     pub(super) fn len(&self) -> usize {
         self.len
     }
 
-    /// Removes every id.
-    pub(super) fn clear(&mut self) {
-        if self.len > 0 {
+    /// Removes every id; false if there was none.
+    pub(super) fn clear(&mut self) -> bool {
+        let any = self.len > 0;
+        if any {
             self.words.fill(0);
             self.len = 0;
         }
+        any
     }
 }
 

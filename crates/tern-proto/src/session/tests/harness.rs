@@ -11,7 +11,9 @@ use crate::packet::{
     ConnAck, ConnectReturnCode, Decoder, Packet, PacketId, Publish, QoS, QosPid, SubAck,
     SubscribeReturnCode,
 };
-use crate::session::{Event, Message, ProtocolError, Session, SessionConfig};
+use crate::session::{
+    Event, Message, PersistOp, ProtocolError, RequestId, Session, SessionConfig, Snapshot,
+};
 use crate::text::MqttString;
 use crate::topic::{TopicFilter, TopicName};
 
@@ -78,6 +80,11 @@ pub(super) struct Pair {
     wire: BytesMut,
     /// Every event polled so far and not yet taken by [`Pair::events`].
     events: Vec<Event>,
+    /// The session store, as a driver keeps it: every op pulled is applied (made durable)
+    /// before anything is transmitted or an event is taken.
+    pub(super) store: Snapshot,
+    /// Every op pulled so far, in order, for tests that check the records themselves.
+    pub(super) ops: Vec<PersistOp>,
 }
 
 impl Pair {
@@ -89,11 +96,60 @@ impl Pair {
             decoder,
             wire: BytesMut::new(),
             events: Vec::new(),
+            store: Snapshot::new(),
+            ops: Vec::new(),
         }
+    }
+
+    /// Pulls every pending store op and makes it "durable" (applies it to `store`), as a
+    /// driver does before transmitting.
+    pub(super) fn persist(&mut self) {
+        for _ in 0..MAX_STEPS {
+            match self.session.poll_persist() {
+                Some(op) => {
+                    self.ops.push(op.clone());
+                    self.store.apply(op);
+                }
+                None => return,
+            }
+        }
+        panic!("more than {MAX_STEPS} store ops at once");
+    }
+
+    /// The process dies: of the ops not yet pulled, only the first `durable` reached the
+    /// disk (a torn batch). A new session with the same configuration restores what the
+    /// store holds; returns the request ids of the restored publishes.
+    pub(super) fn crash(&mut self, durable: usize) -> Vec<RequestId> {
+        let mut kept = 0;
+        while let Some(op) = self.session.poll_persist() {
+            if kept < durable {
+                self.ops.push(op.clone());
+                self.store.apply(op);
+                kept += 1;
+            }
+        }
+        self.session = Session::new(self.session.config().clone());
+        self.wire.clear();
+        self.decoder = Decoder::new(self.session.config().level, usize::MAX);
+        self.events.clear();
+        self.session
+            .restore(&self.store)
+            .unwrap_or_else(|e| panic!("restore into a fresh session failed: {e}"))
+    }
+
+    /// Feeds `packet` to the session without pulling anything afterwards (no store ops, no
+    /// events): a crash may follow before the driver got to them.
+    pub(super) fn deliver_unpolled(&mut self, packet: &Packet) -> Result<(), ProtocolError> {
+        let mut bytes = BytesMut::new();
+        packet
+            .encode(&mut bytes)
+            .unwrap_or_else(|e| panic!("test broker packet {packet:?} does not encode: {e}"));
+        self.session.handle_input(self.now, &bytes)
     }
 
     /// Drains `poll_transmit` and returns the packets the client sent, decoded.
     pub(super) fn sent(&mut self) -> Vec<Packet> {
+        self.persist();
         let n = self.session.poll_transmit(&mut self.wire);
         assert_eq!(n, self.wire.len(), "poll_transmit miscounted its bytes");
         let mut packets = Vec::new();
@@ -126,6 +182,7 @@ impl Pair {
     }
 
     fn poll_events(&mut self) {
+        self.persist();
         for _ in 0..MAX_STEPS {
             match self.session.poll_event() {
                 Some(e) => self.events.push(e),
@@ -191,7 +248,7 @@ impl Pair {
     }
 
     /// Publishes and returns the request id.
-    pub(super) fn publish(&mut self, m: Message) -> crate::session::RequestId {
+    pub(super) fn publish(&mut self, m: Message) -> RequestId {
         self.session.publish(self.now, m).unwrap()
     }
 
@@ -248,6 +305,10 @@ pub(super) enum OutStage {
 pub(super) struct Broker {
     /// Release every answer as soon as it is produced.
     pub(super) auto_respond: bool,
+    /// Answer PUBREL for no publish in flight with PUBCOMP, as a real broker must, instead
+    /// of failing the test: a client restarted from its store re-sends PUBREL when the
+    /// record of the PUBCOMP it got did not reach the disk.
+    pub(super) lenient_pubrel: bool,
     /// Answers produced but not yet released.
     pub(super) pending: Vec<Packet>,
     /// Packets released, to be fed to the client in order.
@@ -312,6 +373,10 @@ impl Broker {
             },
             Packet::PubRel(id) => {
                 let open = self.open.get(&id.get());
+                if self.lenient_pubrel && open.is_none() {
+                    self.pending.push(Packet::PubComp(id));
+                    return;
+                }
                 assert!(
                     matches!(open, Some(Packet::Publish(p)) if p.qos() == QoS::ExactlyOnce),
                     "PUBREL {id} for no QoS 2 publish in flight: {open:?}"
