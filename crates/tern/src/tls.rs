@@ -29,6 +29,10 @@ pub struct TlsOptions {
     /// Accept any certificate and name. Loudly named because it removes all protection
     /// against an active attacker; for tests against self-signed brokers only.
     pub danger_insecure: bool,
+    /// Verify the certificate chain against the roots but not that it names the host
+    /// (mosquitto's `--insecure`). Weaker than the default: any certificate the roots signed
+    /// is accepted for any host.
+    pub danger_skip_hostname_check: bool,
 }
 
 /// TLS configuration that cannot be used.
@@ -91,6 +95,16 @@ impl TlsOptions {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(danger::NoVerifier(provider)))
+        } else if self.danger_skip_hostname_check {
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(self.root_store()?),
+                provider,
+            )
+            .build()
+            .map_err(|e| TlsConfigError::Rustls(e.to_string()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(danger::AnyName(inner)))
         } else {
             builder.with_root_certificates(self.root_store()?)
         };
@@ -171,6 +185,9 @@ fn parse_certs(
 mod danger {
     use std::sync::Arc;
 
+    use rustls::CertificateError;
+    use rustls::client::WebPkiServerVerifier;
+
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -222,6 +239,55 @@ mod danger {
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
             self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// Verifies the chain like the default verifier but accepts any host name: behind
+    /// `TlsOptions::danger_skip_hostname_check` only.
+    #[derive(Debug)]
+    pub(super) struct AnyName(pub(super) Arc<WebPkiServerVerifier>);
+
+    impl ServerCertVerifier for AnyName {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            match self
+                .0
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            {
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                )) => Ok(ServerCertVerified::assertion()),
+                other => other,
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.supported_verify_schemes()
         }
     }
 }

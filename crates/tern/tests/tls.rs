@@ -117,3 +117,24 @@ async fn danger_insecure_accepts_an_unverifiable_certificate() {
     .await
     .expect("insecure mode skips verification");
 }
+
+#[tokio::test]
+async fn skipping_the_host_name_check_still_verifies_the_chain() {
+    let broker = MosquittoConfig::new().tls().start();
+    let addr = || Broker::new(Scheme::Mqtts, "127.0.0.1", broker.tls_port());
+    let mut tls = TlsOptions::ca_pem(broker.tls().ca.cert_pem.clone());
+    tls.server_name = Some("not-the-broker.example".into());
+    let (client, _) = Client::new(ConnectOptions::new(unique("name")).tls(tls.clone()));
+    let e = within("refusal", client.connect(addr())).await.unwrap_err();
+    assert!(e.to_string().contains("not valid for name"), "{e}");
+
+    tls.danger_skip_hostname_check = true;
+    let (client, _) = Client::new(ConnectOptions::new(unique("name")).tls(tls));
+    within("CONNACK", client.connect(addr())).await.expect("name check skipped");
+
+    let mut wrong = TlsOptions::ca_pem(broker.tls().wrong_ca.cert_pem.clone());
+    wrong.danger_skip_hostname_check = true;
+    let (client, _) = Client::new(ConnectOptions::new(unique("name")).tls(wrong));
+    let e = within("refusal", client.connect(addr())).await.unwrap_err();
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+}

@@ -65,7 +65,7 @@ pub(crate) struct Common {
     pub(crate) cert: Option<PathBuf>,
     /// `--key`.
     pub(crate) key: Option<PathBuf>,
-    /// `--insecure`: tern turns off certificate verification entirely (see the help text).
+    /// `--insecure`: skip the host-name check, keep chain verification (as mosquitto).
     pub(crate) insecure: bool,
     /// `--tls-use-os-certs`.
     pub(crate) os_certs: bool,

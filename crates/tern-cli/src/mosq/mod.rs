@@ -72,8 +72,8 @@ TLS (enabled by --cafile, --capath, --tls-use-os-certs, or an mqtts:// / wss:// 
   --capath dir   trust every PEM certificate (*.pem, *.crt) in dir
   --tls-use-os-certs  trust the operating system's CA store
   --cert file --key file  client certificate and key (PEM) for mutual TLS
-  --insecure     DANGER: accept ANY server certificate. Broader than mosquitto's --insecure,
-                 which only skips the host name check: tern then checks nothing at all.
+  --insecure     do not check that the server certificate names the host (the chain is
+                 still verified against the CA), as mosquitto's --insecure
 ";
 
 /// A fatal condition: the exit code and what to print (nothing when empty).
@@ -287,7 +287,7 @@ fn tls_options(c: &Common) -> Result<TlsOptions, Fatal> {
         } else {
             Roots::Pem(pem)
         },
-        danger_insecure: c.insecure,
+        danger_skip_hostname_check: c.insecure,
         ..TlsOptions::default()
     };
     if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
@@ -393,7 +393,7 @@ mod tests {
             missing.message
         );
         let s = setup(&common(&["-L", "wss://h/x", "--insecure"]), "pub").unwrap();
-        assert!(s.options.tls.danger_insecure);
+        assert!(s.options.tls.danger_skip_hostname_check);
         assert_eq!(s.broker.port, 443);
     }
 

@@ -85,6 +85,9 @@ pub(super) struct Pair {
     pub(super) store: Snapshot,
     /// Every op pulled so far, in order, for tests that check the records themselves.
     pub(super) ops: Vec<PersistOp>,
+    /// Payloads of broker QoS 2 messages a crash lost in the hand-over window: their id
+    /// was durably held, but the application never got the message.
+    pub(super) lost_in_window: Vec<Bytes>,
 }
 
 impl Pair {
@@ -98,6 +101,7 @@ impl Pair {
             events: Vec::new(),
             store: Snapshot::new(),
             ops: Vec::new(),
+            lost_in_window: Vec::new(),
         }
     }
 
@@ -121,11 +125,23 @@ impl Pair {
     /// store holds; returns the request ids of the restored publishes.
     pub(super) fn crash(&mut self, durable: usize) -> Vec<RequestId> {
         let mut kept = 0;
+        let mut held = HashSet::new();
         while let Some(op) = self.session.poll_persist() {
             if kept < durable {
+                if let PersistOp::Received(id) = op {
+                    held.insert(id);
+                }
                 self.ops.push(op.clone());
                 self.store.apply(op);
                 kept += 1;
+            }
+        }
+        for e in &self.session.events {
+            if let Event::Message(p) = e
+                && let QosPid::ExactlyOnce(id) = p.qos_pid
+                && held.contains(&id)
+            {
+                self.lost_in_window.push(p.payload.clone());
             }
         }
         self.session = Session::new(self.session.config().clone());

@@ -2,6 +2,7 @@
 //! interleavings in [`prop`].
 
 mod harness;
+mod persist;
 mod prop;
 
 use std::time::Duration;
