@@ -24,8 +24,12 @@ pub const IDLE: Duration = Duration::from_secs(5);
 
 /// Connects in flight at once in the connections scenario, for every library (Paho C
 /// deadlocks with more than about 16).
+/// `$BENCH_CONNECT_CONCURRENCY` overrides.
 pub fn connect_concurrency() -> usize {
-    16
+    std::env::var("BENCH_CONNECT_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16)
 }
 
 /// What a throughput run measured.

@@ -630,7 +630,7 @@ impl Session {
             QosPid::ExactlyOnce(id) => {
                 // [MQTT-4.3.3-2] deliver once; a re-send before PUBREL only gets PUBREC.
                 if self.incoming_qos2.insert(id) {
-
+                    self.persist(|| PersistOp::Received(id));
                     self.events.push_back(Event::Message(publish));
                 }
                 self.outbox.push_back(Outgoing::PubRec(id));

@@ -295,6 +295,10 @@ enum Op {
     PublishThenCrash(QoS, usize),
     /// The process dies between loop iterations (everything pulled is durable).
     Crash,
+    /// The broker's released packets reach the client and the application gets what they
+    /// deliver, the client's answers are handed out but never reach the broker, then the
+    /// process dies.
+    LossyCrash,
     /// The transport drops; the process lives on.
     Drop,
 }
@@ -312,6 +316,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..6).prop_map(Op::FeedThenCrash),
         1 => (qos12(), 0usize..3).prop_map(|(q, d)| Op::PublishThenCrash(q, d)),
         1 => Just(Op::Crash),
+        1 => Just(Op::LossyCrash),
         1 => Just(Op::Drop),
     ]
 }
@@ -437,6 +442,12 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
                 restart(&mut pair, &mut broker, &mut ledger, *durable);
             }
             Op::Crash => restart(&mut pair, &mut broker, &mut ledger, 0),
+            Op::LossyCrash => {
+                pair.feed(&mut broker);
+                ledger.absorb(pair.events());
+                pair.sent();
+                restart(&mut pair, &mut broker, &mut ledger, 0);
+            }
             Op::Drop => {
                 pair.close();
                 broker.drop_connection();
@@ -505,6 +516,7 @@ fn a_crash_between_every_step_of_both_qos2_flows_stays_exactly_once() {
     for durable in [0, 1, 2] {
         ops.extend([Op::Drive, Op::Release(0), Op::FeedThenCrash(durable)]);
         ops.extend([Op::Drive, Op::Release(0), Op::Crash]);
+        ops.extend([Op::BrokerPublish(QoS::ExactlyOnce), Op::LossyCrash]);
     }
     ops.push(Op::Drive);
     run(&ops, 1, u16::MAX);
