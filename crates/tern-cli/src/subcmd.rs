@@ -315,7 +315,7 @@ impl<W: Write> Subscriber<'_, W> {
                 payload: &m.payload,
                 qos: m.qos as u8,
                 retain: m.retain,
-                mid: 0,
+                mid: m.packet_id.map_or(0, |id| id.get()),
             };
             if let Err(e) = f.render(&view, &mut self.line) {
                 if !self.args.common.quiet {

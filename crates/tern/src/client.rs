@@ -63,6 +63,8 @@ pub struct Message {
     pub retain: bool,
     /// DUP flag as received.
     pub dup: bool,
+    /// Packet identifier at QoS 1 and 2 (the broker's id for this delivery).
+    pub packet_id: Option<tern_proto::PacketId>,
 }
 
 /// What happened on a client, in the order it happened.

@@ -163,6 +163,7 @@ fn session_config(options: &ConnectOptions) -> SessionConfig {
         .credentials(username, options.password.clone())
         .max_inflight(options.max_inflight)
         .max_queued(options.max_queued)
+        .max_queued_bytes(options.max_queued_bytes)
         .max_packet_size(options.max_packet_size)
 }
 
@@ -493,13 +494,14 @@ impl Driver {
                     Some(Waiter::Resubscribe(_)) | None => {}
                 },
                 SessionEvent::Message(p) => {
-                    let qos = p.qos();
+                    let (qos, packet_id) = (p.qos(), p.packet_id());
                     self.emit(Event::Message(Message {
                         topic: p.topic,
                         payload: p.payload,
                         qos,
                         retain: p.retain,
                         dup: p.dup,
+                        packet_id,
                     }));
                 }
                 SessionEvent::Disconnected(reason) => {

@@ -104,6 +104,13 @@ pub struct ConnectOptions {
     /// offline; more are refused with [`ClientError::QueueFull`](crate::ClientError).
     /// Default: 10,000.
     pub max_queued: usize,
+    /// Topic + payload bytes of publishes waiting (offline or beyond the window); more are
+    /// refused with `ApiMisuse::QueueBytesFull`. Default: 64 MiB.
+    ///
+    /// Offline policy: every publish, QoS 0 included, waits in this bounded queue while
+    /// the client is not connected and leaves in order after the next CONNACK; nothing is
+    /// dropped silently: when the queue is full the publish itself fails.
+    pub max_queued_bytes: usize,
     /// Automatic reconnection; `None` (the default) reports the loss and stays offline.
     pub reconnect: Option<ReconnectPolicy>,
     /// Extra HTTP headers for WebSocket connections.
@@ -130,6 +137,7 @@ impl ConnectOptions {
             max_packet_size: tern_proto::packet::DEFAULT_MAX_PACKET_SIZE,
             max_inflight: 100,
             max_queued: 10_000,
+            max_queued_bytes: 64 * 1024 * 1024,
             reconnect: None,
             ws_headers: Vec::new(),
             event_capacity: 1024,
@@ -198,6 +206,12 @@ impl ConnectOptions {
     /// Sets the command queue bound.
     pub fn max_queued(mut self, n: usize) -> Self {
         self.max_queued = n;
+        self
+    }
+
+    /// Sets the bound on queued publish bytes.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
         self
     }
 

@@ -40,6 +40,10 @@ pub struct SessionConfig {
     /// beyond the in-flight window. Further commands are refused with
     /// [`ApiMisuse::QueueFull`](super::ApiMisuse::QueueFull). Default: 10,000.
     pub max_queued: usize,
+    /// Maximum topic + payload bytes of publishes waiting to be sent (offline, or beyond
+    /// the in-flight window); a publish that would exceed it is refused with
+    /// [`ApiMisuse::QueueBytesFull`](super::ApiMisuse::QueueBytesFull). Default: 64 MiB.
+    pub max_queued_bytes: usize,
     /// Largest incoming packet accepted, in bytes (fixed header included). Default: 16 MiB.
     pub max_packet_size: usize,
     /// Emit [`PersistOp`](super::PersistOp)s for a session store, and hold back packets
@@ -65,6 +69,7 @@ impl SessionConfig {
             password: None,
             max_inflight: 100,
             max_queued: 10_000,
+            max_queued_bytes: 64 * 1024 * 1024,
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             persistence: false,
         }
@@ -122,6 +127,12 @@ impl SessionConfig {
     /// Sets [`max_queued`](Self::max_queued).
     pub fn max_queued(mut self, n: usize) -> Self {
         self.max_queued = n;
+        self
+    }
+
+    /// Sets [`max_queued_bytes`](Self::max_queued_bytes).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
         self
     }
 

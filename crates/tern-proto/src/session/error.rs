@@ -53,6 +53,13 @@ pub enum ApiMisuse {
         /// The configured limit.
         max: usize,
     },
+    /// The waiting publishes hold
+    /// [`SessionConfig::max_queued_bytes`](super::SessionConfig) bytes already.
+    #[error("command queue full ({max} bytes of messages waiting)")]
+    QueueBytesFull {
+        /// The configured limit.
+        max: usize,
+    },
     /// `connect` while a connection is already open or being opened.
     #[error("already connected or connecting")]
     AlreadyConnected,

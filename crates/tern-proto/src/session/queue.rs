@@ -39,9 +39,44 @@ pub(super) struct QueuedControl {
 pub(super) struct CommandQueue {
     pub(super) publishes: VecDeque<QueuedPublish>,
     pub(super) controls: VecDeque<QueuedControl>,
+    /// Payload and topic bytes of the waiting publishes, for `max_queued_bytes`.
+    publish_bytes: usize,
+}
+
+/// What a queued publish costs against `max_queued_bytes`.
+pub(super) fn weight(msg: &Message) -> usize {
+    msg.payload.len().saturating_add(msg.topic.as_str().len())
 }
 
 impl CommandQueue {
+    /// Appends a publish.
+    pub(super) fn push_publish(&mut self, p: QueuedPublish) {
+        self.publish_bytes = self.publish_bytes.saturating_add(weight(&p.msg));
+        self.publishes.push_back(p);
+    }
+
+    /// Takes the oldest waiting publish.
+    pub(super) fn pop_publish(&mut self) -> Option<QueuedPublish> {
+        let p = self.publishes.pop_front()?;
+        self.publish_bytes = self.publish_bytes.saturating_sub(weight(&p.msg));
+        Some(p)
+    }
+
+    /// The oldest waiting publish.
+    pub(super) fn front_publish(&self) -> Option<&QueuedPublish> {
+        self.publishes.front()
+    }
+
+    /// True when no publish waits.
+    pub(super) fn no_publishes(&self) -> bool {
+        self.publishes.is_empty()
+    }
+
+    /// Topic and payload bytes of the waiting publishes.
+    pub(super) fn publish_bytes(&self) -> usize {
+        self.publish_bytes
+    }
+
     /// Commands waiting.
     pub(super) fn len(&self) -> usize {
         self.publishes.len() + self.controls.len()
@@ -55,10 +90,48 @@ impl CommandQueue {
         controls: Vec<QueuedControl>,
     ) {
         for p in publishes.into_iter().rev() {
+            self.publish_bytes = self.publish_bytes.saturating_add(weight(&p.msg));
             self.publishes.push_front(p);
         }
         for c in controls.into_iter().rev() {
             self.controls.push_front(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::topic::TopicName;
+
+    fn publish(n: u64, payload: usize) -> QueuedPublish {
+        QueuedPublish {
+            req: RequestId(n),
+            msg: Message {
+                topic: TopicName::new("t/1").unwrap(),
+                payload: Bytes::from(vec![0; payload]),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            },
+        }
+    }
+
+    #[test]
+    fn queued_bytes_follow_pushes_pops_and_requeues() {
+        let mut q = CommandQueue::default();
+        q.push_publish(publish(1, 10));
+        q.push_publish(publish(2, 20));
+        assert_eq!(q.publish_bytes(), 13 + 23);
+        let first = q.pop_publish().unwrap();
+        assert_eq!(first.req, RequestId(1));
+        assert_eq!(q.publish_bytes(), 23);
+        q.requeue_front(vec![first], Vec::new());
+        assert_eq!(q.publish_bytes(), 13 + 23);
+        assert_eq!(q.front_publish().map(|p| p.req), Some(RequestId(1)));
+        while q.pop_publish().is_some() {}
+        assert_eq!(q.publish_bytes(), 0);
+        assert!(q.no_publishes());
     }
 }
