@@ -91,20 +91,22 @@ impl TlsOptions {
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError::Rustls(e.to_string()))?;
-        let builder = if self.danger_insecure {
+        let builder = if self.danger_insecure || self.danger_skip_hostname_check {
+            let chain = if self.danger_insecure {
+                None
+            } else {
+                let roots = Arc::new(self.root_store()?);
+                let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    roots,
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|e| TlsConfigError::Rustls(e.to_string()))?;
+                Some(verifier)
+            };
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(danger::NoVerifier(provider)))
-        } else if self.danger_skip_hostname_check {
-            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(self.root_store()?),
-                provider,
-            )
-            .build()
-            .map_err(|e| TlsConfigError::Rustls(e.to_string()))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(danger::AnyName(inner)))
+                .with_custom_certificate_verifier(Arc::new(danger::Relaxed { chain, provider }))
         } else {
             builder.with_root_certificates(self.root_store()?)
         };
@@ -187,67 +189,22 @@ mod danger {
 
     use rustls::CertificateError;
     use rustls::client::WebPkiServerVerifier;
-
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{DigitallySignedStruct, SignatureScheme};
 
-    /// Accepts every certificate: behind `TlsOptions::danger_insecure` only.
+    /// A weakened verifier, behind the `danger_*` switches of `TlsOptions` only: with
+    /// `chain`, the certificate chain is verified but any host name accepted
+    /// (`danger_skip_hostname_check`); without, every certificate is accepted
+    /// (`danger_insecure`). Handshake signatures are always checked.
     #[derive(Debug)]
-    pub(super) struct NoVerifier(pub(super) Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for NoVerifier {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
+    pub(super) struct Relaxed {
+        pub(super) chain: Option<Arc<WebPkiServerVerifier>>,
+        pub(super) provider: Arc<CryptoProvider>,
     }
 
-    /// Verifies the chain like the default verifier but accepts any host name: behind
-    /// `TlsOptions::danger_skip_hostname_check` only.
-    #[derive(Debug)]
-    pub(super) struct AnyName(pub(super) Arc<WebPkiServerVerifier>);
-
-    impl ServerCertVerifier for AnyName {
+    impl ServerCertVerifier for Relaxed {
         fn verify_server_cert(
             &self,
             end_entity: &CertificateDer<'_>,
@@ -256,10 +213,10 @@ mod danger {
             ocsp: &[u8],
             now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
-            match self
-                .0
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            {
+            let Some(chain) = &self.chain else {
+                return Ok(ServerCertVerified::assertion());
+            };
+            match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                 Err(rustls::Error::InvalidCertificate(
                     CertificateError::NotValidForName
                     | CertificateError::NotValidForNameContext { .. },
@@ -274,7 +231,8 @@ mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls12_signature(message, cert, dss)
+            let algorithms = &self.provider.signature_verification_algorithms;
+            verify_tls12_signature(message, cert, dss, algorithms)
         }
 
         fn verify_tls13_signature(
@@ -283,11 +241,14 @@ mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.0.verify_tls13_signature(message, cert, dss)
+            let algorithms = &self.provider.signature_verification_algorithms;
+            verify_tls13_signature(message, cert, dss, algorithms)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.supported_verify_schemes()
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
         }
     }
 }

@@ -190,3 +190,23 @@ async fn v31_client_id_longer_than_23_is_refused_before_sending() {
     assert!(matches!(e, ConnectError::InvalidOptions(_)), "{e:?}");
     assert!(e.to_string().contains("23"), "{e}");
 }
+
+#[tokio::test]
+async fn empty_client_id_gets_a_random_one_with_clean_session_only() {
+    let broker = MosquittoConfig::new().start();
+    for protocol in [Protocol::V3_1_1, Protocol::V3_1] {
+        let (client, _) = Client::new(ConnectOptions::new("").protocol(protocol));
+        within(
+            "CONNACK",
+            client.connect(Broker::tcp("127.0.0.1", broker.port())),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{protocol:?}: {e}"));
+    }
+    let e = connect_err(
+        ConnectOptions::new("").clean_session(false),
+        Broker::tcp("127.0.0.1", broker.port()),
+    )
+    .await;
+    assert!(e.to_string().contains("MQTT-3.1.3-7"), "{e}");
+}

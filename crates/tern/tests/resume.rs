@@ -207,15 +207,30 @@ async fn qos1_state_survives_close_and_is_completed_after_reconnect() {
 #[tokio::test]
 async fn offline_queue_is_bounded_in_count_and_bytes() {
     // Never connected: publishes wait in the queue, until a bound refuses one.
-    let (client, _) = Client::new(ConnectOptions::new("offline").max_queued(3).max_queued_bytes(1_000));
+    let (client, _) = Client::new(
+        ConnectOptions::new("offline")
+            .max_queued(3)
+            .max_queued_bytes(1_000),
+    );
     for _ in 0..3 {
-        client.try_publish("t", vec![0u8; 10], QoS::AtMostOnce, false).unwrap();
+        client
+            .try_publish("t", vec![0u8; 10], QoS::AtMostOnce, false)
+            .unwrap();
     }
-    let e = within("refusal", client.publish("t", "x", QoS::AtLeastOnce, false)).await.unwrap_err();
+    let e = within("refusal", client.publish("t", "x", QoS::AtLeastOnce, false))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("3 commands waiting"), "{e}");
 
     let (client, _) = Client::new(ConnectOptions::new("offline").max_queued_bytes(1_000));
-    client.try_publish("t", vec![0u8; 900], QoS::AtLeastOnce, false).unwrap();
-    let e = within("refusal", client.publish("t", vec![0u8; 200], QoS::AtLeastOnce, false)).await.unwrap_err();
+    client
+        .try_publish("t", vec![0u8; 900], QoS::AtLeastOnce, false)
+        .unwrap();
+    let e = within(
+        "refusal",
+        client.publish("t", vec![0u8; 200], QoS::AtLeastOnce, false),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("1000 bytes"), "{e}");
 }

@@ -130,7 +130,9 @@ async fn skipping_the_host_name_check_still_verifies_the_chain() {
 
     tls.danger_skip_hostname_check = true;
     let (client, _) = Client::new(ConnectOptions::new(unique("name")).tls(tls));
-    within("CONNACK", client.connect(addr())).await.expect("name check skipped");
+    within("CONNACK", client.connect(addr()))
+        .await
+        .expect("name check skipped");
 
     let mut wrong = TlsOptions::ca_pem(broker.tls().wrong_ca.cert_pem.clone());
     wrong.danger_skip_hostname_check = true;
