@@ -29,7 +29,7 @@ fn message_fields_print_as_mosquitto_documents() {
     let out = one(&["-F", "%t|%p|%q|%r|%l|%x|%X|%%|%m"], "hi\u{e9}");
     assert_eq!(
         out.assert_code(0).text(),
-        "fmt/t|hi\u{e9}|1|0|4|6869c3a9|6869C3A9|%|0\n"
+        "fmt/t|hi\u{e9}|1|0|4|6869c3a9|6869C3A9|%|1\n"
     );
 }
 

@@ -138,5 +138,59 @@ pub use runtime::{RunError, Runtime};
 /// Installs the `mqtt` and `tmr` globals; [`Runtime::new`] calls it.
 pub(crate) fn register(lua: &mlua::Lua) -> mlua::Result<()> {
     mqtt::register_module(lua)?;
-    tmr::register_module(lua)
+    tmr::register_module(lua)?;
+    // Errors raised by the modules' functions reach scripts as plain strings, as a C
+    // module's `luaL_argerror` gives them on the device ("bad argument #3 to 'publish' (qos
+    // must be 0, 1 or 2)"), not as mlua's error object with a Rust-side traceback. Methods
+    // are wrapped when the first object of each type is made (`plain_method_errors`).
+    let globals = lua.globals();
+    for module in ["mqtt", "tmr"] {
+        plain_errors(lua, &globals.raw_get::<mlua::Table>(module)?)?;
+    }
+    Ok(())
 }
+
+fn plain_errors(lua: &mlua::Lua, table: &mlua::Table) -> mlua::Result<()> {
+    let wrap: mlua::Function = lua.load(PLAIN_ERRORS).set_name("=tern").eval()?;
+    wrap.call::<()>(table)
+}
+
+/// Wraps the methods of `ud`'s type (see [`register`]), once per type: `kind` names the
+/// type's flag in the registry.
+pub(crate) fn plain_method_errors(
+    lua: &mlua::Lua,
+    ud: &mlua::AnyUserData,
+    kind: &str,
+) -> mlua::Result<()> {
+    let flag = format!("tern.plain_errors.{kind}");
+    if lua.named_registry_value::<bool>(&flag).unwrap_or(false) {
+        return Ok(());
+    }
+    let index: mlua::Table = ud.metatable()?.get("__index")?;
+    plain_errors(lua, &index)?;
+    lua.set_named_registry_value(&flag, true)
+}
+
+/// Wraps every function of a table so that its errors are raised as one-line strings.
+const PLAIN_ERRORS: &str = r##"
+return function(t)
+  local pcall, error, select, type, tostring, unpack = pcall, error, select, type, tostring, unpack
+  local function pack(...) return select("#", ...), { ... } end
+  local names = {}
+  for k, f in pairs(t) do
+    if type(f) == "function" then names[#names + 1] = k end
+  end
+  for _, k in ipairs(names) do
+    local f = t[k]
+    t[k] = function(...)
+      local n, r = pack(pcall(f, ...))
+      if r[1] then return unpack(r, 2, n) end
+      local e = r[2]
+      if type(e) ~= "string" then e = tostring(e) end
+      local cut = e:find("\nstack traceback:", 1, true)
+      if cut then e = e:sub(1, cut - 1) end
+      error(e, 0)
+    end
+  end
+end
+"##;

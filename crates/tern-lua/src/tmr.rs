@@ -302,6 +302,7 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
                 }),
             })?;
             runtime::track(lua, id, &ud)?;
+            crate::plain_method_errors(lua, &ud, "tmr.timer")?;
             Ok(ud)
         })?,
     )?;

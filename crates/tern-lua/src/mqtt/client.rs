@@ -111,6 +111,7 @@ pub(crate) fn create(lua: &Lua, args: ClientArgs) -> mlua::Result<AnyUserData> {
     })?;
     callbacks::clear_calls(&ud, lua)?;
     runtime::track(lua, id, &ud)?;
+    crate::plain_method_errors(lua, &ud, "mqtt.client")?;
     Ok(ud)
 }
 
