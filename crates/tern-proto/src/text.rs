@@ -83,7 +83,30 @@ impl MqttString {
     }
 }
 
+impl MqttString {
+    /// Wraps bytes that [`check`] (or an equivalent fast path) has accepted.
+    pub(crate) fn from_checked(bytes: Bytes) -> Self {
+        debug_assert!(check(&bytes).is_ok());
+        Self(bytes)
+    }
+}
+
+/// Fast path for the common case: true when `bytes` is within the length limit, plain
+/// ASCII without U+0000, and free of `a` and `b` (pass 0 when not needed). One branch-free
+/// pass the compiler vectorises; false means "take the precise path", not "invalid".
+#[inline]
+pub(crate) fn plain_ascii_without(bytes: &[u8], a: u8, b: u8) -> bool {
+    bytes.len() <= MAX_STRING_LEN
+        && bytes.iter().fold(true, |ok, &c| {
+            // 1..=0x7f: ASCII and not NUL.
+            ok & (c.wrapping_sub(1) < 0x7f) & (c != a) & (c != b)
+        })
+}
+
 fn check(bytes: &[u8]) -> Result<(), StringError> {
+    if plain_ascii_without(bytes, 0, 0) {
+        return Ok(());
+    }
     if bytes.len() > MAX_STRING_LEN {
         return Err(StringError::TooLong { len: bytes.len() });
     }

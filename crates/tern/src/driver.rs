@@ -36,6 +36,7 @@ use crate::broker::Broker;
 use crate::client::{Command, Event, Message, Outcome, Reply};
 use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
 use crate::options::{ConnectOptions, Protocol};
+use crate::store::{SessionStore, StoreError};
 use crate::transport::{self, BoxStream};
 
 /// Commands drained per wake-up before writing, so bursts leave in few syscalls.
@@ -99,6 +100,10 @@ struct Driver {
     commands_closed: bool,
     /// Retry the same broker at once (protocol fallback from 3.1.1 to 3.1).
     retry_same: bool,
+    /// The session store (`ConnectOptions::session_store`, clean session off), opened and
+    /// restored from at the first `connect`. Every batch of the session's store ops is
+    /// made durable before the session may transmit or hand out events (write-ahead).
+    store: Option<SessionStore>,
 }
 
 pub(crate) async fn run(
@@ -124,6 +129,7 @@ pub(crate) async fn run(
         attempt: 0,
         commands_closed: false,
         retry_same: false,
+        store: None,
     };
     d.main(&mut commands).await;
 }
@@ -165,6 +171,7 @@ fn session_config(options: &ConnectOptions) -> SessionConfig {
         .max_queued(options.max_queued)
         .max_queued_bytes(options.max_queued_bytes)
         .max_packet_size(options.max_packet_size)
+        .persistence(options.session_store.is_some() && !options.clean_session)
 }
 
 /// Checks what `session_config` had to leave out silently.
@@ -320,6 +327,15 @@ impl Driver {
                     reply_connect(reply, Err(e));
                     return false;
                 }
+                if let Err(e) = self.open_store() {
+                    let e = ConnectError::Store(Arc::new(e));
+                    self.emit(Event::ConnectFailed {
+                        error: e.clone(),
+                        will_retry: false,
+                    });
+                    reply_connect(reply, Err(e));
+                    return false;
+                }
                 self.brokers = brokers;
                 self.next_broker = 0;
                 self.connect_reply = reply;
@@ -437,6 +453,11 @@ impl Driver {
 
     /// Converts session events into client events and completions.
     fn drain_session_events(&mut self, conn: &mut ConnState) -> bool {
+        // Write-ahead: a QoS 2 message is delivered only once its id is durably held.
+        if let Err(e) = self.persist() {
+            conn.io_error.get_or_insert(Arc::new(e));
+            return false;
+        }
         let mut any = false;
         while let Some(ev) = self.session.poll_event() {
             any = true;
@@ -547,6 +568,52 @@ impl Driver {
         }
     }
 
+    /// Opens the session store at the first `connect` and restores the session from it
+    /// (clean session: empties it instead, and keeps nothing).
+    fn open_store(&mut self) -> Result<(), StoreError> {
+        let Some(dir) = &self.options.session_store else {
+            return Ok(());
+        };
+        if self.store.is_some() {
+            return Ok(());
+        }
+        let client_id = self.session.config().client_id.as_str().to_owned();
+        let mut store = SessionStore::open(dir, &client_id)?;
+        if self.options.clean_session {
+            store.clear().map_err(|source| StoreError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            return Ok(());
+        }
+        // The session is fresh (never connected, nothing in flight) before the first
+        // connect, so restoring cannot fail; if it did, connecting without the stored
+        // state would break its guarantees, so say so instead.
+        if let Err(e) = self.session.restore(store.snapshot()) {
+            return Err(StoreError::Corrupt {
+                path: dir.clone(),
+                offset: 0,
+                reason: e.to_string(),
+            });
+        }
+        self.store = Some(store);
+        Ok(())
+    }
+
+    /// Makes the session's pending store ops durable (one write and one fsync per batch).
+    /// Until this succeeds the session transmits nothing and hands out no event.
+    fn persist(&mut self) -> io::Result<()> {
+        match &mut self.store {
+            Some(store) => store.persist(&mut self.session).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("session store {}: {e}", store.dir().display()),
+                )
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// One connection: open the transport, CONNECT, and serve it until it ends.
     async fn connection(
         &mut self,
@@ -563,8 +630,9 @@ impl Driver {
         // Open the transport while still serving commands.
         let options = self.options.clone();
         let events = self.events.clone();
-        let open = transport::open(broker, &options, self.tls.clone(), deadline);
-        tokio::pin!(open);
+        // Boxed: the TLS and WebSocket handshakes are large futures, needed only while
+        // connecting; inline they would bloat every idle connection's task (~20 KiB).
+        let mut open = Box::pin(transport::open(broker, &options, self.tls.clone(), deadline));
         let stream = loop {
             tokio::select! {
                 res = &mut open => match res {
@@ -634,6 +702,11 @@ impl Driver {
             // Handling events may queue packets (re-subscription after a reconnect) and
             // transmitting may complete QoS 0 publishes: repeat until both are quiet.
             for _ in 0..8 {
+                // Write-ahead: the records protecting what is about to be sent go first.
+                if let Err(e) = self.persist() {
+                    conn.io_error.get_or_insert(Arc::new(e));
+                    break;
+                }
                 let sent = self.session.poll_transmit(&mut outbox);
                 if !self.drain_session_events(&mut conn) && sent == 0 {
                     break;
@@ -946,4 +1019,17 @@ fn published((): ()) -> Outcome {
 
 fn unsubscribed((): ()) -> Outcome {
     Outcome::Unsubscribed
+}
+#[cfg(test)]
+mod tests {
+    /// Every connection's task holds this future; an idle connection costs little only if
+    /// it stays small (the connect-time handshakes are boxed for that reason).
+    #[test]
+    fn driver_future_stays_small() {
+        let (_tx, commands) = tokio::sync::mpsc::channel(1);
+        let (events, _rx) = tokio::sync::mpsc::channel(1);
+        let fut = super::run(crate::ConnectOptions::new("x"), commands, events);
+        let size = size_of_val(&fut);
+        assert!(size <= 4096, "driver future is {size} bytes");
+    }
 }

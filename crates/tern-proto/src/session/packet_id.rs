@@ -94,8 +94,9 @@ impl PacketIdAllocator {
 /// answered with PUBREC and not yet seen PUBREL for.
 ///
 /// Design: a bitmap, not a `HashSet`, because membership is tested on every incoming
-/// QoS 2 PUBLISH and PUBREL, the size is bounded by the id space, and it never allocates
-/// after construction.
+/// QoS 2 PUBLISH and PUBREL and the size is bounded by the id space. It is allocated at the
+/// first insert, so a client that never receives QoS 2 (and every idle connection) pays
+/// nothing for it.
 #[derive(Clone)]
 pub(super) struct IdSet {
     words: Box<[u64]>,
@@ -105,7 +106,7 @@ pub(super) struct IdSet {
 impl Default for IdSet {
     fn default() -> Self {
         Self {
-            words: vec![0; (ID_SPACE + 1) / 64].into_boxed_slice(),
+            words: Box::default(),
             len: 0,
         }
     }
@@ -125,6 +126,9 @@ impl IdSet {
 
     /// Adds `id`; false if it was already present.
     pub(super) fn insert(&mut self, id: PacketId) -> bool {
+        if self.words.is_empty() {
+            self.words = vec![0; (ID_SPACE + 1) / 64].into_boxed_slice();
+        }
         let (word, bit) = Self::slot(id);
         let fresh = self.words[word] & bit == 0;
         if fresh {
@@ -137,7 +141,7 @@ impl IdSet {
     /// Removes `id`; false if it was absent.
     pub(super) fn remove(&mut self, id: PacketId) -> bool {
         let (word, bit) = Self::slot(id);
-        let present = self.words[word] & bit != 0;
+        let present = self.words.get(word).is_some_and(|w| w & bit != 0);
         if present {
             self.words[word] &= !bit;
             self.len -= 1;
@@ -149,7 +153,7 @@ impl IdSet {
     #[cfg(test)]
     pub(super) fn contains(&self, id: PacketId) -> bool {
         let (word, bit) = Self::slot(id);
-        self.words[word] & bit != 0
+        self.words.get(word).is_some_and(|w| w & bit != 0)
     }
 
     /// Every id present, in order.
