@@ -78,10 +78,10 @@ fn decode_case(c: &mut Criterion, name: &str, packets: &[Packet]) {
     assert_eq!(decode_rq(&mut src.clone()), packets.len());
     let mut g = c.benchmark_group(name);
     g.bench_function("tern", |b| {
-        b.iter_batched_ref(|| src.clone(), |buf| decode_tern(buf), BatchSize::SmallInput)
+        b.iter_batched_ref(|| src.clone(), decode_tern, BatchSize::SmallInput)
     });
     g.bench_function("rumqttc", |b| {
-        b.iter_batched_ref(|| src.clone(), |buf| decode_rq(buf), BatchSize::SmallInput)
+        b.iter_batched_ref(|| src.clone(), decode_rq, BatchSize::SmallInput)
     });
     g.finish();
 }
@@ -129,7 +129,12 @@ fn codec(c: &mut Criterion) {
         })
         .collect();
     decode_case(c, "decode_stream_100_mixed", &mixed);
-    encode_case(c, "encode_publish_q1_64B", tern_publish(1, 64), rq_publish(1, 64));
+    encode_case(
+        c,
+        "encode_publish_q1_64B",
+        tern_publish(1, 64),
+        rq_publish(1, 64),
+    );
     encode_case(
         c,
         "encode_publish_q1_16KiB",

@@ -66,7 +66,9 @@ impl Mosquitto {
             std::thread::sleep(Duration::from_millis(20));
         }
         m.stop();
-        Err(std::io::Error::other("mosquitto did not listen within 10 s"))
+        Err(std::io::Error::other(
+            "mosquitto did not listen within 10 s",
+        ))
     }
 
     /// The broker's process id.

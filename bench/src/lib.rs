@@ -54,7 +54,10 @@ impl Throughput {
     pub fn fill(&self, rec: &mut Record) {
         let secs = self.secs.max(1e-9);
         rec.set("msgs_per_sec", self.received as f64 / secs)
-            .set("bytes_per_sec", (self.received * self.size as u64) as f64 / secs)
+            .set(
+                "bytes_per_sec",
+                (self.received * self.size as u64) as f64 / secs,
+            )
             .set("lost", self.count.saturating_sub(self.received) as f64)
             .set("secs", self.secs)
             .set("client_cpu_us", self.cpu * 1e6 / self.count as f64);
@@ -62,7 +65,11 @@ impl Throughput {
             rec.set("broker_cpu_us", b * 1e6 / self.count as f64);
         }
         if self.received < self.count {
-            rec.error = Some(format!("lost {} of {}", self.count - self.received, self.count));
+            rec.error = Some(format!(
+                "lost {} of {}",
+                self.count - self.received,
+                self.count
+            ));
         }
     }
 }

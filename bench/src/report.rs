@@ -53,7 +53,9 @@ impl<'a> Index<'a> {
     fn new(recs: &'a [Record]) -> Self {
         let mut by: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for r in recs {
-            by.entry((r.scenario.clone(), r.lib.clone())).or_default().push(r);
+            by.entry((r.scenario.clone(), r.lib.clone()))
+                .or_default()
+                .push(r);
         }
         Self { by }
     }
@@ -75,11 +77,7 @@ impl<'a> Index<'a> {
     }
 
     fn scenarios(&self) -> Vec<Scenario> {
-        let mut v: Vec<Scenario> = self
-            .by
-            .keys()
-            .filter_map(|(s, _)| s.parse().ok())
-            .collect();
+        let mut v: Vec<Scenario> = self.by.keys().filter_map(|(s, _)| s.parse().ok()).collect();
         v.sort();
         v.dedup();
         v
@@ -163,12 +161,20 @@ fn table(ix: &Index<'_>, rows: &[Row], libs: &[&str], notes: &mut Vec<String>) -
         for l in libs {
             let f = ix.failures(&r.scenario, l);
             for e in &f {
-                let note = format!("{l}, {}: {e}", r.label);
+                let what = r
+                    .scenario
+                    .parse::<Scenario>()
+                    .map_or_else(|_| r.scenario.clone(), |s| s.label());
+                let note = format!("{l}, {what}: {e}");
                 if !notes.contains(&note) {
                     notes.push(note);
                 }
             }
-            let _ = write!(s, " {} |", cell(ix.stat(&r.scenario, l, r.metric), r.unit, f.len()));
+            let _ = write!(
+                s,
+                " {} |",
+                cell(ix.stat(&r.scenario, l, r.metric), r.unit, f.len())
+            );
         }
         let a = ix.stat(&r.scenario, ours, r.metric);
         for l in &libs[1..] {
@@ -219,10 +225,16 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
             "\n### Throughput, {} payloads, {what} (higher is better)\n",
             size_label(size)
         );
-        let rows: Vec<Row> = v.iter().map(|x| row(x, tp_label(x), metric, unit)).collect();
+        let rows: Vec<Row> = v
+            .iter()
+            .map(|x| row(x, tp_label(x), metric, unit))
+            .collect();
         s += &table(&ix, &rows, &LIBS, &mut notes);
         let _ = writeln!(s, "\nMessages lost (median; every run should show 0):\n");
-        let rows: Vec<Row> = v.iter().map(|x| row(x, tp_label(x), "lost", Unit::Count)).collect();
+        let rows: Vec<Row> = v
+            .iter()
+            .map(|x| row(x, tp_label(x), "lost", Unit::Count))
+            .collect();
         s += &table(&ix, &rows, &LIBS, &mut notes);
         let _ = writeln!(
             s,
@@ -253,11 +265,18 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
         );
         let mut rows = Vec::new();
         for x in &lat {
-            let Scenario::Latency { qos, .. } = x else { continue };
+            let Scenario::Latency { qos, .. } = x else {
+                continue;
+            };
             for (m, n) in [("p50_us", "p50"), ("p99_us", "p99"), ("max_us", "max")] {
                 rows.push(row(x, format!("QoS {qos} {n}"), m, Unit::Us));
             }
-            rows.push(row(x, format!("QoS {qos} client CPU µs/rt"), "client_cpu_us", Unit::Us));
+            rows.push(row(
+                x,
+                format!("QoS {qos} client CPU µs/rt"),
+                "client_cpu_us",
+                Unit::Us,
+            ));
         }
         s += &table(&ix, &rows, &LIBS, &mut notes);
     }
@@ -273,10 +292,27 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
         );
         let mut rows = Vec::new();
         for x in &conn {
-            let Scenario::Connections { count } = x else { continue };
-            rows.push(row(x, format!("{count}: seconds to connect all"), "connect_secs", Unit::Secs));
-            rows.push(row(x, format!("{count}: RSS KiB per connection"), "rss_kib_per_conn", Unit::KiB));
-            rows.push(row(x, format!("{count}: connections up"), "connections", Unit::Count));
+            let Scenario::Connections { count } = x else {
+                continue;
+            };
+            rows.push(row(
+                x,
+                format!("{count}: seconds to connect all"),
+                "connect_secs",
+                Unit::Secs,
+            ));
+            rows.push(row(
+                x,
+                format!("{count}: RSS KiB per connection"),
+                "rss_kib_per_conn",
+                Unit::KiB,
+            ));
+            rows.push(row(
+                x,
+                format!("{count}: connections up"),
+                "connections",
+                Unit::Count,
+            ));
         }
         s += &table(&ix, &rows, &LIBS, &mut notes);
     }
@@ -294,10 +330,27 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
         );
         let mut rows = Vec::new();
         for x in &procs {
-            let Scenario::Process { qos, count } = x else { continue };
-            rows.push(row(x, format!("QoS {qos} ({count}) msgs/s"), "msgs_per_sec", Unit::Rate));
-            rows.push(row(x, format!("QoS {qos} client CPU µs/msg"), "client_cpu_us", Unit::Us));
-            rows.push(row(x, format!("QoS {qos} broker CPU µs/msg"), "broker_cpu_us", Unit::Us));
+            let Scenario::Process { qos, count } = x else {
+                continue;
+            };
+            rows.push(row(
+                x,
+                format!("QoS {qos} ({count}) msgs/s"),
+                "msgs_per_sec",
+                Unit::Rate,
+            ));
+            rows.push(row(
+                x,
+                format!("QoS {qos} client CPU µs/msg"),
+                "client_cpu_us",
+                Unit::Us,
+            ));
+            rows.push(row(
+                x,
+                format!("QoS {qos} broker CPU µs/msg"),
+                "broker_cpu_us",
+                Unit::Us,
+            ));
             rows.push(row(x, format!("QoS {qos} lost"), "lost", Unit::Count));
         }
         s += &table(&ix, &rows, &TOOLS, &mut notes);
@@ -341,7 +394,8 @@ fn codec_table(dir: &Path) -> String {
             m["confidence_interval"]["upper_bound"].as_f64()?,
         ))
     };
-    let mut s = String::from("| | tern | rumqttc | tern/rumqttc | speed-up |\n|---|---|---|---|---|\n");
+    let mut s =
+        String::from("| | tern | rumqttc | tern/rumqttc | speed-up |\n|---|---|---|---|---|\n");
     let mut any = false;
     for g in names {
         let (t, r) = (est(&g, "tern"), est(&g, "rumqttc"));
@@ -350,13 +404,21 @@ fn codec_table(dir: &Path) -> String {
         }
         any = true;
         let c = |x: Option<(f64, f64, f64)>| {
-            x.map_or("–".to_owned(), |(m, lo, hi)| format!("{m:.1} ({lo:.1}–{hi:.1})"))
+            x.map_or("–".to_owned(), |(m, lo, hi)| {
+                format!("{m:.1} ({lo:.1}–{hi:.1})")
+            })
         };
         let (ratio, speed) = match (t, r) {
             (Some(t), Some(r)) => (format!("{:.2}×", t.0 / r.0), format!("{:.2}×", r.0 / t.0)),
             _ => ("–".to_owned(), "–".to_owned()),
         };
-        let _ = writeln!(s, "| {} | {} | {} | {ratio} | {speed} |", g.replace('_', " "), c(t), c(r));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {ratio} | {speed} |",
+            g.replace('_', " "),
+            c(t),
+            c(r)
+        );
     }
     if any { s } else { String::new() }
 }
@@ -452,7 +514,10 @@ pub fn machine() -> String {
          1.3.16, no TLS); tokio {}; hdrhistogram {}; criterion {}\n",
         crate::measure::cpus(),
         cmd_out("uname", &["-r"]),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         cmd_out("rustc", &["--version"]),
         cmd_out("cargo", &["--version"]),
         git_state(),
@@ -469,7 +534,12 @@ pub fn machine() -> String {
 
 /// Writes the results section of `out` (keeping text outside the markers) and the SVG chart
 /// beside it (`benchmarks.svg`).
-pub fn write(recs: &[Record], criterion: &Path, out: &Path, quick: Option<bool>) -> std::io::Result<()> {
+pub fn write(
+    recs: &[Record],
+    criterion: &Path,
+    out: &Path,
+    quick: Option<bool>,
+) -> std::io::Result<()> {
     let reps = recs.iter().map(|r| r.rep).max().unwrap_or(0);
     let mut body = String::new();
     let _ = writeln!(body, "{BEGIN}\n");
@@ -477,7 +547,11 @@ pub fn write(recs: &[Record], criterion: &Path, out: &Path, quick: Option<bool>)
         body,
         "Run: {reps} repetition(s) of every scenario for every client, interleaved{}. \
          Cells: median (min–max); ratio columns divide tern's median by the peer's.\n",
-        if quick == Some(true) { ", **quick mode (small counts)**" } else { "" }
+        if quick == Some(true) {
+            ", **quick mode (small counts)**"
+        } else {
+            ""
+        }
     );
     body += &machine();
     body += "\n![throughput and latency](benchmarks.svg)\n";
@@ -509,12 +583,18 @@ type Group = (String, Vec<(&'static str, Option<Stat>)>);
 
 fn panel(title: &str, unit: &str, groups: &[Group], x0: f64, y0: f64, w: f64, h: f64) -> String {
     let mut s = String::new();
-    let top = groups
+    // Scaled to the medians: one outlier's maximum must not flatten every bar. Whiskers
+    // that go beyond the top are clipped there (and end in an arrow head).
+    let top_med = groups
+        .iter()
+        .flat_map(|(_, b)| b.iter().filter_map(|(_, st)| st.map(|s| s.med)))
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let top_max = groups
         .iter()
         .flat_map(|(_, b)| b.iter().filter_map(|(_, st)| st.map(|s| s.max)))
-        .fold(0.0f64, f64::max)
-        .max(1e-9)
-        * 1.1;
+        .fold(0.0f64, f64::max);
+    let top = top_max.min(top_med * 1.6).max(top_med * 1.1);
     let (pl, pb, pt) = (60.0, 40.0, 30.0);
     let (cw, ch) = (w - pl - 10.0, h - pb - pt);
     let _ = writeln!(
@@ -526,7 +606,13 @@ fn panel(title: &str, unit: &str, groups: &[Group], x0: f64, y0: f64, w: f64, h:
     for i in 0..=4 {
         let v = top * i as f64 / 4.0;
         let y = y0 + pt + ch - ch * i as f64 / 4.0;
-        let label = if v >= 1e3 { format!("{:.0}k", v / 1e3) } else { format!("{v:.0}") };
+        let label = if v >= 1e4 {
+            format!("{:.0}k", v / 1e3)
+        } else if v >= 1e3 {
+            format!("{:.1}k", v / 1e3)
+        } else {
+            format!("{v:.0}")
+        };
         let _ = writeln!(
             s,
             r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" font-size="11" text-anchor="end">{label}</text>"##,
@@ -549,10 +635,13 @@ fn panel(title: &str, unit: &str, groups: &[Group], x0: f64, y0: f64, w: f64, h:
         let gx = x0 + pl + gw * gi as f64;
         let bw = (gw * 0.8) / bars.len().max(1) as f64;
         for (bi, (lib, st)) in bars.iter().enumerate() {
-            let color = COLORS.iter().find(|(l, _)| l == lib).map_or("#000", |c| c.1);
+            let color = COLORS
+                .iter()
+                .find(|(l, _)| l == lib)
+                .map_or("#000", |c| c.1);
             let bx = gx + gw * 0.1 + bw * bi as f64;
             let Some(st) = st else { continue };
-            let y = |v: f64| y0 + pt + ch - ch * v / top;
+            let y = |v: f64| y0 + pt + ch - ch * v.min(top) / top;
             let _ = writeln!(
                 s,
                 r#"<rect x="{bx:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{color}"><title>{lib}: {:.1}</title></rect>"#,
@@ -562,6 +651,18 @@ fn panel(title: &str, unit: &str, groups: &[Group], x0: f64, y0: f64, w: f64, h:
                 st.med
             );
             let cx = bx + bw * 0.45;
+            if st.max > top {
+                let yt = y(top);
+                let _ = writeln!(
+                    s,
+                    r#"<path d="M{:.1} {:.1} L{cx:.1} {yt:.1} L{:.1} {:.1}" fill="none" stroke="black"><title>max {:.1}</title></path>"#,
+                    cx - 3.0,
+                    yt + 5.0,
+                    cx + 3.0,
+                    yt + 5.0,
+                    st.max
+                );
+            }
             let _ = writeln!(
                 s,
                 r#"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="black"/>"#,
@@ -590,8 +691,10 @@ pub fn chart(recs: &[Record]) -> String {
     for s in &scen {
         match *s {
             Scenario::Throughput { qos, size, .. } if size <= 1024 => {
-                let mut bars: Vec<(&'static str, Option<Stat>)> =
-                    LIBS.iter().map(|l| (*l, st(s, l, "msgs_per_sec"))).collect();
+                let mut bars: Vec<(&'static str, Option<Stat>)> = LIBS
+                    .iter()
+                    .map(|l| (*l, st(s, l, "msgs_per_sec")))
+                    .collect();
                 // The whole-process figures at the same QoS, for reference.
                 if let Some(p) = scen
                     .iter()
@@ -607,12 +710,15 @@ pub fn chart(recs: &[Record]) -> String {
                 let bars = LIBS
                     .iter()
                     .map(|l| {
-                        (*l, st(s, l, "bytes_per_sec").map(|x| Stat {
-                            med: x.med / 1_048_576.0,
-                            min: x.min / 1_048_576.0,
-                            max: x.max / 1_048_576.0,
-                            n: x.n,
-                        }))
+                        (
+                            *l,
+                            st(s, l, "bytes_per_sec").map(|x| Stat {
+                                med: x.med / 1_048_576.0,
+                                min: x.min / 1_048_576.0,
+                                max: x.max / 1_048_576.0,
+                                n: x.n,
+                            }),
+                        )
                     })
                     .collect();
                 tp16.push((format!("QoS {qos}"), bars));
@@ -633,8 +739,24 @@ pub fn chart(recs: &[Record]) -> String {
 "#,
         h + 40.0
     );
-    s += &panel("Throughput, 64 B (msgs/s)", "messages/s", &tp64, 0.0, 0.0, 460.0, h);
-    s += &panel("Throughput, 16 KiB (MiB/s)", "MiB/s", &tp16, 460.0, 0.0, 360.0, h);
+    s += &panel(
+        "Throughput, 64 B (msgs/s)",
+        "messages/s",
+        &tp64,
+        0.0,
+        0.0,
+        460.0,
+        h,
+    );
+    s += &panel(
+        "Throughput, 16 KiB (MiB/s)",
+        "MiB/s",
+        &tp16,
+        460.0,
+        0.0,
+        360.0,
+        h,
+    );
     s += &panel("Ping-pong latency (µs)", "µs", &lat, 820.0, 0.0, 380.0, h);
     let mut x = 60.0;
     for (lib, color) in COLORS {

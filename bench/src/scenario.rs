@@ -61,7 +61,7 @@ impl Scenario {
 
 /// `64 B` or `16 KiB`.
 pub fn size_label(size: usize) -> String {
-    if size >= 1024 && size % 1024 == 0 {
+    if size >= 1024 && size.is_multiple_of(1024) {
         format!("{} KiB", size / 1024)
     } else {
         format!("{size} B")
@@ -121,7 +121,11 @@ pub fn plan(quick: bool) -> Vec<Scenario> {
     let k = |full: u64, q: u64| if quick { q } else { full };
     let mut v = Vec::new();
     for size in [64, 16 * 1024] {
-        for (qos, n, nq) in [(0, 200_000, 20_000), (1, 100_000, 10_000), (2, 50_000, 5_000)] {
+        for (qos, n, nq) in [
+            (0, 200_000, 20_000),
+            (1, 100_000, 10_000),
+            (2, 50_000, 5_000),
+        ] {
             v.push(Scenario::Throughput {
                 qos,
                 size,
@@ -135,7 +139,9 @@ pub fn plan(quick: bool) -> Vec<Scenario> {
             count: k(10_000, 2_000),
         });
     }
-    v.push(Scenario::Connections { count: k(1_000, 200) });
+    v.push(Scenario::Connections {
+        count: k(1_000, 200),
+    });
     v.push(Scenario::Connections {
         count: k(10_000, 1_000),
     });

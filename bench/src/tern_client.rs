@@ -8,7 +8,7 @@ use tern::{Broker, Client, ClientError, ConnectOptions, Event, Events, QoS};
 use crate::measure::{Window, self_rss};
 use crate::record::{Ctx, Record};
 use crate::scenario::Scenario;
-use crate::{LatencyHist, Throughput, IDLE, connect_concurrency};
+use crate::{IDLE, LatencyHist, Throughput, connect_concurrency};
 
 /// Publishes queued beyond the in-flight window, at most: enough to keep the window full.
 const QUEUE_AHEAD: u64 = 1000;
@@ -43,9 +43,9 @@ pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     let rt = runtime();
     let result = rt.block_on(async {
         match scenario {
-            Scenario::Throughput { qos, size, count } => {
-                throughput(ctx, qos, size, count).await.map(|t| t.fill(&mut rec))
-            }
+            Scenario::Throughput { qos, size, count } => throughput(ctx, qos, size, count)
+                .await
+                .map(|t| t.fill(&mut rec)),
             Scenario::Latency { qos, count } => {
                 latency(ctx, qos, count).await.map(|h| h.fill(&mut rec))
             }

@@ -37,9 +37,9 @@ enum Cmd {
         /// Small counts: a smoke run of about two minutes.
         #[arg(long)]
         quick: bool,
-        /// Repetitions of every scenario for every client.
-        #[arg(long, default_value_t = 3)]
-        reps: u32,
+        /// Repetitions of every scenario for every client (default 3; 1 with --quick).
+        #[arg(long)]
+        reps: Option<u32>,
         /// Only scenarios whose id starts with one of these (tp, lat, conn, proc, tp:1...).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -102,10 +102,10 @@ fn main() {
             rep,
             pin,
         } => {
-            if !pin.is_empty() {
-                if let Err(e) = measure::pin(0, &pin) {
-                    eprintln!("pin: {e}");
-                }
+            if !pin.is_empty()
+                && let Err(e) = measure::pin(0, &pin)
+            {
+                eprintln!("pin: {e}");
             }
             measure::raise_nofile();
             let ctx = Ctx {
@@ -143,7 +143,15 @@ fn main() {
             results,
             out,
             criterion,
-        } => run_all(quick, reps, &only, &libs, &results, out.as_deref(), &criterion),
+        } => run_all(
+            quick,
+            reps.unwrap_or(if quick { 1 } else { 3 }),
+            &only,
+            &libs,
+            &results,
+            out.as_deref(),
+            &criterion,
+        ),
         Cmd::Report {
             results,
             out,
@@ -233,7 +241,12 @@ fn run_all(
     let mut records = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let latency = matches!(job.scenario, Scenario::Latency { .. });
-        pb.set_message(format!("rep {} {} {}", job.rep, job.lib, job.scenario.label()));
+        pb.set_message(format!(
+            "rep {} {} {}",
+            job.rep,
+            job.lib,
+            job.scenario.label()
+        ));
         // Latency: broker and client share one core, so the figure is the clients' path and
         // not the VM's cross-core wake-ups.
         let pin_cpu = ncpu - 1;
@@ -319,7 +332,11 @@ fn run_child(mut cmd: Command, job: &Job) -> Record {
         }
     }
     let text = reader.join().unwrap_or_default();
-    match text.lines().rev().find_map(|l| serde_json::from_str::<Record>(l).ok()) {
+    match text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Record>(l).ok())
+    {
         Some(r) => r,
         None => fail(format!("no result line; output: {}", text.trim())),
     }

@@ -11,9 +11,14 @@ use tern_bench::measure;
 use tern_bench::record::{Ctx, Record};
 
 /// Where `tern` lives: `$TERN_BIN`, else `target-bench/release/tern` beside this crate.
-pub fn tern_bin() -> PathBuf {
+pub(crate) fn tern_bin() -> PathBuf {
     std::env::var_os("TERN_BIN").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target-bench/release/tern")),
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target-bench/release/tern"
+            ))
+        },
         PathBuf::from,
     )
 }
@@ -41,7 +46,7 @@ fn reaper(pid: u32) -> std::thread::JoinHandle<Exited> {
     })
 }
 
-pub fn run(ctx: &Ctx, lib: &str, q: u8, count: u64) -> Record {
+pub(crate) fn run(ctx: &Ctx, lib: &str, q: u8, count: u64) -> Record {
     let mut rec = Record::new(lib, &format!("proc:{q}:{count}"));
     if let Err(e) = measure_once(ctx, lib, q, count, &mut rec) {
         rec.error = Some(e);

@@ -52,7 +52,7 @@ async fn suback(el: &mut EventLoop) -> Result<(), String> {
     }
 }
 
-pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
+pub(crate) fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     let mut rec = Record::new("rumqttc", &scenario.to_string());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -60,9 +60,9 @@ pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
         .expect("runtime");
     let result = rt.block_on(async {
         match scenario {
-            Scenario::Throughput { qos, size, count } => {
-                throughput(ctx, qos, size, count).await.map(|t| t.fill(&mut rec))
-            }
+            Scenario::Throughput { qos, size, count } => throughput(ctx, qos, size, count)
+                .await
+                .map(|t| t.fill(&mut rec)),
             Scenario::Latency { qos, count } => {
                 latency(ctx, qos, count).await.map(|h| h.fill(&mut rec))
             }

@@ -92,7 +92,11 @@ fn insecure_still_verifies_the_chain() {
     run(ok).assert_code(0);
     let wrong = &broker.tls().wrong_ca.cert_path;
     let mut cmd = tern(["pub"]);
-    cmd.args(tls_args(&broker, wrong, &["--insecure", "-t", "s", "-m", "x"]));
+    cmd.args(tls_args(
+        &broker,
+        wrong,
+        &["--insecure", "-t", "s", "-m", "x"],
+    ));
     run(cmd).assert_code(3);
 }
 

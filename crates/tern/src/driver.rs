@@ -45,6 +45,8 @@ const COMMAND_BATCH: usize = 256;
 const INITIAL_READ_BUF: usize = 1024;
 /// Largest single read.
 const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Largest send buffer kept between bursts.
+const MAX_KEPT_OUTBOX: usize = 4 * 1024 * 1024;
 /// How long `close()` waits for DISCONNECT to be written before dropping the socket.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -632,7 +634,12 @@ impl Driver {
         let events = self.events.clone();
         // Boxed: the TLS and WebSocket handshakes are large futures, needed only while
         // connecting; inline they would bloat every idle connection's task (~20 KiB).
-        let mut open = Box::pin(transport::open(broker, &options, self.tls.clone(), deadline));
+        let mut open = Box::pin(transport::open(
+            broker,
+            &options,
+            self.tls.clone(),
+            deadline,
+        ));
         let stream = loop {
             tokio::select! {
                 res = &mut open => match res {
@@ -691,6 +698,7 @@ impl Driver {
         let mut inbox = BytesMut::with_capacity(INITIAL_READ_BUF);
         let mut outbox = BytesMut::new();
         let mut needs_flush = false;
+        let mut read_size = INITIAL_READ_BUF;
         let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(deadline));
         let mut timer_at: Option<Instant> = None;
         let mut close_deadline: Option<Instant> = None;
@@ -754,7 +762,7 @@ impl Driver {
 
             let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
             tokio::select! {
-                io = poll_fn(|cx| poll_io(cx, &mut stream, &mut inbox, &mut outbox, &mut needs_flush, can_read)) => {
+                io = poll_fn(|cx| poll_io(cx, &mut stream, &mut inbox, &mut outbox, &mut needs_flush, &mut read_size, can_read)) => {
                     match io {
                         IoEvent::Read => {
                             if let Err(e) = self.session.handle_input(now(), &inbox) {
@@ -956,6 +964,7 @@ fn poll_io(
     inbox: &mut BytesMut,
     outbox: &mut BytesMut,
     needs_flush: &mut bool,
+    read_size: &mut usize,
     can_read: bool,
 ) -> Poll<IoEvent> {
     let mut progress = false;
@@ -983,18 +992,27 @@ fn poll_io(
             Poll::Pending => {}
         }
     }
-    if outbox.capacity() > MAX_READ_CHUNK * 4 && outbox.is_empty() {
-        // Give back memory after a large burst.
+    if outbox.capacity() > MAX_KEPT_OUTBOX && outbox.is_empty() {
+        // Give back memory after an unusually large burst; smaller buffers are kept, so a
+        // steady stream does not allocate and free its send buffer on every wake-up.
         *outbox = BytesMut::new();
     }
     if can_read {
-        if inbox.capacity() - inbox.len() < 512 {
-            let grow = inbox.capacity().clamp(INITIAL_READ_BUF, MAX_READ_CHUNK);
-            inbox.reserve(grow);
+        // Reads start small (idle connections stay small) and double, up to 64 KiB,
+        // whenever a read fills the buffer: a 16 KiB message then takes one or two reads,
+        // not sixteen.
+        if inbox.capacity() - inbox.len() < *read_size {
+            inbox.reserve(*read_size);
         }
+        let spare = inbox.capacity() - inbox.len();
         match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, inbox) {
             Poll::Ready(Ok(0)) => return Poll::Ready(IoEvent::Eof),
-            Poll::Ready(Ok(_)) => return Poll::Ready(IoEvent::Read),
+            Poll::Ready(Ok(n)) => {
+                if n >= spare {
+                    *read_size = (*read_size * 2).min(MAX_READ_CHUNK);
+                }
+                return Poll::Ready(IoEvent::Read);
+            }
             Poll::Ready(Err(e)) => return Poll::Ready(IoEvent::Error(e)),
             Poll::Pending => {}
         }

@@ -100,6 +100,10 @@ pub enum ConnectError {
     /// The options cannot produce a valid CONNECT (e.g. a 3.1 client id over 23 characters).
     #[error("invalid connect options: {0}")]
     InvalidOptions(String),
+    /// The session store ([`ConnectOptions::session_store`](crate::ConnectOptions)) could
+    /// not be opened or recovered.
+    #[error(transparent)]
+    Store(Arc<crate::store::StoreError>),
     /// The broker address could not be parsed.
     #[error(transparent)]
     Address(#[from] BrokerParseError),

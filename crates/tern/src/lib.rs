@@ -12,6 +12,7 @@ mod client;
 mod driver;
 pub mod error;
 pub mod options;
+pub mod store;
 pub mod tls;
 mod transport;
 

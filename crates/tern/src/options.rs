@@ -1,5 +1,6 @@
 //! [`ConnectOptions`]: everything about a client that is not where it connects.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -119,6 +120,18 @@ pub struct ConnectOptions {
     /// the client stops reading from the socket (TCP backpressure) but keeps accepting
     /// commands, so publishing from an event handler cannot deadlock.
     pub event_capacity: usize,
+    /// Directory of a file-backed session store (one per client id; see
+    /// [`store`](crate::store)); `None` (the default) keeps the session in memory only.
+    ///
+    /// With clean session off, our QoS 1/2 publishes in flight and the broker's QoS 2 ids
+    /// awaiting PUBREL are written (and `fsync`ed) before the packets they protect are sent
+    /// or the messages delivered, and restored at the first `connect` after a restart, so a
+    /// killed process loses no publish the store took and repeats no QoS 2 delivery.
+    /// Publishes still waiting in the queue (offline, beyond `max_inflight`) are not
+    /// stored. With clean session on the broker discards the session at every connection,
+    /// so persistence is pointless: the store is emptied at the first `connect` and not
+    /// written to.
+    pub session_store: Option<PathBuf>,
 }
 
 impl ConnectOptions {
@@ -141,6 +154,7 @@ impl ConnectOptions {
             reconnect: None,
             ws_headers: Vec::new(),
             event_capacity: 1024,
+            session_store: None,
         }
     }
 
@@ -218,6 +232,13 @@ impl ConnectOptions {
     /// Turns automatic reconnection on.
     pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
         self.reconnect = Some(policy);
+        self
+    }
+
+    /// Keeps the session in a file-backed store in directory `dir` (see
+    /// [`session_store`](Self::session_store)).
+    pub fn session_store(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.session_store = Some(dir.into());
         self
     }
 

@@ -307,11 +307,11 @@ impl SessionStore {
         for op in self.pending.drain(..) {
             self.snapshot.apply(op);
         }
-        if self.len >= self.compact_min.max(self.base_len.saturating_mul(2)) {
-            if let Err(e) = self.compact() {
-                // The batch is durable in the old log, which is still whole.
-                tracing::warn!(error = %e, dir = %self.dir.display(), "session store compaction failed");
-            }
+        if self.len >= self.compact_min.max(self.base_len.saturating_mul(2))
+            && let Err(e) = self.compact()
+        {
+            // The batch is durable (in the old log, still whole, or in the renamed new one).
+            tracing::warn!(error = %e, dir = %self.dir.display(), "session store compaction failed");
         }
         Ok(())
     }
@@ -480,7 +480,10 @@ fn decode_body(body: &[u8]) -> Result<Record, String> {
         match rest {
             [hi, lo] => PacketId::new(u16::from_be_bytes([*hi, *lo]))
                 .ok_or_else(|| "packet id 0".to_string()),
-            _ => Err(format!("{} bytes where a packet id was expected", rest.len())),
+            _ => Err(format!(
+                "{} bytes where a packet id was expected",
+                rest.len()
+            )),
         }
     };
     let op = match kind {
@@ -512,7 +515,12 @@ fn decode_body(body: &[u8]) -> Result<Record, String> {
         KIND_RELEASED => PersistOp::Released(id(rest)?),
         KIND_FORGET_INCOMING if rest.is_empty() => PersistOp::ForgetIncoming,
         KIND_CLEAR if rest.is_empty() => PersistOp::Clear,
-        other => return Err(format!("unknown record kind {other} ({} bytes)", body.len())),
+        other => {
+            return Err(format!(
+                "unknown record kind {other} ({} bytes)",
+                body.len()
+            ));
+        }
     };
     Ok(Record::Op(op))
 }

@@ -395,15 +395,24 @@ impl Session {
             return Err(EncodeError::TooLarge { len }.into());
         }
         let goes_now = self.state.is_sending()
-            && self.queue.publishes.is_empty()
+            && self.queue.no_publishes()
             && (msg.qos == QoS::AtMostOnce || self.window_open());
         if !goes_now && self.queue.len() >= self.config.max_queued {
             return Err(ApiMisuse::QueueFull {
                 max: self.config.max_queued,
             });
         }
+        let bytes = self
+            .queue
+            .publish_bytes()
+            .saturating_add(queue::weight(&msg));
+        if !goes_now && bytes > self.config.max_queued_bytes {
+            return Err(ApiMisuse::QueueBytesFull {
+                max: self.config.max_queued_bytes,
+            });
+        }
         let req = self.next_request_id();
-        self.queue.publishes.push_back(QueuedPublish { req, msg });
+        self.queue.push_publish(QueuedPublish { req, msg });
         self.pump();
         Ok(req)
     }
@@ -494,8 +503,7 @@ impl Session {
                     }),
                 },
                 Outgoing::Slot(id) => {
-                    self.transmit_slot(id, out);
-                    if !self.persist.is_empty() {
+                    if !self.transmit_slot(id, out) && !self.persist.is_empty() {
                         // An encoding failure freed the slot and let queued publishes into
                         // flight: their records must be durable before they leave.
                         break;
@@ -642,8 +650,10 @@ impl Session {
         let expected = self.inflight.get(id).is_some_and(|s| {
             s.sent && matches!(&s.packet, Packet::Publish(p) if p.qos() == QoS::AtLeastOnce)
         });
-        self.complete(id, expected, PacketType::PubAck)
-            .map(|slot| self.events.push_back(Event::Published(slot.req)))
+        self.complete(id, expected, PacketType::PubAck).map(|slot| {
+            self.persist(|| PersistOp::Done(id));
+            self.events.push_back(Event::Published(slot.req));
+        })
     }
 
     fn on_pubrec(&mut self, id: PacketId) -> Result<(), ProtocolError> {
@@ -680,7 +690,10 @@ impl Session {
             .get(id)
             .is_some_and(|s| s.sent && matches!(s.packet, Packet::PubRel(_)));
         self.complete(id, expected, PacketType::PubComp)
-            .map(|slot| self.events.push_back(Event::Published(slot.req)))
+            .map(|slot| {
+                self.persist(|| PersistOp::Done(id));
+                self.events.push_back(Event::Published(slot.req));
+            })
     }
 
     fn on_suback(&mut self, ack: SubAck) -> Result<(), ProtocolError> {
@@ -730,29 +743,34 @@ impl Session {
         if !expected {
             return Err(unknown);
         }
-        let slot = self.inflight.remove(id).ok_or(unknown)?;
-        if slot.is_publish() {
-            self.persist(|| PersistOp::Done(id));
-        }
-        Ok(slot)
+        self.inflight.remove(id).ok_or(unknown)
     }
 
     /// Queues a store op, built only when persistence is on (the hot path pays a branch).
-    #[inline]
+    #[inline(always)]
     fn persist(&mut self, op: impl FnOnce() -> PersistOp) {
         if self.config.persistence {
-            self.persist.push_back(op());
+            self.push_persist(op);
         }
+    }
+
+    /// The persistence path, kept out of line so the hot paths stay small without it.
+    #[cold]
+    #[inline(never)]
+    fn push_persist(&mut self, op: impl FnOnce() -> PersistOp) {
+        self.persist.push_back(op());
     }
 
     // Internals: sending.
 
-    fn transmit_slot(&mut self, id: PacketId, out: &mut BytesMut) {
+    /// Encodes the slot's packet unless it is gone or already sent; false when encoding
+    /// failed (the slot is dropped and its command failed).
+    fn transmit_slot(&mut self, id: PacketId, out: &mut BytesMut) -> bool {
         let Some(slot) = self.inflight.get_mut(id) else {
-            return;
+            return true;
         };
         if slot.sent {
-            return;
+            return true;
         }
         match slot.packet.encode(out) {
             Ok(()) => {
@@ -762,6 +780,7 @@ impl Session {
                     // [MQTT-3.3.1-1] any later transmission is a re-delivery.
                     p.dup = true;
                 }
+                true
             }
             Err(error) => {
                 let req = slot.req;
@@ -775,6 +794,7 @@ impl Session {
                     error: RequestError::Encode(error),
                 });
                 self.pump();
+                false
             }
         }
     }
@@ -806,7 +826,7 @@ impl Session {
             };
             self.start_flight(id, req, packet);
         }
-        while let Some(front) = self.queue.publishes.front() {
+        while let Some(front) = self.queue.front_publish() {
             let qos = front.msg.qos;
             let id = if qos == QoS::AtMostOnce {
                 None
@@ -819,7 +839,7 @@ impl Session {
                     None => return,
                 }
             };
-            let Some(QueuedPublish { req, msg }) = self.queue.publishes.pop_front() else {
+            let Some(QueuedPublish { req, msg }) = self.queue.pop_publish() else {
                 return;
             };
             let qos_pid = match (qos, id) {
@@ -835,7 +855,16 @@ impl Session {
                 payload: msg.payload,
             };
             match id {
-                Some(id) => self.start_flight(id, req, Packet::Publish(publish)),
+                Some(id) => {
+                    // Write-ahead: recorded before the PUBLISH can be handed out, with the
+                    // order `start_flight` gives it.
+                    let seq = self.next_seq;
+                    self.persist(|| PersistOp::Publish {
+                        seq,
+                        publish: publish.clone(),
+                    });
+                    self.start_flight(id, req, Packet::Publish(publish));
+                }
                 None => self.outbox.push_back(Outgoing::Publish0 { req, publish }),
             }
         }
@@ -844,13 +873,7 @@ impl Session {
     fn start_flight(&mut self, id: PacketId, req: RequestId, packet: Packet) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        if let Packet::Publish(publish) = &packet {
-            // Write-ahead: before the PUBLISH can be handed out.
-            self.persist(|| PersistOp::Publish {
-                seq,
-                publish: publish.clone(),
-            });
-        }
+
         self.inflight.insert(Slot {
             id,
             req,

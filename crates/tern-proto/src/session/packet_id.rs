@@ -97,19 +97,10 @@ impl PacketIdAllocator {
 /// QoS 2 PUBLISH and PUBREL and the size is bounded by the id space. It is allocated at the
 /// first insert, so a client that never receives QoS 2 (and every idle connection) pays
 /// nothing for it.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(super) struct IdSet {
     words: Box<[u64]>,
     len: usize,
-}
-
-impl Default for IdSet {
-    fn default() -> Self {
-        Self {
-            words: Box::default(),
-            len: 0,
-        }
-    }
 }
 
 impl std::fmt::Debug for IdSet {

@@ -37,7 +37,7 @@ pub(super) struct QueuedControl {
 /// and go out ahead of waiting publishes.
 #[derive(Debug, Default)]
 pub(super) struct CommandQueue {
-    pub(super) publishes: VecDeque<QueuedPublish>,
+    publishes: VecDeque<QueuedPublish>,
     pub(super) controls: VecDeque<QueuedControl>,
     /// Payload and topic bytes of the waiting publishes, for `max_queued_bytes`.
     publish_bytes: usize,

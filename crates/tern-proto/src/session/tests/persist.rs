@@ -11,8 +11,7 @@ use proptest::prelude::*;
 use super::harness::{Broker, Pair, config, connack, id, msg, publish, topic};
 use crate::packet::{ConnectReturnCode, Packet, QoS, QosPid};
 use crate::session::{
-    ApiMisuse, Event, Message, OutgoingFlow, PersistOp, RequestError, RequestId, Session,
-    Snapshot,
+    ApiMisuse, Event, Message, OutgoingFlow, PersistOp, RequestError, RequestId, Session, Snapshot,
 };
 
 fn stored() -> Pair {
@@ -108,7 +107,10 @@ fn nothing_is_transmitted_and_no_event_handed_out_while_store_ops_are_pending() 
 
     // Once pulled (and made durable), everything flows, PUBLISH before PUBREC.
     let sent = pair.sent();
-    assert!(matches!(sent.as_slice(), [Packet::Publish(_), Packet::PubRec(_)]), "{sent:?}");
+    assert!(
+        matches!(sent.as_slice(), [Packet::Publish(_), Packet::PubRec(_)]),
+        "{sent:?}"
+    );
     assert!(matches!(pair.events().as_slice(), [Event::Message(_)]));
 }
 
@@ -164,7 +166,10 @@ fn restore_then_connect_resends_dup_publish_and_pubrel_in_original_order() {
             panic!("{p:?}")
         };
         assert!(p.dup, "a restored PUBLISH is a re-delivery [MQTT-3.3.1-1]");
-        assert_eq!((pid(&Packet::Publish(p.clone())), &p.payload[..]), (n, &body[..]));
+        assert_eq!(
+            (pid(&Packet::Publish(p.clone())), &p.payload[..]),
+            (n, &body[..])
+        );
     }
     // The broker's id 42 is still held: its re-send is acknowledged, not delivered.
     pair.deliver(publish(QosPid::ExactlyOnce(id(42)), true, b"in"))
@@ -478,7 +483,10 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
             assert!(seen <= 1, "QoS 2 {body:?} reached the broker {seen} times");
         }
         if ledger.custody.contains(body) {
-            assert!(seen >= 1, "{body:?} was in the store but never reached the broker");
+            assert!(
+                seen >= 1,
+                "{body:?} was in the store but never reached the broker"
+            );
         }
     }
     for (q, body) in &ledger.sent_by_broker {
@@ -512,7 +520,10 @@ proptest! {
 
 #[test]
 fn a_crash_between_every_step_of_both_qos2_flows_stays_exactly_once() {
-    let mut ops = vec![Op::Publish(QoS::ExactlyOnce), Op::BrokerPublish(QoS::ExactlyOnce)];
+    let mut ops = vec![
+        Op::Publish(QoS::ExactlyOnce),
+        Op::BrokerPublish(QoS::ExactlyOnce),
+    ];
     for durable in [0, 1, 2] {
         ops.extend([Op::Drive, Op::Release(0), Op::FeedThenCrash(durable)]);
         ops.extend([Op::Drive, Op::Release(0), Op::Crash]);
