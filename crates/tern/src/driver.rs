@@ -731,7 +731,7 @@ impl Driver {
                         let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.shutdown()).await;
                         self.finish_close_replies();
                     }
-                    return self.end(&conn, reason, deadline, &addr);
+                    return self.end(&conn, reason, &addr);
                 }
             }
             if conn.eof || conn.io_error.is_some() {
@@ -741,7 +741,7 @@ impl Driver {
                     .ended
                     .clone()
                     .unwrap_or(DisconnectReason::TransportClosed);
-                return self.end(&conn, reason, deadline, &addr);
+                return self.end(&conn, reason, &addr);
             }
 
             // The next deadline: the session's timer, the connect deadline before CONNACK,
@@ -806,7 +806,7 @@ impl Driver {
                     let t = Instant::now();
                     if close_deadline.is_some_and(|c| t >= c) {
                         self.finish_close_replies();
-                        return self.end(&conn, DisconnectReason::Local, deadline, &addr);
+                        return self.end(&conn, DisconnectReason::Local, &addr);
                     }
                     if !conn.connected && t >= deadline {
                         let stage = if connect_sent { ConnectStage::ConnAck } else { ConnectStage::Sending };
@@ -845,13 +845,7 @@ impl Driver {
     }
 
     /// Maps how a connection ended onto the client's error types.
-    fn end(
-        &mut self,
-        conn: &ConnState,
-        reason: DisconnectReason,
-        deadline: Instant,
-        addr: &str,
-    ) -> Ended {
+    fn end(&mut self, conn: &ConnState, reason: DisconnectReason, addr: &str) -> Ended {
         // Make sure the session knows the transport is gone (idempotent after DISCONNECT).
         self.session.handle_closed(now());
         let mut scratch = ConnState {
@@ -911,7 +905,6 @@ impl Driver {
                 None => ConnectError::ClosedBeforeConnAck,
             },
         };
-        let _ = deadline;
         Ended::ConnectFailed(error)
     }
 }
