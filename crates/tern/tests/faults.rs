@@ -7,12 +7,12 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{connected, unique, within};
 use tern::{Broker, Client, ConnectOptions, Event, Events, QoS, ReconnectPolicy};
 use tern_testkit::{FaultProxy, MosquittoConfig};
+use tokio::sync::watch;
 
 fn seeds() -> Vec<u64> {
     match std::env::var("TERN_TEST_SEED")
@@ -64,28 +64,23 @@ fn spawn_publisher(
     })
 }
 
-/// Cuts every connection through `proxy` at random byte counts until `stop` is set.
+/// Cuts every connection through `proxy` at random byte counts until `stop` changes.
 fn spawn_cutter(
     proxy: Arc<FaultProxy>,
-    stop: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
     max_cuts: usize,
 ) -> tokio::task::JoinHandle<usize> {
     tokio::spawn(async move {
         let mut cuts = 0;
-        while !stop.load(Ordering::Relaxed) && cuts < max_cuts {
+        while cuts < max_cuts {
             let before = proxy.connection_count();
             proxy.cut_after_random(2_000..=60_000);
-            // Wait for the cut to happen and the client to come back (bounded).
-            let back = tokio::time::timeout(Duration::from_secs(10), async {
-                while proxy.connection_count() == before && !stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await;
-            if back.is_err() {
-                break;
+            // The cut happens and the client comes back (the proxy's wait is bounded), or
+            // the stream is complete.
+            tokio::select! {
+                () = proxy.wait_for_connections(before + 1) => cuts += 1,
+                _ = stop.changed() => break,
             }
-            cuts += 1;
         }
         cuts
     })
@@ -140,11 +135,11 @@ async fn cut_scenario(qos: QoS, n: usize, seed: u64) {
     .await
     .unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let cutter = spawn_cutter(proxy.clone(), stop.clone(), 8);
+    let (stop, stopped) = watch::channel(false);
+    let cutter = spawn_cutter(proxy.clone(), stopped, 8);
     let completions = spawn_publisher(publisher, topic, n, qos);
     let (seen, order) = collect(&mut events, n, Duration::from_secs(90)).await;
-    stop.store(true, Ordering::Relaxed);
+    let _ = stop.send(true);
     let cuts = cutter.await.unwrap();
     let completions =
         tern_testkit::timeout(Duration::from_secs(30), completions, "publish completions")
