@@ -31,56 +31,25 @@ pub(crate) async fn open(
 ) -> Result<BoxStream, ConnectError> {
     let timeout = options.connect_timeout;
     let addrs = within(deadline, ConnectStage::Dns, timeout, tcp::resolve(broker)).await??;
-    let tcp = within(
-        deadline,
-        ConnectStage::Sending,
-        timeout,
-        tcp::connect(broker, &addrs),
-    )
-    .await??;
-    let stream: BoxStream = match broker.scheme {
-        Scheme::Mqtt => Box::new(tcp),
-        Scheme::Mqtts => {
-            let config = tls_required(tls_config)?;
-            let tls = within(
-                deadline,
-                ConnectStage::Sending,
-                timeout,
-                tls::handshake(broker, options, config, tcp),
-            )
-            .await??;
-            Box::new(tls)
-        }
-        Scheme::Ws => {
-            let ws = within(
-                deadline,
-                ConnectStage::Sending,
-                timeout,
-                ws::handshake(broker, options, tcp),
-            )
-            .await??;
-            Box::new(ws)
-        }
-        Scheme::Wss => {
-            let config = tls_required(tls_config)?;
-            let tls = within(
-                deadline,
-                ConnectStage::Sending,
-                timeout,
-                tls::handshake(broker, options, config, tcp),
-            )
-            .await??;
-            let ws = within(
-                deadline,
-                ConnectStage::Sending,
-                timeout,
-                ws::handshake(broker, options, tls),
-            )
-            .await??;
-            Box::new(ws)
-        }
+    // TCP, TLS and WebSocket handshakes: one stage, "CONNECT could not be sent in time".
+    let handshakes = async {
+        let tcp = tcp::connect(broker, &addrs).await?;
+        let stream: BoxStream = match broker.scheme {
+            Scheme::Mqtt => Box::new(tcp),
+            Scheme::Mqtts => {
+                let config = tls_required(tls_config)?;
+                Box::new(tls::handshake(broker, options, config, tcp).await?)
+            }
+            Scheme::Ws => Box::new(ws::handshake(broker, options, tcp).await?),
+            Scheme::Wss => {
+                let config = tls_required(tls_config)?;
+                let tls = tls::handshake(broker, options, config, tcp).await?;
+                Box::new(ws::handshake(broker, options, tls).await?)
+            }
+        };
+        Ok(stream)
     };
-    Ok(stream)
+    within(deadline, ConnectStage::Sending, timeout, handshakes).await?
 }
 
 fn tls_required(
