@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{connected, next_event, next_message, unique, within};
-use tern::{Broker, Client, ConnectOptions, Event, QoS, ReconnectPolicy};
+use tern::{Broker, Client, ConnectOptions, Event, QoS, ReconnectPolicy, SubscribeReturnCode};
 use tern_testkit::{FaultProxy, MosquittoConfig};
 
 fn fast_reconnect() -> ReconnectPolicy {
@@ -149,6 +149,45 @@ async fn reconnect_resubscribes_when_the_broker_has_no_session() {
     )
     .await;
     assert_eq!(&msg.payload[..], b"back");
+}
+
+#[tokio::test]
+async fn a_subscribe_lost_with_the_connection_is_made_on_the_next_one() {
+    let broker = MosquittoConfig::new().start();
+    let proxy = FaultProxy::start(broker.addr()).await;
+    let topic = unique("lostsub");
+    let (client, mut events) =
+        Client::new(ConnectOptions::new(unique("c")).reconnect(fast_reconnect()));
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", proxy.port())),
+    )
+    .await
+    .unwrap();
+
+    // The SUBSCRIBE leaves the client and vanishes; then the connection drops.
+    proxy.black_hole();
+    let subscribe = {
+        let (client, topic) = (client.clone(), topic.clone());
+        tokio::spawn(async move { client.subscribe([(topic.as_str(), QoS::AtLeastOnce)]).await })
+    };
+    proxy.wait_for_swallowed(1).await;
+    proxy.heal();
+    proxy.cut_now();
+
+    // Clean session: the broker's new session has no subscription, so tern sends it again
+    // and the caller's request completes once, with the broker's answer.
+    let granted = within("the SUBACK after reconnecting", subscribe)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(granted, [SubscribeReturnCode::Success(QoS::AtLeastOnce)]);
+    let (other, _) = connected(ConnectOptions::new(unique("o")), broker.port()).await;
+    other
+        .publish(&topic, "made", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    assert_eq!(&next_message(&mut events).await.payload[..], b"made");
 }
 
 #[tokio::test]

@@ -369,9 +369,10 @@ impl Session {
     /// Reports that the transport closed or failed. Emits
     /// [`DisconnectReason::TransportClosed`] if a connection was open (and no
     /// `Event::Disconnected` was emitted for it yet), then applies the clean-session rules:
-    /// with clean session, everything sent but not completed fails with
+    /// with clean session, every publish sent but not completed fails with
     /// [`RequestError::SessionLost`] ([`RequestError::Closed`] after `disconnect`), in send
-    /// order, after the `Disconnected` event; commands never handed out stay queued.
+    /// order, after the `Disconnected` event; commands never handed out stay queued, and so
+    /// do unacknowledged SUBSCRIBEs and UNSUBSCRIBEs unless the close was local.
     pub fn handle_closed(&mut self, now: Instant) {
         self.now = Some(now);
         if self.state.is_open() {
@@ -1005,6 +1006,39 @@ impl Session {
         let mut outbox = std::mem::take(&mut self.outbox);
         let mut publishes = Vec::new();
         let mut controls = Vec::new();
+        if clean && !local {
+            // A SUBSCRIBE/UNSUBSCRIBE sent but not acknowledged when the connection broke is
+            // harmless to repeat and the broker's new session will not have it: it goes back
+            // to the queue (ahead of later commands) instead of failing, so a subscription
+            // made just before a loss is still made.
+            for id in self.inflight.ids_in_order() {
+                let sent_control = self.inflight.get(id).is_some_and(|s| {
+                    s.ever_sent && matches!(s.packet, Packet::Subscribe(_) | Packet::Unsubscribe(_))
+                });
+                if !sent_control {
+                    continue;
+                }
+                match self.inflight.remove(id) {
+                    Some(Slot {
+                        req,
+                        packet: Packet::Subscribe(s),
+                        ..
+                    }) => controls.push(QueuedControl {
+                        req,
+                        control: Control::Subscribe(s.filters),
+                    }),
+                    Some(Slot {
+                        req,
+                        packet: Packet::Unsubscribe(u),
+                        ..
+                    }) => controls.push(QueuedControl {
+                        req,
+                        control: Control::Unsubscribe(u.filters),
+                    }),
+                    _ => {}
+                }
+            }
+        }
         for next in outbox.drain(..) {
             match next {
                 // Never handed out: still just a queued command.

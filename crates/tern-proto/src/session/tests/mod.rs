@@ -706,7 +706,7 @@ fn resume_sends_resends_before_queued_commands() {
 }
 
 #[test]
-fn clean_session_fails_in_flight_with_session_lost_and_keeps_queued_commands() {
+fn clean_session_fails_in_flight_publishes_and_requeues_subscribes() {
     let mut pair = Pair::new(config().max_inflight(1));
     pair.connect(false);
     let a = pair.publish(msg("a", b"a", QoS::AtLeastOnce));
@@ -719,29 +719,68 @@ fn clean_session_fails_in_flight_with_session_lost_and_keeps_queued_commands() {
     pair.close();
     let events = pair.events();
     assert_eq!(
-        events[0],
-        Event::Disconnected(DisconnectReason::TransportClosed)
-    );
-    assert_eq!(
-        events[1..],
+        events,
         [
+            Event::Disconnected(DisconnectReason::TransportClosed),
             Event::Failed {
                 id: a,
-                error: RequestError::SessionLost
-            },
-            Event::Failed {
-                id: s,
                 error: RequestError::SessionLost
             },
         ]
     );
     assert_eq!(pair.session.in_flight(), 0);
+    // The unacknowledged SUBSCRIBE goes again, ahead of the publish that was waiting.
     let sent = pair.connect(false);
-    assert_eq!(sent.len(), 1);
-    assert_eq!(payload(&sent[0]), b"b");
-    assert!(!is_dup(&sent[0]));
-    pair.deliver(Packet::PubAck(id(pid(&sent[0])))).unwrap();
-    assert_eq!(pair.events(), [Event::Published(b)]);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let Packet::Subscribe(Subscribe {
+        packet_id: sid,
+        filters,
+    }) = &sent[0]
+    else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(filters, &vec![(filter("s"), QoS::AtMostOnce)]);
+    assert_eq!(payload(&sent[1]), b"b");
+    assert!(!is_dup(&sent[1]));
+    pair.deliver(Packet::SubAck(SubAck {
+        packet_id: *sid,
+        return_codes: vec![SubscribeReturnCode::Success(QoS::AtMostOnce)],
+    }))
+    .unwrap();
+    pair.deliver(Packet::PubAck(id(pid(&sent[1])))).unwrap();
+    assert_eq!(
+        pair.events(),
+        [
+            Event::Subscribed {
+                id: s,
+                granted: vec![SubscribeReturnCode::Success(QoS::AtMostOnce)]
+            },
+            Event::Published(b)
+        ]
+    );
+}
+
+#[test]
+fn a_local_close_fails_unacknowledged_subscribes() {
+    let mut pair = Pair::new(config());
+    pair.connect(false);
+    let s = pair
+        .session
+        .subscribe(pair.now, vec![(filter("s"), QoS::AtMostOnce)])
+        .unwrap();
+    pair.sent();
+    pair.session.disconnect(pair.now).unwrap();
+    pair.sent();
+    pair.close();
+    let events = pair.events();
+    assert!(
+        events.contains(&Event::Failed {
+            id: s,
+            error: RequestError::Closed
+        }),
+        "{events:?}"
+    );
+    assert!(pair.connect(false).is_empty());
 }
 
 #[test]
