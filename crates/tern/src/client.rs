@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tern_proto::{QoS, SubscribeReturnCode, TopicFilter, TopicName};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::broker::Broker;
+use crate::chan;
 use crate::error::{ClientError, ConnectError, ConnectionError};
 use crate::options::ConnectOptions;
 
@@ -139,7 +140,7 @@ pub(crate) enum Command {
 }
 
 struct Shared {
-    commands: mpsc::Sender<Command>,
+    commands: chan::Sender<Command>,
     next_ticket: AtomicU64,
 }
 
@@ -169,7 +170,7 @@ pub struct Client {
 /// from the broker (commands still flow, so handlers may publish).
 #[derive(Debug)]
 pub struct Events {
-    rx: mpsc::Receiver<Event>,
+    rx: chan::Receiver<Event>,
 }
 
 impl Events {
@@ -208,9 +209,9 @@ impl Client {
     pub fn new_on(runtime: &tokio::runtime::Handle, options: ConnectOptions) -> (Self, Events) {
         // Commands are small; the session's own queue (max_queued) is the real bound, this
         // channel only needs to absorb bursts between driver wake-ups.
-        let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-        let (ev_tx, ev_rx) = mpsc::channel(options.event_capacity.max(1));
-        runtime.spawn(crate::driver::run(options, cmd_rx, ev_tx));
+        let (cmd_tx, cmd_rx) = chan::channel(1024);
+        let (ev_tx, ev_rx) = chan::channel(options.event_capacity.max(1));
+        runtime.spawn(crate::driver::run(Box::new(options), cmd_rx, ev_tx));
         let shared = Arc::new(Shared {
             commands: cmd_tx,
             next_ticket: AtomicU64::new(1),
@@ -232,8 +233,8 @@ impl Client {
 
     fn try_send(&self, cmd: Command) -> Result<(), ClientError> {
         self.shared.commands.try_send(cmd).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => ClientError::QueueFull,
-            mpsc::error::TrySendError::Closed(_) => ClientError::Shutdown,
+            chan::TrySendError::Full(_) => ClientError::QueueFull,
+            chan::TrySendError::Closed(_) => ClientError::Shutdown,
         })
     }
 

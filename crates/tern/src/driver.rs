@@ -9,10 +9,11 @@
 //! ```
 //!
 //! Every wait is a cancel-safe future in one `select!`: socket IO (one `poll_fn` that writes
-//! the outbox and reads into the inbox), commands, the session's timer, and room in the event
+//! the outbox and hands what it reads to the session), commands, the session's timer, and room in the event
 //! channel. Commands are served even while the event channel is full — only reading from the
 //! socket pauses — so an event handler that publishes cannot deadlock the client.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::poll_fn;
 use std::io;
@@ -28,11 +29,12 @@ use tern_proto::{
     ConnectReturnCode, LastWill, MqttString, QoS, Session, SessionConfig, SubscribeReturnCode,
     TopicFilter, TopicName,
 };
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
 use crate::broker::Broker;
+use crate::chan;
 use crate::client::{Command, Event, Message, Outcome, Reply};
 use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
 use crate::options::{ConnectOptions, Protocol};
@@ -41,10 +43,8 @@ use crate::transport::{self, BoxStream};
 
 /// Commands drained per wake-up before writing, so bursts leave in few syscalls.
 const COMMAND_BATCH: usize = 256;
-/// First size of the receive buffer; it grows on demand (idle connections stay small).
-const INITIAL_READ_BUF: usize = 1024;
-/// Largest single read.
-const MAX_READ_CHUNK: usize = 64 * 1024;
+/// Largest single read (into a buffer shared by the thread's connections).
+const READ_CHUNK: usize = 64 * 1024;
 /// Largest send buffer kept between bursts.
 const MAX_KEPT_OUTBOX: usize = 4 * 1024 * 1024;
 /// How long `close()` waits for DISCONNECT to be written before dropping the socket.
@@ -77,7 +77,7 @@ enum Ended {
 struct Driver {
     options: Arc<ConnectOptions>,
     session: Session,
-    events: mpsc::Sender<Event>,
+    events: chan::Sender<Event>,
     /// Events waiting for room in the channel. Reading from the socket pauses while this
     /// holds `event_capacity` or more, which bounds it (commands add at most one each).
     pending: VecDeque<Event>,
@@ -105,35 +105,43 @@ struct Driver {
     /// The session store (`ConnectOptions::session_store`, clean session off), opened and
     /// restored from at the first `connect`. Every batch of the session's store ops is
     /// made durable before the session may transmit or hand out events (write-ahead).
-    store: Option<SessionStore>,
+    store: Option<Box<SessionStore>>,
 }
 
+/// The driver task of one client. `options` comes boxed and the driver is built by a plain
+/// function: an async fn keeps its arguments, and values moved out of its locals, in its
+/// state for as long as it runs, and this future lives as long as the client.
 pub(crate) async fn run(
-    options: ConnectOptions,
-    mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Event>,
+    options: Box<ConnectOptions>,
+    mut commands: chan::Receiver<Command>,
+    events: chan::Sender<Event>,
 ) {
-    let session = Session::new(session_config(&options));
-    let mut d = Driver {
-        options: Arc::new(options),
-        session,
-        events,
-        pending: VecDeque::new(),
-        waiters: HashMap::new(),
-        subscriptions: BTreeMap::new(),
-        tls: None,
-        brokers: Vec::new(),
-        next_broker: 0,
-        connect_reply: None,
-        close_replies: Vec::new(),
-        want_connected: false,
-        connected_once: false,
-        attempt: 0,
-        commands_closed: false,
-        retry_same: false,
-        store: None,
-    };
+    let mut d = Driver::new(options, events);
     d.main(&mut commands).await;
+}
+
+impl Driver {
+    fn new(options: Box<ConnectOptions>, events: chan::Sender<Event>) -> Self {
+        Self {
+            session: Session::new(session_config(&options)),
+            options: Arc::from(options),
+            events,
+            pending: VecDeque::new(),
+            waiters: HashMap::new(),
+            subscriptions: BTreeMap::new(),
+            tls: None,
+            brokers: Vec::new(),
+            next_broker: 0,
+            connect_reply: None,
+            close_replies: Vec::new(),
+            want_connected: false,
+            connected_once: false,
+            attempt: 0,
+            commands_closed: false,
+            retry_same: false,
+            store: None,
+        }
+    }
 }
 
 /// The session configuration for `options`; the client id and will are validated later, at
@@ -196,7 +204,7 @@ fn validate(options: &ConnectOptions) -> Result<(), ConnectError> {
 }
 
 impl Driver {
-    async fn main(&mut self, commands: &mut mpsc::Receiver<Command>) {
+    async fn main(&mut self, commands: &mut chan::Receiver<Command>) {
         let mut retry_at: Option<Instant> = None;
         loop {
             if self.commands_closed && !self.want_connected {
@@ -421,15 +429,15 @@ impl Driver {
     fn emit(&mut self, ev: Event) {
         if self.pending.is_empty() {
             match self.events.try_send(ev) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-                Err(mpsc::error::TrySendError::Full(ev)) => self.pending.push_back(ev),
+                Ok(()) | Err(chan::TrySendError::Closed(_)) => {}
+                Err(chan::TrySendError::Full(ev)) => self.pending.push_back(ev),
             }
         } else {
             self.pending.push_back(ev);
         }
     }
 
-    fn send_pending(&mut self, permit: Option<mpsc::Permit<'_, Event>>) {
+    fn send_pending(&mut self, permit: Option<chan::Permit<'_, Event>>) {
         let Some(permit) = permit else {
             // The application dropped its Events: nobody will read them.
             self.pending.clear();
@@ -441,11 +449,11 @@ impl Driver {
         while let Some(ev) = self.pending.pop_front() {
             match self.events.try_send(ev) {
                 Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(ev)) => {
+                Err(chan::TrySendError::Full(ev)) => {
                     self.pending.push_front(ev);
                     break;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(chan::TrySendError::Closed(_)) => {
                     self.pending.clear();
                     break;
                 }
@@ -598,7 +606,7 @@ impl Driver {
                 reason: e.to_string(),
             });
         }
-        self.store = Some(store);
+        self.store = Some(Box::new(store));
         Ok(())
     }
 
@@ -620,7 +628,7 @@ impl Driver {
     async fn connection(
         &mut self,
         broker: &Broker,
-        commands: &mut mpsc::Receiver<Command>,
+        commands: &mut chan::Receiver<Command>,
     ) -> Ended {
         let deadline = Instant::now() + self.options.connect_timeout;
         if broker.scheme.is_tls() && self.tls.is_none() {
@@ -667,6 +675,9 @@ impl Driver {
                 }
             }
         };
+        // Free the handshake's allocation (the size of its largest state) before serving:
+        // kept until the end of this function, it would stay with every connection.
+        drop(open);
         self.serve(broker, stream, deadline, commands).await
     }
 
@@ -681,7 +692,7 @@ impl Driver {
         broker: &Broker,
         mut stream: BoxStream,
         deadline: Instant,
-        commands: &mut mpsc::Receiver<Command>,
+        commands: &mut chan::Receiver<Command>,
     ) -> Ended {
         let addr = format!("{}:{}", broker.host, broker.port);
         let mut conn = ConnState {
@@ -695,10 +706,8 @@ impl Driver {
         if let Err(e) = self.session.connect(now()) {
             return Ended::ConnectFailed(ConnectError::InvalidOptions(e.to_string()));
         }
-        let mut inbox = BytesMut::with_capacity(INITIAL_READ_BUF);
         let mut outbox = BytesMut::new();
         let mut needs_flush = false;
-        let mut read_size = INITIAL_READ_BUF;
         let mut timer: Pin<Box<Sleep>> = Box::pin(tokio::time::sleep_until(deadline));
         let mut timer_at: Option<Instant> = None;
         let mut close_deadline: Option<Instant> = None;
@@ -762,14 +771,12 @@ impl Driver {
 
             let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
             tokio::select! {
-                io = poll_fn(|cx| poll_io(cx, &mut stream, &mut inbox, &mut outbox, &mut needs_flush, &mut read_size, can_read)) => {
+                io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
                     match io {
-                        IoEvent::Read => {
-                            if let Err(e) = self.session.handle_input(now(), &inbox) {
-                                tracing::debug!(error = %e, "protocol violation by the broker");
-                                conn.ended.get_or_insert(DisconnectReason::Protocol(e));
-                            }
-                            inbox.clear();
+                        IoEvent::Read => {}
+                        IoEvent::Violation(e) => {
+                            tracing::debug!(error = %e, "protocol violation by the broker");
+                            conn.ended.get_or_insert(DisconnectReason::Protocol(e));
                         }
                         IoEvent::Progress => {}
                         IoEvent::Eof => conn.eof = true,
@@ -941,8 +948,10 @@ struct ConnState {
 }
 
 enum IoEvent {
-    /// Bytes were appended to the inbox.
+    /// Bytes were read and handed to the session.
     Read,
+    /// What was read broke the protocol (the session has ended the connection).
+    Violation(ProtocolError),
     /// Some of the outbox was written or flushed.
     Progress,
     Eof,
@@ -954,10 +963,9 @@ enum IoEvent {
 fn poll_io(
     cx: &mut Context<'_>,
     stream: &mut BoxStream,
-    inbox: &mut BytesMut,
+    session: &mut Session,
     outbox: &mut BytesMut,
     needs_flush: &mut bool,
-    read_size: &mut usize,
     can_read: bool,
 ) -> Poll<IoEvent> {
     let mut progress = false;
@@ -990,31 +998,46 @@ fn poll_io(
         // steady stream does not allocate and free its send buffer on every wake-up.
         *outbox = BytesMut::new();
     }
-    if can_read {
-        // Reads start small (idle connections stay small) and double, up to 64 KiB,
-        // whenever a read fills the buffer: a 16 KiB message then takes one or two reads,
-        // not sixteen.
-        if inbox.capacity() - inbox.len() < *read_size {
-            inbox.reserve(*read_size);
-        }
-        let spare = inbox.capacity() - inbox.len();
-        match tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, inbox) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(IoEvent::Eof),
-            Poll::Ready(Ok(n)) => {
-                if n >= spare {
-                    *read_size = (*read_size * 2).min(MAX_READ_CHUNK);
-                }
-                return Poll::Ready(IoEvent::Read);
-            }
-            Poll::Ready(Err(e)) => return Poll::Ready(IoEvent::Error(e)),
-            Poll::Pending => {}
-        }
+    if can_read && let Poll::Ready(ev) = poll_read_into(cx, stream, session) {
+        return Poll::Ready(ev);
     }
     if progress {
         Poll::Ready(IoEvent::Progress)
     } else {
         Poll::Pending
     }
+}
+
+thread_local! {
+    /// Where every connection on this thread reads into: the session copies what it is
+    /// given into its own buffer, so an idle connection holds no receive buffer at all.
+    static READ_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// Reads once (up to [`READ_CHUNK`] bytes) and hands the bytes to the session.
+fn poll_read_into(
+    cx: &mut Context<'_>,
+    stream: &mut BoxStream,
+    session: &mut Session,
+) -> Poll<IoEvent> {
+    let mut read = |buf: &mut [u8]| {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(IoEvent::Eof),
+            Poll::Ready(Ok(())) => Poll::Ready(match session.handle_input(now(), rb.filled()) {
+                Ok(()) => IoEvent::Read,
+                Err(e) => IoEvent::Violation(e),
+            }),
+            Poll::Ready(Err(e)) => Poll::Ready(IoEvent::Error(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    };
+    READ_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => read(&mut buf),
+        // Not reentered in practice (a stream does not poll another client's driver); if
+        // it ever is, a buffer of its own does the job.
+        Err(_) => read(&mut vec![0; READ_CHUNK]),
+    })
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -1037,10 +1060,10 @@ mod tests {
     /// it stays small (the connect-time handshakes are boxed for that reason).
     #[test]
     fn driver_future_stays_small() {
-        let (_tx, commands) = tokio::sync::mpsc::channel(1);
-        let (events, _rx) = tokio::sync::mpsc::channel(1);
-        let fut = super::run(crate::ConnectOptions::new("x"), commands, events);
+        let (_tx, commands) = crate::chan::channel(1);
+        let (events, _rx) = crate::chan::channel(1);
+        let fut = super::run(Box::new(crate::ConnectOptions::new("x")), commands, events);
         let size = size_of_val(&fut);
-        assert!(size <= 4096, "driver future is {size} bytes");
+        assert!(size <= 2304, "driver future is {size} bytes");
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod callback;
+mod chan;
 mod client;
 mod driver;
 pub mod error;

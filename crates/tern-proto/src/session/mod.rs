@@ -324,6 +324,11 @@ impl Session {
                 return Err(e);
             }
         }
+        if self.inbuf.is_empty() {
+            // Nothing partial is kept: give the buffer back (what was decoded from it lives
+            // on in the packets), so an idle connection holds none.
+            self.inbuf = BytesMut::new();
+        }
         self.arm_keepalive();
         self.pump();
         Ok(())
@@ -495,7 +500,10 @@ impl Session {
         // (queued commands, finite) after an encoding failure.
         while let Some(next) = self.outbox.pop_front() {
             match next {
-                Outgoing::Connect => out.extend_from_slice(&self.connect_bytes),
+                Outgoing::Connect => {
+                    // Sent once per connection; `connect` encodes it again.
+                    out.extend_from_slice(&std::mem::take(&mut self.connect_bytes));
+                }
                 Outgoing::Publish0 { req, publish } => match Packet::Publish(publish).encode(out) {
                     Ok(()) => self.events.push_back(Event::Published(req)),
                     Err(error) => self.events.push_back(Event::Failed {
