@@ -7,8 +7,9 @@
 use std::ffi::OsString;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use tern::{Client, Event, Events, Message, Outcome, SubscribeReturnCode, Ticket};
+use tern::{Client, Event, Events, Message, Outcome, ReconnectPolicy, SubscribeReturnCode, Ticket};
 use tokio::time::Instant;
 
 use crate::mosq::args::{self, Parsed, SubArgs};
@@ -74,7 +75,14 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
 
 fn run(a: SubArgs, format: Option<Format>) -> Result<(), Fatal> {
     let deadline = a.timeout.map(|d| Instant::now() + d);
-    let setup = mosq::setup(&a.common, "sub")?;
+    let mut setup = mosq::setup(&a.common, "sub")?;
+    // Like mosquitto_sub: a lost connection is re-made (a first failure is not retried),
+    // and the subscriptions with it.
+    setup.options = setup.options.reconnect(ReconnectPolicy {
+        initial_delay: Duration::from_millis(500),
+        max_delay: Duration::from_secs(10),
+        ..ReconnectPolicy::default()
+    });
     let rt = mosq::runtime()?;
     rt.block_on(async {
         let (client, events) = within(deadline, mosq::connect(&setup)).await??;
@@ -224,9 +232,24 @@ impl<W: Write> Subscriber<'_, W> {
                 }
                 Ok(self.acknowledged())
             }
+            Some(Event::Disconnected {
+                error,
+                will_reconnect: true,
+            }) => {
+                self.trace
+                    .client(format_args!("connection lost ({error}); reconnecting"));
+                Ok(Flow::Continue)
+            }
             Some(Event::Disconnected { error, .. }) => Err(Fatal::new(
                 exit::ERROR,
                 format!("Error: connection lost: {error}"),
+            )),
+            Some(Event::ConnectFailed {
+                error,
+                will_retry: false,
+            }) => Err(Fatal::new(
+                exit::ERROR,
+                format!("Error: reconnecting failed: {error}"),
             )),
             Some(_) => Ok(Flow::Continue),
             None => Err(Fatal::new(

@@ -100,3 +100,19 @@ fn debug_traces_packets_on_stderr() {
     }
     assert_eq!(sub.text(), "traced\n");
 }
+
+#[test]
+fn sub_reconnects_and_resubscribes_after_a_broker_restart() {
+    let mut broker = MosquittoConfig::new().start();
+    let sub = subscribed(
+        &broker,
+        "phoenix-sub",
+        with(&broker, &["-t", "ph", "-C", "1"]),
+    );
+    broker.restart();
+    // mosquitto_sub's behaviour: back on the same port, subscribed again (the restarted
+    // broker kept no session).
+    broker.wait_for_log_count("Sending SUBACK to phoenix-sub", 2);
+    tern_at(&broker, &["pub", "-t", "ph", "-m", "after"]).assert_code(0);
+    assert_eq!(sub.wait().assert_code(0).text(), "after\n");
+}

@@ -599,8 +599,14 @@ impl Mosquitto {
     /// to know a reference subscriber with client id `sub-1` is subscribed. Panics with the
     /// log on timeout.
     pub fn wait_for_log(&self, needle: &str) {
+        self.wait_for_log_count(needle, 1);
+    }
+
+    /// Like [`wait_for_log`](Self::wait_for_log), until `needle` appears at least `n` times
+    /// (the log is kept across [`restart`](Self::restart)).
+    pub fn wait_for_log_count(&self, needle: &str, n: usize) {
         let deadline = Instant::now() + DEFAULT_WAIT;
-        while !self.log().contains(needle) {
+        while self.log().matches(needle).count() < n {
             assert!(
                 Instant::now() < deadline,
                 "timed out after {DEFAULT_WAIT:?} waiting for {needle:?} in the mosquitto log\n{}",
