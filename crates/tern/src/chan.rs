@@ -13,13 +13,11 @@ use std::future::{Future, poll_fn};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
-use tokio::sync::{Notify, Semaphore, SemaphorePermit, TryAcquireError};
+use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
 
 struct Chan<T> {
     state: Mutex<State<T>>,
     space: Semaphore,
-    /// Wakes the receiver: an item arrived, or the last sender left.
-    ready: Notify,
 }
 
 struct State<T> {
@@ -27,6 +25,10 @@ struct State<T> {
     senders: usize,
     /// The receiver is gone: sending fails and nothing is kept.
     closed: bool,
+    /// The receiver found the queue empty and waits: woken by the next item, or when the
+    /// last sender leaves. Registered under the same lock that saw the queue empty, so no
+    /// wake-up is lost.
+    waiting: Option<Waker>,
 }
 
 impl<T> Chan<T> {
@@ -44,9 +46,9 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             items: VecDeque::new(),
             senders: 1,
             closed: false,
+            waiting: None,
         }),
         space: Semaphore::new(capacity.max(1)),
-        ready: Notify::new(),
     });
     (
         Sender { chan: chan.clone() },
@@ -82,13 +84,17 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let last = {
+        let waiting = {
             let mut state = self.chan.lock();
             state.senders -= 1;
-            state.senders == 0
+            if state.senders == 0 {
+                state.waiting.take()
+            } else {
+                None
+            }
         };
-        if last {
-            self.chan.ready.notify_one();
+        if let Some(w) = waiting {
+            w.wake();
         }
     }
 }
@@ -127,7 +133,7 @@ impl<T> Sender<T> {
     }
 
     fn push(&self, item: T) -> Result<(), T> {
-        {
+        let waiting = {
             let mut state = self.chan.lock();
             if state.closed {
                 return Err(item);
@@ -138,8 +144,11 @@ impl<T> Sender<T> {
                 state.items.reserve_exact(1);
             }
             state.items.push_back(item);
+            state.waiting.take()
+        };
+        if let Some(w) = waiting {
+            w.wake();
         }
-        self.chan.ready.notify_one();
         Ok(())
     }
 }
@@ -192,27 +201,42 @@ impl<T> Receiver<T> {
     /// tokio's cooperative budget, as `mpsc` does, so a busy queue cannot starve the task's
     /// other work.
     pub(crate) async fn recv(&mut self) -> Option<T> {
-        poll_fn(|cx| tokio::task::coop::poll_proceed(cx).map(|r| r.made_progress())).await;
-        loop {
-            match self.try_recv() {
-                Ok(item) => return Some(item),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => self.chan.ready.notified().await,
-            }
-        }
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next item, registering `cx`'s waker when there is none.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let item = match self.take(Some(cx.waker())) {
+            Ok(item) => Some(item),
+            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => return Poll::Pending,
+        };
+        coop.made_progress();
+        Poll::Ready(item)
     }
 
     /// The next item if one is queued.
     pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        self.take(None)
+    }
+
+    /// Takes the next item; when there is none and `waker` is given, registers it.
+    fn take(&mut self, waker: Option<&Waker>) -> Result<T, TryRecvError> {
         if self.buf.is_empty() {
             let taken = {
                 let mut state = self.chan.lock();
                 if state.items.is_empty() {
-                    return Err(if state.senders == 0 {
-                        TryRecvError::Disconnected
-                    } else {
-                        TryRecvError::Empty
-                    });
+                    if state.senders == 0 {
+                        return Err(TryRecvError::Disconnected);
+                    }
+                    if let Some(w) = waker {
+                        match &mut state.waiting {
+                            Some(old) if old.will_wake(w) => {}
+                            slot => *slot = Some(w.clone()),
+                        }
+                    }
+                    return Err(TryRecvError::Empty);
                 }
                 // The whole burst at once; the queue starts again unallocated.
                 self.buf = std::mem::take(&mut state.items);
