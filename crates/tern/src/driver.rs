@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::poll_fn;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -64,6 +65,29 @@ enum Waiter {
     Resubscribe(Vec<(TopicFilter, QoS)>),
 }
 
+/// Request ids are distinct counters: their value is a perfect hash, and SipHash would be a
+/// measurable share of a publish's cost (one insert and one remove per message).
+#[derive(Default)]
+struct RequestIdHasher(u64);
+
+impl Hasher for RequestIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `RequestId` (a u64); folds anything else in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // hashbrown takes its control bits from the top 7 bits: spread the counter there.
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// How a connection (or attempt) ended.
 enum Ended {
     /// The attempt failed before CONNACK.
@@ -81,7 +105,7 @@ struct Driver {
     /// Events waiting for room in the channel. Reading from the socket pauses while this
     /// holds `event_capacity` or more, which bounds it (commands add at most one each).
     pending: VecDeque<Event>,
-    waiters: HashMap<RequestId, Waiter>,
+    waiters: HashMap<RequestId, Waiter, BuildHasherDefault<RequestIdHasher>>,
     /// What is subscribed (as granted), for re-subscription after a reconnect.
     subscriptions: BTreeMap<TopicFilter, QoS>,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -127,7 +151,7 @@ impl Driver {
             options: Arc::from(options),
             events,
             pending: VecDeque::new(),
-            waiters: HashMap::new(),
+            waiters: HashMap::default(),
             subscriptions: BTreeMap::new(),
             tls: None,
             brokers: Vec::new(),
@@ -762,10 +786,14 @@ impl Driver {
             if let Some(c) = close_deadline {
                 next = Some(next.map_or(c, |t| t.min(c)));
             }
-            if next != timer_at {
-                if let Some(at) = next {
-                    timer.as_mut().reset(at);
-                }
+            // Re-arm only for an earlier deadline: the keepalive deadline moves with every
+            // packet, and resetting a tokio timer takes the timer driver's lock. A timer that
+            // fires before the (moved) deadline is harmless: nothing is expired yet, and the
+            // next turn arms it again.
+            if let Some(at) = next
+                && timer_at.is_none_or(|armed| at < armed)
+            {
+                timer.as_mut().reset(at);
                 timer_at = next;
             }
 
