@@ -46,6 +46,8 @@ use crate::transport::{self, BoxStream};
 const COMMAND_BATCH: usize = 256;
 /// Largest single read (into a buffer shared by the thread's connections).
 const READ_CHUNK: usize = 64 * 1024;
+/// Encoded bytes waiting for the socket beyond which nothing more is encoded.
+const OUTBOX_HIGH_WATER: usize = 256 * 1024;
 /// Largest send buffer kept between bursts.
 const MAX_KEPT_OUTBOX: usize = 4 * 1024 * 1024;
 /// How long `close()` waits for DISCONNECT to be written before dropping the socket.
@@ -748,7 +750,10 @@ impl Driver {
                     conn.io_error.get_or_insert(Arc::new(e));
                     break;
                 }
-                let sent = self.session.poll_transmit(&mut outbox);
+                // Encode only what the socket can take soon: a backlog of large publishes
+                // would otherwise be copied into one buffer of many megabytes.
+                let room = OUTBOX_HIGH_WATER.saturating_sub(outbox.len());
+                let sent = self.session.poll_transmit_max(&mut outbox, room);
                 if !self.drain_session_events(&mut conn) && sent == 0 {
                     break;
                 }

@@ -492,13 +492,24 @@ impl Session {
     /// With persistence on, hands out nothing while [`poll_persist`](Self::poll_persist)
     /// has ops (they protect what would be sent).
     pub fn poll_transmit(&mut self, out: &mut BytesMut) -> usize {
+        self.poll_transmit_max(out, usize::MAX)
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but stops once `max` bytes were appended
+    /// (the packet that crosses the limit is still appended whole; `max = 0` appends
+    /// nothing). What is left goes out at the next call, in order. A driver uses it to keep
+    /// its send buffer small while a large backlog (e.g. 1,000 queued 16 KiB publishes)
+    /// drains.
+    pub fn poll_transmit_max(&mut self, out: &mut BytesMut, max: usize) -> usize {
         let start = out.len();
         if !self.persist.is_empty() {
             return 0;
         }
         // Bounded: each iteration removes one entry; entries are only added by `pump`
         // (queued commands, finite) after an encoding failure.
-        while let Some(next) = self.outbox.pop_front() {
+        while out.len() - start < max
+            && let Some(next) = self.outbox.pop_front()
+        {
             match next {
                 Outgoing::Connect => {
                     // Sent once per connection; `connect` encodes it again.

@@ -1233,3 +1233,26 @@ fn oversized_publishes_are_refused_up_front() {
         "{r:?}"
     );
 }
+
+#[test]
+fn poll_transmit_max_stops_at_the_limit_and_keeps_the_rest_in_order() {
+    let mut pair = Pair::new(config());
+    pair.connect(false);
+    for p in [b"one", b"two", b"six"] {
+        pair.publish(msg("t", p, QoS::AtLeastOnce));
+    }
+    let mut out = BytesMut::new();
+    assert_eq!(pair.session.poll_transmit_max(&mut out, 0), 0);
+    // The packet that crosses the limit is whole; nothing after it.
+    let n = pair.session.poll_transmit_max(&mut out, 1);
+    assert!(n > 0 && n == out.len());
+    let mut decoder = crate::packet::Decoder::new(ProtocolLevel::V3_1_1, 1 << 20);
+    let first = decoder.decode(&mut out).unwrap().unwrap();
+    assert!(out.is_empty());
+    assert_eq!(payload(&first), b"one");
+    let rest = pair.sent();
+    assert_eq!(
+        rest.iter().map(payload).collect::<Vec<_>>(),
+        [&b"two"[..], b"six"]
+    );
+}
