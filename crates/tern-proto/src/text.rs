@@ -85,6 +85,7 @@ impl MqttString {
 
 impl MqttString {
     /// Wraps bytes that [`check`] (or an equivalent fast path) has accepted.
+    #[inline]
     pub(crate) fn from_checked(bytes: Bytes) -> Self {
         debug_assert!(check(&bytes).is_ok());
         Self(bytes)

@@ -57,10 +57,24 @@ impl TopicName {
     /// Validates bytes (e.g. a slice of a received packet) as a topic name, without copying.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, TopicError> {
         // The decoder's hot path: one vectorised pass for the usual ASCII name.
-        if !bytes.is_empty() && crate::text::plain_ascii_without(&bytes, b'+', b'#') {
-            return Ok(Self(MqttString::from_checked(bytes)));
+        if Self::is_plain(&bytes) {
+            return Ok(Self::from_plain(bytes));
         }
         Self::from_string(MqttString::from_bytes(bytes)?)
+    }
+
+    /// True when `bytes` is a valid topic name of the common kind: non-empty plain ASCII
+    /// without U+0000, `+` or `#`. False means "check precisely", not "invalid".
+    #[inline]
+    pub(crate) fn is_plain(bytes: &[u8]) -> bool {
+        !bytes.is_empty() && crate::text::plain_ascii_without(bytes, b'+', b'#')
+    }
+
+    /// Wraps bytes that [`TopicName::is_plain`] accepted.
+    #[inline]
+    pub(crate) fn from_plain(bytes: Bytes) -> Self {
+        debug_assert!(Self::is_plain(&bytes));
+        Self(MqttString::from_checked(bytes))
     }
 
     /// Validates an already valid MQTT string as a topic name.

@@ -3,7 +3,10 @@
 use bytes::{Buf, BytesMut};
 
 use super::fixed_header::FixedHeader;
-use super::{DecodeError, Packet, ProtocolLevel};
+use super::publish::{FLAG_DUP, FLAG_RETAIN};
+use super::read::remaining_length;
+use super::{DecodeError, Packet, PacketId, ProtocolLevel, Publish, QosPid};
+use crate::topic::TopicName;
 
 /// The largest remaining length the 4-byte encoding can express [MQTT-2.2.3].
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
@@ -58,7 +61,80 @@ impl Decoder {
     /// the same packets and the same error: the first byte (type, Table 2.2 flags, PUBLISH
     /// QoS and DUP) before the length; the length's encoding, fixed-size bodies and the size
     /// limit once the fixed header is complete; everything else once the body is.
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        // Fast path for whole, well-formed PUBLISH and fixed-size packets: parsed straight
+        // from the buffer, built without intermediate moves. Anything it does not accept
+        // outright (errors, partial packets, other types, unusual topics) goes to
+        // `decode_general`, which applies every rule and reports the precise error.
+        let bytes: &[u8] = buf;
+        let Some((&first, rest)) = bytes.split_first() else {
+            return Ok(None);
+        };
+        let Some((remaining, len_bytes)) = fast_remaining_length(rest) else {
+            return self.decode_general(buf);
+        };
+        let header_len = 1 + len_bytes;
+        // At most 5 + 268,435,455: no overflow.
+        let len = header_len + remaining;
+        if len > self.max_packet_size {
+            return self.decode_general(buf);
+        }
+        let Some(body) = bytes.get(header_len..len) else {
+            return self.decode_general(buf); // checks the header, then waits for the body
+        };
+        match first {
+            // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a non-zero id, nothing else.
+            0x40 | 0x50 | 0x62 | 0x70 | 0xb0 => {
+                if let &[hi, lo] = body
+                    && let Some(id) = PacketId::new(u16::from_be_bytes([hi, lo]))
+                {
+                    buf.advance(len);
+                    return Ok(Some(match first {
+                        0x40 => Packet::PubAck(id),
+                        0x50 => Packet::PubRec(id),
+                        0x62 => Packet::PubRel(id),
+                        0x70 => Packet::PubComp(id),
+                        _ => Packet::UnsubAck(id),
+                    }));
+                }
+            }
+            0xc0 | 0xd0 | 0xe0 if body.is_empty() => {
+                buf.advance(len);
+                return Ok(Some(match first {
+                    0xc0 => Packet::PingReq,
+                    0xd0 => Packet::PingResp,
+                    _ => Packet::Disconnect,
+                }));
+            }
+            0x30..=0x3f => {
+                if let Some((qos_pid, topic_len)) = plain_publish(first, body) {
+                    // Split the packet off once; topic and payload share it.
+                    let mut body = buf.split_to(len).freeze();
+                    let topic_at = header_len + 2;
+                    let topic = TopicName::from_plain(body.slice(topic_at..topic_at + topic_len));
+                    let id_len = if qos_pid == QosPid::AtMostOnce { 0 } else { 2 };
+                    body.advance(topic_at + topic_len + id_len);
+                    return Ok(Some(Packet::Publish(Publish {
+                        dup: first & FLAG_DUP != 0,
+                        qos_pid,
+                        retain: first & FLAG_RETAIN != 0,
+                        topic,
+                        payload: body,
+                    })));
+                }
+            }
+            _ => {}
+        }
+        self.decode_general(buf)
+    }
+
+    /// The complete decoder: every packet type, every check, every error, and partial input.
+    #[inline(never)]
+    pub(super) fn decode_general(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Packet>, DecodeError> {
         let Some(header) = FixedHeader::parse(buf)? else {
             return Ok(None);
         };
@@ -87,4 +163,45 @@ impl Decoder {
             packet.map(Some)
         }
     }
+}
+
+/// The remaining-length field at the start of `bytes` and how many bytes it takes; `None`
+/// when it is incomplete or malformed (left to [`FixedHeader::parse`] to tell which).
+#[inline(always)]
+fn fast_remaining_length(bytes: &[u8]) -> Option<(usize, usize)> {
+    let &b0 = bytes.first()?;
+    if b0 & 0x80 == 0 {
+        return Some((usize::from(b0), 1));
+    }
+    remaining_length(bytes).ok().flatten()
+}
+
+/// The QoS with packet id and the topic length of the PUBLISH whose first byte is `first`
+/// and body `body`, when it is valid and its topic is plain ASCII (see
+/// [`TopicName::is_plain`]); `None` for anything else.
+#[inline(always)]
+fn plain_publish(first: u8, body: &[u8]) -> Option<(QosPid, usize)> {
+    let qos = (first >> 1) & 0b11;
+    if qos == 3 || (qos == 0 && first & FLAG_DUP != 0) {
+        return None;
+    }
+    let (&[t0, t1], rest) = body.split_first_chunk::<2>()?;
+    let topic_len = usize::from(u16::from_be_bytes([t0, t1]));
+    let topic = rest.get(..topic_len)?;
+    if !TopicName::is_plain(topic) {
+        return None;
+    }
+    let qos_pid = match qos {
+        0 => QosPid::AtMostOnce,
+        _ => {
+            let (&[p0, p1], _) = rest.get(topic_len..)?.split_first_chunk::<2>()?;
+            let id = PacketId::new(u16::from_be_bytes([p0, p1]))?;
+            if qos == 1 {
+                QosPid::AtLeastOnce(id)
+            } else {
+                QosPid::ExactlyOnce(id)
+            }
+        }
+    };
+    Some((qos_pid, topic_len))
 }

@@ -37,7 +37,7 @@ pub use unsubscribe::Unsubscribe;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
     /// CONNECT (1): client to server.
-    Connect(Connect),
+    Connect(Box<Connect>),
     /// CONNACK (2): server to client.
     ConnAck(ConnAck),
     /// PUBLISH (3): both directions.

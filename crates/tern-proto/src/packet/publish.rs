@@ -3,8 +3,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::read::Reader;
-use super::write::{prefixed_len, put_prefixed};
-use super::{DecodeError, EncodeError, PacketId, QoS};
+use super::write::{prefixed_len, put_prefixed, put_remaining_length, remaining_length_len};
+use super::{DecodeError, EncodeError, MAX_REMAINING_LENGTH, PacketId, PacketType, QoS};
 use crate::topic::TopicName;
 
 /// PUBLISH: an application message, in either direction.
@@ -65,8 +65,8 @@ impl Publish {
     }
 }
 
-const FLAG_RETAIN: u8 = 0b0001;
-const FLAG_DUP: u8 = 0b1000;
+pub(super) const FLAG_RETAIN: u8 = 0b0001;
+pub(super) const FLAG_DUP: u8 = 0b1000;
 
 impl Publish {
     /// Decodes a PUBLISH body; `flags` passed the fixed-header checks (QoS 0..=2, no DUP at
@@ -106,6 +106,33 @@ impl Publish {
             flags |= FLAG_RETAIN;
         }
         flags
+    }
+
+    /// Appends the whole packet, fixed header included (what [`super::Packet::encode`] does
+    /// for a PUBLISH, in one pass): refuses DUP at QoS 0 and a remaining length above
+    /// 268,435,455, leaving `out` untouched.
+    #[inline]
+    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        self.check()?;
+        let topic = self.topic.as_str().as_bytes();
+        let id = self.packet_id();
+        let remaining = self.remaining_len();
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::TooLarge { len: remaining });
+        }
+        // Total size: first byte, remaining length, body.
+        out.reserve(1 + remaining_length_len(remaining) + remaining);
+        // The fixed-size parts as single-byte and u16 stores, the variable ones as copies.
+        out.put_u8((PacketType::Publish as u8) << 4 | self.flags());
+        put_remaining_length(out, remaining);
+        // The topic is a valid MQTT string: at most 65,535 bytes.
+        out.put_u16(topic.len() as u16);
+        out.put_slice(topic);
+        if let Some(id) = id {
+            out.put_u16(id.get());
+        }
+        out.put_slice(&self.payload);
+        Ok(())
     }
 
     /// Body length.

@@ -71,7 +71,7 @@ fn encode(packet: &Packet) -> Vec<u8> {
 }
 
 fn connect_minimal(level: ProtocolLevel) -> Packet {
-    Packet::Connect(Connect {
+    Packet::Connect(Box::new(Connect {
         level,
         client_id: s("tern"),
         keep_alive: 60,
@@ -79,7 +79,7 @@ fn connect_minimal(level: ProtocolLevel) -> Packet {
         will: None,
         username: None,
         password: None,
-    })
+    }))
 }
 
 /// A valid vector: file, the levels it is valid at, the packet, and whether encoding the
@@ -107,7 +107,7 @@ fn vectors() -> Vec<Vector> {
         v(
             testdata!("v311/connect_full"),
             BOTH,
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 level: V3_1_1,
                 client_id: s("c1"),
                 keep_alive: 10,
@@ -120,12 +120,12 @@ fn vectors() -> Vec<Vector> {
                 }),
                 username: Some(s("user")),
                 password: Some(b(b"\x00\xff\x01")),
-            }),
+            })),
         ),
         v(
             testdata!("v311/connect_empty_client_id"),
             BOTH,
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 level: V3_1_1,
                 client_id: s(""),
                 keep_alive: 0,
@@ -133,7 +133,7 @@ fn vectors() -> Vec<Vector> {
                 will: None,
                 username: None,
                 password: None,
-            }),
+            })),
         ),
         v(
             testdata!("v311/connack_accepted"),
@@ -259,7 +259,7 @@ fn vectors() -> Vec<Vector> {
         v(
             testdata!("v31/connect_full"),
             BOTH,
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 level: V3_1,
                 client_id: s("tern"),
                 keep_alive: 60,
@@ -272,12 +272,12 @@ fn vectors() -> Vec<Vector> {
                 }),
                 username: Some(s("u")),
                 password: Some(b(b"p")),
-            }),
+            })),
         ),
         v(
             testdata!("v31/connect_password_without_username"),
             BOTH,
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 level: V3_1,
                 client_id: s("tern"),
                 keep_alive: 60,
@@ -285,7 +285,7 @@ fn vectors() -> Vec<Vector> {
                 will: None,
                 username: None,
                 password: Some(b(b"pw")),
-            }),
+            })),
         ),
         v(
             testdata!("v31/connack_accepted"),
@@ -1237,7 +1237,7 @@ pub(crate) mod strategy {
     /// Any valid packet at `level`, every type equally likely.
     pub(crate) fn packet(level: ProtocolLevel) -> impl Strategy<Value = Packet> {
         prop_oneof![
-            connect(level).prop_map(Packet::Connect),
+            connect(level).prop_map(|c| Packet::Connect(Box::new(c))),
             connack(level).prop_map(Packet::ConnAck),
             publish().prop_map(Packet::Publish),
             packet_id().prop_map(Packet::PubAck),
@@ -1301,7 +1301,7 @@ macro_rules! round_trip {
 
 round_trip! {
     connect_round_trips: strategy::level()
-        .prop_flat_map(|l| (Just(l), strategy::connect(l).prop_map(Packet::Connect)));
+        .prop_flat_map(|l| (Just(l), strategy::connect(l).prop_map(|c| Packet::Connect(Box::new(c)))));
     connack_round_trips: strategy::level()
         .prop_flat_map(|l| (Just(l), strategy::connack(l).prop_map(Packet::ConnAck)));
     publish_round_trips: (strategy::level(), strategy::publish().prop_map(Packet::Publish));
@@ -1388,6 +1388,94 @@ proptest! {
         let whole = collect_until_error(level, [&bytes[..]]);
         let one_by_one = collect_until_error(level, bytes.chunks(1));
         prop_assert_eq!(whole, one_by_one);
+    }
+}
+
+/// Decodes `bytes` until an error or lack of input with `Decoder::decode` (fast paths on)
+/// and with the general path alone; both must give the same packets, the same error and
+/// leave the same bytes.
+fn fast_and_general_agree(
+    level: ProtocolLevel,
+    max: usize,
+    bytes: &[u8],
+) -> Result<(), TestCaseError> {
+    let mut fast = Decoder::new(level, max);
+    let mut general = Decoder::new(level, max);
+    let mut a = BytesMut::from(bytes);
+    let mut b = BytesMut::from(bytes);
+    loop {
+        let x = fast.decode(&mut a);
+        let y = general.decode_general(&mut b);
+        prop_assert_eq!(&x, &y);
+        prop_assert_eq!(&a, &b);
+        if !matches!(x, Ok(Some(_))) {
+            return Ok(());
+        }
+    }
+}
+
+#[test]
+fn fast_path_edge_cases_match_the_general_path() {
+    let cases: &[&[u8]] = &[
+        b"\x40\x02\x00\x00",                 // PUBACK id 0
+        b"\x40\x02\x00",                     // PUBACK incomplete
+        b"\x40\x01\x00",                     // PUBACK too short
+        b"\x40\x82\x00\x00\x07",             // PUBACK, non-minimal length
+        b"\x62\x02\x00\x07\x70\x02\x00\x07", // PUBREL then PUBCOMP
+        b"\x60\x02\x00\x07",                 // PUBREL without its flag
+        b"\xd0\x00\xc0\x00\xe0\x00",         // PINGRESP, PINGREQ, DISCONNECT
+        b"\xd0\x01\x00",                     // PINGRESP with a body
+        b"\x30\x03\x00\x01a",                // QoS 0
+        b"\x30\x02\x00\x00",                 // empty topic
+        b"\x30\x03\x00\x01+",                // wildcard
+        b"\x30\x03\x00\x01#",                // wildcard
+        b"\x30\x03\x00\x01\x00",             // U+0000
+        b"\x30\x04\x00\x02\xc3\xa9",         // non-ASCII topic
+        b"\x30\x04\x00\x02\xc3\x28",         // invalid UTF-8
+        b"\x30\x03\x00\x02a",                // topic longer than the packet
+        b"\x32\x03\x00\x01a",                // QoS 1 without an id
+        b"\x32\x05\x00\x01a\x00\x00",        // QoS 1, id 0
+        b"\x34\x06\x00\x01a\x00\x01x",       // QoS 2
+        b"\x3d\x06\x00\x01a\x00\x01x",       // QoS 2, DUP, RETAIN
+        b"\x36\x06\x00\x01a\x00\x01x",       // QoS 3
+        b"\x38\x03\x00\x01a",                // DUP at QoS 0
+        b"\x30\x83\x00\x00\x01a",            // non-minimal length
+        b"\x30\xff\xff\xff\xff\x01",         // five length bytes
+        b"\x30\xff\xff\xff\x7f",             // too large for the limit
+    ];
+    for &case in cases {
+        for level in [V3_1, V3_1_1] {
+            for max in [3, 4, 5, DEFAULT_MAX_PACKET_SIZE] {
+                fast_and_general_agree(level, max, case)
+                    .unwrap_or_else(|e| panic!("{case:02x?} {level} {max}: {e}"));
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_fast_path_agrees_with_the_general_path_on_arbitrary_bytes(
+        bytes in prop::collection::vec(any::<u8>(), 0..64),
+        level in strategy::level(),
+    ) {
+        fast_and_general_agree(level, DEFAULT_MAX_PACKET_SIZE, &bytes)?;
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_path_on_damaged_packets(
+        (level, packets) in strategy::leveled_packets(),
+        damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        max in prop_oneof![Just(DEFAULT_MAX_PACKET_SIZE), 1..200usize],
+    ) {
+        let mut stream = encode_all(level, &packets);
+        if !stream.is_empty() {
+            for (at, byte) in damage {
+                let at = at.index(stream.len());
+                stream[at] = byte;
+            }
+        }
+        fast_and_general_agree(level, max, &stream)?;
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) const fn remaining_length_len(len: usize) -> usize {
 
 /// Appends `len` as a remaining-length varint, always in its minimal form [MQTT-2.2.3].
 /// `len` must be at most 268,435,455 (checked by the caller).
+#[inline]
 pub(crate) fn put_remaining_length(out: &mut BytesMut, mut len: usize) {
     loop {
         // Truncation to the low 7 bits is the encoding.

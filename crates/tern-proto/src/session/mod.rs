@@ -258,7 +258,7 @@ impl Session {
             return Err(ApiMisuse::AlreadyConnected);
         }
         let (keep_alive, _) = self.keep_alive();
-        let connect = Packet::Connect(Connect {
+        let connect = Packet::Connect(Box::new(Connect {
             level: self.config.level,
             client_id: self.config.client_id.clone(),
             keep_alive,
@@ -266,7 +266,7 @@ impl Session {
             will: self.config.will.clone(),
             username: self.config.username.clone(),
             password: self.config.password.clone(),
-        });
+        }));
         let mut buf = BytesMut::with_capacity(connect.encoded_len());
         connect.encode(&mut buf)?;
         self.connect_bytes = buf.freeze();

@@ -1141,7 +1141,7 @@ fn packets_a_client_never_receives_are_protocol_errors() {
         packet_id: id(1),
         filters: vec![filter("a")],
     });
-    let connect = Packet::Connect(crate::packet::Connect {
+    let connect = Packet::Connect(Box::new(crate::packet::Connect {
         level: ProtocolLevel::V3_1_1,
         client_id: MqttString::new("broker?").unwrap(),
         keep_alive: 0,
@@ -1149,7 +1149,7 @@ fn packets_a_client_never_receives_are_protocol_errors() {
         will: None,
         username: None,
         password: None,
-    });
+    }));
     for p in [
         connect,
         subscribe,
