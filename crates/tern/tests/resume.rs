@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{connected, next_event, next_message, unique, within};
 use tern::{Broker, Client, ConnectOptions, Event, QoS, ReconnectPolicy, SubscribeReturnCode};
-use tern_testkit::{FaultProxy, MosquittoConfig};
+use tern_testkit::{FaultProxy, Mosquitto, MosquittoConfig};
 
 fn fast_reconnect() -> ReconnectPolicy {
     ReconnectPolicy {
@@ -91,12 +91,12 @@ async fn qos2_is_exactly_once_across_a_broker_restart_with_persistent_sessions()
     assert_eq!(seen.len(), N);
 }
 
-#[tokio::test]
-async fn reconnect_resubscribes_when_the_broker_has_no_session() {
+/// A clean-session client with fast automatic reconnection, connected to a fresh broker
+/// through a fault proxy.
+async fn connected_through_proxy() -> (Mosquitto, FaultProxy, Client, tern::Events) {
     let broker = MosquittoConfig::new().start();
     let proxy = FaultProxy::start(broker.addr()).await;
-    let topic = unique("resub");
-    let (client, mut events) =
+    let (client, events) =
         Client::new(ConnectOptions::new(unique("c")).reconnect(fast_reconnect()));
     within(
         "CONNACK",
@@ -104,6 +104,13 @@ async fn reconnect_resubscribes_when_the_broker_has_no_session() {
     )
     .await
     .unwrap();
+    (broker, proxy, client, events)
+}
+
+#[tokio::test]
+async fn reconnect_resubscribes_when_the_broker_has_no_session() {
+    let (broker, proxy, client, mut events) = connected_through_proxy().await;
+    let topic = unique("resub");
     client
         .subscribe([(topic.as_str(), QoS::AtLeastOnce)])
         .await
@@ -153,17 +160,8 @@ async fn reconnect_resubscribes_when_the_broker_has_no_session() {
 
 #[tokio::test]
 async fn a_subscribe_lost_with_the_connection_is_made_on_the_next_one() {
-    let broker = MosquittoConfig::new().start();
-    let proxy = FaultProxy::start(broker.addr()).await;
+    let (broker, proxy, client, mut events) = connected_through_proxy().await;
     let topic = unique("lostsub");
-    let (client, mut events) =
-        Client::new(ConnectOptions::new(unique("c")).reconnect(fast_reconnect()));
-    within(
-        "CONNACK",
-        client.connect(Broker::tcp("127.0.0.1", proxy.port())),
-    )
-    .await
-    .unwrap();
 
     // The SUBSCRIBE leaves the client and vanishes; then the connection drops.
     proxy.black_hole();
