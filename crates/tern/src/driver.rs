@@ -9,9 +9,10 @@
 //! ```
 //!
 //! Every wait is a cancel-safe future in one `select!`: socket IO (one `poll_fn` that writes
-//! the outbox and hands what it reads to the session), commands, the session's timer, and room in the event
-//! channel. Commands are served even while the event channel is full — only reading from the
-//! socket pauses — so an event handler that publishes cannot deadlock the client.
+//! the outbox and hands what it reads to the session), commands, the session's timer, and
+//! room in the event channel. Commands are served even while the event channel is full —
+//! only reading from the socket pauses — so an event handler that publishes cannot deadlock
+//! the client.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
