@@ -1031,30 +1031,15 @@ impl Session {
             // to the queue (ahead of later commands) instead of failing, so a subscription
             // made just before a loss is still made.
             for id in self.inflight.ids_in_order() {
-                let sent_control = self.inflight.get(id).is_some_and(|s| {
-                    s.ever_sent && matches!(s.packet, Packet::Subscribe(_) | Packet::Unsubscribe(_))
-                });
-                if !sent_control {
-                    continue;
-                }
-                match self.inflight.remove(id) {
-                    Some(Slot {
-                        req,
-                        packet: Packet::Subscribe(s),
-                        ..
-                    }) => controls.push(QueuedControl {
-                        req,
-                        control: Control::Subscribe(s.filters),
-                    }),
-                    Some(Slot {
-                        req,
-                        packet: Packet::Unsubscribe(u),
-                        ..
-                    }) => controls.push(QueuedControl {
-                        req,
-                        control: Control::Unsubscribe(u.filters),
-                    }),
-                    _ => {}
+                let sent_control = self
+                    .inflight
+                    .get(id)
+                    .is_some_and(|s| s.ever_sent && !s.is_publish());
+                if sent_control
+                    && let Some(slot) = self.inflight.remove(id)
+                    && let Some(control) = queued_control(slot.req, slot.packet)
+                {
+                    controls.push(control);
                 }
             }
         }
@@ -1093,18 +1078,13 @@ impl Session {
                                 payload: p.payload,
                             },
                         }),
-                        Packet::Subscribe(s) => controls.push(QueuedControl {
-                            req,
-                            control: Control::Subscribe(s.filters),
-                        }),
-                        Packet::Unsubscribe(u) => controls.push(QueuedControl {
-                            req,
-                            control: Control::Unsubscribe(u.filters),
-                        }),
-                        _ => self.events.push_back(Event::Failed {
-                            id: req,
-                            error: RequestError::SessionLost,
-                        }),
+                        packet => match queued_control(req, packet) {
+                            Some(control) => controls.push(control),
+                            None => self.events.push_back(Event::Failed {
+                                id: req,
+                                error: RequestError::SessionLost,
+                            }),
+                        },
                     }
                 }
                 _ => {}
@@ -1136,6 +1116,16 @@ impl Session {
         }
         self.incoming_qos2.clear();
     }
+}
+
+/// A SUBSCRIBE or UNSUBSCRIBE taken out of flight, as the queued command it came from.
+fn queued_control(req: RequestId, packet: Packet) -> Option<QueuedControl> {
+    let control = match packet {
+        Packet::Subscribe(s) => Control::Subscribe(s.filters),
+        Packet::Unsubscribe(u) => Control::Unsubscribe(u.filters),
+        _ => return None,
+    };
+    Some(QueuedControl { req, control })
 }
 
 /// Encodes a fixed-size packet (ack, PINGREQ, DISCONNECT): nothing in it can break a rule,
