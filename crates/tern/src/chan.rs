@@ -5,8 +5,8 @@
 //! two channels, most of an idle connection's memory); this queue allocates only for what
 //! it holds, and frees it once drained. Capacity is a semaphore's permits; items wait in a
 //! `VecDeque` behind a mutex, and the receiver takes them all at once into its own buffer,
-//! so one lock (and one permit release) covers a whole burst. Items taken but not yet received do not count against the
-//! capacity: at most twice the capacity is buffered in all.
+//! so one lock (and one permit release) covers a whole burst. Items taken but not yet
+//! received do not count against the capacity: at most twice the capacity is buffered.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
