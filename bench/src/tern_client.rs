@@ -41,22 +41,32 @@ async fn connected(ctx: &Ctx, name: &str) -> Result<(Client, Events), String> {
 pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     let mut rec = Record::new("tern", &scenario.to_string());
     let rt = runtime();
-    let result = rt.block_on(async {
-        match scenario {
-            Scenario::Throughput { qos, size, count } => throughput(ctx, qos, size, count)
+    // The scenario runs as a task, as an application's code usually does: a task woken by
+    // tern's driver task is queued on the runtime directly, while waking the `block_on`
+    // future makes the runtime poll the I/O driver first (one more `epoll_wait`).
+    let ctx = ctx.clone();
+    let task = async move {
+        let result = match scenario {
+            Scenario::Throughput { qos, size, count } => throughput(&ctx, qos, size, count)
                 .await
                 .map(|t| t.fill(&mut rec)),
             Scenario::Latency { qos, count } => {
-                latency(ctx, qos, count).await.map(|h| h.fill(&mut rec))
+                latency(&ctx, qos, count).await.map(|h| h.fill(&mut rec))
             }
-            Scenario::Connections { count } => connections(ctx, count, &mut rec).await,
+            Scenario::Connections { count } => connections(&ctx, count, &mut rec).await,
             Scenario::Process { .. } => Err("not a library scenario".to_owned()),
+        };
+        if let Err(e) = result {
+            rec.error = Some(e);
         }
-    });
-    if let Err(e) = result {
-        rec.error = Some(e);
-    }
-    rec
+        rec
+    };
+    rt.block_on(async move { tokio::spawn(task).await })
+        .unwrap_or_else(|e| {
+            let mut rec = Record::new("tern", &scenario.to_string());
+            rec.error = Some(format!("scenario task: {e}"));
+            rec
+        })
 }
 
 async fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Throughput, String> {

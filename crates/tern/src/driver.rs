@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::poll_fn;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
+use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -133,6 +134,9 @@ struct Driver {
     /// restored from at the first `connect`. Every batch of the session's store ops is
     /// made durable before the session may transmit or hand out events (write-ahead).
     store: Option<Box<SessionStore>>,
+    /// Something was handed to the application (an event, a completion) since the serve
+    /// loop last looked: it gets one turn before the driver writes (see `serve`).
+    woke_app: bool,
 }
 
 /// The driver task of one client. `options` comes boxed and the driver is built by a plain
@@ -167,6 +171,7 @@ impl Driver {
             commands_closed: false,
             retry_same: false,
             store: None,
+            woke_app: false,
         }
     }
 }
@@ -243,7 +248,7 @@ impl Driver {
                 let ended = self.connection(&broker, commands).await;
                 match ended {
                     Ended::Shutdown => break,
-                    Ended::ConnectFailed(_) if std::mem::take(&mut self.retry_same) => {}
+                    Ended::ConnectFailed(_) if mem::take(&mut self.retry_same) => {}
                     Ended::ConnectFailed(error) => {
                         self.next_broker = (self.next_broker + 1) % self.brokers.len();
                         // A connect() command tries each broker of its list once.
@@ -444,6 +449,7 @@ impl Driver {
     ) {
         match reply {
             Reply::Await(tx) => {
+                self.woke_app = true;
                 let _ = tx.send(result);
             }
             Reply::Event(ticket) => self.emit(Event::Completed {
@@ -454,6 +460,7 @@ impl Driver {
     }
 
     fn emit(&mut self, ev: Event) {
+        self.woke_app = true;
         if self.pending.is_empty() {
             match self.events.try_send(ev) {
                 Ok(()) | Err(chan::TrySendError::Closed(_)) => {}
@@ -741,6 +748,8 @@ impl Driver {
         // CONNECT must leave within the deadline too (seed code -1).
         let mut connect_sent = false;
         let events = self.events.clone();
+        // The last turn read something (see the yield below).
+        let mut just_read = false;
 
         loop {
             // Handling events may queue packets (re-subscription after a reconnect) and
@@ -783,6 +792,29 @@ impl Driver {
                 return self.end(&conn, reason, &addr);
             }
 
+            // What was just read handed the application something (a message, a completion)
+            // and there is something to write (acknowledgements): let the application run
+            // once first. What it does in response (the next request of a request/response
+            // exchange) then leaves in the same write as the acknowledgements, not in a write
+            // of its own; a stream's acknowledgements gather more input meanwhile. Once per
+            // read, and not while closing.
+            let woke_app = mem::take(&mut self.woke_app);
+            if mem::take(&mut just_read)
+                && woke_app
+                && !conn.closing
+                && !self.commands_closed
+                && !outbox.is_empty()
+            {
+                tokio::task::yield_now().await;
+                for _ in 0..COMMAND_BATCH {
+                    match commands.try_recv() {
+                        Ok(cmd) => self.connected_command(cmd, &mut conn),
+                        Err(_) => break,
+                    }
+                }
+                continue;
+            }
+
             // The next deadline: the session's timer, the connect deadline before CONNACK,
             // the flush deadline while closing.
             let mut next = self.session.poll_timeout().map(Instant::from_std);
@@ -807,7 +839,7 @@ impl Driver {
             tokio::select! {
                 io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
                     match io {
-                        IoEvent::Read => {}
+                        IoEvent::Read => just_read = true,
                         IoEvent::Violation(e) => {
                             tracing::debug!(error = %e, "protocol violation by the broker");
                             conn.ended.get_or_insert(DisconnectReason::Protocol(e));

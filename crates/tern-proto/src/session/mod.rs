@@ -129,6 +129,17 @@ pub struct Session {
     /// `config.persistence`. While not empty, `poll_transmit` and `poll_event` hand out
     /// nothing (the write-ahead rule).
     persist: VecDeque<PersistOp>,
+    /// The publish window filled up: it takes new publishes again only once
+    /// [`refill_batch`] slots are free, so a stream refills it in bursts that leave in one
+    /// write instead of one PUBLISH per PUBACK.
+    window_full: bool,
+}
+
+/// How many slots of a full publish window must be free before it takes publishes again:
+/// a quarter of the window, at most 16 (a window below 8 refills one by one). The rest of
+/// the window stays in flight meanwhile, so the stream does not stall.
+fn refill_batch(max_inflight: usize) -> usize {
+    (max_inflight / 4).clamp(1, 16)
 }
 
 impl Session {
@@ -155,6 +166,7 @@ impl Session {
             last_sent: None,
             last_received: None,
             persist: VecDeque::new(),
+            window_full: false,
         }
     }
 
@@ -884,6 +896,7 @@ impl Session {
                         publish: publish.clone(),
                     });
                     self.start_flight(id, req, Packet::Publish(publish));
+                    self.window_full = self.inflight.publishes() >= self.max_inflight();
                 }
                 None => self.outbox.push_back(Outgoing::Publish0 { req, publish }),
             }
@@ -938,10 +951,20 @@ impl Session {
         snapshot
     }
 
-    /// Whether one more QoS 1/2 publish may go in flight.
+    /// Whether one more QoS 1/2 publish may go in flight: there is room in the window and,
+    /// once it was full, [`refill_batch`] slots are free again.
     fn window_open(&self) -> bool {
-        self.inflight.publishes() < usize::from(self.config.max_inflight.max(1))
-            && self.inflight.len() < ID_SPACE
+        let max = self.max_inflight();
+        let limit = if self.window_full {
+            max - refill_batch(max)
+        } else {
+            max - 1
+        };
+        self.inflight.publishes() <= limit && self.inflight.len() < ID_SPACE
+    }
+
+    fn max_inflight(&self) -> usize {
+        usize::from(self.config.max_inflight.max(1))
     }
 
     fn queue_control(&mut self, len: usize, control: Control) -> Result<RequestId, ApiMisuse> {
