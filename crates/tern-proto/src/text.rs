@@ -93,15 +93,49 @@ impl MqttString {
 }
 
 /// Fast path for the common case: true when `bytes` is within the length limit, plain
-/// ASCII without U+0000, and free of `a` and `b` (pass 0 when not needed). One branch-free
-/// pass the compiler vectorises; false means "take the precise path", not "invalid".
-#[inline]
+/// ASCII without U+0000, and free of `a` and `b` (pass 0 when not needed). Branch-free
+/// blocks the compiler vectorises; false means "take the precise path", not "invalid".
+#[inline(always)]
 pub(crate) fn plain_ascii_without(bytes: &[u8], a: u8, b: u8) -> bool {
-    bytes.len() <= MAX_STRING_LEN
-        && bytes.iter().fold(true, |ok, &c| {
-            // 1..=0x7f: ASCII and not NUL.
-            ok & (c.wrapping_sub(1) < 0x7f) & (c != a) & (c != b)
-        })
+    if bytes.len() > MAX_STRING_LEN {
+        return false;
+    }
+    // Whole blocks from the start, then the last block again, overlapping the one before:
+    // a handful of vector instructions per block and no byte-by-byte tail.
+    if let Some(last) = bytes.last_chunk::<16>() {
+        if !plain_block(last, a, b) {
+            return false;
+        }
+        let (blocks, _) = bytes.as_chunks::<16>();
+        for block in blocks {
+            if !plain_block(block, a, b) {
+                return false;
+            }
+        }
+        return true;
+    }
+    // 8 to 15 bytes: two overlapping halves.
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        return plain_block(first, a, b) & plain_block(last, a, b);
+    }
+    bytes.iter().fold(true, |ok, &c| ok & plain_byte(c, a, b))
+}
+
+/// [`plain_ascii_without`] on one block: a fixed-size loop the compiler turns into a few
+/// vector compares.
+#[inline(always)]
+fn plain_block<const N: usize>(block: &[u8; N], a: u8, b: u8) -> bool {
+    let mut bad = 0u8;
+    for &c in block {
+        bad |= u8::from(!plain_byte(c, a, b));
+    }
+    bad == 0
+}
+
+/// One byte of [`plain_ascii_without`]: 1..=0x7f (ASCII, not NUL), and neither `a` nor `b`.
+#[inline(always)]
+fn plain_byte(c: u8, a: u8, b: u8) -> bool {
+    (c.wrapping_sub(1) < 0x7f) & (c != a) & (c != b)
 }
 
 fn check(bytes: &[u8]) -> Result<(), StringError> {
@@ -176,6 +210,35 @@ mod tests {
     fn bom_is_kept() {
         let s = MqttString::from_bytes(Bytes::from_static(b"\xEF\xBB\xBFx")).unwrap();
         assert_eq!(s.as_bytes(), b"\xEF\xBB\xBFx");
+    }
+
+    #[test]
+    fn plain_ascii_check_matches_the_bytewise_rule_at_every_length_and_position() {
+        let naive = |bytes: &[u8], a: u8, b: u8| {
+            bytes.len() <= MAX_STRING_LEN
+                && bytes
+                    .iter()
+                    .all(|&c| (1..=0x7f).contains(&c) && c != a && c != b)
+        };
+        for len in 0..=50 {
+            let good = vec![b'a'; len];
+            assert!(plain_ascii_without(&good, b'+', b'#'), "len {len}");
+            for at in 0..len {
+                for bad in [0x00, 0x80, 0xff, b'+', b'#', 0x7f, 0x01, b'/'] {
+                    let mut bytes = good.clone();
+                    bytes[at] = bad;
+                    for (a, b) in [(b'+', b'#'), (0, 0)] {
+                        assert_eq!(
+                            plain_ascii_without(&bytes, a, b),
+                            naive(&bytes, a, b),
+                            "len {len}, byte {bad:#04x} at {at}, without {a:#04x} {b:#04x}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(plain_ascii_without(&[b'a'; MAX_STRING_LEN], 0, 0));
+        assert!(!plain_ascii_without(&[b'a'; MAX_STRING_LEN + 1], 0, 0));
     }
 
     #[test]

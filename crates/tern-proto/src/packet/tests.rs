@@ -1442,6 +1442,13 @@ fn fast_path_edge_cases_match_the_general_path() {
         b"\x30\x83\x00\x00\x01a",            // non-minimal length
         b"\x30\xff\xff\xff\xff\x01",         // five length bytes
         b"\x30\xff\xff\xff\x7f",             // too large for the limit
+        // Topics checked in 8- and 16-byte blocks: a bad byte in each part of them.
+        b"\x30\x0b\x00\x09sensors/#",         // 9 bytes, wildcard last
+        b"\x30\x10\x00\x0e\x00ensors/temp/a", // 14 bytes, U+0000 first
+        b"\x30\x13\x00\x11a/b/c/d/e/f/g/h/i", // 17 bytes, plain
+        b"\x30\x13\x00\x11a/b/c/d/e/f/g/h/+", // 17 bytes, wildcard last
+        b"\x30\x13\x00\x11a/b/c/d/e/f/gh\xc3\xa9i", // 17 bytes, non-ASCII mid
+        b"\x32\x24\x00\x1fbench/sensors/device-0042/tem#p\x00\x01x", // 31 bytes
     ];
     for &case in cases {
         for level in [V3_1, V3_1_1] {
