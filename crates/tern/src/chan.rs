@@ -3,39 +3,72 @@
 //!
 //! tokio's `mpsc` allocates a block of 32 slots per channel up front (6.4 KiB for a client's
 //! two channels, most of an idle connection's memory); this queue allocates only for what
-//! it holds, and frees it once drained. Capacity is a semaphore's permits; items wait in a
-//! `VecDeque` behind a mutex, and the receiver takes them all at once into its own buffer,
-//! so one lock (and one permit release) covers a whole burst. Items taken but not yet
-//! received do not count against the capacity: at most twice the capacity is buffered.
+//! it holds, and frees it once drained. Everything shared sits behind one mutex: the items,
+//! the room left, and the wakers of whoever waits; receiving an item takes the lock once,
+//! and gives its room back under it.
+//!
+//! Room is counted here rather than with a `tokio::sync::Semaphore`: the driver keeps a
+//! [`Sender::reserve`] future in its `select!` for as long as a connection lives, and
+//! tokio's acquire future is 88 bytes where [`Reserve`] is 16. Senders waiting for room are
+//! all woken when room is made and race for it; a channel has few senders, and none is
+//! promised an order against the others.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
-use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
+/// Wakers of senders waiting for room. Boxed on purpose: 8 bytes in every channel's shared
+/// state instead of 24, for a list that is almost always absent.
+#[allow(clippy::box_collection)]
+type Waiters = Option<Box<Vec<Waker>>>;
 
 struct Chan<T> {
     state: Mutex<State<T>>,
-    space: Semaphore,
 }
 
 struct State<T> {
     items: VecDeque<T>,
-    senders: usize,
+    /// Items that may still be queued before senders must wait (`u32`, as is `senders`, to
+    /// keep the shared allocation small).
+    room: u32,
+    senders: u32,
     /// The receiver is gone: sending fails and nothing is kept.
     closed: bool,
     /// The receiver found the queue empty and waits: woken by the next item, or when the
     /// last sender leaves. Registered under the same lock that saw the queue empty, so no
     /// wake-up is lost.
     waiting: Option<Waker>,
+    /// Senders that found no room: all woken when room is made or the receiver leaves.
+    /// Registered under the same lock that saw no room; allocated only while someone waits
+    /// (boxed: most channels never fill up, and the field lives in every one).
+    waiting_senders: Waiters,
 }
 
 impl<T> Chan<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A panic while holding the lock leaves the queue consistent (every operation on it
-        // is a single VecDeque call), so a poisoned lock is still usable.
+        // is a few field updates that cannot panic midway), so a poisoned lock is still
+        // usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives back one item's worth of room and wakes the senders waiting for it.
+    fn add_room(&self) {
+        let waiters = {
+            let mut state = self.lock();
+            state.room += 1;
+            state.waiting_senders.take()
+        };
+        wake_all(waiters);
+    }
+}
+
+/// Wakes every sender of a taken `waiting_senders` list.
+fn wake_all(waiters: Waiters) {
+    for w in waiters.into_iter().flat_map(|list| *list) {
+        w.wake();
     }
 }
 
@@ -44,19 +77,14 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
         state: Mutex::new(State {
             items: VecDeque::new(),
+            room: u32::try_from(capacity).unwrap_or(u32::MAX).max(1),
             senders: 1,
             closed: false,
             waiting: None,
+            waiting_senders: None,
         }),
-        space: Semaphore::new(capacity.max(1)),
     });
-    (
-        Sender { chan: chan.clone() },
-        Receiver {
-            chan,
-            buf: VecDeque::new(),
-        },
-    )
+    (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
 /// Why [`Sender::try_send`] gave the item back.
@@ -102,54 +130,64 @@ impl<T> Drop for Sender<T> {
 impl<T> Sender<T> {
     /// Waits for room, then queues `item`; gives it back if the receiver is gone.
     pub(crate) async fn send(&self, item: T) -> Result<(), T> {
-        match self.chan.space.acquire().await {
+        match self.reserve().await {
             Ok(permit) => {
-                permit.forget();
+                std::mem::forget(permit);
                 self.push(item)
             }
-            Err(_) => Err(item),
+            Err(Closed) => Err(item),
         }
     }
 
     /// Queues `item` if there is room now.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        match self.chan.space.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                self.push(item).map_err(TrySendError::Closed)
+        let waiting = {
+            let mut state = self.chan.lock();
+            if state.closed {
+                return Err(TrySendError::Closed(item));
             }
-            Err(TryAcquireError::NoPermits) => Err(TrySendError::Full(item)),
-            Err(TryAcquireError::Closed) => Err(TrySendError::Closed(item)),
+            if state.room == 0 {
+                return Err(TrySendError::Full(item));
+            }
+            state.room -= 1;
+            Self::push_locked(&mut state, item)
+        };
+        if let Some(w) = waiting {
+            w.wake();
         }
+        Ok(())
     }
 
-    /// Waits for room for one item; `Err` once the receiver is gone. Cancel-safe.
-    pub(crate) async fn reserve(&self) -> Result<Permit<'_, T>, Closed> {
-        let permit = self.chan.space.acquire().await.map_err(|_| Closed)?;
-        Ok(Permit {
-            sender: self,
-            permit,
-        })
+    /// Waits for room for one item; `Err` once the receiver is gone. Cancel-safe: room is
+    /// only taken in the poll that returns it.
+    pub(crate) fn reserve(&self) -> Reserve<'_, T> {
+        Reserve { sender: self }
     }
 
+    /// Queues `item` in room already taken.
     fn push(&self, item: T) -> Result<(), T> {
         let waiting = {
             let mut state = self.chan.lock();
             if state.closed {
                 return Err(item);
             }
-            if state.items.capacity() == 0 {
-                // One item is the common case between wake-ups (VecDeque would make room
-                // for four); bursts grow it as usual.
-                state.items.reserve_exact(1);
-            }
-            state.items.push_back(item);
-            state.waiting.take()
+            Self::push_locked(&mut state, item)
         };
         if let Some(w) = waiting {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Appends `item`; returns the receiver's waker, to be woken once the lock is released.
+    fn push_locked(state: &mut State<T>, item: T) -> Option<Waker> {
+        if state.items.capacity() == 0 {
+            // One item is the common case between wake-ups (VecDeque would make room for
+            // four); bursts grow it as usual.
+            state.items.reserve_exact(1);
+        }
+        state.items.push_back(item);
+        state.waiting.take()
     }
 }
 
@@ -157,31 +195,62 @@ impl<T> Sender<T> {
 #[derive(Debug)]
 pub(crate) struct Closed;
 
+/// The future of [`Sender::reserve`].
+pub(crate) struct Reserve<'a, T> {
+    sender: &'a Sender<T>,
+}
+
+impl<'a, T> Future for Reserve<'a, T> {
+    type Output = Result<Permit<'a, T>, Closed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let sender = self.sender;
+        let mut state = sender.chan.lock();
+        if state.closed {
+            return Poll::Ready(Err(Closed));
+        }
+        if state.room > 0 {
+            state.room -= 1;
+            return Poll::Ready(Ok(Permit { sender }));
+        }
+        let waiting = state.waiting_senders.get_or_insert_default();
+        if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+            waiting.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
 /// Room for one item, from [`Sender::reserve`]; dropping it gives the room back.
 pub(crate) struct Permit<'a, T> {
     sender: &'a Sender<T>,
-    permit: SemaphorePermit<'a>,
 }
 
 impl<T> Permit<'_, T> {
     /// Queues `item` in the reserved room (dropped if the receiver left meanwhile).
     pub(crate) fn send(self, item: T) {
-        self.permit.forget();
-        let _ = self.sender.push(item);
+        let sender = self.sender;
+        std::mem::forget(self);
+        let _ = sender.push(item);
     }
 }
 
-/// The receiving side.
+impl<T> Drop for Permit<'_, T> {
+    fn drop(&mut self) {
+        self.sender.chan.add_room();
+    }
+}
+
+/// The receiving side: just the shared queue, so that the driver's task, which holds one
+/// for as long as the client lives, stays small.
 pub(crate) struct Receiver<T> {
     chan: Arc<Chan<T>>,
-    /// Items taken from the queue, in order, not yet returned.
-    buf: VecDeque<T>,
 }
 
 impl<T> std::fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
-            .field("buffered", &self.buf.len())
+            .field("queued", &self.chan.lock().items.len())
             .finish_non_exhaustive()
     }
 }
@@ -221,35 +290,32 @@ impl<T> Receiver<T> {
         self.take(None)
     }
 
-    /// Takes the next item; when there is none and `waker` is given, registers it.
+    /// Takes the next item; when there is none and `waker` is given, registers it. One lock
+    /// per item, which also gives its room back.
     fn take(&mut self, waker: Option<&Waker>) -> Result<T, TryRecvError> {
-        if self.buf.is_empty() {
-            let taken = {
-                let mut state = self.chan.lock();
-                if state.items.is_empty() {
-                    if state.senders == 0 {
-                        return Err(TryRecvError::Disconnected);
-                    }
-                    if let Some(w) = waker {
-                        match &mut state.waiting {
-                            Some(old) if old.will_wake(w) => {}
-                            slot => *slot = Some(w.clone()),
-                        }
-                    }
-                    return Err(TryRecvError::Empty);
+        let (item, waiters) = {
+            let mut state = self.chan.lock();
+            let Some(item) = state.items.pop_front() else {
+                if state.senders == 0 {
+                    return Err(TryRecvError::Disconnected);
                 }
-                // The whole burst at once; the queue starts again unallocated.
-                self.buf = std::mem::take(&mut state.items);
-                self.buf.len()
+                if let Some(w) = waker {
+                    match &mut state.waiting {
+                        Some(old) if old.will_wake(w) => {}
+                        slot => *slot = Some(w.clone()),
+                    }
+                }
+                return Err(TryRecvError::Empty);
             };
-            self.chan.space.add_permits(taken);
-        }
-        let item = self.buf.pop_front().ok_or(TryRecvError::Empty);
-        if self.buf.is_empty() {
-            // Drained: hold no memory between bursts (an idle client holds none).
-            self.buf = VecDeque::new();
-        }
-        item
+            if state.items.is_empty() {
+                // Drained: hold no memory between bursts (an idle client holds none).
+                state.items = VecDeque::new();
+            }
+            state.room += 1;
+            (item, state.waiting_senders.take())
+        };
+        wake_all(waiters);
+        Ok(item)
     }
 
     /// The next item, blocking the thread; for synchronous code, not inside a runtime.
@@ -260,14 +326,17 @@ impl<T> Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let items = {
+        let (items, waiters) = {
             let mut state = self.chan.lock();
             state.closed = true;
-            std::mem::take(&mut state.items)
+            (
+                std::mem::take(&mut state.items),
+                state.waiting_senders.take(),
+            )
         };
-        self.chan.space.close();
-        // Dropped outside the lock: an item's drop may wake or drop other things.
+        // Dropped and woken outside the lock: an item's drop may wake or drop other things.
         drop(items);
+        wake_all(waiters);
     }
 }
 

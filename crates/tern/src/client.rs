@@ -239,22 +239,31 @@ impl Client {
     }
 
     /// Connects to `broker`; resolves at CONNACK with the session-present flag.
-    pub async fn connect(&self, broker: Broker) -> Result<bool, ConnectError> {
-        self.connect_any(vec![broker]).await
+    // Not an `async fn`: that would keep `broker` in the future beside the `Vec` it is moved
+    // into, and applications often spawn one task per connection around this future.
+    pub fn connect(
+        &self,
+        broker: Broker,
+    ) -> impl Future<Output = Result<bool, ConnectError>> + Send + '_ {
+        self.connect_any(vec![broker])
     }
 
     /// Connects to the first of `brokers` that accepts, trying them in order; after a loss,
     /// automatic reconnection resumes with the next one (failover, as Paho's URI list).
     pub async fn connect_any(&self, brokers: Vec<Broker>) -> Result<bool, ConnectError> {
         let (tx, rx) = oneshot::channel();
-        self.shared
+        // Room first, then the command: the future holds the command's parts once, not a
+        // built command beside them. A driver gone meanwhile drops the reply: `Closed`.
+        let permit = self
+            .shared
             .commands
-            .send(Command::Connect {
-                brokers,
-                reply: Some(tx),
-            })
+            .reserve()
             .await
             .map_err(|_| ConnectError::Closed)?;
+        permit.send(Command::Connect {
+            brokers,
+            reply: Some(tx),
+        });
         rx.await.map_err(|_| ConnectError::Closed)?
     }
 

@@ -1,6 +1,7 @@
 //! [`ConnectOptions`]: everything about a client that is not where it connects.
 
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -92,14 +93,19 @@ pub struct ConnectOptions {
     pub will: Option<Will>,
     /// MQTT revision. Default: 3.1.1.
     pub protocol: Protocol,
-    /// TLS settings used for `mqtts://` and `wss://` brokers.
-    pub tls: TlsOptions,
+    /// TLS settings used for `mqtts://` and `wss://` brokers. Shared: every client holds
+    /// its options for as long as it lives, most need no TLS, and those that do usually
+    /// share one configuration, so the default is one value for the whole process and
+    /// clones of the options do not copy it.
+    pub tls: Arc<TlsOptions>,
     /// One deadline for DNS + TCP + TLS (+ WebSocket) + CONNECT + CONNACK. Default: 30 s.
     pub connect_timeout: Duration,
     /// Largest incoming packet accepted; larger ones close the connection with an error
     /// naming the limit. Default: 16 MiB.
     pub max_packet_size: usize,
-    /// Outgoing QoS 1/2 publishes awaiting acknowledgement at once. Default: 100.
+    /// Outgoing QoS 1/2 publishes awaiting acknowledgement at once. Default: 100. Once the
+    /// window is full it takes new publishes again when a quarter of it (at most 16) is
+    /// free, so a stream refills it in batches that leave in one write.
     pub max_inflight: u16,
     /// Commands (publishes, subscribes) waiting beyond the in-flight window, including while
     /// offline; more are refused with [`ClientError::QueueFull`](crate::ClientError).
@@ -145,7 +151,7 @@ impl ConnectOptions {
             password: None,
             will: None,
             protocol: Protocol::V3_1_1,
-            tls: TlsOptions::default(),
+            tls: default_tls(),
             connect_timeout: Duration::from_secs(30),
             max_packet_size: tern_proto::packet::DEFAULT_MAX_PACKET_SIZE,
             max_inflight: 100,
@@ -194,8 +200,8 @@ impl ConnectOptions {
     }
 
     /// Sets the TLS settings.
-    pub fn tls(mut self, tls: TlsOptions) -> Self {
-        self.tls = tls;
+    pub fn tls(mut self, tls: impl Into<Arc<TlsOptions>>) -> Self {
+        self.tls = tls.into();
         self
     }
 
@@ -247,4 +253,12 @@ impl ConnectOptions {
         self.ws_headers.push((name.into(), value.into()));
         self
     }
+}
+
+/// The default TLS settings, allocated once per process and shared by every client.
+fn default_tls() -> Arc<TlsOptions> {
+    static DEFAULT: OnceLock<Arc<TlsOptions>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| Arc::new(TlsOptions::default()))
+        .clone()
 }

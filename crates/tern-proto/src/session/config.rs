@@ -27,14 +27,16 @@ pub struct SessionConfig {
     pub connack_timeout: Duration,
     /// Clean session [MQTT-3.1.2-4], [MQTT-3.1.2-6]. Default: true (the seed's default).
     pub clean_session: bool,
-    /// Last will. Default: none.
-    pub will: Option<LastWill>,
+    /// Last will. Default: none. Boxed: most clients have none, and the session keeps its
+    /// configuration for as long as it lives.
+    pub will: Option<Box<LastWill>>,
     /// User name. Default: none.
     pub username: Option<MqttString>,
     /// Password (requires a user name in 3.1.1 [MQTT-3.1.2-22]). Default: none.
     pub password: Option<Bytes>,
     /// Maximum number of outgoing QoS 1/2 publishes awaiting acknowledgement; further ones
-    /// wait in order in the queue. Default: 100. Clamped to 1..=65,535.
+    /// wait in order in the queue. Default: 100. Clamped to 1..=65,535. A full window takes
+    /// queued publishes again once a quarter of it (at most 16) is free.
     pub max_inflight: u16,
     /// Maximum number of commands (publishes, subscribes, unsubscribes) waiting to be sent,
     /// beyond the in-flight window. Further commands are refused with
@@ -107,7 +109,7 @@ impl SessionConfig {
 
     /// Sets [`will`](Self::will).
     pub fn will(mut self, will: Option<LastWill>) -> Self {
-        self.will = will;
+        self.will = will.map(Box::new);
         self
     }
 

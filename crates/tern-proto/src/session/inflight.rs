@@ -104,6 +104,14 @@ impl Inflight {
         Some(slot)
     }
 
+    /// Frees the table's storage if nothing is in flight.
+    pub(super) fn release_if_empty(&mut self) {
+        if self.slots.is_empty() {
+            self.slots = Vec::new();
+            self.index = Vec::new();
+        }
+    }
+
     /// Number of packets in flight (of every kind).
     pub(super) fn len(&self) -> usize {
         self.slots.len()

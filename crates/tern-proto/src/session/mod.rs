@@ -26,7 +26,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 pub use config::SessionConfig;
 pub use error::{ApiMisuse, ProtocolError, RequestError};
@@ -48,13 +48,28 @@ use timer::{Timer, TimerTable};
 /// Largest keepalive CONNECT can carry, in seconds.
 const MAX_KEEP_ALIVE_SECS: u64 = u16::MAX as u64;
 
+/// Entries a drained queue (outbox, events, command queue) keeps room for: a steady stream
+/// refills it between two driver turns without reallocating, while the larger buffer of an
+/// unusual burst is given back.
+const KEPT_CAPACITY: usize = 64;
+
+/// Gives back `queue`'s buffer when it is empty and either the connection looks idle (the
+/// caller knows why) or the buffer is larger than [`KEPT_CAPACITY`]. An idle session then
+/// holds no queue memory at all.
+fn release_if_drained<T>(queue: &mut VecDeque<T>, idle: bool) {
+    if queue.is_empty() && queue.capacity() > 0 && (idle || queue.capacity() > KEPT_CAPACITY) {
+        *queue = VecDeque::new();
+    }
+}
+
 /// A packet waiting in the outbox for [`Session::poll_transmit`].
 ///
 /// Small and allocation-free: packets of ours awaiting acknowledgement are referred to by
 /// packet id and encoded straight from the in-flight table.
 #[derive(Debug)]
 enum Outgoing {
-    /// The CONNECT encoded by `connect` (in `Session::connect_bytes`).
+    /// The CONNECT of the current connection (validated by `connect`, encoded from the
+    /// configuration when handed out, so nothing is kept for it meanwhile).
     Connect,
     /// A QoS 0 publish; [`Event::Published`] when it is handed out.
     Publish0 { req: RequestId, publish: Publish },
@@ -102,8 +117,6 @@ pub struct Session {
     decoder: Decoder,
     /// Received bytes not yet forming a whole packet.
     inbuf: BytesMut,
-    /// The CONNECT of the current connection, encoded (and validated) by `connect`.
-    connect_bytes: Bytes,
     /// Packets ready to send on the current connection, in wire order. Acknowledgements go
     /// through here too, so they leave in the order their triggers arrived [MQTT-4.6.0-2..4].
     outbox: VecDeque<Outgoing>,
@@ -125,10 +138,14 @@ pub struct Session {
     /// When the current connection last sent / received something (keepalive).
     last_sent: Option<Instant>,
     last_received: Option<Instant>,
-    /// Ops for the session store not yet pulled by `poll_persist`; always empty unless
-    /// `config.persistence`. While not empty, `poll_transmit` and `poll_event` hand out
-    /// nothing (the write-ahead rule).
-    persist: VecDeque<PersistOp>,
+    /// Ops for the session store not yet pulled by `poll_persist`; always `None` unless
+    /// `config.persistence`, and `None` again once drained (boxed: most sessions never
+    /// persist, and every session carries the field). While `Some`, `poll_transmit` and
+    /// `poll_event` hand out nothing (the write-ahead rule).
+    // Boxed on purpose: 8 bytes inline instead of 32, in every session's (and every client
+    // task's) state, for a queue that is empty unless a store is in use.
+    #[allow(clippy::box_collection)]
+    persist: Option<Box<VecDeque<PersistOp>>>,
     /// The publish window filled up: it takes new publishes again only once
     /// [`refill_batch`] slots are free, so a stream refills it in bursts that leave in one
     /// write instead of one PUBLISH per PUBACK.
@@ -152,7 +169,6 @@ impl Session {
             now: None,
             decoder,
             inbuf: BytesMut::new(),
-            connect_bytes: Bytes::new(),
             outbox: VecDeque::new(),
             inflight: Inflight::default(),
             ids: PacketIdAllocator::default(),
@@ -165,7 +181,7 @@ impl Session {
             ping_outstanding: false,
             last_sent: None,
             last_received: None,
-            persist: VecDeque::new(),
+            persist: None,
             window_full: false,
         }
     }
@@ -269,19 +285,9 @@ impl Session {
         if self.state.is_open() {
             return Err(ApiMisuse::AlreadyConnected);
         }
-        let (keep_alive, _) = self.keep_alive();
-        let connect = Packet::Connect(Box::new(Connect {
-            level: self.config.level,
-            client_id: self.config.client_id.clone(),
-            keep_alive,
-            clean_session: self.config.clean_session,
-            will: self.config.will.clone(),
-            username: self.config.username.clone(),
-            password: self.config.password.clone(),
-        }));
-        let mut buf = BytesMut::with_capacity(connect.encoded_len());
-        connect.encode(&mut buf)?;
-        self.connect_bytes = buf.freeze();
+        // Validated now, so a configuration that cannot make a valid CONNECT fails here;
+        // encoded again (once) when handed out.
+        self.encode_connect(&mut BytesMut::new())?;
 
         if self.config.clean_session {
             // Normally already empty: the previous connection's end discarded it.
@@ -299,7 +305,7 @@ impl Session {
         self.ping_outstanding = false;
         self.last_sent = Some(now);
         self.last_received = Some(now);
-        self.state = State::AwaitConnAck { since: now };
+        self.state = State::AwaitConnAck;
         Ok(())
     }
 
@@ -350,10 +356,7 @@ impl Session {
     /// PINGRESP timeout (both end the connection), or keepalive (queues PINGREQ).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = Some(now);
-        if let State::AwaitConnAck { since } = self.state
-            && self.timers.is_expired(Timer::ConnAck, now)
-        {
-            debug_assert!(now >= since);
+        if self.state == State::AwaitConnAck && self.timers.is_expired(Timer::ConnAck, now) {
             self.end_connection(DisconnectReason::ConnAckTimeout(
                 self.config.connack_timeout,
             ));
@@ -366,6 +369,9 @@ impl Session {
         }
         if self.timers.is_expired(Timer::KeepAlive, now) {
             self.timers.stop(Timer::KeepAlive);
+            // Nothing sent or nothing received for the keepalive interval: give back what
+            // the last burst of traffic left allocated.
+            self.release_idle();
             if self.state.is_sending() && !self.ping_outstanding {
                 // [MQTT-3.1.2-23] nothing sent (or nothing received) for keep_alive: probe.
                 self.outbox.push_back(Outgoing::PingReq);
@@ -480,8 +486,8 @@ impl Session {
     pub fn disconnect(&mut self, now: Instant) -> Result<(), ApiMisuse> {
         self.now = Some(now);
         match self.state {
-            State::Idle | State::Closed(_) => Err(ApiMisuse::NotConnected),
-            State::AwaitConnAck { .. } => {
+            State::Idle | State::Closed => Err(ApiMisuse::NotConnected),
+            State::AwaitConnAck => {
                 self.end_connection(DisconnectReason::Local);
                 Ok(())
             }
@@ -514,9 +520,12 @@ impl Session {
     /// drains.
     pub fn poll_transmit_max(&mut self, out: &mut BytesMut, max: usize) -> usize {
         let start = out.len();
-        if !self.persist.is_empty() {
+        if self.persist.is_some() {
             return 0;
         }
+        // Handed out a packet that only a quiet connection sends (CONNECT, PINGREQ,
+        // DISCONNECT): nothing streams, so a drained outbox keeps no buffer.
+        let mut idle = false;
         // Bounded: each iteration removes one entry; entries are only added by `pump`
         // (queued commands, finite) after an encoding failure.
         while out.len() - start < max
@@ -524,8 +533,10 @@ impl Session {
         {
             match next {
                 Outgoing::Connect => {
-                    // Sent once per connection; `connect` encodes it again.
-                    out.extend_from_slice(&std::mem::take(&mut self.connect_bytes));
+                    idle = true;
+                    // `connect` validated it: encoding cannot fail now.
+                    let result = self.encode_connect(out);
+                    debug_assert!(result.is_ok(), "CONNECT failed to encode: {result:?}");
                 }
                 Outgoing::Publish0 { req, publish } => match Packet::Publish(publish).encode(out) {
                     Ok(()) => self.events.push_back(Event::Published(req)),
@@ -535,7 +546,7 @@ impl Session {
                     }),
                 },
                 Outgoing::Slot(id) => {
-                    if !self.transmit_slot(id, out) && !self.persist.is_empty() {
+                    if !self.transmit_slot(id, out) && self.persist.is_some() {
                         // An encoding failure freed the slot and let queued publishes into
                         // flight: their records must be durable before they leave.
                         break;
@@ -544,8 +555,12 @@ impl Session {
                 Outgoing::PubAck(id) => encode_fixed(&Packet::PubAck(id), out),
                 Outgoing::PubRec(id) => encode_fixed(&Packet::PubRec(id), out),
                 Outgoing::PubComp(id) => encode_fixed(&Packet::PubComp(id), out),
-                Outgoing::PingReq => encode_fixed(&Packet::PingReq, out),
+                Outgoing::PingReq => {
+                    idle = true;
+                    encode_fixed(&Packet::PingReq, out);
+                }
                 Outgoing::Disconnect => {
+                    idle = true;
                     encode_fixed(&Packet::Disconnect, out);
                     // [MQTT-3.14.4-1] nothing after DISCONNECT.
                     self.end_connection(DisconnectReason::Local);
@@ -553,6 +568,7 @@ impl Session {
                 }
             }
         }
+        release_if_drained(&mut self.outbox, idle);
         let written = out.len() - start;
         if written > 0 {
             self.last_sent = self.now;
@@ -564,17 +580,30 @@ impl Session {
     /// The next event, if any; none while [`poll_persist`](Self::poll_persist) has ops (a
     /// message must not reach the application before its QoS 2 id is durably held).
     pub fn poll_event(&mut self) -> Option<Event> {
-        if !self.persist.is_empty() {
+        if self.persist.is_some() {
             return None;
         }
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        // A connection's start and end are followed by quiet more often than not.
+        let idle = matches!(
+            event,
+            Some(Event::Connected { .. } | Event::Disconnected(_))
+        );
+        release_if_drained(&mut self.events, idle);
+        event
     }
 
     /// The next op for the session store, in the order the session made them; always
     /// `None` unless [`SessionConfig::persistence`]. Drain it after every input or command
     /// and make the ops durable (one batch, one fsync) before polling transmit and events.
     pub fn poll_persist(&mut self) -> Option<PersistOp> {
-        self.persist.pop_front()
+        let ops = self.persist.as_mut()?;
+        let op = ops.pop_front();
+        if ops.is_empty() {
+            // Ops come in batches, each followed by an fsync: nothing to keep room for.
+            self.persist = None;
+        }
+        op
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) must be called.
@@ -790,7 +819,52 @@ impl Session {
     #[cold]
     #[inline(never)]
     fn push_persist(&mut self, op: impl FnOnce() -> PersistOp) {
-        self.persist.push_back(op());
+        self.persist.get_or_insert_default().push_back(op());
+    }
+
+    /// Frees the buffers of whatever is empty (events, command queue, in-flight table, the
+    /// broker's QoS 2 ids): called when the connection has been quiet for the
+    /// keepalive interval, so an idle session holds no memory for past traffic.
+    fn release_idle(&mut self) {
+        release_if_drained(&mut self.events, true);
+        self.queue.release_if_drained();
+        self.inflight.release_if_empty();
+        self.incoming_qos2.release_if_empty();
+    }
+
+    /// Encodes the CONNECT for the configuration into `out`.
+    ///
+    /// The configuration's client id, will and credentials are moved into the packet for the
+    /// encoding and moved back afterwards, not cloned: cloning a `Bytes` made from a `Vec`
+    /// allocates a shared header that would then live as long as the session.
+    fn encode_connect(&mut self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let (keep_alive, _) = self.keep_alive();
+        let config = &mut self.config;
+        let packet = Packet::Connect(Box::new(Connect {
+            level: config.level,
+            client_id: std::mem::take(&mut config.client_id),
+            keep_alive,
+            clean_session: config.clean_session,
+            will: config.will.take().map(|w| *w),
+            username: config.username.take(),
+            password: config.password.take(),
+        }));
+        out.reserve(packet.encoded_len());
+        let result = packet.encode(out);
+        if let Packet::Connect(connect) = packet {
+            let Connect {
+                client_id,
+                will,
+                username,
+                password,
+                ..
+            } = *connect;
+            config.client_id = client_id;
+            config.will = will.map(Box::new);
+            config.username = username;
+            config.password = password;
+        }
+        result
     }
 
     // Internals: sending.
@@ -858,6 +932,8 @@ impl Session {
             };
             self.start_flight(id, req, packet);
         }
+        // SUBSCRIBE and UNSUBSCRIBE are rare: no room is kept for them.
+        release_if_drained(&mut self.queue.controls, true);
         while let Some(front) = self.queue.front_publish() {
             let qos = front.msg.qos;
             let id = if qos == QoS::AtMostOnce {
@@ -1038,7 +1114,7 @@ impl Session {
     /// fails what was sent and not completed.
     fn end_connection(&mut self, reason: DisconnectReason) {
         let local = self.state == State::Disconnecting || reason == DisconnectReason::Local;
-        self.state = State::Closed(reason.clone());
+        self.state = State::Closed;
         self.events.push_back(Event::Disconnected(reason));
         self.timers.stop_all();
         self.ping_outstanding = false;
@@ -1113,7 +1189,8 @@ impl Session {
                 _ => {}
             }
         }
-        self.outbox = outbox;
+        // The outbox stays as `take` left it: empty and unallocated until the next CONNECT.
+        drop(outbox);
         self.queue.requeue_front(publishes, controls);
         self.inflight.mark_unsent();
         if clean {

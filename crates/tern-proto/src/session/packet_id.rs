@@ -99,9 +99,13 @@ impl PacketIdAllocator {
 /// nothing for it.
 #[derive(Clone, Default)]
 pub(super) struct IdSet {
-    words: Box<[u64]>,
-    len: usize,
+    words: Option<Box<[u64; WORDS]>>,
+    /// At most 65,535.
+    len: u32,
 }
+
+/// 64-bit words in the bitmap: one bit per 16-bit value.
+const WORDS: usize = (ID_SPACE + 1) / 64;
 
 impl std::fmt::Debug for IdSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,13 +121,11 @@ impl IdSet {
 
     /// Adds `id`; false if it was already present.
     pub(super) fn insert(&mut self, id: PacketId) -> bool {
-        if self.words.is_empty() {
-            self.words = vec![0; (ID_SPACE + 1) / 64].into_boxed_slice();
-        }
+        let words = self.words.get_or_insert_with(|| Box::new([0; WORDS]));
         let (word, bit) = Self::slot(id);
-        let fresh = self.words[word] & bit == 0;
+        let fresh = words[word] & bit == 0;
         if fresh {
-            self.words[word] |= bit;
+            words[word] |= bit;
             self.len += 1;
         }
         fresh
@@ -132,9 +134,12 @@ impl IdSet {
     /// Removes `id`; false if it was absent.
     pub(super) fn remove(&mut self, id: PacketId) -> bool {
         let (word, bit) = Self::slot(id);
-        let present = self.words.get(word).is_some_and(|w| w & bit != 0);
+        let Some(w) = self.words.as_mut().map(|words| &mut words[word]) else {
+            return false;
+        };
+        let present = *w & bit != 0;
         if present {
-            self.words[word] &= !bit;
+            *w &= !bit;
             self.len -= 1;
         }
         present
@@ -144,7 +149,7 @@ impl IdSet {
     #[cfg(test)]
     pub(super) fn contains(&self, id: PacketId) -> bool {
         let (word, bit) = Self::slot(id);
-        self.words.get(word).is_some_and(|w| w & bit != 0)
+        self.words.as_ref().is_some_and(|w| w[word] & bit != 0)
     }
 
     /// Every id present, in order.
@@ -157,14 +162,23 @@ impl IdSet {
 
     /// Number of ids present.
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.len as usize
+    }
+
+    /// Frees the bitmap if no id is present (it is allocated again at the next insert).
+    pub(super) fn release_if_empty(&mut self) {
+        if self.len == 0 {
+            self.words = None;
+        }
     }
 
     /// Removes every id; false if there was none.
     pub(super) fn clear(&mut self) -> bool {
         let any = self.len > 0;
         if any {
-            self.words.fill(0);
+            if let Some(words) = &mut self.words {
+                words.fill(0);
+            }
             self.len = 0;
         }
         any

@@ -59,7 +59,15 @@ impl CommandQueue {
     pub(super) fn pop_publish(&mut self) -> Option<QueuedPublish> {
         let p = self.publishes.pop_front()?;
         self.publish_bytes = self.publish_bytes.saturating_sub(weight(&p.msg));
+        // Every publish passes through here: keep room for a stream, not for a backlog.
+        super::release_if_drained(&mut self.publishes, false);
         Some(p)
+    }
+
+    /// Frees the buffers of both FIFOs if they are empty.
+    pub(super) fn release_if_drained(&mut self) {
+        super::release_if_drained(&mut self.publishes, true);
+        super::release_if_drained(&mut self.controls, true);
     }
 
     /// The oldest waiting publish.

@@ -1,9 +1,5 @@
 //! The connection lifecycle: which phase the session's current transport is in.
 
-use std::time::Instant;
-
-use super::DisconnectReason;
-
 /// Phase of the current (or last) connection.
 ///
 /// ```text
@@ -13,30 +9,30 @@ use super::DisconnectReason;
 ///    │                   │ not CONNACK, timeout,   │ handle_closed               │ out by poll_transmit,
 ///    │                   │ handle_closed,          │                             │ or handle_closed
 ///    │                   │ disconnect()            ▼                             │
-///    │                   └───────────────────► Closed(reason) ◄──────────────────┘
+///    │                   └───────────────────► Closed ◄──────────────────────────┘
 ///    │                                             │
 ///    └──── (never connected)                       └── connect() again: AwaitConnAck
 /// ```
 ///
-/// `Event::Disconnected` is emitted exactly once per connection, on the move to `Closed`.
+/// `Event::Disconnected` is emitted exactly once per connection, on the move to `Closed`; it
+/// carries the reason, so the state does not keep it (one byte, in every session).
 /// Session state (in-flight packets, incoming QoS 2 ids, queued commands) survives `Closed`
 /// as clean session allows; only the per-connection parts (outbox, timers, decoder buffer)
 /// are reset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
     /// Created, `connect` never called.
     Idle,
-    /// CONNECT queued or sent; nothing else may be sent until CONNACK [MQTT-3.1.0-1].
-    AwaitConnAck {
-        /// When `connect` was called (the CONNACK timer runs from here).
-        since: Instant,
-    },
+    /// CONNECT queued or sent; nothing else may be sent until CONNACK [MQTT-3.1.0-1]. The
+    /// CONNACK timer runs from `connect`.
+    AwaitConnAck,
     /// CONNACK accepted the connection.
     Connected,
     /// DISCONNECT is queued behind earlier packets; nothing follows it [MQTT-3.14.4-1].
     Disconnecting,
-    /// The connection ended (or never came up), for this reason.
-    Closed(DisconnectReason),
+    /// The connection ended (or never came up); the reason went out in
+    /// `Event::Disconnected`.
+    Closed,
 }
 
 impl State {
@@ -44,7 +40,7 @@ impl State {
     pub(super) fn is_open(&self) -> bool {
         matches!(
             self,
-            Self::AwaitConnAck { .. } | Self::Connected | Self::Disconnecting
+            Self::AwaitConnAck | Self::Connected | Self::Disconnecting
         )
     }
 
@@ -60,6 +56,6 @@ impl State {
 
     /// Waiting for CONNACK.
     pub(super) fn is_awaiting_connack(&self) -> bool {
-        matches!(self, Self::AwaitConnAck { .. })
+        matches!(self, Self::AwaitConnAck)
     }
 }

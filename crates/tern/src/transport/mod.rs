@@ -36,20 +36,35 @@ pub(crate) async fn open(
         let tcp = tcp::connect(broker, &addrs).await?;
         let stream: BoxStream = match broker.scheme {
             Scheme::Mqtt => Box::new(tcp),
-            Scheme::Mqtts => {
-                let config = tls_required(tls_config)?;
-                Box::new(tls::handshake(broker, options, config, tcp).await?)
-            }
-            Scheme::Ws => Box::new(ws::handshake(broker, options, tcp).await?),
-            Scheme::Wss => {
-                let config = tls_required(tls_config)?;
-                let tls = tls::handshake(broker, options, config, tcp).await?;
-                Box::new(ws::handshake(broker, options, tls).await?)
-            }
+            // Boxed: the TLS and WebSocket handshakes are large futures (~13 KiB); inline,
+            // every plain TCP connection attempt would allocate room for them too.
+            _ => Box::pin(upgrade(broker, options, tls_config, tcp)).await?,
         };
         Ok(stream)
     };
     within(deadline, ConnectStage::Sending, timeout, handshakes).await?
+}
+
+/// The TLS and WebSocket layers over a connected TCP stream.
+async fn upgrade(
+    broker: &Broker,
+    options: &ConnectOptions,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    tcp: tokio::net::TcpStream,
+) -> Result<BoxStream, ConnectError> {
+    Ok(match broker.scheme {
+        Scheme::Mqtt => Box::new(tcp),
+        Scheme::Mqtts => {
+            let config = tls_required(tls_config)?;
+            Box::new(tls::handshake(broker, options, config, tcp).await?)
+        }
+        Scheme::Ws => Box::new(ws::handshake(broker, options, tcp).await?),
+        Scheme::Wss => {
+            let config = tls_required(tls_config)?;
+            let tls = tls::handshake(broker, options, config, tcp).await?;
+            Box::new(ws::handshake(broker, options, tls).await?)
+        }
+    })
 }
 
 fn tls_required(
