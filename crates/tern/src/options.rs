@@ -103,9 +103,7 @@ pub struct ConnectOptions {
     /// Largest incoming packet accepted; larger ones close the connection with an error
     /// naming the limit. Default: 16 MiB.
     pub max_packet_size: usize,
-    /// Outgoing QoS 1/2 publishes awaiting acknowledgement at once. Default: 100. Once the
-    /// window is full it takes new publishes again when a quarter of it (at most 16) is
-    /// free, so a stream refills it in batches that leave in one write.
+    /// Outgoing QoS 1/2 publishes awaiting acknowledgement at once. Default: 100.
     pub max_inflight: u16,
     /// Commands (publishes, subscribes) waiting beyond the in-flight window, including while
     /// offline; more are refused with [`ClientError::QueueFull`](crate::ClientError).

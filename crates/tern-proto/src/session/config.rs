@@ -35,8 +35,7 @@ pub struct SessionConfig {
     /// Password (requires a user name in 3.1.1 [MQTT-3.1.2-22]). Default: none.
     pub password: Option<Bytes>,
     /// Maximum number of outgoing QoS 1/2 publishes awaiting acknowledgement; further ones
-    /// wait in order in the queue. Default: 100. Clamped to 1..=65,535. A full window takes
-    /// queued publishes again once a quarter of it (at most 16) is free.
+    /// wait in order in the queue. Default: 100. Clamped to 1..=65,535.
     pub max_inflight: u16,
     /// Maximum number of commands (publishes, subscribes, unsubscribes) waiting to be sent,
     /// beyond the in-flight window. Further commands are refused with

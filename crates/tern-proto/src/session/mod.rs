@@ -146,17 +146,6 @@ pub struct Session {
     // task's) state, for a queue that is empty unless a store is in use.
     #[allow(clippy::box_collection)]
     persist: Option<Box<VecDeque<PersistOp>>>,
-    /// The publish window filled up: it takes new publishes again only once
-    /// [`refill_batch`] slots are free, so a stream refills it in bursts that leave in one
-    /// write instead of one PUBLISH per PUBACK.
-    window_full: bool,
-}
-
-/// How many slots of a full publish window must be free before it takes publishes again:
-/// a quarter of the window, at most 16 (a window below 8 refills one by one). The rest of
-/// the window stays in flight meanwhile, so the stream does not stall.
-fn refill_batch(max_inflight: usize) -> usize {
-    (max_inflight / 4).clamp(1, 16)
 }
 
 impl Session {
@@ -182,7 +171,6 @@ impl Session {
             last_sent: None,
             last_received: None,
             persist: None,
-            window_full: false,
         }
     }
 
@@ -972,7 +960,6 @@ impl Session {
                         publish: publish.clone(),
                     });
                     self.start_flight(id, req, Packet::Publish(publish));
-                    self.window_full = self.inflight.publishes() >= self.max_inflight();
                 }
                 None => self.outbox.push_back(Outgoing::Publish0 { req, publish }),
             }
@@ -1027,20 +1014,10 @@ impl Session {
         snapshot
     }
 
-    /// Whether one more QoS 1/2 publish may go in flight: there is room in the window and,
-    /// once it was full, [`refill_batch`] slots are free again.
+    /// Whether one more QoS 1/2 publish may go in flight.
     fn window_open(&self) -> bool {
-        let max = self.max_inflight();
-        let limit = if self.window_full {
-            max - refill_batch(max)
-        } else {
-            max - 1
-        };
-        self.inflight.publishes() <= limit && self.inflight.len() < ID_SPACE
-    }
-
-    fn max_inflight(&self) -> usize {
-        usize::from(self.config.max_inflight.max(1))
+        self.inflight.publishes() < usize::from(self.config.max_inflight.max(1))
+            && self.inflight.len() < ID_SPACE
     }
 
     fn queue_control(&mut self, len: usize, control: Control) -> Result<RequestId, ApiMisuse> {

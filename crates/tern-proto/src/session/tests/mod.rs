@@ -354,55 +354,6 @@ fn publishes_beyond_the_window_wait_and_leave_in_order() {
 }
 
 #[test]
-fn a_full_window_refills_in_batches_of_a_quarter() {
-    // Window 8: once full, it takes publishes again when 2 slots are free, then fills up.
-    let mut pair = Pair::new(config().max_inflight(8));
-    pair.connect(false);
-    for _ in 0..20 {
-        pair.publish(msg("a", b"x", QoS::AtLeastOnce));
-    }
-    let first = pair.sent();
-    assert_eq!(first.len(), 8);
-    assert_eq!(pair.session.in_flight(), 8);
-
-    pair.deliver(Packet::PubAck(id(pid(&first[0])))).unwrap();
-    assert!(
-        pair.sent().is_empty(),
-        "one free slot of 8 waits for a second"
-    );
-    assert_eq!(pair.session.in_flight(), 7);
-    pair.deliver(Packet::PubAck(id(pid(&first[1])))).unwrap();
-    let refill = pair.sent();
-    assert_eq!(
-        refill.len(),
-        2,
-        "two free slots refill together: {refill:?}"
-    );
-    assert_eq!(pair.session.in_flight(), 8);
-
-    // Each further pair of acks refills two: six acks, six new publishes.
-    for p in &first[2..] {
-        pair.deliver(Packet::PubAck(id(pid(p)))).unwrap();
-    }
-    assert_eq!(pair.sent().len(), 6);
-    assert_eq!(pair.session.in_flight(), 8);
-    assert_eq!(pair.session.queued(), 4);
-}
-
-#[test]
-fn a_small_window_refills_one_by_one() {
-    let mut pair = Pair::new(config().max_inflight(3));
-    pair.connect(false);
-    for _ in 0..5 {
-        pair.publish(msg("a", b"x", QoS::AtLeastOnce));
-    }
-    let first = pair.sent();
-    assert_eq!(first.len(), 3);
-    pair.deliver(Packet::PubAck(id(pid(&first[0])))).unwrap();
-    assert_eq!(pair.sent().len(), 1);
-}
-
-#[test]
 fn subscribes_are_not_held_back_by_the_publish_window() {
     let mut pair = Pair::new(config().max_inflight(1));
     pair.connect(false);
