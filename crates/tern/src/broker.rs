@@ -80,6 +80,11 @@ pub enum BrokerParseError {
 }
 
 impl Broker {
+    /// `host:port`, as connect errors name the broker.
+    pub(crate) fn host_port(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
     /// A plain TCP address.
     pub fn tcp(host: impl Into<String>, port: u16) -> Self {
         Self::new(Scheme::Mqtt, host, port)

@@ -923,8 +923,6 @@ impl Driver {
 
     /// Maps how a connection ended onto the client's error types.
     fn end(&mut self, conn: &ConnState, reason: DisconnectReason) -> Ended {
-        // Formatted here, not kept for the whole connection.
-        let addr = format!("{}:{}", conn.broker.host, conn.broker.port);
         // Make sure the session knows the transport is gone (idempotent after DISCONNECT).
         self.session.handle_closed(now());
         let mut scratch = ConnState {
@@ -974,11 +972,11 @@ impl Driver {
             DisconnectReason::Local => ConnectError::Closed,
             _ => match &conn.io_error {
                 Some(e) if is_reset(e) => ConnectError::ServerNotFound {
-                    addr,
+                    addr: conn.broker.host_port(),
                     reason: e.to_string(),
                 },
                 Some(e) => ConnectError::Io {
-                    addr,
+                    addr: conn.broker.host_port(),
                     reason: e.to_string(),
                 },
                 None => ConnectError::ClosedBeforeConnAck,

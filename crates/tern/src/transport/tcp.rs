@@ -45,14 +45,14 @@ pub(super) async fn connect(
     }
     let reason = last.map_or_else(|| "no address to try".to_owned(), |e| e.to_string());
     Err(ConnectError::ServerNotFound {
-        addr: format!("{}:{}", broker.host, broker.port),
+        addr: broker.host_port(),
         reason,
     })
 }
 
 fn io_error(broker: &Broker, e: &io::Error) -> ConnectError {
     ConnectError::Io {
-        addr: format!("{}:{}", broker.host, broker.port),
+        addr: broker.host_port(),
         reason: e.to_string(),
     }
 }

@@ -22,7 +22,7 @@ pub(super) async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let addr = format!("{}:{}", broker.host, broker.port);
+    let addr = broker.host_port();
     let name = options.tls.server_name.as_deref().unwrap_or(&broker.host);
     let server_name = ServerName::try_from(name.to_owned()).map_err(|e| ConnectError::Tls {
         addr: addr.clone(),
