@@ -128,6 +128,11 @@ impl<T> Drop for Sender<T> {
 }
 
 impl<T> Sender<T> {
+    /// The receiver has taken everything queued so far.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chan.lock().items.is_empty()
+    }
+
     /// Waits for room, then queues `item`; gives it back if the receiver is gone.
     pub(crate) async fn send(&self, item: T) -> Result<(), T> {
         match self.reserve().await {

@@ -715,6 +715,47 @@ impl Driver {
         self.serve(broker, stream, deadline, commands).await
     }
 
+    /// Lets the tasks that what was just read woke run, then takes the commands they sent.
+    ///
+    /// `tokio::task::yield_now` runs this task again only after the scheduler has polled
+    /// the I/O driver: one more `epoll_wait` per read, which on a stream of acknowledged
+    /// messages is as many as the reads themselves. On a current-thread runtime a task that
+    /// wakes itself goes to the back of the run queue, behind the tasks it woke, and nothing
+    /// else happens in between ([`requeue`]); that is enough when the application is a
+    /// spawned task. When the application is the runtime's `block_on` future, it is polled
+    /// only after the queue empties, so if it has not taken its events yet, the deferred
+    /// yield still follows.
+    async fn app_turn(
+        &mut self,
+        requeue_is_a_turn: bool,
+        commands: &mut chan::Receiver<Command>,
+        conn: &mut ConnState,
+    ) {
+        if requeue_is_a_turn {
+            requeue().await;
+            if self.take_commands(commands, conn) > 0 || self.events.is_empty() {
+                return;
+            }
+        }
+        tokio::task::yield_now().await;
+        self.take_commands(commands, conn);
+    }
+
+    /// Takes up to [`COMMAND_BATCH`] queued commands; returns how many.
+    fn take_commands(
+        &mut self,
+        commands: &mut chan::Receiver<Command>,
+        conn: &mut ConnState,
+    ) -> usize {
+        for n in 0..COMMAND_BATCH {
+            match commands.try_recv() {
+                Ok(cmd) => self.connected_command(cmd, conn),
+                Err(_) => return n,
+            }
+        }
+        COMMAND_BATCH
+    }
+
     fn finish_close_replies(&mut self) {
         for reply in self.close_replies.drain(..) {
             let _ = reply.send(Ok(()));
@@ -749,6 +790,7 @@ impl Driver {
         let events = self.events.clone();
         // The last turn read something (see the yield below).
         let mut just_read = false;
+        let requeue = requeue_is_a_turn();
 
         loop {
             // Handling events may queue packets (re-subscription after a reconnect) and
@@ -798,8 +840,7 @@ impl Driver {
             // and there is something to write (acknowledgements): let the application run
             // once first. What it does in response (the next request of a request/response
             // exchange) then leaves in the same write as the acknowledgements, not in a write
-            // of its own; a stream's acknowledgements gather more input meanwhile. Once per
-            // read, and not while closing.
+            // of its own. Once per read, and not while closing.
             let woke_app = mem::take(&mut self.woke_app);
             if mem::take(&mut just_read)
                 && woke_app
@@ -807,13 +848,7 @@ impl Driver {
                 && !self.commands_closed
                 && !outbox.is_empty()
             {
-                tokio::task::yield_now().await;
-                for _ in 0..COMMAND_BATCH {
-                    match commands.try_recv() {
-                        Ok(cmd) => self.connected_command(cmd, &mut conn),
-                        Err(_) => break,
-                    }
-                }
+                self.app_turn(requeue, commands, &mut conn).await;
                 continue;
             }
 
@@ -856,12 +891,7 @@ impl Driver {
                         Some(cmd) => {
                             self.connected_command(cmd, &mut conn);
                             // Drain a burst so it leaves in one write.
-                            for _ in 0..COMMAND_BATCH {
-                                match commands.try_recv() {
-                                    Ok(cmd) => self.connected_command(cmd, &mut conn),
-                                    Err(_) => break,
-                                }
-                            }
+                            self.take_commands(commands, &mut conn);
                         }
                         None => {
                             // Every handle is gone: leave politely.
@@ -1045,6 +1075,7 @@ fn poll_io(
                 return Poll::Ready(IoEvent::Error(io::ErrorKind::WriteZero.into()));
             }
             Poll::Ready(Ok(n)) => {
+                tracing::trace!(bytes = n, "wrote");
                 outbox.advance(n);
                 *needs_flush = true;
                 progress = true;
@@ -1108,6 +1139,29 @@ fn poll_read_into(
         // it ever is, a buffer of its own does the job.
         Err(_) => read(&mut vec![0; READ_CHUNK]),
     })
+}
+
+/// Whether [`requeue`] lets the tasks this one woke run first: on a current-thread runtime
+/// (see [`Driver::app_turn`]). On a multi-thread runtime a task that wakes itself takes the
+/// worker's next-task slot, ahead of what it woke.
+fn requeue_is_a_turn() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}
+
+/// Returns `Pending` once after waking this task: the scheduler queues it again at once.
+async fn requeue() {
+    let mut woken = false;
+    poll_fn(|cx| {
+        if woken {
+            Poll::Ready(())
+        } else {
+            woken = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -1,14 +1,45 @@
 //! How the driver writes: what the application sends in response to a message leaves in the
 //! same write as the acknowledgement of that message. A real broker cannot tell writes
-//! apart, so a raw TCP listener plays the broker and looks at what one read returns.
+//! apart, so a raw TCP listener plays the broker and looks at what one read returns, and the
+//! driver's `wrote` trace events give the size of every write it made.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
+
+use std::sync::{Arc, Mutex};
 
 use common::{connected, next_message, within};
 use tern::{ConnectOptions, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+/// Collects the `bytes` field of the driver's `wrote` events on this thread.
+#[derive(Clone, Default)]
+struct Writes(Arc<Mutex<Vec<u64>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for Writes {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Bytes(Option<u64>);
+        impl Visit for Bytes {
+            fn record_u64(&mut self, field: &Field, value: u64) {
+                if field.name() == "bytes" {
+                    self.0 = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+        }
+        if event.metadata().target() != "tern::driver" {
+            return;
+        }
+        let mut b = Bytes(None);
+        event.record(&mut b);
+        if let Some(n) = b.0 {
+            self.0.lock().unwrap().push(n);
+        }
+    }
+}
 
 /// CONNACK, session not present, accepted.
 const CONNACK: [u8; 4] = [0x20, 0x02, 0x00, 0x00];
@@ -19,10 +50,28 @@ fn publish_q1(payload: &[u8]) -> Vec<u8> {
     [&[0x32, len, 0x00, 0x01, b'q', 0x00, 0x07], payload].concat()
 }
 
+/// The application is the test's own future (a runtime's `block_on` future).
 #[tokio::test]
 async fn a_reply_leaves_in_the_same_write_as_the_puback() {
+    reply_and_puback_share_a_write(false).await;
+}
+
+/// The application is a task of its own on the same current-thread runtime (the driver then
+/// lets it run by queueing itself behind it, with no I/O poll in between).
+#[tokio::test]
+async fn a_spawned_applications_reply_leaves_with_the_puback() {
+    reply_and_puback_share_a_write(true).await;
+}
+
+async fn reply_and_puback_share_a_write(spawned: bool) {
+    // Every task of this test runs on this thread (a current-thread runtime).
+    let writes = Writes::default();
+    let _trace =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(writes.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    // The message is sent once the application waits for it (not in the CONNACK's read).
+    let (go, wait_go) = tokio::sync::oneshot::channel::<()>();
     let broker = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 4096];
@@ -34,6 +83,7 @@ async fn a_reply_leaves_in_the_same_write_as_the_puback() {
             &buf[..n]
         );
         s.write_all(&CONNACK).await.unwrap();
+        wait_go.await.unwrap();
         s.write_all(&publish_q1(b"ping")).await.unwrap();
         // One write from the client carries the PUBACK and the reply; a read returns what one
         // write put on the socket at least.
@@ -43,11 +93,22 @@ async fn a_reply_leaves_in_the_same_write_as_the_puback() {
     });
 
     let (client, mut events) = connected(ConnectOptions::new("batch"), port).await;
-    let msg = next_message(&mut events).await;
-    assert_eq!(&msg.payload[..], b"ping");
-    client
-        .try_publish("r", &b"pong"[..], QoS::AtMostOnce, false)
-        .unwrap();
+    let app = async move {
+        let msg = next_message(&mut events).await;
+        assert_eq!(&msg.payload[..], b"ping");
+        client
+            .try_publish("r", &b"pong"[..], QoS::AtMostOnce, false)
+            .unwrap();
+        (client, events)
+    };
+    let _keep = if spawned {
+        let app = tokio::spawn(app);
+        go.send(()).unwrap();
+        within("the application task", app).await.unwrap()
+    } else {
+        go.send(()).unwrap();
+        app.await
+    };
 
     let got = within("the client's write", broker).await.unwrap();
     let puback = [0x40, 0x02, 0x00, 0x07];
@@ -57,4 +118,9 @@ async fn a_reply_leaves_in_the_same_write_as_the_puback() {
         [&puback[..], &reply[..]].concat(),
         "the PUBACK and the reply arrive together, in that order"
     );
+    // The CONNECT, then both packets in one write: on one thread the listener reads only
+    // after both tasks have run, so its read alone cannot tell one write from two.
+    let writes = writes.0.lock().unwrap().clone();
+    assert_eq!(writes.len(), 2, "writes of the client: {writes:?}");
+    assert_eq!(writes[1], 13, "writes of the client: {writes:?}");
 }
