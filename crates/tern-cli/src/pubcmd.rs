@@ -91,8 +91,7 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
     };
     let lines = single.is_none().then(spawn_line_reader);
     let topic = a.common.topics.first().cloned().unwrap_or_default();
-    let rt = mosq::runtime()?;
-    rt.block_on(async {
+    mosq::run(async move {
         let (client, events) = mosq::connect(&setup).await?;
         let mut p = Publisher {
             client,

@@ -83,14 +83,12 @@ fn run(a: SubArgs, format: Option<Format>) -> Result<(), Fatal> {
         max_delay: Duration::from_secs(10),
         ..ReconnectPolicy::default()
     });
-    let rt = mosq::runtime()?;
-    rt.block_on(async {
+    mosq::run(async move {
         let (client, events) = within(deadline, mosq::connect(&setup)).await??;
-        let stdout = io::stdout();
         let mut s = Subscriber {
             client,
             trace: setup.trace.clone(),
-            out: BufWriter::with_capacity(64 * 1024, stdout.lock()),
+            out: BufWriter::with_capacity(64 * 1024, io::stdout()),
             line: Vec::new(),
             format,
             printed: 0,

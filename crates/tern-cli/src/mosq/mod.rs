@@ -333,12 +333,25 @@ pub(crate) async fn disconnect(client: &Client, trace: &Trace) {
     let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
 }
 
-/// A current-thread runtime: one client, one task doing the work; no thread hand-offs.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
-    tokio::runtime::Builder::new_current_thread()
+/// Runs a command's work on a current-thread runtime (one client, no thread hand-offs), as a
+/// spawned task rather than as `block_on`'s own future.
+///
+/// Waking `block_on`'s future makes tokio's current-thread scheduler poll the I/O driver
+/// first, one `epoll_wait` per wake-up, i.e. per packet read; a spawned task is polled from
+/// the run queue, so the client's driver and the command take turns without it (the driver's
+/// PUBACK then leaves after the command has taken the message).
+pub(crate) fn run<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Fatal>> + Send + 'static,
+) -> Result<T, Fatal> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Fatal::new(exit::ERROR, format!("Error: cannot start the runtime: {e}")))
+        .map_err(|e| Fatal::new(exit::ERROR, format!("Error: cannot start the runtime: {e}")))?;
+    match rt.block_on(async { tokio::spawn(work).await }) {
+        Ok(result) => result,
+        // The task can only end early by panicking (nothing cancels it): pass the panic on.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 #[cfg(test)]
