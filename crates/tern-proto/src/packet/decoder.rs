@@ -227,7 +227,7 @@ fn plain_publish(first: u8, body: &[u8]) -> Option<(QosPid, usize)> {
 mod tests {
     use super::*;
 
-    /// The inlined forms agree with the general loop on every field of up to three bytes
+    /// The inlined forms agree with the general loop on every field of up to four bytes
     /// drawn from the values around each boundary, whole and cut short.
     #[test]
     fn fast_remaining_length_agrees_with_the_general_one() {
