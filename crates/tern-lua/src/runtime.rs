@@ -1,15 +1,21 @@
-//! The event loop: one Lua state on one thread, one queue of everything that happened (client
-//! events, timer expiries), callbacks run one at a time in queue order.
+//! The event loop: one Lua state on one thread waiting on everything that can happen (each
+//! client's event stream, one queue of timer expiries), callbacks run one at a time.
+//!
+//! The loop takes client events straight from the clients' own streams, with no task in
+//! between: a client's driver lets the application run before it writes the acknowledgement
+//! of what it read, so a reply sent from a `message` callback leaves in the same write as the
+//! PUBACK. A forwarding task would take the event in that turn instead of the script.
 //!
 //! Objects that produce events (clients, timers) are found by id in a weak registry table, so
 //! a script that drops a client lets it be collected; an object is also held in a strong
 //! table ("rooted") exactly while it can still produce events of its own accord (a client
 //! connecting or connected, an armed timer). The loop ends when nothing is rooted.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::OsString;
 use std::path::Path;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use mlua::{AnyUserData, Lua, Table, Value};
 use tokio::sync::mpsc;
@@ -19,8 +25,9 @@ const OBJECTS: &str = "tern.objects";
 /// Named registry table: id → object, strong; what keeps the loop alive.
 const ROOTED: &str = "tern.rooted";
 
-/// Capacity of the central queue. Producers await space, so a slow script slows the clients'
-/// reading (TCP backpressure) instead of growing memory.
+/// Capacity of the timer queue. Timers await space, so a slow script cannot make it grow.
+/// (Clients' streams are bounded by the clients: a slow script slows their reading, which is
+/// TCP backpressure.)
 const QUEUE_CAPACITY: usize = 1024;
 
 /// Something that happened, for the loop to dispatch.
@@ -37,10 +44,26 @@ pub(crate) enum LoopEvent {
     Timer { id: u64, generation: u64 },
 }
 
+/// The event stream of the tern client behind a Lua client object.
+#[derive(Debug)]
+struct Source {
+    id: u64,
+    generation: u64,
+    events: tern::Events,
+    /// The stream ended (its driver stopped); removed at the next poll.
+    ended: bool,
+}
+
 /// State shared by the modules and the loop, kept in the Lua state's app data.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Where timers send their expiries.
     pub(crate) tx: mpsc::Sender<LoopEvent>,
+    /// The clients' event streams the loop waits on. Borrowed only briefly and never across
+    /// a call into Lua (whose garbage collector may drop a client, see [`Shared::forget`]).
+    sources: RefCell<Vec<Source>>,
+    /// Where the next poll of `sources` starts, so a busy client cannot starve the others.
+    next_source: Cell<usize>,
     next_id: Cell<u64>,
     rooted: Cell<usize>,
     /// `tmr.now()` / `tmr.time()` count from here (the device counts from boot).
@@ -52,6 +75,72 @@ impl Shared {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         id
+    }
+
+    /// Makes the loop wait on `events`, the stream of the tern client `generation` behind
+    /// the Lua client object `id`.
+    pub(crate) fn listen(&self, id: u64, generation: u64, events: tern::Events) {
+        self.sources.borrow_mut().push(Source {
+            id,
+            generation,
+            events,
+            ended: false,
+        });
+    }
+
+    /// Stops waiting on that stream (the tern client was replaced, or its object collected)
+    /// and drops it. Events still queued in it are stale by then.
+    pub(crate) fn forget(&self, id: u64, generation: u64) {
+        // Never contended (see `sources`); if it were, the stream would be removed once its
+        // driver stops, and its events are dropped as stale meanwhile.
+        if let Ok(mut sources) = self.sources.try_borrow_mut() {
+            sources.retain(|s| s.id != id || s.generation != generation);
+        }
+    }
+
+    /// The next client event, if one is ready, taking the sources in turn.
+    fn poll_sources(&self, cx: &mut Context<'_>) -> Poll<LoopEvent> {
+        let mut sources = self.sources.borrow_mut();
+        let n = sources.len();
+        let start = self.next_source.get();
+        let mut found = None;
+        let mut ended = false;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let source = &mut sources[i];
+            match source.events.poll_recv(cx) {
+                Poll::Ready(Some(event)) => {
+                    self.next_source.set(i + 1);
+                    found = Some(LoopEvent::Client {
+                        id: source.id,
+                        generation: source.generation,
+                        event,
+                    });
+                    break;
+                }
+                Poll::Ready(None) => {
+                    source.ended = true;
+                    ended = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if ended {
+            sources.retain(|s| !s.ended);
+        }
+        found.map_or(Poll::Pending, Poll::Ready)
+    }
+
+    /// A client event that is ready now, if any.
+    fn try_sources(&self) -> Option<LoopEvent> {
+        let mut sources = self.sources.borrow_mut();
+        sources.iter_mut().find_map(|s| {
+            s.events.try_recv().map(|event| LoopEvent::Client {
+                id: s.id,
+                generation: s.generation,
+                event,
+            })
+        })
     }
 }
 
@@ -149,6 +238,8 @@ impl Runtime {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Rc::new(Shared {
             tx,
+            sources: RefCell::new(Vec::new()),
+            next_source: Cell::new(0),
             next_id: Cell::new(1),
             rooted: Cell::new(0),
             started: tokio::time::Instant::now(),
@@ -228,19 +319,33 @@ impl Runtime {
             if self.is_idle() {
                 // Deliver what already arrived (e.g. completions racing an `offline`), then
                 // stop if that did not start anything.
-                while let Ok(ev) = self.rx.try_recv() {
+                while let Some(ev) = self.try_next() {
                     self.dispatch(ev)?;
                 }
                 if self.is_idle() {
                     return Ok(());
                 }
             }
-            // The runtime holds a sender, so the queue never closes.
-            let Some(ev) = self.rx.recv().await else {
-                return Ok(());
-            };
+            let ev = std::future::poll_fn(|cx| self.poll_next(cx)).await;
             self.dispatch(ev)?;
         }
+    }
+
+    /// The next event: timers first (their queue is short-lived and bounded), then the
+    /// clients in turn.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<LoopEvent> {
+        // The runtime holds a sender, so the timer queue never closes.
+        if let Poll::Ready(Some(ev)) = self.rx.poll_recv(cx) {
+            return Poll::Ready(ev);
+        }
+        self.shared.poll_sources(cx)
+    }
+
+    fn try_next(&mut self) -> Option<LoopEvent> {
+        self.rx
+            .try_recv()
+            .ok()
+            .or_else(|| self.shared.try_sources())
     }
 
     fn dispatch(&self, ev: LoopEvent) -> mlua::Result<()> {

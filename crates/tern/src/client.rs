@@ -179,6 +179,12 @@ impl Events {
         self.rx.recv().await
     }
 
+    /// Polls for the next event, registering `cx`'s waker when there is none; `None` once
+    /// the driver has stopped. For event loops that wait on several clients at once.
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<Event> {
         self.rx.try_recv().ok()

@@ -6,15 +6,16 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::rc::Rc;
+
 use mlua::{AnyUserData, Lua, UserData, UserDataMethods, UserDataRef, Value, Variadic};
 use tern::{ConnectOptions, Event, QoS, ReconnectPolicy, TlsOptions, Will};
-use tokio::task::AbortHandle;
 
 use super::args::{
     self, ClientArgs, ConnectArgs, PublishArgs, SubscribeArgs, UnsubscribeArgs, lua_error,
 };
 use super::callbacks::{self, CONNECT_FAIL, CONNECT_OK, On};
-use crate::runtime::{self, LoopEvent};
+use crate::runtime::{self, Shared};
 
 /// Deadline for one connection attempt (DNS, TCP, TLS, CONNECT and CONNACK together). The
 /// ESP8266 gives CONNACK 5 s after CONNECT is sent; this covers the steps before it too.
@@ -46,15 +47,17 @@ struct Build {
 #[derive(Debug)]
 struct Conn {
     client: tern::Client,
-    /// Tells this client's events apart from those of a replaced one still in the queue.
+    /// Tells this client's events apart from those of a replaced one.
     generation: u64,
     build: Build,
-    forwarder: AbortHandle,
+    /// The loop waiting on this client's events, under (object id, `generation`).
+    shared: Rc<Shared>,
+    id: u64,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.forwarder.abort();
+        self.shared.forget(self.id, self.generation);
     }
 }
 
@@ -160,27 +163,14 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
             let shared = runtime::shared(lua)?;
             st.generations += 1;
             let generation = st.generations;
-            let (tern_client, mut events) = tern::Client::new(options(&st, &build, &a.broker));
-            let tx = shared.tx.clone();
-            let id = c.id;
-            let forwarder = tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    let ev = LoopEvent::Client {
-                        id,
-                        generation,
-                        event,
-                    };
-                    if tx.send(ev).await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .abort_handle();
+            let (tern_client, events) = tern::Client::new(options(&st, &build, &a.broker));
+            shared.listen(c.id, generation, events);
             st.conn = Some(Conn {
                 client: tern_client,
                 generation,
                 build,
-                forwarder,
+                shared,
+                id: c.id,
             });
             st.calls.clear();
         }
