@@ -1,8 +1,9 @@
 //! NodeMCU's Lua `mqtt` and `tmr` modules on a PC, over the tern client.
 //!
 //! A [`Runtime`] is one Lua 5.1 state with `mqtt`, `tmr`, `arg` and a line-flushing `print`,
-//! plus the loop that runs callbacks one at a time, in the order their events happened. It
-//! knows NodeMCU's argument rules and callback semantics, never packet bytes.
+//! plus the loop that runs callbacks one at a time, each client's and each timer's in the
+//! order their events happened. It knows NodeMCU's argument rules and callback semantics,
+//! never packet bytes.
 //!
 //! # The contract
 //!

@@ -312,8 +312,10 @@ impl Runtime {
         self.shared.rooted.get() == 0
     }
 
-    /// Dispatches events until [`is_idle`](Self::is_idle), running callbacks one at a time in
-    /// the order their events happened. An error a callback does not catch ends the loop.
+    /// Dispatches events until [`is_idle`](Self::is_idle), running callbacks one at a time:
+    /// each client's events in the order they happened, ready timers before client events,
+    /// and clients with events ready in turn. An error a callback does not catch ends the
+    /// loop.
     pub async fn run(&mut self) -> Result<(), RunError> {
         loop {
             if self.is_idle() {
