@@ -41,6 +41,7 @@ use crate::chan;
 use crate::client::{Command, Event, Message, Outcome, Reply};
 use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
 use crate::options::{ConnectOptions, Protocol};
+use crate::quickack::{AckAction, AckPolicy};
 use crate::store::{SessionStore, StoreError};
 use crate::transport::{self, BoxStream};
 
@@ -790,6 +791,8 @@ impl Driver {
         let events = self.events.clone();
         // The last turn read something (see the yield below).
         let mut just_read = false;
+        // When to ACK reads that nothing answers (see `quickack`).
+        let mut acks = AckPolicy::new();
         let requeue = requeue_is_a_turn();
 
         loop {
@@ -852,9 +855,29 @@ impl Driver {
                 continue;
             }
 
+            // Reads that nothing answers: a broker with Nagle's algorithm on may hold its
+            // next packet until they are ACKed (see `quickack`).
+            let mut ack_due = None;
+            if outbox.is_empty() {
+                match acks.poll(now()) {
+                    AckAction::Idle => {}
+                    AckAction::QuickAck => {
+                        transport::quickack(&*stream);
+                        acks.quickacked(now());
+                    }
+                    AckAction::WaitUntil(t) => ack_due = Some(Instant::from_std(t)),
+                }
+            } else {
+                // What is about to leave carries the ACK.
+                acks.on_write();
+            }
+
             // The next deadline: the session's timer, the connect deadline before CONNACK,
-            // the flush deadline while closing.
+            // the flush deadline while closing, a deferred quick ACK.
             let mut next = self.session.poll_timeout().map(Instant::from_std);
+            if let Some(a) = ack_due {
+                next = Some(next.map_or(a, |t| t.min(a)));
+            }
             if !conn.connected {
                 next = Some(next.map_or(deadline, |t| t.min(deadline)));
             }
@@ -876,7 +899,12 @@ impl Driver {
             tokio::select! {
                 io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
                     match io {
-                        IoEvent::Read => just_read = true,
+                        IoEvent::Read => {
+                            just_read = true;
+                            if acks.on_read(now()) {
+                                tracing::debug!("the broker waited for our ACK (Nagle's algorithm): quick ACKs from now on");
+                            }
+                        }
                         IoEvent::Violation(e) => {
                             tracing::debug!(error = %e, "protocol violation by the broker");
                             conn.ended.get_or_insert(DisconnectReason::Protocol(e));

@@ -13,6 +13,7 @@ mod client;
 mod driver;
 pub mod error;
 pub mod options;
+mod quickack;
 pub mod store;
 pub mod tls;
 mod transport;

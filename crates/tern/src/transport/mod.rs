@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::broker::{Broker, Scheme};
@@ -16,8 +17,42 @@ use crate::error::{ConnectError, ConnectStage};
 use crate::options::ConnectOptions;
 
 /// A connected, bidirectional byte stream.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {
+    /// The TCP socket underneath, for socket options.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Stream for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Stream for tokio_rustls::client::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+impl<S: Stream> Stream for ws::WsStream<S> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().tcp()
+    }
+}
+
+/// Sends the ACK of what was read now instead of after the delayed-ACK timeout (up to
+/// 40 ms on Linux), and leaves the kernel's "interactive" mode, where it holds ACKs back
+/// expecting to send them with data. A broker that leaves Nagle's algorithm on (mosquitto's
+/// default) holds its next small packet until that ACK (see `crate::quickack` for when).
+/// Linux only; elsewhere a no-op.
+pub(crate) fn quickack(stream: &dyn Stream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(e) = socket2::SockRef::from(stream.tcp()).set_tcp_quickack(true) {
+        tracing::debug!(error = %e, "TCP_QUICKACK");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
+}
 
 /// A boxed transport stream.
 pub(crate) type BoxStream = Box<dyn Stream>;
@@ -50,7 +85,7 @@ async fn upgrade(
     broker: &Broker,
     options: &ConnectOptions,
     tls_config: Option<Arc<rustls::ClientConfig>>,
-    tcp: tokio::net::TcpStream,
+    tcp: TcpStream,
 ) -> Result<BoxStream, ConnectError> {
     Ok(match broker.scheme {
         Scheme::Mqtt => Box::new(tcp),

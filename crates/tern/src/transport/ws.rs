@@ -243,6 +243,11 @@ where
     fn ws(&mut self) -> Pin<&mut WebSocketStream<S>> {
         Pin::new(&mut self.ws)
     }
+
+    /// The stream the WebSocket runs over.
+    pub(super) fn get_ref(&self) -> &S {
+        self.ws.get_ref()
+    }
 }
 
 /// The io error for a failed WebSocket operation.

@@ -1,0 +1,92 @@
+//! Against a broker with Nagle's algorithm on (mosquitto's default), a request/response
+//! exchange must not wait for our delayed ACKs. mosquitto answers a PUBLISH with two writes;
+//! when the client reads the first alone and answers nothing, the second waits for the
+//! client's ACK, which Linux delays up to 40 ms: 22 ms per QoS 1 round trip before this was
+//! handled. The driver notices the broker waiting (a read right after a deferred quick ACK)
+//! and from then on ACKs unanswered reads at once. Tests assert no timings, so this checks
+//! the driver's trace event of that switch, with every round trip bounded.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{connected, unique, within};
+use tern::{ConnectOptions, Event, QoS};
+use tern_testkit::MosquittoConfig;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+/// Collects the messages of the driver's events on this thread.
+#[derive(Clone, Default)]
+struct Messages(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for Messages {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Message(String);
+        impl Visit for Message {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        if event.metadata().target() != "tern::driver" {
+            return;
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        self.0.lock().unwrap().push(m.0);
+    }
+}
+
+const ROUND_TRIPS: usize = 50;
+
+async fn ping_pong_switches_to_quick_acks(qos: QoS) {
+    let messages = Messages::default();
+    let _trace =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(messages.clone()));
+    let broker = MosquittoConfig::new().line("set_tcp_nodelay false").start();
+    let topic = unique("pp");
+    let (client, mut events) = connected(ConnectOptions::new(unique("pp")), broker.port()).await;
+    within("SUBACK", client.subscribe([(topic.as_str(), qos)]))
+        .await
+        .unwrap();
+    for i in 0..ROUND_TRIPS {
+        client.try_publish(&topic, "ping", qos, false).unwrap();
+        within(&format!("round trip {i}"), async {
+            loop {
+                match events.recv().await {
+                    Some(Event::Message(m)) => {
+                        assert_eq!(&m.payload[..], b"ping");
+                        return;
+                    }
+                    Some(Event::Completed { result, .. }) => {
+                        result.unwrap();
+                    }
+                    Some(_) => {}
+                    None => panic!("the client stopped"),
+                }
+            }
+        })
+        .await;
+    }
+    within("close", client.close()).await.unwrap();
+    let messages = messages.0.lock().unwrap().clone();
+    let others: Vec<&String> = messages.iter().filter(|m| *m != "wrote").collect();
+    assert!(
+        others.iter().any(|m| m.contains("quick ACKs from now on")),
+        "no switch to quick ACKs in {ROUND_TRIPS} round trips at {qos:?}; driver events other \
+         than writes: {others:?}"
+    );
+}
+
+#[tokio::test]
+async fn qos_1_ping_pong_through_a_nagle_broker_switches_to_quick_acks() {
+    ping_pong_switches_to_quick_acks(QoS::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn qos_2_ping_pong_through_a_nagle_broker_switches_to_quick_acks() {
+    ping_pong_switches_to_quick_acks(QoS::ExactlyOnce).await;
+}
