@@ -48,6 +48,23 @@ fn subscribe_many_subscribes_in_one_packet_and_in_a_chain() {
 }
 
 #[test]
+fn pingpong_makes_its_round_trips_at_each_qos() {
+    // mosquitto's default: Nagle's algorithm on (see `tern`'s quick ACKs).
+    let broker = Mosquitto::start_default();
+    let port = broker.port().to_string();
+    for qos in ["0", "1", "2"] {
+        let r = run(&example("pingpong.lua"), &["127.0.0.1", &port, "200", qos]);
+        r.assert_ok();
+        let lines = r.lines();
+        let prefix = format!("200 round trips at QoS {qos} in ");
+        assert!(
+            lines.len() == 1 && lines[0].starts_with(&prefix),
+            "expected one line starting {prefix:?}\n{r}"
+        );
+    }
+}
+
+#[test]
 fn reconnect_retries_from_a_timer_after_a_refusal() {
     let rt = server_runtime();
     let acks_one_publish = Script::new()
