@@ -41,7 +41,7 @@ use crate::chan;
 use crate::client::{Command, Event, Message, Outcome, Reply};
 use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
 use crate::options::{ConnectOptions, Protocol};
-use crate::quickack::{AckAction, AckPolicy};
+use crate::quickack::{AckPolicy, Ticks};
 use crate::store::{SessionStore, StoreError};
 use crate::transport::{self, BoxStream};
 
@@ -777,6 +777,7 @@ impl Driver {
             io_error: None,
             eof: false,
             closing: false,
+            acks: AckPolicy::new(),
         };
         if let Err(e) = self.session.connect(now()) {
             return Ended::ConnectFailed(ConnectError::InvalidOptions(e.to_string()));
@@ -791,8 +792,6 @@ impl Driver {
         let events = self.events.clone();
         // The last turn read something (see the yield below).
         let mut just_read = false;
-        // When to ACK reads that nothing answers (see `quickack`).
-        let mut acks = AckPolicy::new();
         let requeue = requeue_is_a_turn();
 
         loop {
@@ -857,27 +856,16 @@ impl Driver {
 
             // Reads that nothing answers: a broker with Nagle's algorithm on may hold its
             // next packet until they are ACKed (see `quickack`).
-            let mut ack_due = None;
-            if outbox.is_empty() {
-                match acks.poll(now()) {
-                    AckAction::Idle => {}
-                    AckAction::QuickAck => {
-                        transport::quickack(&*stream);
-                        acks.quickacked(now());
-                    }
-                    AckAction::WaitUntil(t) => ack_due = Some(Instant::from_std(t)),
-                }
-            } else {
+            if !outbox.is_empty() {
                 // What is about to leave carries the ACK.
-                acks.on_write();
+                conn.acks.on_write();
+            } else if conn.acks.take_quickack() {
+                transport::quickack(&*stream);
             }
 
             // The next deadline: the session's timer, the connect deadline before CONNACK,
-            // the flush deadline while closing, a deferred quick ACK.
+            // the flush deadline while closing.
             let mut next = self.session.poll_timeout().map(Instant::from_std);
-            if let Some(a) = ack_due {
-                next = Some(next.map_or(a, |t| t.min(a)));
-            }
             if !conn.connected {
                 next = Some(next.map_or(deadline, |t| t.min(deadline)));
             }
@@ -901,8 +889,8 @@ impl Driver {
                     match io {
                         IoEvent::Read => {
                             just_read = true;
-                            if acks.on_read(now()) {
-                                tracing::debug!("the broker waited for our ACK (Nagle's algorithm): quick ACKs from now on");
+                            if conn.acks.on_read(Ticks::now()) {
+                                tracing::debug!("the broker waited for our delayed ACK (Nagle's algorithm): quick ACKs from now on");
                             }
                         }
                         IoEvent::Violation(e) => {
@@ -990,6 +978,7 @@ impl Driver {
             io_error: None,
             eof: false,
             closing: false,
+            acks: AckPolicy::new(),
         };
         self.drain_session_events(&mut scratch);
         if self.commands_closed && !self.want_connected && conn.closing {
@@ -1073,6 +1062,8 @@ struct ConnState {
     io_error: Option<Arc<io::Error>>,
     eof: bool,
     closing: bool,
+    /// When to ACK reads that nothing answers (see `quickack`).
+    acks: AckPolicy,
 }
 
 enum IoEvent {
@@ -1216,6 +1207,6 @@ mod tests {
         let (events, _rx) = crate::chan::channel(1);
         let fut = super::run(Box::new(crate::ConnectOptions::new("x")), commands, events);
         let size = size_of_val(&fut);
-        assert!(size <= 1600, "driver future is {size} bytes");
+        assert!(size <= 1536, "driver future is {size} bytes");
     }
 }

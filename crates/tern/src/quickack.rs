@@ -1,103 +1,129 @@
 //! When to ACK at once what was read but is not answered with data.
 //!
-//! Linux holds back the TCP ACK of received data for up to 40 ms once a connection looks
+//! Linux holds back the TCP ACK of received data for 40 ms or more once a connection looks
 //! interactive (data was sent soon after data arrived), expecting to send it with the next
 //! data. A broker that leaves Nagle's algorithm on, as mosquitto does by default, holds its
 //! next small packet until that ACK arrives. mosquitto answers a PUBLISH with two writes (the
 //! message to subscribers, then the PUBACK), so a client that reads the first alone, answers
 //! nothing, and waits for the second, waits for its own delayed ACK: a QoS 1 request/response
-//! over such a broker took 22 ms per round trip, a QoS 2 one 44 ms.
+//! over such a broker took 22 ms per round trip on average, a QoS 2 one 44 ms.
 //!
 //! `TCP_QUICKACK` sends the ACK now, but costs a system call and an ACK segment, which on a
 //! broker with Nagle off (where nothing waits for the ACK) made a pinned QoS 1 ping-pong
-//! 5% slower. So [`AckPolicy`] starts deferred: a read left unanswered for [`DEFER`] gets its
-//! quick ACK then. If a read follows such a quick ACK within [`EVIDENCE`], the broker was
-//! waiting for it, and from then on the connection ACKs unanswered reads at once.
+//! 5% slower; so does anything that runs per read, like a timer to defer it (3–5%). So
+//! [`AckPolicy`] starts passive and only watches: a read that comes [`STALL_MIN`] to
+//! [`STALL_MAX`] after a read that nothing answered, with nothing written in between, looks
+//! like a delayed ACK releasing the broker's held packet. From then on the connection
+//! quick-ACKs every read that nothing answers. The first stall is paid once; a quiet
+//! connection may switch without need, which costs a system call per unanswered read.
 //!
 //! Only reads after we sent data since the last quick ACK count: on a one-way stream the
 //! kernel ACKs promptly by itself.
+//!
+//! Every connection's task holds one, so it is kept to 4 bytes: times are [`Ticks`] of a
+//! millisecond on a wrapping 16-bit clock (65 s).
 
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Instant;
 
-/// How long a read may stay unanswered before its quick ACK, while deferred.
-pub(crate) const DEFER: Duration = Duration::from_millis(1);
-
-/// A read this soon after a deferred quick ACK shows that the broker was waiting for it.
-pub(crate) const EVIDENCE: Duration = Duration::from_millis(5);
-
-/// What the driver should do about ACKs now.
+/// A point on a wrapping clock of millisecond ticks (it wraps every 65.5 s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AckAction {
-    /// Nothing is owed.
-    Idle,
-    /// Set `TCP_QUICKACK` now (then report it with [`AckPolicy::quickacked`]).
-    QuickAck,
-    /// Look again at this time.
-    WaitUntil(Instant),
+pub(crate) struct Ticks(pub(crate) u16);
+
+impl Ticks {
+    /// Now, counted from the first call in this process.
+    pub(crate) fn now() -> Self {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        let millis = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+        // Truncation is the wrap.
+        #[allow(clippy::cast_possible_truncation)]
+        Self(millis as u16)
+    }
+
+    /// Ticks from `earlier` to `self`.
+    fn since(self, earlier: Self) -> u16 {
+        self.0.wrapping_sub(earlier.0)
+    }
 }
 
+/// The shortest gap (ms) that looks like our delayed ACK releasing the broker's packet:
+/// Linux delays ACKs by 40 ms at least.
+pub(crate) const STALL_MIN: u16 = 30;
+
+/// The longest such gap (ms): Linux delays ACKs by 200 ms at most.
+pub(crate) const STALL_MAX: u16 = 250;
+
 /// Per-connection state for the quick-ACK decision. Sans-IO: time is passed in.
-#[derive(Debug, Default)]
-pub(crate) struct AckPolicy {
-    /// The broker was seen waiting for our ACK: quick-ACK every unanswered read.
-    immediate: bool,
-    /// Data was written since the last quick ACK (the kernel may be delaying ACKs).
-    sent: bool,
-    /// The oldest read not yet ACKed by data or a quick ACK.
-    unanswered_since: Option<Instant>,
-    /// When the last deferred quick ACK was sent, until the next read or write.
-    deferred_ack_at: Option<Instant>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AckPolicy {
+    /// The broker has not been seen waiting for our ACKs: leave them to the kernel.
+    Watching(Watch),
+    /// It has: every read that nothing answers is quick-ACKed at once.
+    Immediate(Owed),
+}
+
+/// What the connection did last, while watching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// Nothing was sent yet.
+    Quiet,
+    /// Data was sent, and everything read since was answered.
+    Sent,
+    /// Data was sent, then bytes were read at this time and nothing answered them yet.
+    Unanswered(Ticks),
+}
+
+/// What is owed, in immediate mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owed {
+    /// No data was sent since the last quick ACK.
+    Quiet,
+    /// Data was sent since, and everything read since was answered.
+    Sent,
+    /// Data was sent, then bytes were read that nothing answered yet.
+    Unanswered,
 }
 
 impl AckPolicy {
     /// A fresh connection.
     pub(crate) fn new() -> Self {
-        Self::default()
+        Self::Watching(Watch::Quiet)
     }
 
     /// Bytes were read at `now`. Returns true when this switched the policy to immediate.
-    pub(crate) fn on_read(&mut self, now: Instant) -> bool {
-        let switched = !self.immediate
-            && self
-                .deferred_ack_at
-                .take()
-                .is_some_and(|at| now.saturating_duration_since(at) <= EVIDENCE);
-        self.immediate |= switched;
-        self.unanswered_since.get_or_insert(now);
-        switched
+    pub(crate) fn on_read(&mut self, now: Ticks) -> bool {
+        match *self {
+            Self::Watching(Watch::Sent) => *self = Self::Watching(Watch::Unanswered(now)),
+            Self::Watching(Watch::Unanswered(since))
+                if (STALL_MIN..=STALL_MAX).contains(&now.since(since)) =>
+            {
+                // This read may be answered by nothing too.
+                *self = Self::Immediate(Owed::Unanswered);
+                return true;
+            }
+            Self::Immediate(Owed::Sent) => *self = Self::Immediate(Owed::Unanswered),
+            Self::Watching(Watch::Quiet | Watch::Unanswered(_))
+            | Self::Immediate(Owed::Quiet | Owed::Unanswered) => {}
+        }
+        false
     }
 
     /// Data is being written: it carries the ACK of everything read so far.
     pub(crate) fn on_write(&mut self) {
-        self.sent = true;
-        self.unanswered_since = None;
-        self.deferred_ack_at = None;
+        *self = match self {
+            Self::Watching(_) => Self::Watching(Watch::Sent),
+            Self::Immediate(_) => Self::Immediate(Owed::Sent),
+        };
     }
 
-    /// What to do at `now`, with nothing queued to write.
-    pub(crate) fn poll(&self, now: Instant) -> AckAction {
-        match self.unanswered_since {
-            Some(since) if self.sent => {
-                if self.immediate {
-                    return AckAction::QuickAck;
-                }
-                let due = since + DEFER;
-                if now >= due {
-                    AckAction::QuickAck
-                } else {
-                    AckAction::WaitUntil(due)
-                }
-            }
-            _ => AckAction::Idle,
-        }
-    }
-
-    /// The quick ACK asked for by [`poll`](Self::poll) was sent at `now`.
-    pub(crate) fn quickacked(&mut self, now: Instant) {
-        self.sent = false;
-        self.unanswered_since = None;
-        if !self.immediate {
-            self.deferred_ack_at = Some(now);
+    /// Whether to set `TCP_QUICKACK` now, with nothing queued to write; if so, the caller
+    /// does and the read counts as ACKed.
+    pub(crate) fn take_quickack(&mut self) -> bool {
+        if *self == Self::Immediate(Owed::Unanswered) {
+            *self = Self::Immediate(Owed::Quiet);
+            true
+        } else {
+            false
         }
     }
 }
@@ -106,81 +132,77 @@ impl AckPolicy {
 mod tests {
     use super::*;
 
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
+    fn at(ms: u16) -> Ticks {
+        Ticks(ms)
+    }
+
+    fn is_immediate(p: &AckPolicy) -> bool {
+        matches!(p, AckPolicy::Immediate(_))
     }
 
     #[test]
-    fn nothing_is_owed_before_data_was_sent() {
-        let t = Instant::now();
-        let mut p = AckPolicy::new();
-        p.on_read(t);
-        assert_eq!(p.poll(t + ms(100)), AckAction::Idle, "one-way stream");
+    fn it_stays_small() {
+        assert!(size_of::<AckPolicy>() <= 4, "{}", size_of::<AckPolicy>());
     }
 
     #[test]
-    fn an_unanswered_read_after_a_write_is_acked_after_the_deferral() {
-        let t = Instant::now();
+    fn a_watching_connection_never_quickacks() {
         let mut p = AckPolicy::new();
         p.on_write();
-        p.on_read(t);
-        assert_eq!(p.poll(t), AckAction::WaitUntil(t + DEFER));
-        // A later read does not move the deadline of the first.
-        p.on_read(t + ms(0) + Duration::from_micros(300));
-        assert_eq!(p.poll(t + DEFER), AckAction::QuickAck);
-        p.quickacked(t + DEFER);
-        assert_eq!(
-            p.poll(t + ms(50)),
-            AckAction::Idle,
-            "ACKed, nothing sent since"
+        p.on_read(at(0));
+        assert!(!p.take_quickack());
+        p.on_read(at(5));
+        assert!(!p.take_quickack());
+        assert!(!is_immediate(&p));
+    }
+
+    #[test]
+    fn a_stall_after_an_unanswered_read_switches_to_immediate() {
+        let mut p = AckPolicy::new();
+        p.on_write();
+        p.on_read(at(100));
+        // The broker's held packet, released by our delayed ACK 40 ms later.
+        assert!(p.on_read(at(140)));
+        assert!(is_immediate(&p));
+        assert!(
+            p.take_quickack(),
+            "the releasing read may be unanswered too"
         );
+        assert!(!p.take_quickack(), "once per read");
+        // Only reads after data was sent.
+        p.on_read(at(150));
+        assert!(!p.take_quickack());
+        p.on_write();
+        p.on_read(at(160));
+        assert!(p.take_quickack());
+        assert!(!p.on_read(at(300)), "switches once");
     }
 
     #[test]
-    fn a_write_answers_the_read() {
-        let t = Instant::now();
+    fn gaps_outside_the_delayed_ack_range_or_with_a_write_between_are_no_evidence() {
+        for gap in [STALL_MIN - 1, STALL_MAX + 1, 10_000] {
+            let mut p = AckPolicy::new();
+            p.on_write();
+            p.on_read(at(0));
+            assert!(!p.on_read(at(gap)), "gap {gap}");
+        }
         let mut p = AckPolicy::new();
         p.on_write();
-        p.on_read(t);
-        p.on_write();
-        assert_eq!(p.poll(t + ms(10)), AckAction::Idle);
-    }
-
-    #[test]
-    fn a_read_soon_after_a_deferred_quickack_switches_to_immediate() {
-        let t = Instant::now();
-        let mut p = AckPolicy::new();
-        p.on_write();
-        p.on_read(t);
-        p.quickacked(t + DEFER);
-        assert!(p.on_read(t + DEFER + Duration::from_micros(50)));
-        assert!(p.immediate);
-        // Immediate: no deferral any more, but still only after data was sent.
-        p.quickacked(t + ms(2));
-        p.on_read(t + ms(3));
-        assert_eq!(p.poll(t + ms(3)), AckAction::Idle);
-        p.on_write();
-        p.on_read(t + ms(4));
-        assert_eq!(p.poll(t + ms(4)), AckAction::QuickAck);
-        assert!(!p.on_read(t + ms(4)), "switches once");
-    }
-
-    #[test]
-    fn a_read_long_after_a_deferred_quickack_or_after_a_write_is_no_evidence() {
-        let t = Instant::now();
-        let mut p = AckPolicy::new();
-        p.on_write();
-        p.on_read(t);
-        p.quickacked(t + DEFER);
-        assert!(!p.on_read(t + DEFER + EVIDENCE + ms(1)));
-        assert!(!p.immediate);
-
-        let mut p = AckPolicy::new();
-        p.on_write();
-        p.on_read(t);
-        p.quickacked(t + DEFER);
+        p.on_read(at(0));
         p.on_write(); // our own request: what comes next is its answer
-        assert!(!p.on_read(t + DEFER + Duration::from_micros(50)));
-        assert!(!p.immediate);
+        p.on_read(at(40));
+        assert!(!is_immediate(&p));
+        // Reads before anything was sent: a one-way stream.
+        let mut p = AckPolicy::new();
+        p.on_read(at(0));
+        assert!(!p.on_read(at(40)));
+    }
+
+    #[test]
+    fn the_clock_may_wrap() {
+        let mut p = AckPolicy::new();
+        p.on_write();
+        p.on_read(at(u16::MAX - 9));
+        assert!(p.on_read(at(30)));
     }
 }

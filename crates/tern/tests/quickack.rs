@@ -1,10 +1,11 @@
 //! Against a broker with Nagle's algorithm on (mosquitto's default), a request/response
 //! exchange must not wait for our delayed ACKs. mosquitto answers a PUBLISH with two writes;
 //! when the client reads the first alone and answers nothing, the second waits for the
-//! client's ACK, which Linux delays up to 40 ms: 22 ms per QoS 1 round trip before this was
-//! handled. The driver notices the broker waiting (a read right after a deferred quick ACK)
-//! and from then on ACKs unanswered reads at once. Tests assert no timings, so this checks
-//! the driver's trace event of that switch, with every round trip bounded.
+//! client's ACK, which Linux delays by 40 ms: 22 ms per QoS 1 round trip on average before
+//! this was handled. The driver notices the broker waiting (a read 30–250 ms after a read
+//! that nothing answered) and from then on ACKs unanswered reads at once. Tests assert no
+//! timings, so this checks the driver's trace event of that switch, with every round trip
+//! bounded.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
