@@ -12,8 +12,8 @@
 //! broker with Nagle off (where nothing waits for the ACK) made a pinned QoS 1 ping-pong
 //! 5% slower; so does anything that runs per read, like a timer to defer it (3–5%). So
 //! [`AckPolicy`] starts passive and only watches: a read that comes [`STALL_MIN`] to
-//! [`STALL_MAX`] after a read that nothing answered, with nothing written in between, looks
-//! like a delayed ACK releasing the broker's held packet. From then on the connection
+//! [`STALL_MAX`] after the last read, when nothing answered that one and nothing was written
+//! in between, looks like a delayed ACK releasing the broker's held packet. From then on the connection
 //! quick-ACKs every read that nothing answers. The first stall is paid once; a quiet
 //! connection may switch without need, which costs a system call per unanswered read.
 //!
@@ -69,7 +69,8 @@ pub(crate) enum Watch {
     Quiet,
     /// Data was sent, and everything read since was answered.
     Sent,
-    /// Data was sent, then bytes were read at this time and nothing answered them yet.
+    /// Data was sent, then bytes were read and nothing answered them yet; the last read was
+    /// at this time.
     Unanswered(Ticks),
 }
 
@@ -94,16 +95,16 @@ impl AckPolicy {
     pub(crate) fn on_read(&mut self, now: Ticks) -> bool {
         match *self {
             Self::Watching(Watch::Sent) => *self = Self::Watching(Watch::Unanswered(now)),
-            Self::Watching(Watch::Unanswered(since))
-                if (STALL_MIN..=STALL_MAX).contains(&now.since(since)) =>
-            {
-                // This read may be answered by nothing too.
-                *self = Self::Immediate(Owed::Unanswered);
-                return true;
+            Self::Watching(Watch::Unanswered(last)) => {
+                if (STALL_MIN..=STALL_MAX).contains(&now.since(last)) {
+                    // This read may be answered by nothing too.
+                    *self = Self::Immediate(Owed::Unanswered);
+                    return true;
+                }
+                *self = Self::Watching(Watch::Unanswered(now));
             }
             Self::Immediate(Owed::Sent) => *self = Self::Immediate(Owed::Unanswered),
-            Self::Watching(Watch::Quiet | Watch::Unanswered(_))
-            | Self::Immediate(Owed::Quiet | Owed::Unanswered) => {}
+            Self::Watching(Watch::Quiet) | Self::Immediate(Owed::Quiet | Owed::Unanswered) => {}
         }
         false
     }
@@ -196,6 +197,18 @@ mod tests {
         let mut p = AckPolicy::new();
         p.on_read(at(0));
         assert!(!p.on_read(at(40)));
+    }
+
+    #[test]
+    fn a_steady_stream_after_a_write_is_no_evidence() {
+        let mut p = AckPolicy::new();
+        p.on_write();
+        for t in (0..1_000).step_by(5) {
+            assert!(!p.on_read(at(t)), "read at {t} ms");
+        }
+        assert!(!is_immediate(&p));
+        // A pause of a stall's length after the stream is.
+        assert!(p.on_read(at(1_040)));
     }
 
     #[test]
