@@ -5,42 +5,14 @@
 //! give the size of every write.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tern_lua::Runtime;
+use tern_testkit::DriverTrace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Collects the `bytes` field of the driver's `wrote` events on this thread.
-#[derive(Clone, Default)]
-struct Writes(Arc<Mutex<Vec<u64>>>);
-
-impl<S: tracing::Subscriber> Layer<S> for Writes {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        struct Bytes(Option<u64>);
-        impl Visit for Bytes {
-            fn record_u64(&mut self, field: &Field, value: u64) {
-                if field.name() == "bytes" {
-                    self.0 = Some(value);
-                }
-            }
-            fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-        }
-        if event.metadata().target() != "tern::driver" {
-            return;
-        }
-        let mut b = Bytes(None);
-        event.record(&mut b);
-        if let Some(n) = b.0 {
-            self.0.lock().unwrap().push(n);
-        }
-    }
-}
 
 /// Reads exactly `n` bytes, failing the test after [`WAIT`].
 async fn read_n(s: &mut TcpStream, n: usize, what: &str) -> Vec<u8> {
@@ -69,9 +41,8 @@ fn a_reply_from_a_message_callback_leaves_with_the_puback() {
         .enable_all()
         .build()
         .unwrap();
-    let writes = Writes::default();
-    let _trace =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(writes.clone()));
+    let trace = DriverTrace::default();
+    let _trace = trace.install();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -111,7 +82,7 @@ fn a_reply_from_a_message_callback_leaves_with_the_puback() {
         assert_eq!(got, [&puback[..], &reply[..]].concat());
     });
     // CONNECT, "ready", then the PUBACK and the reply in one write of 13 bytes.
-    let writes = writes.0.lock().unwrap().clone();
+    let writes = trace.writes();
     assert_eq!(writes.len(), 3, "writes of the client: {writes:?}");
     assert_eq!(writes[2], 13, "writes of the client: {writes:?}");
 }

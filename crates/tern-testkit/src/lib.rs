@@ -21,6 +21,7 @@ pub mod raw;
 mod scripted;
 mod tls;
 mod tools;
+mod trace;
 mod util;
 
 pub use mosquitto::{Mosquitto, MosquittoConfig, require_mosquitto, require_mosquitto_tool};
@@ -28,4 +29,5 @@ pub use proxy::{Direction, FaultProxy};
 pub use scripted::{Connection, Responder, Script, ScriptStatus, ScriptedBroker, Step};
 pub use tls::{CertKey, TlsMaterial};
 pub use tools::{RunningTool, ToolCommand, ToolOutput};
+pub use trace::{DriverEvent, DriverTrace};
 pub use util::{DEFAULT_WAIT, LOCALHOST, closed_port, free_port, timeout, wait_until_accepting};

@@ -10,43 +10,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::{connected, unique, within};
 use tern::{ConnectOptions, Event, QoS};
-use tern_testkit::MosquittoConfig;
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-
-/// Collects the messages of the driver's events on this thread.
-#[derive(Clone, Default)]
-struct Messages(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> Layer<S> for Messages {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        struct Message(String);
-        impl Visit for Message {
-            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        if event.metadata().target() != "tern::driver" {
-            return;
-        }
-        let mut m = Message(String::new());
-        event.record(&mut m);
-        self.0.lock().unwrap().push(m.0);
-    }
-}
+use tern_testkit::{DriverTrace, MosquittoConfig};
 
 const ROUND_TRIPS: usize = 50;
 
 async fn ping_pong_switches_to_quick_acks(qos: QoS) {
-    let messages = Messages::default();
-    let _trace =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(messages.clone()));
+    let trace = DriverTrace::default();
+    let _trace = trace.install();
     let broker = MosquittoConfig::new().line("set_tcp_nodelay false").start();
     let topic = unique("pp");
     let (client, mut events) = connected(ConnectOptions::new(unique("pp")), broker.port()).await;
@@ -73,8 +45,7 @@ async fn ping_pong_switches_to_quick_acks(qos: QoS) {
         .await;
     }
     within("close", client.close()).await.unwrap();
-    let messages = messages.0.lock().unwrap().clone();
-    let others: Vec<&String> = messages.iter().filter(|m| *m != "wrote").collect();
+    let others = trace.messages();
     assert!(
         others.iter().any(|m| m.contains("quick ACKs from now on")),
         "no switch to quick ACKs in {ROUND_TRIPS} round trips at {qos:?}; driver events other \

@@ -6,40 +6,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use common::{connected, next_message, within};
 use tern::{ConnectOptions, QoS};
+use tern_testkit::DriverTrace;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-
-/// Collects the `bytes` field of the driver's `wrote` events on this thread.
-#[derive(Clone, Default)]
-struct Writes(Arc<Mutex<Vec<u64>>>);
-
-impl<S: tracing::Subscriber> Layer<S> for Writes {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        struct Bytes(Option<u64>);
-        impl Visit for Bytes {
-            fn record_u64(&mut self, field: &Field, value: u64) {
-                if field.name() == "bytes" {
-                    self.0 = Some(value);
-                }
-            }
-            fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-        }
-        if event.metadata().target() != "tern::driver" {
-            return;
-        }
-        let mut b = Bytes(None);
-        event.record(&mut b);
-        if let Some(n) = b.0 {
-            self.0.lock().unwrap().push(n);
-        }
-    }
-}
 
 /// CONNACK, session not present, accepted.
 const CONNACK: [u8; 4] = [0x20, 0x02, 0x00, 0x00];
@@ -65,9 +36,8 @@ async fn a_spawned_applications_reply_leaves_with_the_puback() {
 
 async fn reply_and_puback_share_a_write(spawned: bool) {
     // Every task of this test runs on this thread (a current-thread runtime).
-    let writes = Writes::default();
-    let _trace =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(writes.clone()));
+    let trace = DriverTrace::default();
+    let _trace = trace.install();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     // The message is sent once the application waits for it (not in the CONNACK's read).
@@ -120,7 +90,7 @@ async fn reply_and_puback_share_a_write(spawned: bool) {
     );
     // The CONNECT, then both packets in one write: on one thread the listener reads only
     // after both tasks have run, so its read alone cannot tell one write from two.
-    let writes = writes.0.lock().unwrap().clone();
+    let writes = trace.writes();
     assert_eq!(writes.len(), 2, "writes of the client: {writes:?}");
     assert_eq!(writes[1], 13, "writes of the client: {writes:?}");
 }
