@@ -4,9 +4,8 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::time::Duration;
-
 use std::rc::Rc;
+use std::time::Duration;
 
 use mlua::{AnyUserData, Lua, UserData, UserDataMethods, UserDataRef, Value, Variadic};
 use tern::{ConnectOptions, Event, QoS, ReconnectPolicy, TlsOptions, Will};

@@ -40,8 +40,8 @@ impl<S: Stream> Stream for ws::WsStream<S> {
     }
 }
 
-/// Sends the ACK of what was read now instead of after the delayed-ACK timeout (up to
-/// 40 ms on Linux), and leaves the kernel's "interactive" mode, where it holds ACKs back
+/// Sends the ACK of what was read now instead of after the delayed-ACK timeout (40 ms or
+/// more on Linux), and leaves the kernel's "interactive" mode, where it holds ACKs back
 /// expecting to send them with data. A broker that leaves Nagle's algorithm on (mosquitto's
 /// default) holds its next small packet until that ACK (see `crate::quickack` for when).
 /// Linux only; elsewhere a no-op.
