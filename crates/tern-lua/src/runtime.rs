@@ -54,6 +54,17 @@ struct Source {
     ended: bool,
 }
 
+impl Source {
+    /// `event` as the loop dispatches it.
+    fn loop_event(&self, event: tern::Event) -> LoopEvent {
+        LoopEvent::Client {
+            id: self.id,
+            generation: self.generation,
+            event,
+        }
+    }
+}
+
 /// State shared by the modules and the loop, kept in the Lua state's app data.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -111,11 +122,7 @@ impl Shared {
             match source.events.poll_recv(cx) {
                 Poll::Ready(Some(event)) => {
                     self.next_source.set(i + 1);
-                    found = Some(LoopEvent::Client {
-                        id: source.id,
-                        generation: source.generation,
-                        event,
-                    });
+                    found = Some(source.loop_event(event));
                     break;
                 }
                 Poll::Ready(None) => {
@@ -134,13 +141,9 @@ impl Shared {
     /// A client event that is ready now, if any.
     fn try_sources(&self) -> Option<LoopEvent> {
         let mut sources = self.sources.borrow_mut();
-        sources.iter_mut().find_map(|s| {
-            s.events.try_recv().map(|event| LoopEvent::Client {
-                id: s.id,
-                generation: s.generation,
-                event,
-            })
-        })
+        sources
+            .iter_mut()
+            .find_map(|s| s.events.try_recv().map(|event| s.loop_event(event)))
     }
 }
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use tern_lua::Runtime;
-use tern_testkit::DriverTrace;
+use tern_testkit::{DriverTrace, raw, timeout};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -17,9 +17,8 @@ const WAIT: Duration = Duration::from_secs(10);
 /// Reads exactly `n` bytes, failing the test after [`WAIT`].
 async fn read_n(s: &mut TcpStream, n: usize, what: &str) -> Vec<u8> {
     let mut buf = vec![0u8; n];
-    tokio::time::timeout(WAIT, s.read_exact(&mut buf))
+    timeout(WAIT, s.read_exact(&mut buf), what)
         .await
-        .unwrap_or_else(|_| panic!("timed out after {WAIT:?} waiting for {what}"))
         .unwrap_or_else(|e| panic!("reading {what}: {e}"));
     buf
 }
@@ -52,16 +51,13 @@ fn a_reply_from_a_message_callback_leaves_with_the_puback() {
             let head = read_n(&mut s, 2, "CONNECT").await;
             assert_eq!(head[0], 0x10, "expected CONNECT");
             read_n(&mut s, usize::from(head[1]), "CONNECT's body").await;
-            s.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+            s.write_all(&raw::connack(0, false)).await.unwrap();
             // The connect callback's QoS 0 PUBLISH on "ready": the script is connected.
             let ready = read_n(&mut s, 9, "the 'ready' PUBLISH").await;
-            assert_eq!(ready, [&[0x30, 0x07, 0x00, 0x05][..], b"ready"].concat());
-            // A QoS 1 PUBLISH "ping" on "q", packet id 7.
-            s.write_all(&[
-                0x32, 0x09, 0x00, 0x01, b'q', 0x00, 0x07, b'p', b'i', b'n', b'g',
-            ])
-            .await
-            .unwrap();
+            assert_eq!(ready, raw::publish("ready", b"", 0, 0, false));
+            s.write_all(&raw::publish("q", b"ping", 1, 7, false))
+                .await
+                .unwrap();
             let got = read_n(&mut s, 13, "the PUBACK and the reply").await;
             // Closing the connection ends the script (no autoreconnect).
             drop(s);
@@ -70,16 +66,13 @@ fn a_reply_from_a_message_callback_leaves_with_the_puback() {
         let mut lua = Runtime::new().unwrap();
         lua.lua().globals().set("PORT", port).unwrap();
         lua.exec(SCRIPT, "batch").unwrap();
-        tokio::time::timeout(WAIT, lua.run())
-            .await
-            .expect("the script did not end within 10 s")
-            .unwrap();
+        timeout(WAIT, lua.run(), "the script to end").await.unwrap();
         let offline: bool = lua.lua().globals().get("offline").unwrap();
         assert!(offline, "the script saw 'offline'");
-        let got = tokio::time::timeout(WAIT, broker).await.unwrap().unwrap();
-        let puback = [0x40, 0x02, 0x00, 0x07];
-        let reply = [0x30, 0x07, 0x00, 0x01, b'r', b'p', b'o', b'n', b'g'];
-        assert_eq!(got, [&puback[..], &reply[..]].concat());
+        let got = timeout(WAIT, broker, "the broker task").await.unwrap();
+        let puback = raw::puback(7);
+        let reply = raw::publish("r", b"pong", 0, 0, false);
+        assert_eq!(got, [puback, reply].concat());
     });
     // CONNECT, "ready", then the PUBACK and the reply in one write of 13 bytes.
     let writes = trace.writes();
