@@ -40,6 +40,7 @@ use crate::broker::Broker;
 use crate::chan;
 use crate::client::{Command, Event, Message, Outcome, Reply};
 use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
+use crate::lowat;
 use crate::options::{ConnectOptions, Protocol};
 use crate::quickack::{AckPolicy, Ticks};
 use crate::store::{SessionStore, StoreError};
@@ -778,6 +779,7 @@ impl Driver {
             eof: false,
             closing: false,
             acks: AckPolicy::new(),
+            lowat: u8::from(stream.unframed()),
         };
         if let Err(e) = self.session.connect(now()) {
             return Ended::ConnectFailed(ConnectError::InvalidOptions(e.to_string()));
@@ -883,6 +885,14 @@ impl Driver {
                 timer_at = next;
             }
 
+            // Acknowledgements owed: wake for several at a time (see `lowat`).
+            if conn.lowat != 0 {
+                let mark = lowat::recv_low_water(self.session.owed_bytes());
+                if mark != conn.lowat {
+                    conn.lowat = mark;
+                    transport::set_recv_low_water(&*stream, lowat::mark_bytes(mark));
+                }
+            }
             let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
             tokio::select! {
                 io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
@@ -979,6 +989,7 @@ impl Driver {
             eof: false,
             closing: false,
             acks: AckPolicy::new(),
+            lowat: 0,
         };
         self.drain_session_events(&mut scratch);
         if self.commands_closed && !self.want_connected && conn.closing {
@@ -1064,6 +1075,10 @@ struct ConnState {
     closing: bool,
     /// When to ACK reads that nothing answers (see `quickack`).
     acks: AckPolicy,
+    /// The socket's receive low-water mark, as `lowat::recv_low_water` gives it: 1 (every
+    /// byte) at first; 0 when the stream is not [`unframed`](transport::Stream::unframed)
+    /// and it stays unset.
+    lowat: u8,
 }
 
 enum IoEvent {
@@ -1144,10 +1159,13 @@ fn poll_read_into(
         let mut rb = ReadBuf::new(buf);
         match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(IoEvent::Eof),
-            Poll::Ready(Ok(())) => Poll::Ready(match session.handle_input(now(), rb.filled()) {
-                Ok(()) => IoEvent::Read,
-                Err(e) => IoEvent::Violation(e),
-            }),
+            Poll::Ready(Ok(())) => {
+                tracing::trace!(bytes = rb.filled().len(), "read");
+                Poll::Ready(match session.handle_input(now(), rb.filled()) {
+                    Ok(()) => IoEvent::Read,
+                    Err(e) => IoEvent::Violation(e),
+                })
+            }
             Poll::Ready(Err(e)) => Poll::Ready(IoEvent::Error(e)),
             Poll::Pending => Poll::Pending,
         }

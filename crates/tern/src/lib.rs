@@ -12,6 +12,7 @@ mod chan;
 mod client;
 mod driver;
 pub mod error;
+mod lowat;
 pub mod options;
 mod quickack;
 pub mod store;

@@ -198,6 +198,24 @@ impl Session {
         self.inflight.len()
     }
 
+    /// The fewest bytes still to arrive that the broker owes the current connection for
+    /// packets already handed out by [`poll_transmit`](Self::poll_transmit): 4 for each
+    /// acknowledgement awaited (PUBACK, PUBREC, PUBCOMP, UNSUBACK; a SUBACK is longer), less
+    /// what of them is already buffered as a partial packet. They arrive unless the
+    /// connection ends, so a driver may sleep until that many bytes are readable
+    /// (`SO_RCVLOWAT`) without missing a packet. 0 before CONNACK, after DISCONNECT, and
+    /// while a PINGREQ awaits its 2-byte PINGRESP: the session's timers then depend on every
+    /// byte.
+    pub fn owed_bytes(&self) -> usize {
+        if !self.state.is_sending() || self.ping_outstanding {
+            return 0;
+        }
+        // While connected, every slot not yet handed out has an entry in the outbox, so
+        // this never counts one of them (other entries only make it smaller).
+        let awaited = self.inflight.len().saturating_sub(self.outbox.len());
+        (4 * awaited).saturating_sub(self.inbuf.len())
+    }
+
     /// Number of commands waiting in the queue (not yet given a packet id or sent).
     pub fn queued(&self) -> usize {
         self.queue.len()

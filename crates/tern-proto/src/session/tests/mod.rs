@@ -293,6 +293,59 @@ fn qos1_publish_completes_at_puback() {
 }
 
 #[test]
+fn owed_bytes_count_the_acknowledgements_of_what_was_handed_out() {
+    let mut pair = Pair::new(config().keep_alive(Duration::from_secs(10)));
+    pair.session.connect(pair.now).unwrap();
+    assert_eq!(pair.session.owed_bytes(), 0, "before CONNACK");
+    pair.sent();
+    pair.deliver(connack(ConnectReturnCode::Accepted, false))
+        .unwrap();
+    let reqs: Vec<_> = (0..10)
+        .map(|_| pair.publish(msg("a", b"one", QoS::AtLeastOnce)))
+        .collect();
+    assert_eq!(reqs.len(), 10);
+    assert_eq!(pair.session.owed_bytes(), 0, "nothing handed out yet");
+    let sent = pair.sent();
+    assert_eq!(pair.session.owed_bytes(), 40, "10 PUBACKs");
+    // Half a PUBACK buffered: 2 of its bytes are no longer to come.
+    let mut ack = BytesMut::new();
+    Packet::PubAck(id(pid(&sent[0]))).encode(&mut ack).unwrap();
+    pair.deliver_bytes(&ack[..2]).unwrap();
+    assert_eq!(pair.session.owed_bytes(), 38);
+    pair.deliver_bytes(&ack[2..]).unwrap();
+    assert_eq!(pair.session.owed_bytes(), 36);
+    // A SUBSCRIBE awaits its SUBACK (at least 4 bytes of it).
+    pair.session
+        .subscribe(pair.now, vec![(filter("s"), QoS::AtMostOnce)])
+        .unwrap();
+    assert_eq!(pair.session.owed_bytes(), 36, "SUBSCRIBE not handed out");
+    pair.sent();
+    assert_eq!(pair.session.owed_bytes(), 40);
+    // While a PINGREQ awaits its 2-byte PINGRESP, every byte counts.
+    pair.advance(Duration::from_secs(10));
+    assert_eq!(pair.sent(), [Packet::PingReq]);
+    assert_eq!(pair.session.owed_bytes(), 0, "PINGRESP outstanding");
+    pair.deliver(Packet::PingResp).unwrap();
+    assert_eq!(pair.session.owed_bytes(), 40);
+    pair.close();
+    assert_eq!(pair.session.owed_bytes(), 0, "connection gone");
+}
+
+#[test]
+fn owed_bytes_follow_a_qos2_flow_through_pubrel() {
+    let mut pair = connected();
+    pair.publish(msg("a", b"two", QoS::ExactlyOnce));
+    let n = pid(&pair.sent()[0]);
+    assert_eq!(pair.session.owed_bytes(), 4, "PUBREC");
+    pair.deliver(Packet::PubRec(id(n))).unwrap();
+    assert_eq!(pair.session.owed_bytes(), 0, "PUBREL not handed out yet");
+    assert_eq!(pair.sent(), [Packet::PubRel(id(n))]);
+    assert_eq!(pair.session.owed_bytes(), 4, "PUBCOMP");
+    pair.deliver(Packet::PubComp(id(n))).unwrap();
+    assert_eq!(pair.session.owed_bytes(), 0);
+}
+
+#[test]
 fn qos2_publish_sends_pubrel_at_pubrec_and_completes_at_pubcomp() {
     let mut pair = connected();
     let req = pair.publish(msg("a", b"two", QoS::ExactlyOnce));

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
 use super::harness::{Broker, Pair, config, filter, topic};
-use crate::packet::QoS;
+use crate::packet::{Packet, QoS};
 use crate::session::{Event, Message, RequestId};
 
 #[derive(Debug, Clone)]
@@ -94,6 +94,40 @@ impl Ledger {
     }
 }
 
+/// [`Session::owed_bytes`](crate::session::Session::owed_bytes) never exceeds what the
+/// broker will still send in acknowledgement of packets it has: a driver that sleeps until
+/// that many bytes are readable cannot sleep for ever.
+fn assert_owed_bytes_will_arrive(pair: &Pair, broker: &Broker) {
+    let acks: usize = broker
+        .pending
+        .iter()
+        .chain(&broker.outgoing)
+        .filter(|p| {
+            matches!(
+                p,
+                Packet::PubAck(_)
+                    | Packet::PubRec(_)
+                    | Packet::PubComp(_)
+                    | Packet::SubAck(_)
+                    | Packet::UnsubAck(_)
+            )
+        })
+        .map(|p| {
+            let mut bytes = BytesMut::new();
+            p.encode(&mut bytes)
+                .unwrap_or_else(|e| panic!("{p:?} does not encode: {e}"));
+            bytes.len()
+        })
+        .sum();
+    let owed = pair.session.owed_bytes();
+    assert!(
+        owed <= acks,
+        "owed_bytes {owed} but the broker holds {acks} bytes of acknowledgements: {:?} / {:?}",
+        broker.pending,
+        broker.outgoing
+    );
+}
+
 /// Runs `ops`, then lets everything settle and checks the outcome. Packet ids wrap after
 /// `wrap_after`, so id reuse happens within a few packets.
 fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
@@ -158,6 +192,7 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
             }
         }
         ledger.absorb(pair.events());
+        assert_owed_bytes_will_arrive(&pair, &broker);
     }
 
     // Settle: the broker answers everything at once until both sides are quiet.
