@@ -78,8 +78,10 @@ enum Outgoing {
     Slot(PacketId),
     /// QoS 1 receiver acknowledgement.
     PubAck(PacketId),
-    /// QoS 2 receiver, step 1.
-    PubRec(PacketId),
+    /// QoS 2 receiver, step 1. `first`: the first PUBREC for this id since its PUBLISH
+    /// arrived on this connection (not an answer to a re-send), which the broker answers with
+    /// PUBREL (see [`Session::owed_bytes`]).
+    PubRec { id: PacketId, first: bool },
     /// QoS 2 receiver, step 2.
     PubComp(PacketId),
     /// Keepalive probe.
@@ -135,6 +137,9 @@ pub struct Session {
     next_seq: u64,
     /// A PINGREQ is queued or sent and its PINGRESP has not arrived.
     ping_outstanding: bool,
+    /// PUBRECs handed out on this connection, each the first for its id, less PUBRELs
+    /// received: at most the PUBRELs the broker owes (see [`Session::owed_bytes`]).
+    pubrels_owed: u16,
     /// When the current connection last sent / received something (keepalive).
     last_sent: Option<Instant>,
     last_received: Option<Instant>,
@@ -168,6 +173,7 @@ impl Session {
             next_request: 0,
             next_seq: 0,
             ping_outstanding: false,
+            pubrels_owed: 0,
             last_sent: None,
             last_received: None,
             persist: None,
@@ -200,8 +206,8 @@ impl Session {
 
     /// The fewest bytes still to arrive that the broker owes the current connection for
     /// packets already handed out by [`poll_transmit`](Self::poll_transmit): 4 for each
-    /// acknowledgement awaited (PUBACK, PUBREC, PUBCOMP, UNSUBACK; a SUBACK is longer), less
-    /// what of them is already buffered as a partial packet. They arrive unless the
+    /// answer awaited (PUBACK, PUBREC, PUBCOMP, UNSUBACK, and PUBREL for our PUBRECs; a
+    /// SUBACK is longer), less what of them is already buffered as a partial packet. They arrive unless the
     /// connection ends, so a driver may sleep until that many bytes are readable
     /// (`SO_RCVLOWAT`) without missing a packet. 0 before CONNACK, after DISCONNECT, and
     /// while a PINGREQ awaits its 2-byte PINGRESP: the session's timers then depend on every
@@ -212,7 +218,8 @@ impl Session {
         }
         // While connected, every slot not yet handed out has an entry in the outbox, so
         // this never counts one of them (other entries only make it smaller).
-        let awaited = self.inflight.len().saturating_sub(self.outbox.len());
+        let awaited =
+            self.inflight.len().saturating_sub(self.outbox.len()) + usize::from(self.pubrels_owed);
         (4 * awaited).saturating_sub(self.inbuf.len())
     }
 
@@ -559,7 +566,12 @@ impl Session {
                     }
                 }
                 Outgoing::PubAck(id) => encode_fixed(&Packet::PubAck(id), out),
-                Outgoing::PubRec(id) => encode_fixed(&Packet::PubRec(id), out),
+                Outgoing::PubRec { id, first } => {
+                    encode_fixed(&Packet::PubRec(id), out);
+                    if first {
+                        self.pubrels_owed = self.pubrels_owed.saturating_add(1);
+                    }
+                }
                 Outgoing::PubComp(id) => encode_fixed(&Packet::PubComp(id), out),
                 Outgoing::PingReq => {
                     idle = true;
@@ -648,6 +660,9 @@ impl Session {
                 // [MQTT-4.3.3-2] PUBCOMP, known id or not; the id may be reused afterwards.
                 if self.incoming_qos2.remove(id) {
                     self.persist(|| PersistOp::Released(id));
+                    // Maybe one counted on an earlier connection: then this undercounts,
+                    // which is safe.
+                    self.pubrels_owed = self.pubrels_owed.saturating_sub(1);
                 }
                 self.outbox.push_back(Outgoing::PubComp(id));
                 Ok(())
@@ -704,11 +719,12 @@ impl Session {
             }
             QosPid::ExactlyOnce(id) => {
                 // [MQTT-4.3.3-2] deliver once; a re-send before PUBREL only gets PUBREC.
-                if self.incoming_qos2.insert(id) {
+                let first = self.incoming_qos2.insert(id);
+                if first {
                     self.persist(|| PersistOp::Received(id));
                     self.events.push_back(Event::Message(publish));
                 }
-                self.outbox.push_back(Outgoing::PubRec(id));
+                self.outbox.push_back(Outgoing::PubRec { id, first });
             }
         }
     }
@@ -1113,6 +1129,7 @@ impl Session {
         self.events.push_back(Event::Disconnected(reason));
         self.timers.stop_all();
         self.ping_outstanding = false;
+        self.pubrels_owed = 0;
         self.inbuf.clear();
 
         let clean = self.config.clean_session;

@@ -346,6 +346,27 @@ fn owed_bytes_follow_a_qos2_flow_through_pubrel() {
 }
 
 #[test]
+fn owed_bytes_count_the_pubrel_owed_for_each_first_pubrec() {
+    let mut pair = connected();
+    pair.deliver(publish(QosPid::ExactlyOnce(id(5)), false, b"in"))
+        .unwrap();
+    assert_eq!(pair.session.owed_bytes(), 0, "PUBREC not handed out yet");
+    assert_eq!(pair.sent(), [Packet::PubRec(id(5))]);
+    assert_eq!(pair.session.owed_bytes(), 4, "PUBREL");
+    // A re-send is answered with PUBREC again, but the broker owes one PUBREL, not two.
+    pair.deliver(publish(QosPid::ExactlyOnce(id(5)), true, b"in"))
+        .unwrap();
+    assert_eq!(pair.sent(), [Packet::PubRec(id(5))]);
+    assert_eq!(pair.session.owed_bytes(), 4);
+    pair.deliver(Packet::PubRel(id(5))).unwrap();
+    assert_eq!(pair.session.owed_bytes(), 0);
+    assert_eq!(pair.sent(), [Packet::PubComp(id(5))]);
+    // A PUBREL for an id not awaiting one changes nothing.
+    pair.deliver(Packet::PubRel(id(6))).unwrap();
+    assert_eq!(pair.session.owed_bytes(), 0);
+}
+
+#[test]
 fn qos2_publish_sends_pubrel_at_pubrec_and_completes_at_pubcomp() {
     let mut pair = connected();
     let req = pair.publish(msg("a", b"two", QoS::ExactlyOnce));

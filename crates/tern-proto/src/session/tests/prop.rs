@@ -107,6 +107,7 @@ fn assert_owed_bytes_will_arrive(pair: &Pair, broker: &Broker) {
                 p,
                 Packet::PubAck(_)
                     | Packet::PubRec(_)
+                    | Packet::PubRel(_)
                     | Packet::PubComp(_)
                     | Packet::SubAck(_)
                     | Packet::UnsubAck(_)
