@@ -40,7 +40,7 @@ use crate::broker::Broker;
 use crate::chan;
 use crate::client::{Command, Event, Message, Outcome, Reply};
 use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
-use crate::lowat;
+use crate::lowat::{self, StreamWatch};
 use crate::options::{ConnectOptions, Protocol};
 use crate::quickack::{AckPolicy, Ticks};
 use crate::store::{SessionStore, StoreError};
@@ -498,7 +498,7 @@ impl Driver {
     }
 
     /// Converts session events into client events and completions.
-    fn drain_session_events(&mut self, conn: &mut ConnState) -> bool {
+    fn drain_session_events(&mut self, conn: &mut ConnState<'_>) -> bool {
         // Write-ahead: a QoS 2 message is delivered only once its id is durably held.
         if let Err(e) = self.persist() {
             conn.io_error.get_or_insert(Arc::new(e));
@@ -731,7 +731,7 @@ impl Driver {
         &mut self,
         requeue_is_a_turn: bool,
         commands: &mut chan::Receiver<Command>,
-        conn: &mut ConnState,
+        conn: &mut ConnState<'_>,
     ) {
         if requeue_is_a_turn {
             requeue().await;
@@ -747,7 +747,7 @@ impl Driver {
     fn take_commands(
         &mut self,
         commands: &mut chan::Receiver<Command>,
-        conn: &mut ConnState,
+        conn: &mut ConnState<'_>,
     ) -> usize {
         for n in 0..COMMAND_BATCH {
             match commands.try_recv() {
@@ -772,7 +772,7 @@ impl Driver {
         commands: &mut chan::Receiver<Command>,
     ) -> Ended {
         let mut conn = ConnState {
-            broker: broker.clone(),
+            broker,
             connected: false,
             ended: None,
             io_error: None,
@@ -780,6 +780,7 @@ impl Driver {
             closing: false,
             acks: AckPolicy::new(),
             lowat: u8::from(stream.unframed()),
+            stream: StreamWatch::new(),
         };
         if let Err(e) = self.session.connect(now()) {
             return Ended::ConnectFailed(ConnectError::InvalidOptions(e.to_string()));
@@ -846,12 +847,9 @@ impl Driver {
             // exchange) then leaves in the same write as the acknowledgements, not in a write
             // of its own. Once per read, and not while closing.
             let woke_app = mem::take(&mut self.woke_app);
-            if mem::take(&mut just_read)
-                && woke_app
-                && !conn.closing
-                && !self.commands_closed
-                && !outbox.is_empty()
+            if just_read && woke_app && !conn.closing && !self.commands_closed && !outbox.is_empty()
             {
+                just_read = false;
                 self.app_turn(requeue, commands, &mut conn).await;
                 continue;
             }
@@ -861,33 +859,54 @@ impl Driver {
             if !outbox.is_empty() {
                 // What is about to leave carries the ACK.
                 conn.acks.on_write();
+                // Not a one-way stream.
+                if conn.stream.stop() {
+                    tracing::debug!("writing: no longer reading in batches");
+                }
             } else if conn.acks.take_quickack() {
                 transport::quickack(&*stream);
             }
 
-            // The next deadline: the session's timer, the connect deadline before CONNACK,
-            // the flush deadline while closing.
-            let mut next = self.session.poll_timeout().map(Instant::from_std);
-            if !conn.connected {
-                next = Some(next.map_or(deadline, |t| t.min(deadline)));
-            }
-            if let Some(c) = close_deadline {
-                next = Some(next.map_or(c, |t| t.min(c)));
-            }
-            // Re-arm only for an earlier deadline: the keepalive deadline moves with every
-            // packet, and resetting a tokio timer takes the timer driver's lock. A timer that
-            // fires before the (moved) deadline is harmless: nothing is expired yet, and the
-            // next turn arms it again.
-            if let Some(at) = next
-                && timer_at.is_none_or(|armed| at < armed)
             {
-                timer.as_mut().reset(at);
-                timer_at = next;
+                // The next deadline: the session's timer, the connect deadline before CONNACK,
+                // the flush deadline while closing.
+                let mut next = self.session.poll_timeout().map(Instant::from_std);
+                if !conn.connected {
+                    next = Some(next.map_or(deadline, |t| t.min(deadline)));
+                }
+                if let Some(c) = close_deadline {
+                    next = Some(next.map_or(c, |t| t.min(c)));
+                }
+                // A stream read in batches: its last bytes must not wait for more that may never
+                // come. The deadline moves with every read.
+                let patience = conn
+                    .stream
+                    .batching()
+                    .then(|| Instant::now() + lowat::STREAM_PATIENCE);
+                if let Some(p) = patience {
+                    next = Some(next.map_or(p, |t| t.min(p)));
+                }
+                // Re-arm only for an earlier deadline: the keepalive deadline moves with every
+                // packet, and resetting a tokio timer takes the timer driver's lock. A timer that
+                // fires before the (moved) deadline is harmless: nothing is expired yet, and the
+                // next turn arms it again.
+                if let Some(at) = next
+                    && (timer_at.is_none_or(|armed| at < armed)
+                        || (patience.is_some() && just_read && timer_at != next))
+                {
+                    timer.as_mut().reset(at);
+                    timer_at = next;
+                }
             }
+            just_read = false;
 
-            // Acknowledgements owed: wake for several at a time (see `lowat`).
+            // Acknowledgements owed, or a one-way stream: wake for several packets at a time
+            // (see `lowat`).
             if conn.lowat != 0 {
-                let mark = lowat::recv_low_water(self.session.owed_bytes());
+                let mut mark = lowat::recv_low_water(self.session.owed_bytes());
+                if mark == 1 && conn.stream.batching() {
+                    mark = lowat::STREAM_MARK;
+                }
                 if mark != conn.lowat {
                     conn.lowat = mark;
                     transport::set_recv_low_water(&*stream, lowat::mark_bytes(mark));
@@ -899,8 +918,12 @@ impl Driver {
                     match io {
                         IoEvent::Read => {
                             just_read = true;
-                            if conn.acks.on_read(Ticks::now()) {
+                            let t = Ticks::now();
+                            if conn.acks.on_read(t) {
                                 tracing::debug!("the broker waited for our delayed ACK (Nagle's algorithm): quick ACKs from now on");
+                            }
+                            if conn.lowat != 0 && self.options.coalesce_reads && conn.stream.on_read(t) {
+                                tracing::debug!("a fast one-way stream: reading in batches");
                             }
                         }
                         IoEvent::Violation(e) => {
@@ -934,6 +957,9 @@ impl Driver {
                 }
                 () = &mut timer, if timer_at.is_some() => {
                     timer_at = None;
+                    if conn.stream.stop() {
+                        tracing::debug!("the stream paused: reading every byte again");
+                    }
                     let t = Instant::now();
                     if close_deadline.is_some_and(|c| t >= c) {
                         self.finish_close_replies();
@@ -957,7 +983,7 @@ impl Driver {
         }
     }
 
-    fn connected_command(&mut self, cmd: Command, conn: &mut ConnState) {
+    fn connected_command(&mut self, cmd: Command, conn: &mut ConnState<'_>) {
         match cmd {
             Command::Close { reply } => {
                 self.want_connected = false;
@@ -978,11 +1004,11 @@ impl Driver {
     }
 
     /// Maps how a connection ended onto the client's error types.
-    fn end(&mut self, conn: &ConnState, reason: DisconnectReason) -> Ended {
+    fn end(&mut self, conn: &ConnState<'_>, reason: DisconnectReason) -> Ended {
         // Make sure the session knows the transport is gone (idempotent after DISCONNECT).
         self.session.handle_closed(now());
         let mut scratch = ConnState {
-            broker: conn.broker.clone(),
+            broker: conn.broker,
             connected: conn.connected,
             ended: Some(reason.clone()),
             io_error: None,
@@ -990,6 +1016,7 @@ impl Driver {
             closing: false,
             acks: AckPolicy::new(),
             lowat: 0,
+            stream: StreamWatch::new(),
         };
         self.drain_session_events(&mut scratch);
         if self.commands_closed && !self.want_connected && conn.closing {
@@ -1066,8 +1093,10 @@ fn unreachable_close() {
     tracing::error!("internal: close command routed to the queue");
 }
 
-struct ConnState {
-    broker: Broker,
+/// What the driver knows about the current connection.
+struct ConnState<'b> {
+    /// Borrowed: every connection's task holds this state, and a `Broker` is 104 bytes.
+    broker: &'b Broker,
     connected: bool,
     ended: Option<DisconnectReason>,
     io_error: Option<Arc<io::Error>>,
@@ -1079,6 +1108,8 @@ struct ConnState {
     /// byte) at first; 0 when the stream is not [`unframed`](transport::Stream::unframed)
     /// and it stays unset.
     lowat: u8,
+    /// Whether a fast one-way stream is being read in batches (see `lowat`).
+    stream: StreamWatch,
 }
 
 enum IoEvent {
@@ -1225,6 +1256,6 @@ mod tests {
         let (events, _rx) = crate::chan::channel(1);
         let fut = super::run(Box::new(crate::ConnectOptions::new("x")), commands, events);
         let size = size_of_val(&fut);
-        assert!(size <= 1536, "driver future is {size} bytes");
+        assert!(size <= 1448, "driver future is {size} bytes");
     }
 }
