@@ -2,31 +2,40 @@
 //! (`SO_RCVLOWAT`).
 //!
 //! A publisher with a full in-flight window is owed one 4-byte acknowledgement per publish,
-//! and the broker sends them one at a time, as it gets to each publish. Woken for every
-//! one, the client reads 4 bytes and writes one PUBLISH per wake-up: a system call each way
-//! per message, and a wake-up the broker pays for on its side. The session knows how many
-//! bytes are owed ([`tern_proto::Session::owed_bytes`]); they arrive unless the connection
-//! ends (which wakes the driver anyway). So while enough is owed, the driver asks the kernel
-//! to wake it only once a quarter of them are readable, and then reads those acknowledgements
-//! in one call and writes the publishes they make room for in one call.
-//!
-//! Measured with the comparative benchmark (100,000 QoS 1 64-byte messages, window 100):
-//! client CPU 28–30 → 18–20 µs per message, broker CPU and throughput unchanged or better.
+//! and the broker sends them one at a time, as it gets to each publish. Woken for every one,
+//! the client reads 4 bytes and writes one PUBLISH per wake-up: a system call each way per
+//! message, and a wake-up the broker pays for on its side. The session knows how many bytes
+//! are owed ([`tern_proto::Session::owed_bytes`]: PUBACK, PUBREC, PUBCOMP, UNSUBACK, SUBACK,
+//! and PUBREL for our PUBRECs); they arrive unless the connection ends (which wakes the
+//! driver anyway). So while enough is owed, the driver asks the kernel to wake it only once a
+//! quarter of them are readable, then reads those acknowledgements in one call and writes the
+//! publishes they make room for in one call.
 //!
 //! A fast one-way stream (a subscription at QoS 0, nothing written back) is the other case:
 //! the broker writes each message on its own, so an eager reader is woken once per message.
 //! [`StreamWatch`] notices [`STREAM_READS`] reads within one millisecond with nothing written
-//! in between, and the driver then waits for [`STREAM_MARK`] bytes at a time. Nothing
-//! guarantees those bytes arrive, so a timer ([`STREAM_PATIENCE`] after the last read) ends
-//! the batching, and the kernel then wakes the driver for whatever is there: the last
-//! messages of a burst wait up to about 2 ms (the timer's resolution is 1 ms).
-//! `ConnectOptions::coalesce_reads(false)` turns this off. Measured with the comparative
-//! benchmark (200,000 QoS 0 64-byte messages): client CPU 9.3–10.4 → 4.1–4.4 µs per message,
-//! broker CPU 17.9–19.9 → 15.8–17.5 µs, throughput 50–55k → 56–63k msgs/s.
+//! in between, and the driver then waits for [`STREAM_MARK`] units (1,020 bytes) at a time.
+//! Nothing guarantees those bytes arrive, so a timer ([`STREAM_PATIENCE`] after the last read)
+//! ends the batching, and the kernel then wakes the driver for whatever is there: the last
+//! messages of a burst wait up to about 2 ms (the timer's resolution is 1 ms). Anything
+//! written ends it too. `ConnectOptions::coalesce_reads(false)` turns it off.
+//!
+//! Measured with the comparative benchmark (`compare client --scenario …`, the bench's
+//! broker, alternating builds, 3–4 runs each; client CPU · broker CPU per message,
+//! throughput):
+//!
+//! | scenario | before | after | rumqttc |
+//! |---|---|---|---|
+//! | 64 B QoS 0, 200,000 | 9.8–10.4 · 17.4–19.6 µs, 50–57k/s | 1.8–1.9 · 12.3–13.1 µs, 76–79k/s | 10.3–11.3 · 17.2–18.5 µs, 53–57k/s |
+//! | 64 B QoS 1, 100,000 | 25.8–28.3 · 32.4–35.5 µs, 28–30k/s | 15.7–18.9 · 29.1–33.9 µs, 29–34k/s | 24.8–29.4 · 30.9–35.9 µs, 27–32k/s |
+//! | 64 B QoS 2, 50,000 | 46.5–47.6 · 60.6–61.0 µs, 16.1–16.3k/s | 7.8–21.2 · 55.0–57.0 µs, 16.6–17.3k/s | 48.0–55.4 · 60.6–69.8 µs, 14–16k/s |
+//!
+//! Pinned ping-pong latency is unchanged: little is owed, and every read is answered.
 //!
 //! Limits, by design:
 //! - Below [`MIN_OWED`] bytes (fewer than 8 acknowledgements awaited, e.g. request/response
-//!   traffic) every byte wakes the driver, as without this.
+//!   traffic) every byte wakes the driver, as without this; so does a QoS 1/2 subscriber
+//!   (it writes after every read) unless it is owed PUBRELs.
 //! - Anything else the broker sends meanwhile (a message for a subscription on the same
 //!   connection) waits until the next quarter of the owed bytes arrives: at the broker's
 //!   pace, a fraction of a round trip.
@@ -34,6 +43,9 @@
 //!   PINGRESP is never left unread while its timer runs out.
 //! - Plain TCP only: TLS records and WebSocket frames are held back until whole, so bytes
 //!   read from the socket need not reach the session, and the count would not hold.
+//! - A stream of messages larger than 1,020 bytes gains nothing (each read is a batch
+//!   already); a stream slower than about 1 KiB per millisecond is batched until the timer,
+//!   then read eagerly until it looks fast again.
 //! - Linux only (see `transport::set_recv_low_water`).
 
 use std::time::Duration;
