@@ -795,6 +795,9 @@ impl Driver {
         let events = self.events.clone();
         // The last turn read something (see the yield below).
         let mut just_read = false;
+        // Something was read since the timer was last armed (a batched stream's deadline
+        // moves with every read; see `lowat`).
+        let mut read_since_arming = false;
         let requeue = requeue_is_a_turn();
 
         loop {
@@ -856,13 +859,18 @@ impl Driver {
 
             // Reads that nothing answers: a broker with Nagle's algorithm on may hold its
             // next packet until they are ACKed (see `quickack`).
-            if !outbox.is_empty() {
-                // What is about to leave carries the ACK.
-                conn.acks.on_write();
-                // Not a one-way stream.
+            // A one-way stream is only ever acknowledged: anything else written ends its
+            // batching (see `lowat`).
+            if self.session.take_sent_other() {
                 if conn.stream.stop() {
                     tracing::debug!("writing: no longer reading in batches");
                 }
+            } else if !outbox.is_empty() {
+                conn.stream.on_ack();
+            }
+            if !outbox.is_empty() {
+                // What is about to leave carries the ACK.
+                conn.acks.on_write();
             } else if conn.acks.take_quickack() {
                 transport::quickack(&*stream);
             }
@@ -892,20 +900,21 @@ impl Driver {
                 // next turn arms it again.
                 if let Some(at) = next
                     && (timer_at.is_none_or(|armed| at < armed)
-                        || (patience.is_some() && just_read && timer_at != next))
+                        || (patience.is_some() && read_since_arming && timer_at != next))
                 {
                     timer.as_mut().reset(at);
                     timer_at = next;
                 }
             }
             just_read = false;
+            read_since_arming = false;
 
             // Acknowledgements owed, or a one-way stream: wake for several packets at a time
             // (see `lowat`).
             if conn.lowat != 0 {
                 let mut mark = lowat::recv_low_water(self.session.owed_bytes());
                 if mark == 1 && conn.stream.batching() {
-                    mark = lowat::STREAM_MARK;
+                    mark = conn.stream.mark();
                 }
                 if mark != conn.lowat {
                     conn.lowat = mark;
@@ -918,6 +927,7 @@ impl Driver {
                     match io {
                         IoEvent::Read => {
                             just_read = true;
+                            read_since_arming = true;
                             let t = Ticks::now();
                             if conn.acks.on_read(t) {
                                 tracing::debug!("the broker waited for our delayed ACK (Nagle's algorithm): quick ACKs from now on");
@@ -957,8 +967,12 @@ impl Driver {
                 }
                 () = &mut timer, if timer_at.is_some() => {
                     timer_at = None;
-                    if conn.stream.stop() {
-                        tracing::debug!("the stream paused: reading every byte again");
+                    if conn.stream.batching() {
+                        let waiting = transport::readable_bytes(&*stream) > 0;
+                        match conn.stream.timed_out(waiting) {
+                            Some(mark) => tracing::debug!(bytes = lowat::mark_bytes(mark), "a batch stalled with bytes waiting (the broker's window is smaller): batches halved"),
+                            None => tracing::debug!("the stream paused: reading every byte again"),
+                        }
                     }
                     let t = Instant::now();
                     if close_deadline.is_some_and(|c| t >= c) {

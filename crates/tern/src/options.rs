@@ -136,10 +136,12 @@ pub struct ConnectOptions {
     /// so persistence is pointless: the store is emptied at the first `connect` and not
     /// written to.
     pub session_store: Option<PathBuf>,
-    /// Read a fast one-way stream of incoming messages (a QoS 0 subscription, nothing
-    /// written back) in batches of about 1 KiB instead of waking for every message: less CPU
-    /// for the client and the broker, and higher throughput, but the last messages of a
-    /// burst may wait up to about 2 ms. Plain TCP on Linux only. Default: on.
+    /// Read a fast one-way stream of incoming messages (a subscription, answered with
+    /// nothing but acknowledgements) in batches of about 1 KiB instead of waking for every
+    /// message: less CPU for the client and the broker, and higher throughput, but the last
+    /// messages of a burst may wait up to about 2 ms. A broker whose in-flight window is
+    /// smaller than a batch is noticed, and the batch shrinks. Plain TCP on Linux only.
+    /// Default: on.
     pub coalesce_reads: bool,
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{connected, unique, within};
 use tern::{Broker, Client, ClientError, ConnectOptions, Event, Events, QoS};
 use tern_proto::PacketType;
-use tern_testkit::{DriverTrace, MosquittoConfig, Script, ScriptedBroker, raw};
+use tern_testkit::{DriverTrace, Mosquitto, MosquittoConfig, Script, ScriptedBroker};
 
 const COUNT: usize = 1000;
 
@@ -168,56 +168,58 @@ async fn a_pingresp_is_read_while_pubacks_are_owed() {
     within("close", client.close()).await.unwrap();
 }
 
-/// Publishes `count` QoS 0 messages of 500 bytes, numbered 0.., to `topic` through mosquitto
-/// on `port`, one write each, some 60 µs apart: a stream of about 16 messages per millisecond
-/// that an eager subscriber reads one message at a time, and that brings the 1,020 bytes of a
-/// batch in well under a millisecond. A raw client on a thread of its own, so that the test
-/// thread's trace holds the subscriber's reads only.
-fn paced_stream(port: u16, topic: String, count: usize) -> std::thread::JoinHandle<()> {
-    use std::io::{Read, Write};
+/// Publishes `count` messages of 500 bytes at `qos`, numbered 0.., then a short last one, to
+/// `topic` with `mosquitto_pub -l` fed one line some 60 µs after the other: a stream of about
+/// 16 messages per millisecond that an eager subscriber reads one message at a time, and
+/// that brings the 1,020 bytes of a batch in well under a millisecond. On a thread of its
+/// own, so that the test thread's trace holds the subscriber's reads only.
+fn paced_stream(
+    broker: &Mosquitto,
+    topic: &str,
+    count: usize,
+    qos: u8,
+) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    use std::process::Stdio;
 
+    let mut cmd = broker
+        .mosquitto_pub()
+        .topic(topic)
+        .qos(qos)
+        .id(&unique("lowat-pub"))
+        .arg("-l")
+        .command();
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
     std::thread::spawn(move || {
-        let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        socket.set_nodelay(true).unwrap();
-        socket.set_read_timeout(Some(common::WAIT)).unwrap();
-        socket
-            .write_all(&raw::connect(&unique("lowat-pub"), 60, true))
-            .unwrap();
-        let mut connack = [0; 4];
-        socket.read_exact(&mut connack).unwrap();
-        assert_eq!(connack, [0x20, 2, 0, 0], "CONNACK");
         for i in 0..count {
-            let mut body = format!("{i:08}").into_bytes();
-            body.resize(500, b'x');
-            socket
-                .write_all(&raw::publish(&topic, &body, 0, 0, false))
-                .unwrap();
+            let mut line = format!("{i:08}");
+            line.extend(std::iter::repeat_n('x', 492));
+            writeln!(stdin, "{line}").unwrap();
+            stdin.flush().unwrap();
             // With the kernel's timer slack, about 60 µs.
             std::thread::sleep(Duration::from_micros(10));
         }
         // A last message far smaller than a batch: it arrives only if the driver stops
         // waiting for a full batch once the stream goes quiet.
-        socket
-            .write_all(&raw::publish(
-                &topic,
-                format!("{count:08}").as_bytes(),
-                0,
-                0,
-                false,
-            ))
-            .unwrap();
-        socket.write_all(&raw::disconnect()).unwrap();
+        writeln!(stdin, "{count:08}").unwrap();
+        drop(stdin);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "mosquitto_pub: {status}");
     })
 }
 
-/// Receives a paced stream of `STREAM` messages and its small last one, checking order and
+/// Receives a paced stream of `STREAM` messages and its small last one at `qos`, through a
+/// broker with an in-flight window of `window` messages toward the client, checking order and
 /// completeness; returns the driver's trace and the number of reads.
-async fn receive_paced_stream(coalesce: bool) -> (DriverTrace, usize) {
+async fn receive_paced_stream(coalesce: bool, qos: QoS, window: u32) -> (DriverTrace, usize) {
     const STREAM: usize = 2000;
     // Nagle's algorithm off, as in the benchmark: with it on (mosquitto's default) the
     // broker's writes coalesce by themselves.
     let broker = MosquittoConfig::new()
         .max_queued_messages(0)
+        .max_inflight_messages(window)
         .line("set_tcp_nodelay true")
         .start();
     let trace = DriverTrace::default();
@@ -228,7 +230,7 @@ async fn receive_paced_stream(coalesce: bool) -> (DriverTrace, usize) {
         broker.port(),
     )
     .await;
-    within("SUBACK", sub.subscribe([(topic.as_str(), QoS::AtMostOnce)]))
+    within("SUBACK", sub.subscribe([(topic.as_str(), qos)]))
         .await
         .unwrap();
     let reads_before = trace
@@ -236,7 +238,7 @@ async fn receive_paced_stream(coalesce: bool) -> (DriverTrace, usize) {
         .iter()
         .filter(|e| e.message == "read")
         .count();
-    let publisher = paced_stream(broker.port(), topic.clone(), STREAM);
+    let publisher = paced_stream(&broker, &topic, STREAM, qos as u8);
     // In order and complete: the last message arrives although fewer bytes than a batch
     // follow it (with the end-of-stream timer disabled, this test failed 6 runs out of 6).
     let mut payloads = Vec::with_capacity(STREAM + 1);
@@ -262,20 +264,26 @@ async fn receive_paced_stream(coalesce: bool) -> (DriverTrace, usize) {
     (trace, reads)
 }
 
-#[tokio::test]
-async fn a_fast_one_way_stream_is_read_in_batches_and_completely() {
-    let (trace, reads) = receive_paced_stream(true).await;
-    // While batching, the kernel wakes the driver only once 1,020 bytes are readable: every
-    // read then takes at least that much, until the batching ends (the stream paused, or
-    // something was written).
-    let (mut batching, mut batched_reads) = (false, 0);
+async fn batched_and_complete(qos: QoS) {
+    let (trace, reads) = receive_paced_stream(true, qos, 20).await;
+    // While batching, the kernel wakes the driver only once a batch (1,020 bytes, less if
+    // halved) is readable: every read then takes at least that much, until the batching ends
+    // (the stream paused, something was written, or a stalled batch was halved). The first
+    // read after the batching starts may be shorter: bytes that arrived before the mark was
+    // set have already signalled.
+    let (mut batching, mut first, mut batch, mut batched_reads) = (false, false, 1020, 0);
     for e in trace.events() {
         match e.message.as_str() {
-            m if m.contains("reading in batches") => batching = true,
+            m if m.contains("reading in batches") => (batching, first) = (true, true),
             m if m.contains("paused") || m.contains("no longer") => batching = false,
+            m if m.contains("halved") => {
+                batching = false;
+                batch = e.bytes.unwrap_or(0);
+            }
+            "read" if batching && first => first = false,
             "read" if batching => {
                 let n = e.bytes.unwrap_or(0);
-                assert!(n >= 1020, "a read of {n} bytes while batching");
+                assert!(n >= batch, "a read of {n} bytes while batching {batch}");
                 batched_reads += 1;
             }
             _ => {}
@@ -289,8 +297,40 @@ async fn a_fast_one_way_stream_is_read_in_batches_and_completely() {
 }
 
 #[tokio::test]
+async fn a_fast_qos_0_stream_is_read_in_batches_and_completely() {
+    batched_and_complete(QoS::AtMostOnce).await;
+}
+
+#[tokio::test]
+async fn a_fast_qos_1_stream_is_read_in_batches_and_completely() {
+    batched_and_complete(QoS::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn a_broker_window_smaller_than_a_batch_halves_the_batch_instead_of_stalling_every_time() {
+    // mosquitto sends one QoS 1 message at a time and waits for its PUBACK: a batch of
+    // 1,020 bytes (two 528-byte messages) never fills, each batch ends by the timer with a
+    // message waiting. After two such stalls in a row the batch is halved (to 508 bytes, less
+    // than a message), and the stream flows without stalls.
+    let (trace, reads) = receive_paced_stream(true, QoS::AtLeastOnce, 1).await;
+    let messages = trace.messages();
+    let halved = messages.iter().filter(|m| m.contains("halved")).count();
+    let stalls = halved + messages.iter().filter(|m| m.contains("paused")).count();
+    assert!(
+        halved >= 1,
+        "the batch was never halved ({reads} reads): {messages:?}"
+    );
+    // 255 units halve to 1 in 7 steps, each after two stalls: at most 14 stalls, plus the
+    // end of the stream.
+    assert!(
+        stalls <= 16,
+        "{stalls} batches timed out ({halved} halvings) in {reads} reads"
+    );
+}
+
+#[tokio::test]
 async fn coalescing_turned_off_never_batches() {
-    let (trace, reads) = receive_paced_stream(false).await;
+    let (trace, reads) = receive_paced_stream(false, QoS::AtMostOnce, 20).await;
     let messages = trace.messages();
     assert!(
         !messages.iter().any(|m| m.contains("reading in batches")),

@@ -137,6 +137,9 @@ pub struct Session {
     next_seq: u64,
     /// A PINGREQ is queued or sent and its PINGRESP has not arrived.
     ping_outstanding: bool,
+    /// `poll_transmit` handed out something other than an acknowledgement of the broker's
+    /// packets since [`take_sent_other`](Self::take_sent_other) was last called.
+    sent_other: bool,
     /// PUBRECs handed out on this connection, each the first for its id, less PUBRELs
     /// received: at most the PUBRELs the broker owes (see [`Session::owed_bytes`]).
     pubrels_owed: u16,
@@ -174,6 +177,7 @@ impl Session {
             next_seq: 0,
             ping_outstanding: false,
             pubrels_owed: 0,
+            sent_other: false,
             last_sent: None,
             last_received: None,
             persist: None,
@@ -221,6 +225,13 @@ impl Session {
         let awaited =
             self.inflight.len().saturating_sub(self.outbox.len()) + usize::from(self.pubrels_owed);
         (4 * awaited).saturating_sub(self.inbuf.len())
+    }
+
+    /// Whether [`poll_transmit`](Self::poll_transmit) handed out anything but acknowledgements
+    /// of the broker's packets (PUBACK, PUBREC, PUBCOMP) since the last call; clears the flag.
+    /// A driver tells a one-way stream, which it only acknowledges, from an exchange.
+    pub fn take_sent_other(&mut self) -> bool {
+        std::mem::take(&mut self.sent_other)
     }
 
     /// Number of commands waiting in the queue (not yet given a packet id or sent).
@@ -544,6 +555,12 @@ impl Session {
         while out.len() - start < max
             && let Some(next) = self.outbox.pop_front()
         {
+            if !matches!(
+                next,
+                Outgoing::PubAck(_) | Outgoing::PubRec { .. } | Outgoing::PubComp(_)
+            ) {
+                self.sent_other = true;
+            }
             match next {
                 Outgoing::Connect => {
                     idle = true;

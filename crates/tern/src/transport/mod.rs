@@ -95,6 +95,30 @@ pub(crate) fn set_recv_low_water(stream: &dyn Stream, bytes: u16) {
     let _ = (stream, bytes);
 }
 
+/// Bytes readable from `stream`'s socket now (`FIONREAD`); 0 when unknown. Linux only;
+/// elsewhere 0.
+pub(crate) fn readable_bytes(stream: &dyn Stream) -> usize {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+
+        let mut n: libc::c_int = 0;
+        // SAFETY: the descriptor belongs to a live TcpStream borrowed for the call, and
+        // FIONREAD writes one c_int.
+        let rc = unsafe { libc::ioctl(stream.tcp().as_raw_fd(), libc::FIONREAD, &raw mut n) };
+        if rc == 0 {
+            return usize::try_from(n).unwrap_or(0);
+        }
+        tracing::debug!(error = %std::io::Error::last_os_error(), "FIONREAD");
+        0
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = stream;
+        0
+    }
+}
+
 /// A boxed transport stream.
 pub(crate) type BoxStream = Box<dyn Stream>;
 

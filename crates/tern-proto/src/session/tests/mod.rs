@@ -367,6 +367,29 @@ fn owed_bytes_count_the_pubrel_owed_for_each_first_pubrec() {
 }
 
 #[test]
+fn take_sent_other_tells_acknowledgements_from_everything_else() {
+    let mut pair = connected();
+    pair.session.take_sent_other();
+    assert!(!pair.session.take_sent_other(), "nothing handed out");
+    pair.deliver(publish(QosPid::AtLeastOnce(id(3)), false, b"1"))
+        .unwrap();
+    pair.deliver(publish(QosPid::ExactlyOnce(id(4)), false, b"2"))
+        .unwrap();
+    assert_eq!(pair.sent(), [Packet::PubAck(id(3)), Packet::PubRec(id(4))]);
+    assert!(!pair.session.take_sent_other(), "acknowledgements only");
+    pair.deliver(Packet::PubRel(id(4))).unwrap();
+    assert_eq!(pair.sent(), [Packet::PubComp(id(4))]);
+    assert!(
+        !pair.session.take_sent_other(),
+        "PUBCOMP is an acknowledgement"
+    );
+    pair.publish(msg("a", b"x", QoS::AtMostOnce));
+    pair.sent();
+    assert!(pair.session.take_sent_other(), "a PUBLISH");
+    assert!(!pair.session.take_sent_other(), "cleared");
+}
+
+#[test]
 fn qos2_publish_sends_pubrel_at_pubrec_and_completes_at_pubcomp() {
     let mut pair = connected();
     let req = pair.publish(msg("a", b"two", QoS::ExactlyOnce));
