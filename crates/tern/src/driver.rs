@@ -857,8 +857,6 @@ impl Driver {
                 continue;
             }
 
-            // Reads that nothing answers: a broker with Nagle's algorithm on may hold its
-            // next packet until they are ACKed (see `quickack`).
             // A one-way stream is only ever acknowledged: anything else written ends its
             // batching (see `lowat`).
             if self.session.take_sent_other() {
@@ -868,6 +866,8 @@ impl Driver {
             } else if !outbox.is_empty() {
                 conn.stream.on_ack();
             }
+            // Reads that nothing answers: a broker with Nagle's algorithm on may hold its
+            // next packet until they are ACKed (see `quickack`).
             if !outbox.is_empty() {
                 // What is about to leave carries the ACK.
                 conn.acks.on_write();
@@ -1118,9 +1118,9 @@ struct ConnState<'b> {
     closing: bool,
     /// When to ACK reads that nothing answers (see `quickack`).
     acks: AckPolicy,
-    /// The socket's receive low-water mark, as `lowat::recv_low_water` gives it: 1 (every
-    /// byte) at first; 0 when the stream is not [`unframed`](transport::Stream::unframed)
-    /// and it stays unset.
+    /// The socket's receive low-water mark in `lowat`'s units (see `lowat::mark_bytes`): 1
+    /// (every byte) at first; 0 when the stream is not
+    /// [`unframed`](transport::Stream::unframed) and it stays unset.
     lowat: u8,
     /// Whether a fast one-way stream is being read in batches (see `lowat`).
     stream: StreamWatch,

@@ -70,7 +70,8 @@ pub(crate) const MIN_OWED: usize = 32;
 /// Reads within one millisecond tick, nothing written in between, that make a stream.
 pub(crate) const STREAM_READS: u8 = 8;
 
-/// The mark while batching a stream, in 4-byte units (1,020 bytes: a dozen small messages).
+/// The first mark while batching a stream, in 4-byte units (1,020 bytes: a dozen small
+/// messages).
 pub(crate) const STREAM_MARK: u8 = u8::MAX;
 
 /// How long after its last read a batched stream may stay quiet before the driver reads
@@ -78,7 +79,7 @@ pub(crate) const STREAM_MARK: u8 = u8::MAX;
 pub(crate) const STREAM_PATIENCE: Duration = Duration::from_millis(1);
 
 /// Watches incoming data for a fast one-way stream. Sans-IO: time is passed in. Every
-/// connection's task holds one, so it is kept to 4 bytes.
+/// connection's task holds one, so it is kept to 5 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StreamWatch {
     /// The low byte of the tick of the reads counted (a read 256 ms later in the same low
@@ -179,7 +180,7 @@ impl StreamWatch {
         self.mark
     }
 
-    /// Whether to wait for [`STREAM_MARK`] bytes.
+    /// Whether to wait for a batch ([`Self::mark`]).
     pub(crate) fn batching(&self) -> bool {
         self.reads == BATCHING
     }
