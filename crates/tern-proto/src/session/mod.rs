@@ -211,11 +211,11 @@ impl Session {
     /// The fewest bytes still to arrive that the broker owes the current connection for
     /// packets already handed out by [`poll_transmit`](Self::poll_transmit): 4 for each
     /// answer awaited (PUBACK, PUBREC, PUBCOMP, UNSUBACK, and PUBREL for our PUBRECs; a
-    /// SUBACK is longer), less what of them is already buffered as a partial packet. They arrive unless the
-    /// connection ends, so a driver may sleep until that many bytes are readable
-    /// (`SO_RCVLOWAT`) without missing a packet. 0 before CONNACK, after DISCONNECT, and
-    /// while a PINGREQ awaits its 2-byte PINGRESP: the session's timers then depend on every
-    /// byte.
+    /// SUBACK is longer), less what of them is already buffered as a partial packet. They
+    /// arrive unless the connection ends, so a driver may sleep until that many bytes are
+    /// readable (`SO_RCVLOWAT`) without missing a packet. 0 before CONNACK, after DISCONNECT,
+    /// and while a PINGREQ awaits its 2-byte PINGRESP: the session's timers then depend on
+    /// every byte.
     pub fn owed_bytes(&self) -> usize {
         if !self.state.is_sending() || self.ping_outstanding {
             return 0;
