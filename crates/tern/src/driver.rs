@@ -967,11 +967,16 @@ impl Driver {
                 }
                 () = &mut timer, if timer_at.is_some() => {
                     timer_at = None;
+                    // A batch's deadline: unless a whole batch is already readable (its
+                    // wake-up raced the timer), the stream paused or stalled.
                     if conn.stream.batching() {
-                        let waiting = transport::readable_bytes(&*stream) > 0;
-                        match conn.stream.timed_out(waiting) {
-                            Some(mark) => tracing::debug!(bytes = lowat::mark_bytes(mark), "a batch stalled with bytes waiting (the broker's window is smaller): batches halved"),
-                            None => tracing::debug!("the stream paused: reading every byte again"),
+                        let readable = transport::readable_bytes(&*stream);
+                        if readable < usize::from(lowat::mark_bytes(conn.stream.mark())) {
+                            match conn.stream.timed_out(readable > 0) {
+                                Some(mark) => tracing::debug!(bytes = lowat::mark_bytes(mark), "a batch stalled again with bytes waiting (the broker's window is smaller): batches halved"),
+                                None if conn.stream.stalled() => tracing::debug!("a batch stalled with bytes waiting: reading every byte again"),
+                                None => tracing::debug!("the stream paused: reading every byte again"),
+                            }
                         }
                     }
                     let t = Instant::now();

@@ -25,7 +25,8 @@
 //! At QoS 1 and 2 the broker may hold messages until it gets acknowledgements: its in-flight
 //! window toward the client (mosquitto's `max_inflight_messages`, 20 by default) may be
 //! smaller than a batch. Then every batch would end by the timer. A batch of an acknowledged
-//! stream that times out with bytes waiting, twice with no batch filled in between, is
+//! stream that times out with bytes waiting (`FIONREAD`; fewer than a batch: a whole batch
+//! only means its wake-up raced the timer), twice with no batch filled in between, is
 //! halved for the rest of the connection, and batching stops altogether once it would be
 //! a byte: at most 14 such stalls of 1–2 ms each.
 //!
@@ -175,6 +176,12 @@ impl StreamWatch {
         None
     }
 
+    /// The last batch timed out with bytes waiting and the next such timeout halves the
+    /// batch (see [`Self::timed_out`]).
+    pub(crate) fn stalled(&self) -> bool {
+        self.stalled
+    }
+
     /// The batch to wait for, in 4-byte units (see [`mark_bytes`]).
     pub(crate) fn mark(&self) -> u8 {
         self.mark
@@ -267,6 +274,7 @@ mod tests {
         w.on_ack();
         assert!(w.batching(), "acknowledging does not end it");
         assert_eq!(w.timed_out(true), None, "a burst may have ended");
+        assert!(w.stalled());
         assert!(!w.batching());
         for _ in 0..STREAM_READS {
             w.on_read(Ticks(3));

@@ -215,6 +215,10 @@ fn paced_stream(
 /// completeness; returns the driver's trace and the number of reads.
 async fn receive_paced_stream(coalesce: bool, qos: QoS, window: u32) -> (DriverTrace, usize) {
     const STREAM: usize = 2000;
+    // One paced stream at a time: they need the client to keep up with 16 messages per
+    // millisecond, which several brokers, publishers and clients on two cores may not allow.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     // Nagle's algorithm off, as in the benchmark: with it on (mosquitto's default) the
     // broker's writes coalesce by themselves.
     let broker = MosquittoConfig::new()
@@ -275,7 +279,9 @@ async fn batched_and_complete(qos: QoS) {
     for e in trace.events() {
         match e.message.as_str() {
             m if m.contains("reading in batches") => (batching, first) = (true, true),
-            m if m.contains("paused") || m.contains("no longer") => batching = false,
+            m if m.contains("paused") || m.contains("no longer") || m.contains("stalled with") => {
+                batching = false;
+            }
             m if m.contains("halved") => {
                 batching = false;
                 batch = e.bytes.unwrap_or(0);
@@ -309,22 +315,23 @@ async fn a_fast_qos_1_stream_is_read_in_batches_and_completely() {
 #[tokio::test]
 async fn a_broker_window_smaller_than_a_batch_halves_the_batch_instead_of_stalling_every_time() {
     // mosquitto sends one QoS 1 message at a time and waits for its PUBACK: a batch of
-    // 1,020 bytes (two 528-byte messages) never fills, each batch ends by the timer with a
-    // message waiting. After two such stalls in a row the batch is halved (to 508 bytes, less
-    // than a message), and the stream flows without stalls.
+    // 1,020 bytes (two 528-byte messages) never fills, and each batch ends by the timer with
+    // a message waiting. The second such stall in a row halves the batch, to 508 bytes: less
+    // than a message, so from then on every message fills a batch and nothing stalls but the
+    // stream's short last message.
     let (trace, reads) = receive_paced_stream(true, QoS::AtLeastOnce, 1).await;
     let messages = trace.messages();
-    let halved = messages.iter().filter(|m| m.contains("halved")).count();
-    let stalls = halved + messages.iter().filter(|m| m.contains("paused")).count();
+    let first_halving = messages.iter().position(|m| m.contains("halved"));
+    let Some(first_halving) = first_halving else {
+        panic!("the batch was never halved ({reads} reads): {messages:?}");
+    };
+    let later_stalls: Vec<&String> = messages[first_halving + 1..]
+        .iter()
+        .filter(|m| m.contains("stalled"))
+        .collect();
     assert!(
-        halved >= 1,
-        "the batch was never halved ({reads} reads): {messages:?}"
-    );
-    // 255 units halve to 1 in 7 steps, each after two stalls: at most 14 stalls, plus the
-    // end of the stream.
-    assert!(
-        stalls <= 16,
-        "{stalls} batches timed out ({halved} halvings) in {reads} reads"
+        later_stalls.len() <= 1,
+        "batches stalled after the halving to 508 bytes: {later_stalls:?}"
     );
 }
 
