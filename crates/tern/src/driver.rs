@@ -967,11 +967,15 @@ impl Driver {
                 }
                 () = &mut timer, if timer_at.is_some() => {
                     timer_at = None;
-                    // A batch's deadline: unless a whole batch is already readable (its
-                    // wake-up raced the timer), the stream paused or stalled.
+                    // A batch's deadline: the stream paused or stalled, unless a whole batch
+                    // is already readable (its wake-up raced the timer). Either way, back to
+                    // every byte: lowering the mark makes the kernel signal what is there.
                     if conn.stream.batching() {
                         let readable = transport::readable_bytes(&*stream);
-                        if readable < usize::from(lowat::mark_bytes(conn.stream.mark())) {
+                        if readable >= usize::from(lowat::mark_bytes(conn.stream.mark())) {
+                            conn.stream.stop();
+                            tracing::debug!("a batch raced its timer: reading every byte again");
+                        } else {
                             match conn.stream.timed_out(readable > 0) {
                                 Some(mark) => tracing::debug!(bytes = lowat::mark_bytes(mark), "a batch stalled again with bytes waiting (the broker's window is smaller): batches halved"),
                                 None if conn.stream.stalled() => tracing::debug!("a batch stalled with bytes waiting: reading every byte again"),

@@ -26,7 +26,8 @@
 //! window toward the client (mosquitto's `max_inflight_messages`, 20 by default) may be
 //! smaller than a batch. Then every batch would end by the timer. A batch of an acknowledged
 //! stream that times out with bytes waiting (`FIONREAD`; fewer than a batch: a whole batch
-//! only means its wake-up raced the timer), twice with no batch filled in between, is
+//! only means its wake-up raced the timer, and just restarts the count), twice with no batch
+//! filled in between, is
 //! halved for the rest of the connection, and batching stops altogether once it would be
 //! a byte: at most 14 such stalls of 1–2 ms each.
 //!

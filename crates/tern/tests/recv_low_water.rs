@@ -272,16 +272,14 @@ async fn batched_and_complete(qos: QoS) {
     let (trace, reads) = receive_paced_stream(true, qos, 20).await;
     // While batching, the kernel wakes the driver only once a batch (1,020 bytes, less if
     // halved) is readable: every read then takes at least that much, until the batching ends
-    // (the stream paused, something was written, or a stalled batch was halved). The first
+    // (the stream paused or stalled, something was written, or the batch was halved). The first
     // read after the batching starts may be shorter: bytes that arrived before the mark was
     // set have already signalled.
     let (mut batching, mut first, mut batch, mut batched_reads) = (false, false, 1020, 0);
     for e in trace.events() {
         match e.message.as_str() {
             m if m.contains("reading in batches") => (batching, first) = (true, true),
-            m if m.contains("paused") || m.contains("no longer") || m.contains("stalled with") => {
-                batching = false;
-            }
+            m if m.contains("every byte again") || m.contains("no longer") => batching = false,
             m if m.contains("halved") => {
                 batching = false;
                 batch = e.bytes.unwrap_or(0);
