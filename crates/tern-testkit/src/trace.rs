@@ -1,6 +1,7 @@
 //! What tern's driver reports through `tracing`, captured on the test's thread: the size of
-//! every write (`wrote` events, field `bytes`) and the messages of its other events. For
-//! tests about write patterns and socket decisions, which a real broker cannot observe.
+//! every write and read (`wrote` and `read` events, field `bytes`) and the messages of its
+//! other events. For tests about read and write patterns and socket decisions, which a real
+//! broker cannot observe.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -55,11 +56,20 @@ impl DriverTrace {
             .collect()
     }
 
-    /// The messages of the events other than writes.
+    /// The sizes of the reads so far, in order.
+    pub fn reads(&self) -> Vec<u64> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.message == "read")
+            .filter_map(|e| e.bytes)
+            .collect()
+    }
+
+    /// The messages of the events other than writes and reads.
     pub fn messages(&self) -> Vec<String> {
         self.events()
             .into_iter()
-            .filter(|e| e.message != "wrote")
+            .filter(|e| e.message != "wrote" && e.message != "read")
             .map(|e| e.message)
             .collect()
     }

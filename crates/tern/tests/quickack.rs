@@ -49,7 +49,7 @@ async fn ping_pong_switches_to_quick_acks(qos: QoS) {
     assert!(
         others.iter().any(|m| m.contains("quick ACKs from now on")),
         "no switch to quick ACKs in {ROUND_TRIPS} round trips at {qos:?}; driver events other \
-         than writes: {others:?}"
+         than writes and reads: {others:?}"
     );
 }
 

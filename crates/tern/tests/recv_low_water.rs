@@ -60,12 +60,7 @@ async fn acknowledgements_are_read_in_batches(qos: QoS, acks_per_publish: usize)
     .await;
     publish_all(&client, &mut events, &topic, qos).await;
     within("close", client.close()).await.unwrap();
-    let reads: Vec<u64> = trace
-        .events()
-        .into_iter()
-        .filter(|e| e.message == "read")
-        .filter_map(|e| e.bytes)
-        .collect();
+    let reads = trace.reads();
     // A read of 4 bytes or fewer is a lone acknowledgement (or the CONNACK). Woken for every
     // acknowledgement, most reads are (243 of 284 at QoS 1, 1,362 of 1,395 at QoS 2 here).
     // Batched, only the window's tail is: fewer than 8 acknowledgements owed.
@@ -198,7 +193,8 @@ fn paced_stream(
             line.extend(std::iter::repeat_n('x', 492));
             writeln!(stdin, "{line}").unwrap();
             stdin.flush().unwrap();
-            // With the kernel's timer slack, about 60 µs.
+            // Pacing the load, not waiting for anything: with the kernel's timer slack,
+            // about 60 µs.
             std::thread::sleep(Duration::from_micros(10));
         }
         // A last message far smaller than a batch: it arrives only if the driver stops
@@ -237,11 +233,7 @@ async fn receive_paced_stream(coalesce: bool, qos: QoS, window: u32) -> (DriverT
     within("SUBACK", sub.subscribe([(topic.as_str(), qos)]))
         .await
         .unwrap();
-    let reads_before = trace
-        .events()
-        .iter()
-        .filter(|e| e.message == "read")
-        .count();
+    let reads_before = trace.reads().len();
     let publisher = paced_stream(&broker, &topic, STREAM, qos as u8);
     // In order and complete: the last message arrives although fewer bytes than a batch
     // follow it (with the end-of-stream timer disabled, this test failed 6 runs out of 6).
@@ -258,12 +250,7 @@ async fn receive_paced_stream(coalesce: bool, qos: QoS, window: u32) -> (DriverT
         assert_eq!(&p[..8], format!("{i:08}").as_bytes(), "message {i}");
     }
     publisher.join().unwrap();
-    let reads = trace
-        .events()
-        .iter()
-        .filter(|e| e.message == "read")
-        .count()
-        - reads_before;
+    let reads = trace.reads().len() - reads_before;
     within("close", sub.close()).await.unwrap();
     (trace, reads)
 }
