@@ -86,7 +86,9 @@ pub fn require_mosquitto_tool(name: &str) -> PathBuf {
 /// How a [`Mosquitto`] is configured: a by-value builder, finished by [`MosquittoConfig::start`].
 ///
 /// Defaults: one plain listener, anonymous clients allowed, no persistence, mosquitto's own
-/// limits, verbose logging (`log_type all`) captured to a file.
+/// limits and TCP settings (Nagle's algorithm on: `set_tcp_nodelay false`), verbose logging
+/// (`log_type all`) captured to a file. [`MosquittoConfig::stock`] is mosquitto's own
+/// defaults throughout, logging included, for timings.
 #[derive(Debug, Clone)]
 pub struct MosquittoConfig {
     allow_anonymous: bool,
@@ -101,6 +103,8 @@ pub struct MosquittoConfig {
     max_inflight_messages: Option<u32>,
     max_queued_messages: Option<u32>,
     max_packet_size: Option<u32>,
+    tcp_nodelay: Option<bool>,
+    log_all: bool,
     extra_lines: Vec<String>,
     start_timeout: Duration,
 }
@@ -127,9 +131,30 @@ impl MosquittoConfig {
             max_inflight_messages: None,
             max_queued_messages: None,
             max_packet_size: None,
+            tcp_nodelay: None,
+            log_all: true,
             extra_lines: Vec::new(),
             start_timeout: DEFAULT_WAIT,
         }
+    }
+
+    /// A broker as users run it: mosquitto's default settings, in particular Nagle's
+    /// algorithm on (`set_tcp_nodelay false`, written out) and its default logging (no line
+    /// per message), but anonymous clients allowed on the loopback listener as ever here.
+    /// What timing comparisons should run against.
+    pub fn stock() -> Self {
+        Self {
+            tcp_nodelay: Some(false),
+            log_all: false,
+            ..Self::new()
+        }
+    }
+
+    /// `set_tcp_nodelay`: `true` turns Nagle's algorithm off on the broker's sockets (as
+    /// benchmarks often do); mosquitto's default, and this config's unless set, is `false`.
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp_nodelay = Some(on);
+        self
     }
 
     /// `allow_anonymous`; default `true` (mosquitto 2.0's own default is `false`).
@@ -251,7 +276,14 @@ impl MosquittoConfig {
             line("user root".into());
         }
         line("log_dest stderr".into());
-        line("log_type all".into());
+        if self.log_all {
+            line("log_type all".into());
+        } else {
+            // mosquitto's default log types.
+            for t in ["error", "warning", "notice", "information"] {
+                line(format!("log_type {t}"));
+            }
+        }
         line("log_timestamp true".into());
         line("log_timestamp_format %H:%M:%S".into());
         line("per_listener_settings false".into());
@@ -280,6 +312,9 @@ impl MosquittoConfig {
         }
         if let Some(n) = self.max_packet_size {
             line(format!("max_packet_size {n}"));
+        }
+        if let Some(on) = self.tcp_nodelay {
+            line(format!("set_tcp_nodelay {on}"));
         }
         for l in &self.extra_lines {
             line(l.clone());

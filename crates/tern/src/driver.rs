@@ -40,7 +40,6 @@ use crate::broker::Broker;
 use crate::chan;
 use crate::client::{Command, Event, Message, Outcome, Reply};
 use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
-use crate::lowat::{self, StreamWatch};
 use crate::options::{ConnectOptions, Protocol};
 use crate::quickack::{AckPolicy, Ticks};
 use crate::store::{SessionStore, StoreError};
@@ -136,6 +135,12 @@ struct Driver {
     /// restored from at the first `connect`. Every batch of the session's store ops is
     /// made durable before the session may transmit or hand out events (write-ahead).
     store: Option<Box<SessionStore>>,
+    /// A `connect()` command asks for the session store to be opened before its first
+    /// attempt.
+    open_store_first: bool,
+    /// A write of the session store never came back (its blocking task was cancelled or
+    /// panicked): nothing protected by the store may be sent or delivered any more.
+    store_lost: bool,
     /// Something was handed to the application (an event, a completion) since the serve
     /// loop last looked: it gets one turn before the driver writes (see `serve`).
     woke_app: bool,
@@ -173,6 +178,8 @@ impl Driver {
             commands_closed: false,
             retry_same: false,
             store: None,
+            open_store_first: false,
+            store_lost: false,
             woke_app: false,
         }
     }
@@ -245,6 +252,18 @@ impl Driver {
                 break;
             }
             if self.want_connected && retry_at.is_none() {
+                if mem::take(&mut self.open_store_first)
+                    && let Err(e) = self.open_store().await
+                {
+                    let e = ConnectError::Store(Arc::new(e));
+                    self.want_connected = false;
+                    self.emit(Event::ConnectFailed {
+                        error: e.clone(),
+                        will_retry: false,
+                    });
+                    reply_connect(self.connect_reply.take(), Err(e));
+                    continue;
+                }
                 // Connect now (first attempt, or the backoff has elapsed).
                 let broker = self.brokers[self.next_broker % self.brokers.len()].clone();
                 let ended = self.connection(&broker, commands).await;
@@ -371,15 +390,8 @@ impl Driver {
                     reply_connect(reply, Err(e));
                     return false;
                 }
-                if let Err(e) = self.open_store() {
-                    let e = ConnectError::Store(Arc::new(e));
-                    self.emit(Event::ConnectFailed {
-                        error: e.clone(),
-                        will_retry: false,
-                    });
-                    reply_connect(reply, Err(e));
-                    return false;
-                }
+                // Opened (off the runtime's thread) before the first attempt; see `main`.
+                self.open_store_first = self.options.session_store.is_some();
                 self.brokers = brokers;
                 self.next_broker = 0;
                 self.connect_reply = reply;
@@ -499,9 +511,10 @@ impl Driver {
 
     /// Converts session events into client events and completions.
     fn drain_session_events(&mut self, conn: &mut ConnState<'_>) -> bool {
-        // Write-ahead: a QoS 2 message is delivered only once its id is durably held.
-        if let Err(e) = self.persist() {
-            conn.io_error.get_or_insert(Arc::new(e));
+        // Write-ahead: a QoS 2 message is delivered only once its id is durably held. Ops
+        // still in the session hold its events back by themselves; ops pulled into the store
+        // but not yet durable (a failed write) must hold them back here.
+        if !self.durable() {
             return false;
         }
         let mut any = false;
@@ -615,29 +628,41 @@ impl Driver {
     }
 
     /// Opens the session store at the first `connect` and restores the session from it
-    /// (clean session: empties it instead, and keeps nothing).
-    fn open_store(&mut self) -> Result<(), StoreError> {
-        let Some(dir) = &self.options.session_store else {
+    /// (clean session: empties it instead, and keeps nothing). The file work runs on
+    /// tokio's blocking pool.
+    async fn open_store(&mut self) -> Result<(), StoreError> {
+        let Some(dir) = self.options.session_store.clone() else {
             return Ok(());
         };
         if self.store.is_some() {
             return Ok(());
         }
         let client_id = self.session.config().client_id.as_str().to_owned();
-        let mut store = SessionStore::open(dir, &client_id)?;
-        if self.options.clean_session {
-            store.clear().map_err(|source| StoreError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+        let clean = self.options.clean_session;
+        let hook = self.options.store_sync_hook.clone();
+        let path = dir.clone();
+        let opened = blocking(move || {
+            let mut store = SessionStore::open(&dir, &client_id)?;
+            if clean {
+                store
+                    .clear()
+                    .map_err(|source| StoreError::Io { path: dir, source })?;
+                return Ok(None);
+            }
+            store.set_sync_hook(hook);
+            Ok(Some(store))
+        })
+        .await
+        .map_err(|source| StoreError::Io { path, source })??;
+        let Some(store) = opened else {
             return Ok(());
-        }
+        };
         // The session is fresh (never connected, nothing in flight) before the first
         // connect, so restoring cannot fail; if it did, connecting without the stored
         // state would break its guarantees, so say so instead.
         if let Err(e) = self.session.restore(store.snapshot()) {
             return Err(StoreError::Corrupt {
-                path: dir.clone(),
+                path: store.dir().to_path_buf(),
                 offset: 0,
                 reason: e.to_string(),
             });
@@ -646,18 +671,49 @@ impl Driver {
         Ok(())
     }
 
-    /// Makes the session's pending store ops durable (one write and one fsync per batch).
-    /// Until this succeeds the session transmits nothing and hands out no event.
-    fn persist(&mut self) -> io::Result<()> {
-        match &mut self.store {
-            Some(store) => store.persist(&mut self.session).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("session store {}: {e}", store.dir().display()),
-                )
-            }),
-            None => Ok(()),
+    /// Makes the session's pending store ops durable (one write and one fsync per batch,
+    /// on tokio's blocking pool: a slow disk must not stall the runtime's thread, and so
+    /// every other client and timer on it). Until this succeeds the caller polls the
+    /// session for neither packets nor events.
+    async fn persist(&mut self) -> io::Result<()> {
+        let Some(store) = self.store.as_mut() else {
+            return if self.store_lost {
+                Err(io::Error::other(
+                    "session store lost: a write never completed",
+                ))
+            } else {
+                Ok(())
+            };
+        };
+        if !store.pull(&mut self.session) {
+            return Ok(());
         }
+        let mut store = self.store.take();
+        let written = blocking(move || {
+            let result = store.as_mut().map_or(Ok(()), |s| s.flush());
+            (store, result)
+        })
+        .await;
+        let (store, result) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                self.store_lost = true;
+                return Err(e);
+            }
+        };
+        self.store = store;
+        result.map_err(|e| {
+            let dir = self.store.as_ref().map(|s| s.dir().display().to_string());
+            io::Error::new(
+                e.kind(),
+                format!("session store {}: {e}", dir.unwrap_or_default()),
+            )
+        })
+    }
+
+    /// Whether everything pulled from the session into the store is durable.
+    fn durable(&self) -> bool {
+        !self.store_lost && self.store.as_ref().is_none_or(|s| !s.has_pending())
     }
 
     /// One connection: open the transport, CONNECT, and serve it until it ends.
@@ -668,9 +724,17 @@ impl Driver {
     ) -> Ended {
         let deadline = Instant::now() + self.options.connect_timeout;
         if broker.scheme.is_tls() && self.tls.is_none() {
-            match self.options.tls.build() {
-                Ok(config) => self.tls = Some(config),
-                Err(e) => return Ended::ConnectFailed(e.into()),
+            // Loading the system's roots reads files: off the runtime's thread.
+            let tls = self.options.tls.clone();
+            match blocking(move || tls.build()).await {
+                Ok(Ok(config)) => self.tls = Some(config),
+                Ok(Err(e)) => return Ended::ConnectFailed(e.into()),
+                Err(e) => {
+                    return Ended::ConnectFailed(ConnectError::Io {
+                        addr: broker.host_port(),
+                        reason: e.to_string(),
+                    });
+                }
             }
         }
         // Open the transport while still serving commands.
@@ -779,8 +843,6 @@ impl Driver {
             eof: false,
             closing: false,
             acks: AckPolicy::new(),
-            lowat: u8::from(stream.unframed()),
-            stream: StreamWatch::new(),
         };
         if let Err(e) = self.session.connect(now()) {
             return Ended::ConnectFailed(ConnectError::InvalidOptions(e.to_string()));
@@ -795,9 +857,7 @@ impl Driver {
         let events = self.events.clone();
         // The last turn read something (see the yield below).
         let mut just_read = false;
-        // Something was read since the timer was last armed (a batched stream's deadline
-        // moves with every read; see `lowat`).
-        let mut read_since_arming = false;
+        let read_tuning = self.options.read_tuning;
         let requeue = requeue_is_a_turn();
 
         loop {
@@ -805,7 +865,7 @@ impl Driver {
             // transmitting may complete QoS 0 publishes: repeat until both are quiet.
             for _ in 0..8 {
                 // Write-ahead: the records protecting what is about to be sent go first.
-                if let Err(e) = self.persist() {
+                if let Err(e) = self.persist().await {
                     conn.io_error.get_or_insert(Arc::new(e));
                     break;
                 }
@@ -813,6 +873,12 @@ impl Driver {
                 // would otherwise be copied into one buffer of many megabytes.
                 let room = OUTBOX_HIGH_WATER.saturating_sub(outbox.len());
                 let sent = self.session.poll_transmit_max(&mut outbox, room);
+                // Transmitting may free slots for queued publishes: their records, then the
+                // events.
+                if let Err(e) = self.persist().await {
+                    conn.io_error.get_or_insert(Arc::new(e));
+                    break;
+                }
                 if !self.drain_session_events(&mut conn) && sent == 0 {
                     break;
                 }
@@ -836,6 +902,9 @@ impl Driver {
             }
             if conn.eof || conn.io_error.is_some() {
                 self.session.handle_closed(now());
+                if let Err(e) = self.persist().await {
+                    tracing::debug!(error = %e, "session store");
+                }
                 self.drain_session_events(&mut conn);
                 let reason = conn
                     .ended
@@ -857,22 +926,16 @@ impl Driver {
                 continue;
             }
 
-            // A one-way stream is only ever acknowledged: anything else written ends its
-            // batching (see `lowat`).
-            if self.session.take_sent_other() {
-                if conn.stream.stop() {
-                    tracing::debug!("writing: no longer reading in batches");
-                }
-            } else if !outbox.is_empty() {
-                conn.stream.on_ack();
-            }
             // Reads that nothing answers: a broker with Nagle's algorithm on may hold its
-            // next packet until they are ACKed (see `quickack`).
-            if !outbox.is_empty() {
-                // What is about to leave carries the ACK.
-                conn.acks.on_write();
-            } else if conn.acks.take_quickack() {
-                transport::quickack(&*stream);
+            // next packet until they are ACKed (see `quickack`). This sends ACKs sooner; it
+            // never waits for anything.
+            if read_tuning {
+                if !outbox.is_empty() {
+                    // What is about to leave carries the ACK.
+                    conn.acks.on_write();
+                } else if conn.acks.take_quickack() {
+                    transport::quickack(&*stream);
+                }
             }
 
             {
@@ -885,55 +948,27 @@ impl Driver {
                 if let Some(c) = close_deadline {
                     next = Some(next.map_or(c, |t| t.min(c)));
                 }
-                // A stream read in batches: its last bytes must not wait for more that may never
-                // come. The deadline moves with every read.
-                let patience = conn
-                    .stream
-                    .batching()
-                    .then(|| Instant::now() + lowat::STREAM_PATIENCE);
-                if let Some(p) = patience {
-                    next = Some(next.map_or(p, |t| t.min(p)));
-                }
                 // Re-arm only for an earlier deadline: the keepalive deadline moves with every
                 // packet, and resetting a tokio timer takes the timer driver's lock. A timer that
                 // fires before the (moved) deadline is harmless: nothing is expired yet, and the
                 // next turn arms it again.
                 if let Some(at) = next
-                    && (timer_at.is_none_or(|armed| at < armed)
-                        || (patience.is_some() && read_since_arming && timer_at != next))
+                    && timer_at.is_none_or(|armed| at < armed)
                 {
                     timer.as_mut().reset(at);
                     timer_at = next;
                 }
             }
             just_read = false;
-            read_since_arming = false;
 
-            // Acknowledgements owed, or a one-way stream: wake for several packets at a time
-            // (see `lowat`).
-            if conn.lowat != 0 {
-                let mut mark = lowat::recv_low_water(self.session.owed_bytes());
-                if mark == 1 && conn.stream.batching() {
-                    mark = conn.stream.mark();
-                }
-                if mark != conn.lowat {
-                    conn.lowat = mark;
-                    transport::set_recv_low_water(&*stream, lowat::mark_bytes(mark));
-                }
-            }
             let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
             tokio::select! {
                 io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
                     match io {
                         IoEvent::Read => {
                             just_read = true;
-                            read_since_arming = true;
-                            let t = Ticks::now();
-                            if conn.acks.on_read(t) {
+                            if read_tuning && conn.acks.on_read(Ticks::at(Instant::now())) {
                                 tracing::debug!("the broker waited for our delayed ACK (Nagle's algorithm): quick ACKs from now on");
-                            }
-                            if conn.lowat != 0 && self.options.coalesce_reads && conn.stream.on_read(t) {
-                                tracing::debug!("a fast one-way stream: reading in batches");
                             }
                         }
                         IoEvent::Violation(e) => {
@@ -967,22 +1002,6 @@ impl Driver {
                 }
                 () = &mut timer, if timer_at.is_some() => {
                     timer_at = None;
-                    // A batch's deadline: the stream paused or stalled, unless a whole batch
-                    // is already readable (its wake-up raced the timer). Either way, back to
-                    // every byte: lowering the mark makes the kernel signal what is there.
-                    if conn.stream.batching() {
-                        let readable = transport::readable_bytes(&*stream);
-                        if readable >= usize::from(lowat::mark_bytes(conn.stream.mark())) {
-                            conn.stream.stop();
-                            tracing::debug!("a batch raced its timer: reading every byte again");
-                        } else {
-                            match conn.stream.timed_out(readable > 0) {
-                                Some(mark) => tracing::debug!(bytes = lowat::mark_bytes(mark), "a batch stalled again with bytes waiting (the broker's window is smaller): batches halved"),
-                                None if conn.stream.stalled() => tracing::debug!("a batch stalled with bytes waiting: reading every byte again"),
-                                None => tracing::debug!("the stream paused: reading every byte again"),
-                            }
-                        }
-                    }
                     let t = Instant::now();
                     if close_deadline.is_some_and(|c| t >= c) {
                         self.finish_close_replies();
@@ -1038,8 +1057,6 @@ impl Driver {
             eof: false,
             closing: false,
             acks: AckPolicy::new(),
-            lowat: 0,
-            stream: StreamWatch::new(),
         };
         self.drain_session_events(&mut scratch);
         if self.commands_closed && !self.want_connected && conn.closing {
@@ -1125,14 +1142,9 @@ struct ConnState<'b> {
     io_error: Option<Arc<io::Error>>,
     eof: bool,
     closing: bool,
-    /// When to ACK reads that nothing answers (see `quickack`).
+    /// When to ACK reads that nothing answers (see `quickack`); unused with
+    /// `ConnectOptions::read_tuning` off.
     acks: AckPolicy,
-    /// The socket's receive low-water mark in `lowat`'s units (see `lowat::mark_bytes`): 1
-    /// (every byte) at first; 0 when the stream is not
-    /// [`unframed`](transport::Stream::unframed) and it stays unset.
-    lowat: u8,
-    /// Whether a fast one-way stream is being read in batches (see `lowat`).
-    stream: StreamWatch,
 }
 
 enum IoEvent {
@@ -1253,6 +1265,14 @@ async fn requeue() {
         }
     })
     .await;
+}
+
+/// Runs blocking work (file IO, fsync) on tokio's blocking pool, off the runtime's threads;
+/// an error when the task never completed (cancelled at shutdown, or it panicked).
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| io::Error::other(format!("blocking task did not complete: {e}")))
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

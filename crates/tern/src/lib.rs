@@ -12,7 +12,6 @@ mod chan;
 mod client;
 mod driver;
 pub mod error;
-mod lowat;
 pub mod options;
 mod quickack;
 pub mod store;

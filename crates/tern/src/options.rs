@@ -136,13 +136,15 @@ pub struct ConnectOptions {
     /// so persistence is pointless: the store is emptied at the first `connect` and not
     /// written to.
     pub session_store: Option<PathBuf>,
-    /// Read a fast one-way stream of incoming messages (a subscription, answered with
-    /// nothing but acknowledgements) in batches of about 1 KiB instead of waking for every
-    /// message: less CPU for the client and the broker, and higher throughput, but the last
-    /// messages of a burst may wait up to about 2 ms. A broker whose in-flight window is
-    /// smaller than a batch is noticed, and the batch shrinks. Plain TCP on Linux only.
-    /// Default: on.
-    pub coalesce_reads: bool,
+    /// Read-side tuning of the socket. Today one tuning: once the broker is seen holding
+    /// a packet until our delayed TCP ACK (a broker with Nagle's algorithm on, mosquitto's
+    /// default), reads that nothing answers are ACKed at once (`TCP_QUICKACK`, Linux), so
+    /// request/response exchanges do not wait 40 ms per round trip. No read tuning ever
+    /// waits for data: none can stall a connection. `false` turns all of it off (the socket
+    /// is read and ACKed as the kernel does by default). Default: on.
+    pub read_tuning: bool,
+    /// Runs before each `fdatasync` of the session store (tests only; hidden).
+    pub(crate) store_sync_hook: Option<crate::store::SyncHook>,
 }
 
 impl ConnectOptions {
@@ -166,13 +168,14 @@ impl ConnectOptions {
             ws_headers: Vec::new(),
             event_capacity: 1024,
             session_store: None,
-            coalesce_reads: true,
+            read_tuning: true,
+            store_sync_hook: None,
         }
     }
 
-    /// Sets [`coalesce_reads`](Self::coalesce_reads).
-    pub fn coalesce_reads(mut self, on: bool) -> Self {
-        self.coalesce_reads = on;
+    /// Sets [`read_tuning`](Self::read_tuning).
+    pub fn read_tuning(mut self, on: bool) -> Self {
+        self.read_tuning = on;
         self
     }
 
@@ -257,6 +260,14 @@ impl ConnectOptions {
     /// [`session_store`](Self::session_store)).
     pub fn session_store(mut self, dir: impl Into<PathBuf>) -> Self {
         self.session_store = Some(dir.into());
+        self
+    }
+
+    /// Runs `hook` on the store's thread before each `fdatasync` of the session store: a
+    /// test's way to make the disk slow. Not part of the API.
+    #[doc(hidden)]
+    pub fn store_sync_hook(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.store_sync_hook = Some(crate::store::SyncHook(Arc::new(hook)));
         self
     }
 

@@ -1,4 +1,4 @@
-//! When to ACK at once what was read but is not answered with data.
+//! Read tuning: when to ACK at once what was read but is not answered with data.
 //!
 //! Linux holds back the TCP ACK of received data for 40 ms or more once a connection looks
 //! interactive (data was sent soon after data arrived), expecting to send it with the next
@@ -20,21 +20,39 @@
 //! Only reads after we sent data since the last quick ACK count: on a one-way stream the
 //! kernel ACKs promptly by itself.
 //!
+//! # The rule for read tuning
+//!
+//! No read-side tuning may wait on bytes whose arrival depends on our own next ACK or write.
+//! Quick-ACK never waits: it only makes the ACK leave sooner. Two tunings that did wait were
+//! removed for breaking the rule: a receive low-water mark (`SO_RCVLOWAT`) of a quarter of
+//! the acknowledgements owed, and batched reads of a fast one-way stream (a 1 KiB mark ended
+//! by a 1 ms timer). Through a broker with Nagle's algorithm on, the bytes they waited for
+//! were held by the broker until our kernel ACKed the first segment, and with nothing read
+//! the kernel ACKed only after its 40 ms delayed-ACK timer: a publish-only QoS 1 client
+//! stalled ~43 ms per in-flight window, 30× slower than `mosquitto_pub` against a stock
+//! mosquitto. They paid only through a broker with Nagle off.
+//!
+//! [`ConnectOptions::read_tuning`](crate::ConnectOptions::read_tuning) turns it off. Times
+//! come from the driver's clock (tokio's, the one the session's timers run on).
+//!
 //! Every connection's task holds one, so it is kept to 4 bytes: times are [`Ticks`] of a
 //! millisecond on a wrapping 16-bit clock (65 s).
 
 use std::sync::OnceLock;
-use std::time::Instant;
+
+use tokio::time::Instant;
 
 /// A point on a wrapping clock of millisecond ticks (it wraps every 65.5 s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticks(pub(crate) u16);
 
 impl Ticks {
-    /// Now, counted from the first call in this process.
-    pub(crate) fn now() -> Self {
+    /// `now` on the driver's clock, counted from the first call in this process.
+    pub(crate) fn at(now: Instant) -> Self {
         static EPOCH: OnceLock<Instant> = OnceLock::new();
-        let millis = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+        let millis = now
+            .saturating_duration_since(*EPOCH.get_or_init(|| now))
+            .as_millis();
         // Truncation is the wrap.
         #[allow(clippy::cast_possible_truncation)]
         Self(millis as u16)

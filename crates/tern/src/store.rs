@@ -47,6 +47,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tern_proto::packet::ProtocolLevel;
@@ -116,7 +117,22 @@ pub enum StoreError {
     },
 }
 
+/// Called before each `fdatasync` of a batch: a test's way to make the store slow.
+/// Not part of the API.
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct SyncHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for SyncHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncHook")
+    }
+}
+
 /// An open session store: the recovered [`Snapshot`], kept up to date, and the log.
+///
+/// Its methods do blocking file IO (`open`, and a write and an `fdatasync` per batch); the
+/// client's driver runs them on tokio's blocking pool, never on the runtime's threads.
 #[derive(Debug)]
 pub struct SessionStore {
     dir: PathBuf,
@@ -137,6 +153,7 @@ pub struct SessionStore {
     /// A compaction renamed the log but could not sync the directory: the next batch
     /// syncs it before counting as durable.
     dir_unsynced: bool,
+    sync_hook: Option<SyncHook>,
 }
 
 impl SessionStore {
@@ -239,7 +256,14 @@ impl SessionStore {
             pending: Vec::new(),
             buf: Vec::new(),
             dir_unsynced: false,
+            sync_hook: None,
         }
+    }
+
+    /// Runs `hook` before every batch's `fdatasync` (tests: a slow disk). Not part of the API.
+    #[doc(hidden)]
+    pub fn set_sync_hook(&mut self, hook: Option<SyncHook>) {
+        self.sync_hook = hook;
     }
 
     /// The state the store holds (recovered at open, plus every batch written since).
@@ -261,9 +285,28 @@ impl SessionStore {
     /// On error nothing pulled is lost: the ops are retried first by the next call, and
     /// the caller must not transmit or deliver anything meanwhile.
     pub fn persist(&mut self, session: &mut Session) -> io::Result<()> {
+        self.pull(session);
+        self.flush()
+    }
+
+    /// Pulls every op from `session` into the next batch, without IO; returns whether a
+    /// batch waits for [`flush`](Self::flush). Once pulled, the session transmits and hands
+    /// out events again: the caller must not poll it for either until `flush` succeeded.
+    pub fn pull(&mut self, session: &mut Session) -> bool {
         while let Some(op) = session.poll_persist() {
             self.pending.push(op);
         }
+        !self.pending.is_empty()
+    }
+
+    /// Whether pulled ops wait for [`flush`](Self::flush) (a write failed, or none ran yet).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Makes the pulled ops durable (one write, one `fdatasync`; nothing when none wait).
+    /// On error the ops stay pulled and are retried first by the next call.
+    pub fn flush(&mut self) -> io::Result<()> {
         self.write_pending()
     }
 
@@ -288,10 +331,13 @@ impl SessionStore {
         for op in &self.pending {
             encode_op(op, &mut self.buf);
         }
-        let mut result = self
-            .log
-            .write_all(&self.buf)
-            .and_then(|()| self.log.sync_data());
+        let hook = self.sync_hook.as_ref();
+        let mut result = self.log.write_all(&self.buf).and_then(|()| {
+            if let Some(SyncHook(hook)) = hook {
+                hook();
+            }
+            self.log.sync_data()
+        });
         if result.is_ok() && self.dir_unsynced {
             result = sync_dir(&self.dir);
             self.dir_unsynced = result.is_err();

@@ -5,7 +5,7 @@
 //! this was handled. The driver notices the broker waiting (a read 30–250 ms after a read
 //! that nothing answered) and from then on ACKs unanswered reads at once. Tests assert no
 //! timings, so this checks the driver's trace event of that switch, with every round trip
-//! bounded.
+//! bounded. With `ConnectOptions::read_tuning(false)` it never switches.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -16,12 +16,15 @@ use tern_testkit::{DriverTrace, MosquittoConfig};
 
 const ROUND_TRIPS: usize = 50;
 
-async fn ping_pong_switches_to_quick_acks(qos: QoS) {
+/// Runs `ROUND_TRIPS` request/response exchanges at `qos` through a broker with Nagle's
+/// algorithm on; returns the driver's trace messages other than reads and writes.
+async fn ping_pong(qos: QoS, read_tuning: bool) -> Vec<String> {
     let trace = DriverTrace::default();
     let _trace = trace.install();
-    let broker = MosquittoConfig::new().line("set_tcp_nodelay false").start();
+    let broker = MosquittoConfig::new().tcp_nodelay(false).start();
     let topic = unique("pp");
-    let (client, mut events) = connected(ConnectOptions::new(unique("pp")), broker.port()).await;
+    let options = ConnectOptions::new(unique("pp")).read_tuning(read_tuning);
+    let (client, mut events) = connected(options, broker.port()).await;
     within("SUBACK", client.subscribe([(topic.as_str(), qos)]))
         .await
         .unwrap();
@@ -45,7 +48,11 @@ async fn ping_pong_switches_to_quick_acks(qos: QoS) {
         .await;
     }
     within("close", client.close()).await.unwrap();
-    let others = trace.messages();
+    trace.messages()
+}
+
+async fn ping_pong_switches_to_quick_acks(qos: QoS) {
+    let others = ping_pong(qos, true).await;
     assert!(
         others.iter().any(|m| m.contains("quick ACKs from now on")),
         "no switch to quick ACKs in {ROUND_TRIPS} round trips at {qos:?}; driver events other \
@@ -61,4 +68,13 @@ async fn qos_1_ping_pong_through_a_nagle_broker_switches_to_quick_acks() {
 #[tokio::test]
 async fn qos_2_ping_pong_through_a_nagle_broker_switches_to_quick_acks() {
     ping_pong_switches_to_quick_acks(QoS::ExactlyOnce).await;
+}
+
+#[tokio::test]
+async fn with_read_tuning_off_ping_pong_never_switches_to_quick_acks() {
+    let others = ping_pong(QoS::AtLeastOnce, false).await;
+    assert!(
+        !others.iter().any(|m| m.contains("quick ACKs")),
+        "read tuning is off, yet: {others:?}"
+    );
 }

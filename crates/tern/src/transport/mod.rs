@@ -20,21 +20,11 @@ use crate::options::ConnectOptions;
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {
     /// The TCP socket underneath, for socket options.
     fn tcp(&self) -> &TcpStream;
-
-    /// Every byte read from the socket is handed to the reader as it arrives: no TLS record
-    /// or WebSocket frame held back until whole.
-    fn unframed(&self) -> bool {
-        false
-    }
 }
 
 impl Stream for TcpStream {
     fn tcp(&self) -> &TcpStream {
         self
-    }
-
-    fn unframed(&self) -> bool {
-        true
     }
 }
 
@@ -62,61 +52,6 @@ pub(crate) fn quickack(stream: &dyn Stream) {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = stream;
-}
-
-/// Wakes readers of `stream` only once `bytes` are readable (`SO_RCVLOWAT`; 1 is every
-/// byte, the default). Only for streams whose every byte reaches the session as it arrives
-/// ([`Stream::unframed`]); see `crate::lowat`. Linux only; elsewhere a no-op.
-pub(crate) fn set_recv_low_water(stream: &dyn Stream, bytes: u16) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        use std::os::fd::AsRawFd;
-
-        let value = libc::c_int::from(bytes);
-        // A c_int's size always fits in socklen_t.
-        #[allow(clippy::cast_possible_truncation)]
-        let len = size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: the descriptor belongs to a live TcpStream borrowed for the call, and the
-        // option value is a c_int of the length passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                stream.tcp().as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&raw const value).cast(),
-                len,
-            )
-        };
-        if rc != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "SO_RCVLOWAT");
-        }
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = (stream, bytes);
-}
-
-/// Bytes readable from `stream`'s socket now (`FIONREAD`); 0 when unknown. Linux only;
-/// elsewhere 0.
-pub(crate) fn readable_bytes(stream: &dyn Stream) -> usize {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        use std::os::fd::AsRawFd;
-
-        let mut n: libc::c_int = 0;
-        // SAFETY: the descriptor belongs to a live TcpStream borrowed for the call, and
-        // FIONREAD writes one c_int.
-        let rc = unsafe { libc::ioctl(stream.tcp().as_raw_fd(), libc::FIONREAD, &raw mut n) };
-        if rc == 0 {
-            return usize::try_from(n).unwrap_or(0);
-        }
-        tracing::debug!(error = %std::io::Error::last_os_error(), "FIONREAD");
-        0
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let _ = stream;
-        0
-    }
 }
 
 /// A boxed transport stream.
