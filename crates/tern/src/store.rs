@@ -4,7 +4,9 @@
 //! Set it with [`ConnectOptions::session_store`](crate::ConnectOptions::session_store); the
 //! driver opens it at the first `connect`, restores the session from it, and makes every
 //! batch of store ops durable (one `fsync` per batch) before it sends the packets or hands
-//! out the events they protect.
+//! out the events they protect. Opening and every batch run on tokio's blocking pool: the
+//! client waits for its own batch (write-ahead), the runtime's thread does not, so other
+//! clients and timers on it carry on while the disk is slow.
 //!
 //! # Format
 //!
