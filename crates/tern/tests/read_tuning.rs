@@ -187,3 +187,46 @@ async fn a_pingresp_is_read_while_pubacks_are_owed() {
     assert!(!conn.is_closed(), "the client closed the connection");
     within("close", client.close()).await.unwrap();
 }
+
+#[tokio::test]
+async fn with_keepalive_off_a_lone_puback_is_read_while_more_are_owed() {
+    // The broker takes 10 QoS 1 publishes and acknowledges only the last: 4 bytes arrive
+    // while 36 more are owed. Nothing but those 4 bytes will ever come (keepalive 0: no
+    // PINGRESP either), so a driver waiting for more before it reads would wait forever.
+    let mut script = Script::new().expect_connect().send_connack(0, false);
+    for _ in 0..10 {
+        script = script.expect(PacketType::Publish);
+    }
+    let script = script
+        .respond(|last| {
+            let id = last.packet_id().unwrap_or(0).to_be_bytes();
+            vec![0x40, 0x02, id[0], id[1]]
+        })
+        .read_until_closed();
+    let broker = ScriptedBroker::start(script).await;
+    let (client, mut events) =
+        Client::new(ConnectOptions::new("owed-k0").keep_alive(Duration::ZERO));
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .unwrap();
+    for i in 0..10 {
+        client
+            .try_publish("t", format!("{i}"), QoS::AtLeastOnce, false)
+            .unwrap();
+    }
+    within("the acknowledged publish to complete", async {
+        loop {
+            match events.recv().await {
+                Some(Event::Completed { result, .. }) => return result.unwrap(),
+                Some(Event::Disconnected { error, .. }) => panic!("disconnected: {error}"),
+                Some(_) => {}
+                None => panic!("the client stopped"),
+            }
+        }
+    })
+    .await;
+    within("close", client.close()).await.unwrap();
+}
