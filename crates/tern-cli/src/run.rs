@@ -1,5 +1,6 @@
-//! `tern run [--timeout SECS] script.lua [args...]`: runs a NodeMCU Lua script with the
-//! `mqtt` and `tmr` modules until nothing is pending.
+//! `tern run [--timeout SECS] [--firmware esp8266|esp32] [--fs DIR] script.lua [args...]`:
+//! runs a NodeMCU Lua script until nothing is pending. `node.restart()` / `node.dsleep()`
+//! start it again from a fresh Lua state, within the same `--timeout`.
 //!
 //! Exit status: 0 when the script finished (no client connecting or connected, no armed
 //! timer); `n` after `os.exit(n)`; 1 after an uncaught Lua error (message and traceback on
@@ -10,15 +11,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tern_lua::{RunError, Runtime};
+use tern_lua::{Config, Firmware, Reboot, RunError, Runtime};
 
 const USAGE: &str = "\
-usage: tern run [--timeout SECS] script.lua [args...]
+usage: tern run [--timeout SECS] [--firmware esp8266|esp32] [--fs DIR] script.lua [args...]
 
-Runs a NodeMCU Lua script with the mqtt and tmr modules. The script sees its path as arg[0]
-and its arguments as arg[1], arg[2], ...
+Runs a NodeMCU Lua script with the mqtt, tmr, node, file, sjson, cjson and tls modules. The
+script sees its path as arg[0] and its arguments as arg[1], arg[2], ...
 
-  --timeout SECS   stop the script after SECS seconds (fractions allowed), exit status 124
+  --timeout SECS      stop the script after SECS seconds (fractions allowed), exit status 124;
+                      covers restarts (node.restart, node.dsleep) too
+  --firmware NAME     follow the esp8266 or esp32 (default) NodeMCU firmware where they differ
+  --fs DIR            the flash file system for file, require and dofile (default: the
+                      script's directory); nothing outside it is read or written
 ";
 
 /// Exit status after `--timeout`, as coreutils' `timeout` uses.
@@ -27,12 +32,16 @@ const TIMED_OUT: u8 = 124;
 #[derive(Debug)]
 struct Options {
     timeout: Option<Duration>,
+    firmware: Firmware,
+    fs: Option<PathBuf>,
     script: PathBuf,
     args: Vec<OsString>,
 }
 
 fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
     let mut timeout = None;
+    let mut firmware = Firmware::default();
+    let mut fs = None;
     let mut it = args.into_iter();
     let script = loop {
         let Some(arg) = it.next() else {
@@ -48,6 +57,16 @@ fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
                 None => return Err("no script given".into()),
             }
         }
+        // ---- lua1 flags: --firmware, --fs ----
+        if let Some(v) = flag_value(text, "--firmware", &mut it)? {
+            firmware = v.parse().map_err(|e| format!("--firmware: {e}"))?;
+            continue;
+        }
+        if let Some(v) = flag_value(text, "--fs", &mut it)? {
+            fs = Some(PathBuf::from(v));
+            continue;
+        }
+        // ---- end of lua1 flags ----
         let value = if text == "--timeout" {
             match it.next() {
                 Some(v) => v.to_string_lossy().into_owned(),
@@ -72,9 +91,29 @@ fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
     };
     Ok(Some(Options {
         timeout,
+        firmware,
+        fs,
         script: PathBuf::from(script),
         args: it.collect(),
     }))
+}
+
+/// The value of `--name VALUE` or `--name=VALUE` when `text` is that flag.
+fn flag_value(
+    text: &str,
+    name: &str,
+    it: &mut impl Iterator<Item = OsString>,
+) -> Result<Option<String>, String> {
+    if text == name {
+        return match it.next() {
+            Some(v) => Ok(Some(v.to_string_lossy().into_owned())),
+            None => Err(format!("{name} needs a value")),
+        };
+    }
+    Ok(text
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('='))
+        .map(str::to_owned))
 }
 
 /// Ends the process with status 124 once `after` has passed, whatever the script is doing
@@ -116,11 +155,42 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let fs = options
+        .fs
+        .clone()
+        .unwrap_or_else(|| match options.script.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
+    if !fs.is_dir() {
+        eprintln!("tern run: --fs {}: not a directory", fs.display());
+        return ExitCode::from(2);
+    }
+    let config = Config {
+        firmware: options.firmware,
+        fs: Some(fs),
+        ..Config::default()
+    };
     let result = rt.block_on(async {
-        let mut lua = Runtime::new()?;
-        lua.set_args(&options.script.to_string_lossy(), &options.args)?;
-        lua.exec_file(&options.script)?;
-        lua.run().await
+        // Each turn is one boot of the board; bounded by --timeout (as the device, a script
+        // that keeps restarting runs until stopped).
+        loop {
+            let reboot = {
+                let mut lua = Runtime::with_config(config.clone())?;
+                lua.set_args(&options.script.to_string_lossy(), &options.args)?;
+                lua.exec_file(&options.script)?;
+                lua.run().await?;
+                lua.reboot_requested()
+            };
+            match reboot {
+                None => return Ok::<(), RunError>(()),
+                Some(Reboot::After(delay)) => tokio::time::sleep(delay).await,
+                Some(Reboot::SleepForever) => {
+                    eprintln!("tern: node.dsleep(0): the board sleeps until reset; stopping");
+                    return Ok(());
+                }
+            }
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,7 +204,7 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
 /// A Lua error as the `lua` interpreter prints it: the message (with its traceback), without
 /// the library's "runtime error: " prefix.
 fn error_text(e: &RunError) -> String {
-    let text = e.to_string();
+    let text = tern_lua::tidy_traceback(&e.to_string());
     match text.strip_prefix("runtime error: ") {
         Some(rest) => rest.to_owned(),
         None => text,

@@ -130,25 +130,144 @@
 //! on the device: `close()` it to finish.
 #![warn(missing_docs)]
 
+pub mod board;
+pub mod config;
+mod file;
+pub mod firmware;
+mod json;
 pub mod mqtt;
+mod node;
 mod runtime;
+mod tls;
 pub mod tmr;
 
+pub use board::Board;
+pub use config::{Config, Reboot};
+pub use firmware::Firmware;
 pub use runtime::{RunError, Runtime};
 
-/// Installs the `mqtt` and `tmr` globals; [`Runtime::new`] calls it.
+/// The NodeMCU modules a script can use (`require` names them when it cannot find one).
+pub const MODULES: &[&str] = &["cjson", "file", "mqtt", "node", "sjson", "tls", "tmr"];
+
+/// Installs the modules' globals; [`Runtime::new`] calls it.
 pub(crate) fn register(lua: &mlua::Lua) -> mlua::Result<()> {
+    // ---- modules: one line each ----
     mqtt::register_module(lua)?;
     tmr::register_module(lua)?;
-    // Errors raised by the modules' functions reach scripts as plain strings, as a C
-    // module's `luaL_argerror` gives them on the device ("bad argument #3 to 'publish' (qos
-    // must be 0, 1 or 2)"), not as mlua's error object with a Rust-side traceback. Methods
-    // are wrapped when the first object of each type is made (`plain_method_errors`).
+    node::register_module(lua)?;
+    file::register_module(lua)?;
+    json::register_module(lua)?; // sjson, cjson
+    tls::register_module(lua)?;
+    // ---- end of modules ----
+
+    // Errors raised by the modules' functions reach scripts as plain strings with the
+    // script's position, as a C module's `luaL_argerror` gives them on the device
+    // ("init.lua:12: bad argument #3 to 'publish' (qos must be 0, 1 or 2)"), not as mlua's
+    // error object with a Rust-side traceback. Methods are wrapped when the first object of
+    // each type is made (`plain_method_errors`).
     let globals = lua.globals();
-    for module in ["mqtt", "tmr"] {
-        plain_errors(lua, &globals.raw_get::<mlua::Table>(module)?)?;
+    let loaded: mlua::Table = globals
+        .raw_get::<mlua::Table>("package")?
+        .raw_get("loaded")?;
+    for &module in MODULES {
+        if let mlua::Value::Table(t) = globals.raw_get::<mlua::Value>(module)? {
+            wrap_module(lua, &t)?;
+            loaded.raw_set(module, t)?;
+        }
+    }
+    install_require(lua)?;
+    install_dofile(lua)
+}
+
+/// Makes the functions of a module table (and of its sub-tables, e.g. `tls.cert`,
+/// `node.task`) raise plain errors with the caller's position.
+fn wrap_module(lua: &mlua::Lua, t: &mlua::Table) -> mlua::Result<()> {
+    plain_errors(lua, t)?;
+    for pair in t.clone().pairs::<mlua::Value, mlua::Value>() {
+        if let (_, mlua::Value::Table(sub)) = pair? {
+            plain_errors(lua, &sub)?;
+        }
     }
     Ok(())
+}
+
+/// `require(name)`: the modules above, then Lua files in the flash file system (as the
+/// device loads `name.lua`/`name.lc` from flash); anything else raises
+/// "module 'x' not available in tern (available: …)".
+fn install_require(lua: &mlua::Lua) -> mlua::Result<()> {
+    let shared = runtime::shared(lua)?;
+    let package: mlua::Table = lua.globals().raw_get("package")?;
+    if let Some(dir) = &shared.config.fs {
+        let dir = dir.to_string_lossy().replace(';', "");
+        package.raw_set("path", format!("{dir}/?.lua;{dir}/?.lc"))?;
+        package.raw_set("cpath", "")?;
+    }
+    let wrap: mlua::Function = lua.load(REQUIRE).set_name("=tern").eval()?;
+    let require: mlua::Function = wrap.call(MODULES.join(", "))?;
+    lua.globals().raw_set("require", require)
+}
+
+const REQUIRE: &str = r##"
+return function(available)
+  local loaded, loaders, orig, type, error, tostring = package.loaded, package.loaders, require, type, error, tostring
+  return function(name)
+    if loaded[name] ~= nil then return loaded[name] end
+    for i = 1, #loaders do
+      if type(loaders[i](name)) == "function" then return orig(name) end
+    end
+    error("module '" .. tostring(name) .. "' not available in tern (available: " .. available .. ")", 2)
+  end
+end
+"##;
+
+/// `dofile(name)` reads `name` from the flash file system, when there is one.
+fn install_dofile(lua: &mlua::Lua) -> mlua::Result<()> {
+    if runtime::shared(lua)?.config.fs.is_none() {
+        return Ok(());
+    }
+    let dofile = lua.create_function(|lua, name: mlua::Value| {
+        let mlua::Value::String(name) = name else {
+            return Err(mqtt::args::bad_arg(
+                "dofile",
+                1,
+                format!("string expected, got {}", mqtt::args::type_name(&name)),
+            ));
+        };
+        let name = name.to_str()?.to_owned();
+        let path = file::resolve(lua, "dofile", &name)?;
+        let src = std::fs::read(&path)
+            .map_err(|e| mqtt::args::lua_error(format!("cannot open {name}: {e}")))?;
+        lua.load(src)
+            .set_name(format!("@{name}"))
+            .call::<mlua::MultiValue>(())
+    })?;
+    let wrapped = lua.create_table()?;
+    wrapped.raw_set("dofile", dofile)?;
+    plain_errors(lua, &wrapped)?;
+    lua.globals()
+        .raw_set("dofile", wrapped.raw_get::<mlua::Function>("dofile")?)
+}
+
+/// A Lua error's text as a script's author wants it: without the frames of tern's own
+/// wrappers (`tern:NN`), which the device does not have either.
+pub fn tidy_traceback(text: &str) -> String {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        let frame = line.trim_start();
+        if frame.starts_with("tern:") || frame.starts_with("[string \"tern\"]") {
+            continue;
+        }
+        // The `error`/`pcall` calls of a wrapper sit just above its frame.
+        let next_is_tern = lines
+            .get(i + 1)
+            .is_some_and(|n| n.trim_start().starts_with("tern:"));
+        if next_is_tern && frame.starts_with("[C]:") {
+            continue;
+        }
+        out.push(*line);
+    }
+    out.join("\n")
 }
 
 fn plain_errors(lua: &mlua::Lua, table: &mlua::Table) -> mlua::Result<()> {
@@ -190,7 +309,9 @@ return function(t)
       if type(e) ~= "string" then e = tostring(e) end
       local cut = e:find("\nstack traceback:", 1, true)
       if cut then e = e:sub(1, cut - 1) end
-      error(e, 0)
+      -- Level 2: the position of the script line that made the call (none when it was
+      -- called from C, e.g. through pcall), as luaL_error gives it.
+      error(e, 2)
     end
   end
 end
