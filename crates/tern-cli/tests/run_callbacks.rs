@@ -166,8 +166,7 @@ fn connect_while_connected_is_an_error_on_esp8266() {
     let lines = r.lines();
     assert_eq!(lines[0], "connecting\tfalse", "{r}");
     assert_eq!(
-        lines[1],
-        "false\talready connected (call close() and wait for 'offline' first)",
+        lines[1], "false\talready connected (call close() and wait for 'offline' first)",
         "{r}"
     );
 }

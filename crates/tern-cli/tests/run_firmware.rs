@@ -170,11 +170,7 @@ fn connect_from_offline_with_autoreconnect_takes_over_on_esp32() {
 
 #[test]
 fn connect_from_offline_with_autoreconnect_is_accepted_on_esp8266() {
-    kicked_and_reconnected("esp8266").assert_ok().assert_lines(&[
-        "connected 1",
-        "offline",
-        "connected 2",
-        "sent",
-        "offline",
-    ]);
+    kicked_and_reconnected("esp8266")
+        .assert_ok()
+        .assert_lines(&["connected 1", "offline", "connected 2", "sent", "offline"]);
 }
