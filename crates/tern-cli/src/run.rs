@@ -155,17 +155,18 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let fs = options
-        .fs
-        .clone()
-        .unwrap_or_else(|| match options.script.parent() {
+    let fs = match &options.fs {
+        Some(dir) if !dir.is_dir() => {
+            eprintln!("tern run: --fs {}: not a directory", dir.display());
+            return ExitCode::from(2);
+        }
+        Some(dir) => dir.clone(),
+        // The script's directory: its files sit beside it, as on the flash.
+        None => match options.script.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
-        });
-    if !fs.is_dir() {
-        eprintln!("tern run: --fs {}: not a directory", fs.display());
-        return ExitCode::from(2);
-    }
+        },
+    };
     let config = Config {
         firmware: options.firmware,
         fs: Some(fs),
