@@ -21,29 +21,34 @@ fn objects_and_the_current_file_read_write_seek() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_in(
         dir.path(),
-        r#"
+        r##"
+        local function show(...)
+          local t = {}
+          for i = 1, select("#", ...) do t[i] = tostring((select(i, ...))):gsub("\n", "|") end
+          print(table.concat(t, " "))
+        end
         local f = file.open("settings.txt", "w")
-        print(f:writeline("ssid=home"), f:write("port=1883\n"))
+        show(f:writeline("ssid=home"), f:write("port=1883\n"))
         f:close()
         f = file.open("settings.txt")
-        print(f:readline(), f:read(4), f:seek("cur"), f:seek("set", 5))
-        print(f:read("\n"), f:read(), f:read())
+        show(f:readline(), f:read(4), f:seek("cur"), f:seek("set", 5))
+        show(f:read("\n"), f:read(), f:read())
         f:close()
         -- the module-level calls work on the file last opened
         file.open("settings.txt", "a+")
         file.writeline("qos=1")
         file.seek("set")
-        print(file.read(9))
+        show(file.read(9))
         file.close()
-        print(file.exists("settings.txt"), file.exists("nope"), file.open("nope"))
-        "#,
+        show(file.exists("settings.txt"), file.exists("nope"), file.open("nope"))
+        "##,
     );
     r.assert_ok().assert_lines(&[
-        "true\ttrue",
-        "ssid=home\n\tport\t14\t5",
-        "home\n\tport=1883\n\tnil",
+        "true true",
+        "ssid=home| port 14 5",
+        "home| port=1883| nil",
         "ssid=home",
-        "true\tfalse\tnil",
+        "true false nil",
     ]);
     let text = std::fs::read_to_string(dir.path().join("settings.txt")).unwrap();
     assert_eq!(text, "ssid=home\nport=1883\nqos=1\n");
@@ -102,7 +107,7 @@ fn paths_leading_out_are_refused_and_nothing_outside_is_touched() {
                 function() return file.remove(name) end,
               }}) do
                 local ok, err = pcall(call)
-                print(ok, (tostring(err):gsub("/.*flash", "FLASH")))
+                print(ok, err)
               end
             end
             "#
@@ -112,8 +117,12 @@ fn paths_leading_out_are_refused_and_nothing_outside_is_touched() {
     let lines = r.lines();
     assert_eq!(lines.len(), 16, "{r}");
     assert!(lines.iter().all(|l| l.starts_with("false\t")), "{r}");
+    let flash_real = flash.canonicalize().unwrap();
     assert!(
-        lines[0].contains("'../outside/new' contains '..'; the flash file system is FLASH"),
+        lines[0].contains(&format!(
+            "open: '../outside/new' contains '..'; the flash file system is {}",
+            flash_real.display()
+        )),
         "{r}"
     );
     assert!(lines[4].contains("is an absolute path"), "{r}");

@@ -321,7 +321,7 @@ impl UserData for Decoder {
                 return Err(lua_error("JSON parse error: previous call"));
             }
             if let DecoderState::Done(key) = &*this.state.borrow() {
-                return Ok(Some(lua.registry_value::<Value>(key)?));
+                return Ok(Variadic::from_iter([lua.registry_value::<Value>(key)?]));
             }
             let result = {
                 let mut buf = this.buf.borrow_mut();
@@ -331,11 +331,12 @@ impl UserData for Decoder {
             match result {
                 Ok(Some(v)) => {
                     this.buf.borrow_mut().clear();
-                    *this.state.borrow_mut() =
-                        DecoderState::Done(lua.create_registry_value(v.clone())?);
-                    Ok(Some(v))
+                    let key = lua.create_registry_value(v.clone())?;
+                    *this.state.borrow_mut() = DecoderState::Done(key);
+                    Ok(Variadic::from_iter([v]))
                 }
-                Ok(None) => Ok(None),
+                // Nothing at all (not even nil) until the document is complete.
+                Ok(None) => Ok(Variadic::new()),
                 Err(e) => {
                     *this.state.borrow_mut() = DecoderState::Failed;
                     Err(e)

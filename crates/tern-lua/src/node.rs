@@ -47,10 +47,10 @@ fn post(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
             }
             (p, f.clone())
         }
-        (_, other) => {
-            let pos = if args.is_empty() { 1 } else { 2 };
-            let got = other.or(args.first()).map_or("no value", type_name);
-            return Err(bad_arg(F, pos, format!("function expected, got {got}")));
+        (None, _) => return Err(bad_arg(F, 1, "function expected, got no value")),
+        (Some(_), other) => {
+            let got = other.map_or("no value", type_name);
+            return Err(bad_arg(F, 2, format!("function expected, got {got}")));
         }
     };
     let shared = runtime::shared(lua)?;
