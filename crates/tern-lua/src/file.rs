@@ -357,7 +357,11 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
         lua.create_function(|lua, args: Variadic<Value>| {
             let ud = match args.first() {
                 Some(Value::UserData(ud)) => ud.clone(),
-                _ => current(lua)?,
+                // Nothing open: nothing to do, as on the device.
+                _ => match lua.named_registry_value::<Value>(CURRENT)? {
+                    Value::UserData(ud) => ud,
+                    _ => return Ok(()),
+                },
             };
             close(&ud)
         })?,

@@ -330,7 +330,22 @@ fn static_timer(lua: &Lua, func: &str, args: &[Value]) -> mlua::Result<(AnyUserD
         timer(ud)?;
         return Ok((ud.clone(), 1));
     }
-    let id = check_integer(func, args, 1)?;
+    // The oldest firmware's forms have no id and use timer 0: `tmr.alarm(ms, repeat, fn)`,
+    // `tmr.stop()`.
+    let (id, base) = match (args.first(), args.get(2)) {
+        (None | Some(Value::Nil), _) => (0, 0),
+        (_, Some(Value::Function(_))) if matches!(func, "alarm" | "register") => (0, 0),
+        _ => (check_integer(func, args, 1)?, 1),
+    };
+    static_timer_id(lua, func, id, base)
+}
+
+fn static_timer_id(
+    lua: &Lua,
+    func: &str,
+    id: i64,
+    base: usize,
+) -> mlua::Result<(AnyUserData, usize)> {
     if !(0..STATIC_TIMERS).contains(&id) {
         return Err(bad_arg(
             func,
@@ -347,11 +362,11 @@ fn static_timer(lua: &Lua, func: &str, args: &[Value]) -> mlua::Result<(AnyUserD
         }
     };
     if let Value::UserData(ud) = table.raw_get::<Value>(id)? {
-        return Ok((ud, 1));
+        return Ok((ud, base));
     }
     let ud = new_timer(lua)?;
     table.raw_set(id, &ud)?;
-    Ok((ud, 1))
+    Ok((ud, base))
 }
 
 /// How many static timers the legacy API has (the ESP8266's `NUM_TMR`).

@@ -207,3 +207,18 @@ fn now_wraps_at_2_to_the_31_microseconds() {
     );
     assert_eq!(out, ["true true true 2148"]);
 }
+
+#[test]
+fn the_oldest_forms_without_an_id_use_timer_0() {
+    let out = run_ok(
+        r#"
+        local n = 0
+        tmr.alarm(100, 1, function()
+          n = n + 1
+          emit("tick", n)
+          if n == 2 then tmr.stop() emit("state", tmr.state(0)) tmr.unregister(0) end
+        end)
+        "#,
+    );
+    assert_eq!(out, ["tick 1", "tick 2", "state false 1"]);
+}
