@@ -174,3 +174,22 @@ fn connect_from_offline_with_autoreconnect_is_accepted_on_esp8266() {
         .assert_ok()
         .assert_lines(&["connected 1", "offline", "connected 2", "sent", "offline"]);
 }
+
+#[test]
+fn client_id_and_keepalive_defaults_follow_the_firmware() {
+    let broker = Mosquitto::start_default();
+    let port = broker.port().to_string();
+    let src = r#"
+    local m = arg[2] == "esp8266" and mqtt.Client() or mqtt.Client("esp32-defaults")
+    m:connect("127.0.0.1", tonumber(arg[1]), function(c) print("connected") c:close() end)
+    "#;
+    run_src_with(&fw("esp8266"), src, &[&port, "esp8266"])
+        .assert_ok()
+        .assert_lines(&["connected"]);
+    // The board's chip id is 0xc0ffee; the ESP8266 keepalive default is 60 s.
+    broker.wait_for_log("as NodeMCU_c0ffee (p2, c1, k60)");
+    run_src_with(&fw("esp32"), src, &[&port, "esp32"])
+        .assert_ok()
+        .assert_lines(&["connected"]);
+    broker.wait_for_log("as esp32-defaults (p2, c1, k120)");
+}
