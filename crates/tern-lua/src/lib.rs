@@ -378,11 +378,20 @@ fn install_dofile(lua: &mlua::Lua) -> mlua::Result<()> {
 /// A Lua error's text as a script's author wants it: without the frames of tern's own
 /// wrappers (`tern:NN`), which the device does not have either.
 pub fn tidy_traceback(text: &str) -> String {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let frame = line.trim_start();
         if frame.starts_with("tern:") || frame.starts_with("[string \"tern\"]") {
+            // The wrapped module function itself, shown as the device shows a C function.
+            let name = ["in function '", "in field '", "in method '"]
+                .iter()
+                .find_map(|p| frame.split_once(p))
+                .and_then(|(_, rest)| rest.split_once('\''))
+                .map(|(name, _)| name);
+            if let Some(name) = name {
+                out.push(format!("\t[C]: in function '{name}'"));
+            }
             continue;
         }
         // The `error`/`pcall` calls of a wrapper sit just above its frame.
@@ -392,7 +401,7 @@ pub fn tidy_traceback(text: &str) -> String {
         if next_is_tern && frame.starts_with("[C]:") {
             continue;
         }
-        out.push(*line);
+        out.push((*line).to_owned());
     }
     out.join("\n")
 }
@@ -416,6 +425,18 @@ pub(crate) fn plain_method_errors(
     let index: mlua::Table = ud.metatable()?.get("__index")?;
     plain_errors(lua, &index)?;
     lua.set_named_registry_value(&flag, true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tidy_traceback_shows_wrapped_functions_as_c_functions() {
+        let text = "x.lua:3: bad argument\nstack traceback:\n\t[C]: in ?\n\t[C]: in function 'error'\n\ttern:20: in function 'publish'\n\tx.lua:3: in main chunk";
+        assert_eq!(
+            super::tidy_traceback(text),
+            "x.lua:3: bad argument\nstack traceback:\n\t[C]: in ?\n\t[C]: in function 'publish'\n\tx.lua:3: in main chunk"
+        );
+    }
 }
 
 /// Wraps every function of a table so that its errors are raised as one-line strings.
