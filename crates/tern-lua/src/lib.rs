@@ -427,18 +427,6 @@ pub(crate) fn plain_method_errors(
     lua.set_named_registry_value(&flag, true)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tidy_traceback_shows_wrapped_functions_as_c_functions() {
-        let text = "x.lua:3: bad argument\nstack traceback:\n\t[C]: in ?\n\t[C]: in function 'error'\n\ttern:20: in function 'publish'\n\tx.lua:3: in main chunk";
-        assert_eq!(
-            super::tidy_traceback(text),
-            "x.lua:3: bad argument\nstack traceback:\n\t[C]: in ?\n\t[C]: in function 'publish'\n\tx.lua:3: in main chunk"
-        );
-    }
-}
-
 /// Wraps every function of a table so that its errors are raised as one-line strings.
 const PLAIN_ERRORS: &str = r##"
 return function(t)
@@ -464,3 +452,15 @@ return function(t)
   end
 end
 "##;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tidy_traceback_shows_wrapped_functions_as_c_functions() {
+        let text = "x.lua:3: bad argument\nstack traceback:\n\t[C]: in ?\n\t[C]: in function 'error'\n\ttern:20: in function 'publish'\n\tx.lua:3: in main chunk";
+        assert_eq!(
+            super::tidy_traceback(text),
+            "x.lua:3: bad argument\nstack traceback:\n\t[C]: in ?\n\t[C]: in function 'publish'\n\tx.lua:3: in main chunk"
+        );
+    }
+}
