@@ -145,16 +145,6 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
     if let Some(after) = options.timeout {
         start_watchdog(after);
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tern: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let fs = match &options.fs {
         Some(dir) if !dir.is_dir() => {
             eprintln!("tern run: --fs {}: not a directory", dir.display());
@@ -172,27 +162,44 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
         fs: Some(fs),
         ..Config::default()
     };
-    let result = rt.block_on(async {
-        // Each turn is one boot of the board; bounded by --timeout (as the device, a script
-        // that keeps restarting runs until stopped).
-        loop {
-            let reboot = {
-                let mut lua = Runtime::with_config(config.clone())?;
-                lua.set_args(&options.script.to_string_lossy(), &options.args)?;
-                lua.exec_file(&options.script)?;
-                lua.run().await?;
-                lua.reboot_requested()
-            };
-            match reboot {
-                None => return Ok::<(), RunError>(()),
-                Some(Reboot::After(delay)) => tokio::time::sleep(delay).await,
-                Some(Reboot::SleepForever) => {
-                    eprintln!("tern: node.dsleep(0): the board sleeps until reset; stopping");
-                    return Ok(());
-                }
+    // Each turn is one boot of the board, in its own async runtime: a reboot drops the
+    // runtime with the connections' tasks, so they end as when the power goes (no
+    // DISCONNECT; the broker publishes the will). Bounded by --timeout: as on the device, a
+    // script that keeps restarting runs until stopped.
+    let result = loop {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("tern: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let boot = rt.block_on(async {
+            let mut lua = Runtime::with_config(config.clone())?;
+            lua.set_args(&options.script.to_string_lossy(), &options.args)?;
+            lua.exec_file(&options.script)?;
+            lua.run().await?;
+            Ok::<_, RunError>(lua)
+        });
+        let lua = match boot {
+            Ok(lua) => lua,
+            Err(e) => break Err(e),
+        };
+        let reboot = lua.reboot_requested();
+        drop(rt);
+        drop(lua);
+        match reboot {
+            None => break Ok(()),
+            Some(Reboot::After(delay)) => std::thread::sleep(delay),
+            Some(Reboot::SleepForever) => {
+                eprintln!("tern: node.dsleep(0): the board sleeps until reset; stopping");
+                break Ok(());
             }
         }
-    });
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

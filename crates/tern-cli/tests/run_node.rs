@@ -100,3 +100,31 @@ fn node_reports_the_board_and_refuses_bad_arguments() {
     );
     assert!(r.stderr.contains("stack traceback:"), "{r}");
 }
+
+#[test]
+fn a_restart_cuts_the_connection_so_the_broker_publishes_the_will() {
+    let broker = tern_testkit::Mosquitto::start_default();
+    let mut will = broker
+        .mosquitto_sub()
+        .id("will-watch")
+        .topic("/node/will")
+        .count(1)
+        .spawn();
+    broker.wait_for_log("Sending SUBACK to will-watch");
+    let fs = tempfile::tempdir().unwrap();
+    let flags = ["--fs", fs.path().to_str().unwrap()];
+    let r = run_src_with(
+        &flags,
+        r#"
+        local boot = tonumber(file.getcontents("boot") or "0") + 1
+        file.putcontents("boot", tostring(boot))
+        if boot > 1 then print("boot " .. boot) return end
+        local m = mqtt.Client("rebooter", 60)
+        m:lwt("/node/will", "lost", 0, 0)
+        m:connect("127.0.0.1", tonumber(arg[1]), function() print("connected") node.restart() end)
+        "#,
+        &[&broker.port().to_string()],
+    );
+    r.assert_ok().assert_lines(&["connected", "boot 2"]);
+    assert_eq!(will.wait_for_line(|l| l == "lost"), "lost");
+}

@@ -183,9 +183,9 @@
 //!
 //! - `node.restart()`: the loop stops after the current callback, and `tern run` starts the
 //!   script again in a fresh Lua state after the board's boot time (100 ms): globals, timers
-//!   and connections are gone (a connection ends with DISCONNECT, so the broker sends no
-//!   will; a device's reboot would look like a lost connection), files in the flash
-//!   directory remain. `--timeout` bounds all boots together.
+//!   and connections are gone (cut without DISCONNECT, as when the power goes, so the
+//!   broker publishes the will), files in the flash directory remain. `--timeout` bounds
+//!   all boots together.
 //! - `node.dsleep(us)`: the same after `us` µs; `node.dsleep(0)` (sleep until reset) ends the
 //!   run with status 0 and a note on stderr. A library user sees both as
 //!   [`Runtime::reboot_requested`].
