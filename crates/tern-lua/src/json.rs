@@ -207,6 +207,52 @@ fn lua_type_number(v: &Value) -> i32 {
     }
 }
 
+/// `sjson.encode(table[, opts])`'s text.
+fn sjson_encode(lua: &Lua, func: &str, args: &[Value]) -> mlua::Result<Vec<u8>> {
+    let Some(Value::Table(t)) = args.first() else {
+        let got = args.first().map_or("no value", type_name);
+        return Err(bad_arg(func, 1, format!("table expected, got {got}")));
+    };
+    let (max_depth, null_string) = encode_opts(args.get(1), SJSON_DEPTH)?;
+    let mut e = Encoder {
+        lua,
+        flavour: Flavour::Sjson,
+        max_depth,
+        null_string,
+        out: Vec::new(),
+    };
+    e.table(t, 1)?;
+    Ok(e.out)
+}
+
+/// `sjson.encoder(table[, opts])`: the text handed out in pieces by `:read([size])`.
+struct JsonEncoder {
+    text: Vec<u8>,
+    pos: RefCell<usize>,
+}
+
+impl UserData for JsonEncoder {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("read", |lua, this, args: Variadic<Value>| {
+            let size = match args.first() {
+                Some(Value::Integer(n)) => usize::try_from(*n).unwrap_or(1).max(1),
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Some(Value::Number(n)) if *n >= 1.0 => *n as usize,
+                Some(Value::Number(_)) => 1,
+                _ => 1024,
+            };
+            let mut pos = this.pos.borrow_mut();
+            let end = (*pos).saturating_add(size).min(this.text.len());
+            if *pos >= end {
+                return Ok(Variadic::new()); // the end: nothing, as the device
+            }
+            let piece = lua.create_string(&this.text[*pos..end])?;
+            *pos = end;
+            Ok(Variadic::from_iter([Value::String(piece)]))
+        });
+    }
+}
+
 /// Decoding options: what `null` becomes, a metatable for every table, the depth limit.
 #[derive(Clone)]
 struct DecodeOpts {
@@ -388,20 +434,19 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     s.raw_set(
         "encode",
         lua.create_function(|lua, args: Variadic<Value>| {
-            let Some(Value::Table(t)) = args.first() else {
-                let got = args.first().map_or("no value", type_name);
-                return Err(bad_arg("encode", 1, format!("table expected, got {got}")));
-            };
-            let (max_depth, null_string) = encode_opts(args.get(1), SJSON_DEPTH)?;
-            let mut e = Encoder {
-                lua,
-                flavour: Flavour::Sjson,
-                max_depth,
-                null_string,
-                out: Vec::new(),
-            };
-            e.table(t, 1)?;
-            lua.create_string(&e.out)
+            lua.create_string(sjson_encode(lua, "encode", &args)?)
+        })?,
+    )?;
+    s.raw_set(
+        "encoder",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let text = sjson_encode(lua, "encoder", &args)?;
+            let ud = lua.create_userdata(JsonEncoder {
+                text,
+                pos: RefCell::new(0),
+            })?;
+            crate::plain_method_errors(lua, &ud, "sjson.encoder")?;
+            Ok(ud)
         })?,
     )?;
     s.raw_set(
@@ -557,6 +602,22 @@ mod tests {
         assert_eq!(
             eval(&lua, r#"return sjson.decode('{"a":null}', {null="N"}).a"#),
             "N"
+        );
+    }
+
+    #[test]
+    fn sjson_streaming_encoder_hands_out_pieces() {
+        let lua = lua();
+        assert_eq!(
+            eval(
+                &lua,
+                r#"
+                local e = sjson.encoder({1, 2, 3})
+                local a, b, c = e:read(3), e:read(), e:read()
+                return a .. "|" .. b .. "|" .. tostring(c)
+            "#
+            ),
+            "[1,|2,3]|nil"
         );
     }
 

@@ -217,7 +217,8 @@
 //!
 //! ## `sjson` and `cjson`
 //!
-//! `sjson.encode(table[, {depth=, null=}])`, `sjson.decode(text[, {null=, metatable=,
+//! `sjson.encode(table[, {depth=, null=}])`, `sjson.encoder(table[, opts])` (`:read([n])`
+//! hands the text out in pieces), `sjson.decode(text[, {null=, metatable=,
 //! depth=}])`, `sjson.NULL`, and the streaming `sjson.decoder()` (`:write(chunk)` returns the
 //! value once the document is complete and nothing before; `:result()`). A table whose keys
 //! are all positive integers is an array up to its largest key (holes are `null`), anything
