@@ -151,3 +151,28 @@ fn bad_arguments_use_the_devices_texts() {
         "{r}"
     );
 }
+
+#[test]
+fn dofile_and_loadfile_read_from_the_flash_directory_only() {
+    let top = tempfile::tempdir().unwrap();
+    let flash = top.path().join("flash");
+    std::fs::create_dir_all(&flash).unwrap();
+    std::fs::write(flash.join("config.lua"), "return { port = 1883 }\n").unwrap();
+    std::fs::write(top.path().join("outside.lua"), "print('escaped')\n").unwrap();
+    let r = run_in(
+        &flash,
+        r#"
+        print(dofile("config.lua").port, loadfile("config.lua")().port)
+        local f, err = loadfile("../outside.lua")
+        print(f, (err:match("contains '%.%.'")))
+        dofile("../outside.lua")
+        "#,
+    );
+    r.assert_code(1)
+        .assert_lines(&["1883\t1883", "nil\tcontains '..'"]);
+    assert!(
+        r.stderr
+            .contains(":5: dofile: '../outside.lua' contains '..'"),
+        "{r}"
+    );
+}

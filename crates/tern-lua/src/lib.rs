@@ -207,8 +207,8 @@
 //! `flush()`, `close()`. Module: `exists`, `remove`, `rename` (false if the target exists),
 //! `list([pattern])` (name → size, subdirectories as `dir/name`), `fsinfo()` (remaining,
 //! used, total bytes of a 3 MiB flash), `stat(name)` (the device's table, UTC time),
-//! `getcontents`, `putcontents`. `require("x")` loads `x.lua`/`x.lc` and `dofile(name)`
-//! reads from the same directory.
+//! `getcontents`, `putcontents`. `require("x")` loads `x.lua`/`x.lc`, and `dofile(name)` and
+//! `loadfile(name)` read, from the same directory, under the same confinement.
 //!
 //! Names are relative to the directory: an absolute name, a `..` component, or a link that
 //! leads out (or nowhere) raises `open: 'NAME' contains '..'; the flash file system is DIR`
@@ -348,32 +348,47 @@ return function(available)
 end
 "##;
 
-/// `dofile(name)` reads `name` from the flash file system, when there is one.
+/// `dofile(name)` and `loadfile(name)` read `name` from the flash file system, when there is
+/// one.
 fn install_dofile(lua: &mlua::Lua) -> mlua::Result<()> {
     if runtime::shared(lua)?.config.fs.is_none() {
         return Ok(());
     }
-    let dofile = lua.create_function(|lua, name: mlua::Value| {
+    fn load(lua: &mlua::Lua, func: &str, name: &mlua::Value) -> mlua::Result<mlua::Function> {
         let mlua::Value::String(name) = name else {
             return Err(mqtt::args::bad_arg(
-                "dofile",
+                func,
                 1,
-                format!("string expected, got {}", mqtt::args::type_name(&name)),
+                format!("string expected, got {}", mqtt::args::type_name(name)),
             ));
         };
         let name = name.to_str()?.to_owned();
-        let path = file::resolve(lua, "dofile", &name)?;
+        let path = file::resolve(lua, func, &name)?;
         let src = std::fs::read(&path)
             .map_err(|e| mqtt::args::lua_error(format!("cannot open {name}: {e}")))?;
-        lua.load(src)
-            .set_name(format!("@{name}"))
-            .call::<mlua::MultiValue>(())
-    })?;
+        lua.load(src).set_name(format!("@{name}")).into_function()
+    }
     let wrapped = lua.create_table()?;
-    wrapped.raw_set("dofile", dofile)?;
+    wrapped.raw_set(
+        "dofile",
+        lua.create_function(|lua, name: mlua::Value| {
+            load(lua, "dofile", &name)?.call::<mlua::MultiValue>(())
+        })?,
+    )?;
+    wrapped.raw_set(
+        "loadfile",
+        lua.create_function(|lua, name: mlua::Value| {
+            // As Lua's own: nil and the message instead of an error.
+            match load(lua, "loadfile", &name) {
+                Ok(f) => Ok((Some(f), None)),
+                Err(e) => Ok((None, Some(e.to_string()))),
+            }
+        })?,
+    )?;
     plain_errors(lua, &wrapped)?;
-    lua.globals()
-        .raw_set("dofile", wrapped.raw_get::<mlua::Function>("dofile")?)
+    let globals = lua.globals();
+    globals.raw_set("dofile", wrapped.raw_get::<mlua::Function>("dofile")?)?;
+    globals.raw_set("loadfile", wrapped.raw_get::<mlua::Function>("loadfile")?)
 }
 
 /// A Lua error's text as a script's author wants it: without the frames of tern's own
