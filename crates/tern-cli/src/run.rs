@@ -243,6 +243,27 @@ mod tests {
     }
 
     #[test]
+    fn firmware_and_fs_come_before_the_script() {
+        let o = parse(os(&[
+            "--firmware",
+            "esp8266",
+            "--fs=/flash",
+            "s.lua",
+            "--fs",
+            "x",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.firmware, Firmware::Esp8266);
+        assert_eq!(o.fs, Some(PathBuf::from("/flash")));
+        assert_eq!(o.args, os(&["--fs", "x"]));
+        let o = parse(os(&["s.lua"])).unwrap().unwrap();
+        assert_eq!((o.firmware, o.fs), (Firmware::Esp32, None));
+        assert!(parse(os(&["--firmware", "esp42", "s.lua"])).is_err());
+        assert!(parse(os(&["--fs"])).is_err());
+    }
+
+    #[test]
     fn bad_usage_is_reported() {
         assert!(parse(os(&[])).is_err());
         assert!(parse(os(&["--timeout"])).is_err());
