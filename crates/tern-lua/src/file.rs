@@ -71,7 +71,8 @@ fn resolve_in(root: &Path, name: &str) -> Result<PathBuf, &'static str> {
             if !real.starts_with(root) {
                 return Err("leads outside through a link");
             }
-            Ok(real)
+            // The name itself: `remove`/`rename` act on a link, not on what it points to.
+            Ok(path)
         }
         Err(_) => {
             // New: its directory must be inside.
