@@ -274,11 +274,23 @@ pub use config::{Config, Reboot};
 pub use firmware::Firmware;
 pub use runtime::{RunError, Runtime};
 
-/// The NodeMCU modules a script can use (`require` names them when it cannot find one).
-pub const MODULES: &[&str] = &["cjson", "file", "mqtt", "node", "sjson", "tls", "tmr"];
+/// Registry slot of the installed modules' names, sorted and comma-separated.
+const MODULE_NAMES: &str = "tern.modules";
+
+/// The NodeMCU modules this runtime installed (`mqtt`, `tmr`, …), sorted: what `require`
+/// lists when it cannot find a module and `node.info("build_config").modules` reports.
+pub(crate) fn module_names(lua: &mlua::Lua) -> mlua::Result<String> {
+    lua.named_registry_value(MODULE_NAMES)
+}
 
 /// Installs the modules' globals; [`Runtime::new`] calls it.
 pub(crate) fn register(lua: &mlua::Lua) -> mlua::Result<()> {
+    let globals = lua.globals();
+    let before: std::collections::HashSet<String> = globals
+        .pairs::<String, mlua::Value>()
+        .filter_map(|p| p.ok().map(|(k, _)| k))
+        .collect();
+
     // ---- modules: one line each ----
     mqtt::register_module(lua)?;
     tmr::register_module(lua)?;
@@ -288,21 +300,30 @@ pub(crate) fn register(lua: &mlua::Lua) -> mlua::Result<()> {
     tls::register_module(lua)?;
     // ---- end of modules ----
 
-    // Errors raised by the modules' functions reach scripts as plain strings with the
-    // script's position, as a C module's `luaL_argerror` gives them on the device
-    // ("init.lua:12: bad argument #3 to 'publish' (qos must be 0, 1 or 2)"), not as mlua's
-    // error object with a Rust-side traceback. Methods are wrapped when the first object of
-    // each type is made (`plain_method_errors`).
-    let globals = lua.globals();
+    // Every table global the lines above added is a module. Errors raised by the modules'
+    // functions reach scripts as plain strings with the script's position, as a C module's
+    // `luaL_argerror` gives them on the device ("init.lua:12: bad argument #3 to 'publish'
+    // (qos must be 0, 1 or 2)"), not as mlua's error object with a Rust-side traceback.
+    // Methods are wrapped when the first object of each type is made
+    // (`plain_method_errors`).
+    let mut modules = Vec::new();
+    for pair in globals.pairs::<String, mlua::Value>() {
+        if let (name, mlua::Value::Table(t)) = pair?
+            && !before.contains(&name)
+        {
+            modules.push((name, t));
+        }
+    }
+    modules.sort_by(|a, b| a.0.cmp(&b.0));
     let loaded: mlua::Table = globals
         .raw_get::<mlua::Table>("package")?
         .raw_get("loaded")?;
-    for &module in MODULES {
-        if let mlua::Value::Table(t) = globals.raw_get::<mlua::Value>(module)? {
-            wrap_module(lua, &t)?;
-            loaded.raw_set(module, t)?;
-        }
+    for (name, t) in &modules {
+        wrap_module(lua, t)?;
+        loaded.raw_set(name.as_str(), t)?;
     }
+    let names: Vec<&str> = modules.iter().map(|(n, _)| n.as_str()).collect();
+    lua.set_named_registry_value(MODULE_NAMES, names.join(", "))?;
     install_require(lua)?;
     install_dofile(lua)
 }
@@ -331,7 +352,7 @@ fn install_require(lua: &mlua::Lua) -> mlua::Result<()> {
         package.raw_set("cpath", "")?;
     }
     let wrap: mlua::Function = lua.load(REQUIRE).set_name("=tern").eval()?;
-    let require: mlua::Function = wrap.call(MODULES.join(", "))?;
+    let require: mlua::Function = wrap.call(module_names(lua)?)?;
     lua.globals().raw_set("require", require)
 }
 

@@ -141,7 +141,7 @@ fn info(lua: &Lua, args: &[Value]) -> mlua::Result<Variadic<Value>> {
         "build_config" => {
             t.raw_set("ssl", true)?;
             t.raw_set("lfs_size", 0)?;
-            t.raw_set("modules", crate::MODULES.join(","))?;
+            t.raw_set("modules", crate::module_names(lua)?.replace(", ", ","))?;
             t.raw_set("number_type", "float")?;
         }
         other => return Err(bad_arg("info", 1, format!("invalid group '{other}'"))),
