@@ -157,7 +157,7 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
             _ => PathBuf::from("."),
         },
     };
-    let config = Config {
+    let mut config = Config {
         firmware: options.firmware,
         fs: Some(fs),
         ..Config::default()
@@ -193,7 +193,10 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
         drop(lua);
         match reboot {
             None => break Ok(()),
-            Some(Reboot::After(delay)) => std::thread::sleep(delay),
+            Some(Reboot::After(delay, reason)) => {
+                config.boot_reason = reason;
+                std::thread::sleep(delay);
+            }
             Some(Reboot::SleepForever) => {
                 eprintln!("tern: node.dsleep(0): the board sleeps until reset; stopping");
                 break Ok(());

@@ -12,7 +12,7 @@ use run_support::{run_command, run_src_with};
 const BOOTS: &str = r#"
 local n = tonumber(file.getcontents("boots") or "0") + 1
 file.putcontents("boots", tostring(n))
-print("boot", n, tostring(rawget(_G, "survivor")), node.uptime() < 5000000)
+print("boot", n, tostring(rawget(_G, "survivor")), node.uptime() < 5000000, node.bootreason())
 survivor = "set"
 if n < 3 then
   tmr.create():alarm(10, tmr.ALARM_SINGLE, function()
@@ -30,9 +30,9 @@ fn restart_starts_the_script_again_from_a_fresh_state() {
     run_src_with(&flags, BOOTS, &["restart"])
         .assert_ok()
         .assert_lines(&[
-            "boot\t1\tnil\ttrue",
-            "boot\t2\tnil\ttrue",
-            "boot\t3\tnil\ttrue",
+            "boot\t1\tnil\ttrue\t1\t0",
+            "boot\t2\tnil\ttrue\t2\t4",
+            "boot\t3\tnil\ttrue\t2\t4",
             "done",
         ]);
 }
@@ -45,9 +45,9 @@ fn dsleep_sleeps_then_boots_again() {
     run_src_with(&flags, BOOTS, &["sleep"])
         .assert_ok()
         .assert_lines(&[
-            "boot\t1\tnil\ttrue",
-            "boot\t2\tnil\ttrue",
-            "boot\t3\tnil\ttrue",
+            "boot\t1\tnil\ttrue\t1\t0",
+            "boot\t2\tnil\ttrue\t2\t5",
+            "boot\t3\tnil\ttrue\t2\t5",
             "done",
         ]);
     // Two sleeps of 0.2 s happened (a lower bound only: no upper timing assertion).

@@ -189,6 +189,8 @@
 //! - `node.dsleep(us)`: the same after `us` µs; `node.dsleep(0)` (sleep until reset) ends the
 //!   run with status 0 and a note on stderr. A library user sees both as
 //!   [`Runtime::reboot_requested`].
+//! - `node.bootreason()`: `1, 0` at the first boot, then `2, 4` after `node.restart()`,
+//!   `2, 5` after `node.dsleep()`, `2, 3` after `tmr.softwd` expired (the ESP8266's codes).
 //! - `node.uptime()`: µs since boot; `node.random()`, `node.random(n)`, `node.random(l, u)`
 //!   as `math.random` (not cryptographic); `node.setcpufreq` returns the frequency.
 //! - `node.compile("x.lua")`: there is no device bytecode here; the source is copied to
@@ -270,7 +272,7 @@ mod tls;
 pub mod tmr;
 
 pub use board::Board;
-pub use config::{Config, Reboot};
+pub use config::{BootReason, Config, Reboot};
 pub use firmware::Firmware;
 pub use runtime::{RunError, Runtime};
 

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hasher};
 
 use mlua::{Function, Lua, Table, UserData, Value, Variadic};
 
-use crate::config::Reboot;
+use crate::config::{BootReason, Reboot};
 use crate::mqtt::args::{bad_arg, check_bytes, check_integer, lua_error, opt_integer, type_name};
 use crate::runtime::{self, LoopEvent};
 
@@ -187,7 +187,7 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
         "restart",
         lua.create_function(|lua, ()| {
             let boot = runtime::shared(lua)?.config.board.boot_time;
-            reboot(lua, Reboot::After(boot))
+            reboot(lua, Reboot::After(boot, BootReason::Restart))
         })?,
     )?;
     m.raw_set(
@@ -201,10 +201,17 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
             let r = if us == 0 {
                 Reboot::SleepForever
             } else {
-                Reboot::After(std::time::Duration::from_micros(us.unsigned_abs()) + boot)
+                Reboot::After(
+                    std::time::Duration::from_micros(us.unsigned_abs()) + boot,
+                    BootReason::DeepSleepWake,
+                )
             };
             reboot(lua, r)
         })?,
+    )?;
+    m.raw_set(
+        "bootreason",
+        lua.create_function(|lua, ()| Ok(runtime::shared(lua)?.config.boot_reason.codes()))?,
     )?;
     m.raw_set(
         "uptime",

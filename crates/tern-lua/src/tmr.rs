@@ -450,6 +450,7 @@ fn install_static(lua: &Lua, m: &mlua::Table) -> mlua::Result<()> {
                 let shared = runtime::shared(lua)?;
                 shared.reboot.set(Some(crate::config::Reboot::After(
                     shared.config.board.boot_time,
+                    crate::config::BootReason::Watchdog,
                 )));
                 Ok(())
             })?;

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{run_err, run_ok};
-use tern_lua::{Board, Config, Reboot, Runtime};
+use tern_lua::{Board, BootReason, Config, Reboot, Runtime};
 
 /// Runs `script` in a runtime made from `config` until the loop stops; returns the reboot it
 /// asked for and the lines it printed with `emit`.
@@ -48,7 +48,13 @@ fn restart_stops_the_loop_even_with_a_timer_armed() {
         "#,
     );
     assert_eq!(out, ["restarting"]);
-    assert_eq!(reboot, Some(Reboot::After(Board::default().boot_time)));
+    assert_eq!(
+        reboot,
+        Some(Reboot::After(
+            Board::default().boot_time,
+            BootReason::Restart
+        ))
+    );
 }
 
 #[test]
@@ -57,7 +63,8 @@ fn dsleep_asks_for_a_reboot_after_the_sleep() {
     assert_eq!(
         reboot,
         Some(Reboot::After(
-            Duration::from_secs(2) + Board::default().boot_time
+            Duration::from_secs(2) + Board::default().boot_time,
+            BootReason::DeepSleepWake
         ))
     );
     let (reboot, _) = run_with(Config::default(), "node.dsleep(0)");
@@ -74,7 +81,10 @@ fn the_software_watchdog_restarts_unless_fed() {
         "#,
     );
     assert_eq!(out, ["fed"]);
-    assert!(matches!(reboot, Some(Reboot::After(_))), "{reboot:?}");
+    assert!(
+        matches!(reboot, Some(Reboot::After(_, BootReason::Watchdog))),
+        "{reboot:?}"
+    );
     let (reboot, _) = run_with(Config::default(), "tmr.softwd(1) tmr.softwd(-1)");
     assert_eq!(reboot, None);
 }
