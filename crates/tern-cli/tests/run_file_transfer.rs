@@ -51,7 +51,7 @@ m:connect("127.0.0.1", tonumber(arg[1]), 0, 1)
 fn transfer(firmware: &str) {
     let broker = Mosquitto::start_default();
     let port = broker.port().to_string();
-    let flash = tempfile::tempdir().unwrap();
+    let flash = tempfile::tempdir().expect("a scratch directory");
     let fs = flash.path().to_string_lossy().into_owned();
     let mut out = broker
         .mosquitto_sub()
@@ -108,7 +108,7 @@ fn transfer(firmware: &str) {
         "hello2 world2",
         "offline",
     ]);
-    let written = std::fs::read_to_string(flash.path().join("test.lua")).unwrap();
+    let written = std::fs::read_to_string(flash.path().join("test.lua")).expect("the written file");
     assert_eq!(
         written,
         format!("print([[hello world]])\n--{filler}\n--{filler}\nprint(\"hello2 world2\")\n")
