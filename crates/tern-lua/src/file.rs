@@ -16,7 +16,8 @@ use mlua::{AnyUserData, Lua, Table, UserData, UserDataMethods, Value, Variadic};
 use crate::mqtt::args::{bad_arg, check_bytes, lua_error, opt_bytes, opt_integer, type_name};
 use crate::runtime;
 
-/// Most bytes one `read()`/`readline()` returns (the device's `FILE_READ_CHUNK`).
+/// Most bytes `read()` without a count, `read(char)` and `readline()` return (the device's
+/// `FILE_READ_CHUNK`).
 const READ_CHUNK: usize = 1024;
 /// Registry slot of the current file (the last one `file.open` returned).
 const CURRENT: &str = "tern.file.current";
@@ -107,15 +108,10 @@ fn with_file<T>(
 
 /// Reads up to `READ_CHUNK` (or `n`) bytes, or up to and including `stop`.
 fn read_from(file: &mut File, n: usize, stop: Option<u8>) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0; n];
-    let mut got = 0;
-    while got < n {
-        match file.read(&mut buf[got..])? {
-            0 => break,
-            k => got += k,
-        }
-    }
-    buf.truncate(got);
+    // Grows with what is there: a huge `n` allocates no more than the file holds.
+    let mut buf = Vec::new();
+    file.take(u64::try_from(n).unwrap_or(u64::MAX))
+        .read_to_end(&mut buf)?;
     if let Some(stop) = stop
         && let Some(i) = buf.iter().position(|&b| b == stop)
     {
@@ -132,8 +128,9 @@ fn read(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<Value> {
     let (n, stop) = match args.first() {
         None | Some(Value::Nil) => (READ_CHUNK, None),
         Some(Value::Integer(_) | Value::Number(_)) => {
+            // Up to `n` bytes (the chunk limit is only the default).
             let n = opt_integer("read", args, 1)?.unwrap_or(0);
-            (usize::try_from(n).unwrap_or(0).clamp(1, READ_CHUNK), None)
+            (usize::try_from(n).unwrap_or(0).max(1), None)
         }
         Some(Value::String(s)) => (READ_CHUNK, s.as_bytes().first().copied()),
         Some(v) => {
