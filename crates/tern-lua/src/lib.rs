@@ -257,8 +257,8 @@
 //!
 //! The process (`tern run`) ends with status 0 when nothing is pending: no client connecting
 //! or connected, no armed timer, no posted task. A reboot (`node.restart`, `node.dsleep`,
-//! `tmr.softwd`) ends it early ([`Runtime::reboot_requested`]). A connected client with nothing to do keeps it running, as
-//! on the device: `close()` it to finish.
+//! `tmr.softwd`) ends it early ([`Runtime::reboot_requested`]). A connected client with
+//! nothing to do keeps it running, as on the device: `close()` it to finish.
 #![warn(missing_docs)]
 
 pub mod board;
