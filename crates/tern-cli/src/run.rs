@@ -13,12 +13,18 @@ use std::time::Duration;
 use tern_lua::{RunError, Runtime};
 
 const USAGE: &str = "\
-usage: tern run [--timeout SECS] script.lua [args...]
+usage: tern run [--timeout SECS] [--sim FILE] [--trace KINDS] script.lua [args...]
 
 Runs a NodeMCU Lua script with the mqtt and tmr modules. The script sees its path as arg[0]
 and its arguments as arg[1], arg[2], ...
 
   --timeout SECS   stop the script after SECS seconds (fractions allowed), exit status 124
+  --sim FILE       simulate the board FILE describes (JSON: inputs, sensors, Wi-Fi drops...;
+                   see examples/lua/board.json); MQTT connections go through its simulated
+                   access point, and stdin takes commands: gpio PIN LEVEL, wifi drop,
+                   wifi up, adc VALUE, dht TEMP HUMI [STATUS]
+  --trace KINDS    print a line on stderr per output change or event, for KINDS among
+                   gpio, wifi, node, file (comma-separated, or all)
 ";
 
 /// Exit status after `--timeout`, as coreutils' `timeout` uses.
@@ -27,12 +33,63 @@ const TIMED_OUT: u8 = 124;
 #[derive(Debug)]
 struct Options {
     timeout: Option<Duration>,
+    board: BoardOptions,
     script: PathBuf,
     args: Vec<OsString>,
 }
 
+// --- the simulated board: `--sim`, `--trace` ---
+
+/// `--sim FILE` and `--trace KINDS`.
+#[derive(Debug, Default)]
+struct BoardOptions {
+    sim: Option<PathBuf>,
+    trace: Vec<tern_lua::trace::Kind>,
+}
+
+impl BoardOptions {
+    /// Takes `text` (and its value from `it`) when it is one of these options.
+    fn take(
+        &mut self,
+        text: &str,
+        it: &mut impl Iterator<Item = OsString>,
+    ) -> Result<bool, String> {
+        let (name, inline) = match text.split_once('=') {
+            Some((n, v)) => (n, Some(OsString::from(v))),
+            None => (text, None),
+        };
+        if name != "--sim" && name != "--trace" {
+            return Ok(false);
+        }
+        let value = inline
+            .or_else(|| it.next())
+            .ok_or_else(|| format!("{name} needs a value"))?;
+        if name == "--sim" {
+            self.sim = Some(PathBuf::from(value));
+        } else {
+            let kinds = tern_lua::trace::parse_kinds(&value.to_string_lossy())
+                .map_err(|e| format!("--trace: {e}"))?;
+            self.trace.extend(kinds);
+        }
+        Ok(true)
+    }
+
+    /// Turns tracing on and loads the board; errors are the command line's.
+    fn board(&self) -> Result<Option<tern_lua::sim::Board>, String> {
+        tern_lua::trace::enable(&self.trace);
+        self.sim
+            .as_deref()
+            .map(tern_lua::sim::Board::load)
+            .transpose()
+            .map_err(|e| format!("--sim: {e}"))
+    }
+}
+
+// --- end of the simulated board's options ---
+
 fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
     let mut timeout = None;
+    let mut board = BoardOptions::default();
     let mut it = args.into_iter();
     let script = loop {
         let Some(arg) = it.next() else {
@@ -47,6 +104,9 @@ fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
                 Some(s) => break s,
                 None => return Err("no script given".into()),
             }
+        }
+        if board.take(text, &mut it)? {
+            continue;
         }
         let value = if text == "--timeout" {
             match it.next() {
@@ -72,6 +132,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<Options>, String> {
     };
     Ok(Some(Options {
         timeout,
+        board,
         script: PathBuf::from(script),
         args: it.collect(),
     }))
@@ -103,6 +164,13 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let board = match options.board.board() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("tern run: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Some(after) = options.timeout {
         start_watchdog(after);
     }
@@ -118,6 +186,9 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
     };
     let result = rt.block_on(async {
         let mut lua = Runtime::new()?;
+        if let Some(board) = board {
+            lua.simulate(board, true)?;
+        }
         lua.set_args(&options.script.to_string_lossy(), &options.args)?;
         lua.exec_file(&options.script)?;
         lua.run().await
@@ -162,6 +233,27 @@ mod tests {
             .unwrap();
         assert_eq!(o.timeout, Some(Duration::from_secs(2)));
         assert_eq!(o.script, PathBuf::from("-s.lua"));
+    }
+
+    #[test]
+    fn sim_and_trace_come_before_the_script() {
+        let o = parse(os(&[
+            "--sim",
+            "b.json",
+            "--trace=gpio,wifi",
+            "s.lua",
+            "--sim",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.board.sim, Some(PathBuf::from("b.json")));
+        assert_eq!(
+            o.board.trace,
+            vec![tern_lua::trace::Kind::Gpio, tern_lua::trace::Kind::Wifi]
+        );
+        assert_eq!(o.args, os(&["--sim"]));
+        assert!(parse(os(&["--trace", "gpio,bogus", "s.lua"])).is_err());
+        assert!(parse(os(&["--sim"])).is_err());
     }
 
     #[test]

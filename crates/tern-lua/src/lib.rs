@@ -130,9 +130,15 @@
 //! on the device: `close()` it to finish.
 #![warn(missing_docs)]
 
+mod control;
+mod gpio;
 pub mod mqtt;
 mod runtime;
+mod sensors;
+pub mod sim;
 pub mod tmr;
+pub mod trace;
+mod wifi;
 
 pub use runtime::{RunError, Runtime};
 
@@ -140,6 +146,12 @@ pub use runtime::{RunError, Runtime};
 pub(crate) fn register(lua: &mlua::Lua) -> mlua::Result<()> {
     mqtt::register_module(lua)?;
     tmr::register_module(lua)?;
+    // --- the simulated board's modules (lua2); `sim` first, it keeps their bookkeeping ---
+    sim::register_module(lua)?;
+    gpio::register_module(lua)?;
+    sensors::register_module(lua)?;
+    wifi::register_module(lua)?;
+    // --- end of the simulated board's modules ---
     // Errors raised by the modules' functions reach scripts as plain strings, as a C
     // module's `luaL_argerror` gives them on the device ("bad argument #3 to 'publish' (qos
     // must be 0, 1 or 2)"), not as mlua's error object with a Rust-side traceback. Methods

@@ -42,6 +42,8 @@ pub(crate) enum LoopEvent {
     },
     /// A timer expired. `generation` is the arming it belongs to; stale ones are dropped.
     Timer { id: u64, generation: u64 },
+    /// Something happened on the simulated board (`crate::sim`).
+    Board(crate::sim::BoardEvent),
 }
 
 /// The event stream of the tern client behind a Lua client object.
@@ -367,6 +369,7 @@ impl Runtime {
                 Some(ud) => crate::tmr::fire(&self.lua, &ud, generation),
                 None => Ok(()),
             },
+            LoopEvent::Board(ev) => crate::sim::dispatch(&self.lua, ev),
         }
     }
 }

@@ -137,7 +137,9 @@ fn options(st: &State, build: &Build, broker: &tern::Broker) -> ConnectOptions {
 }
 
 fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
-    let a = ConnectArgs::parse(args)?;
+    let mut a = ConnectArgs::parse(args)?;
+    // Under `--sim`, through the simulated access point (which Wi-Fi drops cut).
+    crate::wifi::route(lua, &mut a.broker, &mut a.tls)?;
     let c = client(ud)?;
     let replaced = {
         let mut st = c.state.borrow_mut();
