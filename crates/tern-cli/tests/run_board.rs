@@ -70,6 +70,11 @@ impl Board {
         stdin.flush().expect("tern's stdin is open");
     }
 
+    /// Ends the board's stdin: no more commands.
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
     #[track_caller]
     fn wait_for_line(&mut self, want: &str) {
         let deadline = Instant::now() + LINE_WAIT;
@@ -477,4 +482,104 @@ fn a_bad_sim_file_is_a_usage_error() {
 fn the_example_board_file_parses() {
     let path = example("board.json");
     tern_lua::sim::Board::load(Path::new(&path)).expect("examples/lua/board.json is valid");
+}
+
+#[test]
+fn autoreconnect_comes_back_after_the_access_point_does() {
+    let broker = Mosquitto::start_default();
+    let port = broker.port().to_string();
+    let sim = sim_file(r#"{"wifi": {"connect_ms": 20}}"#);
+    let src = script(
+        r#"
+        local n = 0
+        local m = mqtt.Client("auto", 60)
+        m:on("connect", function(c)
+          n = n + 1
+          print("connect " .. n)
+          if n == 2 then c:close() end
+        end)
+        m:on("offline", function() print("offline") end)
+        wifi.eventmon.register(wifi.eventmon.STA_GOT_IP, function()
+          if n == 0 then m:connect("127.0.0.1", tonumber(arg[1]), 0, 1) end
+        end)
+        "#,
+    );
+    let src = src.to_str().expect("a UTF-8 path");
+    let mut board = Board::spawn(&["--sim", &sim, src, &port]);
+    board.wait_for_line("connect 1");
+    board.send("wifi drop");
+    board.wait_for_line("offline");
+    // Retries while the access point is away are refused, silently (autoreconnect).
+    board.send("wifi up");
+    board.wait_for_line("connect 2");
+    board.wait_for_line("offline");
+    // The Wi-Fi callback listens while stdin may bring commands; at its end the run ends.
+    board.close_stdin();
+    let status = board.child.wait().expect("waiting for tern");
+    assert_eq!(status.code(), Some(0), "the run ends after close()");
+}
+
+#[test]
+fn esp8266_forms_behave_as_on_the_device() {
+    let sim = sim_file(r#"{"wifi": {"connect_ms": 20}, "gpio": {"2": 0}}"#);
+    let src = script(
+        r#"
+        -- The old positional config, and the old status monitor.
+        wifi.sta.eventMonReg(wifi.STA_GOTIP, function(prev) print("gotip, was " .. prev) end)
+        wifi.sta.eventMonStart()
+        print(wifi.sta.config("home", "password123"))
+        print("input", gpio.read(2))
+        gpio.mode(2, gpio.INT)
+        gpio.trig(2, "up", function(level, when, count)
+          print("up", level, type(when), count)
+          -- serout in the background, then a callback.
+          gpio.mode(6, gpio.OUTPUT)
+          gpio.serout(6, gpio.HIGH, {1000, 1000}, 2, function()
+            print("serout done", gpio.read(6))
+            gpio.trig(2, "none")
+            -- Leaving on request: reason 8 (ASSOC_LEAVE).
+            wifi.sta.disconnect()
+          end)
+        end)
+        wifi.eventmon.register(wifi.eventmon.STA_DISCONNECTED, function(t)
+          print("left", t.SSID, t.reason, wifi.sta.status())
+        end)
+        wifi.eventmon.register(wifi.eventmon.STA_GOT_IP, function(t)
+          print("joined", wifi.sta.getip())
+        end)
+        "#,
+    );
+    let src = src.to_str().expect("a UTF-8 path");
+    let mut board = Board::spawn(&["--sim", &sim, "--trace", "gpio", src]);
+    board.wait_for_line("joined\t127.0.0.1\t255.0.0.0\t127.0.0.1");
+    board.send("gpio 2 1");
+    board.wait_for_line("left\thome\t8\t0");
+    board.close_stdin();
+    let status = board.child.wait().expect("waiting for tern");
+    let run = board.stop();
+    assert_eq!(status.code(), Some(0), "{run}");
+    assert_eq!(
+        run.lines(),
+        [
+            "true",
+            "input\t0",
+            "gotip, was 1",
+            "joined\t127.0.0.1\t255.0.0.0\t127.0.0.1",
+            "up\t1\tnumber\t1",
+            "serout done\t0",
+            "left\thome\t8\t0",
+        ],
+        "{run}"
+    );
+    let trace = trace_lines(&run);
+    let serout: Vec<&str> = trace
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("gpio 6 "))
+        .collect();
+    assert_eq!(
+        serout,
+        ["gpio 6 1", "gpio 6 0", "gpio 6 1", "gpio 6 0"],
+        "{run}"
+    );
 }

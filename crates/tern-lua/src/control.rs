@@ -11,7 +11,9 @@
 //! | `dht TEMP HUMI [STATUS]` | `dht.read*` give these from now on |
 //!
 //! Blank lines and lines starting with `#` are ignored; a wrong command is reported on stderr
-//! (`tern: stdin: ...`) and skipped. End of input just stops the reading.
+//! (`tern: stdin: ...`) and skipped. While stdin is open, a script with a board callback
+//! (`gpio.trig`, a Wi-Fi event) keeps running, waiting for commands; at end of input it ends
+//! as usual once nothing else is pending.
 
 use std::io::BufRead;
 
@@ -42,6 +44,7 @@ pub(crate) fn start(tx: mpsc::Sender<LoopEvent>) {
                     Err(e) => eprintln!("tern: stdin: {e}"),
                 }
             }
+            let _ = tx.blocking_send(LoopEvent::Board(BoardEvent::StdinClosed));
         });
     if let Err(e) = spawned {
         eprintln!("tern: cannot read commands from stdin: {e}");

@@ -128,6 +128,30 @@
 //! The process (`tern run`) ends with status 0 when nothing is pending: no client connecting
 //! or connected, no armed timer. A connected client with nothing to do keeps it running, as
 //! on the device: `close()` it to finish.
+//!
+//! ## The simulated board: `gpio`, `wifi`, `dht`, `adc`
+//!
+//! Pins, station and sensors are simulated ([`sim::Board`]: the documented default board, or
+//! a `--sim` file via [`Runtime::simulate`]); what each call does, and where it differs from
+//! the devices, is documented in the modules' sources (`gpio.rs`, `wifi/mod.rs`,
+//! `sensors.rs`) and listed in `examples/lua/README.md`. The main choices:
+//!
+//! - ESP8266 and ESP32 forms live side by side and are told apart by their arguments:
+//!   `gpio.trig(pin, "down", fn)` calls `fn(level, when, eventcount)` (ESP8266),
+//!   `gpio.trig(pin, gpio.INTR_DOWN, fn)` calls `fn(pin, level)` (ESP32); `wifi.setmode` and
+//!   `wifi.mode`, `eventmon.register` and `wifi.sta.on` all work.
+//! - The station joins its access point after the board's connect time (100 ms by default)
+//!   after start, `sta.config` and `sta.connect`, firing `STA_CONNECTED` then `STA_GOT_IP`;
+//!   its address is loopback (127.0.0.1).
+//! - Under `--sim`, MQTT connections pass through the simulated access point
+//!   (`wifi/relay.rs`): a Wi-Fi drop cuts them at once on both sides (a device notices its
+//!   link loss at once; the broker, which would wait 1.5 × keepalive, publishes the will at
+//!   once too) and refuses new ones (-5) until the station has joined again. A broker that
+//!   cannot be reached shows there as -4 instead of -5 or -3.
+//! - Level interrupts ("low"/"high") fire once per change into the level, not repeatedly.
+//! - The run stays alive for the board only while a callback listens (`gpio.trig`, a Wi-Fi
+//!   event) and a scheduled change, a station join or a stdin command may still come, or a
+//!   background `gpio.serout` runs.
 #![warn(missing_docs)]
 
 mod control;

@@ -388,6 +388,8 @@ pub(crate) enum BoardEvent {
         /// The join's generation.
         generation: u64,
     },
+    /// Standard input ended: no more commands will come.
+    StdinClosed,
     /// A background `gpio.serout` ended with `pin` at `level`.
     SeroutDone {
         /// Which serout.
@@ -415,6 +417,8 @@ struct Live {
     schedule_left: usize,
     /// Stops the schedule of a replaced board.
     schedule_task: Option<tokio::task::AbortHandle>,
+    /// Commands may still come on stdin.
+    stdin_open: bool,
 }
 
 type Shared = std::rc::Rc<std::cell::RefCell<Live>>;
@@ -460,6 +464,7 @@ impl crate::Runtime {
                 t.abort();
             }
             l.schedule_left = schedule.len();
+            l.stdin_open = stdin;
         }
         let start = tokio::time::Instant::now();
         let task = tokio::spawn(async move {
@@ -491,6 +496,12 @@ pub(crate) fn dispatch(lua: &mlua::Lua, ev: BoardEvent) -> mlua::Result<()> {
             refresh(lua)
         }
         BoardEvent::Join { generation } => crate::wifi::join(lua, generation),
+        BoardEvent::StdinClosed => {
+            if let Some(l) = live(lua) {
+                l.borrow_mut().stdin_open = false;
+            }
+            refresh(lua)
+        }
         BoardEvent::SeroutDone { id, pin, level } => crate::gpio::serout_done(lua, id, pin, level),
     }
 }
@@ -517,19 +528,19 @@ fn apply(lua: &mlua::Lua, action: Action) -> mlua::Result<()> {
 }
 
 /// Roots the board while it can still call the script back: a background `serout` is
-/// running, or a callback listens (a `gpio.trig`, a Wi-Fi event) while a station join or a
-/// scheduled change is still to come.
+/// running, or a callback listens (a `gpio.trig`, a Wi-Fi event) while a station join, a
+/// scheduled change or a stdin command may still come.
 pub(crate) fn refresh(lua: &mlua::Lua) -> mlua::Result<()> {
     let Some(l) = live(lua) else {
         return Ok(()); // during registration
     };
-    let (id, schedule_left) = {
+    let (id, schedule_left, stdin_open) = {
         let l = l.borrow();
-        (l.id, l.schedule_left)
+        (l.id, l.schedule_left, l.stdin_open)
     };
     let listening =
         crate::gpio::watching(lua).unwrap_or(false) || crate::wifi::watching(lua).unwrap_or(false);
-    let coming = schedule_left > 0 || crate::wifi::joining(lua).unwrap_or(false);
+    let coming = schedule_left > 0 || stdin_open || crate::wifi::joining(lua).unwrap_or(false);
     let alive = crate::gpio::busy(lua).unwrap_or(false) || (listening && coming);
     if alive {
         let ud: mlua::AnyUserData = lua.named_registry_value(HANDLE)?;

@@ -300,9 +300,7 @@ fn leave(lua: &Lua, reason: i64, then: Link) -> mlua::Result<()> {
         was_up
     };
     crate::sim::refresh(lua)?;
-    if was_up {
-        fire(lua, Fired::Disconnected(reason))?;
-    }
+    // The status has changed by the time the event's callbacks run.
     set_status(
         lua,
         if then == Link::Down {
@@ -310,7 +308,11 @@ fn leave(lua: &Lua, reason: i64, then: Link) -> mlua::Result<()> {
         } else {
             STA_CONNECTING
         },
-    )
+    )?;
+    if was_up {
+        fire(lua, Fired::Disconnected(reason))?;
+    }
+    Ok(())
 }
 
 /// The access point went away (the simulation).
