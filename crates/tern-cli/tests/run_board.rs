@@ -583,3 +583,66 @@ fn esp8266_forms_behave_as_on_the_device() {
         "{run}"
     );
 }
+
+/// Runs `src` under `--sim` (stdin closed) with `args`.
+fn run_sim(json: &str, src: &str, args: &[&str]) -> Run {
+    let sim = sim_file(json);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+    cmd.args([
+        "run",
+        "--timeout",
+        &RUN_TIMEOUT_SECS.to_string(),
+        "--sim",
+        &sim,
+    ])
+    .arg(script(src))
+    .args(args)
+    .stdin(Stdio::null());
+    run_command(cmd)
+}
+
+/// Once the station has an address: connects to arg[1] (port arg[2], `secure` a table with
+/// the CA file arg[3] when given), publishes to itself, prints the message.
+const ROUND_TRIP_AFTER_GOT_IP: &str = r#"
+local host, port, ca_file = arg[1], tonumber(arg[2]), arg[3]
+local secure
+if ca_file then
+  local f = assert(io.open(ca_file, "rb"))
+  secure = { ca_cert = f:read("*a") }
+  f:close()
+end
+wifi.eventmon.register(wifi.eventmon.STA_GOT_IP, function()
+  wifi.eventmon.unregister(wifi.eventmon.STA_GOT_IP)
+  local m = mqtt.Client("relayed", 60)
+  m:on("message", function(c, topic, data) print(topic .. " " .. data) c:close() end)
+  m:connect(host, port, secure, function(c)
+    c:subscribe("via", 1, function(c) c:publish("via", "ok", 1, 0) end)
+  end, function(c, reason, message) print("failed " .. reason) io.stderr:write(message, "\n") end)
+end)
+"#;
+
+#[test]
+fn tls_through_the_simulated_access_point_with_a_ca_table() {
+    let broker = tern_testkit::MosquittoConfig::new().tls().start();
+    let ca = broker.tls().ca.cert_path.to_string_lossy().into_owned();
+    let port = broker.tls_port().to_string();
+    run_sim(
+        r#"{"wifi": {"connect_ms": 20}}"#,
+        ROUND_TRIP_AFTER_GOT_IP,
+        &["localhost", &port, &ca],
+    )
+    .assert_ok()
+    .assert_lines(&["via ok"]);
+}
+
+#[test]
+fn websocket_through_the_simulated_access_point() {
+    let broker = tern_testkit::MosquittoConfig::new().websockets().start();
+    run_sim(
+        r#"{"wifi": {"connect_ms": 20}}"#,
+        ROUND_TRIP_AFTER_GOT_IP,
+        &[&broker.ws_url()],
+    )
+    .assert_ok()
+    .assert_lines(&["via ok"]);
+}

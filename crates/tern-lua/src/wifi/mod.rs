@@ -605,7 +605,8 @@ fn sta_disconnect(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
 fn sta_getip(lua: &Lua) -> mlua::Result<Variadic<Value>> {
     let s = station(lua)?;
     let st = s.borrow();
-    if st.link != Link::Up {
+    // The address comes with STA_GOT_IP, after STA_CONNECTED.
+    if st.link != Link::Up || st.status != STA_GOTIP {
         return Ok(Variadic::from_iter([Value::Nil]));
     }
     Ok(Variadic::from_iter([
