@@ -140,3 +140,85 @@ async fn pipe(mut device: TcpStream, host: String, port: u16, mut link: watch::R
         _ = link.wait_for(|up| !*up) => reset(&device),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A loopback server echoing every connection; returns its port.
+    async fn echo_server() -> u16 {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        port
+    }
+
+    async fn round_trip(port: u16) -> std::io::Result<TcpStream> {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+        s.write_all(b"ping").await?;
+        let mut buf = [0; 4];
+        s.read_exact(&mut buf).await?;
+        assert_eq!(&buf, b"ping");
+        Ok(s)
+    }
+
+    /// Bounded: every wait below is a socket operation the relay answers at once.
+    async fn within<T>(f: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("the relay did not answer within 10 s")
+    }
+
+    #[tokio::test]
+    async fn a_drop_cuts_connections_and_refuses_new_ones_until_the_link_returns() {
+        let target = echo_server().await;
+        let net = Net::new(true);
+        let port = net.relay_port("127.0.0.1", target).unwrap();
+        assert_eq!(
+            net.relay_port("127.0.0.1", target).unwrap(),
+            port,
+            "one relay per target"
+        );
+        let mut live = within(round_trip(port)).await.expect("relayed while up");
+
+        net.set_link(false);
+        let mut buf = [0; 1];
+        let cut = within(live.read(&mut buf)).await;
+        assert!(
+            matches!(cut, Ok(0) | Err(_)),
+            "the live connection is cut, got {cut:?}"
+        );
+        // Refused while down (the listener is closed once the relay has seen the change).
+        let mut refused = false;
+        for _ in 0..100 {
+            match TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    refused = true;
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        assert!(refused, "connections are refused while the link is down");
+
+        net.set_link(true);
+        let mut back = false;
+        for _ in 0..100 {
+            if within(round_trip(port)).await.is_ok() {
+                back = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(back, "relayed again on the same port once the link is back");
+    }
+}
