@@ -3,7 +3,8 @@
 //!
 //! - Pins 0..39 exist (ESP8266 boards have 0..12; ESP32 up to 39). An output pin reads back
 //!   its driven level; an input reads the simulation's level (1, idle and pulled up, unless
-//!   the board says otherwise or a change was scheduled or typed on stdin).
+//!   the board says otherwise or a change was scheduled or typed on stdin), whatever pull
+//!   (`gpio.PULLUP`/`FLOAT`, ESP32's `pull`) was asked for.
 //! - `gpio.trig(pin, "up"|"down"|"both"|"low"|"high"|"none"[, fn])` (ESP8266) calls
 //!   `fn(level, when, eventcount)` (`when` in µs, as `tmr.now()`, wrapping at 2^31;
 //!   `eventcount` 1) for a change of an input in `gpio.INT` mode, as on the device (a pin in

@@ -13,6 +13,8 @@
 //! Losing the access point (a `"drop"` in the `--sim` schedule, `wifi drop` on stdin) fires
 //! `STA_DISCONNECTED` with reason 200 (`BEACON_TIMEOUT`) and, under `--sim`, cuts the MQTT
 //! connections and refuses new ones (see [`relay`]); when it returns the station joins again.
+//! The event fires once per loss (a device searching for its access point repeats it, with
+//! reason 201 `NO_AP_FOUND`, every few seconds).
 //! Without `--sim` there is no relay: the events still fire, connections are not touched.
 //!
 //! For one event the callbacks run in this order: the `sta.config` table's `*_cb`,
