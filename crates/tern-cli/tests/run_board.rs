@@ -646,3 +646,46 @@ fn websocket_through_the_simulated_access_point() {
     .assert_ok()
     .assert_lines(&["via ok"]);
 }
+
+#[test]
+fn esp32_forms_behave_as_on_the_device() {
+    run_sim(
+        r#"{"wifi": {"connect_ms": 20}, "adc": 256, "dht": {"temp": 19.25, "humi": 61.5}}"#,
+        r#"
+        wifi.mode(wifi.STATION)
+        -- auto = false: nothing happens until start() and connect().
+        wifi.sta.config({ssid = "lab", pwd = "password123", auto = false})
+        wifi.sta.on("start", function(ev) print(ev) end)
+        wifi.sta.on("connected", function(ev, info) print(ev, info.ssid, info.channel) end)
+        wifi.sta.on("got_ip", function(ev, info)
+          print(ev, info.ip, info.netmask, info.gw)
+          wifi.sta.on("got_ip", nil)
+          wifi.sta.on("connected", nil)
+        end)
+        print("before", wifi.sta.getip())
+        wifi.start()
+        wifi.sta.connect()
+        gpio.config({gpio = {12, 13}, dir = gpio.OUT}, {gpio = 14, dir = gpio.IN, pull = gpio.PULL_DOWN})
+        gpio.write(12, 1)
+        print("gpio", gpio.read(12), gpio.read(13), gpio.read(14))
+        adc.setup(adc.ADC1, 0, adc.ATTEN_11db)
+        print("adc", adc.read(adc.ADC1, 0))
+        adc.setwidth(adc.ADC1, 10)
+        print("adc10", adc.read(adc.ADC1, 0))
+        print("dht", dht.read2x(4))
+        wifi.sta.on("start", nil)
+        "#,
+        &[],
+    )
+    .assert_ok()
+    .assert_lines(&[
+        "before\tnil",
+        "start",
+        "gpio\t1\t1\t1",
+        "adc\t1024",
+        "adc10\t256",
+        "dht\t0\t19.25\t61.5\t250\t500",
+        "connected\tlab\t6",
+        "got_ip\t127.0.0.1\t255.0.0.0\t127.0.0.1",
+    ]);
+}
