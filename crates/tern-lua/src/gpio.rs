@@ -423,19 +423,22 @@ fn serout(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
         Some(Value::Integer(_) | Value::Number(_)) => Some(None),
         _ => None,
     };
-    // The level before each delay: alternating from `first`, for every cycle.
-    let cycles = usize::try_from(cycles).unwrap_or(usize::MAX);
-    let steps: Vec<(u8, u64)> = (0..cycles)
-        .flat_map(|_| delays.iter().copied())
-        .scan(first, |level, d| {
-            let now = *level;
-            *level ^= 1;
-            Some((now, d))
-        })
-        .collect();
+    // The level alternates from `first` through every delay of every cycle; steps are
+    // produced as they are played, never stored (a script may ask for millions).
+    let cycles = cycles.unsigned_abs();
+    let steps = move || {
+        let delays = delays.clone();
+        (0..cycles)
+            .flat_map(move |_| delays.clone())
+            .scan(first, |level, d| {
+                let now = *level;
+                *level ^= 1;
+                Some((now, d))
+            })
+    };
     let Some(background) = callback else {
         let p = pins(lua)?;
-        for (level, us) in steps {
+        for (level, us) in steps() {
             drive(&mut p.borrow_mut(), n, level);
             std::thread::sleep(Duration::from_micros(us));
         }
@@ -460,10 +463,11 @@ fn serout(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
         };
         table.raw_set(id, f)?;
     }
-    let last = steps.last().map_or(first, |s| s.0);
     let tx = shared.tx.clone();
     tokio::spawn(async move {
-        for (level, us) in steps {
+        let mut last = first;
+        for (level, us) in steps() {
+            last = level;
             trace::emit(Kind::Gpio, n, level);
             tokio::time::sleep(Duration::from_micros(us)).await;
         }
