@@ -689,3 +689,34 @@ fn esp32_forms_behave_as_on_the_device() {
         "got_ip\t127.0.0.1\t255.0.0.0\t127.0.0.1",
     ]);
 }
+
+#[test]
+fn an_unreachable_broker_is_named_in_the_failure_not_the_relay() {
+    // A closed loopback port: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let run = run_sim(
+        r#"{"wifi": {"connect_ms": 20}}"#,
+        r#"
+        wifi.eventmon.register(wifi.eventmon.STA_GOT_IP, function()
+          wifi.eventmon.unregister(wifi.eventmon.STA_GOT_IP)
+          local m = mqtt.Client("x", 60)
+          m:connect("127.0.0.1", tonumber(arg[1]), 0, function() print("connected") end,
+            function(c, reason, message) print("failed " .. reason) print(message) end)
+        end)
+        "#,
+        &[&port],
+    );
+    run.assert_ok();
+    let lines = run.lines();
+    assert_eq!(lines.first(), Some(&"failed -5"), "{run}");
+    assert!(
+        lines
+            .get(1)
+            .is_some_and(|m| m.contains(&format!("127.0.0.1:{port}"))),
+        "the message names the broker's address\n{run}"
+    );
+}

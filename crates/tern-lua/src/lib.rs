@@ -147,7 +147,8 @@
 //!   (`wifi/relay.rs`): a Wi-Fi drop cuts them at once on both sides (a device notices its
 //!   link loss at once; the broker, which would wait 1.5 × keepalive, publishes the will at
 //!   once too) and refuses new ones (-5) until the station has joined again. A broker that
-//!   cannot be reached shows there as -4 instead of -5 or -3.
+//!   cannot be reached shows there as -5, also when its name does not resolve (-3 on the
+//!   device).
 //! - Level interrupts ("low"/"high") fire once per change into the level, not repeatedly.
 //! - The run stays alive for the board only while a callback listens (`gpio.trig`, a Wi-Fi
 //!   event) and a scheduled change, a station join or a stdin command may still come, or a

@@ -335,7 +335,7 @@ pub(crate) fn dispatch(
             if closing {
                 return Ok(()); // close() while connecting: the script asked for it
             }
-            let (code, message) = (error.code(), error.to_string());
+            let (code, message) = (error.code(), crate::wifi::describe(lua, error.to_string()));
             if let (true, Some(f)) = (first, on_fail) {
                 f.call::<()>((ud.clone(), code, message.clone()))?;
             }

@@ -239,6 +239,14 @@ pub(crate) fn route(
     Ok(())
 }
 
+/// A connection error's message naming the broker, not the simulated access point's relay.
+pub(crate) fn describe(lua: &Lua, text: String) -> String {
+    match station(lua).ok().and_then(|s| s.borrow().net.clone()) {
+        Some(net) => net.describe(&text),
+        None => text,
+    }
+}
+
 /// Starts the station's join (after the connect time), replacing one under way.
 fn schedule_join(lua: &Lua) -> mlua::Result<()> {
     let s = station(lua)?;

@@ -10,8 +10,9 @@
 //!   the `mqtt` module reports as -5 (`mqtt.CONN_FAIL_SERVER_NOT_FOUND`), as on the device.
 //!   When the link returns the relay listens again on the same port.
 //!
-//! A broker that cannot be reached shows, through the relay, as a connection closed before
-//! CONNACK (-4) rather than refused (-5) or not resolved (-3).
+//! A broker that cannot be reached, or whose name does not resolve, shows through the relay
+//! as a connection reset (-5), not resolved being -3 on the device. Failure messages name the
+//! broker, not the relay ([`Net::describe`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -40,6 +41,16 @@ impl Net {
             link: watch::Sender::new(up),
             relays: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// `text` (a connection error's message) with each relay's address replaced by the
+    /// broker's it stands for.
+    pub(crate) fn describe(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for ((host, port), relay) in self.relays.borrow().iter() {
+            text = text.replace(&format!("127.0.0.1:{relay}"), &format!("{host}:{port}"));
+        }
+        text
     }
 
     /// Brings the link up or down.
