@@ -18,8 +18,9 @@
 //! Without `--sim` there is no relay: the events still fire, connections are not touched.
 //!
 //! For one event the callbacks run in this order: the `sta.config` table's `*_cb`,
-//! `eventmon.register`'s, `wifi.sta.on`'s, then `eventMonReg`'s (after `eventMonStart()`,
-//! with the previous status). Every event is a `--trace wifi` line.
+//! `eventmon.register`'s, then `wifi.sta.on`'s. The old `eventMonReg` callbacks (after
+//! `eventMonStart()`) get the previous status when the status changes, just before the
+//! `STA_GOT_IP` or `STA_DISCONNECTED` callbacks. Every event is a `--trace wifi` line.
 
 pub(crate) mod relay;
 
@@ -34,7 +35,9 @@ use crate::runtime::{self, LoopEvent};
 use crate::sim::{Board, BoardEvent};
 use crate::trace::{self, Kind};
 
-/// Registry table of every Wi-Fi callback, by key (see [`Slot`]).
+/// Registry table of every Wi-Fi callback, by key: `em<N>` (`eventmon.register`),
+/// `on:<name>` (`wifi.sta.on`), `cfg:<key>` (`sta.config`'s `*_cb`, `sta.connect`'s and
+/// `sta.disconnect`'s), `old<N>` (`sta.eventMonReg`).
 const CALLBACKS: &str = "tern.wifi.callbacks";
 
 const NULLMODE: i64 = 0;
