@@ -253,6 +253,7 @@ fn mode(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
             drop(p);
             lua.named_registry_value::<Table>(TRIG)?
                 .raw_set(n, Value::Nil)?;
+            return crate::sim::refresh(lua);
         }
     }
     Ok(())
@@ -278,6 +279,7 @@ fn write(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
 
 fn trig(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
     const F: &str = "trig";
+    let n = check_integer(F, args, 1)?;
     let (kind, style) = match args.get(1) {
         // ESP32: gpio.trig(pin, gpio.INTR_*, fn)
         Some(Value::Integer(_) | Value::Number(_)) => {
@@ -306,7 +308,6 @@ fn trig(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
             ));
         }
     };
-    let n = check_integer(F, args, 1)?;
     if !(0..=MAX_PIN).contains(&n) || (style == Style::Esp8266 && n == 0) {
         return Err(bad_arg(F, 1, "Invalid interrupt pin"));
     }
