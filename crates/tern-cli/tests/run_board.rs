@@ -375,6 +375,8 @@ fn the_default_board_answers_plausibly() {
         print(adc.read(0))
         gpio.mode(1, gpio.INPUT)
         print(gpio.read(1))
+        wifi.sta.getap(function(t) for ssid, v in pairs(t) do print("ap", ssid, v) end end)
+        wifi.sta.getap({}, 1, function(t) for bssid, v in pairs(t) do print("ap", bssid, v) end end)
         wifi.eventmon.register(wifi.eventmon.STA_GOT_IP, function(t)
           print(t.IP, t.netmask, t.gateway, wifi.sta.status())
           print(wifi.sta.getip())
@@ -389,6 +391,8 @@ fn the_default_board_answers_plausibly() {
         "0\t21.5\t45\t500\t0",
         "512",
         "1",
+        "ap\ttern\t3,-52,02:00:00:00:00:01,6",
+        "ap\t02:00:00:00:00:01\ttern,-52,3,6",
         "127.0.0.1\t255.0.0.0\t127.0.0.1\t5",
         "127.0.0.1\t255.0.0.0\t127.0.0.1",
     ]);

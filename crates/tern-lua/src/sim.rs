@@ -390,6 +390,13 @@ pub(crate) enum BoardEvent {
     },
     /// Standard input ended: no more commands will come.
     StdinClosed,
+    /// A `wifi.sta.getap` scan ended.
+    ScanDone {
+        /// Which scan.
+        id: u64,
+        /// The table format asked for.
+        format: i64,
+    },
     /// A background `gpio.serout` ended with `pin` at `level`.
     SeroutDone {
         /// Which serout.
@@ -496,6 +503,7 @@ pub(crate) fn dispatch(lua: &mlua::Lua, ev: BoardEvent) -> mlua::Result<()> {
             refresh(lua)
         }
         BoardEvent::Join { generation } => crate::wifi::join(lua, generation),
+        BoardEvent::ScanDone { id, format } => crate::wifi::scan_done(lua, id, format),
         BoardEvent::StdinClosed => {
             if let Some(l) = live(lua) {
                 l.borrow_mut().stdin_open = false;

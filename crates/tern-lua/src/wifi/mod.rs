@@ -653,6 +653,67 @@ fn sta_getconfig(lua: &Lua, args: &[Value]) -> mlua::Result<Variadic<Value>> {
     ]))
 }
 
+/// `wifi.sta.getap([cfg,] [format,] fn)`: the scan finds the board's access point; `fn` gets
+/// `{ssid = "authmode,rssi,bssid,channel"}` (format 0) or `{bssid = "ssid,rssi,authmode,channel"}`
+/// (format 1) from the loop, as the device calls back when its scan ends.
+fn sta_getap(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
+    const F: &str = "getap";
+    let Some(pos) = args.iter().rposition(|v| matches!(v, Value::Function(_))) else {
+        let got = args.last().map_or("no value", type_name);
+        return Err(bad_arg(
+            F,
+            args.len().max(1),
+            format!("function expected, got {got}"),
+        ));
+    };
+    let mut format = 0;
+    for (i, v) in args[..pos].iter().enumerate() {
+        match v {
+            Value::Table(_) | Value::Nil => {}
+            Value::Integer(_) | Value::Number(_) => {
+                format = check_integer(F, args, i + 1)?;
+                if !(0..=1).contains(&format) {
+                    return Err(bad_arg(F, i + 1, "format must be 0 or 1"));
+                }
+            }
+            v => {
+                return Err(bad_arg(
+                    F,
+                    i + 1,
+                    format!("table or number expected, got {}", type_name(v)),
+                ));
+            }
+        }
+    }
+    let Value::Function(f) = &args[pos] else {
+        return Ok(()); // found by rposition just above
+    };
+    let id = runtime::shared(lua)?.next_id();
+    set_callback(lua, &format!("scan:{id}"), Some(f.clone()))?;
+    runtime::shared(lua)?
+        .tx
+        .try_send(LoopEvent::Board(BoardEvent::ScanDone { id, format }))
+        .map_err(|_| lua_error("getap: too many events queued"))
+}
+
+/// A `getap` scan ended: calls its callback with the board's access point.
+pub(crate) fn scan_done(lua: &Lua, id: u64, format: i64) -> mlua::Result<()> {
+    let key = format!("scan:{id}");
+    let Some(f) = callback(lua, &key)? else {
+        return Ok(());
+    };
+    set_callback(lua, &key, None)?;
+    let ssid = station(lua)?.borrow().ssid.clone();
+    let bssid = "02:00:00:00:00:01";
+    let t = lua.create_table()?;
+    if format == 1 {
+        t.raw_set(bssid, format!("{ssid},-52,3,6"))?;
+    } else {
+        t.raw_set(ssid, format!("3,-52,{bssid},6"))?;
+    }
+    f.call(t)
+}
+
 /// ESP32: `wifi.sta.on(event, fn)`.
 fn sta_on(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
     const NAMES: [&str; 6] = [
@@ -783,6 +844,10 @@ fn install_sta(lua: &Lua, wifi: &Table) -> mlua::Result<()> {
     sta.raw_set(
         "on",
         lua.create_function(|lua, a: Variadic<Value>| sta_on(lua, &a))?,
+    )?;
+    sta.raw_set(
+        "getap",
+        lua.create_function(|lua, a: Variadic<Value>| sta_getap(lua, &a))?,
     )?;
     sta.raw_set(
         "eventMonReg",
