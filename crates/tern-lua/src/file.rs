@@ -4,6 +4,9 @@
 //! leads outside is refused with an error naming the directory; nothing outside it is read
 //! or written. `file.open` returns a file object and makes it the current file that the
 //! module-level `file.read`/`write`/… use, as on the device.
+//!
+//! `--trace file` prints `file open NAME MODE`, `file write NAME BYTES` (each write),
+//! `file remove NAME` and `file rename FROM TO`.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -15,6 +18,7 @@ use mlua::{AnyUserData, Lua, Table, UserData, UserDataMethods, Value, Variadic};
 
 use crate::mqtt::args::{bad_arg, check_bytes, lua_error, opt_bytes, opt_integer, type_name};
 use crate::runtime;
+use crate::trace::{self, Kind};
 
 /// Most bytes `read()` without a count, `read(char)` and `readline()` return (the device's
 /// `FILE_READ_CHUNK`).
@@ -91,6 +95,8 @@ fn resolve_in(root: &Path, name: &str) -> Result<PathBuf, &'static str> {
 #[derive(Debug)]
 struct FileObj {
     file: RefCell<Option<File>>,
+    /// The name it was opened by, for `--trace file`.
+    name: String,
 }
 
 fn with_file<T>(
@@ -153,7 +159,15 @@ fn write(ud: &AnyUserData, func: &str, args: &[Value], newline: bool) -> mlua::R
         data.push(b'\n');
     }
     Ok(match with_file(ud, |f| f.write_all(&data))? {
-        Some(()) => Value::Boolean(true),
+        Some(()) => {
+            let obj = ud.borrow::<FileObj>()?;
+            trace::emit(
+                Kind::File,
+                "write",
+                format_args!("{} {}", obj.name, data.len()),
+            );
+            Value::Boolean(true)
+        }
         None => Value::Nil,
     })
 }
@@ -241,8 +255,14 @@ fn open(lua: &Lua, args: &[Value]) -> mlua::Result<Value> {
     let Ok(file) = o.open(&path) else {
         return Ok(Value::Nil);
     };
+    trace::emit(
+        Kind::File,
+        "open",
+        format_args!("{name} {}", String::from_utf8_lossy(&mode)),
+    );
     let ud = lua.create_userdata(FileObj {
         file: RefCell::new(Some(file)),
+        name,
     })?;
     crate::plain_method_errors(lua, &ud, "file.obj")?;
     lua.set_named_registry_value(CURRENT, &ud)?;
@@ -410,8 +430,8 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
         lua.create_function(|lua, args: Variadic<Value>| {
             let name = name_arg("remove", &args, 1)?;
             let path = resolve(lua, "remove", &name)?;
-            if path.is_file() {
-                let _ = std::fs::remove_file(&path);
+            if path.is_file() && std::fs::remove_file(&path).is_ok() {
+                trace::emit(Kind::File, "remove", &name);
             }
             Ok(())
         })?,
@@ -419,13 +439,19 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     m.raw_set(
         "rename",
         lua.create_function(|lua, args: Variadic<Value>| {
-            let from = resolve(lua, "rename", &name_arg("rename", &args, 1)?)?;
-            let to = resolve(lua, "rename", &name_arg("rename", &args, 2)?)?;
+            let (from_name, to_name) =
+                (name_arg("rename", &args, 1)?, name_arg("rename", &args, 2)?);
+            let from = resolve(lua, "rename", &from_name)?;
+            let to = resolve(lua, "rename", &to_name)?;
             // The device refuses to overwrite.
             if !from.is_file() || to.exists() {
                 return Ok(false);
             }
-            Ok(std::fs::rename(from, to).is_ok())
+            let done = std::fs::rename(&from, &to).is_ok();
+            if done {
+                trace::emit(Kind::File, "rename", format_args!("{from_name} {to_name}"));
+            }
+            Ok(done)
         })?,
     )?;
     m.raw_set(
@@ -471,9 +497,14 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     m.raw_set(
         "putcontents",
         lua.create_function(|lua, args: Variadic<Value>| {
-            let path = resolve(lua, "putcontents", &name_arg("putcontents", &args, 1)?)?;
+            let name = name_arg("putcontents", &args, 1)?;
+            let path = resolve(lua, "putcontents", &name)?;
             let data = check_bytes("putcontents", &args, 2)?;
-            Ok(std::fs::write(path, data).is_ok().then_some(true))
+            let done = std::fs::write(path, &data).is_ok();
+            if done {
+                trace::emit(Kind::File, "write", format_args!("{name} {}", data.len()));
+            }
+            Ok(done.then_some(true))
         })?,
     )?;
     lua.globals().raw_set("file", m)

@@ -259,18 +259,49 @@
 //! or connected, no armed timer, no posted task. A reboot (`node.restart`, `node.dsleep`,
 //! `tmr.softwd`) ends it early ([`Runtime::reboot_requested`]). A connected client with
 //! nothing to do keeps it running, as on the device: `close()` it to finish.
+//!
+//! ## The simulated board: `gpio`, `wifi`, `dht`, `adc`
+//!
+//! Pins, station and sensors are simulated ([`sim::Board`]: the documented default board, or
+//! a `--sim` file via [`Runtime::simulate`]); what each call does, and where it differs from
+//! the devices, is documented in the modules' sources (`gpio.rs`, `wifi/mod.rs`,
+//! `sensors.rs`) and listed in `examples/lua/README.md`. The main choices:
+//!
+//! - ESP8266 and ESP32 forms live side by side and are told apart by their arguments:
+//!   `gpio.trig(pin, "down", fn)` calls `fn(level, when, eventcount)` (ESP8266),
+//!   `gpio.trig(pin, gpio.INTR_DOWN, fn)` calls `fn(pin, level)` (ESP32); `wifi.setmode` and
+//!   `wifi.mode`, `eventmon.register` and `wifi.sta.on` all work.
+//! - The station joins its access point after the board's connect time (100 ms by default)
+//!   after start, `sta.config` and `sta.connect`, firing `STA_CONNECTED` then `STA_GOT_IP`;
+//!   its address is loopback (127.0.0.1).
+//! - Under `--sim`, MQTT connections pass through the simulated access point
+//!   (`wifi/relay.rs`): a Wi-Fi drop cuts them at once on both sides (a device notices its
+//!   link loss at once; the broker, which would wait 1.5 × keepalive, publishes the will at
+//!   once too) and refuses new ones (-5) until the station has joined again. A broker that
+//!   cannot be reached shows there as -5, also when its name does not resolve (-3 on the
+//!   device).
+//! - Level interrupts ("low"/"high") fire once per change into the level, not repeatedly.
+//! - The run stays alive for the board only while a callback listens (`gpio.trig`, a Wi-Fi
+//!   event) and a scheduled change, a station join or a stdin command may still come, or a
+//!   background `gpio.serout` runs.
 #![warn(missing_docs)]
 
 pub mod board;
 pub mod config;
+mod control;
 mod file;
 pub mod firmware;
+mod gpio;
 mod json;
 pub mod mqtt;
 mod node;
 mod runtime;
+mod sensors;
+pub mod sim;
 mod tls;
 pub mod tmr;
+pub mod trace;
+mod wifi;
 
 pub use board::Board;
 pub use config::{BootReason, Config, Reboot};
@@ -301,6 +332,11 @@ pub(crate) fn register(lua: &mlua::Lua) -> mlua::Result<()> {
     file::register_module(lua)?;
     json::register_module(lua)?; // sjson, cjson
     tls::register_module(lua)?;
+    // the simulated board's modules; `sim` first, it keeps their bookkeeping
+    sim::register_module(lua)?;
+    gpio::register_module(lua)?;
+    sensors::register_module(lua)?; // dht, adc
+    wifi::register_module(lua)?;
     // ---- end of modules ----
 
     // Every table global the lines above added is a module. Errors raised by the modules'

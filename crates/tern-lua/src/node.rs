@@ -9,6 +9,7 @@ use mlua::{Function, Lua, Table, UserData, Value, Variadic};
 use crate::config::{BootReason, Reboot};
 use crate::mqtt::args::{bad_arg, check_bytes, check_integer, lua_error, opt_integer, type_name};
 use crate::runtime::{self, LoopEvent};
+use crate::trace::{self, Kind};
 
 /// Where a posted task keeps its function.
 const TASK_FN: &str = "fn";
@@ -150,8 +151,25 @@ fn info(lua: &Lua, args: &[Value]) -> mlua::Result<Variadic<Value>> {
 }
 
 fn reboot(lua: &Lua, r: Reboot) -> mlua::Result<()> {
+    trace_reboot(&r);
     runtime::shared(lua)?.reboot.set(Some(r));
     Ok(())
+}
+
+/// `--trace node`: `node restart MS`, `node dsleep MS` (until the board is up again), `node
+/// watchdog MS`, `node dsleep forever`.
+pub(crate) fn trace_reboot(r: &Reboot) {
+    match r {
+        Reboot::After(after, reason) => {
+            let what = match reason {
+                BootReason::DeepSleepWake => "dsleep",
+                BootReason::Watchdog => "watchdog",
+                BootReason::Restart | BootReason::PowerOn => "restart",
+            };
+            trace::emit(Kind::Node, what, after.as_millis());
+        }
+        Reboot::SleepForever => trace::emit(Kind::Node, "dsleep", "forever"),
+    }
 }
 
 /// `node.compile(name)`: there is no device bytecode here; the source is kept under the
@@ -171,6 +189,14 @@ fn compile(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
 
 /// Installs the `node` global.
 pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
+    // `--trace node`: `node boot REASON` as each boot starts.
+    let reason = match runtime::shared(lua)?.config.boot_reason {
+        BootReason::PowerOn => "power_on",
+        BootReason::Restart => "restart",
+        BootReason::Watchdog => "watchdog",
+        BootReason::DeepSleepWake => "dsleep_wake",
+    };
+    trace::emit(Kind::Node, "boot", reason);
     let m = lua.create_table()?;
     let board = |f: fn(&crate::board::Board) -> u32| {
         lua.create_function(move |lua, ()| Ok(f(&runtime::shared(lua)?.config.board)))

@@ -46,6 +46,8 @@ pub(crate) enum LoopEvent {
     Timer { id: u64, generation: u64 },
     /// A function posted with `node.task.post` is due.
     Task { id: u64 },
+    /// Something happened on the simulated board (`crate::sim`).
+    Board(crate::sim::BoardEvent),
 }
 
 /// The event stream of the tern client behind a Lua client object.
@@ -395,6 +397,7 @@ impl Runtime {
                 None => Ok(()),
             },
             LoopEvent::Task { id } => crate::node::run_task(&self.lua, id),
+            LoopEvent::Board(ev) => crate::sim::dispatch(&self.lua, ev),
         }
     }
 }

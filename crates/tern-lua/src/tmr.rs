@@ -448,10 +448,12 @@ fn install_static(lua: &Lua, m: &mlua::Table) -> mlua::Result<()> {
             let expire = lua.create_function(|lua, _: Value| {
                 eprintln!("tern: tmr.softwd expired: restarting");
                 let shared = runtime::shared(lua)?;
-                shared.reboot.set(Some(crate::config::Reboot::After(
+                let r = crate::config::Reboot::After(
                     shared.config.board.boot_time,
                     crate::config::BootReason::Watchdog,
-                )));
+                );
+                crate::node::trace_reboot(&r);
+                shared.reboot.set(Some(r));
                 Ok(())
             })?;
             let ms = secs.saturating_mul(1000).min(MAX_INTERVAL_MS);

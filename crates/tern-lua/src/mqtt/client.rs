@@ -144,6 +144,9 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<Value> {
         // secure = 1/true: the global `tls.cert` settings, as on the ESP8266.
         a.tls = Some(crate::tls::options(lua)?);
     }
+    // Under `--sim`, through the simulated access point (which Wi-Fi drops cut). After the
+    // `secure` flag's TLS options, so the relay keeps the broker's name for verification.
+    crate::wifi::route(lua, &mut a.broker, &mut a.tls)?;
     let c = client(ud)?;
     let replaced = {
         let mut st = c.state.borrow_mut();
@@ -383,7 +386,7 @@ pub(crate) fn dispatch(
             if closing {
                 return Ok(()); // close() while connecting: the script asked for it
             }
-            let (code, message) = (error.code(), error.to_string());
+            let (code, message) = (error.code(), crate::wifi::describe(lua, error.to_string()));
             if let (true, Some(f)) = (first, on_fail) {
                 f.call::<()>((ud.clone(), code, message.clone()))?;
             }
