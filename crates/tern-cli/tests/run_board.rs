@@ -150,8 +150,16 @@ fn trace_lines(run: &Run) -> Vec<String> {
         .collect()
 }
 
+/// True when `line` is `home/node1/sensors` with this JSON (sjson's key order is the Lua
+/// table's, so the text is compared as JSON).
+fn is_sensors(line: &str, want: &serde_json::Value) -> bool {
+    line.strip_prefix("home/node1/sensors ")
+        .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+        .is_some_and(|v| &v == want)
+}
+
 #[test]
-fn the_firmware_drives_its_board_and_survives_a_wifi_drop() {
+fn the_firmware_drives_its_board_and_survives_a_wifi_drop_and_a_restart() {
     let broker = Mosquitto::start_default();
     let port = broker.port().to_string();
     let mut sub = broker
@@ -163,20 +171,24 @@ fn the_firmware_drives_its_board_and_survives_a_wifi_drop() {
         .timeout(LINE_WAIT)
         .spawn();
     broker.wait_for_log("Sending SUBACK to watch");
-    let sim = sim_file(r#"{"wifi": {"connect_ms": 50}}"#);
+    let sim = sim_file(r#"{"wifi": {"connect_ms": 50}, "chipid": 4242}"#);
+    let flash = tempfile::tempdir().expect("cannot create the flash directory");
     let fw = example("board_firmware.lua");
     let mut board = Board::spawn(&[
         "--sim",
         &sim,
         "--trace",
-        "gpio,wifi",
+        "all",
+        "--fs",
+        flash.path().to_str().expect("a UTF-8 path"),
         fw.to_str().expect("a UTF-8 path"),
         "127.0.0.1",
         &port,
         "200",
     ]);
 
-    // Wi-Fi, then MQTT with the will set; "online" retained.
+    // First boot: the settings are written to flash; Wi-Fi, then MQTT with the will set.
+    board.wait_for_line("settings written");
     board.wait_for_line("mqtt up");
     sub.wait_for_line(|l| l == "home/node1/status online");
     broker.wait_for_log("Sending SUBACK to node1");
@@ -197,11 +209,13 @@ fn the_firmware_drives_its_board_and_survives_a_wifi_drop() {
     board.wait_for_line("button 0");
     sub.wait_for_line(|l| l == "home/node1/button pressed");
 
-    // Sensor readings arrive as JSON on the timer, and follow the simulation.
-    sub.wait_for_line(|l| l == r#"home/node1/sensors {"temp":21.5,"humi":45.0,"adc":512}"#);
+    // Sensor readings arrive as JSON (sjson) on the timer, and follow the simulation.
+    let first = serde_json::json!({"temp": 21.5, "humi": 45, "adc": 512});
+    sub.wait_for_line(|l| is_sensors(l, &first));
     board.send("dht 25 50");
     board.send("adc 700");
-    sub.wait_for_line(|l| l == r#"home/node1/sensors {"temp":25.0,"humi":50.0,"adc":700}"#);
+    let changed = serde_json::json!({"temp": 25, "humi": 50, "adc": 700});
+    sub.wait_for_line(|l| is_sensors(l, &changed));
 
     // The access point goes away: Wi-Fi event, then MQTT offline; the broker publishes the will.
     board.send("wifi drop");
@@ -221,6 +235,35 @@ fn the_firmware_drives_its_board_and_survives_a_wifi_drop() {
         .run()
         .assert_success();
     sub.wait_for_line(|l| l == "home/node1/led/state off");
+    broker
+        .mosquitto_pub()
+        .topic("home/node1/led")
+        .message("on")
+        .qos(1)
+        .run()
+        .assert_success();
+    sub.wait_for_line(|l| l == "home/node1/led/state on");
+
+    // A restart: the connection ends as at a power loss (the will), the second boot reads
+    // its settings back (the LED comes back on), joins and connects again.
+    broker
+        .mosquitto_pub()
+        .topic("home/node1/restart")
+        .message("now")
+        .qos(1)
+        .run()
+        .assert_success();
+    board.wait_for_line("restarting");
+    sub.wait_for_line(|l| l == "home/node1/status offline");
+    board.wait_for_line("settings loaded");
+    board.wait_for_line("mqtt up");
+    sub.wait_for_line(|l| l == "home/node1/status online");
+    // The board kept its state over the reboot (pin 3 is still low) and stdin drives the
+    // new boot: a release and a press publish again.
+    board.send("gpio 3 1");
+    board.send("gpio 3 0");
+    board.wait_for_line("button 0");
+    sub.wait_for_line(|l| l == "home/node1/button pressed");
 
     // Killed like a board losing power: the broker publishes the will again.
     let run = board.stop();
@@ -243,6 +286,12 @@ fn the_firmware_drives_its_board_and_survives_a_wifi_drop() {
             "home/node1/status online",
             "home/node1/led off",
             "home/node1/led/state off",
+            "home/node1/led on",
+            "home/node1/led/state on",
+            "home/node1/restart now",
+            "home/node1/status offline",
+            "home/node1/status online",
+            "home/node1/button pressed",
             "home/node1/status offline",
         ],
         "broker-side sequence\n{run}"
@@ -250,6 +299,7 @@ fn the_firmware_drives_its_board_and_survives_a_wifi_drop() {
     assert_in_order(
         &run.lines(),
         &[
+            "settings written",
             "wifi up 127.0.0.1",
             "mqtt up",
             "led on",
@@ -259,6 +309,12 @@ fn the_firmware_drives_its_board_and_survives_a_wifi_drop() {
             "wifi up 127.0.0.1",
             "mqtt up",
             "led off",
+            "led on",
+            "restarting",
+            "settings loaded",
+            "wifi up 127.0.0.1",
+            "mqtt up",
+            "button 0",
         ],
         &run,
     );
@@ -267,20 +323,100 @@ fn the_firmware_drives_its_board_and_survives_a_wifi_drop() {
     assert_in_order(
         &trace,
         &[
+            "node boot power_on",
+            "file open settings.json w",
             "gpio 4.mode OUTPUT",
             "gpio 4 0",
             "gpio 3.mode INT",
             "wifi STA_CONNECTED tern",
             "wifi STA_GOT_IP 127.0.0.1",
             "gpio 4 1",
+            "file open settings.json w",
             "gpio 3.in 0",
             "wifi ap drop",
             "wifi STA_DISCONNECTED reason=200",
             "wifi ap up",
             "wifi STA_GOT_IP 127.0.0.1",
             "gpio 4 0",
+            "gpio 4 1",
+            "node restart 100",
+            "node boot restart",
+            "file open settings.json r",
+            "gpio 4 1",
+            "wifi STA_GOT_IP 127.0.0.1",
+            "gpio 3.in 1",
+            "gpio 3.in 0",
         ],
         &run,
+    );
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.starts_with("file write settings.json ")),
+        "{run}"
+    );
+    // The settings in flash, as the firmware last wrote them.
+    let saved = std::fs::read_to_string(flash.path().join("settings.json"))
+        .expect("the firmware wrote its settings");
+    let saved: serde_json::Value = serde_json::from_str(&saved).expect("settings are JSON");
+    assert_eq!(saved["led_on"], true, "{saved}");
+    assert_eq!(
+        saved["port"],
+        port.parse::<u16>().expect("a port"),
+        "{saved}"
+    );
+}
+
+#[test]
+fn node_reports_the_sim_files_board_which_outlives_a_restart() {
+    // The access point drops at 200 ms and returns at 3 s; the script restarts at 400 ms. The
+    // second boot starts with the access point still away and the input as it was left, and
+    // joins when the schedule brings the access point back.
+    let run = run_sim_with(
+        &["--trace", "node,wifi"],
+        r#"{"chipid": 4242, "heap": 30000, "gpio": {"2": 1}, "wifi": {"connect_ms": 20},
+            "schedule": [{"at_ms": 100, "gpio": 2, "level": 0},
+                         {"at_ms": 200, "wifi": "drop"},
+                         {"at_ms": 3000, "wifi": "up"}]}"#,
+        r#"
+        local boot = select(2, node.bootreason())
+        print("boot", boot, node.chipid(), node.heap(), gpio.read(2), wifi.sta.getip())
+        wifi.eventmon.register(wifi.eventmon.STA_GOT_IP, function(t)
+          print("got ip", boot)
+          wifi.eventmon.unregister(wifi.eventmon.STA_GOT_IP)
+          if boot == 0 then
+            tmr.create():alarm(300, tmr.ALARM_SINGLE, function() node.restart() end)
+          end
+        end)
+        "#,
+        &[],
+    );
+    run.assert_ok().assert_lines(&[
+        "boot\t0\t4242\t30000\t1\tnil",
+        "got ip\t0",
+        "boot\t4\t4242\t30000\t0\tnil",
+        "got ip\t4",
+    ]);
+    let trace = trace_lines(&run);
+    let trace: Vec<&str> = trace.iter().map(String::as_str).collect();
+    assert_in_order(
+        &trace,
+        &[
+            "node boot power_on",
+            "wifi STA_GOT_IP 127.0.0.1",
+            "wifi ap drop",
+            "node restart 100",
+            "node boot restart",
+            "wifi ap up",
+            "wifi STA_GOT_IP 127.0.0.1",
+        ],
+        &run,
+    );
+    // The drop is not played again on the second boot.
+    assert_eq!(
+        trace.iter().filter(|l| **l == "wifi ap drop").count(),
+        1,
+        "{run}"
     );
 }
 
@@ -590,6 +726,11 @@ fn esp8266_forms_behave_as_on_the_device() {
 
 /// Runs `src` under `--sim` (stdin closed) with `args`.
 fn run_sim(json: &str, src: &str, args: &[&str]) -> Run {
+    run_sim_with(&[], json, src, args)
+}
+
+/// Runs `src` under `--sim` (stdin closed) with `tern run` flags and `args`.
+fn run_sim_with(flags: &[&str], json: &str, src: &str, args: &[&str]) -> Run {
     let sim = sim_file(json);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
     cmd.args([
@@ -599,6 +740,7 @@ fn run_sim(json: &str, src: &str, args: &[&str]) -> Run {
         "--sim",
         &sim,
     ])
+    .args(flags)
     .arg(script(src))
     .args(args)
     .stdin(Stdio::null());

@@ -176,3 +176,51 @@ fn dofile_and_loadfile_read_from_the_flash_directory_only() {
         "{r}"
     );
 }
+
+#[test]
+fn trace_file_prints_opens_writes_renames_and_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = fs_flags(dir.path());
+    let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    flags.extend(["--trace", "file"]);
+    let r = run_src_with(
+        &flags,
+        r#"
+        local f = file.open("a.txt", "w")
+        f:write("12345")
+        f:writeline("ab")
+        f:close()
+        print(file.open("missing.txt") == nil)
+        file.putcontents("b.txt", "xyz")
+        print(file.rename("a.txt", "c.txt"), file.rename("b.txt", "c.txt"))
+        file.remove("c.txt")
+        file.remove("c.txt")
+        "#,
+        &[],
+    );
+    r.assert_ok().assert_lines(&["true", "true\tfalse"]);
+    let trace: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("trace "))
+        .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest))
+        .collect();
+    // Only what happened: no line for the failed open, rename, or the second remove.
+    assert_eq!(
+        trace,
+        [
+            "file open a.txt w",
+            "file write a.txt 5",
+            "file write a.txt 3",
+            "file write b.txt 3",
+            "file rename a.txt c.txt",
+            "file remove c.txt",
+        ],
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "b.txt is left"
+    );
+}

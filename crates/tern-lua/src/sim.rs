@@ -659,6 +659,56 @@ mod tests {
     }
 
     #[test]
+    fn advancing_applies_what_is_due_and_counts_the_rest_from_then() {
+        let b = Board::from_json(
+            r#"{"gpio": {"3": 1}, "adc": 100,
+                "schedule": [{"at_ms": 100, "gpio": 3, "level": 0},
+                             {"at_ms": 200, "wifi": "drop"},
+                             {"at_ms": 200, "adc": 300},
+                             {"at_ms": 900, "wifi": "up"}]}"#,
+            "t",
+        )
+        .unwrap();
+        let later = b.clone().advanced(Duration::from_millis(200));
+        assert_eq!(later.inputs.get(&3), Some(&0));
+        assert_eq!(later.adc, 300);
+        assert!(!later.ap_up);
+        assert_eq!(
+            later.schedule,
+            vec![Scheduled {
+                at: Duration::from_millis(700),
+                action: Action::WifiUp
+            }]
+        );
+        let end = later.advanced(Duration::from_secs(1));
+        assert!(end.ap_up && end.schedule.is_empty());
+        assert_eq!(
+            b.advanced(Duration::ZERO).schedule.len(),
+            4,
+            "nothing due at 0"
+        );
+    }
+
+    #[test]
+    fn the_files_chip_id_and_heap_reach_node_and_nothing_else_does() {
+        let mut node = crate::Board::default();
+        Board::from_json(r#"{"heap": 1000}"#, "t")
+            .unwrap()
+            .apply_to(&mut node);
+        assert_eq!(
+            node,
+            crate::Board {
+                heap: 1000,
+                ..crate::Board::default()
+            }
+        );
+        Board::from_json(r#"{"chipid": 7}"#, "t")
+            .unwrap()
+            .apply_to(&mut node);
+        assert_eq!((node.chip_id, node.heap), (7, 1000));
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let err = |s: &str| Board::from_json(s, "b.json").unwrap_err().to_string();
         assert!(err(r#"{"chipId": 1}"#).contains("unknown field `chipId`"));
