@@ -176,7 +176,8 @@
 //!
 //! ## `node`
 //!
-//! Values come from the [`Board`] ([`Config::board`]; a simulation file can set them):
+//! Values come from the [`Board`] ([`Config::board`]; a `--sim` file's `chipid` and `heap`
+//! set them through [`sim::Board::apply_to`]):
 //! `node.chipid()`, `node.flashid()`, `node.flashsize()`, `node.heap()` (a fixed figure: the
 //! PC's heap says nothing about the device's), `node.info()` (the 8 legacy values, or the
 //! `"hw"`, `"sw_version"`, `"build_config"` tables).
@@ -185,7 +186,11 @@
 //!   script again in a fresh Lua state after the board's boot time (100 ms): globals, timers
 //!   and connections are gone (cut without DISCONNECT, as when the power goes, so the
 //!   broker publishes the will), files in the flash directory remain. `--timeout` bounds
-//!   all boots together.
+//!   all boots together. The simulated board outlives the reboot: the next boot starts on
+//!   [`Runtime::board_now`] (inputs, sensors, access point as they are, the schedule going
+//!   on) and stdin commands reach it.
+//! - `--trace node` prints `node boot REASON` at each boot and `node restart MS`, `node
+//!   dsleep MS`, `node watchdog MS` (the time until the board is up again) at a reboot.
 //! - `node.dsleep(us)`: the same after `us` µs; `node.dsleep(0)` (sleep until reset) ends the
 //!   run with status 0 and a note on stderr. A library user sees both as
 //!   [`Runtime::reboot_requested`].
