@@ -207,7 +207,7 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let board = match options.board.board() {
+    let mut board = match options.board.board() {
         Ok(b) => b,
         Err(e) => {
             eprintln!("tern run: {e}");
@@ -237,7 +237,6 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
     if let Some(b) = &board {
         b.apply_to(&mut config.board); // chip id, heap: what `node` reports
     }
-    let mut board = board;
     // Each turn is one boot of the board, in its own async runtime: a reboot drops the
     // runtime with the connections' tasks, so they end as when the power goes (no
     // DISCONNECT; the broker publishes the will). Bounded by --timeout: as on the device, a
@@ -264,13 +263,15 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
             lua.run().await?;
             Ok::<_, RunError>(lua)
         });
-        let lua = match boot {
+        let mut lua = match boot {
             Ok(lua) => lua,
             Err(e) => break Err(e),
         };
         let reboot = lua.reboot_requested();
         // The board as it is now; what happens to it while the board reboots applies below.
-        let snapshot = lua.board_now().map(|b| (b, std::time::Instant::now()));
+        let snapshot = reboot
+            .and_then(|_| lua.take_board())
+            .map(|b| (b, std::time::Instant::now()));
         drop(rt);
         drop(lua);
         match reboot {

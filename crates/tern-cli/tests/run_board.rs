@@ -421,6 +421,47 @@ fn node_reports_the_sim_files_board_which_outlives_a_restart() {
 }
 
 #[test]
+fn a_command_typed_while_the_board_sleeps_changes_the_board_it_wakes_on() {
+    let sim = sim_file(r#"{"gpio": {"2": 1}, "wifi": {"connect_ms": 20}}"#);
+    let src = script(
+        r#"
+        local reason = select(2, node.bootreason())
+        print("boot " .. reason .. " pin " .. gpio.read(2))
+        if reason == 0 then
+          print("sleeping")
+          node.dsleep(1000000)
+        end
+        "#,
+    );
+    let mut board = Board::spawn(&[
+        "--sim",
+        &sim,
+        "--trace",
+        "node",
+        src.to_str().expect("a UTF-8 path"),
+    ]);
+    board.wait_for_line("boot 0 pin 1");
+    board.wait_for_line("sleeping");
+    board.send("gpio 2 0");
+    board.wait_for_line("boot 5 pin 0");
+    board.close_stdin();
+    let status = board.child.wait().expect("waiting for tern");
+    let run = board.stop();
+    assert_eq!(status.code(), Some(0), "{run}");
+    let trace = trace_lines(&run);
+    let trace: Vec<&str> = trace.iter().map(String::as_str).collect();
+    assert_eq!(
+        trace,
+        [
+            "node boot power_on",
+            "node dsleep 1100",
+            "node boot dsleep_wake"
+        ],
+        "{run}"
+    );
+}
+
+#[test]
 fn a_sim_files_schedule_fires_interrupts_and_wifi_events_then_the_run_ends() {
     let sim = sim_file(
         r#"{"wifi": {"connect_ms": 50},

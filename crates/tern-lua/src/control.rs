@@ -15,7 +15,8 @@
 //! (`gpio.trig`, a Wi-Fi event) keeps running, waiting for commands; at end of input it ends
 //! as usual once nothing else is pending. The reader outlives a reboot (`node.restart`,
 //! `node.dsleep`): commands go to the runtime of the current boot; ones typed while the board
-//! reboots reach the next boot.
+//! reboots change the board the next boot starts on (an input read then reads the new level;
+//! no interrupt fires for a change while the board was off).
 
 use std::io::BufRead;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -57,23 +58,28 @@ fn event(action: Action) -> LoopEvent {
     })
 }
 
-/// Makes `tx` the queue stdin commands go to (starting the reader on first use) and hands
-/// it the commands that came in between. False when standard input has ended.
-pub(crate) fn attach(tx: mpsc::Sender<LoopEvent>) -> bool {
+/// Makes `tx` the queue stdin commands go to (starting the reader on first use). Returns
+/// whether standard input is still open, and the commands that came while no runtime took
+/// them (the board rebooting), in order.
+pub(crate) fn attach(tx: mpsc::Sender<LoopEvent>) -> (bool, Vec<Action>) {
     let mut t = target();
-    for action in std::mem::take(&mut t.pending) {
-        if let Err(e) = tx.try_send(event(action)) {
-            eprintln!("tern: stdin: command dropped: the loop's queue is full ({e})");
-        }
-    }
+    let missed = std::mem::take(&mut t.pending);
     t.tx = Some(tx);
     if !t.started {
         t.started = true;
         drop(t);
         start();
-        return true;
+        return (true, missed);
     }
-    !t.closed
+    (!t.closed, missed)
+}
+
+/// Stops delivering to `tx` (its runtime is ending): commands wait for the next [`attach`].
+pub(crate) fn detach(tx: &mpsc::Sender<LoopEvent>) {
+    let mut t = target();
+    if t.tx.as_ref().is_some_and(|now| now.same_channel(tx)) {
+        t.tx = None;
+    }
 }
 
 /// Hands `action` to the current runtime, or keeps it for the next one.

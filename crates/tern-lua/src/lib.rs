@@ -187,7 +187,7 @@
 //!   and connections are gone (cut without DISCONNECT, as when the power goes, so the
 //!   broker publishes the will), files in the flash directory remain. `--timeout` bounds
 //!   all boots together. The simulated board outlives the reboot: the next boot starts on
-//!   [`Runtime::board_now`] (inputs, sensors, access point as they are, the schedule going
+//!   [`Runtime::take_board`] (inputs, sensors, access point as they are, the schedule going
 //!   on) and stdin commands reach it.
 //! - `--trace node` prints `node boot REASON` at each boot and `node restart MS`, `node
 //!   dsleep MS`, `node watchdog MS` (the time until the board is up again) at a reboot.

@@ -375,6 +375,13 @@ impl Runtime {
         self.shared.poll_sources(cx)
     }
 
+    /// Closes the loop's queue (a boot ending: nothing can be queued any more) and takes
+    /// what it holds, undispatched.
+    pub(crate) fn close_queue(&mut self) -> Vec<LoopEvent> {
+        self.rx.close();
+        std::iter::from_fn(|| self.rx.try_recv().ok()).collect()
+    }
+
     fn try_next(&mut self) -> Option<LoopEvent> {
         self.rx
             .try_recv()

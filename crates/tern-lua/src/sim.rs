@@ -501,14 +501,23 @@ impl crate::Runtime {
     /// schedule, and MQTT connections through its simulated access point. With `stdin`,
     /// commands typed on standard input change the board too (`gpio 4 0`, `wifi drop`,
     /// `wifi up`, `adc 700`, `dht 22.5 40`). Call it before running the script.
-    pub fn simulate(&self, board: Board, stdin: bool) -> mlua::Result<()> {
+    pub fn simulate(&self, mut board: Board, stdin: bool) -> mlua::Result<()> {
         let lua = self.lua();
+        let tx = crate::runtime::shared(lua)?.tx.clone();
+        // The stdin reader outlives a rebooted runtime: it delivers to this one from now on;
+        // what was typed while no runtime listened is part of the board this one starts on.
+        let stdin_open = if stdin {
+            let (open, missed) = crate::control::attach(tx.clone());
+            for action in &missed {
+                board.record(action);
+            }
+            open
+        } else {
+            false
+        };
         crate::gpio::configure(lua, &board)?;
         crate::sensors::configure(lua, &board)?;
         crate::wifi::configure(lua, &board, true)?;
-        let tx = crate::runtime::shared(lua)?.tx.clone();
-        // The stdin reader outlives a rebooted runtime: it delivers to this one from now on.
-        let stdin_open = stdin && crate::control::attach(tx.clone());
         let Some(l) = live(lua) else {
             return Err(crate::mqtt::args::lua_error("the board is not installed"));
         };
@@ -540,11 +549,34 @@ impl crate::Runtime {
         refresh(lua)
     }
 
-    /// The simulated board as it is now (inputs, sensors, access point, the schedule still
-    /// to come counted from now), when [`simulate`](Self::simulate) ran: what to simulate
-    /// again after the script asked for a reboot ([`reboot_requested`](Self::reboot_requested)).
-    pub fn board_now(&self) -> Option<Board> {
+    /// Ends this runtime's part in the simulation, after [`run`](Self::run) returned for a
+    /// reboot ([`reboot_requested`](Self::reboot_requested)), and returns the board as it is
+    /// now (inputs, sensors, access point, the schedule still to come counted from now) when
+    /// [`simulate`](Self::simulate) ran: what the next boot simulates. The loop's queue is
+    /// closed; stdin commands not yet dispatched, and those typed until the next runtime's
+    /// `simulate`, change that board.
+    pub fn take_board(&mut self) -> Option<Board> {
         let l = live(self.lua())?;
+        let tx = crate::runtime::shared(self.lua()).ok()?.tx.clone();
+        crate::control::detach(&tx);
+        // Commands typed but not dispatched: the board changed before the reboot all the same.
+        // (Scheduled changes not dispatched are still in the world's schedule.)
+        let typed: Vec<Action> = self
+            .close_queue()
+            .into_iter()
+            .filter_map(|ev| match ev {
+                crate::runtime::LoopEvent::Board(BoardEvent::Action {
+                    action,
+                    scheduled: false,
+                }) => Some(action),
+                _ => None,
+            })
+            .collect();
+        if let Some(world) = &mut l.borrow_mut().world {
+            for action in &typed {
+                world.record(action);
+            }
+        }
         let l = l.borrow();
         let world = l.world.clone()?;
         let elapsed = l.started.map_or(Duration::ZERO, |t| t.elapsed());
