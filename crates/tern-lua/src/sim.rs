@@ -500,7 +500,9 @@ impl crate::Runtime {
     /// Runs the script on `board` (`tern run --sim`): its inputs, sensors and station, its
     /// schedule, and MQTT connections through its simulated access point. With `stdin`,
     /// commands typed on standard input change the board too (`gpio 4 0`, `wifi drop`,
-    /// `wifi up`, `adc 700`, `dht 22.5 40`). Call it before running the script.
+    /// `wifi up`, `adc 700`, `dht 22.5 40`). Call it before running the script. The board's
+    /// chip id and heap reach `node` through the runtime's [`Config`](crate::Config): set
+    /// them there with [`Board::apply_to`] before [`with_config`](Self::with_config).
     pub fn simulate(&self, mut board: Board, stdin: bool) -> mlua::Result<()> {
         let lua = self.lua();
         let tx = crate::runtime::shared(lua)?.tx.clone();
