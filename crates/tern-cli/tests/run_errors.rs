@@ -45,18 +45,60 @@ fn an_error_in_a_callback_exits_1_with_a_traceback() {
 }
 
 #[test]
-fn a_bad_argument_names_function_and_argument() {
-    let r = run_src(
-        "local m = mqtt.Client('x', 60)\nm:publish('/t', 'x', 3, 0)\n",
-        &[],
-    );
+fn a_bad_argument_names_function_and_argument_at_the_scripts_line() {
+    let path = script("local m = mqtt.Client('x', 60)\nm:publish('/t', 'x', 3, 0)\n");
+    let r = run(&path, &[]);
     r.assert_code(1);
+    let name = path.file_name().unwrap().to_string_lossy();
     assert!(
-        r.stderr
-            .starts_with("tern: bad argument #3 to 'publish' (qos must be 0, 1 or 2)"),
+        r.stderr.starts_with(&format!(
+            "tern: {}:2: bad argument #3 to 'publish' (qos must be 0, 1 or 2)",
+            path.display()
+        )) || r.stderr.contains(&format!(
+            "{name}:2: bad argument #3 to 'publish' (qos must be 0, 1 or 2)"
+        )),
         "{r}"
     );
     assert!(r.stderr.contains("stack traceback:"), "{r}");
+    // No frames of tern's own wrappers, as on the device.
+    assert!(!r.stderr.contains("\ttern:"), "{r}");
+}
+
+#[test]
+fn an_unknown_module_names_the_available_ones() {
+    let path = script("print('x')\nlocal gpioz = require('gpioz')\n");
+    let r = run(&path, &[]);
+    r.assert_code(1).assert_lines(&["x"]);
+    let name = path.file_name().unwrap().to_string_lossy();
+    assert!(
+        r.stderr.contains(&format!(
+            "{name}:2: module 'gpioz' not available in tern (available: "
+        )),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains("mqtt") && r.stderr.contains("sjson"),
+        "{r}"
+    );
+}
+
+#[test]
+fn require_finds_builtin_modules_and_lua_files_in_the_flash_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("helpers.lua"),
+        "return { twice = function(x) return 2 * x end }\n",
+    )
+    .unwrap();
+    let main = dir.path().join("main.lua");
+    std::fs::write(
+        &main,
+        "local m = require('mqtt')\nprint(m == mqtt, require('sjson') == sjson)\nprint(require('helpers').twice(21))\n",
+    )
+    .unwrap();
+    run(&main, &[])
+        .assert_ok()
+        .assert_lines(&["true\ttrue", "42"]);
 }
 
 #[test]

@@ -20,6 +20,8 @@ use std::task::{Context, Poll};
 use mlua::{AnyUserData, Lua, Table, Value};
 use tokio::sync::mpsc;
 
+use crate::config::{Config, Reboot};
+
 /// Named registry table: id → object, weak values.
 const OBJECTS: &str = "tern.objects";
 /// Named registry table: id → object, strong; what keeps the loop alive.
@@ -42,6 +44,10 @@ pub(crate) enum LoopEvent {
     },
     /// A timer expired. `generation` is the arming it belongs to; stale ones are dropped.
     Timer { id: u64, generation: u64 },
+    /// A function posted with `node.task.post` is due.
+    Task { id: u64 },
+    /// Something happened on the simulated board (`crate::sim`).
+    Board(crate::sim::BoardEvent),
 }
 
 /// The event stream of the tern client behind a Lua client object.
@@ -79,6 +85,10 @@ pub(crate) struct Shared {
     rooted: Cell<usize>,
     /// `tmr.now()` / `tmr.time()` count from here (the device counts from boot).
     pub(crate) started: tokio::time::Instant,
+    /// The firmware variant, board and flash directory this runtime simulates.
+    pub(crate) config: Config,
+    /// Set by `node.restart()` / `node.dsleep()`: the loop stops at the next turn.
+    pub(crate) reboot: Cell<Option<Reboot>>,
 }
 
 impl Shared {
@@ -236,7 +246,14 @@ pub struct Runtime {
 impl Runtime {
     /// A fresh Lua 5.1 state with the standard libraries, `mqtt`, `tmr`, and a `print` that
     /// flushes stdout after every line (so a reader on a pipe sees each line at once).
+    /// ESP32 firmware, the default board, no flash file system.
     pub fn new() -> mlua::Result<Self> {
+        Self::with_config(Config::default())
+    }
+
+    /// Like [`new`](Self::new), for the firmware variant, board and flash directory of
+    /// `config`.
+    pub fn with_config(config: Config) -> mlua::Result<Self> {
         let lua = Lua::new();
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Rc::new(Shared {
@@ -246,6 +263,8 @@ impl Runtime {
             next_id: Cell::new(1),
             rooted: Cell::new(0),
             started: tokio::time::Instant::now(),
+            config,
+            reboot: Cell::new(None),
         });
         lua.set_app_data(Rc::clone(&shared));
         let objects = lua.create_table()?;
@@ -315,12 +334,22 @@ impl Runtime {
         self.shared.rooted.get() == 0
     }
 
+    /// What the script asked for with `node.restart()` or `node.dsleep()`, if it did:
+    /// [`run`](Self::run) then returned early, and the caller starts the script again in a
+    /// fresh runtime (after the delay), as the board reboots.
+    pub fn reboot_requested(&self) -> Option<Reboot> {
+        self.shared.reboot.get()
+    }
+
     /// Dispatches events until [`is_idle`](Self::is_idle), running callbacks one at a time:
     /// each client's events in the order they happened, ready timers before client events,
     /// and clients with events ready in turn. An error a callback does not catch ends the
     /// loop.
     pub async fn run(&mut self) -> Result<(), RunError> {
         loop {
+            if self.shared.reboot.get().is_some() {
+                return Ok(());
+            }
             if self.is_idle() {
                 // Deliver what already arrived (e.g. completions racing an `offline`), then
                 // stop if that did not start anything.
@@ -346,6 +375,13 @@ impl Runtime {
         self.shared.poll_sources(cx)
     }
 
+    /// Closes the loop's queue (a boot ending: nothing can be queued any more) and takes
+    /// what it holds, undispatched.
+    pub(crate) fn close_queue(&mut self) -> Vec<LoopEvent> {
+        self.rx.close();
+        std::iter::from_fn(|| self.rx.try_recv().ok()).collect()
+    }
+
     fn try_next(&mut self) -> Option<LoopEvent> {
         self.rx
             .try_recv()
@@ -367,6 +403,8 @@ impl Runtime {
                 Some(ud) => crate::tmr::fire(&self.lua, &ud, generation),
                 None => Ok(()),
             },
+            LoopEvent::Task { id } => crate::node::run_task(&self.lua, id),
+            LoopEvent::Board(ev) => crate::sim::dispatch(&self.lua, ev),
         }
     }
 }

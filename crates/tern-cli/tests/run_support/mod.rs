@@ -95,6 +95,23 @@ pub fn command(script: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// A `tern run --timeout N <flags> <script> <args>` command (`--firmware`, `--fs`, ...).
+pub fn command_with(flags: &[&str], script: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+    cmd.arg("run")
+        .arg("--timeout")
+        .arg(RUN_TIMEOUT_SECS.to_string())
+        .args(flags)
+        .arg(script)
+        .args(args);
+    cmd
+}
+
+/// Runs a purpose-written script with `tern run <flags>`.
+pub fn run_src_with(flags: &[&str], src: &str, args: &[&str]) -> Run {
+    run_command(command_with(flags, &script(src), args))
+}
+
 /// Runs a prepared command to completion.
 pub fn run_command(mut cmd: Command) -> Run {
     let out = cmd.output().expect("cannot run the tern binary");

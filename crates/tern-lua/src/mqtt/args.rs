@@ -13,8 +13,8 @@ use tern::tls::Roots;
 use tern::{Broker, QoS, Scheme, TlsOptions, Will};
 use tern_proto::{TopicFilter, TopicName};
 
-/// Keepalive used when `mqtt.Client` gets none or 0: the ESP8266's `MQTT_DEFAULT_KEEPALIVE`.
-pub(crate) const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
+use crate::board::Board;
+use crate::firmware::Firmware;
 
 /// The port `connect` uses when none is given, TLS or not (both device variants).
 pub(crate) const DEFAULT_PORT: u16 = 1883;
@@ -197,7 +197,7 @@ fn topic_filter(func: &str, pos: usize, topic: String) -> mlua::Result<String> {
 pub(crate) struct ClientArgs {
     /// Empty when not given: tern then generates one (with clean session).
     pub(crate) client_id: String,
-    /// 0 or absent means [`DEFAULT_KEEPALIVE`].
+    /// 0 or absent means the firmware's default ([`Firmware::default_keepalive`]).
     pub(crate) keep_alive: Duration,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<Bytes>,
@@ -208,14 +208,17 @@ pub(crate) struct ClientArgs {
 }
 
 impl ClientArgs {
-    pub(crate) fn parse(args: &[Value]) -> mlua::Result<Self> {
+    /// The defaults that depend on the firmware variant (client id, keepalive,
+    /// `max_message_length`) come from `firmware` and `board`.
+    pub(crate) fn parse(args: &[Value], firmware: Firmware, board: &Board) -> mlua::Result<Self> {
         const F: &str = "Client";
         let client_id = match opt_bytes(F, args, 1)? {
             Some(b) => utf8(F, 1, b)?,
+            None if firmware.chip_client_id() => board.default_client_id(),
             None => String::new(),
         };
         let keep_alive = match opt_integer(F, args, 2)? {
-            None | Some(0) => DEFAULT_KEEPALIVE,
+            None | Some(0) => firmware.default_keepalive(),
             Some(n @ 1..=65535) => Duration::from_secs(n.unsigned_abs()),
             Some(_) => return Err(bad_arg(F, 2, "keepalive must be 0..65535 seconds")),
         };
@@ -226,7 +229,7 @@ impl ClientArgs {
         let password = opt_bytes(F, args, 4)?.map(Bytes::from);
         let clean_session = opt_flag(F, args, 5, true)?;
         let max_message_length = match opt_integer(F, args, 6)? {
-            None => None,
+            None => firmware.default_max_message_length(),
             Some(n) if n >= 1 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
             Some(_) => return Err(bad_arg(F, 6, "max_message_length must be positive")),
         };
@@ -271,6 +274,8 @@ pub(crate) struct ConnectArgs {
     pub(crate) broker: Broker,
     /// TLS settings when the connection is secure.
     pub(crate) tls: Option<TlsOptions>,
+    /// `secure` was 1/true (not a table): the TLS settings are `tls.cert`'s.
+    pub(crate) secure_flag: bool,
     pub(crate) autoreconnect: bool,
     pub(crate) on_ok: Option<Function>,
     pub(crate) on_fail: Option<Function>,
@@ -306,6 +311,8 @@ impl ConnectArgs {
         let on_ok = opt_function(F, args, pos)?;
         let on_fail = opt_function(F, args, pos + 1)?;
 
+        let secure_flag =
+            !matches!(arg(args, 3), Value::Table(_)) && matches!(secure, Secure::On(_));
         let mut tls = match secure {
             Secure::On(tls) => Some(tls),
             Secure::Off => None,
@@ -337,6 +344,7 @@ impl ConnectArgs {
         Ok(Self {
             broker,
             tls,
+            secure_flag,
             autoreconnect,
             on_ok,
             on_fail,
@@ -537,7 +545,12 @@ mod tests {
     #[test]
     fn client_defaults_follow_the_seed() {
         let lua = Lua::new();
-        let c = ClientArgs::parse(&args(&lua, r#""id", 120"#)).unwrap();
+        let c = ClientArgs::parse(
+            &args(&lua, r#""id", 120"#),
+            Firmware::Esp32,
+            &Board::default(),
+        )
+        .unwrap();
         assert_eq!(c.client_id, "id");
         assert_eq!(c.keep_alive, Duration::from_secs(120));
         assert!(c.clean_session);
@@ -546,13 +559,18 @@ mod tests {
     }
 
     #[test]
-    fn client_keepalive_zero_means_sixty_seconds() {
+    fn client_defaults_follow_the_firmware() {
         let lua = Lua::new();
-        let c = ClientArgs::parse(&args(&lua, r#""id", 0"#)).unwrap();
-        assert_eq!(c.keep_alive, DEFAULT_KEEPALIVE);
-        let c = ClientArgs::parse(&[]).unwrap();
-        assert_eq!(c.keep_alive, DEFAULT_KEEPALIVE);
+        let board = Board::default();
+        let c = ClientArgs::parse(&args(&lua, r#""id", 0"#), Firmware::Esp8266, &board).unwrap();
+        assert_eq!(c.keep_alive, Duration::from_secs(60));
+        let c = ClientArgs::parse(&[], Firmware::Esp32, &board).unwrap();
+        assert_eq!(c.keep_alive, Duration::from_secs(120));
         assert_eq!(c.client_id, "");
+        assert_eq!(c.max_message_length, None);
+        let c = ClientArgs::parse(&[], Firmware::Esp8266, &board).unwrap();
+        assert_eq!(c.client_id, board.default_client_id());
+        assert_eq!(c.max_message_length, Some(1024));
     }
 
     #[test]
@@ -565,8 +583,12 @@ mod tests {
             ("true", true),
             ("nil", true),
         ] {
-            let c =
-                ClientArgs::parse(&args(&lua, &format!(r#""id", 10, "u", "p", {expr}"#))).unwrap();
+            let c = ClientArgs::parse(
+                &args(&lua, &format!(r#""id", 10, "u", "p", {expr}"#)),
+                Firmware::Esp32,
+                &Board::default(),
+            )
+            .unwrap();
             assert_eq!(c.clean_session, want, "cleansession = {expr}");
             assert_eq!(c.username.as_deref(), Some("u"));
             assert_eq!(c.password.as_deref(), Some(&b"p"[..]));
@@ -576,18 +598,38 @@ mod tests {
     #[test]
     fn client_max_message_length_is_the_sixth_argument() {
         let lua = Lua::new();
-        let c = ClientArgs::parse(&args(&lua, r#""id", 10, nil, nil, 1, 2048"#)).unwrap();
+        let c = ClientArgs::parse(
+            &args(&lua, r#""id", 10, nil, nil, 1, 2048"#),
+            Firmware::Esp32,
+            &Board::default(),
+        )
+        .unwrap();
         assert_eq!(c.max_message_length, Some(2048));
-        let e = ClientArgs::parse(&args(&lua, r#""id", 10, nil, nil, 1, 0"#)).unwrap_err();
+        let e = ClientArgs::parse(
+            &args(&lua, r#""id", 10, nil, nil, 1, 0"#),
+            Firmware::Esp32,
+            &Board::default(),
+        )
+        .unwrap_err();
         assert!(err_text(e).contains("bad argument #6 to 'Client'"));
     }
 
     #[test]
     fn client_rejects_bad_keepalive() {
         let lua = Lua::new();
-        let e = ClientArgs::parse(&args(&lua, r#""id", -1"#)).unwrap_err();
+        let e = ClientArgs::parse(
+            &args(&lua, r#""id", -1"#),
+            Firmware::Esp32,
+            &Board::default(),
+        )
+        .unwrap_err();
         assert!(err_text(e).contains("bad argument #2 to 'Client' (keepalive must be 0..65535"));
-        let e = ClientArgs::parse(&args(&lua, r#""id", {}"#)).unwrap_err();
+        let e = ClientArgs::parse(
+            &args(&lua, r#""id", {}"#),
+            Firmware::Esp32,
+            &Board::default(),
+        )
+        .unwrap_err();
         assert!(err_text(e).contains("bad argument #2 to 'Client' (number expected, got table)"));
     }
 

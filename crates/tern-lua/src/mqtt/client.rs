@@ -136,15 +136,36 @@ fn options(st: &State, build: &Build, broker: &tern::Broker) -> ConnectOptions {
     o
 }
 
-fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
-    let a = ConnectArgs::parse(args)?;
+fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<Value> {
+    let mut a = ConnectArgs::parse(args)?;
+    let shared = runtime::shared(lua)?;
+    let firmware = shared.config.firmware;
+    if a.secure_flag {
+        // secure = 1/true: the global `tls.cert` settings, as on the ESP8266.
+        a.tls = Some(crate::tls::options(lua)?);
+    }
+    // Under `--sim`, through the simulated access point (which Wi-Fi drops cut). After the
+    // `secure` flag's TLS options, so the relay keeps the broker's name for verification.
+    crate::wifi::route(lua, &mut a.broker, &mut a.tls)?;
     let c = client(ud)?;
     let replaced = {
         let mut st = c.state.borrow_mut();
-        if st.phase != Phase::Idle {
-            return Err(lua_error(
-                "connect: already connected or connecting (call close() and wait for 'offline')",
-            ));
+        // A connection that is live (connecting or connected) or waiting to reconnect.
+        let mut drop_live = false;
+        match st.phase {
+            Phase::Idle => {}
+            // Waiting for automatic reconnection (e.g. `connect()` from `offline`): both
+            // variants accept a new connect(), which takes over.
+            Phase::Connecting { first: false } => drop_live = true,
+            Phase::Connecting { first: true } | Phase::Connected => {
+                if !firmware.connect_replaces_live_connection() {
+                    return Err(lua_error(
+                        "already connected (call close() and wait for 'offline' first)",
+                    ));
+                }
+                // ESP32: the live connection is destroyed, without an event.
+                drop_live = true;
+            }
         }
         let build = Build {
             tls: a.tls.clone().unwrap_or_default(),
@@ -152,14 +173,16 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
             autoreconnect: a.autoreconnect,
             connect_timeout: st.connect_timeout,
         };
-        let replace = st.conn.as_ref().is_none_or(|conn| conn.build != build);
+        let replace = drop_live || st.conn.as_ref().is_none_or(|conn| conn.build != build);
         if replace {
             if tokio::runtime::Handle::try_current().is_err() {
                 return Err(lua_error(
                     "connect: the tern runtime is not running (no tokio runtime)",
                 ));
             }
-            let shared = runtime::shared(lua)?;
+            // Dropping the old tern client ends its connection (DISCONNECT if it was up)
+            // and its events are ignored from now on (a new generation).
+            st.conn = None;
             st.generations += 1;
             let generation = st.generations;
             let (tern_client, events) = tern::Client::new(options(&st, &build, &a.broker));
@@ -168,7 +191,7 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
                 client: tern_client,
                 generation,
                 build,
-                shared,
+                shared: Rc::clone(&shared),
                 id: c.id,
             });
             st.calls.clear();
@@ -177,7 +200,7 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
             unreachable!("a connection was just ensured");
         };
         if conn.client.start_connect(vec![a.broker]).is_err() {
-            return Ok(false);
+            return Ok(Value::Boolean(false));
         }
         st.phase = Phase::Connecting { first: true };
         st.closing = false;
@@ -187,16 +210,34 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
     if replaced {
         callbacks::clear_calls(ud, lua)?;
     }
-    // One-shot: each connect() call's callbacks replace the previous call's.
-    ud.set_named_user_value(CONNECT_OK, a.on_ok)?;
-    ud.set_named_user_value(CONNECT_FAIL, a.on_fail)?;
+    if firmware.connect_callbacks_are_handlers() {
+        // ESP8266: the callbacks are the `on("connect")`/`on("connfail")` handlers; nil
+        // keeps the handler there is.
+        if let Some(f) = a.on_ok {
+            callbacks::set_handler(ud, On::Connect, Some(f))?;
+        }
+        if let Some(f) = a.on_fail {
+            callbacks::set_handler(ud, On::ConnFail, Some(f))?;
+        }
+        ud.set_named_user_value(CONNECT_OK, Value::Nil)?;
+        ud.set_named_user_value(CONNECT_FAIL, Value::Nil)?;
+    } else {
+        // One-shot: each connect() call's callbacks replace the previous call's.
+        ud.set_named_user_value(CONNECT_OK, a.on_ok)?;
+        ud.set_named_user_value(CONNECT_FAIL, a.on_fail)?;
+    }
     let id = client(ud)?.id;
     runtime::root(lua, id, ud)?;
-    Ok(true)
+    Ok(if firmware.connect_returns_true() {
+        Value::Boolean(true)
+    } else {
+        Value::Nil
+    })
 }
 
 /// Records a ticket's kind and callback; `None` ticket → `false` for the caller.
 fn track_call(
+    lua: &Lua,
     ud: &AnyUserData,
     c: &Client,
     ticket: Option<tern::Ticket>,
@@ -204,6 +245,13 @@ fn track_call(
     callback: Option<mlua::Function>,
 ) -> mlua::Result<bool> {
     let Some(ticket) = ticket else {
+        if runtime::shared(lua)?
+            .config
+            .firmware
+            .commands_raise_when_not_connected()
+        {
+            return Err(lua_error("not connected"));
+        }
         return Ok(false);
     };
     c.state.borrow_mut().calls.insert(ticket.0, (kind, None));
@@ -219,31 +267,36 @@ fn usable(st: &State) -> Option<&tern::Client> {
     st.conn.as_ref().map(|c| &c.client)
 }
 
-fn publish(ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
+fn publish(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
     let a = PublishArgs::parse(args)?;
     let c = client(ud)?;
     let ticket = usable(&c.state.borrow())
         .and_then(|tc| tc.try_publish(&a.topic, a.payload, a.qos, a.retain).ok());
-    track_call(ud, &c, ticket, Call::Publish, a.callback)
+    track_call(lua, ud, &c, ticket, Call::Publish, a.callback)
 }
 
-fn subscribe(ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
+fn subscribe(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
     let a = SubscribeArgs::parse(args)?;
     let c = client(ud)?;
     let ticket = usable(&c.state.borrow()).and_then(|tc| tc.try_subscribe(a.filters).ok());
-    track_call(ud, &c, ticket, Call::Subscribe, a.callback)
+    track_call(lua, ud, &c, ticket, Call::Subscribe, a.callback)
 }
 
-fn unsubscribe(ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
+fn unsubscribe(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool> {
     let a = UnsubscribeArgs::parse(args)?;
     let c = client(ud)?;
     let ticket = usable(&c.state.borrow()).and_then(|tc| tc.try_unsubscribe(a.filters).ok());
-    track_call(ud, &c, ticket, Call::Unsubscribe, a.callback)
+    track_call(lua, ud, &c, ticket, Call::Unsubscribe, a.callback)
 }
 
-fn close(ud: &AnyUserData) -> mlua::Result<bool> {
+fn close(lua: &Lua, ud: &AnyUserData) -> mlua::Result<bool> {
+    let firmware = runtime::shared(lua)?.config.firmware;
     let c = client(ud)?;
     let mut st = c.state.borrow_mut();
+    if st.phase == (Phase::Connecting { first: true }) && firmware.close_ignored_while_connecting()
+    {
+        return Ok(false); // ESP8266: nothing to close before the connection is up
+    }
     let closed = usable(&st).is_some_and(|tc| tc.try_close().is_ok());
     if closed {
         st.closing = true;
@@ -333,7 +386,7 @@ pub(crate) fn dispatch(
             if closing {
                 return Ok(()); // close() while connecting: the script asked for it
             }
-            let (code, message) = (error.code(), error.to_string());
+            let (code, message) = (error.code(), crate::wifi::describe(lua, error.to_string()));
             if let (true, Some(f)) = (first, on_fail) {
                 f.call::<()>((ud.clone(), code, message.clone()))?;
             }
@@ -426,17 +479,17 @@ impl UserData for Client {
         );
         methods.add_function(
             "publish",
-            |_, (ud, args): (AnyUserData, Variadic<Value>)| publish(&ud, &args),
+            |lua, (ud, args): (AnyUserData, Variadic<Value>)| publish(lua, &ud, &args),
         );
         methods.add_function(
             "subscribe",
-            |_, (ud, args): (AnyUserData, Variadic<Value>)| subscribe(&ud, &args),
+            |lua, (ud, args): (AnyUserData, Variadic<Value>)| subscribe(lua, &ud, &args),
         );
         methods.add_function(
             "unsubscribe",
-            |_, (ud, args): (AnyUserData, Variadic<Value>)| unsubscribe(&ud, &args),
+            |lua, (ud, args): (AnyUserData, Variadic<Value>)| unsubscribe(lua, &ud, &args),
         );
-        methods.add_function("close", |_, ud: AnyUserData| close(&ud));
+        methods.add_function("close", |lua, ud: AnyUserData| close(lua, &ud));
         methods.add_function("on", |_, (ud, args): (AnyUserData, Variadic<Value>)| {
             on(&ud, &args)
         });
