@@ -17,6 +17,7 @@ pub mod options;
 mod quickack;
 pub mod store;
 pub mod tls;
+pub mod trace;
 mod transport;
 
 pub use broker::{Broker, Scheme};

@@ -76,6 +76,25 @@ impl ReconnectPolicy {
 }
 
 /// Client options. `ConnectOptions::new("id")` and by-value setters; nothing here panics.
+///
+/// ```
+/// use std::time::Duration;
+/// use tern::{ConnectOptions, QoS, ReconnectPolicy, Will};
+///
+/// let options = ConnectOptions::new("kitchen-sensor")
+///     .keep_alive(Duration::from_secs(30))
+///     .clean_session(false)
+///     .credentials("alice", Some("s3cret"))
+///     .will(Will {
+///         topic: "kitchen/status".into(),
+///         payload: "offline".into(),
+///         qos: QoS::AtLeastOnce,
+///         retain: true,
+///     })
+///     .connect_timeout(Duration::from_secs(5))
+///     .reconnect(ReconnectPolicy::default());
+/// assert_eq!(options.username.as_deref(), Some("alice"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Client id. Empty with clean session: a random `tern-xxxxxxxx` id is generated (as
@@ -143,6 +162,8 @@ pub struct ConnectOptions {
     /// smaller than a batch is noticed, and the batch shrinks. Plain TCP on Linux only.
     /// Default: on.
     pub coalesce_reads: bool,
+    /// A SOCKS5 proxy to reach the broker through; `None` (the default) connects directly.
+    pub proxy: Option<crate::broker::Proxy>,
 }
 
 impl ConnectOptions {
@@ -167,7 +188,15 @@ impl ConnectOptions {
             event_capacity: 1024,
             session_store: None,
             coalesce_reads: true,
+            proxy: None,
         }
+    }
+
+    /// Connects through a SOCKS5 proxy, e.g.
+    /// `Proxy::parse("socks5h://user:pass@127.0.0.1:1080")?` (see [`Proxy`](crate::broker::Proxy)).
+    pub fn proxy(mut self, proxy: crate::broker::Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
     }
 
     /// Sets [`coalesce_reads`](Self::coalesce_reads).
