@@ -164,6 +164,9 @@ pub struct ConnectOptions {
     pub coalesce_reads: bool,
     /// A SOCKS5 proxy to reach the broker through; `None` (the default) connects directly.
     pub proxy: Option<crate::broker::Proxy>,
+    /// The local address to connect from (mosquitto's `-A`); `None` (the default) lets the
+    /// system choose.
+    pub bind_address: Option<std::net::IpAddr>,
 }
 
 impl ConnectOptions {
@@ -189,6 +192,7 @@ impl ConnectOptions {
             session_store: None,
             coalesce_reads: true,
             proxy: None,
+            bind_address: None,
         }
     }
 
@@ -196,6 +200,12 @@ impl ConnectOptions {
     /// `Proxy::parse("socks5h://user:pass@127.0.0.1:1080")?` (see [`Proxy`](crate::broker::Proxy)).
     pub fn proxy(mut self, proxy: crate::broker::Proxy) -> Self {
         self.proxy = Some(proxy);
+        self
+    }
+
+    /// Connects from this local address (see [`bind_address`](Self::bind_address)).
+    pub fn bind_address(mut self, addr: std::net::IpAddr) -> Self {
+        self.bind_address = Some(addr);
         self
     }
 

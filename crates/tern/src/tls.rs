@@ -54,6 +54,21 @@ pub struct TlsOptions {
     /// (mosquitto's `--insecure`). Weaker than the default: any certificate the roots signed
     /// is accepted for any host.
     pub danger_skip_hostname_check: bool,
+    /// Speak only this TLS version; `None` (the default) offers TLS 1.3 and 1.2.
+    pub version: Option<TlsVersion>,
+    /// ALPN protocols to offer, in order of preference (e.g. `b"mqtt"` for AWS IoT on port
+    /// 443); empty (the default) offers none.
+    pub alpn: Vec<Vec<u8>>,
+}
+
+/// A TLS protocol version rustls speaks.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
 }
 
 /// TLS configuration that cannot be used.
@@ -121,8 +136,13 @@ impl TlsOptions {
     /// Builds the rustls configuration.
     pub fn build(&self) -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = match self.version {
+            None => rustls::DEFAULT_VERSIONS,
+            Some(TlsVersion::Tls12) => &[&rustls::version::TLS12],
+            Some(TlsVersion::Tls13) => &[&rustls::version::TLS13],
+        };
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .map_err(|e| TlsConfigError::Rustls(e.to_string()))?;
         let builder = if self.danger_insecure || self.danger_skip_hostname_check {
             let chain = if self.danger_insecure {
@@ -175,6 +195,8 @@ impl TlsOptions {
                     .map_err(|e| TlsConfigError::Rustls(e.to_string()))?
             }
         };
+        let mut config = config;
+        config.alpn_protocols.clone_from(&self.alpn);
         Ok(Arc::new(config))
     }
 

@@ -220,7 +220,11 @@ async fn open_plain(
     trace_resolved(&first_hop, &addrs);
     // TCP, TLS and WebSocket handshakes: one stage, "CONNECT could not be sent in time".
     let handshakes = async {
-        let tcp = match tcp::connect(&first_hop, &addrs).await {
+        let connected = match options.bind_address {
+            None => tcp::connect(&first_hop, &addrs).await,
+            Some(local) => connect_from(&first_hop, &addrs, local).await,
+        };
+        let tcp = match connected {
             Ok(tcp) => tcp,
             Err(e) => {
                 tracing::debug!(target: crate::trace::CONNECT_TARGET, "TCP connection to {} failed: {e}", first_hop.host_port());
@@ -249,6 +253,40 @@ async fn open_plain(
         Ok(stream)
     };
     within(deadline, ConnectStage::Sending, timeout, handshakes).await?
+}
+
+/// Connects from `local` to the first address of its family that accepts.
+async fn connect_from(
+    broker: &Broker,
+    addrs: &[std::net::SocketAddr],
+    local: std::net::IpAddr,
+) -> Result<TcpStream, ConnectError> {
+    let mut last = format!(
+        "no {} address to connect to from {local}",
+        if local.is_ipv4() { "IPv4" } else { "IPv6" }
+    );
+    for addr in addrs.iter().filter(|a| a.is_ipv4() == local.is_ipv4()) {
+        let socket = if local.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let attempt = async {
+            let socket = socket?;
+            socket.bind(std::net::SocketAddr::new(local, 0))?;
+            let stream = socket.connect(*addr).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(stream)
+        };
+        match attempt.await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = format!("{e} (connecting from {local})"),
+        }
+    }
+    Err(ConnectError::ServerNotFound {
+        addr: broker.host_port(),
+        reason: last,
+    })
 }
 
 fn trace_resolved(broker: &Broker, addrs: &[std::net::SocketAddr]) {
