@@ -98,6 +98,7 @@ pub struct MosquittoConfig {
     require_certificate: bool,
     websockets: bool,
     websockets_tls: bool,
+    unix_socket: bool,
     max_inflight_messages: Option<u32>,
     max_queued_messages: Option<u32>,
     max_packet_size: Option<u32>,
@@ -124,12 +125,20 @@ impl MosquittoConfig {
             require_certificate: false,
             websockets: false,
             websockets_tls: false,
+            unix_socket: false,
             max_inflight_messages: None,
             max_queued_messages: None,
             max_packet_size: None,
             extra_lines: Vec::new(),
             start_timeout: DEFAULT_WAIT,
         }
+    }
+
+    /// Adds a Unix domain socket listener (`listener 0 <dir>/mqtt.sock`, mosquitto 2.0+);
+    /// its path is [`Mosquitto::unix_path`].
+    pub fn unix_socket(mut self) -> Self {
+        self.unix_socket = true;
+        self
     }
 
     /// `allow_anonymous`; default `true` (mosquitto 2.0's own default is `false`).
@@ -305,6 +314,10 @@ impl MosquittoConfig {
             line(format!("listener {p} 127.0.0.1"));
             line("protocol websockets".into());
         }
+        if self.unix_socket {
+            line(String::new());
+            line(format!("listener 0 {}", files.unix.display()));
+        }
         if let Some(p) = ports.wss {
             line(String::new());
             line(format!("listener {p} 127.0.0.1"));
@@ -339,6 +352,7 @@ impl Ports {
 #[derive(Debug)]
 struct Files {
     conf: PathBuf,
+    unix: PathBuf,
     log: PathBuf,
     password: Option<PathBuf>,
     acl: Option<PathBuf>,
@@ -392,6 +406,7 @@ impl Mosquitto {
         mkdir(&persistence);
         let files = Files {
             conf: root.join("mosquitto.conf"),
+            unix: root.join("mqtt.sock"),
             log: root.join("mosquitto.log"),
             password: (!config.users.is_empty()).then(|| write_password_file(&root, &config)),
             acl: config.acl.as_ref().map(|lines| {
@@ -511,6 +526,16 @@ impl Mosquitto {
     /// The plain MQTT port.
     pub fn port(&self) -> u16 {
         self.ports.mqtt
+    }
+
+    /// The Unix domain socket's path; panics if the config has no
+    /// [`unix_socket`](MosquittoConfig::unix_socket).
+    pub fn unix_path(&self) -> &Path {
+        assert!(
+            self.config.unix_socket,
+            "this mosquitto has no Unix socket listener: use MosquittoConfig::unix_socket()"
+        );
+        &self.files.unix
     }
 
     /// The plain MQTT address.
@@ -810,6 +835,7 @@ mod tests {
         };
         let files = Files {
             conf: "/x/c".into(),
+            unix: "/x/s".into(),
             log: "/x/l".into(),
             password: None,
             acl: None,
