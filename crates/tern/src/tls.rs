@@ -251,14 +251,16 @@ fn explain_rustls(err: &rustls::Error, name: &str) -> String {
     match err {
         rustls::Error::InvalidCertificate(ce) => match ce {
             C::UnknownIssuer => broker_cert(
-                "was not issued by a CA we trust: give the CA certificate that signed it \
+                "was not issued by a CA we trust (unknown issuer): give the CA certificate \
+                 that signed it \
                  (tern pub/sub --cafile; TlsOptions::ca_pem), or trust the system store \
                  (--tls-use-os-certs) if a public CA issued it",
             ),
             C::NotValidForName | C::NotValidForNameContext { .. } => broker_cert(&format!(
-                "does not name {name:?}: connect by a name listed in its subjectAltName, \
-                 re-issue it with subjectAltName=DNS:{name} (or IP:{name}), or skip only the \
-                 name check (--insecure; TlsOptions::danger_skip_hostname_check)"
+                "is not valid for name {name:?}: connect by a name listed in its \
+                 subjectAltName, re-issue it with subjectAltName={}, or skip only the name \
+                 check (--insecure; TlsOptions::danger_skip_hostname_check)",
+                san_for(name)
             )),
             C::Expired | C::ExpiredContext { .. } => broker_cert("has expired"),
             C::NotValidYet | C::NotValidYetContext { .. } => {
@@ -268,11 +270,7 @@ fn explain_rustls(err: &rustls::Error, name: &str) -> String {
             C::BadSignature => broker_cert("has an invalid signature"),
             C::BadEncoding => broker_cert("cannot be parsed (bad DER encoding)"),
             C::Other(other) if other.0.to_string().contains("UnsupportedCertVersion") => {
-                let san = if name.parse::<std::net::IpAddr>().is_ok() {
-                    format!("IP:{name}")
-                } else {
-                    format!("DNS:{name}")
-                };
+                let san = san_for(name);
                 broker_cert(&format!(
                     "(or a CA certificate in its chain) is X.509 version 1, made without \
                      extensions (as `openssl x509 -req` does without -extfile); rustls \
@@ -311,6 +309,15 @@ fn explain_rustls(err: &rustls::Error, name: &str) -> String {
             }
         }
         other => other.to_string(),
+    }
+}
+
+/// The subjectAltName entry that names `name`: `IP:...` or `DNS:...`.
+fn san_for(name: &str) -> String {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        format!("IP:{name}")
+    } else {
+        format!("DNS:{name}")
     }
 }
 

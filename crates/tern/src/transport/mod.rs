@@ -290,7 +290,9 @@ async fn connect_from(
 }
 
 fn trace_resolved(broker: &Broker, addrs: &[std::net::SocketAddr]) {
-    if broker.host.parse::<std::net::IpAddr>().is_err() {
+    if tracing::enabled!(target: crate::trace::CONNECT_TARGET, tracing::Level::DEBUG)
+        && broker.host.parse::<std::net::IpAddr>().is_err()
+    {
         let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
         tracing::debug!(target: crate::trace::CONNECT_TARGET, "resolved {} to {}", broker.host, list.join(", "));
     }
