@@ -544,3 +544,109 @@ fn connect_timeout_and_refused_flags() {
     out.assert_code(2);
     assert!(out.stderr.contains("empty client id"), "{out}");
 }
+
+#[test]
+fn tls_version_alpn_bind_address_and_pretty_json() {
+    let broker = MosquittoConfig::new().tls().start();
+    let ca = broker
+        .tls()
+        .ca
+        .cert_path
+        .to_str()
+        .expect("utf-8")
+        .to_owned();
+    let tls_port = broker.tls_port().to_string();
+    let plain_port = broker.port().to_string();
+    for version in ["tlsv1.2", "tlsv1.3"] {
+        let out = run(tern([
+            "pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &tls_port,
+            "--cafile",
+            &ca,
+            "--tls-version",
+            version,
+            "--tls-alpn",
+            "mqtt",
+            "-d",
+            "-t",
+            "v",
+            "-n",
+        ]));
+        out.assert_code(0);
+        // The trace names the version negotiated.
+        let want = if version == "tlsv1.2" {
+            "TLSv1_2"
+        } else {
+            "TLSv1_3"
+        };
+        assert!(out.stderr.contains(want), "{version}: {out}");
+        assert!(out.stderr.contains("broker certificate subject"), "{out}");
+    }
+    // -A: connect from a given local address; an IPv6 one cannot reach an IPv4 broker.
+    let out = run(tern([
+        "pub",
+        "-A",
+        "127.0.0.1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &plain_port,
+        "-t",
+        "a",
+        "-n",
+    ]));
+    out.assert_code(0);
+    let out = run(tern([
+        "pub",
+        "-A",
+        "::1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &plain_port,
+        "-t",
+        "a",
+        "-n",
+    ]));
+    out.assert_code(3);
+    assert!(out.stderr.contains("::1"), "{out}");
+    // --pretty: indented JSON, keys in mosquitto's order.
+    let sub = subscribed(
+        &broker,
+        "pretty-sub",
+        [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &plain_port,
+            "-t",
+            "j",
+            "-C",
+            "1",
+            "-F",
+            "%J",
+            "--pretty",
+        ],
+    );
+    run(tern([
+        "pub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &plain_port,
+        "-t",
+        "j",
+        "-m",
+        r#"{"t":21.5}"#,
+    ]))
+    .assert_code(0);
+    let text = sub.wait().assert_code(0).text();
+    assert!(text.starts_with("{\n  \""), "{text}");
+    assert!(
+        text.contains("\"payload\": {\n    \"t\": 21.5\n  }"),
+        "{text}"
+    );
+}
