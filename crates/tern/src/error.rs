@@ -33,13 +33,13 @@ pub enum ConnectStage {
 ///
 /// | variant | `code()` |
 /// |---|---|
-/// | [`ServerNotFound`](Self::ServerNotFound) (refused, reset, unreachable) | -5 |
+/// | [`ServerNotFound`](Self::ServerNotFound) (refused, unreachable), [`ResetDuringConnect`](Self::ResetDuringConnect) | -5 |
 /// | [`NotConnAck`](Self::NotConnAck), [`ClosedBeforeConnAck`](Self::ClosedBeforeConnAck), [`Protocol`](Self::Protocol) | -4 |
 /// | [`Dns`](Self::Dns), [`Timeout`] at [`ConnectStage::Dns`] | -3 |
 /// | [`Timeout`] at [`ConnectStage::ConnAck`] | -2 |
 /// | [`Timeout`] at [`ConnectStage::Sending`] | -1 |
 /// | [`Refused`](Self::Refused) | 1..5, the CONNACK code |
-/// | TLS, WebSocket, configuration, I/O, closed | -6 ([`CODE_OTHER`]) |
+/// | TLS, WebSocket, SOCKS proxy, configuration, I/O, closed | -6 ([`CODE_OTHER`]) |
 ///
 /// [`Timeout`]: Self::Timeout
 ///

@@ -276,8 +276,8 @@ pub(crate) const FLAGS: &[Flag] = &[
         &["--remove-retained"],
         Value::None,
         Subscribing,
-        "clear each retained message received (publish an empty retained message to its \
-         topic); with -R too, only those printed are not",
+        "clear each retained message received by publishing an empty retained message to \
+         its topic (e.g. -t 'sensors/#' --remove-retained -W 1 clears a tree)",
     ),
     sub_only(
         &["--random-filter"],

@@ -44,8 +44,9 @@ pub(crate) const EXIT_HELP: &str = "\
 Exit status:
   0   success
   1   error after connecting (connection lost, publish/subscribe failed) or reading input
-  2   bad command line, including options that cannot make a valid CONNECT (-c with an
-      empty client id, a client id over 23 characters with -V 31, ...)
+  2   bad command line, including options that cannot make a valid CONNECT (NodeMCU
+      code -6 for invalid options: -c with an empty client id, a client id over 23
+      characters with -V 31, ...)
   3   could not connect, with the NodeMCU code in the message: DNS (-3); nothing
       listening, or the connection reset during CONNECT (-5); the broker answered with
       something other than CONNACK or hung up (-4); TLS, WebSocket, proxy or TLS file
