@@ -280,6 +280,36 @@ fn explain_rustls(err: &rustls::Error, name: &str) -> String {
                      'subjectAltName={san}\\nbasicConstraints=CA:FALSE\\nkeyUsage=digitalSignature,keyEncipherment\\nextendedKeyUsage=serverAuth')"
                 ))
             }
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => broker_cert(
+                "is not meant for TLS servers: re-issue it with \
+                 extendedKeyUsage=serverAuth",
+            ),
+            C::UnhandledCriticalExtension => {
+                broker_cert("has a critical extension rustls does not understand")
+            }
+            C::Other(other) => {
+                let why = other.0.to_string();
+                match why.as_str() {
+                    "CaUsedAsEndEntity" => broker_cert(
+                        "is a CA certificate (basicConstraints CA:TRUE) used as the \
+                         broker's own, as a self-signed `openssl req -x509` certificate is; \
+                         rustls needs a CA and a server certificate it signed: openssl req \
+                         -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -subj \
+                         /CN=my-ca, then sign the server's with -extfile as for any server \
+                         certificate, and pass ca.crt as the CA",
+                    ),
+                    "EndEntityUsedAsCa" => broker_cert(
+                        "was signed by a certificate that is not a CA (no \
+                         basicConstraints CA:TRUE): is the CA file the server's own \
+                         certificate instead of its CA?",
+                    ),
+                    "RequiredEkuNotFound" | "RequiredEkuNotFoundContext" => broker_cert(
+                        "is not meant for TLS servers: re-issue it with \
+                         extendedKeyUsage=serverAuth",
+                    ),
+                    _ => broker_cert(&format!("was refused: {}", words(&why))),
+                }
+            }
             other => format!(
                 "the broker's certificate was refused: {}",
                 rustls::Error::InvalidCertificate(other.clone())
@@ -396,6 +426,22 @@ mod tests {
         let msg = explain_handshake_error(&std::io::Error::other(alert), "h", false);
         assert!(
             msg.contains("our client certificate (bad certificate alert)"),
+            "{msg}"
+        );
+        let ca = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+            rustls::OtherError(Arc::new(std::io::Error::other("CaUsedAsEndEntity"))),
+        ));
+        let msg = explain_handshake_error(&std::io::Error::other(ca), "h", false);
+        assert!(
+            msg.contains("is a CA certificate") && !msg.contains("Other("),
+            "{msg}"
+        );
+        let odd = rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+            rustls::OtherError(Arc::new(std::io::Error::other("SomethingNewInWebpki"))),
+        ));
+        let msg = explain_handshake_error(&std::io::Error::other(odd), "h", false);
+        assert!(
+            msg.ends_with("was refused: something new in webpki"),
             "{msg}"
         );
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
