@@ -235,10 +235,10 @@ impl<W: Write> Subscriber<'_, W> {
     fn suback(&self, result: Result<Outcome, tern::ClientError>) -> Result<(), Fatal> {
         let codes = match result {
             Ok(Outcome::Subscribed(codes)) => codes,
-            Ok(other) => {
+            Ok(_) => {
                 return Err(Fatal::new(
                     exit::ERROR,
-                    format!("Error: unexpected answer to SUBSCRIBE: {other:?}"),
+                    "Error: the answer to SUBSCRIBE was not a SUBACK",
                 ));
             }
             Err(e) => {

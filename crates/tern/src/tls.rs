@@ -37,7 +37,7 @@ pub enum Roots {
 ///     Ok(())
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct TlsOptions {
     /// Trust anchors.
     pub roots: Roots,
@@ -115,6 +115,25 @@ pub enum TlsConfigError {
     /// rustls refused the configuration (e.g. the key does not match the certificate).
     #[error("TLS configuration rejected: {0}")]
     Rustls(String),
+}
+
+impl std::fmt::Debug for TlsOptions {
+    /// Everything but the private key, which shows as `(hidden)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOptions")
+            .field("roots", &self.roots)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key.as_ref().map(|_| "(hidden)"))
+            .field("server_name", &self.server_name)
+            .field("danger_insecure", &self.danger_insecure)
+            .field(
+                "danger_skip_hostname_check",
+                &self.danger_skip_hostname_check,
+            )
+            .field("version", &self.version)
+            .field("alpn", &self.alpn)
+            .finish()
+    }
 }
 
 impl TlsOptions {
