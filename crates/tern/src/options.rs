@@ -94,8 +94,10 @@ impl ReconnectPolicy {
 ///     .connect_timeout(Duration::from_secs(5))
 ///     .reconnect(ReconnectPolicy::default());
 /// assert_eq!(options.username.as_deref(), Some("alice"));
+/// // Debug output never shows the password.
+/// assert!(!format!("{options:?}").contains("s3cret"));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectOptions {
     /// Client id. Empty with clean session: a random `tern-xxxxxxxx` id is generated (as
     /// mosquitto's clients do), so 3.1 brokers accept it too.
@@ -303,6 +305,35 @@ impl ConnectOptions {
     pub fn ws_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.ws_headers.push((name.into(), value.into()));
         self
+    }
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    /// Every setting but the password, which shows as `(hidden)`; the TLS private key is
+    /// hidden by `TlsOptions`'s own `Debug`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("client_id", &self.client_id)
+            .field("keep_alive", &self.keep_alive)
+            .field("clean_session", &self.clean_session)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "(hidden)"))
+            .field("will", &self.will)
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("max_inflight", &self.max_inflight)
+            .field("max_queued", &self.max_queued)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("reconnect", &self.reconnect)
+            .field("ws_headers", &self.ws_headers)
+            .field("event_capacity", &self.event_capacity)
+            .field("session_store", &self.session_store)
+            .field("coalesce_reads", &self.coalesce_reads)
+            .field("proxy", &self.proxy)
+            .field("bind_address", &self.bind_address)
+            .finish_non_exhaustive()
     }
 }
 
