@@ -650,3 +650,20 @@ fn tls_version_alpn_bind_address_and_pretty_json() {
         "{text}"
     );
 }
+
+#[test]
+fn debug_trace_shows_dns_and_the_websocket_upgrade() {
+    let broker = MosquittoConfig::new().websockets().start();
+    let url = format!("ws://localhost:{}/t", broker.ws_port());
+    let out = run(tern(["pub", "-d", "-i", "ws-dbg", "-L", &url, "-m", "x"]));
+    out.assert_code(0);
+    for needle in [
+        "Client ws-dbg resolved localhost to ",
+        "Client ws-dbg TCP connected to ",
+        "Client ws-dbg WebSocket upgrade to ws://localhost:",
+        "Client ws-dbg sending CONNECT",
+        "Client ws-dbg sending PUBLISH (d0, q0, r0, 't', ... (1 bytes))",
+    ] {
+        assert!(out.stderr.contains(needle), "missing {needle:?}:\n{out}");
+    }
+}
