@@ -10,10 +10,11 @@ use std::process::ExitCode;
 use std::thread;
 
 use bytes::{Bytes, BytesMut};
-use tern::{Client, ClientError, Event, Events, Outcome, QoS};
+use tern::{Client, ClientError, Event, Events, QoS};
 use tokio::sync::mpsc;
 
 use crate::mosq::args::{self, Parsed, PubArgs, Source};
+use crate::mosq::flags::Cmd;
 use crate::mosq::{self, Fatal, Trace, exit};
 
 /// Publishes queued but not yet completed, at most. Deep enough to keep the in-flight
@@ -25,36 +26,25 @@ const WINDOW: usize = 4096;
 const READ_CHUNK: usize = 64 * 1024;
 
 const HELP: &str = "\
-tern pub: publish one message, or one per line of input, and exit (mosquitto_pub's flags)
+pub: publish one message, or one per line of input, and exit (mosquitto_pub's flags)
 
-Usage: tern pub {[-h host] [-p port] [-u user] [-P password] -t topic | -L URL}
-                {-m message | -f file | -s | -l | -n}
-                [-q qos] [-r] [--repeat N] [--repeat-delay secs] [-c] [-k keepalive]
-                [-i id] [-I id_prefix] [-V 31|311] [-M max_inflight] [-d] [--quiet]
-                [--will-topic topic [--will-payload payload] [--will-qos qos] [--will-retain]]
-                [{--cafile file | --capath dir | --tls-use-os-certs} [--cert file --key file]
-                 [--insecure]]
+Usage: tern pub {[-h host] [-p port] | --unix socket | -L URL} -t topic
+                {-m message | -f file | -s | -l | -n | --payload-size bytes} [options]
        tern pub --help
 
-Message (exactly one):
-  -m message     this argument, bytes as given
-  -f file        the file's exact bytes
-  -s             all of standard input as one message
-  -l             one message per line of standard input (newline removed, CR kept; a last
-                 line without newline is sent too; empty lines are empty messages)
-  -n             an empty (zero-length) message
-Publishing:
-  -t topic       topic to publish to
-  -q qos         0 (default), 1 or 2
-  -r             retain the message
-  --repeat N     publish the message N times (not with -l)
-  --repeat-delay secs  wait this long between repeats (fractions allowed)
+Per-user defaults: options in $XDG_CONFIG_HOME/tern_pub (else .../mosquitto_pub; the
+directory defaults to ~/.config), one per line, are read before the command line.
 ";
 
 pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
-    let a = match args::parse_pub(args) {
+    let parsed = args::with_defaults(Cmd::Pub, args).and_then(args::parse_pub);
+    let a = match parsed {
         Ok(Parsed::Help) => {
-            print!("{HELP}{}\n{}", mosq::CONNECT_HELP, mosq::EXIT_HELP);
+            mosq::out(&mosq::help(Cmd::Pub, HELP));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            mosq::out(&format!("tern {}\n", env!("CARGO_PKG_VERSION")));
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Run(a)) => a,
@@ -87,7 +77,12 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
             })?;
             Some(Bytes::from(buf))
         }
+        Source::Random(n) => Some(random_payload(*n)),
         Source::Lines => None,
+    };
+    let random = match a.source {
+        Source::Random(n) => Some(n),
+        _ => None,
     };
     let lines = single.is_none().then(spawn_line_reader);
     let topic = a.common.topics.first().cloned().unwrap_or_default();
@@ -105,7 +100,12 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
         match (single, lines) {
             (Some(payload), _) => {
                 for i in 0..a.repeat {
-                    p.send(payload.clone()).await?;
+                    // --payload-size: a new random payload each time.
+                    let payload = match random {
+                        Some(n) if i > 0 => random_payload(n),
+                        _ => payload.clone(),
+                    };
+                    p.send(payload).await?;
                     if !a.repeat_delay.is_zero() && i + 1 < a.repeat {
                         p.finish().await?;
                         tokio::time::sleep(a.repeat_delay).await;
@@ -159,21 +159,12 @@ impl Publisher {
             self.handle(ev)?;
         }
         loop {
-            let len = payload.len();
             match self
                 .client
                 .try_publish(&self.topic, payload.clone(), self.qos, self.retain)
             {
                 Ok(_) => {
                     self.outstanding += 1;
-                    if self.trace.is_on() {
-                        self.trace.client(format_args!(
-                            "sending PUBLISH (d0, q{}, r{}, '{}', ... ({len} bytes))",
-                            self.qos as u8,
-                            u8::from(self.retain),
-                            self.topic
-                        ));
-                    }
                     return Ok(());
                 }
                 // The command channel is full; every command in it is one of ours, so a
@@ -203,18 +194,8 @@ impl Publisher {
 
     fn handle(&mut self, ev: Option<Event>) -> Result<(), Fatal> {
         match ev {
-            Some(Event::Completed {
-                result: Ok(outcome),
-                ..
-            }) => {
+            Some(Event::Completed { result: Ok(_), .. }) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
-                if matches!(outcome, Outcome::Published) {
-                    match self.qos {
-                        QoS::AtMostOnce => {}
-                        QoS::AtLeastOnce => self.trace.client(format_args!("received PUBACK")),
-                        QoS::ExactlyOnce => self.trace.client(format_args!("received PUBCOMP")),
-                    }
-                }
                 Ok(())
             }
             Some(Event::Completed { result: Err(e), .. }) => Err(Fatal::new(
@@ -232,6 +213,14 @@ impl Publisher {
             )),
         }
     }
+}
+
+/// `n` random bytes (`--payload-size`).
+fn random_payload(n: usize) -> Bytes {
+    let mut rng = fastrand::Rng::new();
+    let mut v = vec![0u8; n];
+    rng.fill(&mut v);
+    Bytes::from(v)
 }
 
 /// Reads stdin on its own thread (reads block; the runtime must keep driving the socket)

@@ -9,61 +9,47 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tern::{Client, Event, Events, Message, Outcome, ReconnectPolicy, SubscribeReturnCode, Ticket};
+use tern::{
+    Client, Event, Events, Message, Outcome, QoS, ReconnectPolicy, SubscribeReturnCode, Ticket,
+};
 use tokio::time::Instant;
 
 use crate::mosq::args::{self, Parsed, SubArgs};
+use crate::mosq::flags::Cmd;
 use crate::mosq::format::{Format, View};
 use crate::mosq::{self, Fatal, Trace, exit};
 
 const HELP: &str = "\
-tern sub: subscribe and print the messages received (mosquitto_sub's flags)
+sub: subscribe and print the messages received (mosquitto_sub's flags)
 
-Usage: tern sub {[-h host] [-p port] [-u user] [-P password] -t topic ... | -L URL [-t topic ...]}
-                [-q qos] [-C count] [-W secs] [-R | --retained-only] [-T filter_out ...]
-                [-U topic ...] [-E] [-v] [-N] [-F format] [-c] [-k keepalive]
-                [-i id] [-I id_prefix] [-V 31|311] [-d] [--quiet]
-                [--will-topic topic [--will-payload payload] [--will-qos qos] [--will-retain]]
-                [{--cafile file | --capath dir | --tls-use-os-certs} [--cert file --key file]
-                 [--insecure]]
+Usage: tern sub {[-h host] [-p port] | --unix socket | -L URL} -t filter ... [options]
        tern sub --help
 
-Subscribing:
-  -t filter      topic filter to subscribe to; repeatable
-  -q qos         requested QoS, 0 (default), 1 or 2
-  -T filter      do not print messages whose topic matches; repeatable
-  -U filter      unsubscribe from this filter after subscribing (with -c: drop an old one)
-  -E             exit once the subscriptions are acknowledged
-  -C count       exit after printing count messages
-  -W secs        exit with status 27 if still running after secs (fractions allowed); the
-                 clock starts before connecting
-  -R             do not print retained (stale) messages
-  --retained-only  print retained messages only; exit at the first live one
-Output (one message each, followed by a newline unless -N):
-  (default)      the payload's raw bytes; an empty payload prints nothing
-  -v             topic, a space, the payload (\"(null)\" when empty)
-  -N             no newline after each message
-  -F format      %t topic   %p payload   %q QoS   %r retain flag   %l payload length
-                 %x / %X payload as lower / upper-case hex   %m message id (always 0: tern
-                 does not expose it)   %j JSON with the payload escaped   %J JSON with the
-                 payload inlined (must be JSON)   %I ISO 8601 time   %U Unix time.nanoseconds
-                 %% a percent sign; flags - and 0, width and .max as mosquitto_sub:
-                 %-10t, %05l, %10.10t
-                 @X strftime's %X (@Y year, @H hour, ...), @N nanoseconds, @@ an @
-                 \\n \\t \\r \\0 \\a \\e \\v \\\\ escapes
+Output, one message each, followed by a newline unless -N: by default the payload's raw
+bytes (an empty payload prints nothing); -v: topic, a space, the payload; -F: a format.
+Per-user defaults: options in $XDG_CONFIG_HOME/tern_sub (else .../mosquitto_sub; the
+directory defaults to ~/.config), one per line, are read before the command line.
 ";
 
 pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
-    let a = match args::parse_sub(args) {
+    let parsed = args::with_defaults(Cmd::Sub, args).and_then(args::parse_sub);
+    let a = match parsed {
         Ok(Parsed::Help) => {
-            print!("{HELP}{}\n{}", mosq::CONNECT_HELP, mosq::EXIT_HELP);
+            mosq::out(&mosq::help(Cmd::Sub, HELP));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            mosq::out(&format!("tern {}\n", env!("CARGO_PKG_VERSION")));
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Run(a)) => a,
         Err(e) => return mosq::usage_error("sub", &e),
     };
     let format = match a.format.as_deref().map(Format::parse).transpose() {
-        Ok(f) => f,
+        Ok(f) => f.map(|mut f| {
+            f.pretty = a.pretty;
+            f
+        }),
         Err(msg) => return mosq::usage_error("sub", &args::UsageError(msg)),
     };
     let quiet = a.common.quiet;
@@ -150,12 +136,6 @@ impl<W: Write> Subscriber<'_, W> {
             self.unsubscribe()?;
         } else {
             let qos = self.args.common.qos;
-            for t in topics {
-                self.trace.client(format_args!(
-                    "sending SUBSCRIBE (Topic: {t}, QoS: {})",
-                    qos as u8
-                ));
-            }
             // try_subscribe, not subscribe().await: messages (queued for a -c session, or
             // retained) may arrive before the SUBACK and must be drained meanwhile.
             let ticket = self
@@ -192,10 +172,6 @@ impl<W: Write> Subscriber<'_, W> {
         if filters.is_empty() {
             return Ok(());
         }
-        for t in filters {
-            self.trace
-                .client(format_args!("sending UNSUBSCRIBE (Topic: {t})"));
-        }
         let ticket = self
             .client
             .try_unsubscribe(filters)
@@ -226,7 +202,6 @@ impl<W: Write> Subscriber<'_, W> {
                     result.map_err(|e| {
                         Fatal::new(exit::ERROR, format!("Error: unsubscribe failed: {e}"))
                     })?;
-                    self.trace.client(format_args!("received UNSUBACK"));
                 }
                 Ok(self.acknowledged())
             }
@@ -260,10 +235,10 @@ impl<W: Write> Subscriber<'_, W> {
     fn suback(&self, result: Result<Outcome, tern::ClientError>) -> Result<(), Fatal> {
         let codes = match result {
             Ok(Outcome::Subscribed(codes)) => codes,
-            Ok(other) => {
+            Ok(_) => {
                 return Err(Fatal::new(
                     exit::ERROR,
-                    format!("Error: unexpected answer to SUBSCRIBE: {other:?}"),
+                    "Error: the answer to SUBSCRIBE was not a SUBACK",
                 ));
             }
             Err(e) => {
@@ -273,12 +248,6 @@ impl<W: Write> Subscriber<'_, W> {
                 ));
             }
         };
-        self.trace.client(format_args!("received SUBACK"));
-        if self.trace.is_on() {
-            let granted: Vec<String> = codes.iter().map(|c| c.to_u8().to_string()).collect();
-            self.trace
-                .note(format_args!("Subscribed: {}", granted.join(", ")));
-        }
         let topics = &self.args.common.topics;
         if !codes.is_empty() && codes.iter().all(|c| *c == SubscribeReturnCode::Failure) {
             return Err(Fatal::new(
@@ -289,7 +258,7 @@ impl<W: Write> Subscriber<'_, W> {
         if !self.args.common.quiet {
             for (t, c) in topics.iter().zip(&codes) {
                 if *c == SubscribeReturnCode::Failure {
-                    eprintln!("Warning: subscription to '{t}' was denied.");
+                    mosq::err_line(format_args!("Warning: subscription to '{t}' was denied."));
                 }
             }
         }
@@ -298,15 +267,23 @@ impl<W: Write> Subscriber<'_, W> {
 
     fn message(&mut self, m: &Message) -> Result<Flow, Fatal> {
         let a = self.args;
-        if self.trace.is_on() {
-            self.trace.client(format_args!(
-                "received PUBLISH (d{}, q{}, r{}, '{}', ... ({} bytes))",
-                u8::from(m.dup),
-                m.qos as u8,
-                u8::from(m.retain),
-                m.topic,
-                m.payload.len()
-            ));
+        if a.remove_retained && m.retain {
+            // mosquitto_sub --remove-retained: clear it with an empty retained message.
+            // Queued, not awaited: the messages keep flowing meanwhile.
+            if let Err(e) = self.client.try_publish(
+                m.topic.as_str(),
+                bytes::Bytes::new(),
+                QoS::AtMostOnce,
+                true,
+            ) {
+                return Err(Fatal::new(
+                    exit::ERROR,
+                    format!(
+                        "Error: could not clear retained message on {}: {e}",
+                        m.topic
+                    ),
+                ));
+            }
         }
         if a.retained_only && !m.retain {
             return Ok(Flow::Done);
@@ -315,6 +292,11 @@ impl<W: Write> Subscriber<'_, W> {
             return Ok(Flow::Continue);
         }
         if a.filter_out.iter().any(|f| f.matches(&m.topic)) {
+            return Ok(Flow::Continue);
+        }
+        if let Some(p) = a.random_filter
+            && fastrand::f64() >= p
+        {
             return Ok(Flow::Continue);
         }
         self.print(m)?;
@@ -340,7 +322,7 @@ impl<W: Write> Subscriber<'_, W> {
             };
             if let Err(e) = f.render(&view, &mut self.line) {
                 if !self.args.common.quiet {
-                    eprintln!("{e}");
+                    mosq::err_line(format_args!("{e}"));
                 }
                 return Ok(());
             }

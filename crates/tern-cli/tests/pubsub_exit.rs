@@ -127,7 +127,18 @@ fn help_lists_flags_and_exit_codes() {
         let out = run(tern([cmd_name, "--help"]));
         out.assert_code(0);
         let text = out.text();
-        for needle in ["-h host", "--cafile", "--insecure", "Exit status:", "27"] {
+        for needle in [
+            "-h, --host host",
+            "--cafile",
+            "--insecure",
+            "Exit status:",
+            "27",
+            "(-4)",
+            "-c with an",
+            "--unix",
+            "--proxy",
+            env!("CARGO_PKG_VERSION"),
+        ] {
             assert!(
                 text.contains(needle),
                 "tern {cmd_name} --help lacks {needle:?}:\n{text}"

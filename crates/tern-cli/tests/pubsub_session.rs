@@ -76,24 +76,25 @@ fn debug_traces_packets_on_stderr() {
     );
     out.assert_code(0);
     let expected_pub = [
-        "Client dbg-pub sending CONNECT",
-        "Client dbg-pub received CONNACK (0)",
-        "Client dbg-pub sending PUBLISH (d0, q1, r0, 'd', ... (6 bytes))",
-        "Client dbg-pub received PUBACK",
-        "Client dbg-pub sending DISCONNECT",
+        "Client dbg-pub TCP connected to 127.0.0.1:",
+        "Client dbg-pub sending CONNECT (id 'dbg-pub', MQTT 3.1.1, clean session 1, keepalive 60) [",
+        "Client dbg-pub received CONNACK (session present 0, return code 0: connection accepted) [4 bytes]",
+        "Client dbg-pub sending PUBLISH (d0, q1, r0, m1, 'd', ... (6 bytes)) [13 bytes]",
+        "Client dbg-pub received PUBACK (m1) [4 bytes]",
+        "Client dbg-pub sending DISCONNECT [2 bytes]",
     ];
-    assert_eq!(
-        out.stderr.lines().collect::<Vec<_>>(),
-        expected_pub,
-        "{out}"
-    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), expected_pub.len(), "{out}");
+    for (line, want) in lines.iter().zip(expected_pub) {
+        assert!(line.starts_with(want), "{want:?} expected:\n{out}");
+    }
     let sub = sub.wait();
     sub.assert_code(0);
     for needle in [
-        "Client dbg-sub sending SUBSCRIBE (Topic: d, QoS: 1)",
-        "Client dbg-sub received SUBACK",
-        "Subscribed: 1",
-        "Client dbg-sub received PUBLISH (d0, q1, r0, 'd', ... (6 bytes))",
+        "Client dbg-sub sending SUBSCRIBE (m1, 'd' q1)",
+        "Client dbg-sub received SUBACK (m1, granted q1)",
+        "Client dbg-sub received PUBLISH (d0, q1, r0, m1, 'd', ... (6 bytes))",
+        "Client dbg-sub sending PUBACK (m1)",
         "Client dbg-sub sending DISCONNECT",
     ] {
         assert!(sub.stderr.contains(needle), "missing {needle:?}: {sub}");

@@ -100,6 +100,7 @@ pub struct MosquittoConfig {
     require_certificate: bool,
     websockets: bool,
     websockets_tls: bool,
+    unix_socket: bool,
     max_inflight_messages: Option<u32>,
     max_queued_messages: Option<u32>,
     max_packet_size: Option<u32>,
@@ -128,6 +129,7 @@ impl MosquittoConfig {
             require_certificate: false,
             websockets: false,
             websockets_tls: false,
+            unix_socket: false,
             max_inflight_messages: None,
             max_queued_messages: None,
             max_packet_size: None,
@@ -154,6 +156,13 @@ impl MosquittoConfig {
     /// benchmarks often do); mosquitto's default, and this config's unless set, is `false`.
     pub fn tcp_nodelay(mut self, on: bool) -> Self {
         self.tcp_nodelay = Some(on);
+        self
+    }
+
+    /// Adds a Unix domain socket listener (`listener 0 <dir>/mqtt.sock`, mosquitto 2.0+);
+    /// its path is [`Mosquitto::unix_path`].
+    pub fn unix_socket(mut self) -> Self {
+        self.unix_socket = true;
         self
     }
 
@@ -340,6 +349,10 @@ impl MosquittoConfig {
             line(format!("listener {p} 127.0.0.1"));
             line("protocol websockets".into());
         }
+        if self.unix_socket {
+            line(String::new());
+            line(format!("listener 0 {}", files.unix.display()));
+        }
         if let Some(p) = ports.wss {
             line(String::new());
             line(format!("listener {p} 127.0.0.1"));
@@ -374,6 +387,7 @@ impl Ports {
 #[derive(Debug)]
 struct Files {
     conf: PathBuf,
+    unix: PathBuf,
     log: PathBuf,
     password: Option<PathBuf>,
     acl: Option<PathBuf>,
@@ -427,6 +441,7 @@ impl Mosquitto {
         mkdir(&persistence);
         let files = Files {
             conf: root.join("mosquitto.conf"),
+            unix: root.join("mqtt.sock"),
             log: root.join("mosquitto.log"),
             password: (!config.users.is_empty()).then(|| write_password_file(&root, &config)),
             acl: config.acl.as_ref().map(|lines| {
@@ -546,6 +561,16 @@ impl Mosquitto {
     /// The plain MQTT port.
     pub fn port(&self) -> u16 {
         self.ports.mqtt
+    }
+
+    /// The Unix domain socket's path; panics if the config has no
+    /// [`unix_socket`](MosquittoConfig::unix_socket).
+    pub fn unix_path(&self) -> &Path {
+        assert!(
+            self.config.unix_socket,
+            "this mosquitto has no Unix socket listener: use MosquittoConfig::unix_socket()"
+        );
+        &self.files.unix
     }
 
     /// The plain MQTT address.
@@ -845,6 +870,7 @@ mod tests {
         };
         let files = Files {
             conf: "/x/c".into(),
+            unix: "/x/s".into(),
             log: "/x/l".into(),
             password: None,
             acl: None,

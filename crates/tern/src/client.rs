@@ -147,19 +147,31 @@ struct Shared {
 /// A handle to an MQTT client. Cheap to clone; the client's driver task stops when every
 /// handle is dropped.
 ///
+/// A complete program (needs `tokio = { version = "1", features = ["rt", "macros"] }`):
+///
 /// ```no_run
-/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use tern::{Broker, Client, ConnectOptions, Event, QoS};
-/// let (client, mut events) = Client::new(ConnectOptions::new("sensor-1"));
-/// client.connect(Broker::tcp("127.0.0.1", 1883)).await?;
-/// client.subscribe([("/topic", QoS::AtMostOnce)]).await?;
-/// client.publish("/topic", "hello", QoS::AtLeastOnce, false).await?;
-/// while let Some(Event::Message(msg)) = events.recv().await {
-///     println!("{}: {:?}", msg.topic, msg.payload);
-///     break;
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let (client, mut events) = Client::new(ConnectOptions::new("sensor-1"));
+///     client.connect(Broker::tcp("127.0.0.1", 1883)).await?;
+///     client.subscribe([("demo/#", QoS::AtLeastOnce)]).await?;
+///     client.publish("demo/hello", "hello", QoS::AtLeastOnce, false).await?;
+///     // Events come in order: Connected first, then the message.
+///     while let Some(event) = events.recv().await {
+///         match event {
+///             Event::Message(msg) => {
+///                 println!("{}: {}", msg.topic, String::from_utf8_lossy(&msg.payload));
+///                 break;
+///             }
+///             Event::Disconnected { error, .. } => return Err(error.into()),
+///             _ => {}
+///         }
+///     }
+///     client.close().await?;
+///     Ok(())
 /// }
-/// client.close().await?;
-/// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct Client {

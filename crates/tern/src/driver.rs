@@ -723,6 +723,11 @@ impl Driver {
         commands: &mut chan::Receiver<Command>,
     ) -> Ended {
         let deadline = Instant::now() + self.options.connect_timeout;
+        match broker.uri_credentials(&self.options) {
+            Ok(Some((user, password))) => self.session.set_credentials(user, password),
+            Ok(None) => {}
+            Err(e) => return Ended::ConnectFailed(e),
+        }
         if broker.scheme.is_tls() && self.tls.is_none() {
             // Loading the system's roots reads files: off the runtime's thread.
             let tls = self.options.tls.clone();
@@ -1096,10 +1101,7 @@ impl Driver {
             DisconnectReason::Protocol(e) => ConnectError::Protocol(e),
             DisconnectReason::Local => ConnectError::Closed,
             _ => match &conn.io_error {
-                Some(e) if is_reset(e) => ConnectError::ServerNotFound {
-                    addr: conn.broker.host_port(),
-                    reason: e.to_string(),
-                },
+                Some(e) if is_reset(e) => ConnectError::reset_during_connect(conn.broker, e),
                 Some(e) => ConnectError::Io {
                     addr: conn.broker.host_port(),
                     reason: e.to_string(),

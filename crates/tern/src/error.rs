@@ -1,5 +1,8 @@
 //! Errors of the client, by whose fault: [`ConnectError`] (a connection attempt failed),
 //! [`ConnectionError`] (an established connection ended), [`ClientError`] (a command).
+//!
+//! Every message is meant for a person: it names the broker, the step that failed and, where
+//! there is one, the usual fix. None contains a password or a private key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,15 +33,30 @@ pub enum ConnectStage {
 ///
 /// | variant | `code()` |
 /// |---|---|
-/// | [`ServerNotFound`](Self::ServerNotFound) (refused, reset, unreachable) | -5 |
+/// | [`ServerNotFound`](Self::ServerNotFound) (refused, unreachable), [`ResetDuringConnect`](Self::ResetDuringConnect) | -5 |
 /// | [`NotConnAck`](Self::NotConnAck), [`ClosedBeforeConnAck`](Self::ClosedBeforeConnAck), [`Protocol`](Self::Protocol) | -4 |
 /// | [`Dns`](Self::Dns), [`Timeout`] at [`ConnectStage::Dns`] | -3 |
 /// | [`Timeout`] at [`ConnectStage::ConnAck`] | -2 |
 /// | [`Timeout`] at [`ConnectStage::Sending`] | -1 |
 /// | [`Refused`](Self::Refused) | 1..5, the CONNACK code |
-/// | TLS, WebSocket, configuration, I/O, closed | -6 ([`CODE_OTHER`]) |
+/// | TLS, WebSocket, SOCKS proxy, configuration, I/O, closed | -6 ([`CODE_OTHER`]) |
 ///
 /// [`Timeout`]: Self::Timeout
+///
+/// ```no_run
+/// use tern::{Broker, Client, ConnectError, ConnectOptions};
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() {
+///     let (client, _events) = Client::new(ConnectOptions::new("probe"));
+///     match client.connect(Broker::tcp("127.0.0.1", 1883)).await {
+///         Ok(_) => println!("connected"),
+///         Err(e @ ConnectError::Refused(_)) => eprintln!("the broker said no: {e}"),
+///         // e.g. "no broker listening at 127.0.0.1:1883: Connection refused (os error 111)"
+///         Err(e) => eprintln!("{e} (NodeMCU code {})", e.code()),
+///     }
+/// }
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
@@ -48,6 +66,26 @@ pub enum ConnectError {
         /// `host:port`.
         addr: String,
         /// The operating system's message.
+        reason: String,
+    },
+    /// The connection was reset while CONNECT was on its way: something listens at the
+    /// address but hung up on MQTT, typically a TLS port spoken to in plain text.
+    #[error("the connection to {addr} was reset during CONNECT ({reason}){}", reset_hint(*.plain))]
+    ResetDuringConnect {
+        /// `host:port`.
+        addr: String,
+        /// The operating system's message.
+        reason: String,
+        /// Whether the attempt was plain text (no TLS), so a TLS port is a likely cause.
+        plain: bool,
+    },
+    /// The SOCKS5 proxy could not be used (unreachable, refused the credentials, or could not
+    /// reach the broker for a reason other than "refused" / "unreachable").
+    #[error("SOCKS proxy {proxy}: {reason}")]
+    Proxy {
+        /// The proxy, without credentials.
+        proxy: String,
+        /// What went wrong.
         reason: String,
     },
     /// The host name did not resolve.
@@ -123,6 +161,15 @@ pub enum ConnectError {
     AlreadyConnected,
 }
 
+fn reset_hint(plain: bool) -> &'static str {
+    if plain {
+        ": a server is listening but hung up on plain MQTT; is this a TLS port? \
+         Use mqtts:// (tern pub/sub: --cafile, --capath or --tls-use-os-certs)"
+    } else {
+        ": a server is listening but hung up"
+    }
+}
+
 fn timeout_message(stage: ConnectStage, after: Duration) -> String {
     match stage {
         ConnectStage::Dns => format!("DNS lookup did not finish within {after:?}"),
@@ -132,10 +179,20 @@ fn timeout_message(stage: ConnectStage, after: Duration) -> String {
 }
 
 impl ConnectError {
+    /// The error for a reset while connecting to `broker` (see
+    /// [`ResetDuringConnect`](Self::ResetDuringConnect)).
+    pub(crate) fn reset_during_connect(broker: &crate::Broker, e: &std::io::Error) -> Self {
+        Self::ResetDuringConnect {
+            addr: broker.host_port(),
+            reason: e.to_string(),
+            plain: !broker.scheme.is_tls(),
+        }
+    }
+
     /// The seed's reason code (see the table on the type).
     pub fn code(&self) -> i32 {
         match self {
-            Self::ServerNotFound { .. } => -5,
+            Self::ServerNotFound { .. } | Self::ResetDuringConnect { .. } => -5,
             Self::NotConnAck(_) | Self::ClosedBeforeConnAck | Self::Protocol(_) => -4,
             Self::Dns { .. } => -3,
             Self::Timeout { stage, .. } => match stage {
@@ -149,7 +206,27 @@ impl ConnectError {
     }
 }
 
-/// Why an established connection ended.
+/// Why an established connection ended; carried by
+/// [`Event::Disconnected`](crate::Event::Disconnected).
+///
+/// ```no_run
+/// use tern::{Broker, Client, ConnectOptions, ConnectionError, Event};
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let (client, mut events) = Client::new(ConnectOptions::new("watcher"));
+///     client.connect(Broker::tcp("127.0.0.1", 1883)).await?;
+///     while let Some(event) = events.recv().await {
+///         if let Event::Disconnected { error, .. } = event {
+///             match error {
+///                 ConnectionError::Local => break,
+///                 other => eprintln!("lost the broker: {other}"),
+///             }
+///         }
+///     }
+///     Ok(())
+/// }
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectionError {
@@ -171,6 +248,21 @@ pub enum ConnectionError {
 }
 
 /// A command (publish, subscribe, unsubscribe, close) failed.
+///
+/// ```no_run
+/// use tern::{Broker, Client, ClientError, ConnectOptions, QoS};
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let (client, _events) = Client::new(ConnectOptions::new("sensor"));
+///     client.connect(Broker::tcp("127.0.0.1", 1883)).await?;
+///     match client.publish("a/+/b", "x", QoS::AtMostOnce, false).await {
+///         Err(ClientError::Topic { topic, source }) => eprintln!("bad topic {topic}: {source}"),
+///         other => println!("{other:?}"),
+///     }
+///     Ok(())
+/// }
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {

@@ -1,9 +1,42 @@
-//! tern: an MQTT 3.1 / 3.1.1 client for tokio, with the NodeMCU `mqtt` module's semantics.
+//! tern: an MQTT 3.1 / 3.1.1 client for tokio, with the semantics of NodeMCU's Lua `mqtt`
+//! module (<https://nodemcu.readthedocs.io/en/dev-esp32/modules/mqtt/>).
 //!
 //! Two faces over one engine: the async [`Client`] + [`Events`], and the synchronous
-//! [`callback::CallbackClient`] mirroring the seed's `on("connect"|"message"|"offline")`.
+//! [`callback::CallbackClient`] mirroring NodeMCU's `on("connect"|"message"|"offline")`.
 //! One driver task per client owns the sans-IO [`tern_proto::Session`] and the transport
-//! (TCP, TLS, WebSocket); handles talk to it over bounded channels.
+//! (TCP, TLS, WebSocket, Unix socket, through a SOCKS5 proxy or not); handles talk to it
+//! over bounded channels. [`trace`] shows each connection step and packet through
+//! `tracing`.
+//!
+//! A subscriber that prints what arrives, until Ctrl-C (`Cargo.toml`: `tern`, and
+//! `tokio = { version = "1", features = ["rt", "macros", "signal"] }`):
+//!
+//! ```no_run
+//! use tern::{Broker, Client, ConnectOptions, Event, QoS};
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let options = ConnectOptions::new("printer").keep_alive(std::time::Duration::from_secs(30));
+//!     let (client, mut events) = Client::new(options);
+//!     client.connect(Broker::parse("mqtt://127.0.0.1:1883")?).await?;
+//!     client.subscribe([("sensors/#", QoS::AtLeastOnce)]).await?;
+//!     loop {
+//!         tokio::select! {
+//!             event = events.recv() => match event {
+//!                 Some(Event::Message(m)) => {
+//!                     println!("{} {}", m.topic, String::from_utf8_lossy(&m.payload));
+//!                 }
+//!                 Some(Event::Disconnected { error, .. }) => return Err(error.into()),
+//!                 Some(_) => {}
+//!                 None => break,
+//!             },
+//!             _ = tokio::signal::ctrl_c() => break,
+//!         }
+//!     }
+//!     client.close().await?;
+//!     Ok(())
+//! }
+//! ```
 #![warn(missing_docs)]
 
 pub mod broker;
@@ -16,6 +49,7 @@ pub mod options;
 mod quickack;
 pub mod store;
 pub mod tls;
+pub mod trace;
 mod transport;
 
 pub use broker::{Broker, Scheme};
@@ -24,3 +58,8 @@ pub use error::{ClientError, ConnectError, ConnectionError};
 pub use options::{ConnectOptions, Protocol, ReconnectPolicy, Will};
 pub use tern_proto::{QoS, SubscribeReturnCode};
 pub use tls::TlsOptions;
+
+/// The workspace README's Rust example, compiled as a doctest so it keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -76,7 +76,28 @@ impl ReconnectPolicy {
 }
 
 /// Client options. `ConnectOptions::new("id")` and by-value setters; nothing here panics.
-#[derive(Debug, Clone)]
+///
+/// ```
+/// use std::time::Duration;
+/// use tern::{ConnectOptions, QoS, ReconnectPolicy, Will};
+///
+/// let options = ConnectOptions::new("kitchen-sensor")
+///     .keep_alive(Duration::from_secs(30))
+///     .clean_session(false)
+///     .credentials("alice", Some("s3cret"))
+///     .will(Will {
+///         topic: "kitchen/status".into(),
+///         payload: "offline".into(),
+///         qos: QoS::AtLeastOnce,
+///         retain: true,
+///     })
+///     .connect_timeout(Duration::from_secs(5))
+///     .reconnect(ReconnectPolicy::default());
+/// assert_eq!(options.username.as_deref(), Some("alice"));
+/// // Debug output never shows the password.
+/// assert!(!format!("{options:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
 pub struct ConnectOptions {
     /// Client id. Empty with clean session: a random `tern-xxxxxxxx` id is generated (as
     /// mosquitto's clients do), so 3.1 brokers accept it too.
@@ -145,6 +166,11 @@ pub struct ConnectOptions {
     pub read_tuning: bool,
     /// Runs before each `fdatasync` of the session store (tests only; hidden).
     pub(crate) store_sync_hook: Option<crate::store::SyncHook>,
+    /// A SOCKS5 proxy to reach the broker through; `None` (the default) connects directly.
+    pub proxy: Option<crate::broker::Proxy>,
+    /// The local address to connect from (mosquitto's `-A`); `None` (the default) lets the
+    /// system choose.
+    pub bind_address: Option<std::net::IpAddr>,
 }
 
 impl ConnectOptions {
@@ -170,7 +196,22 @@ impl ConnectOptions {
             session_store: None,
             read_tuning: true,
             store_sync_hook: None,
+            proxy: None,
+            bind_address: None,
         }
+    }
+
+    /// Connects through a SOCKS5 proxy, e.g.
+    /// `Proxy::parse("socks5h://user:pass@127.0.0.1:1080")?` (see [`Proxy`](crate::broker::Proxy)).
+    pub fn proxy(mut self, proxy: crate::broker::Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Connects from this local address (see [`bind_address`](Self::bind_address)).
+    pub fn bind_address(mut self, addr: std::net::IpAddr) -> Self {
+        self.bind_address = Some(addr);
+        self
     }
 
     /// Sets [`read_tuning`](Self::read_tuning).
@@ -275,6 +316,35 @@ impl ConnectOptions {
     pub fn ws_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.ws_headers.push((name.into(), value.into()));
         self
+    }
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    /// Every setting but the password, which shows as `(hidden)`; the TLS private key is
+    /// hidden by `TlsOptions`'s own `Debug`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("client_id", &self.client_id)
+            .field("keep_alive", &self.keep_alive)
+            .field("clean_session", &self.clean_session)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "(hidden)"))
+            .field("will", &self.will)
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_packet_size", &self.max_packet_size)
+            .field("max_inflight", &self.max_inflight)
+            .field("max_queued", &self.max_queued)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("reconnect", &self.reconnect)
+            .field("ws_headers", &self.ws_headers)
+            .field("event_capacity", &self.event_capacity)
+            .field("session_store", &self.session_store)
+            .field("read_tuning", &self.read_tuning)
+            .field("proxy", &self.proxy)
+            .field("bind_address", &self.bind_address)
+            .finish_non_exhaustive()
     }
 }
 

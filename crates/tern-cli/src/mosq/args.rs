@@ -3,14 +3,23 @@
 //!
 //! A hand parser rather than clap because the contract is mosquitto's: its flag spellings,
 //! values that start with `-`, byte payloads from `OsString`, and its error sentences
-//! ("Error: Invalid QoS given: 3").
+//! ("Error: Invalid QoS given: 3"). Which flags exist, and whether each takes a value, is the
+//! table in [`super::flags`]; help, completions and man pages come from the same table.
+//!
+//! Before the command line, mosquitto's per-user defaults are read as mosquitto reads them
+//! ([`with_defaults`]), and `-o file` inserts a file's options where it stands.
 
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tern::broker::Proxy;
+use tern::tls::TlsVersion;
 use tern::{Protocol, QoS};
 use tern_proto::{TopicFilter, TopicName};
+
+use super::flags::{self, Cmd};
 
 /// A command line that cannot be run; printed as `Error: {0}` plus a pointer to `--help`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +86,18 @@ pub(crate) struct Common {
     pub(crate) quiet: bool,
     /// `-M`: outgoing QoS 1/2 messages in flight.
     pub(crate) max_inflight: Option<u16>,
+    /// `--unix`: the broker's Unix domain socket.
+    pub(crate) unix: Option<String>,
+    /// `--proxy`.
+    pub(crate) proxy: Option<Proxy>,
+    /// `-A`: local address to connect from.
+    pub(crate) bind: Option<std::net::IpAddr>,
+    /// `--connect-timeout`.
+    pub(crate) connect_timeout: Option<Duration>,
+    /// `--tls-version`.
+    pub(crate) tls_version: Option<TlsVersion>,
+    /// `--tls-alpn`, in order.
+    pub(crate) alpn: Vec<String>,
 }
 
 impl Default for Common {
@@ -107,6 +128,12 @@ impl Default for Common {
             debug: false,
             quiet: false,
             max_inflight: None,
+            unix: None,
+            proxy: None,
+            bind: None,
+            connect_timeout: None,
+            tls_version: None,
+            alpn: Vec::new(),
         }
     }
 }
@@ -134,6 +161,8 @@ pub(crate) enum Source {
     Lines,
     /// `-n`: zero-length payload.
     Null,
+    /// `--payload-size`: this many random bytes, new for each message.
+    Random(usize),
 }
 
 /// `tern pub`'s flags.
@@ -174,6 +203,12 @@ pub(crate) struct SubArgs {
     pub(crate) unsubscribe: Vec<String>,
     /// `-E`: exit once the subscriptions are acknowledged.
     pub(crate) exit_after_sub: bool,
+    /// `--remove-retained`: clear each retained message received.
+    pub(crate) remove_retained: bool,
+    /// `--random-filter`: print a message with this probability (0.001..=1).
+    pub(crate) random_filter: Option<f64>,
+    /// `--pretty`: indented JSON for `%j` / `%J`.
+    pub(crate) pretty: bool,
 }
 
 /// What the command line asked for.
@@ -181,18 +216,51 @@ pub(crate) struct SubArgs {
 pub(crate) enum Parsed<T> {
     /// `--help`.
     Help,
+    /// `--version`.
+    Version,
     /// Run with these flags.
     Run(T),
 }
 
 /// A cursor over the arguments that hands out flag values.
 struct Cursor {
-    args: std::vec::IntoIter<OsString>,
+    args: VecDeque<OsString>,
+    /// `-o` files being read, to refuse one that includes itself.
+    depth: usize,
 }
 
 impl Cursor {
+    fn new(args: Vec<OsString>) -> Self {
+        Self {
+            args: args.into(),
+            depth: 0,
+        }
+    }
+
+    fn next(&mut self) -> Option<OsString> {
+        self.args.pop_front()
+    }
+
+    /// Inserts `-o file`'s options where it stood.
+    fn include(&mut self, path: &Path) -> Result<()> {
+        self.depth += 1;
+        if self.depth > 8 {
+            return Err(UsageError::new(format!(
+                "Options file {} includes options files 8 deep; is it including itself?",
+                path.display()
+            )));
+        }
+        let text = std::fs::read(path).map_err(|e| {
+            UsageError::new(format!("Cannot read options file {}: {e}", path.display()))
+        })?;
+        for arg in options_file_args(&text).into_iter().rev() {
+            self.args.push_front(arg);
+        }
+        Ok(())
+    }
+
     fn value(&mut self, flag: &str) -> Result<OsString> {
-        self.args.next().ok_or_else(|| {
+        self.next().ok_or_else(|| {
             UsageError::new(format!("{flag} argument given but no value specified."))
         })
     }
@@ -249,26 +317,93 @@ fn os_bytes(s: OsString) -> Vec<u8> {
     s.to_string_lossy().into_owned().into_bytes()
 }
 
-/// Parses one flag shared by both commands; `Ok(false)` when `flag` is not one of them.
+/// The arguments of an options file (`-o`, and mosquitto's per-user defaults files) as
+/// mosquitto's `client_config_load` reads them: one option per line, the flag up to the
+/// first space and the rest of the line its value; blank lines and lines starting with `#`
+/// skipped.
+pub(crate) fn options_file_args(text: &[u8]) -> Vec<OsString> {
+    let mut args = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = line.trim_ascii_start();
+        if line.is_empty() || line.starts_with(b"#") {
+            continue;
+        }
+        match line.iter().position(|&b| b == b' ') {
+            Some(i) => {
+                args.push(bytes_os(&line[..i]));
+                args.push(bytes_os(&line[i + 1..]));
+            }
+            None => args.push(bytes_os(line.trim_ascii_end())),
+        }
+    }
+    args
+}
+
+#[cfg(unix)]
+fn bytes_os(b: &[u8]) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    OsStr::from_bytes(b).to_owned()
+}
+
+#[cfg(not(unix))]
+fn bytes_os(b: &[u8]) -> OsString {
+    String::from_utf8_lossy(b).into_owned().into()
+}
+
+/// The per-user defaults file for `cmd`: `tern_pub` / `tern_sub` when it exists, otherwise
+/// mosquitto's `mosquitto_pub` / `mosquitto_sub`, in `$XDG_CONFIG_HOME` or else
+/// `$HOME/.config`.
+pub(crate) fn defaults_file(cmd: Cmd) -> Option<PathBuf> {
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    let (tern, mosquitto) = match cmd {
+        Cmd::Pub => ("tern_pub", "mosquitto_pub"),
+        Cmd::Sub => ("tern_sub", "mosquitto_sub"),
+    };
+    [tern, mosquitto]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The command line with the per-user defaults file's options in front (so the command
+/// line wins), as mosquitto_pub / mosquitto_sub do.
+pub(crate) fn with_defaults(cmd: Cmd, args: Vec<OsString>) -> Result<Vec<OsString>> {
+    let Some(path) = defaults_file(cmd) else {
+        return Ok(args);
+    };
+    let text = std::fs::read(&path).map_err(|e| {
+        UsageError::new(format!("Cannot read defaults file {}: {e}", path.display()))
+    })?;
+    let mut all = options_file_args(&text);
+    all.extend(args);
+    Ok(all)
+}
+
+/// Parses one flag shared by both commands (by its canonical spelling); `Ok(false)` when
+/// `flag` is not one of them.
 fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
     match flag {
-        "-h" | "--host" => c.host = Some(cur.string(flag)?),
-        "-p" | "--port" => {
+        "-h" => c.host = Some(cur.string(flag)?),
+        "-p" => {
             let p: u16 = cur.number(flag, "port")?;
             if p == 0 {
                 return Err(UsageError::new("Invalid port given: 0"));
             }
             c.port = Some(p);
         }
-        "-t" | "--topic" => c.topics.push(cur.string(flag)?),
-        "-q" | "--qos" => c.qos = cur.qos(flag)?,
-        "-i" | "--id" => c.client_id = Some(cur.string(flag)?),
-        "-I" | "--id-prefix" => c.id_prefix = Some(cur.string(flag)?),
-        "-k" | "--keepalive" => c.keepalive = cur.number(flag, "keepalive")?,
-        "-u" | "--username" => c.username = Some(cur.string(flag)?),
-        "-P" | "--pw" => c.password = Some(cur.bytes(flag)?),
-        "-c" | "--disable-clean-session" => c.clean_session = false,
-        "-V" | "--protocol-version" => {
+        "-t" => c.topics.push(cur.string(flag)?),
+        "-q" => c.qos = cur.qos(flag)?,
+        "-i" => c.client_id = Some(cur.string(flag)?),
+        "-I" => c.id_prefix = Some(cur.string(flag)?),
+        "-k" => c.keepalive = cur.number(flag, "keepalive")?,
+        "-u" => c.username = Some(cur.string(flag)?),
+        "-P" => c.password = Some(cur.bytes(flag)?),
+        "-c" => c.clean_session = false,
+        "-V" => {
             let v = cur.string(flag)?;
             c.protocol = match v.as_str() {
                 "31" | "mqttv31" => Protocol::V3_1,
@@ -295,8 +430,8 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
         "--key" => c.key = Some(cur.path(flag)?),
         "--insecure" => c.insecure = true,
         "--tls-use-os-certs" => c.os_certs = true,
-        "-L" | "--url" => c.url = Some(split_url(&cur.string(flag)?)?),
-        "-d" | "--debug" => c.debug = true,
+        "-L" => c.url = Some(split_url(&cur.string(flag)?)?),
+        "-d" => c.debug = true,
         "--quiet" => c.quiet = true,
         "-M" => {
             let n: u16 = cur.number(flag, "max inflight")?;
@@ -305,6 +440,49 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
             }
             c.max_inflight = Some(n);
         }
+        "--unix" => c.unix = Some(cur.string(flag)?),
+        "--proxy" => {
+            let url = cur.string(flag)?;
+            c.proxy = Some(
+                Proxy::parse(&url)
+                    .map_err(|e| UsageError::new(format!("Invalid proxy given: {e}")))?,
+            );
+        }
+        "-A" => {
+            let a = cur.string(flag)?;
+            c.bind = Some(a.trim().parse().map_err(|_| {
+                UsageError::new(format!(
+                    "Invalid bind address given: {a} (an IPv4 or IPv6 address of this machine)"
+                ))
+            })?);
+        }
+        "--connect-timeout" => {
+            let d = cur.seconds(flag, "connect timeout")?;
+            if d.is_zero() {
+                return Err(UsageError::new("Invalid connect timeout given: 0"));
+            }
+            c.connect_timeout = Some(d);
+        }
+        "--nodelay" => {}
+        "--tls-version" => {
+            let v = cur.string(flag)?;
+            c.tls_version = Some(match v.as_str() {
+                "tlsv1.3" => TlsVersion::Tls13,
+                "tlsv1.2" => TlsVersion::Tls12,
+                "tlsv1.1" | "tlsv1" => {
+                    return Err(UsageError::new(format!(
+                        "TLS version {v} is not supported: rustls (tern's TLS) speaks only \
+                         tlsv1.2 and tlsv1.3, the versions without known weaknesses."
+                    )));
+                }
+                _ => {
+                    return Err(UsageError::new(format!(
+                        "Invalid TLS version given: {v} (tlsv1.3 or tlsv1.2)"
+                    )));
+                }
+            });
+        }
+        "--tls-alpn" => c.alpn.push(cur.string(flag)?),
         _ => return Ok(false),
     }
     Ok(true)
@@ -349,6 +527,22 @@ fn finish_common(c: &mut Common) -> Result<()> {
             "You must provide a client id if you are using the -c option.",
         ));
     }
+    if !c.clean_session && c.client_id.as_deref() == Some("") {
+        return Err(UsageError::new(
+            "An empty client id cannot be used with -c: the broker keeps a persistent session \
+             under the client id, so give one with -i or -I.",
+        ));
+    }
+    if c.unix.is_some() && (c.host.is_some() || c.url.is_some() || c.port.is_some()) {
+        return Err(UsageError::new(
+            "--unix names the broker by its socket: it cannot be combined with -h, -p or -L.",
+        ));
+    }
+    if c.unix.is_some() && c.proxy.is_some() {
+        return Err(UsageError::new(
+            "--unix and --proxy cannot be combined: a SOCKS proxy reaches TCP ports only.",
+        ));
+    }
     if let Some(topic) = c.url.as_ref().and_then(|u| u.topic.clone()) {
         c.topics.insert(0, topic);
     }
@@ -381,9 +575,21 @@ fn split_url(url: &str) -> Result<UrlParts> {
     Ok(UrlParts { broker, topic })
 }
 
-fn flag_str(arg: &OsStr) -> Result<&str> {
-    arg.to_str()
-        .ok_or_else(|| UsageError::new(format!("Unknown option {arg:?}.")))
+/// The table entry `arg` names for `cmd`: its canonical spelling. A flag the table lists
+/// as refused (TLS-PSK, OpenSSL engines, MQTT v5) is a usage error saying why.
+fn flag_id(cmd: Cmd, arg: &OsStr) -> Result<&'static str> {
+    let s = arg
+        .to_str()
+        .ok_or_else(|| UsageError::new(format!("Unknown option {arg:?}.")))?;
+    let flag =
+        flags::lookup(cmd, s).ok_or_else(|| UsageError::new(format!("Unknown option '{s}'.")))?;
+    if flag.group == flags::Group::Unsupported {
+        // Refused whether or not its value follows.
+        let _ = flag.value.takes_value();
+        let why = flag.help.split_once(": ").map_or(flag.help, |(_, why)| why);
+        return Err(UsageError::new(format!("{s} is not supported: {why}.")));
+    }
+    Ok(flag.id())
 }
 
 /// Parses `tern pub`'s arguments (without the `pub`).
@@ -393,29 +599,41 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
     let mut retain = false;
     let mut repeat = 1;
     let mut repeat_delay = Duration::ZERO;
-    let mut cur = Cursor {
-        args: args.into_iter(),
-    };
-    while let Some(arg) = cur.args.next() {
-        let flag = flag_str(&arg)?.to_owned();
-        if common_flag(&mut common, &flag, &mut cur)? {
+    let mut cur = Cursor::new(args);
+    while let Some(arg) = cur.next() {
+        let flag = flag_id(Cmd::Pub, &arg)?;
+        if common_flag(&mut common, flag, &mut cur)? {
             continue;
         }
-        match flag.as_str() {
+        match flag {
             "--help" => return Ok(Parsed::Help),
-            "-m" | "--message" => sources.push(Source::Message(cur.bytes(&flag)?)),
-            "-f" | "--file" => sources.push(Source::File(cur.path(&flag)?)),
-            "-s" | "--stdin-file" => sources.push(Source::Stdin),
-            "-l" | "--stdin-line" => sources.push(Source::Lines),
-            "-n" | "--null-message" => sources.push(Source::Null),
-            "-r" | "--retain" => retain = true,
+            "--version" => return Ok(Parsed::Version),
+            "-o" => {
+                let path = cur.path(flag)?;
+                cur.include(&path)?;
+            }
+            "-m" => sources.push(Source::Message(cur.bytes(flag)?)),
+            "-f" => sources.push(Source::File(cur.path(flag)?)),
+            "-s" => sources.push(Source::Stdin),
+            "-l" => sources.push(Source::Lines),
+            "-n" => sources.push(Source::Null),
+            "--payload-size" => {
+                let n: usize = cur.number(flag, "payload size")?;
+                if n > tern_proto::packet::MAX_REMAINING_LENGTH {
+                    return Err(UsageError::new(format!(
+                        "Invalid payload size given: {n} (at most 268435455 bytes)"
+                    )));
+                }
+                sources.push(Source::Random(n));
+            }
+            "-r" => retain = true,
             "--repeat" => {
-                repeat = cur.number(&flag, "repeat count")?;
+                repeat = cur.number(flag, "repeat count")?;
                 if repeat == 0 {
                     return Err(UsageError::new("Invalid repeat count given: 0"));
                 }
             }
-            "--repeat-delay" => repeat_delay = cur.seconds(&flag, "repeat delay")?,
+            "--repeat-delay" => repeat_delay = cur.seconds(flag, "repeat delay")?,
             other => return Err(UsageError::new(format!("Unknown option '{other}'."))),
         }
     }
@@ -461,26 +679,46 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
         filter_out: Vec::new(),
         unsubscribe: Vec::new(),
         exit_after_sub: false,
+        remove_retained: false,
+        random_filter: None,
+        pretty: false,
     };
-    let mut cur = Cursor {
-        args: args.into_iter(),
-    };
-    while let Some(arg) = cur.args.next() {
-        let flag = flag_str(&arg)?.to_owned();
-        if common_flag(&mut sub.common, &flag, &mut cur)? {
+    let mut cur = Cursor::new(args);
+    while let Some(arg) = cur.next() {
+        let flag = flag_id(Cmd::Sub, &arg)?;
+        if common_flag(&mut sub.common, flag, &mut cur)? {
             continue;
         }
-        match flag.as_str() {
+        match flag {
             "--help" => return Ok(Parsed::Help),
+            "--version" => return Ok(Parsed::Version),
+            "-o" => {
+                let path = cur.path(flag)?;
+                cur.include(&path)?;
+            }
+            "--remove-retained" => sub.remove_retained = true,
+            "--pretty" => sub.pretty = true,
+            "--random-filter" => {
+                let s = cur.string(flag)?;
+                let pct = s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.1..=100.0).contains(p))
+                    .ok_or_else(|| {
+                        UsageError::new(format!("Invalid random filter given: {s} (0.1 to 100)"))
+                    })?;
+                sub.random_filter = Some(pct / 100.0);
+            }
             "-C" => {
-                let n: u64 = cur.number(&flag, "message count")?;
+                let n: u64 = cur.number(flag, "message count")?;
                 if n == 0 {
                     return Err(UsageError::new("Invalid message count given: 0"));
                 }
                 sub.count = Some(n);
             }
             "-W" => {
-                let d = cur.seconds(&flag, "timeout")?;
+                let d = cur.seconds(flag, "timeout")?;
                 if d.is_zero() {
                     return Err(UsageError::new("Invalid timeout given: 0"));
                 }
@@ -488,11 +726,11 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
             }
             "-R" => sub.no_retain = true,
             "--retained-only" => sub.retained_only = true,
-            "-v" | "--verbose" => sub.verbose = true,
+            "-v" => sub.verbose = true,
             "-N" => sub.no_eol = true,
-            "-F" => sub.format = Some(cur.bytes(&flag)?),
-            "-T" | "--filter-out" => {
-                let t = cur.string(&flag)?;
+            "-F" => sub.format = Some(cur.bytes(flag)?),
+            "-T" => {
+                let t = cur.string(flag)?;
                 let f = TopicFilter::new(&t).map_err(|e| {
                     UsageError::new(format!(
                         "Invalid filter topic '{t}', are all '+' and '#' wildcards correct? ({e})"
@@ -500,7 +738,7 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
                 })?;
                 sub.filter_out.push(f);
             }
-            "-U" | "--unsubscribe" => sub.unsubscribe.push(cur.string(&flag)?),
+            "-U" => sub.unsubscribe.push(cur.string(flag)?),
             "-E" => sub.exit_after_sub = true,
             other => return Err(UsageError::new(format!("Unknown option '{other}'."))),
         }
@@ -630,7 +868,7 @@ mod tests {
             pub_err(&["-t", "t", "-n", "-q"]),
             "-q argument given but no value specified."
         );
-        assert_eq!(pub_err(&["-t", "t", "-n", "-x"]), "Unknown option '-x'.");
+        assert_eq!(pub_err(&["-t", "t", "-n", "-z"]), "Unknown option '-z'.");
     }
 
     #[test]
@@ -694,6 +932,120 @@ mod tests {
             "Invalid message count given: 0"
         );
         assert!(sub_err(&["-t", "x", "-R", "--retained-only"]).contains("makes no sense"));
+    }
+
+    /// The table and the parser agree: every flag the table gives a command parses there
+    /// (with a value exactly when the table says it takes one), or is refused with a reason.
+    #[test]
+    fn every_flag_in_the_table_parses() {
+        let sample = |f: &flags::Flag| match f.value {
+            flags::Value::Choice(_, words) => words[0].to_owned(),
+            _ => match f.id() {
+                "-p" | "-k" | "-M" | "-C" | "--repeat" | "--payload-size" => "3".into(),
+                "-W" | "--repeat-delay" | "--connect-timeout" | "--random-filter" => "1.5".into(),
+                "-A" => "127.0.0.1".into(),
+                "--proxy" => "socks5h://127.0.0.1:1080".into(),
+                "-L" => "mqtt://h/x".into(),
+                "-o" => "/dev/null".into(),
+                "-F" => "%t".into(),
+                _ => "v".into(),
+            },
+        };
+        for cmd in [Cmd::Pub, Cmd::Sub] {
+            for f in flags::FLAGS.iter().filter(|f| f.is_for(cmd)) {
+                for name in f.names {
+                    let mut argv = vec![(*name).to_owned()];
+                    if f.value.takes_value() {
+                        argv.push(sample(f));
+                    }
+                    let base: &[&str] = match cmd {
+                        Cmd::Pub => &["-t", "t", "-i", "id"],
+                        Cmd::Sub => &["-t", "t", "-i", "id"],
+                    };
+                    argv.extend(base.iter().map(|s| (*s).to_owned()));
+                    if cmd == Cmd::Pub && f.group != flags::Group::Message {
+                        argv.push("-n".into());
+                    }
+                    if *name == "--unix" {
+                        argv.retain(|a| a != "-h");
+                    }
+                    let os: Vec<OsString> = argv.iter().map(OsString::from).collect();
+                    let r = match cmd {
+                        Cmd::Pub => parse_pub(os).map(|_| ()),
+                        Cmd::Sub => parse_sub(os).map(|_| ()),
+                    };
+                    match (r, f.group) {
+                        (Err(UsageError(m)), flags::Group::Unsupported) => {
+                            assert!(m.contains("not supported: "), "{argv:?}: {m}");
+                        }
+                        (Err(UsageError(m)), _) => {
+                            assert!(!m.contains("Unknown option"), "{argv:?}: {m}");
+                            assert!(!m.contains("no value specified"), "{argv:?}: {m}");
+                        }
+                        (Ok(()), g) => assert_ne!(g, flags::Group::Unsupported, "{argv:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn new_connection_flags_are_read() {
+        let a = sub_ok(&[
+            "--unix",
+            "/run/m.sock",
+            "--connect-timeout",
+            "2.5",
+            "-t",
+            "x",
+            "--remove-retained",
+            "--random-filter",
+            "50",
+            "--pretty",
+            "--tls-version",
+            "tlsv1.3",
+            "--tls-alpn",
+            "mqtt",
+            "--nodelay",
+        ]);
+        assert_eq!(a.common.unix.as_deref(), Some("/run/m.sock"));
+        assert_eq!(a.common.connect_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(a.random_filter, Some(0.5));
+        assert!(a.remove_retained && a.pretty);
+        assert_eq!(a.common.tls_version, Some(TlsVersion::Tls13));
+        assert_eq!(a.common.alpn, ["mqtt"]);
+        let p = pub_ok(&["--proxy", "socks5h://u:p@127.0.0.1:9", "-t", "t", "-n"]);
+        let proxy = p.common.proxy.unwrap();
+        assert!(proxy.remote_dns);
+        assert_eq!(proxy.port, 9);
+        assert!(pub_err(&["--proxy", "http://h", "-t", "t", "-n"]).contains("Invalid proxy"));
+        assert!(
+            pub_err(&["--tls-version", "tlsv1.1", "-t", "t", "-n"]).contains("tlsv1.2 and tlsv1.3")
+        );
+        assert!(pub_err(&["--unix", "/s", "-h", "h", "-t", "t", "-n"]).contains("--unix"));
+        assert_eq!(
+            pub_ok(&["-t", "t", "--payload-size", "10"]).source,
+            Source::Random(10)
+        );
+        assert!(sub_err(&["-t", "t", "--random-filter", "0"]).contains("0.1 to 100"));
+    }
+
+    #[test]
+    fn options_files_read_as_mosquitto_reads_them() {
+        let args = options_file_args(b"# comment\n-h broker.example\n\n-m hello world\r\n-r\n");
+        assert_eq!(
+            args,
+            ["-h", "broker.example", "-m", "hello world", "-r"].map(OsString::from)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("opts");
+        std::fs::write(&file, "-t from/file\n-q 1\n").unwrap();
+        let a = pub_ok(&["-o", file.to_str().unwrap(), "-q", "2", "-n"]);
+        assert_eq!(a.common.topics, ["from/file"]);
+        assert_eq!(a.common.qos, QoS::ExactlyOnce, "later flags win");
+        let looped = dir.path().join("loop");
+        std::fs::write(&looped, format!("-o {}\n", looped.display())).unwrap();
+        assert!(pub_err(&["-o", looped.to_str().unwrap()]).contains("including itself"));
     }
 
     #[cfg(unix)]

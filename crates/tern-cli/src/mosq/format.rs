@@ -69,6 +69,8 @@ enum Piece {
 pub(crate) struct Format {
     pieces: Vec<Piece>,
     needs_time: bool,
+    /// `--pretty`: `%j` / `%J` indented.
+    pub(crate) pretty: bool,
 }
 
 /// The parts of a received message a format can print.
@@ -173,7 +175,11 @@ impl Format {
                     | Piece::Field(Field::Iso | Field::Unix | Field::Json | Field::JsonRaw, _)
             )
         });
-        Ok(Self { pieces, needs_time })
+        Ok(Self {
+            pieces,
+            needs_time,
+            pretty: false,
+        })
     }
 
     /// Appends the rendering of `msg` to `out`. On error `out` is left as it was.
@@ -250,6 +256,11 @@ impl Format {
                                 });
                             }
                             json(msg, stamp, *field == Field::JsonRaw, &mut scratch);
+                            if self.pretty
+                                && let Some(p) = super::json::pretty(&scratch)
+                            {
+                                scratch = p;
+                            }
                             false
                         }
                         Field::Iso => {

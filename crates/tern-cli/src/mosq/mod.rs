@@ -5,10 +5,13 @@
 
 pub(crate) mod args;
 mod clock;
+pub(crate) mod flags;
 pub(crate) mod format;
 mod json;
+pub(crate) mod trace;
 
 use std::fmt;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,40 +44,37 @@ pub(crate) const EXIT_HELP: &str = "\
 Exit status:
   0   success
   1   error after connecting (connection lost, publish/subscribe failed) or reading input
-  2   bad command line
-  3   could not connect: DNS (-3), nothing listening (-5), TLS or WebSocket failure (-6),
-      no CONNACK in time (-2, -1); the message gives the code and reason
+  2   bad command line, including options that cannot make a valid CONNECT (NodeMCU
+      code -6 for invalid options: -c with an empty client id, a client id over 23
+      characters with -V 31, ...)
+  3   could not connect, with the NodeMCU code in the message: DNS (-3); nothing
+      listening, or the connection reset during CONNECT (-5); the broker answered with
+      something other than CONNACK or hung up (-4); TLS, WebSocket, proxy or TLS file
+      failure (-6); no CONNACK in time (-2); CONNECT not sent in time (-1)
   5   connection refused by the broker, CONNACK code 1..5 in the message, e.g.
       \"Connection error: connection refused: not authorised (5)\"
   27  timed out (-W, sub only)
 ";
 
-/// Connection flags, the same text in both commands' `--help`.
-pub(crate) const CONNECT_HELP: &str = "\
-Connection:
-  -h host        broker host (default localhost)
-  -p port        broker port (default 1883, 8883 with TLS)
-  -L url         mqtt|mqtts|ws|wss://[user[:password]@]host[:port]/topic
-  -i id          client id (default tern-pub-/tern-sub- + process id + random)
-  -I prefix      client id = prefix + process id
-  -k secs        keepalive, 0 = off (default 60)
-  -u user        user name
-  -P password    password
-  -c             persistent session (clean session off; needs -i or -I)
-  -V version     31 / mqttv31 or 311 / mqttv311 (default)
-  -M n           outgoing QoS 1/2 messages in flight at once (default 100)
-  -d             trace packets to stderr, as far as tern's events show them
-  --quiet        print no error messages
-  --will-topic t --will-payload p --will-qos q --will-retain
-                 last will, published by the broker if this client vanishes
-TLS (enabled by --cafile, --capath, --tls-use-os-certs, or an mqtts:// / wss:// -L):
-  --cafile file  trust these PEM CA certificates
-  --capath dir   trust every PEM certificate (*.pem, *.crt) in dir
-  --tls-use-os-certs  trust the operating system's CA store
-  --cert file --key file  client certificate and key (PEM) for mutual TLS
-  --insecure     do not check that the server certificate names the host (the chain is
-                 still verified against the CA), as mosquitto's --insecure
-";
+/// Writes to stdout, ignoring a closed pipe (mosquitto exits quietly then too).
+pub(crate) fn out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// Writes a line to stderr, ignoring a closed pipe: diagnostics must never turn into a
+/// panic (`tern pub -d ... 2>&1 | head -1`).
+pub(crate) fn err_line(text: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// A command's `--help`: the summary and usage, the flag table's sections, exit codes.
+pub(crate) fn help(cmd: flags::Cmd, head: &str) -> String {
+    format!(
+        "tern {} {head}\n{}\n{EXIT_HELP}",
+        env!("CARGO_PKG_VERSION"),
+        flags::help(cmd)
+    )
+}
 
 /// A fatal condition: the exit code and what to print (nothing when empty).
 #[derive(Debug)]
@@ -96,6 +96,11 @@ impl Fatal {
         match e {
             // Display already ends in "(code)": "connection refused: not authorised (5)".
             ConnectError::Refused(_) => Self::new(exit::REFUSED, format!("Connection error: {e}")),
+            // Options no CONNECT can carry come from the command line.
+            ConnectError::InvalidOptions(_) => Self::new(
+                exit::USAGE,
+                format!("Error: {e}\n\nUse --help to see usage."),
+            ),
             _ => Self::new(
                 exit::CONNECT_FAILED,
                 format!("Connection error: {e} ({})", e.code()),
@@ -106,7 +111,7 @@ impl Fatal {
     /// Prints the message (unless `quiet`) and converts to an exit code.
     pub(crate) fn report(self, quiet: bool) -> ExitCode {
         if !quiet && !self.message.is_empty() {
-            eprintln!("{}", self.message);
+            err_line(format_args!("{}", self.message));
         }
         ExitCode::from(self.code)
     }
@@ -114,11 +119,16 @@ impl Fatal {
 
 /// Prints a usage error as mosquitto does and returns the usage exit code.
 pub(crate) fn usage_error(cmd: &str, e: &args::UsageError) -> ExitCode {
-    eprintln!("Error: {}\n\nUse 'tern {cmd} --help' to see usage.", e.0);
+    err_line(format_args!(
+        "Error: {}\n\nUse 'tern {cmd} --help' to see usage.",
+        e.0
+    ));
     ExitCode::from(exit::USAGE)
 }
 
-/// `-d`: mosquitto-style `Client <id> sending CONNECT` lines on stderr.
+/// `-d`: notes of the commands' own (reconnecting, subscriptions denied) as `Client <id>
+/// ...` lines on stderr, beside the library's connection and packet trace
+/// ([`trace::install`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Trace {
     on: bool,
@@ -126,22 +136,10 @@ pub(crate) struct Trace {
 }
 
 impl Trace {
-    /// Whether tracing is on.
-    pub(crate) fn is_on(&self) -> bool {
-        self.on
-    }
-
     /// `Client <id> <what>`.
     pub(crate) fn client(&self, what: fmt::Arguments<'_>) {
         if self.on {
-            eprintln!("Client {} {what}", self.id);
-        }
-    }
-
-    /// A line without the client prefix.
-    pub(crate) fn note(&self, what: fmt::Arguments<'_>) {
-        if self.on {
-            eprintln!("{what}");
+            err_line(format_args!("Client {} {what}", self.id));
         }
     }
 }
@@ -167,6 +165,9 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
             fastrand::u16(..)
         ),
     };
+    if c.debug {
+        trace::install(&client_id);
+    }
     let url_broker = match &c.url {
         Some(u) => Some(
             Broker::parse(&u.broker)
@@ -194,6 +195,9 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
             Broker::new(scheme, "localhost", scheme.default_port())
         }
     };
+    if let Some(path) = &c.unix {
+        broker = Broker::unix(path.clone());
+    }
     if let Some(h) = &c.host {
         broker.host = h.clone();
     }
@@ -234,6 +238,15 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
     }
     if let Some(n) = c.max_inflight {
         options = options.max_inflight(n);
+    }
+    if let Some(p) = &c.proxy {
+        options = options.proxy(p.clone());
+    }
+    if let Some(a) = c.bind {
+        options = options.bind_address(a);
+    }
+    if let Some(t) = c.connect_timeout {
+        options = options.connect_timeout(t);
     }
     if broker.scheme.is_tls() {
         options = options.tls(tls_options(c)?);
@@ -288,6 +301,8 @@ fn tls_options(c: &Common) -> Result<TlsOptions, Fatal> {
             Roots::Pem(pem)
         },
         danger_skip_hostname_check: c.insecure,
+        version: c.tls_version,
+        alpn: c.alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
         ..TlsOptions::default()
     };
     if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
@@ -299,37 +314,19 @@ fn tls_options(c: &Common) -> Result<TlsOptions, Fatal> {
     Ok(tls)
 }
 
-/// Creates the client on the current runtime and connects, tracing CONNECT/CONNACK.
+/// Creates the client on the current runtime and connects (`-d` shows each step and packet
+/// through the library's trace).
 pub(crate) async fn connect(setup: &Setup) -> Result<(Client, Events), Fatal> {
     let (client, events) = Client::new(setup.options.clone());
-    setup.trace.client(format_args!("sending CONNECT"));
     match client.connect(setup.broker.clone()).await {
-        Ok(session_present) => {
-            setup.trace.client(format_args!(
-                "received CONNACK (0){}",
-                if session_present {
-                    ", session present"
-                } else {
-                    ""
-                }
-            ));
-            Ok((client, events))
-        }
-        Err(e) => {
-            if let ConnectError::Refused(code) = &e {
-                setup
-                    .trace
-                    .client(format_args!("received CONNACK ({})", *code as u8));
-            }
-            Err(Fatal::connect(&e))
-        }
+        Ok(_session_present) => Ok((client, events)),
+        Err(e) => Err(Fatal::connect(&e)),
     }
 }
 
 /// Sends DISCONNECT after everything queued and waits for the close, bounded so a dead
 /// link cannot hang the exit.
-pub(crate) async fn disconnect(client: &Client, trace: &Trace) {
-    trace.client(format_args!("sending DISCONNECT"));
+pub(crate) async fn disconnect(client: &Client, _trace: &Trace) {
     let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
 }
 

@@ -197,6 +197,17 @@ impl Session {
         self.state.is_connected()
     }
 
+    /// Replaces the user name and password sent in the next CONNECT (used for credentials
+    /// that come with a broker address).
+    pub fn set_credentials(
+        &mut self,
+        username: Option<crate::MqttString>,
+        password: Option<bytes::Bytes>,
+    ) {
+        self.config.username = username;
+        self.config.password = password;
+    }
+
     /// Changes the protocol level for the next `connect` (used for 3.1.1 → 3.1 fallback).
     pub fn set_level(&mut self, level: ProtocolLevel) {
         self.config.level = level;

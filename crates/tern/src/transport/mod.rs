@@ -1,8 +1,14 @@
-//! Byte streams to a broker: TCP, TLS over TCP, and WebSocket over either. Every transport
-//! yields one boxed [`Stream`]; the driver does not know which it has.
+//! Byte streams to a broker: TCP (direct or through a SOCKS5 proxy), TLS over TCP,
+//! WebSocket over either, and Unix domain sockets. Every transport yields one boxed
+//! [`Stream`]; the driver does not know which it has.
+//!
+//! Each step is reported on the `tern::connect` tracing target (see [`crate::trace`]), and
+//! when `tern::packet` is enabled the stream is wrapped so that every packet is too.
 
+mod socks;
 mod tcp;
 mod tls;
+mod unix;
 mod ws;
 
 use std::future::Future;
@@ -18,25 +24,37 @@ use crate::options::ConnectOptions;
 
 /// A connected, bidirectional byte stream.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {
-    /// The TCP socket underneath, for socket options.
-    fn tcp(&self) -> &TcpStream;
+    /// The TCP socket underneath, for socket options; `None` for a Unix domain socket.
+    fn tcp(&self) -> Option<&TcpStream>;
 }
 
 impl Stream for TcpStream {
-    fn tcp(&self) -> &TcpStream {
-        self
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
     }
 }
 
 impl Stream for tokio_rustls::client::TlsStream<TcpStream> {
-    fn tcp(&self) -> &TcpStream {
-        self.get_ref().0
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self.get_ref().0)
     }
 }
 
 impl<S: Stream> Stream for ws::WsStream<S> {
-    fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
         self.get_ref().tcp()
+    }
+}
+
+impl<S: Stream> Stream for crate::trace::Traced<S> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        self.get_ref().tcp()
+    }
+}
+
+impl Stream for BoxStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        (**self).tcp()
     }
 }
 
@@ -47,7 +65,9 @@ impl<S: Stream> Stream for ws::WsStream<S> {
 /// Linux only; elsewhere a no-op.
 pub(crate) fn quickack(stream: &dyn Stream) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(e) = socket2::SockRef::from(stream.tcp()).set_tcp_quickack(true) {
+    if let Some(tcp) = stream.tcp()
+        && let Err(e) = socket2::SockRef::from(tcp).set_tcp_quickack(true)
+    {
         tracing::debug!(error = %e, "TCP_QUICKACK");
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -57,18 +77,97 @@ pub(crate) fn quickack(stream: &dyn Stream) {
 /// A boxed transport stream.
 pub(crate) type BoxStream = Box<dyn Stream>;
 
-/// Opens a stream to `broker` (DNS, TCP, TLS, WebSocket) before `deadline`.
+/// Opens a stream to `broker` (DNS, TCP or SOCKS5 or Unix socket, TLS, WebSocket) before
+/// `deadline`.
 pub(crate) async fn open(
     broker: &Broker,
     options: &ConnectOptions,
     tls_config: Option<Arc<rustls::ClientConfig>>,
     deadline: Instant,
 ) -> Result<BoxStream, ConnectError> {
+    let stream = open_plain(broker, options, tls_config, deadline).await?;
+    Ok(if crate::trace::packets_enabled() {
+        Box::new(crate::trace::Traced::new(stream))
+    } else {
+        stream
+    })
+}
+
+async fn open_plain(
+    broker: &Broker,
+    options: &ConnectOptions,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    deadline: Instant,
+) -> Result<BoxStream, ConnectError> {
     let timeout = options.connect_timeout;
-    let addrs = within(deadline, ConnectStage::Dns, timeout, tcp::resolve(broker)).await??;
+    if broker.scheme == Scheme::Unix {
+        if options.proxy.is_some() {
+            return Err(ConnectError::InvalidOptions(
+                "a Unix domain socket cannot be reached through a SOCKS proxy".into(),
+            ));
+        }
+        let stream = within(
+            deadline,
+            ConnectStage::Sending,
+            timeout,
+            unix::connect(broker),
+        );
+        return stream.await?;
+    }
+    // Where the TCP connection goes: the broker, or the proxy (and what it is asked for).
+    let (first_hop, target) = match &options.proxy {
+        None => (broker.clone(), None),
+        Some(proxy) => {
+            let hop = Broker::tcp(proxy.host.clone(), proxy.port);
+            let target = if proxy.remote_dns || broker.host.parse::<std::net::IpAddr>().is_ok() {
+                socks::Target::Name(broker.host.clone(), broker.port)
+            } else {
+                let addrs = tcp::resolve(broker);
+                let addrs = within(deadline, ConnectStage::Dns, timeout, addrs).await??;
+                trace_resolved(broker, &addrs);
+                // The first address: the proxy makes one connection attempt per request.
+                match addrs.first() {
+                    Some(a) => socks::Target::Addr(*a),
+                    None => socks::Target::Name(broker.host.clone(), broker.port),
+                }
+            };
+            (hop, Some((proxy, target)))
+        }
+    };
+    let addrs = within(
+        deadline,
+        ConnectStage::Dns,
+        timeout,
+        tcp::resolve(&first_hop),
+    )
+    .await??;
+    trace_resolved(&first_hop, &addrs);
     // TCP, TLS and WebSocket handshakes: one stage, "CONNECT could not be sent in time".
     let handshakes = async {
-        let tcp = tcp::connect(broker, &addrs).await?;
+        let connected = match options.bind_address {
+            None => tcp::connect(&first_hop, &addrs).await,
+            Some(local) => connect_from(&first_hop, &addrs, local).await,
+        };
+        let tcp = match connected {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::debug!(target: crate::trace::CONNECT_TARGET, "TCP connection to {} failed: {e}", first_hop.host_port());
+                return Err(match (&target, e) {
+                    (Some((proxy, _)), ConnectError::ServerNotFound { reason, .. }) => {
+                        ConnectError::Proxy {
+                            proxy: proxy.to_string(),
+                            reason: format!("cannot reach the proxy: {reason}"),
+                        }
+                    }
+                    (_, e) => e,
+                });
+            }
+        };
+        trace_tcp(&tcp);
+        let tcp = match target {
+            None => tcp,
+            Some((proxy, target)) => Box::pin(socks::handshake(tcp, proxy, broker, target)).await?,
+        };
         let stream: BoxStream = match broker.scheme {
             Scheme::Mqtt => Box::new(tcp),
             // Boxed: the TLS and WebSocket handshakes are large futures (~13 KiB); inline,
@@ -80,6 +179,61 @@ pub(crate) async fn open(
     within(deadline, ConnectStage::Sending, timeout, handshakes).await?
 }
 
+/// Connects from `local` to the first address of its family that accepts.
+async fn connect_from(
+    broker: &Broker,
+    addrs: &[std::net::SocketAddr],
+    local: std::net::IpAddr,
+) -> Result<TcpStream, ConnectError> {
+    let mut last = format!(
+        "no {} address to connect to from {local}",
+        if local.is_ipv4() { "IPv4" } else { "IPv6" }
+    );
+    for addr in addrs.iter().filter(|a| a.is_ipv4() == local.is_ipv4()) {
+        let socket = if local.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let attempt = async {
+            let socket = socket?;
+            socket.bind(std::net::SocketAddr::new(local, 0))?;
+            let stream = socket.connect(*addr).await?;
+            stream.set_nodelay(true)?;
+            Ok::<_, std::io::Error>(stream)
+        };
+        match attempt.await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = format!("{e} (connecting from {local})"),
+        }
+    }
+    Err(ConnectError::ServerNotFound {
+        addr: broker.host_port(),
+        reason: last,
+    })
+}
+
+fn trace_resolved(broker: &Broker, addrs: &[std::net::SocketAddr]) {
+    if tracing::enabled!(target: crate::trace::CONNECT_TARGET, tracing::Level::DEBUG)
+        && broker.host.parse::<std::net::IpAddr>().is_err()
+    {
+        let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+        tracing::debug!(target: crate::trace::CONNECT_TARGET, "resolved {} to {}", broker.host, list.join(", "));
+    }
+}
+
+fn trace_tcp(tcp: &TcpStream) {
+    if tracing::enabled!(target: crate::trace::CONNECT_TARGET, tracing::Level::DEBUG) {
+        let peer = tcp
+            .peer_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string());
+        let local = tcp
+            .local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string());
+        tracing::debug!(target: crate::trace::CONNECT_TARGET, "TCP connected to {peer} from {local}");
+    }
+}
+
 /// The TLS and WebSocket layers over a connected TCP stream.
 async fn upgrade(
     broker: &Broker,
@@ -88,7 +242,7 @@ async fn upgrade(
     tcp: TcpStream,
 ) -> Result<BoxStream, ConnectError> {
     Ok(match broker.scheme {
-        Scheme::Mqtt => Box::new(tcp),
+        Scheme::Mqtt | Scheme::Unix => Box::new(tcp),
         Scheme::Mqtts => {
             let config = tls_required(tls_config)?;
             Box::new(tls::handshake(broker, options, config, tcp).await?)

@@ -28,11 +28,29 @@ where
         addr: addr.clone(),
         reason: format!("invalid server name {name:?}: {e}"),
     })?;
-    TlsConnector::from(config)
+    let stream = TlsConnector::from(config)
         .connect(server_name, stream)
         .await
         .map_err(|e| ConnectError::Tls {
-            reason: format!("{e} (verifying {name})"),
-            addr,
-        })
+            reason: crate::tls::explain_handshake_error(&e, name, broker.scheme.is_websocket()),
+            addr: addr.clone(),
+        })?;
+    if tracing::enabled!(target: crate::trace::CONNECT_TARGET, tracing::Level::DEBUG) {
+        let conn = stream.get_ref().1;
+        let version = conn
+            .protocol_version()
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown version");
+        let suite = conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown cipher suite");
+        let subject = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| crate::tls::x509::subject(c))
+            .unwrap_or_else(|| "(unreadable)".into());
+        tracing::debug!(target: crate::trace::CONNECT_TARGET, "TLS handshake with {addr} done: {version}, {suite}, broker certificate subject {subject}");
+    }
+    Ok(stream)
 }

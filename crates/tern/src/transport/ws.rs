@@ -72,7 +72,7 @@ where
             },
         ));
     }
-    tracing::debug!(broker = %broker, "WebSocket handshake done");
+    tracing::debug!(target: crate::trace::CONNECT_TARGET, "WebSocket upgrade to {broker} done: HTTP {}, subprotocol {SUBPROTOCOL}", response.status());
     Ok(WsStream::new(ws))
 }
 
