@@ -16,7 +16,7 @@ use crate::packet::{
 use crate::session::{ApiMisuse, DisconnectReason, Event, ProtocolError, RequestError, RequestId};
 use crate::text::MqttString;
 
-use harness::{Pair, config, connack, filter, id, msg, publish, topic};
+use harness::{Pair, config, connack, filter, id, messages, msg, publish, topic};
 
 fn connected() -> Pair {
     let mut pair = Pair::new(config());
@@ -81,8 +81,8 @@ fn nothing_but_connect_is_sent_before_connack() {
     assert!(pair.session.is_connected());
     let sent = pair.sent();
     assert!(
-        matches!(sent.as_slice(), [Packet::Subscribe(_), Packet::Publish(_)]),
-        "{sent:?}"
+        matches!(sent.as_slice(), [Packet::Publish(_), Packet::Subscribe(_)]),
+        "call order is wire order: {sent:?}"
     );
     assert_eq!(
         pair.events(),
@@ -451,7 +451,7 @@ fn publishes_beyond_the_window_wait_and_leave_in_order() {
 }
 
 #[test]
-fn subscribes_are_not_held_back_by_the_publish_window() {
+fn subscribes_wait_behind_publishes_held_by_the_window() {
     let mut pair = Pair::new(config().max_inflight(1));
     pair.connect(false);
     pair.publish(msg("a", b"0", QoS::AtLeastOnce));
@@ -465,15 +465,23 @@ fn subscribes_are_not_held_back_by_the_publish_window() {
         .unsubscribe(pair.now, vec![filter("y")])
         .unwrap();
     let sent = pair.sent();
+    assert_eq!(sent.len(), 1, "only the first publish fits the window: {sent:?}");
+    assert_eq!(payload(&sent[0]), b"0");
+    pair.deliver(Packet::PubAck(id(pid(&sent[0])))).unwrap();
+    let sent = pair.sent();
+    // The second publish takes the window; the SUBSCRIBE and UNSUBSCRIBE behind it need
+    // no window and follow it, in call order.
     assert_eq!(sent.len(), 3, "{sent:?}");
-    let Packet::Subscribe(Subscribe { packet_id: sid, .. }) = &sent[1] else {
+    assert_eq!(payload(&sent[0]), b"1");
+    let sent = sent[1..].to_vec();
+    let Packet::Subscribe(Subscribe { packet_id: sid, .. }) = &sent[0] else {
         panic!("{sent:?}")
     };
-    let Packet::Unsubscribe(Unsubscribe { packet_id: uid, .. }) = &sent[2] else {
+    let Packet::Unsubscribe(Unsubscribe { packet_id: uid, .. }) = &sent[1] else {
         panic!("{sent:?}")
     };
-    assert_ne!(pid(&sent[0]), sid.get());
     assert_ne!(sid, uid);
+    pair.events();
     pair.deliver(Packet::SubAck(SubAck {
         packet_id: *sid,
         return_codes: vec![SubscribeReturnCode::Failure],
@@ -569,7 +577,7 @@ fn incoming_qos0_and_qos1_are_delivered_and_qos1_is_acknowledged() {
     let (Packet::Publish(m0), Packet::Publish(m1)) = (p0, p1) else {
         unreachable!()
     };
-    assert_eq!(pair.events(), [Event::Message(m0), Event::Message(m1)]);
+    assert_eq!(messages(pair.events()), [m0, m1]);
 }
 
 #[test]
@@ -584,7 +592,7 @@ fn incoming_qos2_is_delivered_once_even_when_resent_with_dup() {
     let Packet::Publish(m) = first else {
         unreachable!()
     };
-    assert_eq!(pair.events(), [Event::Message(m)], "delivered once");
+    assert_eq!(messages(pair.events()), [m], "delivered once");
 
     pair.deliver(Packet::PubRel(id(7))).unwrap();
     assert_eq!(pair.sent(), [Packet::PubComp(id(7))]);
@@ -606,25 +614,39 @@ fn pubrel_for_an_unknown_id_is_answered_with_pubcomp() {
 #[test]
 fn acknowledgements_leave_in_the_order_their_triggers_arrived() {
     let mut pair = connected();
+    pair.auto_ack = false;
     let mut bytes = BytesMut::new();
     for p in [
         publish(QosPid::ExactlyOnce(id(3)), false, b"a"),
         publish(QosPid::AtLeastOnce(id(1)), false, b"b"),
-        Packet::PubRel(id(3)),
         publish(QosPid::AtLeastOnce(id(2)), false, b"c"),
     ] {
         p.encode(&mut bytes).unwrap();
     }
     pair.deliver_bytes(&bytes).unwrap();
+    assert_eq!(pair.events().len(), 3);
+    assert!(pair.sent().is_empty(), "nothing acknowledged before the application has it");
+    let [a, b, c] = pair.unacked[..] else {
+        panic!("{:?}", pair.unacked)
+    };
+    // Acked in reverse: each waits for the ones that arrived before it [MQTT-4.6.0-2].
+    pair.session.ack(c);
+    pair.session.ack(b);
+    assert!(pair.sent().is_empty(), "PUBACKs left ahead of the earlier PUBREC");
+    pair.session.ack(a);
     assert_eq!(
         pair.sent(),
         [
             Packet::PubRec(id(3)),
             Packet::PubAck(id(1)),
-            Packet::PubComp(id(3)),
             Packet::PubAck(id(2)),
         ]
     );
+    // Acking again does nothing.
+    pair.session.ack(b);
+    assert!(pair.sent().is_empty());
+    pair.deliver(Packet::PubRel(id(3))).unwrap();
+    assert_eq!(pair.sent(), [Packet::PubComp(id(3))]);
 }
 
 #[test]

@@ -78,7 +78,7 @@ impl Ledger {
                     *n += 1;
                     assert_eq!(*n, 1, "request {id} completed twice");
                 }
-                Event::Message(p) => *self.received.entry(p.payload).or_default() += 1,
+                Event::Message { publish: p, .. } => *self.received.entry(p.payload).or_default() += 1,
                 Event::Connected { .. } => {}
                 Event::Disconnected(reason) => {
                     assert_eq!(
