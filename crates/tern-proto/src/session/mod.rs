@@ -1300,8 +1300,7 @@ impl Session {
                 // queue, ahead of later commands: it keeps its place in call order (with
                 // clean session its id would not survive anyway). It loses its packet id and,
                 // like every queued command, its store record.
-                Outgoing::Slot(id) if self.inflight.get(id).is_some_and(|s| !s.ever_sent) =>
-                {
+                Outgoing::Slot(id) if self.inflight.get(id).is_some_and(|s| !s.ever_sent) => {
                     let Some(slot) = self.inflight.remove(id) else {
                         continue;
                     };

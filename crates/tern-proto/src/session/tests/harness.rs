@@ -237,7 +237,10 @@ impl Pair {
                     {
                         self.qos2_payloads.insert(id, publish.payload.clone());
                     }
-                    if let Event::Message { ack: Some(token), .. } = &e {
+                    if let Event::Message {
+                        ack: Some(token), ..
+                    } = &e
+                    {
                         if self.auto_ack {
                             self.session.ack(*token);
                         } else {
@@ -392,11 +395,36 @@ pub(super) struct Broker {
     next_out_id: u16,
     /// CONNECTs seen.
     pub(super) connects: usize,
+    /// Each command's first arrival, in arrival order: a PUBLISH by payload, a
+    /// SUBSCRIBE/UNSUBSCRIBE by its first filter.
+    pub(super) arrivals: Vec<Bytes>,
+    arrived_keys: HashSet<Bytes>,
 }
 
 impl Broker {
+    /// Records the first arrival of the command known by `key`.
+    fn first_arrival(&mut self, key: Bytes) {
+        if self.arrived_keys.insert(key.clone()) {
+            self.arrivals.push(key);
+        }
+    }
+
     /// Handles one packet the client sent.
     pub(super) fn on_client_packet(&mut self, p: Packet) {
+        match &p {
+            Packet::Publish(publish) => self.first_arrival(publish.payload.clone()),
+            Packet::Subscribe(s) => {
+                if let Some((f, _)) = s.filters.first() {
+                    self.first_arrival(Bytes::from(f.as_str().to_owned()));
+                }
+            }
+            Packet::Unsubscribe(u) => {
+                if let Some(f) = u.filters.first() {
+                    self.first_arrival(Bytes::from(f.as_str().to_owned()));
+                }
+            }
+            _ => {}
+        }
         match p {
             Packet::Connect(c) => {
                 assert!(!c.clean_session, "the model broker keeps sessions");

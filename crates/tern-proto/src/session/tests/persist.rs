@@ -356,7 +356,9 @@ impl Ledger {
                         self.custody.insert(body);
                     }
                 }
-                Event::Message { publish: p, .. } => *self.received.entry(p.payload).or_default() += 1,
+                Event::Message { publish: p, .. } => {
+                    *self.received.entry(p.payload).or_default() += 1
+                }
                 Event::Connected { .. } | Event::Disconnected(_) => {}
                 other => panic!("unexpected event {other:?}"),
             }
