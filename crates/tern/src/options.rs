@@ -129,8 +129,10 @@ pub struct ConnectOptions {
     ///
     /// With clean session off, our QoS 1/2 publishes in flight and the broker's QoS 2 ids
     /// awaiting PUBREL are written (and `fsync`ed) before the packets they protect are sent
-    /// or the messages delivered, and restored at the first `connect` after a restart, so a
-    /// killed process loses no publish the store took and repeats no QoS 2 delivery.
+    /// or the messages acknowledged, and restored at the first `connect` after a restart, so
+    /// a killed process loses no publish the store took and repeats no QoS 2 delivery the
+    /// application acknowledged (one killed between taking a message and the record of its
+    /// acknowledgement gets it again: never acknowledged, never lost).
     /// Publishes still waiting in the queue (offline, beyond `max_inflight`) are not
     /// stored. With clean session on the broker discards the session at every connection,
     /// so persistence is pointless: the store is emptied at the first `connect` and not
@@ -143,6 +145,15 @@ pub struct ConnectOptions {
     /// smaller than a batch is noticed, and the batch shrinks. Plain TCP on Linux only.
     /// Default: on.
     pub coalesce_reads: bool,
+    /// Acknowledge incoming QoS 1/2 messages only when the application says so
+    /// ([`Client::ack`](crate::Client::ack), [`CallbackClient::ack`](crate::callback::CallbackClient::ack)),
+    /// e.g. once it has stored them. Off (the default): a message is acknowledged once it is
+    /// taken from [`Events`](crate::Events) (or its callback returned). Either way
+    /// acknowledgements leave in the order the messages arrived, so one message left
+    /// unacknowledged holds back the acknowledgements of later ones (and, at the broker's
+    /// in-flight limit, further deliveries); with clean session off, a message not
+    /// acknowledged when the connection ends is delivered again on the next one.
+    pub manual_ack: bool,
 }
 
 impl ConnectOptions {
@@ -167,7 +178,14 @@ impl ConnectOptions {
             event_capacity: 1024,
             session_store: None,
             coalesce_reads: true,
+            manual_ack: false,
         }
+    }
+
+    /// Sets [`manual_ack`](Self::manual_ack).
+    pub fn manual_ack(mut self, on: bool) -> Self {
+        self.manual_ack = on;
+        self
     }
 
     /// Sets [`coalesce_reads`](Self::coalesce_reads).

@@ -17,6 +17,7 @@
 //! in the order the PUBLISHes arrived [MQTT-4.6.0-2], [MQTT-4.6.0-3]: one acked early waits
 //! for the ones before it.
 
+mod acks;
 mod config;
 mod error;
 mod event;
@@ -30,7 +31,7 @@ mod timer;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -46,6 +47,7 @@ use crate::packet::{
 };
 use crate::topic::TopicFilter;
 
+use acks::{Acks, PendingAck};
 use inflight::{Inflight, Slot};
 use packet_id::{ID_SPACE, IdSet, PacketIdAllocator};
 use queue::{CommandQueue, Control, Queued, QueuedControl, QueuedPublish};
@@ -97,18 +99,6 @@ enum Outgoing {
     Disconnect,
 }
 
-/// An acknowledgement the current connection owes the broker for one of its PUBLISHes.
-#[derive(Debug)]
-struct PendingAck {
-    /// The delivery it acknowledges (see [`AckToken`]); 0 for a re-sent QoS 2 PUBLISH
-    /// whose message was acknowledged before.
-    delivery: u64,
-    /// The packet that acknowledges it.
-    packet: Outgoing,
-    /// The application has the message: it may leave once the ones before it have.
-    acked: bool,
-}
-
 /// A client session: see the [module docs](self).
 ///
 /// Methods, in the order a driver uses them: (A) getters, (B) `handle_*` inputs,
@@ -150,21 +140,14 @@ pub struct Session {
     /// The broker's QoS 2 ids we sent PUBREC for and have not seen PUBREL for: a PUBLISH
     /// with one of these ids is a re-send, not delivered again [MQTT-4.3.3-2].
     incoming_qos2: IdSet,
-    /// The broker's QoS 2 ids delivered to the driver and not acknowledged yet, with the
-    /// delivery that carried them: a re-sent PUBLISH with one of these ids (on this
-    /// connection or a later one) is not delivered again; its PUBREC waits for that
-    /// delivery's [`ack`](Self::ack). Kept across connections, not persisted (after a
-    /// crash the message was never acknowledged, and the broker delivers it again).
-    delivered_qos2: BTreeMap<PacketId, u64>,
-    /// Acknowledgements owed on the current connection, in the order their PUBLISHes
-    /// arrived; they leave from the front once acked [MQTT-4.6.0-2].
-    acks: VecDeque<PendingAck>,
-    /// Deliveries so far (numbers the [`AckToken`]s).
-    deliveries: u64,
+    /// Acknowledgements owed and QoS 2 deliveries awaiting their ack (see [`Acks`]); `None`
+    /// until the first QoS 1/2 message, and again once idle with nothing owed.
+    acks: Option<Box<Acks>>,
     /// Commands not yet on the wire.
     queue: CommandQueue,
     events: VecDeque<Event>,
     timers: TimerTable,
+    /// Numbers commands ([`RequestId`]) and deliveries ([`AckToken`]) alike.
     next_request: u64,
     /// Counter ordering in-flight slots by when their command left the queue.
     next_seq: u64,
@@ -203,9 +186,7 @@ impl Session {
             inflight: Inflight::default(),
             ids: PacketIdAllocator::default(),
             incoming_qos2: IdSet::default(),
-            delivered_qos2: BTreeMap::new(),
-            acks: VecDeque::new(),
-            deliveries: 0,
+            acks: None,
             queue: CommandQueue::default(),
             events: VecDeque::new(),
             timers: TimerTable::default(),
@@ -572,18 +553,20 @@ impl Session {
     /// connections while the broker keeps the session: the re-sent PUBLISH, which is not
     /// delivered again, is answered with PUBREC once the token is acked.
     pub fn ack(&mut self, token: AckToken) {
-        if token.qos2 && self.delivered_qos2.get(&token.id) == Some(&token.delivery) {
-            self.delivered_qos2.remove(&token.id);
+        let Some(acks) = self.acks.as_deref_mut() else {
+            return;
+        };
+        if token.qos2 && acks.delivered_qos2.get(&token.id) == Some(&token.delivery) {
+            acks.delivered_qos2.remove(&token.id);
             // [MQTT-4.3.3-2] from now on a PUBLISH with this id is a re-send, until PUBREL.
             self.incoming_qos2.insert(token.id);
             self.persist(|| PersistOp::Received(token.id));
         }
-        if let Some(a) = self
+        if self
             .acks
-            .iter_mut()
-            .find(|a| a.delivery == token.delivery && !a.acked)
+            .as_deref_mut()
+            .is_some_and(|a| a.mark(token.delivery))
         {
-            a.acked = true;
             self.flush_acks();
         }
     }
@@ -781,7 +764,9 @@ impl Session {
             if self.incoming_qos2.clear() {
                 self.persist(|| PersistOp::ForgetIncoming);
             }
-            self.delivered_qos2.clear();
+            if let Some(acks) = self.acks.as_deref_mut() {
+                acks.delivered_qos2.clear();
+            }
         }
         // [MQTT-4.4.0-1], [MQTT-4.6.0-1] re-send everything unacknowledged, in original
         // order, whatever session present says: a broker without the session treats them as
@@ -802,30 +787,32 @@ impl Session {
                 });
             }
             QosPid::ExactlyOnce(id) => {
-                let pubrec = Outgoing::PubRec { id, first: true };
+                let acks = self.acks.get_or_insert_default();
                 if self.incoming_qos2.contains(id) {
                     // [MQTT-4.3.3-2] acknowledged before, awaiting PUBREL: a re-send gets
                     // PUBREC again (in its turn), and is not delivered again.
-                    let packet = Outgoing::PubRec { id, first: false };
-                    self.acks.push_back(PendingAck {
-                        delivery: 0,
-                        packet,
+                    acks.owed.push_back(PendingAck {
+                        delivery: u64::MAX,
+                        packet: Outgoing::PubRec { id, first: false },
                         acked: true,
                     });
                     self.flush_acks();
-                } else if let Some(&delivery) = self.delivered_qos2.get(&id) {
+                } else if let Some(&delivery) = acks.delivered_qos2.get(&id) {
                     // Delivered, not acknowledged yet (on this connection or an earlier
                     // one): not delivered again; the PUBREC follows the application's ack.
-                    if !self.acks.iter().any(|a| a.delivery == delivery) {
-                        self.acks.push_back(PendingAck {
+                    if !acks.owed.iter().any(|a| a.delivery == delivery) {
+                        acks.owed.push_back(PendingAck {
                             delivery,
-                            packet: pubrec,
+                            packet: Outgoing::PubRec { id, first: true },
                             acked: false,
                         });
                     }
                 } else {
-                    let ack = self.owe_ack(id, pubrec, true);
-                    self.delivered_qos2.insert(id, ack.delivery);
+                    let ack = self.owe_ack(id, Outgoing::PubRec { id, first: true }, true);
+                    self.acks
+                        .get_or_insert_default()
+                        .delivered_qos2
+                        .insert(id, ack.delivery);
                     self.events.push_back(Event::Message {
                         publish,
                         ack: Some(ack),
@@ -837,26 +824,31 @@ impl Session {
 
     /// Records the acknowledgement owed for a new delivery and returns its token.
     fn owe_ack(&mut self, id: PacketId, packet: Outgoing, qos2: bool) -> AckToken {
-        self.deliveries += 1;
-        let delivery = self.deliveries;
-        self.acks.push_back(PendingAck {
-            delivery,
-            packet,
-            acked: false,
-        });
+        // Numbered from the request counter: unique for the session's life, like request
+        // ids, and no field of its own in every session.
+        let delivery = self.next_request_id().0;
+        self.acks
+            .get_or_insert_default()
+            .owed
+            .push_back(PendingAck {
+                delivery,
+                packet,
+                acked: false,
+            });
         AckToken { id, delivery, qos2 }
     }
 
     /// Moves the acknowledgements at the front of the queue that may leave to the outbox
     /// [MQTT-4.6.0-2], [MQTT-4.6.0-3].
     fn flush_acks(&mut self) {
+        let Some(acks) = self.acks.as_deref_mut() else {
+            return;
+        };
         // Bounded: each iteration removes one entry.
-        while self.acks.front().is_some_and(|a| a.acked) {
-            if let Some(a) = self.acks.pop_front() {
-                self.outbox.push_back(a.packet);
-            }
+        while let Some(packet) = acks.pop_ready() {
+            self.outbox.push_back(packet);
         }
-        release_if_drained(&mut self.acks, false);
+        release_if_drained(&mut acks.owed, false);
     }
 
     fn on_puback(&mut self, id: PacketId) -> Result<(), ProtocolError> {
@@ -982,7 +974,9 @@ impl Session {
         self.queue.release_if_drained();
         self.inflight.release_if_empty();
         self.incoming_qos2.release_if_empty();
-        release_if_drained(&mut self.acks, true);
+        if self.acks.as_deref().is_some_and(Acks::is_empty) {
+            self.acks = None;
+        }
     }
 
     /// Encodes the CONNECT for the configuration into `out`.
@@ -1256,7 +1250,12 @@ impl Session {
         self.inbuf.clear();
         // Owed on the connection that ended: the broker sends what was not acknowledged
         // again (QoS 2 deliveries keep their token, see `ack`).
-        self.acks = VecDeque::new();
+        if let Some(acks) = self.acks.as_deref_mut() {
+            acks.owed = VecDeque::new();
+        }
+        if self.acks.as_deref().is_some_and(Acks::is_empty) {
+            self.acks = None;
+        }
 
         let clean = self.config.clean_session;
         let mut outbox = std::mem::take(&mut self.outbox);
@@ -1357,7 +1356,7 @@ impl Session {
             });
         }
         self.incoming_qos2.clear();
-        self.delivered_qos2.clear();
+        self.acks = None;
     }
 }
 
