@@ -59,3 +59,57 @@ fn publish_before_subscribe_is_not_delivered_only_the_one_after() {
     );
     r.assert_ok().assert_lines(&["after", "end"]);
 }
+
+/// `m:manualack(true)` / `m:ack()` (tern extension): a message the script never acked is
+/// delivered again in the next session; once acked, it is not.
+#[test]
+fn manual_ack_redelivers_until_the_script_acks() {
+    let broker = Mosquitto::start_default();
+    let port = broker.port().to_string();
+    // cleansession 0; subscribe, then leave so the next message waits in the session.
+    let setup = run_src(
+        r#"
+        local m = mqtt.Client("manual", 60, nil, nil, 0)
+        m:connect("127.0.0.1", tonumber(arg[1]), function(c)
+          c:subscribe("manual/t", 1, function(c) c:close() end)
+        end)
+        "#,
+        &[&port],
+    );
+    setup.assert_ok();
+    let publish = run_src(
+        r#"
+        local m = mqtt.Client("manual-pub", 60)
+        m:connect("127.0.0.1", tonumber(arg[1]), function(c)
+          c:publish("manual/t", "keep me", 1, 0, function(c) c:close() end)
+        end)
+        "#,
+        &[&port],
+    );
+    publish.assert_ok();
+    // arg[2] == "ack": ack every message; otherwise ack none. arg[3]: this session's
+    // sentinel, published after connecting: everything older arrives before it.
+    let session = r#"
+        local m = mqtt.Client("manual", 60, nil, nil, 0)
+        m:manualack(true)
+        m:on("message", function(c, topic, data)
+          print(data)
+          if arg[2] == "ack" then assert(c:ack()) end
+          if data == arg[3] then c:close() end
+        end)
+        m:connect("127.0.0.1", tonumber(arg[1]), function(c)
+          c:publish("manual/t", arg[3], 1, 0)
+        end)
+        "#;
+    run_src(session, &[&port, "keep", "end-1"])
+        .assert_ok()
+        .assert_lines(&["keep me", "end-1"]);
+    // Not acked: delivered again, with the first session's sentinel.
+    run_src(session, &[&port, "ack", "end-2"])
+        .assert_ok()
+        .assert_lines(&["keep me", "end-1", "end-2"]);
+    // Acked: gone.
+    run_src(session, &[&port, "ack", "end-3"])
+        .assert_ok()
+        .assert_lines(&["end-3"]);
+}
