@@ -1116,15 +1116,17 @@ impl Driver {
     }
 
     fn connected_command(&mut self, cmd: Command, conn: &mut ConnState<'_>) {
+        // A message the application took before issuing this command is acknowledged before
+        // the command's packet leaves (a reply follows the PUBACK of what it answers).
+        self.ack_taken();
         match cmd {
             Command::Close { reply } => {
                 self.want_connected = false;
                 if let Some(reply) = reply {
                     self.close_replies.push(reply);
                 }
-                // What the application took before closing is acknowledged before
+                // What the application took before closing was acknowledged above, before
                 // DISCONNECT; what it did not take never is.
-                self.ack_taken();
                 if conn.connected {
                     if self.session.disconnect(now()).is_err() {
                         conn.ended.get_or_insert(DisconnectReason::Local);
