@@ -233,7 +233,10 @@ impl CallbackClient {
     }
 
     /// Sends DISCONNECT and closes; `on_offline` follows with
-    /// [`ConnectionError::Local`].
+    /// [`ConnectionError::Local`]. Called from an `on_message` handler, it leaves that
+    /// message unacknowledged (its handler has not returned; with clean session off the
+    /// broker delivers it again) unless the handler acked it first with
+    /// [`ack`](Self::ack) under `manual_ack`.
     pub fn close(&self) -> Result<(), ClientError> {
         self.inner.client.try_close()
     }
