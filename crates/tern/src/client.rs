@@ -440,7 +440,7 @@ impl Client {
     /// messages before it to be acknowledged too [MQTT-4.6.0-2]. A message received on a
     /// connection that has since ended is not acknowledged at QoS 1 (the broker delivers it
     /// again, clean session off); at QoS 2 the acknowledgement answers the broker's re-send.
-    /// `msg` must come from this client's [`Events`].
+    /// A message of another client acknowledges nothing here.
     pub async fn ack(&self, msg: &Message) -> Result<(), ClientError> {
         match msg.ack {
             Some(token) => self.send(Command::Ack(token)).await,

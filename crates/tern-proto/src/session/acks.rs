@@ -2,10 +2,19 @@
 //! application has each message.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::packet::PacketId;
 
 use super::Outgoing;
+
+/// A number for a new delivery, unique in the process: a token can only ever acknowledge
+/// the delivery it was made for, even when handed to another session by mistake (and no
+/// session carries a counter of its own). Never 0 or `u64::MAX` (2^64 deliveries away).
+pub(super) fn next_delivery() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// An acknowledgement the current connection owes the broker for one of its PUBLISHes.
 #[derive(Debug)]

@@ -22,11 +22,12 @@ impl fmt::Display for RequestId {
 
 /// Acknowledges one delivered QoS 1/2 message: pass it to
 /// [`Session::ack`](super::Session::ack) once the application has the message. Copy, and
-/// specific to one delivery (a later message with the same packet id has another token).
+/// specific to one delivery: a later message with the same packet id, or a message of
+/// another session, has another token, and no token acknowledges anything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AckToken {
     pub(super) id: PacketId,
-    /// Which delivery of this session (counted from 1).
+    /// Which delivery (unique in the process).
     pub(super) delivery: u64,
     pub(super) qos2: bool,
 }

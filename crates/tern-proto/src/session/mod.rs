@@ -147,7 +147,6 @@ pub struct Session {
     queue: CommandQueue,
     events: VecDeque<Event>,
     timers: TimerTable,
-    /// Numbers commands ([`RequestId`]) and deliveries ([`AckToken`]) alike.
     next_request: u64,
     /// Counter ordering in-flight slots by when their command left the queue.
     next_seq: u64,
@@ -824,9 +823,7 @@ impl Session {
 
     /// Records the acknowledgement owed for a new delivery and returns its token.
     fn owe_ack(&mut self, id: PacketId, packet: Outgoing, qos2: bool) -> AckToken {
-        // Numbered from the request counter: unique for the session's life, like request
-        // ids, and no field of its own in every session.
-        let delivery = self.next_request_id().0;
+        let delivery = acks::next_delivery();
         self.acks
             .get_or_insert_default()
             .owed

@@ -1565,3 +1565,21 @@ fn a_broker_without_the_session_makes_an_unacked_qos2_id_new_again() {
     pair.session.ack(token);
     assert_eq!(pair.sent(), [Packet::PubRec(id(8))]);
 }
+
+#[test]
+fn a_token_of_another_session_acknowledges_nothing() {
+    let mut a = connected();
+    let mut b = connected();
+    a.auto_ack = false;
+    b.auto_ack = false;
+    for pair in [&mut a, &mut b] {
+        pair.deliver(publish(QosPid::AtLeastOnce(id(1)), false, b"m"))
+            .unwrap();
+        pair.events();
+    }
+    let (ta, tb) = (a.unacked[0], b.unacked[0]);
+    a.session.ack(tb);
+    assert!(a.sent().is_empty(), "b's token acknowledged a's message");
+    a.session.ack(ta);
+    assert_eq!(a.sent(), [Packet::PubAck(id(1))]);
+}
