@@ -150,6 +150,16 @@ struct Driver {
     unacked: Option<Box<VecDeque<(u64, AckToken)>>>,
 }
 
+/// The position of the oldest message in `unacked` (0: none). A function of the field, not
+/// of the driver: the `select!` branch that waits for it borrows only this field.
+#[allow(clippy::box_collection)]
+fn awaiting_take(unacked: &Option<Box<VecDeque<(u64, AckToken)>>>) -> u64 {
+    unacked
+        .as_deref()
+        .and_then(VecDeque::front)
+        .map_or(0, |&(position, _)| position)
+}
+
 /// Events waiting for room in the event channel, oldest first: a `VecDeque` allocated only
 /// while the application lags (8 bytes in every driver's future instead of 32).
 #[derive(Default)]
@@ -549,14 +559,6 @@ impl Driver {
         if unacked.is_empty() {
             self.unacked = None;
         }
-    }
-
-    /// The position of the oldest message the application has not taken yet (0: none).
-    fn awaiting_take(&self) -> u64 {
-        self.unacked
-            .as_deref()
-            .and_then(VecDeque::front)
-            .map_or(0, |&(position, _)| position)
     }
 
     fn send_pending(&mut self, permit: Option<chan::Permit<'_, Event>>) {
@@ -1027,8 +1029,6 @@ impl Driver {
                 }
             }
             let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
-            // The oldest message awaiting the application: wake when it is taken.
-            let awaiting_take = self.awaiting_take();
             tokio::select! {
                 io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
                     match io {
@@ -1072,8 +1072,9 @@ impl Driver {
                 permit = events.reserve(), if !self.pending.is_empty() => {
                     self.send_pending(permit.ok());
                 }
-                // Acknowledged at the top of the loop.
-                _ = poll_fn(|cx| events.poll_taken(cx, awaiting_take)), if awaiting_take > 0 && !conn.closing => {}
+                // The oldest message awaiting the application was taken: acknowledged at the
+                // top of the loop.
+                _ = poll_fn(|cx| events.poll_taken(cx, awaiting_take(&self.unacked))), if self.unacked.is_some() && !conn.closing => {}
                 () = &mut timer, if timer_at.is_some() => {
                     timer_at = None;
                     // A batch's deadline: the stream paused or stalled, unless a whole batch
