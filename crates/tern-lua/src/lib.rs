@@ -97,6 +97,10 @@
 //!   broker kept no session. A failed *first* attempt is not retried (the seed).
 //! - The attempt has a 10 s deadline (DNS, TCP, TLS, CONNECT and CONNACK together; the
 //!   ESP8266 waits 5 s for CONNACK). tern extension: `m:connecttimeout(seconds)`.
+//! - A QoS 1/2 message is acknowledged (PUBACK/PUBREC) once it is handed to the script, in
+//!   arrival order. tern extension: `m:manualack(true)` before `connect()`, then `m:ack()`
+//!   acknowledges the oldest message given to `on("message")` and not acked yet; a message
+//!   never acked is delivered again by a broker that keeps the session (`cleansession` 0).
 //!
 //! ## Callbacks
 //!

@@ -3,6 +3,10 @@
 //! **per call** for publish / subscribe / unsubscribe (the seed's "the last callback wins
 //! for ALL calls" is a limitation we do not copy).
 //!
+//! A QoS 1/2 message is acknowledged to the broker once its `on_message` handler has
+//! returned (or when the handler calls [`CallbackClient::ack`], with
+//! [`ConnectOptions::manual_ack`](crate::ConnectOptions::manual_ack)).
+//!
 //! No runtime to create: clients share one background tokio runtime, and each client has
 //! one dispatcher thread that runs its callbacks one at a time, in event order. Callbacks
 //! never run inside the driver, so a callback that publishes cannot deadlock it.
@@ -213,8 +217,26 @@ impl CallbackClient {
         )
     }
 
+    /// Acknowledges `msg` to the broker, with
+    /// [`ConnectOptions::manual_ack`](crate::ConnectOptions::manual_ack) on (see
+    /// [`Client::ack`]); without it, a message is acknowledged when its `on_message`
+    /// handler returns. Blocks only while the command queue is full.
+    pub fn ack(&self, msg: &Message) -> Result<(), ClientError> {
+        loop {
+            match self.inner.client.try_ack(msg) {
+                Err(ClientError::QueueFull) => {}
+                other => return other,
+            }
+            // Bounded by the driver, which serves commands even when events back up.
+            thread::sleep(std::time::Duration::from_micros(200));
+        }
+    }
+
     /// Sends DISCONNECT and closes; `on_offline` follows with
-    /// [`ConnectionError::Local`].
+    /// [`ConnectionError::Local`]. Called from an `on_message` handler, it leaves that
+    /// message unacknowledged (its handler has not returned; with clean session off the
+    /// broker delivers it again) unless the handler acked it first with
+    /// [`ack`](Self::ack) under `manual_ack`.
     pub fn close(&self) -> Result<(), ClientError> {
         self.inner.client.try_close()
     }
@@ -255,6 +277,9 @@ fn lock(m: &Mutex<Handlers>) -> MutexGuard<'_, Handlers> {
 /// The dispatcher thread: runs callbacks one at a time, in event order. A handler is taken
 /// out of the table while it runs, so it may register handlers or issue commands freely.
 fn dispatch(weak: Weak<Inner>, mut events: Events) {
+    // A message is acknowledged to the broker once its handler has returned (when the next
+    // event is asked for), not when it is taken out here.
+    events.defer_taken();
     while let Some(event) = events.blocking_recv() {
         let Some(inner) = weak.upgrade() else { return };
         let client = CallbackClient { inner };

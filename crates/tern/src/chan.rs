@@ -7,6 +7,11 @@
 //! the room left, and the wakers of whoever waits; receiving an item takes the lock once,
 //! and gives its room back under it.
 //!
+//! The receiver counts the items it has taken ([`Sender::poll_taken`]): the driver
+//! acknowledges a message to the broker only once the application has taken it, and learns
+//! that from the count (one integer under the lock it already takes, and a wake-up only
+//! while the driver waits for one), not from a message per item.
+//!
 //! Room is counted here rather than with a `tokio::sync::Semaphore`: the driver keeps a
 //! [`Sender::reserve`] future in its `select!` for as long as a connection lives, and
 //! tokio's acquire future is 88 bytes where [`Reserve`] is 16. Senders waiting for room are
@@ -15,6 +20,7 @@
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
+use std::mem;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
@@ -40,6 +46,12 @@ struct State<T> {
     /// last sender leaves. Registered under the same lock that saw the queue empty, so no
     /// wake-up is lost.
     waiting: Option<Waker>,
+    /// Items queued, ever.
+    sent: u64,
+    /// Items the receiver has taken (and, in deferred mode, finished with), ever.
+    taken: u64,
+    /// A sender waiting for `taken` to grow (see [`Sender::poll_taken`]).
+    taken_waiting: Option<Waker>,
     /// Senders that found no room: all woken when room is made or the receiver leaves.
     /// Registered under the same lock that saw no room; allocated only while someone waits
     /// (boxed: most channels never fill up, and the field lives in every one).
@@ -81,10 +93,20 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             senders: 1,
             closed: false,
             waiting: None,
+            sent: 0,
+            taken: 0,
+            taken_waiting: None,
             waiting_senders: None,
         }),
     });
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (
+        Sender { chan: chan.clone() },
+        Receiver {
+            chan,
+            deferred: false,
+            unfinished: false,
+        },
+    )
 }
 
 /// Why [`Sender::try_send`] gave the item back.
@@ -133,11 +155,35 @@ impl<T> Sender<T> {
         self.chan.lock().items.is_empty()
     }
 
+    /// Items queued so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.chan.lock().sent
+    }
+
+    /// Items the receiver has taken so far (see [`Receiver::set_deferred`]).
+    pub(crate) fn taken(&self) -> u64 {
+        self.chan.lock().taken
+    }
+
+    /// Ready with the count of items taken once it is at least `count`; otherwise registers
+    /// `cx` to be woken when the receiver takes the next item. One waiter (the driver).
+    pub(crate) fn poll_taken(&self, cx: &mut Context<'_>, count: u64) -> Poll<u64> {
+        let mut state = self.chan.lock();
+        if state.taken >= count {
+            return Poll::Ready(state.taken);
+        }
+        match &mut state.taken_waiting {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     /// Waits for room, then queues `item`; gives it back if the receiver is gone.
     pub(crate) async fn send(&self, item: T) -> Result<(), T> {
         match self.reserve().await {
             Ok(permit) => {
-                std::mem::forget(permit);
+                mem::forget(permit);
                 self.push(item)
             }
             Err(Closed) => Err(item),
@@ -192,6 +238,7 @@ impl<T> Sender<T> {
             state.items.reserve_exact(1);
         }
         state.items.push_back(item);
+        state.sent += 1;
         state.waiting.take()
     }
 }
@@ -235,7 +282,7 @@ impl<T> Permit<'_, T> {
     /// Queues `item` in the reserved room (dropped if the receiver left meanwhile).
     pub(crate) fn send(self, item: T) {
         let sender = self.sender;
-        std::mem::forget(self);
+        mem::forget(self);
         let _ = sender.push(item);
     }
 }
@@ -250,6 +297,11 @@ impl<T> Drop for Permit<'_, T> {
 /// for as long as the client lives, stays small.
 pub(crate) struct Receiver<T> {
     chan: Arc<Chan<T>>,
+    /// An item counts as taken only when the receiver comes back for the next one (the
+    /// callback dispatcher: its handler has returned by then).
+    deferred: bool,
+    /// Deferred mode: the last item taken is not counted yet.
+    unfinished: bool,
 }
 
 impl<T> std::fmt::Debug for Receiver<T> {
@@ -295,11 +347,35 @@ impl<T> Receiver<T> {
         self.take(None)
     }
 
+    /// Counts an item as taken only when the next one is asked for (or none is): for a
+    /// receiver that hands each item to code that must finish with it first.
+    pub(crate) fn set_deferred(&mut self) {
+        self.deferred = true;
+    }
+
     /// Takes the next item; when there is none and `waker` is given, registers it. One lock
-    /// per item, which also gives its room back.
+    /// per item, which also gives its room back and counts it taken.
     fn take(&mut self, waker: Option<&Waker>) -> Result<T, TryRecvError> {
+        let mut taken_waiting = None;
+        let result = self.take_locked(waker, &mut taken_waiting);
+        if let Some(w) = taken_waiting {
+            w.wake();
+        }
+        result
+    }
+
+    fn take_locked(
+        &mut self,
+        waker: Option<&Waker>,
+        taken_waiting: &mut Option<Waker>,
+    ) -> Result<T, TryRecvError> {
         let (item, waiters) = {
             let mut state = self.chan.lock();
+            if mem::take(&mut self.unfinished) {
+                // The previous item's handler is done.
+                state.taken += 1;
+                *taken_waiting = state.taken_waiting.take();
+            }
             let Some(item) = state.items.pop_front() else {
                 if state.senders == 0 {
                     return Err(TryRecvError::Disconnected);
@@ -317,6 +393,12 @@ impl<T> Receiver<T> {
                 state.items = VecDeque::new();
             }
             state.room += 1;
+            if self.deferred {
+                self.unfinished = true;
+            } else {
+                state.taken += 1;
+                *taken_waiting = state.taken_waiting.take();
+            }
             (item, state.waiting_senders.take())
         };
         wake_all(waiters);
@@ -334,10 +416,7 @@ impl<T> Drop for Receiver<T> {
         let (items, waiters) = {
             let mut state = self.chan.lock();
             state.closed = true;
-            (
-                std::mem::take(&mut state.items),
-                state.waiting_senders.take(),
-            )
+            (mem::take(&mut state.items), state.waiting_senders.take())
         };
         // Dropped and woken outside the lock: an item's drop may wake or drop other things.
         drop(items);
@@ -437,6 +516,49 @@ mod tests {
         drop(permit);
         tx.reserve().await.unwrap().send(2);
         assert_eq!(rx.recv().await, Some(2));
+    }
+
+    #[tokio::test]
+    async fn the_sender_learns_how_many_items_were_taken() {
+        let (tx, mut rx) = channel(4);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        let cx = &mut Context::from_waker(Waker::noop());
+        assert_eq!(tx.poll_taken(cx, 1), Poll::Pending);
+        let waiter = tokio::spawn({
+            let tx = tx.clone();
+            async move { poll_fn(|cx| tx.poll_taken(cx, 2)).await }
+        });
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(tx.taken(), 1);
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(waiter.await.unwrap(), 2, "woken when the count was reached");
+        // Dropping the receiver with items queued counts none of them.
+        tx.try_send(3).unwrap();
+        drop(rx);
+        assert_eq!(tx.taken(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_deferred_receiver_counts_an_item_when_it_asks_for_the_next() {
+        let (tx, mut rx) = channel(4);
+        rx.set_deferred();
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(tx.taken(), 0, "item 1 is still being handled");
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(tx.taken(), 1);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(tx.taken(), 2, "asking again finishes item 2");
+        tx.try_send(3).unwrap();
+        assert_eq!(rx.try_recv(), Ok(3));
+        drop(rx);
+        assert_eq!(
+            tx.taken(),
+            2,
+            "an item taken but never finished is not counted"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use tern_proto::session::AckToken;
 use tern_proto::{QoS, SubscribeReturnCode, TopicFilter, TopicName};
 use tokio::sync::oneshot;
 
@@ -66,6 +67,17 @@ pub struct Message {
     pub dup: bool,
     /// Packet identifier at QoS 1 and 2 (the broker's id for this delivery).
     pub packet_id: Option<tern_proto::PacketId>,
+    /// With [`ConnectOptions::manual_ack`], what [`Client::ack`] sends for a QoS 1/2
+    /// message.
+    pub(crate) ack: Option<AckToken>,
+}
+
+impl Message {
+    /// Whether this message waits for [`Client::ack`] before the broker is told it
+    /// arrived: QoS 1/2 with [`ConnectOptions::manual_ack`] on.
+    pub fn needs_ack(&self) -> bool {
+        self.ack.is_some()
+    }
 }
 
 /// What happened on a client, in the order it happened.
@@ -137,6 +149,8 @@ pub(crate) enum Command {
     Close {
         reply: Option<oneshot::Sender<Result<(), ClientError>>>,
     },
+    /// The application acknowledges a message ([`ConnectOptions::manual_ack`]).
+    Ack(AckToken),
 }
 
 struct Shared {
@@ -180,6 +194,11 @@ pub struct Client {
 
 /// The event stream of a [`Client`]. Drain it: when it is full the client stops reading
 /// from the broker (commands still flow, so handlers may publish).
+///
+/// Taking a QoS 1/2 [`Event::Message`] out (any of the `recv` methods) is what lets the
+/// client acknowledge it to the broker (unless [`ConnectOptions::manual_ack`]): messages
+/// still queued here when the client closes or this stream is dropped are never
+/// acknowledged, and the broker delivers them again (clean session off).
 #[derive(Debug)]
 pub struct Events {
     rx: chan::Receiver<Event>,
@@ -205,6 +224,12 @@ impl Events {
     /// The next event, blocking the thread (for synchronous code; not inside a runtime).
     pub fn blocking_recv(&mut self) -> Option<Event> {
         self.rx.blocking_recv()
+    }
+
+    /// A message counts as handed to the application only when the next event is asked for
+    /// (the callback dispatcher: its handler has returned).
+    pub(crate) fn defer_taken(&mut self) {
+        self.rx.set_deferred();
     }
 }
 
@@ -417,6 +442,31 @@ impl Client {
             reply: Reply::Event(ticket),
         })?;
         Ok(ticket)
+    }
+
+    /// Acknowledges `msg` to the broker (PUBACK at QoS 1, PUBREC at QoS 2) with
+    /// [`ConnectOptions::manual_ack`] on; does nothing for a QoS 0 message or without
+    /// manual acknowledgement (the client then acknowledges each message as it is taken).
+    ///
+    /// Acknowledgements leave in the order the messages arrived: this one waits for the
+    /// messages before it to be acknowledged too [MQTT-4.6.0-2]. A message received on a
+    /// connection that has since ended is not acknowledged at QoS 1 (the broker delivers it
+    /// again, clean session off); at QoS 2 the acknowledgement answers the broker's re-send.
+    /// A message of another client acknowledges nothing here.
+    pub async fn ack(&self, msg: &Message) -> Result<(), ClientError> {
+        match msg.ack {
+            Some(token) => self.send(Command::Ack(token)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Like [`ack`](Self::ack), without waiting for room in the command queue; fails with
+    /// [`ClientError::QueueFull`] when there is none.
+    pub fn try_ack(&self, msg: &Message) -> Result<(), ClientError> {
+        match msg.ack {
+            Some(token) => self.try_send(Command::Ack(token)),
+            None => Ok(()),
+        }
     }
 
     /// Sends DISCONNECT after everything already queued, flushes, and closes the

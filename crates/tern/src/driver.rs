@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tern_proto::packet::ProtocolLevel;
-use tern_proto::session::{DisconnectReason, Event as SessionEvent, ProtocolError, RequestId};
+use tern_proto::session::{
+    AckToken, DisconnectReason, Event as SessionEvent, ProtocolError, RequestId,
+};
 use tern_proto::{
     ConnectReturnCode, LastWill, MqttString, QoS, Session, SessionConfig, SubscribeReturnCode,
     TopicFilter, TopicName,
@@ -109,7 +111,7 @@ struct Driver {
     events: chan::Sender<Event>,
     /// Events waiting for room in the channel. Reading from the socket pauses while this
     /// holds `event_capacity` or more, which bounds it (commands add at most one each).
-    pending: VecDeque<Event>,
+    pending: Backlog,
     waiters: HashMap<RequestId, Waiter, BuildHasherDefault<RequestIdHasher>>,
     /// What is subscribed (as granted), for re-subscription after a reconnect.
     subscriptions: BTreeMap<TopicFilter, QoS>,
@@ -144,6 +146,61 @@ struct Driver {
     /// Something was handed to the application (an event, a completion) since the serve
     /// loop last looked: it gets one turn before the driver writes (see `serve`).
     woke_app: bool,
+    /// QoS 1/2 messages emitted and not yet taken by the application, oldest first, by
+    /// their position in the event stream (counted from 1): acknowledged once the
+    /// channel's taken count reaches it (see `ack_taken`). `None` when empty (boxed: 8
+    /// bytes in every driver's future instead of 32, for a queue that is empty unless
+    /// messages are arriving); always `None` with `manual_ack`.
+    #[allow(clippy::box_collection)]
+    unacked: Option<Box<VecDeque<(u64, AckToken)>>>,
+}
+
+/// The position of the oldest message in `unacked` (0: none). A function of the field, not
+/// of the driver: the `select!` branch that waits for it borrows only this field.
+#[allow(clippy::box_collection)]
+fn awaiting_take(unacked: &Option<Box<VecDeque<(u64, AckToken)>>>) -> u64 {
+    unacked
+        .as_deref()
+        .and_then(VecDeque::front)
+        .map_or(0, |&(position, _)| position)
+}
+
+/// Events waiting for room in the event channel, oldest first: a `VecDeque` allocated only
+/// while the application lags (8 bytes in every driver's future instead of 32).
+#[derive(Default)]
+// Boxed on purpose, see above.
+#[allow(clippy::box_collection)]
+struct Backlog(Option<Box<VecDeque<Event>>>);
+
+impl Backlog {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_deref().map_or(0, VecDeque::len)
+    }
+
+    fn push_back(&mut self, ev: Event) {
+        self.0.get_or_insert_default().push_back(ev);
+    }
+
+    fn push_front(&mut self, ev: Event) {
+        self.0.get_or_insert_default().push_front(ev);
+    }
+
+    fn pop_front(&mut self) -> Option<Event> {
+        let queue = self.0.as_deref_mut()?;
+        let ev = queue.pop_front();
+        if queue.is_empty() {
+            self.0 = None;
+        }
+        ev
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// The driver task of one client. `options` comes boxed and the driver is built by a plain
@@ -164,7 +221,7 @@ impl Driver {
             session: Session::new(session_config(&options)),
             options: Arc::from(options),
             events,
-            pending: VecDeque::new(),
+            pending: Backlog::default(),
             waiters: HashMap::default(),
             subscriptions: BTreeMap::new(),
             tls: None,
@@ -181,6 +238,7 @@ impl Driver {
             open_store_first: false,
             store_lost: false,
             woke_app: false,
+            unacked: None,
         }
     }
 }
@@ -448,6 +506,7 @@ impl Driver {
                     Err(e) => self.complete(reply, Err(e.into()), unsubscribed),
                 }
             }
+            Command::Ack(token) => self.session.ack(token),
             Command::Connect { reply, .. } => {
                 reply_connect(reply, Err(ConnectError::AlreadyConnected))
             }
@@ -466,22 +525,51 @@ impl Driver {
                 self.woke_app = true;
                 let _ = tx.send(result);
             }
-            Reply::Event(ticket) => self.emit(Event::Completed {
-                ticket,
-                result: result.map(wrap),
-            }),
+            Reply::Event(ticket) => {
+                self.emit(Event::Completed {
+                    ticket,
+                    result: result.map(wrap),
+                });
+            }
         }
     }
 
-    fn emit(&mut self, ev: Event) {
+    /// Hands `ev` to the application (or queues it in `pending`); false when nobody will
+    /// read it (the `Events` is gone).
+    fn emit(&mut self, ev: Event) -> bool {
         self.woke_app = true;
         if self.pending.is_empty() {
             match self.events.try_send(ev) {
-                Ok(()) | Err(chan::TrySendError::Closed(_)) => {}
-                Err(chan::TrySendError::Full(ev)) => self.pending.push_back(ev),
+                Ok(()) => true,
+                Err(chan::TrySendError::Closed(_)) => false,
+                Err(chan::TrySendError::Full(ev)) => {
+                    self.pending.push_back(ev);
+                    true
+                }
             }
         } else {
             self.pending.push_back(ev);
+            true
+        }
+    }
+
+    /// Acknowledges, in order, every QoS 1/2 message the application has taken from the
+    /// event channel since the last call: a message is acknowledged only once the
+    /// application has it.
+    fn ack_taken(&mut self) {
+        let Some(unacked) = self.unacked.as_deref_mut() else {
+            return;
+        };
+        let taken = self.events.taken();
+        // Bounded: each iteration removes one entry.
+        while let Some(&(position, token)) = unacked.front()
+            && position <= taken
+        {
+            unacked.pop_front();
+            self.session.ack(token);
+        }
+        if unacked.is_empty() {
+            self.unacked = None;
         }
     }
 
@@ -573,16 +661,29 @@ impl Driver {
                     }
                     Some(Waiter::Resubscribe(_)) | None => {}
                 },
-                SessionEvent::Message(p) => {
+                SessionEvent::Message { publish: p, ack } => {
                     let (qos, packet_id) = (p.qos(), p.packet_id());
-                    self.emit(Event::Message(Message {
+                    let manual = self.options.manual_ack;
+                    let kept = self.emit(Event::Message(Message {
                         topic: p.topic,
                         payload: p.payload,
                         qos,
                         retain: p.retain,
                         dup: p.dup,
                         packet_id,
+                        ack: ack.filter(|_| manual),
                     }));
+                    // Acknowledged once taken (never, if nobody reads the events). Its
+                    // position: behind everything in the channel and in `pending`.
+                    if let Some(token) = ack
+                        && kept
+                        && !manual
+                    {
+                        let position = self.events.sent() + self.pending.len() as u64;
+                        self.unacked
+                            .get_or_insert_default()
+                            .push_back((position, token));
+                    }
                 }
                 SessionEvent::Disconnected(reason) => {
                     conn.ended.get_or_insert(reason);
@@ -866,6 +967,8 @@ impl Driver {
         let requeue = requeue_is_a_turn();
 
         loop {
+            // Messages the application took since the last turn: acknowledge them.
+            self.ack_taken();
             // Handling events may queue packets (re-subscription after a reconnect) and
             // transmitting may complete QoS 0 publishes: repeat until both are quiet.
             for _ in 0..8 {
@@ -924,7 +1027,11 @@ impl Driver {
             // exchange) then leaves in the same write as the acknowledgements, not in a write
             // of its own. Once per read, and not while closing.
             let woke_app = mem::take(&mut self.woke_app);
-            if just_read && woke_app && !conn.closing && !self.commands_closed && !outbox.is_empty()
+            if just_read
+                && woke_app
+                && !conn.closing
+                && !self.commands_closed
+                && (!outbox.is_empty() || self.unacked.is_some())
             {
                 just_read = false;
                 self.app_turn(requeue, commands, &mut conn).await;
@@ -1005,6 +1112,9 @@ impl Driver {
                 permit = events.reserve(), if !self.pending.is_empty() => {
                     self.send_pending(permit.ok());
                 }
+                // The oldest message awaiting the application was taken: acknowledged at the
+                // top of the loop.
+                _ = poll_fn(|cx| events.poll_taken(cx, awaiting_take(&self.unacked))), if self.unacked.is_some() && !conn.closing => {}
                 () = &mut timer, if timer_at.is_some() => {
                     timer_at = None;
                     let t = Instant::now();
@@ -1031,12 +1141,17 @@ impl Driver {
     }
 
     fn connected_command(&mut self, cmd: Command, conn: &mut ConnState<'_>) {
+        // A message the application took before issuing this command is acknowledged before
+        // the command's packet leaves (a reply follows the PUBACK of what it answers).
+        self.ack_taken();
         match cmd {
             Command::Close { reply } => {
                 self.want_connected = false;
                 if let Some(reply) = reply {
                     self.close_replies.push(reply);
                 }
+                // What the application took before closing was acknowledged above, before
+                // DISCONNECT; what it did not take never is.
                 if conn.connected {
                     if self.session.disconnect(now()).is_err() {
                         conn.ended.get_or_insert(DisconnectReason::Local);

@@ -150,8 +150,10 @@ pub struct ConnectOptions {
     ///
     /// With clean session off, our QoS 1/2 publishes in flight and the broker's QoS 2 ids
     /// awaiting PUBREL are written (and `fsync`ed) before the packets they protect are sent
-    /// or the messages delivered, and restored at the first `connect` after a restart, so a
-    /// killed process loses no publish the store took and repeats no QoS 2 delivery.
+    /// or the messages acknowledged, and restored at the first `connect` after a restart, so
+    /// a killed process loses no publish the store took and repeats no QoS 2 delivery the
+    /// application acknowledged (one killed between taking a message and the record of its
+    /// acknowledgement gets it again: never acknowledged, never lost).
     /// Publishes still waiting in the queue (offline, beyond `max_inflight`) are not
     /// stored. With clean session on the broker discards the session at every connection,
     /// so persistence is pointless: the store is emptied at the first `connect` and not
@@ -171,6 +173,15 @@ pub struct ConnectOptions {
     /// The local address to connect from (mosquitto's `-A`); `None` (the default) lets the
     /// system choose.
     pub bind_address: Option<std::net::IpAddr>,
+    /// Acknowledge incoming QoS 1/2 messages only when the application says so
+    /// ([`Client::ack`](crate::Client::ack), [`CallbackClient::ack`](crate::callback::CallbackClient::ack)),
+    /// e.g. once it has stored them. Off (the default): a message is acknowledged once it is
+    /// taken from [`Events`](crate::Events) (or its callback returned). Either way
+    /// acknowledgements leave in the order the messages arrived, so one message left
+    /// unacknowledged holds back the acknowledgements of later ones (and, at the broker's
+    /// in-flight limit, further deliveries); with clean session off, a message not
+    /// acknowledged when the connection ends is delivered again on the next one.
+    pub manual_ack: bool,
 }
 
 impl ConnectOptions {
@@ -198,6 +209,7 @@ impl ConnectOptions {
             store_sync_hook: None,
             proxy: None,
             bind_address: None,
+            manual_ack: false,
         }
     }
 
@@ -211,6 +223,12 @@ impl ConnectOptions {
     /// Connects from this local address (see [`bind_address`](Self::bind_address)).
     pub fn bind_address(mut self, addr: std::net::IpAddr) -> Self {
         self.bind_address = Some(addr);
+        self
+    }
+
+    /// Sets [`manual_ack`](Self::manual_ack).
+    pub fn manual_ack(mut self, on: bool) -> Self {
+        self.manual_ack = on;
         self
     }
 
@@ -344,6 +362,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("read_tuning", &self.read_tuning)
             .field("proxy", &self.proxy)
             .field("bind_address", &self.bind_address)
+            .field("manual_ack", &self.manual_ack)
             .finish_non_exhaustive()
     }
 }

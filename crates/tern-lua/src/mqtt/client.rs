@@ -3,7 +3,7 @@
 //! `close()` and the next `connect`), its methods, and the dispatch of its events.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -82,6 +82,11 @@ struct State {
     /// stop-and-wait): a completion waits here until every earlier call has completed.
     calls: BTreeMap<u64, (Call, Option<bool>)>,
     generations: u64,
+    /// tern extension `m:manualack(true)`: QoS 1/2 messages are acknowledged by `m:ack()`.
+    manual_ack: bool,
+    /// With `manual_ack`: messages handed to `on("message")` and not acked yet, oldest
+    /// first (of the current tern client).
+    unacked: VecDeque<tern::Message>,
 }
 
 /// An `mqtt.Client` object.
@@ -109,6 +114,8 @@ pub(crate) fn create(lua: &Lua, args: ClientArgs) -> mlua::Result<AnyUserData> {
             closing: false,
             calls: BTreeMap::new(),
             generations: 0,
+            manual_ack: false,
+            unacked: VecDeque::new(),
         }),
     })?;
     callbacks::clear_calls(&ud, lua)?;
@@ -130,6 +137,7 @@ fn options(st: &State, build: &Build, broker: &tern::Broker) -> ConnectOptions {
         .clone()
         .or_else(|| broker.password.clone().map(Into::into));
     o.will = build.will.clone();
+    o.manual_ack = st.manual_ack;
     if build.autoreconnect {
         o.reconnect = Some(ReconnectPolicy::default());
     }
@@ -195,6 +203,8 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<Value> {
                 id: c.id,
             });
             st.calls.clear();
+            // Messages of the replaced client cannot be acked through the new one.
+            st.unacked.clear();
         }
         let Some(conn) = &st.conn else {
             unreachable!("a connection was just ensured");
@@ -409,6 +419,9 @@ pub(crate) fn dispatch(
             callbacks::emit(ud, On::Offline, ud.clone())
         }
         Event::Message(msg) => {
+            if msg.needs_ack() {
+                c.state.borrow_mut().unacked.push_back(msg.clone());
+            }
             drop(c);
             let topic = msg.topic.as_str();
             let size = publish_packet_len(topic.len(), msg.payload.len(), msg.qos);
@@ -524,6 +537,48 @@ impl UserData for Client {
                 Ok(())
             },
         );
+        // tern extension: manual acknowledgement. `m:manualack(true)` before `connect()`;
+        // then a QoS 1/2 message is acknowledged to the broker only by `m:ack()` (e.g. once
+        // the script has stored it), and one never acked is delivered again by a broker that
+        // keeps the session (cleansession 0).
+        methods.add_function(
+            "manualack",
+            |_, (ud, args): (AnyUserData, Variadic<Value>)| {
+                let on = match args.first() {
+                    Some(Value::Boolean(b)) => *b,
+                    Some(Value::Integer(i)) => *i != 0,
+                    other => {
+                        let got = other.map_or("no value", args::type_name);
+                        return Err(args::bad_arg(
+                            "manualack",
+                            1,
+                            format!("boolean expected, got {got}"),
+                        ));
+                    }
+                };
+                client(&ud)?.state.borrow_mut().manual_ack = on;
+                Ok(())
+            },
+        );
+        // tern extension: acknowledges the oldest message handed to `on("message")` and not
+        // acknowledged yet (acknowledgements leave in arrival order anyway). Returns false
+        // when there is none.
+        methods.add_function("ack", |_, ud: AnyUserData| {
+            let c = client(&ud)?;
+            let mut st = c.state.borrow_mut();
+            let Some(msg) = st.unacked.pop_front() else {
+                return Ok(false);
+            };
+            // Offline too: a QoS 2 ack answers the broker's re-send on the next connection.
+            match st.conn.as_ref() {
+                Some(conn) => conn
+                    .client
+                    .try_ack(&msg)
+                    .map(|()| true)
+                    .map_err(|e| lua_error(format!("ack: {e}"))),
+                None => Ok(false),
+            }
+        });
         methods.add_meta_function("__tostring", |_, ud: AnyUserData| {
             Ok(format!("mqtt.client: {:p}", ud.to_pointer()))
         });

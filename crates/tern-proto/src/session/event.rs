@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::error::{ProtocolError, RequestError};
-use crate::packet::{ConnectReturnCode, PacketType, Publish, QoS, SubscribeReturnCode};
+use crate::packet::{ConnectReturnCode, PacketId, PacketType, Publish, QoS, SubscribeReturnCode};
 use crate::topic::TopicName;
 
 /// Identifies one command (publish, subscribe, unsubscribe) so its completion event can be
@@ -17,6 +17,34 @@ pub struct RequestId(pub u64);
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
+    }
+}
+
+/// Acknowledges one delivered QoS 1/2 message: pass it to
+/// [`Session::ack`](super::Session::ack) once the application has the message. Copy, and
+/// specific to one delivery: a later message with the same packet id, or a message of
+/// another session, has another token, and no token acknowledges anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AckToken {
+    pub(super) id: PacketId,
+    /// Which delivery (unique in the process).
+    pub(super) delivery: u64,
+    pub(super) qos2: bool,
+}
+
+impl AckToken {
+    /// The broker's packet id of the message.
+    pub fn packet_id(&self) -> PacketId {
+        self.id
+    }
+
+    /// The message's QoS (1 or 2).
+    pub fn qos(&self) -> QoS {
+        if self.qos2 {
+            QoS::ExactlyOnce
+        } else {
+            QoS::AtLeastOnce
+        }
     }
 }
 
@@ -64,7 +92,16 @@ pub enum Event {
     },
     /// An application message arrived: delivered once per PUBLISH at QoS 0/1, exactly once
     /// at QoS 2 (at the first PUBLISH with a given id, not again until PUBREL).
-    Message(Publish),
+    ///
+    /// A QoS 1/2 message is not acknowledged (PUBACK, PUBREC) until the driver passes `ack`
+    /// to [`Session::ack`](super::Session::ack): a driver acknowledges only what its
+    /// application has.
+    Message {
+        /// The PUBLISH.
+        publish: Publish,
+        /// For QoS 1/2: what acknowledges it. `None` at QoS 0.
+        ack: Option<AckToken>,
+    },
     /// The connection ended (or never came up); the driver should close the transport.
     Disconnected(DisconnectReason),
 }

@@ -9,7 +9,15 @@
 //! [`Session::handle_timeout`] when that instant is reached. With
 //! [`SessionConfig::persistence`] on, drain [`Session::poll_persist`] first and make its ops
 //! durable: until it is empty, nothing is transmitted and no event is handed out.
+//!
+//! Acknowledging the broker's messages: a QoS 1/2 [`Event::Message`] carries an
+//! [`AckToken`]; its PUBACK / PUBREC leaves only once the driver passes the token to
+//! [`Session::ack`] (when the application has the message), so a message the application
+//! never got is never acknowledged and the broker delivers it again. Acknowledgements leave
+//! in the order the PUBLISHes arrived [MQTT-4.6.0-2], [MQTT-4.6.0-3]: one acked early waits
+//! for the ones before it.
 
+mod acks;
 mod config;
 mod error;
 mod event;
@@ -30,7 +38,7 @@ use bytes::BytesMut;
 
 pub use config::SessionConfig;
 pub use error::{ApiMisuse, ProtocolError, RequestError};
-pub use event::{DisconnectReason, Event, Initiator, Message, RequestId};
+pub use event::{AckToken, DisconnectReason, Event, Initiator, Message, RequestId};
 pub use persist::{OutgoingFlow, PersistOp, Snapshot};
 
 use crate::packet::{
@@ -39,9 +47,10 @@ use crate::packet::{
 };
 use crate::topic::TopicFilter;
 
+use acks::{Acks, PendingAck};
 use inflight::{Inflight, Slot};
 use packet_id::{ID_SPACE, IdSet, PacketIdAllocator};
-use queue::{CommandQueue, Control, QueuedControl, QueuedPublish};
+use queue::{CommandQueue, Control, Queued, QueuedControl, QueuedPublish};
 use state::State;
 use timer::{Timer, TimerTable};
 
@@ -96,10 +105,13 @@ enum Outgoing {
 /// (C) commands, (D) `poll_*` outputs.
 ///
 /// One `Session` serves many connections in turn: `connect` → ... → `Event::Disconnected` /
-/// `handle_closed` → `connect` again. With clean session off it keeps, across them, every
-/// packet of ours not yet acknowledged (re-sent after the next CONNACK, PUBLISH with DUP=1,
-/// in original order [MQTT-4.4.0-1], [MQTT-4.6.0-1]) and the broker's QoS 2 ids awaiting
-/// PUBREL. Commands issued while no connection is up are queued and sent after CONNACK.
+/// `handle_closed` → `connect` again. Commands leave in the order they were issued, while
+/// connecting, offline and behind the in-flight window alike. With clean session off it
+/// keeps, across connections, every packet of ours sent and not yet acknowledged (re-sent
+/// after the next CONNACK, PUBLISH with DUP=1, in original order [MQTT-4.4.0-1],
+/// [MQTT-4.6.0-1]) and the broker's QoS 2 ids awaiting PUBREL; commands never sent go back
+/// to the queue in their place. Commands issued while no connection is up are queued and
+/// sent after CONNACK.
 ///
 /// Handling of acknowledgements the broker should not send, per [MQTT-4.8.0-1]:
 /// - PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK for an id with nothing of that kind in flight
@@ -128,6 +140,9 @@ pub struct Session {
     /// The broker's QoS 2 ids we sent PUBREC for and have not seen PUBREL for: a PUBLISH
     /// with one of these ids is a re-send, not delivered again [MQTT-4.3.3-2].
     incoming_qos2: IdSet,
+    /// Acknowledgements owed and QoS 2 deliveries awaiting their ack (see [`Acks`]); `None`
+    /// until the first QoS 1/2 message, and again once idle with nothing owed.
+    acks: Option<Box<Acks>>,
     /// Commands not yet on the wire.
     queue: CommandQueue,
     events: VecDeque<Event>,
@@ -170,6 +185,7 @@ impl Session {
             inflight: Inflight::default(),
             ids: PacketIdAllocator::default(),
             incoming_qos2: IdSet::default(),
+            acks: None,
             queue: CommandQueue::default(),
             events: VecDeque::new(),
             timers: TimerTable::default(),
@@ -454,7 +470,7 @@ impl Session {
             return Err(EncodeError::TooLarge { len }.into());
         }
         let goes_now = self.state.is_sending()
-            && self.queue.no_publishes()
+            && self.queue.is_empty()
             && (msg.qos == QoS::AtMostOnce || self.window_open());
         if !goes_now && self.queue.len() >= self.config.max_queued {
             return Err(ApiMisuse::QueueFull {
@@ -471,13 +487,14 @@ impl Session {
             });
         }
         let req = self.next_request_id();
-        self.queue.push_publish(QueuedPublish { req, msg });
+        self.queue.push(Queued::Publish(QueuedPublish { req, msg }));
         self.pump();
         Ok(req)
     }
 
     /// Queues one SUBSCRIBE carrying every `(filter, qos)` pair; its completion is
-    /// [`Event::Subscribed`]. Not held back by the publish window.
+    /// [`Event::Subscribed`]. Leaves in call order: behind every command issued before it,
+    /// including publishes waiting for the in-flight window.
     pub fn subscribe(
         &mut self,
         now: Instant,
@@ -494,7 +511,7 @@ impl Session {
     }
 
     /// Queues one UNSUBSCRIBE carrying every filter; its completion is
-    /// [`Event::Unsubscribed`]. Not held back by the publish window.
+    /// [`Event::Unsubscribed`]. Leaves in call order, as [`subscribe`](Self::subscribe).
     pub fn unsubscribe(
         &mut self,
         now: Instant,
@@ -533,6 +550,34 @@ impl Session {
                 Ok(())
             }
             State::Disconnecting => Ok(()),
+        }
+    }
+
+    /// Acknowledges a delivered QoS 1/2 message (its [`Event::Message`] token): the
+    /// application has it. Its PUBACK / PUBREC leaves once every message that arrived before
+    /// it on this connection is acknowledged too [MQTT-4.6.0-2], [MQTT-4.6.0-3]; for QoS 2,
+    /// its id is held (and, with persistence, recorded) until PUBREL from now on.
+    ///
+    /// Acking twice does nothing. A QoS 1 token from an earlier connection does nothing (the
+    /// broker sends the message again, with a new token). A QoS 2 token stays good across
+    /// connections while the broker keeps the session: the re-sent PUBLISH, which is not
+    /// delivered again, is answered with PUBREC once the token is acked.
+    pub fn ack(&mut self, token: AckToken) {
+        let Some(acks) = self.acks.as_deref_mut() else {
+            return;
+        };
+        if token.qos2 && acks.delivered_qos2.get(&token.id) == Some(&token.delivery) {
+            acks.delivered_qos2.remove(&token.id);
+            // [MQTT-4.3.3-2] from now on a PUBLISH with this id is a re-send, until PUBREL.
+            self.incoming_qos2.insert(token.id);
+            self.persist(|| PersistOp::Received(token.id));
+        }
+        if self
+            .acks
+            .as_deref_mut()
+            .is_some_and(|a| a.mark(token.delivery))
+        {
+            self.flush_acks();
         }
     }
 
@@ -729,6 +774,9 @@ impl Session {
             if self.incoming_qos2.clear() {
                 self.persist(|| PersistOp::ForgetIncoming);
             }
+            if let Some(acks) = self.acks.as_deref_mut() {
+                acks.delivered_qos2.clear();
+            }
         }
         // [MQTT-4.4.0-1], [MQTT-4.6.0-1] re-send everything unacknowledged, in original
         // order, whatever session present says: a broker without the session treats them as
@@ -740,21 +788,75 @@ impl Session {
 
     fn on_publish(&mut self, publish: Publish) {
         match publish.qos_pid {
-            QosPid::AtMostOnce => self.events.push_back(Event::Message(publish)),
+            QosPid::AtMostOnce => self.events.push_back(Event::Message { publish, ack: None }),
             QosPid::AtLeastOnce(id) => {
-                self.events.push_back(Event::Message(publish));
-                self.outbox.push_back(Outgoing::PubAck(id));
+                let ack = self.owe_ack(id, Outgoing::PubAck(id), false);
+                self.events.push_back(Event::Message {
+                    publish,
+                    ack: Some(ack),
+                });
             }
             QosPid::ExactlyOnce(id) => {
-                // [MQTT-4.3.3-2] deliver once; a re-send before PUBREL only gets PUBREC.
-                let first = self.incoming_qos2.insert(id);
-                if first {
-                    self.persist(|| PersistOp::Received(id));
-                    self.events.push_back(Event::Message(publish));
+                let acks = self.acks.get_or_insert_default();
+                if self.incoming_qos2.contains(id) {
+                    // [MQTT-4.3.3-2] acknowledged before, awaiting PUBREL: a re-send gets
+                    // PUBREC again (in its turn), and is not delivered again.
+                    acks.owed.push_back(PendingAck {
+                        delivery: u64::MAX,
+                        packet: Outgoing::PubRec { id, first: false },
+                        acked: true,
+                    });
+                    self.flush_acks();
+                } else if let Some(&delivery) = acks.delivered_qos2.get(&id) {
+                    // Delivered, not acknowledged yet (on this connection or an earlier
+                    // one): not delivered again; the PUBREC follows the application's ack.
+                    if !acks.owed.iter().any(|a| a.delivery == delivery) {
+                        acks.owed.push_back(PendingAck {
+                            delivery,
+                            packet: Outgoing::PubRec { id, first: true },
+                            acked: false,
+                        });
+                    }
+                } else {
+                    let ack = self.owe_ack(id, Outgoing::PubRec { id, first: true }, true);
+                    self.acks
+                        .get_or_insert_default()
+                        .delivered_qos2
+                        .insert(id, ack.delivery);
+                    self.events.push_back(Event::Message {
+                        publish,
+                        ack: Some(ack),
+                    });
                 }
-                self.outbox.push_back(Outgoing::PubRec { id, first });
             }
         }
+    }
+
+    /// Records the acknowledgement owed for a new delivery and returns its token.
+    fn owe_ack(&mut self, id: PacketId, packet: Outgoing, qos2: bool) -> AckToken {
+        let delivery = acks::next_delivery();
+        self.acks
+            .get_or_insert_default()
+            .owed
+            .push_back(PendingAck {
+                delivery,
+                packet,
+                acked: false,
+            });
+        AckToken { id, delivery, qos2 }
+    }
+
+    /// Moves the acknowledgements at the front of the queue that may leave to the outbox
+    /// [MQTT-4.6.0-2], [MQTT-4.6.0-3].
+    fn flush_acks(&mut self) {
+        let Some(acks) = self.acks.as_deref_mut() else {
+            return;
+        };
+        // Bounded: each iteration removes one entry.
+        while let Some(packet) = acks.pop_ready() {
+            self.outbox.push_back(packet);
+        }
+        release_if_drained(&mut acks.owed, false);
     }
 
     fn on_puback(&mut self, id: PacketId) -> Result<(), ProtocolError> {
@@ -880,6 +982,9 @@ impl Session {
         self.queue.release_if_drained();
         self.inflight.release_if_empty();
         self.incoming_qos2.release_if_empty();
+        if self.acks.as_deref().is_some_and(Acks::is_empty) {
+            self.acks = None;
+        }
     }
 
     /// Encodes the CONNECT for the configuration into `out`.
@@ -955,52 +1060,46 @@ impl Session {
         }
     }
 
-    /// Moves queued commands to the outbox while connected: every SUBSCRIBE/UNSUBSCRIBE,
-    /// then publishes in order while the in-flight window has room. Packet ids are
-    /// allocated here.
+    /// Moves queued commands to the outbox while connected, in call order: the oldest
+    /// first, each SUBSCRIBE/UNSUBSCRIBE when a packet id is free, each QoS 1/2 publish when
+    /// the in-flight window has room too. A command that cannot go holds back every later
+    /// one (call order is wire order). Packet ids are allocated here.
     fn pump(&mut self) {
         if !self.state.is_sending() {
             return;
         }
         // Bounded: each iteration removes a queued command, or leaves.
-        while !self.queue.controls.is_empty() {
-            let Some(id) = self.allocate_id() else {
-                return;
-            };
-            let Some(QueuedControl { req, control }) = self.queue.controls.pop_front() else {
-                return;
-            };
-            let packet = match control {
-                Control::Subscribe(filters) => Packet::Subscribe(Subscribe {
-                    packet_id: id,
-                    filters,
-                }),
-                Control::Unsubscribe(filters) => Packet::Unsubscribe(Unsubscribe {
-                    packet_id: id,
-                    filters,
-                }),
-            };
-            self.start_flight(id, req, packet);
-        }
-        // SUBSCRIBE and UNSUBSCRIBE are rare: no room is kept for them.
-        release_if_drained(&mut self.queue.controls, true);
-        while let Some(front) = self.queue.front_publish() {
-            let qos = front.msg.qos;
-            let id = if qos == QoS::AtMostOnce {
-                None
-            } else {
-                if !self.window_open() {
-                    return;
-                }
-                match self.allocate_id() {
+        while let Some(front) = self.queue.front() {
+            let id = match front {
+                Queued::Publish(p) if p.msg.qos == QoS::AtMostOnce => None,
+                Queued::Publish(_) if !self.window_open() => return,
+                _ => match self.allocate_id() {
                     Some(id) => Some(id),
                     None => return,
-                }
+                },
             };
-            let Some(QueuedPublish { req, msg }) = self.queue.pop_publish() else {
+            let Some(command) = self.queue.pop() else {
                 return;
             };
-            let qos_pid = match (qos, id) {
+            let (req, msg) = match command {
+                Queued::Control(QueuedControl { req, control }) => {
+                    let Some(id) = id else { return };
+                    let packet = match control {
+                        Control::Subscribe(filters) => Packet::Subscribe(Subscribe {
+                            packet_id: id,
+                            filters,
+                        }),
+                        Control::Unsubscribe(filters) => Packet::Unsubscribe(Unsubscribe {
+                            packet_id: id,
+                            filters,
+                        }),
+                    };
+                    self.start_flight(id, req, packet);
+                    continue;
+                }
+                Queued::Publish(QueuedPublish { req, msg }) => (req, msg),
+            };
+            let qos_pid = match (msg.qos, id) {
                 (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
                 (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
                 _ => QosPid::AtMostOnce,
@@ -1086,9 +1185,8 @@ impl Session {
         if len > MAX_REMAINING_LENGTH {
             return Err(EncodeError::TooLarge { len }.into());
         }
-        let goes_now = self.state.is_sending()
-            && self.queue.controls.is_empty()
-            && self.inflight.len() < ID_SPACE;
+        let goes_now =
+            self.state.is_sending() && self.queue.is_empty() && self.inflight.len() < ID_SPACE;
         if !goes_now && self.queue.len() >= self.config.max_queued {
             return Err(ApiMisuse::QueueFull {
                 max: self.config.max_queued,
@@ -1096,8 +1194,7 @@ impl Session {
         }
         let req = self.next_request_id();
         self.queue
-            .controls
-            .push_back(QueuedControl { req, control });
+            .push(Queued::Control(QueuedControl { req, control }));
         self.pump();
         Ok(req)
     }
@@ -1159,11 +1256,21 @@ impl Session {
         self.ping_outstanding = false;
         self.pubrels_owed = 0;
         self.inbuf.clear();
+        // Owed on the connection that ended: the broker sends what was not acknowledged
+        // again (QoS 2 deliveries keep their token, see `ack`).
+        if let Some(acks) = self.acks.as_deref_mut() {
+            acks.owed = VecDeque::new();
+        }
+        if self.acks.as_deref().is_some_and(Acks::is_empty) {
+            self.acks = None;
+        }
 
         let clean = self.config.clean_session;
         let mut outbox = std::mem::take(&mut self.outbox);
-        let mut publishes = Vec::new();
-        let mut controls = Vec::new();
+        // Commands going back to the queue, in call order: SUBSCRIBE/UNSUBSCRIBE already
+        // handed out (they left before anything still in the outbox), then the outbox's
+        // unsent commands in outbox order (which is call order).
+        let mut requeued = Vec::new();
         if clean && !local {
             // A SUBSCRIBE/UNSUBSCRIBE sent but not acknowledged when the connection broke is
             // harmless to repeat and the broker's new session will not have it: it goes back
@@ -1178,27 +1285,29 @@ impl Session {
                     && let Some(slot) = self.inflight.remove(id)
                     && let Some(control) = queued_control(slot.req, slot.packet)
                 {
-                    controls.push(control);
+                    requeued.push(Queued::Control(control));
                 }
             }
         }
         for next in outbox.drain(..) {
             match next {
                 // Never handed out: still just a queued command.
-                Outgoing::Publish0 { req, publish } => publishes.push(QueuedPublish {
-                    req,
-                    msg: Message {
-                        qos: QoS::AtMostOnce,
-                        retain: publish.retain,
-                        topic: publish.topic,
-                        payload: publish.payload,
-                    },
-                }),
-                // With clean session the id would not survive anyway: a command that never
-                // reached the wire goes back to the queue instead of failing.
-                Outgoing::Slot(id)
-                    if clean && self.inflight.get(id).is_some_and(|s| !s.ever_sent) =>
-                {
+                Outgoing::Publish0 { req, publish } => {
+                    requeued.push(Queued::Publish(QueuedPublish {
+                        req,
+                        msg: Message {
+                            qos: QoS::AtMostOnce,
+                            retain: publish.retain,
+                            topic: publish.topic,
+                            payload: publish.payload,
+                        },
+                    }))
+                }
+                // A command that never reached the wire (on any connection) goes back to the
+                // queue, ahead of later commands: it keeps its place in call order (with
+                // clean session its id would not survive anyway). It loses its packet id and,
+                // like every queued command, its store record.
+                Outgoing::Slot(id) if self.inflight.get(id).is_some_and(|s| !s.ever_sent) => {
                     let Some(slot) = self.inflight.remove(id) else {
                         continue;
                     };
@@ -1208,7 +1317,7 @@ impl Session {
                     }
                     let req = slot.req;
                     match slot.packet {
-                        Packet::Publish(p) => publishes.push(QueuedPublish {
+                        Packet::Publish(p) => requeued.push(Queued::Publish(QueuedPublish {
                             req,
                             msg: Message {
                                 qos: p.qos(),
@@ -1216,9 +1325,9 @@ impl Session {
                                 topic: p.topic,
                                 payload: p.payload,
                             },
-                        }),
+                        })),
                         packet => match queued_control(req, packet) {
-                            Some(control) => controls.push(control),
+                            Some(control) => requeued.push(Queued::Control(control)),
                             None => self.events.push_back(Event::Failed {
                                 id: req,
                                 error: RequestError::SessionLost,
@@ -1231,7 +1340,7 @@ impl Session {
         }
         // The outbox stays as `take` left it: empty and unallocated until the next CONNECT.
         drop(outbox);
-        self.queue.requeue_front(publishes, controls);
+        self.queue.requeue_front(requeued);
         self.inflight.mark_unsent();
         if clean {
             // [MQTT-3.1.2-6] the broker discards the session: so do we.
@@ -1255,6 +1364,7 @@ impl Session {
             });
         }
         self.incoming_qos2.clear();
+        self.acks = None;
     }
 }
 

@@ -146,7 +146,6 @@ impl IdSet {
     }
 
     /// Whether `id` is present.
-    #[cfg(test)]
     pub(super) fn contains(&self, id: PacketId) -> bool {
         let (word, bit) = Self::slot(id);
         self.words.as_ref().is_some_and(|w| w[word] & bit != 0)

@@ -12,7 +12,7 @@ use crate::packet::{
     SubscribeReturnCode,
 };
 use crate::session::{
-    Event, Message, PersistOp, ProtocolError, RequestId, Session, SessionConfig, Snapshot,
+    AckToken, Event, Message, PersistOp, ProtocolError, RequestId, Session, SessionConfig, Snapshot,
 };
 use crate::text::MqttString;
 use crate::topic::{TopicFilter, TopicName};
@@ -48,6 +48,17 @@ pub(super) fn msg(t: &str, payload: &'static [u8], qos: QoS) -> Message {
 }
 
 /// A broker-side PUBLISH.
+/// The PUBLISHes of `events`, which must all be messages.
+pub(super) fn messages(events: Vec<Event>) -> Vec<Publish> {
+    events
+        .into_iter()
+        .map(|e| match e {
+            Event::Message { publish, .. } => publish,
+            other => panic!("expected only messages, got {other:?}"),
+        })
+        .collect()
+}
+
 pub(super) fn publish(qos_pid: QosPid, dup: bool, payload: &'static [u8]) -> Packet {
     Packet::Publish(Publish {
         dup,
@@ -88,6 +99,17 @@ pub(super) struct Pair {
     /// Payloads of broker QoS 2 messages a crash lost in the hand-over window: their id
     /// was durably held, but the application never got the message.
     pub(super) lost_in_window: Vec<Bytes>,
+    /// Payloads of broker QoS 2 messages the application had (and acked) whose held id a
+    /// crash lost before it was durable: the broker delivers them again (a duplicate, the
+    /// price of never acknowledging what the application has not got).
+    pub(super) dup_in_window: Vec<Bytes>,
+    /// The payload last delivered for each broker QoS 2 id.
+    qos2_payloads: HashMap<PacketId, Bytes>,
+    /// Acknowledge every QoS 1/2 message as soon as its event is polled, as a driver whose
+    /// application takes each message at once (the default).
+    pub(super) auto_ack: bool,
+    /// Tokens of messages polled and not acknowledged (with `auto_ack` off), oldest first.
+    pub(super) unacked: Vec<AckToken>,
 }
 
 impl Pair {
@@ -102,6 +124,10 @@ impl Pair {
             store: Snapshot::new(),
             ops: Vec::new(),
             lost_in_window: Vec::new(),
+            dup_in_window: Vec::new(),
+            qos2_payloads: HashMap::new(),
+            auto_ack: true,
+            unacked: Vec::new(),
         }
     }
 
@@ -134,10 +160,14 @@ impl Pair {
                 self.ops.push(op.clone());
                 self.store.apply(op);
                 kept += 1;
+            } else if let PersistOp::Received(id) = op
+                && let Some(body) = self.qos2_payloads.get(&id)
+            {
+                self.dup_in_window.push(body.clone());
             }
         }
         for e in &self.session.events {
-            if let Event::Message(p) = e
+            if let Event::Message { publish: p, .. } = e
                 && let QosPid::ExactlyOnce(id) = p.qos_pid
                 && held.contains(&id)
             {
@@ -201,8 +231,29 @@ impl Pair {
         self.persist();
         for _ in 0..MAX_STEPS {
             match self.session.poll_event() {
-                Some(e) => self.events.push(e),
-                None => return,
+                Some(e) => {
+                    if let Event::Message { publish, .. } = &e
+                        && let QosPid::ExactlyOnce(id) = publish.qos_pid
+                    {
+                        self.qos2_payloads.insert(id, publish.payload.clone());
+                    }
+                    if let Event::Message {
+                        ack: Some(token), ..
+                    } = &e
+                    {
+                        if self.auto_ack {
+                            self.session.ack(*token);
+                        } else {
+                            self.unacked.push(*token);
+                        }
+                    }
+                    self.events.push(e);
+                }
+                None => {
+                    // Acks may have queued store ops (QoS 2 ids held).
+                    self.persist();
+                    return;
+                }
             }
         }
         panic!("more than {MAX_STEPS} events at once");
@@ -344,11 +395,36 @@ pub(super) struct Broker {
     next_out_id: u16,
     /// CONNECTs seen.
     pub(super) connects: usize,
+    /// Each command's first arrival, in arrival order: a PUBLISH by payload, a
+    /// SUBSCRIBE/UNSUBSCRIBE by its first filter.
+    pub(super) arrivals: Vec<Bytes>,
+    arrived_keys: HashSet<Bytes>,
 }
 
 impl Broker {
+    /// Records the first arrival of the command known by `key`.
+    fn first_arrival(&mut self, key: Bytes) {
+        if self.arrived_keys.insert(key.clone()) {
+            self.arrivals.push(key);
+        }
+    }
+
     /// Handles one packet the client sent.
     pub(super) fn on_client_packet(&mut self, p: Packet) {
+        match &p {
+            Packet::Publish(publish) => self.first_arrival(publish.payload.clone()),
+            Packet::Subscribe(s) => {
+                if let Some((f, _)) = s.filters.first() {
+                    self.first_arrival(Bytes::from(f.as_str().to_owned()));
+                }
+            }
+            Packet::Unsubscribe(u) => {
+                if let Some(f) = u.filters.first() {
+                    self.first_arrival(Bytes::from(f.as_str().to_owned()));
+                }
+            }
+            _ => {}
+        }
         match p {
             Packet::Connect(c) => {
                 assert!(!c.clean_session, "the model broker keeps sessions");

@@ -16,7 +16,7 @@ use crate::packet::{
 use crate::session::{ApiMisuse, DisconnectReason, Event, ProtocolError, RequestError, RequestId};
 use crate::text::MqttString;
 
-use harness::{Pair, config, connack, filter, id, msg, publish, topic};
+use harness::{Pair, config, connack, filter, id, messages, msg, publish, topic};
 
 fn connected() -> Pair {
     let mut pair = Pair::new(config());
@@ -81,8 +81,8 @@ fn nothing_but_connect_is_sent_before_connack() {
     assert!(pair.session.is_connected());
     let sent = pair.sent();
     assert!(
-        matches!(sent.as_slice(), [Packet::Subscribe(_), Packet::Publish(_)]),
-        "{sent:?}"
+        matches!(sent.as_slice(), [Packet::Publish(_), Packet::Subscribe(_)]),
+        "call order is wire order: {sent:?}"
     );
     assert_eq!(
         pair.events(),
@@ -451,7 +451,7 @@ fn publishes_beyond_the_window_wait_and_leave_in_order() {
 }
 
 #[test]
-fn subscribes_are_not_held_back_by_the_publish_window() {
+fn subscribes_wait_behind_publishes_held_by_the_window() {
     let mut pair = Pair::new(config().max_inflight(1));
     pair.connect(false);
     pair.publish(msg("a", b"0", QoS::AtLeastOnce));
@@ -465,15 +465,27 @@ fn subscribes_are_not_held_back_by_the_publish_window() {
         .unsubscribe(pair.now, vec![filter("y")])
         .unwrap();
     let sent = pair.sent();
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the first publish fits the window: {sent:?}"
+    );
+    assert_eq!(payload(&sent[0]), b"0");
+    pair.deliver(Packet::PubAck(id(pid(&sent[0])))).unwrap();
+    let sent = pair.sent();
+    // The second publish takes the window; the SUBSCRIBE and UNSUBSCRIBE behind it need
+    // no window and follow it, in call order.
     assert_eq!(sent.len(), 3, "{sent:?}");
-    let Packet::Subscribe(Subscribe { packet_id: sid, .. }) = &sent[1] else {
+    assert_eq!(payload(&sent[0]), b"1");
+    let sent = sent[1..].to_vec();
+    let Packet::Subscribe(Subscribe { packet_id: sid, .. }) = &sent[0] else {
         panic!("{sent:?}")
     };
-    let Packet::Unsubscribe(Unsubscribe { packet_id: uid, .. }) = &sent[2] else {
+    let Packet::Unsubscribe(Unsubscribe { packet_id: uid, .. }) = &sent[1] else {
         panic!("{sent:?}")
     };
-    assert_ne!(pid(&sent[0]), sid.get());
     assert_ne!(sid, uid);
+    pair.events();
     pair.deliver(Packet::SubAck(SubAck {
         packet_id: *sid,
         return_codes: vec![SubscribeReturnCode::Failure],
@@ -569,7 +581,7 @@ fn incoming_qos0_and_qos1_are_delivered_and_qos1_is_acknowledged() {
     let (Packet::Publish(m0), Packet::Publish(m1)) = (p0, p1) else {
         unreachable!()
     };
-    assert_eq!(pair.events(), [Event::Message(m0), Event::Message(m1)]);
+    assert_eq!(messages(pair.events()), [m0, m1]);
 }
 
 #[test]
@@ -584,7 +596,7 @@ fn incoming_qos2_is_delivered_once_even_when_resent_with_dup() {
     let Packet::Publish(m) = first else {
         unreachable!()
     };
-    assert_eq!(pair.events(), [Event::Message(m)], "delivered once");
+    assert_eq!(messages(pair.events()), [m], "delivered once");
 
     pair.deliver(Packet::PubRel(id(7))).unwrap();
     assert_eq!(pair.sent(), [Packet::PubComp(id(7))]);
@@ -606,25 +618,45 @@ fn pubrel_for_an_unknown_id_is_answered_with_pubcomp() {
 #[test]
 fn acknowledgements_leave_in_the_order_their_triggers_arrived() {
     let mut pair = connected();
+    pair.auto_ack = false;
     let mut bytes = BytesMut::new();
     for p in [
         publish(QosPid::ExactlyOnce(id(3)), false, b"a"),
         publish(QosPid::AtLeastOnce(id(1)), false, b"b"),
-        Packet::PubRel(id(3)),
         publish(QosPid::AtLeastOnce(id(2)), false, b"c"),
     ] {
         p.encode(&mut bytes).unwrap();
     }
     pair.deliver_bytes(&bytes).unwrap();
+    assert_eq!(pair.events().len(), 3);
+    assert!(
+        pair.sent().is_empty(),
+        "nothing acknowledged before the application has it"
+    );
+    let [a, b, c] = pair.unacked[..] else {
+        panic!("{:?}", pair.unacked)
+    };
+    // Acked in reverse: each waits for the ones that arrived before it [MQTT-4.6.0-2].
+    pair.session.ack(c);
+    pair.session.ack(b);
+    assert!(
+        pair.sent().is_empty(),
+        "PUBACKs left ahead of the earlier PUBREC"
+    );
+    pair.session.ack(a);
     assert_eq!(
         pair.sent(),
         [
             Packet::PubRec(id(3)),
             Packet::PubAck(id(1)),
-            Packet::PubComp(id(3)),
             Packet::PubAck(id(2)),
         ]
     );
+    // Acking again does nothing.
+    pair.session.ack(b);
+    assert!(pair.sent().is_empty());
+    pair.deliver(Packet::PubRel(id(3))).unwrap();
+    assert_eq!(pair.sent(), [Packet::PubComp(id(3))]);
 }
 
 #[test]
@@ -1352,4 +1384,202 @@ fn poll_transmit_max_stops_at_the_limit_and_keeps_the_rest_in_order() {
         rest.iter().map(payload).collect::<Vec<_>>(),
         [&b"two"[..], b"six"]
     );
+}
+
+// Call order (issue 16, point 2) and acknowledgement after delivery (point 1).
+
+/// The commands of the issue's first script: subscribe, publish "a", unsubscribe, publish
+/// "b", all on topic `t`.
+fn script_a(pair: &mut Pair) {
+    pair.session
+        .subscribe(pair.now, vec![(filter("t"), QoS::AtLeastOnce)])
+        .unwrap();
+    pair.publish(msg("t", b"a", QoS::AtLeastOnce));
+    pair.session
+        .unsubscribe(pair.now, vec![filter("t")])
+        .unwrap();
+    pair.publish(msg("t", b"b", QoS::AtLeastOnce));
+}
+
+/// The kinds of packets in `sent`, with publish payloads: `S`, `U`, `P:a`.
+fn order(sent: &[Packet]) -> Vec<String> {
+    sent.iter()
+        .map(|p| match p {
+            Packet::Subscribe(_) => "S".to_owned(),
+            Packet::Unsubscribe(_) => "U".to_owned(),
+            Packet::Publish(p) => format!("P:{}", String::from_utf8_lossy(&p.payload)),
+            other => format!("{:?}", other.packet_type()),
+        })
+        .collect()
+}
+
+#[test]
+fn call_order_is_wire_order_connected_connecting_offline_and_behind_the_window() {
+    // Connected, window open.
+    let mut pair = connected();
+    script_a(&mut pair);
+    assert_eq!(order(&pair.sent()), ["S", "P:a", "U", "P:b"]);
+
+    // Before CONNACK.
+    let mut pair = Pair::new(config());
+    pair.session.connect(pair.now).unwrap();
+    script_a(&mut pair);
+    assert!(matches!(pair.sent().as_slice(), [Packet::Connect(_)]));
+    pair.deliver(connack(ConnectReturnCode::Accepted, false))
+        .unwrap();
+    assert_eq!(order(&pair.sent()), ["S", "P:a", "U", "P:b"]);
+
+    // Offline: never connected, then connected.
+    let mut pair = Pair::new(config());
+    script_a(&mut pair);
+    assert_eq!(order(&pair.connect(false)), ["S", "P:a", "U", "P:b"]);
+
+    // Offline after a loss, with clean session off: the commands handed to the session but
+    // never sent keep their place.
+    let mut pair = persistent();
+    script_a(&mut pair);
+    pair.close();
+    assert_eq!(order(&pair.connect(true)), ["S", "P:a", "U", "P:b"]);
+
+    // Behind the window: "b" waits for the window, and a SUBSCRIBE issued after it waits
+    // behind it.
+    let mut pair = Pair::new(config().max_inflight(1));
+    pair.connect(false);
+    script_a(&mut pair);
+    pair.session
+        .subscribe(pair.now, vec![(filter("z"), QoS::AtMostOnce)])
+        .unwrap();
+    let sent = pair.sent();
+    assert_eq!(order(&sent), ["S", "P:a", "U"]);
+    pair.deliver(Packet::PubAck(id(pid(&sent[1])))).unwrap();
+    assert_eq!(order(&pair.sent()), ["P:b", "S"]);
+}
+
+#[test]
+fn publish_before_subscribe_leaves_before_the_subscribe() {
+    // The issue's second script: publish "before", subscribe, publish "after". The broker
+    // gets them in that order, so only "after" comes back.
+    let mut pair = Pair::new(config().max_inflight(1));
+    pair.session.connect(pair.now).unwrap();
+    pair.publish(msg("t", b"before", QoS::AtLeastOnce));
+    pair.session
+        .subscribe(pair.now, vec![(filter("t"), QoS::AtLeastOnce)])
+        .unwrap();
+    pair.publish(msg("t", b"after", QoS::AtLeastOnce));
+    pair.sent();
+    pair.deliver(connack(ConnectReturnCode::Accepted, false))
+        .unwrap();
+    let sent = pair.sent();
+    assert_eq!(order(&sent), ["P:before", "S"]);
+    pair.deliver(Packet::PubAck(id(pid(&sent[0])))).unwrap();
+    assert_eq!(order(&pair.sent()), ["P:after"]);
+}
+
+#[test]
+fn a_message_is_acknowledged_only_when_acked_and_never_after_its_connection_ends() {
+    let mut pair = persistent();
+    pair.auto_ack = false;
+    pair.deliver(publish(QosPid::AtLeastOnce(id(5)), false, b"m"))
+        .unwrap();
+    assert_eq!(pair.events().len(), 1);
+    assert!(
+        pair.sent().is_empty(),
+        "PUBACK before the application has it"
+    );
+    let stale = pair.unacked.remove(0);
+    // The connection ends before the ack: nothing is owed on the next one.
+    pair.close();
+    pair.events();
+    assert!(pair.connect(true).is_empty());
+    pair.session.ack(stale);
+    assert!(
+        pair.sent().is_empty(),
+        "a QoS 1 ack from an earlier connection"
+    );
+    // The broker delivers it again, with a new token.
+    pair.deliver(publish(QosPid::AtLeastOnce(id(5)), true, b"m"))
+        .unwrap();
+    assert_eq!(messages(pair.events()).len(), 1, "QoS 1: delivered again");
+    let token = pair.unacked.remove(0);
+    assert_ne!(token, stale);
+    pair.session.ack(token);
+    assert_eq!(pair.sent(), [Packet::PubAck(id(5))]);
+}
+
+#[test]
+fn an_unacked_qos2_message_is_not_delivered_again_and_its_ack_survives_a_reconnect() {
+    let mut pair = persistent();
+    pair.auto_ack = false;
+    let m = publish(QosPid::ExactlyOnce(id(8)), false, b"once");
+    pair.deliver(m.clone()).unwrap();
+    assert_eq!(messages(pair.events()).len(), 1);
+    // Re-sent on the same connection before the ack: not delivered, not answered yet.
+    pair.deliver(publish(QosPid::ExactlyOnce(id(8)), true, b"once"))
+        .unwrap();
+    assert!(pair.events().is_empty(), "delivered twice");
+    assert!(pair.sent().is_empty(), "PUBREC before the ack");
+    // The connection ends; the broker re-sends it on the next one.
+    pair.close();
+    pair.events();
+    assert!(pair.connect(true).is_empty());
+    pair.deliver(publish(QosPid::ExactlyOnce(id(8)), true, b"once"))
+        .unwrap();
+    assert!(
+        pair.events().is_empty(),
+        "delivered again after a reconnect"
+    );
+    assert!(pair.sent().is_empty(), "PUBREC before the ack");
+    // The application acks the delivery of the first connection: PUBREC now.
+    let token = pair.unacked.remove(0);
+    pair.session.ack(token);
+    assert_eq!(pair.sent(), [Packet::PubRec(id(8))]);
+    pair.session.ack(token);
+    assert!(pair.sent().is_empty(), "acked twice");
+    // Held until PUBREL like any acknowledged QoS 2 id.
+    pair.deliver(publish(QosPid::ExactlyOnce(id(8)), true, b"once"))
+        .unwrap();
+    assert!(pair.events().is_empty());
+    assert_eq!(pair.sent(), [Packet::PubRec(id(8))]);
+    pair.deliver(Packet::PubRel(id(8))).unwrap();
+    assert_eq!(pair.sent(), [Packet::PubComp(id(8))]);
+}
+
+#[test]
+fn a_broker_without_the_session_makes_an_unacked_qos2_id_new_again() {
+    let mut pair = persistent();
+    pair.auto_ack = false;
+    pair.deliver(publish(QosPid::ExactlyOnce(id(8)), false, b"old"))
+        .unwrap();
+    pair.events();
+    let stale = pair.unacked.remove(0);
+    pair.close();
+    pair.events();
+    assert!(pair.connect(false).is_empty());
+    pair.deliver(publish(QosPid::ExactlyOnce(id(8)), false, b"new"))
+        .unwrap();
+    assert_eq!(messages(pair.events()).len(), 1, "a new message");
+    // The old delivery's ack must not acknowledge the new message.
+    pair.session.ack(stale);
+    assert!(pair.sent().is_empty(), "{:?}", pair.unacked);
+    let token = pair.unacked.remove(0);
+    pair.session.ack(token);
+    assert_eq!(pair.sent(), [Packet::PubRec(id(8))]);
+}
+
+#[test]
+fn a_token_of_another_session_acknowledges_nothing() {
+    let mut a = connected();
+    let mut b = connected();
+    a.auto_ack = false;
+    b.auto_ack = false;
+    for pair in [&mut a, &mut b] {
+        pair.deliver(publish(QosPid::AtLeastOnce(id(1)), false, b"m"))
+            .unwrap();
+        pair.events();
+    }
+    let (ta, tb) = (a.unacked[0], b.unacked[0]);
+    a.session.ack(tb);
+    assert!(a.sent().is_empty(), "b's token acknowledged a's message");
+    a.session.ack(ta);
+    assert_eq!(a.sent(), [Packet::PubAck(id(1))]);
 }

@@ -98,20 +98,21 @@ fn nothing_is_transmitted_and_no_event_handed_out_while_store_ops_are_pending() 
         .encode(&mut bytes)
         .unwrap();
     pair.session.handle_input(pair.now, &bytes).unwrap();
-    assert_eq!(
-        pair.session.poll_event(),
-        None,
-        "message delivered before its id was durably held"
-    );
-    assert_eq!(pair.session.poll_transmit(&mut out), 0);
-
-    // Once pulled (and made durable), everything flows, PUBLISH before PUBREC.
+    // The PUBLISH leaves (its record is pulled by `sent`); the message is handed out, but
+    // its PUBREC waits for the application's ack.
+    pair.auto_ack = false;
     let sent = pair.sent();
-    assert!(
-        matches!(sent.as_slice(), [Packet::Publish(_), Packet::PubRec(_)]),
-        "{sent:?}"
-    );
-    assert!(matches!(pair.events().as_slice(), [Event::Message(_)]));
+    assert!(matches!(sent.as_slice(), [Packet::Publish(_)]), "{sent:?}");
+    assert!(matches!(pair.events().as_slice(), [Event::Message { .. }]));
+    let [token] = pair.unacked[..] else {
+        panic!("{:?}", pair.unacked)
+    };
+    // The ack records the id; until that record is pulled, no PUBREC.
+    pair.session.ack(token);
+    assert_eq!(pair.session.poll_transmit(&mut out), 0);
+    assert!(out.is_empty(), "PUBREC left before the id was durably held");
+    assert_eq!(pair.sent(), [Packet::PubRec(id(7))]);
+    assert_eq!(pair.ops.last(), Some(&PersistOp::Received(id(7))));
 }
 
 #[test]
@@ -355,7 +356,9 @@ impl Ledger {
                         self.custody.insert(body);
                     }
                 }
-                Event::Message(p) => *self.received.entry(p.payload).or_default() += 1,
+                Event::Message { publish: p, .. } => {
+                    *self.received.entry(p.payload).or_default() += 1
+                }
                 Event::Connected { .. } | Event::Disconnected(_) => {}
                 other => panic!("unexpected event {other:?}"),
             }
@@ -494,7 +497,11 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
         match q {
             QoS::AtLeastOnce => assert!(got >= 1, "broker QoS 1 {body:?} never delivered"),
             _ => {
-                assert!(got <= 1, "broker QoS 2 {body:?} delivered {got} times");
+                // Twice only if a crash lost the record of its ack (see `dup_in_window`).
+                assert!(
+                    got <= 1 || pair.dup_in_window.contains(body),
+                    "broker QoS 2 {body:?} delivered {got} times"
+                );
                 // Lost only if a crash hit between its id being held and its delivery.
                 assert!(
                     got == 1 || pair.lost_in_window.contains(body),

@@ -17,6 +17,14 @@ enum Op {
     Publish(QoS),
     /// The application subscribes.
     Subscribe,
+    /// The application unsubscribes.
+    Unsubscribe,
+    /// The application stops acknowledging messages as it gets them.
+    HoldAcks,
+    /// The application acknowledges one held message (index modulo the number held).
+    AckOne(usize),
+    /// The application acknowledges every held message and acknowledges at once again.
+    AckAll,
     /// Client and broker exchange packets until the broker holds only unreleased answers.
     Drive,
     /// The broker releases one held answer (index modulo the number held).
@@ -47,6 +55,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => qos().prop_map(Op::Publish),
         1 => Just(Op::Subscribe),
+        1 => Just(Op::Unsubscribe),
+        1 => Just(Op::HoldAcks),
+        2 => any::<usize>().prop_map(Op::AckOne),
+        1 => Just(Op::AckAll),
         4 => Just(Op::Drive),
         4 => any::<usize>().prop_map(Op::Release),
         1 => Just(Op::ReleaseAll),
@@ -62,6 +74,8 @@ fn op() -> impl Strategy<Value = Op> {
 struct Ledger {
     publishes: HashMap<RequestId, (QoS, Bytes)>,
     subscribes: Vec<RequestId>,
+    /// Every command's key (publish payload, subscribe/unsubscribe filter), in call order.
+    calls: Vec<Bytes>,
     completed: HashMap<RequestId, usize>,
     /// Broker → client payloads sent, by QoS.
     sent_by_broker: Vec<(QoS, Bytes)>,
@@ -78,7 +92,9 @@ impl Ledger {
                     *n += 1;
                     assert_eq!(*n, 1, "request {id} completed twice");
                 }
-                Event::Message(p) => *self.received.entry(p.payload).or_default() += 1,
+                Event::Message { publish: p, .. } => {
+                    *self.received.entry(p.payload).or_default() += 1
+                }
                 Event::Connected { .. } => {}
                 Event::Disconnected(reason) => {
                     assert_eq!(
@@ -157,15 +173,29 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
                     retain: false,
                 };
                 let id = pair.session.publish(pair.now, m).unwrap();
+                ledger.calls.push(body.clone());
                 ledger.publishes.insert(id, (*q, body));
             }
-            Op::Subscribe => {
-                let id = pair
-                    .session
-                    .subscribe(pair.now, vec![(filter("t/#"), QoS::ExactlyOnce)])
-                    .unwrap();
-                ledger.subscribes.push(id);
+            Op::Subscribe | Op::Unsubscribe => {
+                let name = String::from_utf8_lossy(&payload("t/s")).into_owned();
+                let id = if matches!(op, Op::Subscribe) {
+                    pair.session
+                        .subscribe(pair.now, vec![(filter(&name), QoS::ExactlyOnce)])
+                } else {
+                    pair.session.unsubscribe(pair.now, vec![filter(&name)])
+                };
+                ledger.subscribes.push(id.unwrap());
+                ledger.calls.push(Bytes::from(name));
             }
+            Op::HoldAcks => pair.auto_ack = false,
+            Op::AckOne(i) => {
+                if !pair.unacked.is_empty() {
+                    let i = i % pair.unacked.len();
+                    let token = pair.unacked.remove(i);
+                    pair.session.ack(token);
+                }
+            }
+            Op::AckAll => ack_all(&mut pair),
             Op::Drive => pair.drive(&mut broker),
             Op::Release(i) => {
                 broker.release(*i);
@@ -196,7 +226,9 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
         assert_owed_bytes_will_arrive(&pair, &broker);
     }
 
-    // Settle: the broker answers everything at once until both sides are quiet.
+    // Settle: the application acknowledges what it holds, the broker answers everything at
+    // once until both sides are quiet.
+    ack_all(&mut pair);
     broker.auto_respond = true;
     pair.drive(&mut broker);
     ledger.absorb(pair.events());
@@ -224,6 +256,20 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
     for id in &ledger.subscribes {
         assert_eq!(ledger.completed.get(id), Some(&1), "subscribe {id}");
     }
+    // Commands first reached the broker in the order they were made.
+    let position: HashMap<&Bytes, usize> = ledger
+        .calls
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k, i))
+        .collect();
+    let arrived: Vec<usize> = broker.arrivals.iter().map(|k| position[k]).collect();
+    assert!(
+        arrived.windows(2).all(|w| w[0] < w[1]),
+        "out of call order: {:?} for calls {:?}",
+        broker.arrivals,
+        ledger.calls
+    );
     for (q, body) in &ledger.sent_by_broker {
         let got = ledger.received.get(body).copied().unwrap_or(0);
         match q {
@@ -231,6 +277,14 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
             QoS::AtLeastOnce => assert!(got >= 1, "broker QoS 1 {body:?} never delivered"),
             QoS::ExactlyOnce => assert_eq!(got, 1, "broker QoS 2 {body:?} delivered {got} times"),
         }
+    }
+}
+
+/// The application acknowledges every message it holds, and from now on each at once.
+fn ack_all(pair: &mut Pair) {
+    pair.auto_ack = true;
+    for token in std::mem::take(&mut pair.unacked) {
+        pair.session.ack(token);
     }
 }
 
