@@ -3,12 +3,13 @@
 //! messages read from `start_consuming()`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use paho_mqtt as mqtt;
 use tern_bench::record::{Ctx, Record};
 use tern_bench::scenario::Scenario;
-use tern_bench::{IDLE, LatencyHist, Throughput, connect_concurrency, measure};
+use tern_bench::{IDLE, Lag, LatencyHist, Throughput, connect_concurrency, measure};
 
 const WINDOW: usize = 100;
 
@@ -38,10 +39,14 @@ fn wait(tok: mqtt::Token, what: &str) -> Result<(), String> {
 pub(crate) fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     let mut rec = Record::new("paho", &scenario.to_string());
     let result = match scenario {
-        Scenario::Throughput { qos, size, count } => {
-            throughput(ctx, qos, size, count).map(|t| t.fill(&mut rec))
-        }
-        Scenario::Latency { qos, count } => latency(ctx, qos, count).map(|h| h.fill(&mut rec)),
+        Scenario::Throughput {
+            qos,
+            size,
+            count,
+            sub,
+            ..
+        } => throughput(ctx, qos, size, count, sub).map(|t| t.fill(&mut rec)),
+        Scenario::Latency { qos, count, .. } => latency(ctx, qos, count).map(|h| h.fill(&mut rec)),
         Scenario::Connections { count } => connections(ctx, count, &mut rec),
         Scenario::Process { .. } => Err("not a library scenario".to_owned()),
     };
@@ -51,52 +56,81 @@ pub(crate) fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     rec
 }
 
-fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Throughput, String> {
+fn throughput(
+    ctx: &Ctx,
+    q: u8,
+    size: usize,
+    count: u64,
+    with_sub: bool,
+) -> Result<Throughput, String> {
     let topic = ctx.topic("tp");
-    let sub = client(ctx, "sub")?;
-    let rx = sub.start_consuming();
-    wait(sub.connect(conn_opts()), "connect")?;
-    sub.subscribe(topic.as_str(), q as i32)
-        .wait_for(IDLE)
-        .map_err(|e| format!("subscribe: {e}"))?;
+    let sub = if with_sub {
+        let sub = client(ctx, "sub")?;
+        let rx = sub.start_consuming();
+        wait(sub.connect(conn_opts()), "connect")?;
+        sub.subscribe(topic.as_str(), q as i32)
+            .wait_for(IDLE)
+            .map_err(|e| format!("subscribe: {e}"))?;
+        Some((sub, rx))
+    } else {
+        None
+    };
     let publ = client(ctx, "pub")?;
     wait(publ.connect(conn_opts()), "connect")?;
     let payload = vec![b'x'; size];
+    let lag = Arc::new(Lag::default());
 
     let win = measure::Window::start(ctx.broker_pid);
     let t0 = Instant::now();
-    let receiver = std::thread::spawn(move || {
-        let mut n = 0u64;
-        let mut last = t0;
-        while n < count {
-            match rx.recv_timeout(IDLE) {
-                Ok(Some(_)) => {
-                    n += 1;
-                    last = Instant::now();
+    let (sub, receiver) = match sub {
+        Some((sub, rx)) => {
+            let lag = lag.clone();
+            let receiver = std::thread::spawn(move || {
+                let mut n = 0u64;
+                let mut last = t0;
+                while n < count {
+                    match rx.recv_timeout(IDLE) {
+                        Ok(Some(_)) => {
+                            n += 1;
+                            lag.received();
+                            last = Instant::now();
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
                 }
-                Ok(None) | Err(_) => break,
-            }
+                (n, last)
+            });
+            (Some(sub), Some(receiver))
         }
-        (n, last)
-    });
+        None => (None, None),
+    };
     let mut pending: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(WINDOW);
+    let mut done = 0u64;
     for _ in 0..count {
         if pending.len() >= WINDOW {
             let tok = pending.pop_front().expect("window is non-empty");
             tok.wait_for(IDLE).map_err(|e| format!("publish: {e}"))?;
+            done += 1;
+            lag.completed(done);
         }
         let msg = mqtt::Message::new(topic.as_str(), payload.clone(), q as i32);
         pending.push_back(publ.publish(msg));
     }
     for tok in pending {
         tok.wait_for(IDLE).map_err(|e| format!("publish: {e}"))?;
+        done += 1;
+        lag.completed(done);
     }
-    let (received, last) = receiver
-        .join()
-        .map_err(|_| "receiver panicked".to_owned())?;
+    let published = Instant::now();
+    let (received, last) = match receiver {
+        Some(r) => r.join().map_err(|_| "receiver panicked".to_owned())?,
+        None => (done, published),
+    };
     let (cpu, broker) = win.finish();
     let _ = publ.disconnect(None).wait_for(IDLE);
-    let _ = sub.disconnect(None).wait_for(IDLE);
+    if let Some(sub) = sub {
+        let _ = sub.disconnect(None).wait_for(IDLE);
+    }
     Ok(Throughput {
         count,
         size,
@@ -104,6 +138,7 @@ fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Throughput, S
         secs: (last - t0).as_secs_f64(),
         cpu,
         broker,
+        max_lag: with_sub.then(|| lag.max()),
     })
 }
 
@@ -116,8 +151,9 @@ fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
         .wait_for(IDLE)
         .map_err(|e| format!("subscribe: {e}"))?;
     let payload = vec![b'x'; 64];
-    let mut hist = LatencyHist::new(ctx.broker_pid);
-    for i in 0..count + count / 10 {
+    let mut hist = LatencyHist::new(ctx.broker_pid, count, ctx.latency_budget);
+    while hist.more() {
+        let i = hist.index();
         let t = Instant::now();
         let _tok = c.publish(mqtt::Message::new(
             topic.as_str(),
@@ -129,9 +165,9 @@ fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
             Ok(None) => return Err(format!("round trip {i}: disconnected")),
             Err(_) => return Err(format!("round trip {i} timed out")),
         }
-        hist.record(i >= count / 10, t.elapsed());
+        hist.record(t.elapsed());
     }
-    hist.finish(count);
+    hist.finish();
     let _ = c.disconnect(None).wait_for(IDLE);
     Ok(hist)
 }

@@ -48,6 +48,11 @@ use crate::transport::{self, BoxStream};
 
 /// Commands drained per wake-up before writing, so bursts leave in few syscalls.
 const COMMAND_BATCH: usize = 256;
+/// Events (messages, completions) a driver hands the application in one turn before it
+/// yields, so that clients sharing a thread take turns: tokio's cooperative budget per task
+/// poll is 128 as well, which is also how many events an application's `recv` loop takes
+/// per turn. One read may overshoot it (a 64 KiB read of small messages).
+const TURN_EVENTS: u16 = 128;
 /// Largest single read (into a buffer shared by the thread's connections).
 const READ_CHUNK: usize = 64 * 1024;
 /// Encoded bytes waiting for the socket beyond which nothing more is encoded.
@@ -139,6 +144,9 @@ struct Driver {
     /// Something was handed to the application (an event, a completion) since the serve
     /// loop last looked: it gets one turn before the driver writes (see `serve`).
     woke_app: bool,
+    /// Events handed out since the driver last yielded or found the socket drained (see
+    /// [`TURN_EVENTS`]).
+    turn_events: u16,
 }
 
 /// The driver task of one client. `options` comes boxed and the driver is built by a plain
@@ -174,6 +182,7 @@ impl Driver {
             retry_same: false,
             store: None,
             woke_app: false,
+            turn_events: 0,
         }
     }
 }
@@ -463,6 +472,7 @@ impl Driver {
 
     fn emit(&mut self, ev: Event) {
         self.woke_app = true;
+        self.turn_events = self.turn_events.saturating_add(1);
         if self.pending.is_empty() {
             match self.events.try_send(ev) {
                 Ok(()) | Err(chan::TrySendError::Closed(_)) => {}
@@ -853,6 +863,17 @@ impl Driver {
             if just_read && woke_app && !conn.closing && !self.commands_closed && !outbox.is_empty()
             {
                 just_read = false;
+                self.turn_events = 0;
+                self.app_turn(requeue, commands, &mut conn).await;
+                continue;
+            }
+            // A turn's worth handed out and the socket not yet drained: yield before reading
+            // more, so that the application, and other clients on the same thread, get their
+            // turn (a subscriber that never has anything to write would otherwise read until
+            // the event channel is full).
+            if self.turn_events >= TURN_EVENTS && !conn.closing && !self.commands_closed {
+                just_read = false;
+                self.turn_events = 0;
                 self.app_turn(requeue, commands, &mut conn).await;
                 continue;
             }
@@ -923,7 +944,14 @@ impl Driver {
             }
             let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
             tokio::select! {
-                io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
+                io = poll_fn(|cx| {
+                    let io = poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read);
+                    if io.is_pending() {
+                        // Nothing left to read: the turn's count starts again.
+                        self.turn_events = 0;
+                    }
+                    io
+                }) => {
                     match io {
                         IoEvent::Read => {
                             just_read = true;
