@@ -57,6 +57,10 @@ pub struct Ctx {
     pub prefix: String,
     /// The longest a latency run may take (see [`crate::latency_budget`]).
     pub latency_budget: Duration,
+    /// The clients' in-flight window (see [`crate::scenario::BrokerCfg::client_window`]).
+    pub window: u16,
+    /// The broker runs with Nagle's algorithm on (`set_tcp_nodelay false`).
+    pub broker_nagle: bool,
 }
 
 impl Ctx {

@@ -65,6 +65,19 @@ impl BrokerCfg {
         (w, self.nodelay)
     }
 
+    /// The clients' in-flight window against this broker: the broker's own (100 when it
+    /// has none). mosquitto also caps what a client may have in flight towards it at QoS 2
+    /// by its `max_inflight_messages`, and drops a 3.1.1 client that sends more: every
+    /// client, `mosquitto_pub -M 100` included, loses its connection at QoS 2 with a window of
+    /// 100 against mosquitto's default of 20.
+    pub fn client_window(self) -> u16 {
+        if self.inflight == 0 {
+            100
+        } else {
+            self.inflight
+        }
+    }
+
     /// `win20:nagle`.
     pub fn tokens(self) -> String {
         format!(

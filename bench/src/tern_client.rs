@@ -35,7 +35,7 @@ pub fn runtime(rt: Rt) -> tokio::runtime::Runtime {
 }
 
 async fn connected(ctx: &Ctx, name: &str) -> Result<(Client, Events), String> {
-    let opts = ConnectOptions::new(ctx.client_id(name)).max_inflight(100);
+    let opts = ConnectOptions::new(ctx.client_id(name)).max_inflight(ctx.window);
     let (c, ev) = Client::new(opts);
     c.connect(Broker::tcp(ctx.host.clone(), ctx.port))
         .await

@@ -122,6 +122,8 @@ fn main() {
                 broker_pid,
                 prefix,
                 latency_budget: Duration::from_secs_f64(latency_budget_secs.max(0.1)),
+                window: scenario.broker().client_window(),
+                broker_nagle: !scenario.broker().nodelay,
             };
             let mut rec = match (lib.as_str(), scenario) {
                 ("tern-cli" | "mosquitto-cli", s @ Scenario::Process { .. }) => {

@@ -1,5 +1,6 @@
 //! paho-mqtt 0.14 (bundled Paho C 1.3.16, no TLS)'s side of the scenarios: `AsyncClient`
-//! with tokens, in-flight window 100 (`max_inflight` and at most 100 tokens outstanding),
+//! with tokens, the scenario's in-flight window (`max_inflight` and at most as many tokens
+//! outstanding),
 //! messages read from `start_consuming()`.
 
 use std::collections::VecDeque;
@@ -11,8 +12,6 @@ use tern_bench::record::{Ctx, Record};
 use tern_bench::scenario::Scenario;
 use tern_bench::{IDLE, Lag, LatencyHist, Throughput, connect_concurrency, measure};
 
-const WINDOW: usize = 100;
-
 fn client(ctx: &Ctx, name: &str) -> Result<mqtt::AsyncClient, String> {
     mqtt::CreateOptionsBuilder::new_v3()
         .server_uri(format!("tcp://{}:{}", ctx.host, ctx.port))
@@ -21,11 +20,11 @@ fn client(ctx: &Ctx, name: &str) -> Result<mqtt::AsyncClient, String> {
         .map_err(|e| format!("create: {e}"))
 }
 
-fn conn_opts() -> mqtt::ConnectOptions {
+fn conn_opts(ctx: &Ctx) -> mqtt::ConnectOptions {
     mqtt::ConnectOptionsBuilder::new_v3()
         .keep_alive_interval(Duration::from_secs(60))
         .clean_session(true)
-        .max_inflight(WINDOW as i32)
+        .max_inflight(i32::from(ctx.window))
         .connect_timeout(Duration::from_secs(30))
         .finalize()
 }
@@ -67,7 +66,7 @@ fn throughput(
     let sub = if with_sub {
         let sub = client(ctx, "sub")?;
         let rx = sub.start_consuming();
-        wait(sub.connect(conn_opts()), "connect")?;
+        wait(sub.connect(conn_opts(ctx)), "connect")?;
         sub.subscribe(topic.as_str(), q as i32)
             .wait_for(IDLE)
             .map_err(|e| format!("subscribe: {e}"))?;
@@ -76,7 +75,7 @@ fn throughput(
         None
     };
     let publ = client(ctx, "pub")?;
-    wait(publ.connect(conn_opts()), "connect")?;
+    wait(publ.connect(conn_opts(ctx)), "connect")?;
     let payload = vec![b'x'; size];
     let lag = Arc::new(Lag::default());
 
@@ -104,10 +103,11 @@ fn throughput(
         }
         None => (None, None),
     };
-    let mut pending: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(WINDOW);
+    let window = usize::from(ctx.window);
+    let mut pending: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(window);
     let mut done = 0u64;
     for _ in 0..count {
-        if pending.len() >= WINDOW {
+        if pending.len() >= window {
             let tok = pending.pop_front().expect("window is non-empty");
             tok.wait_for(IDLE).map_err(|e| format!("publish: {e}"))?;
             done += 1;
@@ -146,7 +146,7 @@ fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
     let topic = ctx.topic("pp");
     let c = client(ctx, "pp")?;
     let rx = c.start_consuming();
-    wait(c.connect(conn_opts()), "connect")?;
+    wait(c.connect(conn_opts(ctx)), "connect")?;
     c.subscribe(topic.as_str(), q as i32)
         .wait_for(IDLE)
         .map_err(|e| format!("subscribe: {e}"))?;
@@ -188,7 +188,7 @@ fn connections(ctx: &Ctx, count: u64, rec: &mut Record) -> Result<(), String> {
             wait(tok, &format!("connection {j}"))?;
         }
         let c = client(ctx, &format!("c{i}"))?;
-        pending.push_back((i, c.connect(conn_opts())));
+        pending.push_back((i, c.connect(conn_opts(ctx))));
         clients.push(c);
     }
     for (j, tok) in pending {

@@ -25,6 +25,9 @@ pub(crate) fn tern_bin() -> PathBuf {
     )
 }
 
+/// The longest a publisher process may run.
+const PUB_LIMIT: Duration = Duration::from_secs(120);
+
 struct Exited {
     at: Instant,
     cpu: f64,
@@ -137,13 +140,25 @@ fn measure_once(
     let t0 = Instant::now();
     let publ = pub_cmd
         .args(["-h", &ctx.host, "-p", &port, "-t", &topic, "-q", &qs, "-l"])
-        .args(["-M", "100", "-i", &ctx.client_id("pub")])
+        .args(["-M", &ctx.window.to_string(), "-i", &ctx.client_id("pub")])
         .stdin(std::fs::File::open(&input).map_err(|e| e.to_string())?)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("spawn pub: {e}"))?;
-    let pub_done = reaper(publ.id());
+    let pub_pid = publ.id();
+    let pub_done = reaper(pub_pid);
+    // A publisher that stalls (mosquitto_pub -l reconnects for ever after the broker drops
+    // it) is stopped: the run is bounded.
+    let deadline = Instant::now() + PUB_LIMIT;
+    while !pub_done.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let stalled = !pub_done.is_finished();
+    if stalled {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pub_pid as libc::pid_t, libc::SIGKILL) };
+    }
     let p = pub_done.join().map_err(|_| "reaper panicked")?;
     let pub_secs = (p.at - t0).as_secs_f64();
     let (received, secs, sub_cpu, sub_ok) = match sub {
@@ -177,6 +192,9 @@ fn measure_once(
     }
     if let Some(b) = broker {
         rec.set("broker_cpu_us", b * 1e6 / count as f64);
+    }
+    if stalled {
+        return Err(format!("the publisher did not finish within {PUB_LIMIT:?}"));
     }
     if received < count {
         return Err(format!("lost {} of {count}", count - received));

@@ -1,5 +1,6 @@
 //! rumqttc 0.25's side of the scenarios: `AsyncClient` + `EventLoop` on the scenario's
-//! runtime, TCP_NODELAY on, in-flight window 100, packet limits raised for 16 KiB payloads.
+//! runtime, TCP_NODELAY on, the scenario's in-flight window, packet limits raised for 16 KiB
+//! payloads.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ fn qos(q: u8) -> QoS {
 
 fn client(ctx: &Ctx, name: &str, cap: usize) -> (AsyncClient, EventLoop) {
     let mut o = MqttOptions::new(ctx.client_id(name), ctx.host.clone(), ctx.port);
-    o.set_inflight(100);
+    o.set_inflight(ctx.window);
     o.set_max_packet_size(1 << 20, 1 << 20);
     o.set_keep_alive(Duration::from_secs(60));
     let (c, mut el) = AsyncClient::new(o, cap);

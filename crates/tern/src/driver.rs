@@ -144,8 +144,9 @@ struct Driver {
     /// Something was handed to the application (an event, a completion) since the serve
     /// loop last looked: it gets one turn before the driver writes (see `serve`).
     woke_app: bool,
-    /// Events handed out since the driver last yielded or found the socket drained (see
-    /// [`TURN_EVENTS`]).
+    /// Events handed out since the driver last yielded on its own (see [`TURN_EVENTS`]).
+    /// Waiting for the socket is not counted as a yield: that would take state in every
+    /// connection's future, and an extra turn every 128 events costs next to nothing.
     turn_events: u16,
 }
 
@@ -867,10 +868,9 @@ impl Driver {
                 self.app_turn(requeue, commands, &mut conn).await;
                 continue;
             }
-            // A turn's worth handed out and the socket not yet drained: yield before reading
-            // more, so that the application, and other clients on the same thread, get their
-            // turn (a subscriber that never has anything to write would otherwise read until
-            // the event channel is full).
+            // A turn's worth handed out: yield before reading more, so that the application,
+            // and other clients on the same thread, get their turn (a subscriber that never
+            // has anything to write would otherwise read until the event channel is full).
             if self.turn_events >= TURN_EVENTS && !conn.closing && !self.commands_closed {
                 just_read = false;
                 self.turn_events = 0;
@@ -944,14 +944,7 @@ impl Driver {
             }
             let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
             tokio::select! {
-                io = poll_fn(|cx| {
-                    let io = poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read);
-                    if io.is_pending() {
-                        // Nothing left to read: the turn's count starts again.
-                        self.turn_events = 0;
-                    }
-                    io
-                }) => {
+                io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
                     match io {
                         IoEvent::Read => {
                             just_read = true;
