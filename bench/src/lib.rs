@@ -118,7 +118,7 @@ pub fn latency_budget(quick: bool) -> Duration {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(
-            Duration::from_secs(if quick { 3 } else { 10 }),
+            Duration::from_secs(if quick { 1 } else { 10 }),
             Duration::from_secs_f64,
         )
 }

@@ -304,7 +304,7 @@ fn matrix_table(
             BROKER_CPU_TARGET,
             false,
         );
-        let label = || c.label();
+        let label = || format!("`{c}`");
         tally[0].add(tp_ok, label);
         tally[1].add(cc_ok, label);
         tally[2].add(bc_ok, label);
@@ -464,7 +464,7 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
                 .to_string();
                 let t = ix.stat(&id, "tern", m);
                 let (r, ok) = target_ratio(t, ix.stat(&id, "rumqttc", m), LATENCY_TARGET, false);
-                lat_tally.add(ok, || format!("{}, {n}", c.label()));
+                lat_tally.add(ok, || format!("`{c}` {n}"));
                 let fl = ix.stat(&ct, "floor", m);
                 let (dist, rel) = match (t, fl) {
                     (Some(t), Some(f)) if f.med > 0.0 => (
@@ -605,7 +605,7 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
                 1.0,
                 false,
             );
-            proc_tally.add(ok, || c.label());
+            proc_tally.add(ok, || format!("`{c}`"));
             let m = |l: &str, m: &str, u: Unit| med(&ix, &id, l, m, u);
             let _ = writeln!(
                 body,
@@ -649,7 +649,7 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
     }
     // The targets first.
     let mut s = String::from(
-        "\n### Against the targets\n\n| target (tern against rumqttc, medians) | cells met | missed |\n|---|---|---|\n",
+        "\n### Against the targets\n\n| target (medians; tern against rumqttc, the last row against mosquitto_pub) | cells met | cells missed (scenario ids) |\n|---|---|---|\n",
     );
     let line = |s: &mut String, what: &str, t: &Tally| {
         let missed = if t.missed.is_empty() {

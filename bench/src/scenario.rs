@@ -411,7 +411,7 @@ pub fn broker_cfgs() -> Vec<BrokerCfg> {
 pub fn plan(quick: bool) -> Vec<Scenario> {
     let k = |full: u64, q: u64| if quick { q } else { full };
     let mut v = Vec::new();
-    for (qos, n, nq) in [(0, 100_000, 10_000), (1, 50_000, 5_000), (2, 30_000, 3_000)] {
+    for (qos, n, nq) in [(0, 100_000, 5_000), (1, 50_000, 2_000), (2, 30_000, 1_000)] {
         for broker in broker_cfgs() {
             if qos == 0 && broker.inflight != BrokerCfg::DEFAULT.inflight {
                 continue;
@@ -430,7 +430,7 @@ pub fn plan(quick: bool) -> Vec<Scenario> {
             }
         }
     }
-    for (qos, n, nq) in [(0, 20_000, 2_000), (1, 20_000, 2_000), (2, 10_000, 1_000)] {
+    for (qos, n, nq) in [(0, 20_000, 500), (1, 20_000, 500), (2, 10_000, 300)] {
         v.push(Scenario::Throughput {
             qos,
             size: 16 * 1024,
@@ -445,7 +445,7 @@ pub fn plan(quick: bool) -> Vec<Scenario> {
             for rt in [Rt::Current, Rt::Multi] {
                 v.push(Scenario::Latency {
                     qos,
-                    count: k(10_000, 1_000),
+                    count: k(10_000, 500),
                     rt,
                     broker: BrokerCfg {
                         inflight: 20,
@@ -456,12 +456,12 @@ pub fn plan(quick: bool) -> Vec<Scenario> {
         }
     }
     v.push(Scenario::Connections {
-        count: k(1_000, 200),
+        count: k(1_000, 100),
     });
     v.push(Scenario::Connections {
-        count: k(10_000, 1_000),
+        count: k(10_000, 500),
     });
-    for (qos, n, nq) in [(0, 100_000, 10_000), (1, 50_000, 5_000), (2, 50_000, 5_000)] {
+    for (qos, n, nq) in [(0, 100_000, 5_000), (1, 50_000, 2_000), (2, 50_000, 1_000)] {
         for nodelay in [false, true] {
             for sub in [true, false] {
                 v.push(Scenario::Process {
