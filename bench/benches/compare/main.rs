@@ -83,6 +83,17 @@ enum Cmd {
         #[arg(long, default_value_t = 10.0)]
         latency_budget_secs: f64,
     },
+    /// Print the jobs `run-all` would run with these options (scenario ids and clients).
+    List {
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        reps: Option<u32>,
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        libs: Vec<String>,
+    },
     /// Rebuild the report from a results file.
     Report {
         #[arg(long, default_value = "target-bench/bench-results.jsonl")]
@@ -164,6 +175,23 @@ fn main() {
             out.as_deref(),
             &criterion,
         ),
+        Cmd::List {
+            quick,
+            reps,
+            only,
+            libs,
+        } => {
+            let jobs = jobs(
+                quick,
+                reps.unwrap_or(if quick { 1 } else { 3 }),
+                &only,
+                &libs,
+            );
+            for j in &jobs {
+                println!("rep {} {:<13} {}", j.rep, j.lib, j.scenario);
+            }
+            println!("{} jobs", jobs.len());
+        }
         Cmd::Report {
             results,
             out,
@@ -193,16 +221,9 @@ struct Job {
     lib: &'static str,
 }
 
-fn run_all(
-    quick: bool,
-    reps: u32,
-    only: &[String],
-    libs: &[String],
-    results: &Path,
-    out: Option<&Path>,
-    criterion: &Path,
-) {
-    let nofile = measure::raise_nofile();
+/// The jobs of a run: the plan's scenarios that `only` selects, for the clients `libs`
+/// selects, `reps` times.
+fn jobs(quick: bool, reps: u32, only: &[String], libs: &[String]) -> Vec<Job> {
     let filter = Filter::new(only);
     let mut plan: Vec<Scenario> = scenario::plan(quick)
         .into_iter()
@@ -235,6 +256,20 @@ fn run_all(
             }
         }
     }
+    jobs
+}
+
+fn run_all(
+    quick: bool,
+    reps: u32,
+    only: &[String],
+    libs: &[String],
+    results: &Path,
+    out: Option<&Path>,
+    criterion: &Path,
+) {
+    let nofile = measure::raise_nofile();
+    let jobs = jobs(quick, reps, only, libs);
     let Some(first) = jobs.first() else {
         eprintln!("no scenario selected");
         return;
