@@ -25,6 +25,15 @@ use record::Record;
 /// A scenario gives up after this long without progress.
 pub const IDLE: Duration = Duration::from_secs(5);
 
+/// A throughput run gives up after this long in all (a client that stalls ~40 ms per window
+/// behind a broker with Nagle's algorithm on would otherwise take minutes per cell).
+pub const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// The error of a throughput run that hit [`RUN_LIMIT`].
+pub fn over_limit(done: u64, count: u64) -> String {
+    format!("did not finish within {RUN_LIMIT:?}: {done} of {count} completed")
+}
+
 /// Connects in flight at once in the connections scenario, for every library (Paho C
 /// deadlocks with more than about 16).
 /// `$BENCH_CONNECT_CONCURRENCY` overrides.

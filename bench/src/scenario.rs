@@ -411,7 +411,7 @@ pub fn broker_cfgs() -> Vec<BrokerCfg> {
 pub fn plan(quick: bool) -> Vec<Scenario> {
     let k = |full: u64, q: u64| if quick { q } else { full };
     let mut v = Vec::new();
-    for (qos, n, nq) in [(0, 100_000, 5_000), (1, 50_000, 2_000), (2, 30_000, 1_000)] {
+    for (qos, n, nq) in [(0, 100_000, 5_000), (1, 50_000, 2_000), (2, 50_000, 1_000)] {
         for broker in broker_cfgs() {
             if qos == 0 && broker.inflight != BrokerCfg::DEFAULT.inflight {
                 continue;

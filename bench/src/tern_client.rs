@@ -9,7 +9,7 @@ use tern::{Broker, Client, ClientError, ConnectOptions, Event, Events, QoS};
 use crate::measure::{Window, self_rss};
 use crate::record::{Ctx, Record};
 use crate::scenario::{Rt, Scenario};
-use crate::{IDLE, Lag, LatencyHist, Throughput, connect_concurrency};
+use crate::{IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, connect_concurrency, over_limit};
 
 /// Publishes queued beyond the in-flight window, at most: enough to keep the window full.
 const QUEUE_AHEAD: u64 = 1000;
@@ -125,6 +125,9 @@ async fn throughput(
     });
     let (mut sent, mut done) = (0u64, 0u64);
     while done < count {
+        if t0.elapsed() > RUN_LIMIT {
+            return Err(over_limit(done, count));
+        }
         if sent < count && sent - done < QUEUE_AHEAD {
             match publ.try_publish(&topic, payload.clone(), qos(q), false) {
                 Ok(_) => {

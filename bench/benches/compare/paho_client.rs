@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use paho_mqtt as mqtt;
 use tern_bench::record::{Ctx, Record};
 use tern_bench::scenario::Scenario;
-use tern_bench::{IDLE, Lag, LatencyHist, Throughput, connect_concurrency, measure};
+use tern_bench::{
+    IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, connect_concurrency, measure, over_limit,
+};
 
 fn client(ctx: &Ctx, name: &str) -> Result<mqtt::AsyncClient, String> {
     mqtt::CreateOptionsBuilder::new_v3()
@@ -107,6 +109,9 @@ fn throughput(
     let mut pending: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(window);
     let mut done = 0u64;
     for _ in 0..count {
+        if t0.elapsed() > RUN_LIMIT {
+            return Err(over_limit(done, count));
+        }
         if pending.len() >= window {
             let tok = pending.pop_front().expect("window is non-empty");
             tok.wait_for(IDLE).map_err(|e| format!("publish: {e}"))?;

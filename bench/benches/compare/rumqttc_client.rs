@@ -9,7 +9,9 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet
 use tern_bench::record::{Ctx, Record};
 use tern_bench::scenario::Scenario;
 use tern_bench::tern_client::runtime;
-use tern_bench::{IDLE, Lag, LatencyHist, Throughput, connect_concurrency, measure};
+use tern_bench::{
+    IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, connect_concurrency, measure, over_limit,
+};
 
 fn qos(q: u8) -> QoS {
     match q {
@@ -146,6 +148,9 @@ async fn throughput(
     // Completion: QoS 0 when written, 1 at PUBACK, 2 at PUBCOMP.
     let mut done = 0u64;
     while done < count {
+        if t0.elapsed() > RUN_LIMIT {
+            return Err(over_limit(done, count));
+        }
         let before = done;
         match tokio::time::timeout(IDLE, pub_el.poll()).await {
             Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_)))) if q == 0 => done += 1,
