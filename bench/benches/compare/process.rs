@@ -26,7 +26,7 @@ pub(crate) fn tern_bin() -> PathBuf {
 }
 
 /// The longest a publisher process may run.
-const PUB_LIMIT: Duration = Duration::from_secs(120);
+const PUB_LIMIT: Duration = tern_bench::RUN_LIMIT;
 
 struct Exited {
     at: Instant,
