@@ -1,5 +1,6 @@
 //! A private mosquitto on a free loopback port, with the limits raised so that it never
-//! drops or throttles what the scenarios send.
+//! drops what the scenarios send; the in-flight window and Nagle's algorithm are the
+//! matrix's to choose ([`BrokerCfg`]).
 
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
@@ -7,30 +8,42 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::scenario::BrokerCfg;
+
 /// A running mosquitto, stopped (SIGTERM, then SIGKILL) on drop.
 #[derive(Debug)]
 pub struct Mosquitto {
     child: Child,
     /// TCP port on 127.0.0.1.
     pub port: u16,
+    /// What it was started with.
+    pub cfg: BrokerCfg,
     dir: PathBuf,
 }
 
-/// The broker configuration: loopback only, no persistence, no logging on the hot path,
-/// TCP_NODELAY on, and no queue or in-flight limit that would drop or stall a subscriber.
-pub fn config(port: u16) -> String {
+/// The broker configuration: loopback only, no persistence, no logging on the hot path, no
+/// queue limit that would drop messages for a subscriber that falls behind, and `cfg`'s
+/// in-flight window and Nagle setting (`set_tcp_nodelay` is written only when true, as a
+/// stock configuration file has it).
+pub fn config(port: u16, cfg: BrokerCfg) -> String {
+    let nodelay = if cfg.nodelay {
+        "set_tcp_nodelay true\n"
+    } else {
+        ""
+    };
     format!(
         "listener {port} 127.0.0.1\n\
          allow_anonymous true\n\
          persistence false\n\
          log_dest stderr\n\
          log_type error\n\
-         set_tcp_nodelay true\n\
+         {nodelay}\
          max_connections -1\n\
-         max_inflight_messages 100\n\
+         max_inflight_messages {}\n\
          max_queued_messages 0\n\
          max_queued_bytes 0\n\
-         memory_limit 0\n"
+         memory_limit 0\n",
+        cfg.inflight
     )
 }
 
@@ -40,13 +53,13 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 impl Mosquitto {
-    /// Starts mosquitto and waits (at most 10 s) until it accepts connections.
-    pub fn start() -> std::io::Result<Self> {
+    /// Starts mosquitto with `cfg` and waits (at most 10 s) until it accepts connections.
+    pub fn start(cfg: BrokerCfg) -> std::io::Result<Self> {
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("tern-bench-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let conf = dir.join("mosquitto.conf");
-        std::fs::File::create(&conf)?.write_all(config(port).as_bytes())?;
+        std::fs::File::create(&conf)?.write_all(config(port, cfg).as_bytes())?;
         let child = Command::new("mosquitto")
             .arg("-c")
             .arg(&conf)
@@ -54,7 +67,12 @@ impl Mosquitto {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()?;
-        let mut m = Self { child, port, dir };
+        let mut m = Self {
+            child,
+            port,
+            cfg,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {

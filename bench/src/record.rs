@@ -1,13 +1,14 @@
 //! The one-line JSON result a client child prints, and the context it runs in.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 /// One measurement: a library running one scenario once.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Record {
-    /// `tern`, `rumqttc`, `paho`, `tern-cli` or `mosquitto-cli`.
+    /// `tern`, `rumqttc`, `paho`, `floor`, `tern-cli` or `mosquitto-cli`.
     pub lib: String,
     /// The scenario id (see [`crate::scenario::Scenario`]).
     pub scenario: String,
@@ -16,7 +17,8 @@ pub struct Record {
     /// Set when the run failed; metrics may then be partial.
     pub error: Option<String>,
     /// Named figures: `msgs_per_sec`, `bytes_per_sec`, `lost`, `client_cpu_us`,
-    /// `broker_cpu_us`, `p50_us`, `p99_us`, `max_us`, `connect_secs`, `rss_kib_per_conn`...
+    /// `broker_cpu_us`, `max_lag`, `p50_us`, `p99_us`, `max_us`, `round_trips`, `connect_secs`,
+    /// `rss_kib_per_conn`...
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -53,6 +55,12 @@ pub struct Ctx {
     pub broker_pid: Option<u32>,
     /// Unique prefix for client ids and topics of this run.
     pub prefix: String,
+    /// The longest a latency run may take (see [`crate::latency_budget`]).
+    pub latency_budget: Duration,
+    /// The clients' in-flight window (see [`crate::scenario::BrokerCfg::client_window`]).
+    pub window: u16,
+    /// The broker runs with Nagle's algorithm on (`set_tcp_nodelay false`).
+    pub broker_nagle: bool,
 }
 
 impl Ctx {

@@ -1,13 +1,111 @@
-//! The scenarios, named by compact ids such as `tp:1:64:100000` that the orchestrator passes
-//! to its client children.
+//! The scenarios, named by compact ids such as `tp:1:64:20000:ct:win20:nagle:sub` that the
+//! orchestrator passes to its client children.
+//!
+//! An id is `:`-separated tokens: the kind and its numbers first, then the runtime (`ct`
+//! current-thread, `mt` multi-thread), the broker's configuration (`win20` for
+//! `max_inflight_messages 20`, `nagle` or `nodelay` for `set_tcp_nodelay false`/`true`) and
+//! whether a subscriber takes part (`sub`, `nosub`). [`Filter`] selects scenarios by them.
 
 use std::fmt;
 use std::str::FromStr;
 
+/// The tokio runtime a library client runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rt {
+    /// `new_current_thread()`: what `tern run`, the CLI and most small clients use.
+    Current,
+    /// `new_multi_thread()` with a worker per CPU.
+    Multi,
+}
+
+impl Rt {
+    /// `ct` or `mt`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Self::Current => "ct",
+            Self::Multi => "mt",
+        }
+    }
+
+    /// A label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Current => "current-thread",
+            Self::Multi => "multi-thread",
+        }
+    }
+}
+
+/// The settings of the private mosquitto that vary between cells; everything else is fixed
+/// (see [`crate::broker::config`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BrokerCfg {
+    /// `max_inflight_messages`: QoS 1/2 messages the broker has in flight towards one client
+    /// (20 is mosquitto's default; 0 means unlimited).
+    pub inflight: u16,
+    /// `set_tcp_nodelay`: false (Nagle's algorithm on) is mosquitto's default.
+    pub nodelay: bool,
+}
+
+impl BrokerCfg {
+    /// mosquitto's own defaults: a window of 20 and Nagle's algorithm on.
+    pub const DEFAULT: Self = Self {
+        inflight: 20,
+        nodelay: false,
+    };
+
+    /// The order of the matrix's rows: mosquitto's defaults first.
+    pub fn rank(self) -> (u8, bool) {
+        let w = match self.inflight {
+            20 => 0,
+            100 => 1,
+            0 => 2,
+            _ => 3,
+        };
+        (w, self.nodelay)
+    }
+
+    /// The clients' in-flight window against this broker: the broker's own (100 when it
+    /// has none). mosquitto also caps what a client may have in flight towards it at QoS 2
+    /// by its `max_inflight_messages`, and drops a 3.1.1 client that sends more: every
+    /// client, `mosquitto_pub -M 100` included, loses its connection at QoS 2 with a window of
+    /// 100 against mosquitto's default of 20.
+    pub fn client_window(self) -> u16 {
+        if self.inflight == 0 {
+            100
+        } else {
+            self.inflight
+        }
+    }
+
+    /// `win20:nagle`.
+    pub fn tokens(self) -> String {
+        format!(
+            "win{}:{}",
+            self.inflight,
+            if self.nodelay { "nodelay" } else { "nagle" }
+        )
+    }
+
+    /// `window 20, Nagle on`.
+    pub fn label(self) -> String {
+        let w = if self.inflight == 0 {
+            "unlimited".to_owned()
+        } else {
+            self.inflight.to_string()
+        };
+        format!(
+            "window {w}, {}",
+            if self.nodelay { "nodelay" } else { "Nagle" }
+        )
+    }
+}
+
 /// One scenario with its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scenario {
-    /// End-to-end throughput: one publisher and one subscriber connection in one process.
+    /// Throughput: a publisher connection and (with `sub`) a subscriber connection in one
+    /// process, on one runtime.
     Throughput {
         /// QoS of publish and subscription.
         qos: u8,
@@ -15,25 +113,41 @@ pub enum Scenario {
         size: usize,
         /// Messages.
         count: u64,
+        /// The runtime (paho runs on its own threads and takes part in `ct` cells only).
+        rt: Rt,
+        /// The broker.
+        broker: BrokerCfg,
+        /// Whether a subscriber receives the messages (else: publish-only, measured to the
+        /// last completion).
+        sub: bool,
     },
     /// Ping-pong: one connection subscribed to its own topic; publish, await the message.
     Latency {
         /// QoS.
         qos: u8,
-        /// Round trips measured (after a warm-up of a tenth as many).
+        /// Round trips measured at most (after a warm-up of a tenth as many); a time budget
+        /// may end the run earlier (the record says how many were measured).
         count: u64,
+        /// The runtime (paho and the blocking floor client: `ct` cells only).
+        rt: Rt,
+        /// The broker.
+        broker: BrokerCfg,
     },
     /// Concurrent idle connections from one process.
     Connections {
         /// How many.
         count: u64,
     },
-    /// Whole processes: a `pub -l` process feeding a `sub -C` process.
+    /// Whole processes: a `pub -l` process, feeding a `sub -C` process (with `sub`).
     Process {
         /// QoS.
         qos: u8,
         /// Lines published.
         count: u64,
+        /// The broker.
+        broker: BrokerCfg,
+        /// Whether a subscriber process receives the lines.
+        sub: bool,
     },
 }
 
@@ -41,12 +155,59 @@ impl Scenario {
     /// A short human label for tables.
     pub fn label(&self) -> String {
         match *self {
-            Self::Throughput { qos, size, count } => {
-                format!("QoS {qos}, {}, {count} msgs", size_label(size))
-            }
-            Self::Latency { qos, count } => format!("ping-pong QoS {qos}, {count} round trips"),
+            Self::Throughput {
+                qos,
+                size,
+                count,
+                rt,
+                broker,
+                sub,
+            } => format!(
+                "QoS {qos}, {}, {count} msgs, {}, {}, {}",
+                size_label(size),
+                rt.label(),
+                broker.label(),
+                if sub { "subscriber" } else { "publish-only" }
+            ),
+            Self::Latency {
+                qos,
+                count,
+                rt,
+                broker,
+            } => format!(
+                "ping-pong QoS {qos}, {count} round trips, {}, {}",
+                rt.label(),
+                broker.label()
+            ),
             Self::Connections { count } => format!("{count} idle connections"),
-            Self::Process { qos, count } => format!("pub -l | sub -C, QoS {qos}, {count} lines"),
+            Self::Process {
+                qos,
+                count,
+                broker,
+                sub,
+            } => format!(
+                "pub -l{}, QoS {qos}, {count} lines, {}",
+                if sub { " | sub -C" } else { " (no subscriber)" },
+                broker.label()
+            ),
+        }
+    }
+
+    /// The broker this scenario runs against.
+    pub fn broker(&self) -> BrokerCfg {
+        match *self {
+            Self::Throughput { broker, .. }
+            | Self::Latency { broker, .. }
+            | Self::Process { broker, .. } => broker,
+            Self::Connections { .. } => BrokerCfg::DEFAULT,
+        }
+    }
+
+    /// The runtime, for library scenarios.
+    pub fn rt(&self) -> Rt {
+        match *self {
+            Self::Throughput { rt, .. } | Self::Latency { rt, .. } => rt,
+            _ => Rt::Current,
         }
     }
 
@@ -54,7 +215,14 @@ impl Scenario {
     pub fn libs(&self) -> &'static [&'static str] {
         match self {
             Self::Process { .. } => &["tern-cli", "mosquitto-cli"],
-            _ => &["tern", "rumqttc", "paho"],
+            Self::Latency {
+                rt: Rt::Current, ..
+            } => &["tern", "rumqttc", "paho", "floor"],
+            Self::Throughput {
+                rt: Rt::Current, ..
+            }
+            | Self::Connections { .. } => &["tern", "rumqttc", "paho"],
+            _ => &["tern", "rumqttc"],
         }
     }
 }
@@ -68,15 +236,68 @@ pub fn size_label(size: usize) -> String {
     }
 }
 
+fn sub_token(sub: bool) -> &'static str {
+    if sub { "sub" } else { "nosub" }
+}
+
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::Throughput { qos, size, count } => write!(f, "tp:{qos}:{size}:{count}"),
-            Self::Latency { qos, count } => write!(f, "lat:{qos}:{count}"),
+            Self::Throughput {
+                qos,
+                size,
+                count,
+                rt,
+                broker,
+                sub,
+            } => write!(
+                f,
+                "tp:{qos}:{size}:{count}:{}:{}:{}",
+                rt.token(),
+                broker.tokens(),
+                sub_token(sub)
+            ),
+            Self::Latency {
+                qos,
+                count,
+                rt,
+                broker,
+            } => write!(f, "lat:{qos}:{count}:{}:{}", rt.token(), broker.tokens()),
             Self::Connections { count } => write!(f, "conn:{count}"),
-            Self::Process { qos, count } => write!(f, "proc:{qos}:{count}"),
+            Self::Process {
+                qos,
+                count,
+                broker,
+                sub,
+            } => write!(
+                f,
+                "proc:{qos}:{count}:{}:{}",
+                broker.tokens(),
+                sub_token(sub)
+            ),
         }
     }
+}
+
+/// The tokens after the numbers: runtime, broker, subscriber. Missing ones take the
+/// defaults (current-thread, mosquitto's defaults, with a subscriber).
+fn options(s: &str, rest: &[&str]) -> Result<(Rt, BrokerCfg, bool), String> {
+    let (mut rt, mut broker, mut sub) = (Rt::Current, BrokerCfg::DEFAULT, true);
+    for t in rest {
+        match *t {
+            "ct" => rt = Rt::Current,
+            "mt" => rt = Rt::Multi,
+            "nagle" => broker.nodelay = false,
+            "nodelay" => broker.nodelay = true,
+            "sub" => sub = true,
+            "nosub" => sub = false,
+            w if w.starts_with("win") => {
+                broker.inflight = w[3..].parse().map_err(|_| format!("bad window in {s:?}"))?;
+            }
+            other => return Err(format!("unknown token {other:?} in {s:?}")),
+        }
+    }
+    Ok((rt, broker, sub))
 }
 
 impl FromStr for Scenario {
@@ -96,60 +317,189 @@ impl FromStr for Scenario {
             }
             Ok(q as u8)
         };
+        let rest = |i: usize| options(s, parts.get(i..).unwrap_or(&[]));
         match parts.first().copied() {
-            Some("tp") => Ok(Self::Throughput {
-                qos: qos(1)?,
-                size: num(2)? as usize,
-                count: num(3)?,
-            }),
-            Some("lat") => Ok(Self::Latency {
-                qos: qos(1)?,
-                count: num(2)?,
-            }),
+            Some("tp") => {
+                let (rt, broker, sub) = rest(4)?;
+                Ok(Self::Throughput {
+                    qos: qos(1)?,
+                    size: num(2)? as usize,
+                    count: num(3)?,
+                    rt,
+                    broker,
+                    sub,
+                })
+            }
+            Some("lat") => {
+                let (rt, broker, _) = rest(3)?;
+                Ok(Self::Latency {
+                    qos: qos(1)?,
+                    count: num(2)?,
+                    rt,
+                    broker,
+                })
+            }
             Some("conn") => Ok(Self::Connections { count: num(1)? }),
-            Some("proc") => Ok(Self::Process {
-                qos: qos(1)?,
-                count: num(2)?,
-            }),
+            Some("proc") => {
+                let (_, broker, sub) = rest(3)?;
+                Ok(Self::Process {
+                    qos: qos(1)?,
+                    count: num(2)?,
+                    broker,
+                    sub,
+                })
+            }
             _ => Err(format!("unknown scenario {s:?}")),
         }
     }
 }
 
-/// The full plan, or the `--quick` one with small counts.
+/// Selects scenarios: alternatives separated by commas on the command line, each a
+/// `+`-joined list of terms that must all hold. A term with a `:` is a prefix of the id
+/// (`tp:2`, `lat:0`); any other term must be one of the id's tokens (`mt`, `win0`,
+/// `nodelay`, `nosub`, `tp`). `tp:2+ct+win0+nodelay+sub` is the measurement.
+#[derive(Debug, Clone)]
+pub struct Filter(Vec<Vec<String>>);
+
+impl Filter {
+    /// A filter from `--only` values; none selects everything.
+    pub fn new(alternatives: &[String]) -> Self {
+        Self(
+            alternatives
+                .iter()
+                .map(|a| a.split('+').map(str::to_owned).collect())
+                .collect(),
+        )
+    }
+
+    /// Whether `s` is selected.
+    pub fn matches(&self, s: &Scenario) -> bool {
+        let id = s.to_string();
+        let tokens: Vec<&str> = id.split(':').collect();
+        self.0.is_empty()
+            || self.0.iter().any(|terms| {
+                terms.iter().all(|t| {
+                    if t.contains(':') {
+                        id.starts_with(t.as_str())
+                    } else {
+                        tokens.contains(&t.as_str())
+                    }
+                })
+            })
+    }
+}
+
+/// The windows of the matrix, mosquitto's default first.
+pub const WINDOWS: [u16; 3] = [20, 100, 0];
+
+/// Every broker configuration of the matrix, mosquitto's defaults first.
+pub fn broker_cfgs() -> Vec<BrokerCfg> {
+    let mut v = Vec::new();
+    for inflight in WINDOWS {
+        for nodelay in [false, true] {
+            v.push(BrokerCfg { inflight, nodelay });
+        }
+    }
+    v
+}
+
+/// The full plan, or the `--quick` one with small counts: the throughput matrix (QoS ×
+/// runtime × broker window × broker Nagle × subscriber or not; the window only matters at
+/// QoS 1 and 2, so QoS 0 runs with the default window alone), 16 KiB throughput at the
+/// defaults, latency (QoS 0 and 1 × runtime × Nagle), idle connections, and whole processes
+/// (`pub -l` with and without `sub -C`, × Nagle).
 pub fn plan(quick: bool) -> Vec<Scenario> {
     let k = |full: u64, q: u64| if quick { q } else { full };
     let mut v = Vec::new();
-    for size in [64, 16 * 1024] {
-        for (qos, n, nq) in [
-            (0, 200_000, 20_000),
-            (1, 100_000, 10_000),
-            (2, 50_000, 5_000),
-        ] {
-            v.push(Scenario::Throughput {
-                qos,
-                size,
-                count: k(n, nq),
-            });
+    for (qos, n, nq) in [(0, 100_000, 5_000), (1, 50_000, 2_000), (2, 50_000, 1_000)] {
+        for broker in broker_cfgs() {
+            if qos == 0 && broker.inflight != BrokerCfg::DEFAULT.inflight {
+                continue;
+            }
+            for rt in [Rt::Current, Rt::Multi] {
+                for sub in [true, false] {
+                    v.push(Scenario::Throughput {
+                        qos,
+                        size: 64,
+                        count: k(n, nq),
+                        rt,
+                        broker,
+                        sub,
+                    });
+                }
+            }
         }
     }
-    for qos in [0, 1] {
-        v.push(Scenario::Latency {
+    for (qos, n, nq) in [(0, 20_000, 500), (1, 20_000, 500), (2, 10_000, 300)] {
+        v.push(Scenario::Throughput {
             qos,
-            count: k(10_000, 2_000),
+            size: 16 * 1024,
+            count: k(n, nq),
+            rt: Rt::Current,
+            broker: BrokerCfg::DEFAULT,
+            sub: true,
         });
     }
+    for qos in [0, 1] {
+        for nodelay in [false, true] {
+            for rt in [Rt::Current, Rt::Multi] {
+                v.push(Scenario::Latency {
+                    qos,
+                    count: k(10_000, 500),
+                    rt,
+                    broker: BrokerCfg {
+                        inflight: 20,
+                        nodelay,
+                    },
+                });
+            }
+        }
+    }
     v.push(Scenario::Connections {
-        count: k(1_000, 200),
+        count: k(1_000, 100),
     });
     v.push(Scenario::Connections {
-        count: k(10_000, 1_000),
+        count: k(10_000, 500),
     });
-    for (qos, n, nq) in [(0, 100_000, 10_000), (1, 50_000, 5_000), (2, 50_000, 5_000)] {
-        v.push(Scenario::Process {
-            qos,
-            count: k(n, nq),
-        });
+    for (qos, n, nq) in [(0, 100_000, 5_000), (1, 50_000, 2_000), (2, 50_000, 1_000)] {
+        for nodelay in [false, true] {
+            for sub in [true, false] {
+                v.push(Scenario::Process {
+                    qos,
+                    count: k(n, nq),
+                    broker: BrokerCfg {
+                        inflight: 20,
+                        nodelay,
+                    },
+                    sub,
+                });
+            }
+        }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        for s in plan(false).into_iter().chain(plan(true)) {
+            let id = s.to_string();
+            assert_eq!(id.parse::<Scenario>(), Ok(s), "{id}");
+        }
+    }
+
+    #[test]
+    fn filter_terms() {
+        let s: Scenario = "tp:2:64:50000:ct:win0:nodelay:sub".parse().expect("valid");
+        let f = |x: &str| Filter::new(&[x.to_owned()]).matches(&s);
+        assert!(f("tp:2+ct+win0+nodelay+sub"));
+        assert!(f("tp"));
+        assert!(!f("win20"));
+        assert!(!f("tp:1"));
+        assert!(!f("nosub"));
+        assert!(Filter::new(&[]).matches(&s));
+    }
 }

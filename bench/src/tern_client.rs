@@ -1,5 +1,6 @@
-//! tern's side of the scenarios, on a current-thread tokio runtime (as rumqttc's).
+//! tern's side of the scenarios, on the scenario's tokio runtime (as rumqttc's).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -7,8 +8,8 @@ use tern::{Broker, Client, ClientError, ConnectOptions, Event, Events, QoS};
 
 use crate::measure::{Window, self_rss};
 use crate::record::{Ctx, Record};
-use crate::scenario::Scenario;
-use crate::{IDLE, LatencyHist, Throughput, connect_concurrency};
+use crate::scenario::{Rt, Scenario};
+use crate::{IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, connect_concurrency, over_limit};
 
 /// Publishes queued beyond the in-flight window, at most: enough to keep the window full.
 const QUEUE_AHEAD: u64 = 1000;
@@ -21,15 +22,20 @@ fn qos(q: u8) -> QoS {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime builds")
+/// The runtime a scenario runs on (the multi-thread one with a worker per CPU, tokio's
+/// default).
+pub fn runtime(rt: Rt) -> tokio::runtime::Runtime {
+    match rt {
+        Rt::Current => tokio::runtime::Builder::new_current_thread(),
+        Rt::Multi => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()
+    .expect("the runtime builds")
 }
 
 async fn connected(ctx: &Ctx, name: &str) -> Result<(Client, Events), String> {
-    let opts = ConnectOptions::new(ctx.client_id(name)).max_inflight(100);
+    let opts = ConnectOptions::new(ctx.client_id(name)).max_inflight(ctx.window);
     let (c, ev) = Client::new(opts);
     c.connect(Broker::tcp(ctx.host.clone(), ctx.port))
         .await
@@ -40,17 +46,23 @@ async fn connected(ctx: &Ctx, name: &str) -> Result<(Client, Events), String> {
 /// Runs `scenario` with tern.
 pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     let mut rec = Record::new("tern", &scenario.to_string());
-    let rt = runtime();
+    let rt = runtime(scenario.rt());
     // The scenario runs as a task, as an application's code usually does: a task woken by
     // tern's driver task is queued on the runtime directly, while waking the `block_on`
     // future makes the runtime poll the I/O driver first (one more `epoll_wait`).
     let ctx = ctx.clone();
     let task = async move {
         let result = match scenario {
-            Scenario::Throughput { qos, size, count } => throughput(&ctx, qos, size, count)
+            Scenario::Throughput {
+                qos,
+                size,
+                count,
+                sub,
+                ..
+            } => throughput(&ctx, qos, size, count, sub)
                 .await
                 .map(|t| t.fill(&mut rec)),
-            Scenario::Latency { qos, count } => {
+            Scenario::Latency { qos, count, .. } => {
                 latency(&ctx, qos, count).await.map(|h| h.fill(&mut rec))
             }
             Scenario::Connections { count } => connections(&ctx, count, &mut rec).await,
@@ -69,34 +81,53 @@ pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
         })
 }
 
-async fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Throughput, String> {
+async fn throughput(
+    ctx: &Ctx,
+    q: u8,
+    size: usize,
+    count: u64,
+    with_sub: bool,
+) -> Result<Throughput, String> {
     let topic = ctx.topic("tp");
-    let (sub, mut sub_ev) = connected(ctx, "sub").await?;
-    sub.subscribe([(topic.as_str(), qos(q))])
-        .await
-        .map_err(|e| format!("subscribe: {e}"))?;
+    let sub = if with_sub {
+        let (sub, sub_ev) = connected(ctx, "sub").await?;
+        sub.subscribe([(topic.as_str(), qos(q))])
+            .await
+            .map_err(|e| format!("subscribe: {e}"))?;
+        Some((sub, sub_ev))
+    } else {
+        None
+    };
     let (publ, mut pub_ev) = connected(ctx, "pub").await?;
     let payload = Bytes::from(vec![b'x'; size]);
+    let lag = Arc::new(Lag::default());
 
     let win = Window::start(ctx.broker_pid);
     let t0 = Instant::now();
-    let receiver = tokio::spawn(async move {
-        let mut n = 0u64;
-        let mut last = t0;
-        while n < count {
-            match tokio::time::timeout(IDLE, sub_ev.recv()).await {
-                Ok(Some(Event::Message(_))) => {
-                    n += 1;
-                    last = Instant::now();
+    let receiver = sub.map(|(sub, mut sub_ev)| {
+        let lag = lag.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut last = t0;
+            while n < count {
+                match tokio::time::timeout(IDLE, sub_ev.recv()).await {
+                    Ok(Some(Event::Message(_))) => {
+                        n += 1;
+                        lag.received();
+                        last = Instant::now();
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
                 }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
             }
-        }
-        (n, last, sub)
+            (n, last, sub)
+        })
     });
     let (mut sent, mut done) = (0u64, 0u64);
     while done < count {
+        if t0.elapsed() > RUN_LIMIT {
+            return Err(over_limit(done, count));
+        }
         if sent < count && sent - done < QUEUE_AHEAD {
             match publ.try_publish(&topic, payload.clone(), qos(q), false) {
                 Ok(_) => {
@@ -111,16 +142,26 @@ async fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Through
             Ok(Some(Event::Completed { result, .. })) => {
                 result.map_err(|e| format!("publish completion: {e}"))?;
                 done += 1;
+                lag.completed(done);
             }
             Ok(Some(_)) => {}
             Ok(None) => return Err("publisher stopped".to_owned()),
             Err(_) => return Err(format!("no completion for {IDLE:?} after {done}")),
         }
     }
-    let (received, last, sub) = receiver.await.map_err(|e| e.to_string())?;
+    let published = Instant::now();
+    let (received, last, sub) = match receiver {
+        Some(r) => {
+            let (n, last, sub) = r.await.map_err(|e| e.to_string())?;
+            (n, last, Some(sub))
+        }
+        None => (done, published, None),
+    };
     let (cpu, broker) = win.finish();
     let _ = publ.close().await;
-    let _ = sub.close().await;
+    if let Some(sub) = sub {
+        let _ = sub.close().await;
+    }
     Ok(Throughput {
         count,
         size,
@@ -128,6 +169,7 @@ async fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Through
         secs: (last - t0).as_secs_f64(),
         cpu,
         broker,
+        max_lag: with_sub.then(|| lag.max()),
     })
 }
 
@@ -138,8 +180,9 @@ async fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
         .await
         .map_err(|e| format!("subscribe: {e}"))?;
     let payload = Bytes::from(vec![b'x'; 64]);
-    let mut hist = LatencyHist::new(ctx.broker_pid);
-    for i in 0..count + count / 10 {
+    let mut hist = LatencyHist::new(ctx.broker_pid, count, ctx.latency_budget);
+    while hist.more() {
+        let i = hist.index();
         let t = Instant::now();
         c.try_publish(&topic, payload.clone(), qos(q), false)
             .map_err(|e| format!("publish: {e}"))?;
@@ -154,16 +197,16 @@ async fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
                 Err(_) => return Err(format!("round trip {i} timed out")),
             }
         }
-        hist.record(i >= count / 10, t.elapsed());
+        hist.record(t.elapsed());
     }
-    hist.finish(count);
+    hist.finish();
     let _ = c.close().await;
     Ok(hist)
 }
 
 async fn connections(ctx: &Ctx, count: u64, rec: &mut Record) -> Result<(), String> {
     let rss0 = self_rss();
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(connect_concurrency()));
+    let sem = Arc::new(tokio::sync::Semaphore::new(connect_concurrency()));
     let t0 = Instant::now();
     let mut tasks = Vec::with_capacity(count as usize);
     for i in 0..count {

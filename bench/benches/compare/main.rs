@@ -1,6 +1,7 @@
-//! The comparative harness. `run-all` starts a private mosquitto, runs every scenario for
-//! every client interleaved (one child process of this binary per measurement, so each
-//! library's CPU time is its own), repeats, stops the broker and writes the report.
+//! The comparative harness. `run-all` runs every scenario for every client interleaved (one
+//! child process of this binary per measurement, so each library's CPU time is its own)
+//! against a private mosquitto configured as the scenario asks (restarted when the
+//! configuration changes), repeats, stops the broker and writes the report.
 //! `client` is that child: it runs one scenario once and prints one JSON line.
 //! `report` rebuilds the report from a saved results file.
 //!
@@ -20,8 +21,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tern_bench::broker::Mosquitto;
 use tern_bench::record::{Ctx, Record};
-use tern_bench::scenario::{self, Scenario};
-use tern_bench::{measure, report};
+use tern_bench::scenario::{self, Filter, Scenario};
+use tern_bench::{floor, measure, report};
 
 #[derive(Parser)]
 #[command(about = "tern vs rumqttc vs paho-mqtt vs the mosquitto clients")]
@@ -34,16 +35,19 @@ struct Cli {
 enum Cmd {
     /// Run everything and write the report.
     RunAll {
-        /// Small counts: a smoke run of about two minutes.
+        /// Small counts: a smoke run of about three minutes.
         #[arg(long)]
         quick: bool,
         /// Repetitions of every scenario for every client (default 3; 1 with --quick).
         #[arg(long)]
         reps: Option<u32>,
-        /// Only scenarios whose id starts with one of these (tp, lat, conn, proc, tp:1...).
+        /// Only scenarios matching one of these: `+`-joined terms that must all hold, each
+        /// an id prefix (`tp:2`, `lat:0`) or an id token (`ct`, `mt`, `win20`, `win100`,
+        /// `win0`, `nagle`, `nodelay`, `sub`, `nosub`, `tp`, `lat`, `conn`, `proc`).
+        /// Example: `--only tp:2+ct+win0+nodelay+sub,lat`.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
-        /// Only these clients (tern, rumqttc, paho, tern-cli, mosquitto-cli).
+        /// Only these clients (tern, rumqttc, paho, floor, tern-cli, mosquitto-cli).
         #[arg(long, value_delimiter = ',')]
         libs: Vec<String>,
         /// Raw results, one JSON record per line (appended to the report's inputs).
@@ -75,6 +79,20 @@ enum Cmd {
         /// Pin this process to these CPUs before starting anything.
         #[arg(long, value_delimiter = ',')]
         pin: Vec<usize>,
+        /// The longest a latency run may take, seconds.
+        #[arg(long, default_value_t = 10.0)]
+        latency_budget_secs: f64,
+    },
+    /// Print the jobs `run-all` would run with these options (scenario ids and clients).
+    List {
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        reps: Option<u32>,
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        libs: Vec<String>,
     },
     /// Rebuild the report from a results file.
     Report {
@@ -101,6 +119,7 @@ fn main() {
             prefix,
             rep,
             pin,
+            latency_budget_secs,
         } => {
             if !pin.is_empty()
                 && let Err(e) = measure::pin(0, &pin)
@@ -113,11 +132,15 @@ fn main() {
                 port,
                 broker_pid,
                 prefix,
+                latency_budget: Duration::from_secs_f64(latency_budget_secs.max(0.1)),
+                window: scenario.broker().client_window(),
+                broker_nagle: !scenario.broker().nodelay,
             };
             let mut rec = match (lib.as_str(), scenario) {
-                ("tern-cli" | "mosquitto-cli", Scenario::Process { qos, count }) => {
-                    process::run(&ctx, &lib, qos, count)
+                ("tern-cli" | "mosquitto-cli", s @ Scenario::Process { .. }) => {
+                    process::run(&ctx, &lib, s)
                 }
+                ("floor", s @ Scenario::Latency { .. }) => floor::run(&ctx, s),
                 ("tern", s) => tern_bench::tern_client::run(&ctx, s),
                 ("rumqttc", s) => rumqttc_client::run(&ctx, s),
                 ("paho", s) => paho_client::run(&ctx, s),
@@ -152,6 +175,23 @@ fn main() {
             out.as_deref(),
             &criterion,
         ),
+        Cmd::List {
+            quick,
+            reps,
+            only,
+            libs,
+        } => {
+            let jobs = jobs(
+                quick,
+                reps.unwrap_or(if quick { 1 } else { 3 }),
+                &only,
+                &libs,
+            );
+            for j in &jobs {
+                println!("rep {} {:<13} {}", j.rep, j.lib, j.scenario);
+            }
+            println!("{} jobs", jobs.len());
+        }
         Cmd::Report {
             results,
             out,
@@ -181,20 +221,17 @@ struct Job {
     lib: &'static str,
 }
 
-fn run_all(
-    quick: bool,
-    reps: u32,
-    only: &[String],
-    libs: &[String],
-    results: &Path,
-    out: Option<&Path>,
-    criterion: &Path,
-) {
-    let nofile = measure::raise_nofile();
-    let plan: Vec<Scenario> = scenario::plan(quick)
+/// The jobs of a run: the plan's scenarios that `only` selects, for the clients `libs`
+/// selects, `reps` times.
+fn jobs(quick: bool, reps: u32, only: &[String], libs: &[String]) -> Vec<Job> {
+    let filter = Filter::new(only);
+    let mut plan: Vec<Scenario> = scenario::plan(quick)
         .into_iter()
-        .filter(|s| only.is_empty() || only.iter().any(|o| s.to_string().starts_with(o.as_str())))
+        .filter(|s| filter.matches(s))
         .collect();
+    // Grouped by broker configuration (mosquitto's defaults first), so that a repetition
+    // restarts the broker once per configuration; the order is otherwise the plan's.
+    plan.sort_by_key(|s| s.broker().rank());
     // Interleaved: every repetition runs every scenario for every client, the clients'
     // order rotating from one repetition to the next.
     let mut jobs = Vec::new();
@@ -219,13 +256,32 @@ fn run_all(
             }
         }
     }
-    let mut broker = Mosquitto::start().expect("mosquitto starts");
+    jobs
+}
+
+fn run_all(
+    quick: bool,
+    reps: u32,
+    only: &[String],
+    libs: &[String],
+    results: &Path,
+    out: Option<&Path>,
+    criterion: &Path,
+) {
+    let nofile = measure::raise_nofile();
+    let jobs = jobs(quick, reps, only, libs);
+    let Some(first) = jobs.first() else {
+        eprintln!("no scenario selected");
+        return;
+    };
+    let mut broker = Mosquitto::start(first.scenario.broker()).expect("mosquitto starts");
     eprintln!(
         "mosquitto pid {} on 127.0.0.1:{}, RLIMIT_NOFILE {nofile}, {} jobs",
         broker.pid(),
         broker.port,
         jobs.len()
     );
+    let budget = tern_bench::latency_budget(quick);
     if let Some(dir) = results.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -240,6 +296,10 @@ fn run_all(
     let ncpu = measure::cpus();
     let mut records = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
+        if broker.cfg != job.scenario.broker() {
+            broker.stop();
+            broker = Mosquitto::start(job.scenario.broker()).expect("mosquitto starts");
+        }
         let latency = matches!(job.scenario, Scenario::Latency { .. });
         pb.set_message(format!(
             "rep {} {} {}",
@@ -260,7 +320,8 @@ fn run_all(
             .args(["--port", &broker.port.to_string()])
             .args(["--broker-pid", &broker.pid().to_string()])
             .args(["--prefix", &format!("j{i}-{}", std::process::id())])
-            .args(["--rep", &job.rep.to_string()]);
+            .args(["--rep", &job.rep.to_string()])
+            .args(["--latency-budget-secs", &budget.as_secs_f64().to_string()]);
         if latency {
             cmd.args(["--pin", &pin_cpu.to_string()]);
         }
@@ -280,12 +341,13 @@ fn run_all(
         // Let the broker finish closing the previous run's connections.
         let settle = match job.scenario {
             Scenario::Connections { count } => 500 + count / 5,
+            _ if quick => 100,
             _ => 200,
         };
         std::thread::sleep(Duration::from_millis(settle));
         if broker_dead(&mut broker) {
             pb.println("mosquitto died; restarting it");
-            broker = Mosquitto::start().expect("mosquitto restarts");
+            broker = Mosquitto::start(job.scenario.broker()).expect("mosquitto restarts");
         }
     }
     pb.finish_with_message("done");

@@ -1,16 +1,18 @@
 //! paho-mqtt 0.14 (bundled Paho C 1.3.16, no TLS)'s side of the scenarios: `AsyncClient`
-//! with tokens, in-flight window 100 (`max_inflight` and at most 100 tokens outstanding),
+//! with tokens, the scenario's in-flight window (`max_inflight` and at most as many tokens
+//! outstanding),
 //! messages read from `start_consuming()`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use paho_mqtt as mqtt;
 use tern_bench::record::{Ctx, Record};
 use tern_bench::scenario::Scenario;
-use tern_bench::{IDLE, LatencyHist, Throughput, connect_concurrency, measure};
-
-const WINDOW: usize = 100;
+use tern_bench::{
+    IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, connect_concurrency, measure, over_limit,
+};
 
 fn client(ctx: &Ctx, name: &str) -> Result<mqtt::AsyncClient, String> {
     mqtt::CreateOptionsBuilder::new_v3()
@@ -20,11 +22,11 @@ fn client(ctx: &Ctx, name: &str) -> Result<mqtt::AsyncClient, String> {
         .map_err(|e| format!("create: {e}"))
 }
 
-fn conn_opts() -> mqtt::ConnectOptions {
+fn conn_opts(ctx: &Ctx) -> mqtt::ConnectOptions {
     mqtt::ConnectOptionsBuilder::new_v3()
         .keep_alive_interval(Duration::from_secs(60))
         .clean_session(true)
-        .max_inflight(WINDOW as i32)
+        .max_inflight(i32::from(ctx.window))
         .connect_timeout(Duration::from_secs(30))
         .finalize()
 }
@@ -38,10 +40,14 @@ fn wait(tok: mqtt::Token, what: &str) -> Result<(), String> {
 pub(crate) fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     let mut rec = Record::new("paho", &scenario.to_string());
     let result = match scenario {
-        Scenario::Throughput { qos, size, count } => {
-            throughput(ctx, qos, size, count).map(|t| t.fill(&mut rec))
-        }
-        Scenario::Latency { qos, count } => latency(ctx, qos, count).map(|h| h.fill(&mut rec)),
+        Scenario::Throughput {
+            qos,
+            size,
+            count,
+            sub,
+            ..
+        } => throughput(ctx, qos, size, count, sub).map(|t| t.fill(&mut rec)),
+        Scenario::Latency { qos, count, .. } => latency(ctx, qos, count).map(|h| h.fill(&mut rec)),
         Scenario::Connections { count } => connections(ctx, count, &mut rec),
         Scenario::Process { .. } => Err("not a library scenario".to_owned()),
     };
@@ -51,52 +57,85 @@ pub(crate) fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     rec
 }
 
-fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Throughput, String> {
+fn throughput(
+    ctx: &Ctx,
+    q: u8,
+    size: usize,
+    count: u64,
+    with_sub: bool,
+) -> Result<Throughput, String> {
     let topic = ctx.topic("tp");
-    let sub = client(ctx, "sub")?;
-    let rx = sub.start_consuming();
-    wait(sub.connect(conn_opts()), "connect")?;
-    sub.subscribe(topic.as_str(), q as i32)
-        .wait_for(IDLE)
-        .map_err(|e| format!("subscribe: {e}"))?;
+    let sub = if with_sub {
+        let sub = client(ctx, "sub")?;
+        let rx = sub.start_consuming();
+        wait(sub.connect(conn_opts(ctx)), "connect")?;
+        sub.subscribe(topic.as_str(), q as i32)
+            .wait_for(IDLE)
+            .map_err(|e| format!("subscribe: {e}"))?;
+        Some((sub, rx))
+    } else {
+        None
+    };
     let publ = client(ctx, "pub")?;
-    wait(publ.connect(conn_opts()), "connect")?;
+    wait(publ.connect(conn_opts(ctx)), "connect")?;
     let payload = vec![b'x'; size];
+    let lag = Arc::new(Lag::default());
 
     let win = measure::Window::start(ctx.broker_pid);
     let t0 = Instant::now();
-    let receiver = std::thread::spawn(move || {
-        let mut n = 0u64;
-        let mut last = t0;
-        while n < count {
-            match rx.recv_timeout(IDLE) {
-                Ok(Some(_)) => {
-                    n += 1;
-                    last = Instant::now();
+    let (sub, receiver) = match sub {
+        Some((sub, rx)) => {
+            let lag = lag.clone();
+            let receiver = std::thread::spawn(move || {
+                let mut n = 0u64;
+                let mut last = t0;
+                while n < count {
+                    match rx.recv_timeout(IDLE) {
+                        Ok(Some(_)) => {
+                            n += 1;
+                            lag.received();
+                            last = Instant::now();
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
                 }
-                Ok(None) | Err(_) => break,
-            }
+                (n, last)
+            });
+            (Some(sub), Some(receiver))
         }
-        (n, last)
-    });
-    let mut pending: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(WINDOW);
+        None => (None, None),
+    };
+    let window = usize::from(ctx.window);
+    let mut pending: VecDeque<mqtt::DeliveryToken> = VecDeque::with_capacity(window);
+    let mut done = 0u64;
     for _ in 0..count {
-        if pending.len() >= WINDOW {
+        if t0.elapsed() > RUN_LIMIT {
+            return Err(over_limit(done, count));
+        }
+        if pending.len() >= window {
             let tok = pending.pop_front().expect("window is non-empty");
             tok.wait_for(IDLE).map_err(|e| format!("publish: {e}"))?;
+            done += 1;
+            lag.completed(done);
         }
         let msg = mqtt::Message::new(topic.as_str(), payload.clone(), q as i32);
         pending.push_back(publ.publish(msg));
     }
     for tok in pending {
         tok.wait_for(IDLE).map_err(|e| format!("publish: {e}"))?;
+        done += 1;
+        lag.completed(done);
     }
-    let (received, last) = receiver
-        .join()
-        .map_err(|_| "receiver panicked".to_owned())?;
+    let published = Instant::now();
+    let (received, last) = match receiver {
+        Some(r) => r.join().map_err(|_| "receiver panicked".to_owned())?,
+        None => (done, published),
+    };
     let (cpu, broker) = win.finish();
     let _ = publ.disconnect(None).wait_for(IDLE);
-    let _ = sub.disconnect(None).wait_for(IDLE);
+    if let Some(sub) = sub {
+        let _ = sub.disconnect(None).wait_for(IDLE);
+    }
     Ok(Throughput {
         count,
         size,
@@ -104,6 +143,7 @@ fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Throughput, S
         secs: (last - t0).as_secs_f64(),
         cpu,
         broker,
+        max_lag: with_sub.then(|| lag.max()),
     })
 }
 
@@ -111,13 +151,14 @@ fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
     let topic = ctx.topic("pp");
     let c = client(ctx, "pp")?;
     let rx = c.start_consuming();
-    wait(c.connect(conn_opts()), "connect")?;
+    wait(c.connect(conn_opts(ctx)), "connect")?;
     c.subscribe(topic.as_str(), q as i32)
         .wait_for(IDLE)
         .map_err(|e| format!("subscribe: {e}"))?;
     let payload = vec![b'x'; 64];
-    let mut hist = LatencyHist::new(ctx.broker_pid);
-    for i in 0..count + count / 10 {
+    let mut hist = LatencyHist::new(ctx.broker_pid, count, ctx.latency_budget);
+    while hist.more() {
+        let i = hist.index();
         let t = Instant::now();
         let _tok = c.publish(mqtt::Message::new(
             topic.as_str(),
@@ -129,9 +170,9 @@ fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
             Ok(None) => return Err(format!("round trip {i}: disconnected")),
             Err(_) => return Err(format!("round trip {i} timed out")),
         }
-        hist.record(i >= count / 10, t.elapsed());
+        hist.record(t.elapsed());
     }
-    hist.finish(count);
+    hist.finish();
     let _ = c.disconnect(None).wait_for(IDLE);
     Ok(hist)
 }
@@ -152,7 +193,7 @@ fn connections(ctx: &Ctx, count: u64, rec: &mut Record) -> Result<(), String> {
             wait(tok, &format!("connection {j}"))?;
         }
         let c = client(ctx, &format!("c{i}"))?;
-        pending.push_back((i, c.connect(conn_opts())));
+        pending.push_back((i, c.connect(conn_opts(ctx))));
         clients.push(c);
     }
     for (j, tok) in pending {

@@ -1,12 +1,17 @@
-//! rumqttc 0.25's side of the scenarios: `AsyncClient` + `EventLoop` on a current-thread
-//! runtime, TCP_NODELAY on, in-flight window 100, packet limits raised for 16 KiB payloads.
+//! rumqttc 0.25's side of the scenarios: `AsyncClient` + `EventLoop` on the scenario's
+//! runtime, TCP_NODELAY on, the scenario's in-flight window, packet limits raised for 16 KiB
+//! payloads.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS};
 use tern_bench::record::{Ctx, Record};
 use tern_bench::scenario::Scenario;
-use tern_bench::{IDLE, LatencyHist, Throughput, connect_concurrency, measure};
+use tern_bench::tern_client::runtime;
+use tern_bench::{
+    IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, connect_concurrency, measure, over_limit,
+};
 
 fn qos(q: u8) -> QoS {
     match q {
@@ -18,7 +23,7 @@ fn qos(q: u8) -> QoS {
 
 fn client(ctx: &Ctx, name: &str, cap: usize) -> (AsyncClient, EventLoop) {
     let mut o = MqttOptions::new(ctx.client_id(name), ctx.host.clone(), ctx.port);
-    o.set_inflight(100);
+    o.set_inflight(ctx.window);
     o.set_max_packet_size(1 << 20, 1 << 20);
     o.set_keep_alive(Duration::from_secs(60));
     let (c, mut el) = AsyncClient::new(o, cap);
@@ -54,16 +59,19 @@ async fn suback(el: &mut EventLoop) -> Result<(), String> {
 
 pub(crate) fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     let mut rec = Record::new("rumqttc", &scenario.to_string());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime(scenario.rt());
     let result = rt.block_on(async {
         match scenario {
-            Scenario::Throughput { qos, size, count } => throughput(ctx, qos, size, count)
+            Scenario::Throughput {
+                qos,
+                size,
+                count,
+                sub,
+                ..
+            } => throughput(ctx, qos, size, count, sub)
                 .await
                 .map(|t| t.fill(&mut rec)),
-            Scenario::Latency { qos, count } => {
+            Scenario::Latency { qos, count, .. } => {
                 latency(ctx, qos, count).await.map(|h| h.fill(&mut rec))
             }
             Scenario::Connections { count } => connections(ctx, count, &mut rec).await,
@@ -76,34 +84,50 @@ pub(crate) fn run(ctx: &Ctx, scenario: Scenario) -> Record {
     rec
 }
 
-async fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Throughput, String> {
+async fn throughput(
+    ctx: &Ctx,
+    q: u8,
+    size: usize,
+    count: u64,
+    with_sub: bool,
+) -> Result<Throughput, String> {
     let topic = ctx.topic("tp");
-    let (sub, mut sub_el) = client(ctx, "sub", 10);
-    connack(&mut sub_el).await?;
-    sub.subscribe(topic.clone(), qos(q))
-        .await
-        .map_err(|e| e.to_string())?;
-    suback(&mut sub_el).await?;
+    let sub = if with_sub {
+        let (sub, mut sub_el) = client(ctx, "sub", 10);
+        connack(&mut sub_el).await?;
+        sub.subscribe(topic.clone(), qos(q))
+            .await
+            .map_err(|e| e.to_string())?;
+        suback(&mut sub_el).await?;
+        Some((sub, sub_el))
+    } else {
+        None
+    };
     let (publ, mut pub_el) = client(ctx, "pub", 1000);
     connack(&mut pub_el).await?;
     let payload = vec![b'x'; size];
+    let lag = Arc::new(Lag::default());
 
     let win = measure::Window::start(ctx.broker_pid);
     let t0 = Instant::now();
-    let receiver = tokio::spawn(async move {
-        let mut n = 0u64;
-        let mut last = t0;
-        while n < count {
-            match tokio::time::timeout(IDLE, sub_el.poll()).await {
-                Ok(Ok(Event::Incoming(Packet::Publish(_)))) => {
-                    n += 1;
-                    last = Instant::now();
+    let receiver = sub.map(|(sub, mut sub_el)| {
+        let lag = lag.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut last = t0;
+            while n < count {
+                match tokio::time::timeout(IDLE, sub_el.poll()).await {
+                    Ok(Ok(Event::Incoming(Packet::Publish(_)))) => {
+                        n += 1;
+                        lag.received();
+                        last = Instant::now();
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Err(_) => break,
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) | Err(_) => break,
             }
-        }
-        (n, last, sub, sub_el)
+            (n, last, sub, sub_el)
+        })
     });
     // The event loop sends; this task queues (bounded channel of 1000).
     let producer = {
@@ -124,6 +148,10 @@ async fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Through
     // Completion: QoS 0 when written, 1 at PUBACK, 2 at PUBCOMP.
     let mut done = 0u64;
     while done < count {
+        if t0.elapsed() > RUN_LIMIT {
+            return Err(over_limit(done, count));
+        }
+        let before = done;
         match tokio::time::timeout(IDLE, pub_el.poll()).await {
             Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_)))) if q == 0 => done += 1,
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) if q == 1 => done += 1,
@@ -132,9 +160,19 @@ async fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Through
             Ok(Err(e)) => return Err(format!("publisher: {e}")),
             Err(_) => return Err(format!("publisher stalled after {done}")),
         }
+        if done != before {
+            lag.completed(done);
+        }
     }
+    let published = Instant::now();
     let _ = producer.await;
-    let (received, last, _sub, _sub_el) = receiver.await.map_err(|e| e.to_string())?;
+    let (received, last) = match receiver {
+        Some(r) => {
+            let (n, last, _sub, _sub_el) = r.await.map_err(|e| e.to_string())?;
+            (n, last)
+        }
+        None => (done, published),
+    };
     let (cpu, broker) = win.finish();
     Ok(Throughput {
         count,
@@ -143,6 +181,7 @@ async fn throughput(ctx: &Ctx, q: u8, size: usize, count: u64) -> Result<Through
         secs: (last - t0).as_secs_f64(),
         cpu,
         broker,
+        max_lag: with_sub.then(|| lag.max()),
     })
 }
 
@@ -155,8 +194,9 @@ async fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
         .map_err(|e| e.to_string())?;
     suback(&mut el).await?;
     let payload = vec![b'x'; 64];
-    let mut hist = LatencyHist::new(ctx.broker_pid);
-    for i in 0..count + count / 10 {
+    let mut hist = LatencyHist::new(ctx.broker_pid, count, ctx.latency_budget);
+    while hist.more() {
+        let i = hist.index();
         let t = Instant::now();
         c.try_publish(topic.as_str(), qos(q), false, payload.clone())
             .map_err(|e| format!("publish: {e}"))?;
@@ -168,15 +208,15 @@ async fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
                 Err(_) => return Err(format!("round trip {i} timed out")),
             }
         }
-        hist.record(i >= count / 10, t.elapsed());
+        hist.record(t.elapsed());
     }
-    hist.finish(count);
+    hist.finish();
     Ok(hist)
 }
 
 async fn connections(ctx: &Ctx, count: u64, rec: &mut Record) -> Result<(), String> {
     let rss0 = measure::self_rss();
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(connect_concurrency()));
+    let sem = Arc::new(tokio::sync::Semaphore::new(connect_concurrency()));
     let t0 = Instant::now();
     let mut tasks = Vec::with_capacity(count as usize);
     for i in 0..count {

@@ -49,6 +49,11 @@ use crate::transport::{self, BoxStream};
 
 /// Commands drained per wake-up before writing, so bursts leave in few syscalls.
 const COMMAND_BATCH: usize = 256;
+/// Events (messages, completions) a driver hands the application in one turn before it
+/// yields, so that clients sharing a thread take turns: tokio's cooperative budget per task
+/// poll is 128 as well, which is also how many events an application's `recv` loop takes
+/// per turn. One read may overshoot it (a 64 KiB read of small messages).
+const TURN_EVENTS: u16 = 128;
 /// Largest single read (into a buffer shared by the thread's connections).
 const READ_CHUNK: usize = 64 * 1024;
 /// Encoded bytes waiting for the socket beyond which nothing more is encoded.
@@ -153,6 +158,10 @@ struct Driver {
     /// messages are arriving); always `None` with `manual_ack`.
     #[allow(clippy::box_collection)]
     unacked: Option<Box<VecDeque<(u64, AckToken)>>>,
+    /// Events handed out since the driver last yielded on its own (see [`TURN_EVENTS`]).
+    /// Waiting for the socket is not counted as a yield: that would take state in every
+    /// connection's future, and an extra turn every 128 events costs next to nothing.
+    turn_events: u16,
 }
 
 /// The position of the oldest message in `unacked` (0: none). A function of the field, not
@@ -239,6 +248,7 @@ impl Driver {
             store_lost: false,
             woke_app: false,
             unacked: None,
+            turn_events: 0,
         }
     }
 }
@@ -538,6 +548,7 @@ impl Driver {
     /// read it (the `Events` is gone).
     fn emit(&mut self, ev: Event) -> bool {
         self.woke_app = true;
+        self.turn_events = self.turn_events.saturating_add(1);
         if self.pending.is_empty() {
             match self.events.try_send(ev) {
                 Ok(()) => true,
@@ -1034,6 +1045,16 @@ impl Driver {
                 && (!outbox.is_empty() || self.unacked.is_some())
             {
                 just_read = false;
+                self.turn_events = 0;
+                self.app_turn(requeue, commands, &mut conn).await;
+                continue;
+            }
+            // A turn's worth handed out: yield before reading more, so that the application,
+            // and other clients on the same thread, get their turn (a subscriber that never
+            // has anything to write would otherwise read until the event channel is full).
+            if self.turn_events >= TURN_EVENTS && !conn.closing && !self.commands_closed {
+                just_read = false;
+                self.turn_events = 0;
                 self.app_turn(requeue, commands, &mut conn).await;
                 continue;
             }
