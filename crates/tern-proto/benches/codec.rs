@@ -80,6 +80,7 @@ fn publish(payload_len: usize, n: u16) -> Packet {
         retain: false,
         topic: TopicName::new("sensors/building-7/floor-3/temperature").unwrap(),
         payload: Bytes::from(vec![0x5a; payload_len]),
+        properties: None,
     })
 }
 

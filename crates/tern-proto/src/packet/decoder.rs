@@ -5,6 +5,7 @@ use bytes::{Buf, BytesMut};
 use super::fixed_header::FixedHeader;
 use super::publish::{FLAG_DUP, FLAG_RETAIN};
 use super::read::remaining_length;
+use super::write::remaining_length_len;
 use super::{DecodeError, Packet, PacketId, ProtocolLevel, Publish, QosPid};
 use crate::topic::TopicName;
 
@@ -34,7 +35,8 @@ impl Decoder {
         }
     }
 
-    /// The protocol level used to interpret CONNACK and SUBACK.
+    /// The protocol level used to interpret the packets (CONNACK and SUBACK codes; at level
+    /// 5 properties, reason codes and AUTH).
     pub fn level(&self) -> ProtocolLevel {
         self.level
     }
@@ -83,13 +85,20 @@ impl Decoder {
         if len > self.max_packet_size {
             return self.decode_general(buf);
         }
+        let v5 = self.level.is_v5();
+        // MQTT 5 refuses padded lengths [MQTT-1.5.5-1]; the general path reports it.
+        if v5 && len_bytes != remaining_length_len(remaining) {
+            return self.decode_general(buf);
+        }
         let Some(body) = bytes.get(header_len..len) else {
             return self.decode_general(buf); // checks the header, then waits for the body
         };
         match first {
-            // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a non-zero id, nothing else.
+            // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a non-zero id, nothing else (at
+            // level 5: reason Success, no properties; an UNSUBACK there lists codes).
             0x40 | 0x50 | 0x62 | 0x70 | 0xb0 => {
                 if let &[hi, lo] = body
+                    && !(v5 && first == 0xb0)
                     && let Some(id) = PacketId::new(u16::from_be_bytes([hi, lo]))
                 {
                     buf.advance(len);
@@ -111,7 +120,7 @@ impl Decoder {
                 }));
             }
             0x30..=0x3f => {
-                if let Some((qos_pid, topic_len)) = plain_publish(first, body) {
+                if let Some((qos_pid, topic_len)) = plain_publish(first, body, v5) {
                     // Split the packet off once; topic and payload share it. The topic is a
                     // clone cut short (inlined: one reference-count increment) rather than
                     // `Bytes::slice`, an out-of-line call with range checks already done here.
@@ -121,13 +130,15 @@ impl Decoder {
                     topic.truncate(topic_len);
                     let topic = TopicName::from_plain(topic);
                     let id_len = if qos_pid == QosPid::AtMostOnce { 0 } else { 2 };
-                    body.advance(topic_len + id_len);
+                    // At level 5, the empty property block `plain_publish` checked.
+                    body.advance(topic_len + id_len + usize::from(v5));
                     return Ok(Some(Packet::Publish(Publish {
                         dup: first & FLAG_DUP != 0,
                         qos_pid,
                         retain: first & FLAG_RETAIN != 0,
                         topic,
                         payload: body,
+                        properties: None,
                     })));
                 }
             }
@@ -142,7 +153,7 @@ impl Decoder {
         &mut self,
         buf: &mut BytesMut,
     ) -> Result<Option<Packet>, DecodeError> {
-        let Some(header) = FixedHeader::parse(buf)? else {
+        let Some(header) = FixedHeader::parse(buf, self.level)? else {
             return Ok(None);
         };
         // At most 5 + 268,435,455: no overflow.
@@ -156,7 +167,7 @@ impl Decoder {
         if buf.len() < len {
             return Ok(None);
         }
-        if header.holds_bytes() {
+        if header.holds_bytes(self.level) {
             buf.advance(header.header_len);
             let body = buf.split_to(header.remaining_len).freeze();
             Packet::decode_shared(header, body, self.level).map(Some)
@@ -195,9 +206,10 @@ fn fast_remaining_length(bytes: &[u8]) -> Option<(usize, usize)> {
 
 /// The QoS with packet id and the topic length of the PUBLISH whose first byte is `first`
 /// and body `body`, when it is valid and its topic is plain ASCII (see
-/// [`TopicName::is_plain`]); `None` for anything else.
+/// [`TopicName::is_plain`]), and at level 5 (`v5`) its property block is empty; `None` for
+/// anything else.
 #[inline(always)]
-fn plain_publish(first: u8, body: &[u8]) -> Option<(QosPid, usize)> {
+fn plain_publish(first: u8, body: &[u8], v5: bool) -> Option<(QosPid, usize)> {
     let qos = (first >> 1) & 0b11;
     if qos == 3 || (qos == 0 && first & FLAG_DUP != 0) {
         return None;
@@ -220,6 +232,12 @@ fn plain_publish(first: u8, body: &[u8]) -> Option<(QosPid, usize)> {
             }
         }
     };
+    if v5 {
+        let id_len = if qos == 0 { 0 } else { 2 };
+        if *rest.get(topic_len + id_len)? != 0 {
+            return None;
+        }
+    }
     Some((qos_pid, topic_len))
 }
 

@@ -1,37 +1,71 @@
-//! MQTT 3.1 / 3.1.1 control packets: the types, and their encoding and decoding.
+//! MQTT 3.1, 3.1.1 and 5.0 control packets: the types, and their encoding and decoding.
 //!
-//! One code tree serves both protocol levels; [`ProtocolLevel`] picks `MQIsdp`/3 or `MQTT`/4
-//! where they differ (CONNECT, CONNACK's session-present bit, SUBACK's failure code).
-//! Encode with [`Packet::encode`]; decode a stream with [`Decoder`].
+//! One code tree serves every protocol level; [`ProtocolLevel`] picks `MQIsdp`/3, `MQTT`/4 or
+//! `MQTT`/5 where they differ. Encode with [`Packet::encode_for`] (or [`Packet::encode`]);
+//! decode a stream with [`Decoder`].
+//!
+//! # MQTT 5
+//!
+//! The variants of [`Packet`] that 3.1.1 has keep their shapes and mean the same packet at
+//! level 5: a PUBACK carrying only its packet id is a PUBACK with reason Success and no
+//! properties, a DISCONNECT without a body is a Normal disconnection, a SUBSCRIBE whose
+//! options are only a QoS has no properties. What only level 5 can say lives in
+//! [`Connect::properties`], [`LastWill::properties`], [`Publish::properties`] and in the
+//! `…V5` variants (reason codes, properties, subscription options) plus [`Packet::Auth`].
+//! The decoder at level 5 returns the shared variant whenever the packet carries nothing
+//! more, and the `…V5` variant otherwise, so each packet has one representation (except
+//! UNSUBACK, which at level 5 always lists a reason code per filter and always decodes to
+//! [`Packet::UnsubAckV5`]). A 3.1.1 connection pays nothing for this: no property parsing,
+//! no allocation, and the same decode fast path.
 
 mod ack;
+mod auth;
 mod codec;
 mod connack;
 mod connect;
 mod decoder;
+mod disconnect;
 mod error;
 mod fixed_header;
+pub mod property;
 mod publish;
 mod read;
+pub mod reason;
 mod suback;
 mod subscribe;
+mod unsuback;
 mod unsubscribe;
 mod write;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_v5;
 
 use std::fmt;
 use std::num::NonZeroU16;
 
-pub use connack::{ConnAck, ConnectReturnCode};
+pub use ack::Ack;
+pub use auth::Auth;
+pub use connack::{ConnAck, ConnAckV5, ConnectReturnCode};
 pub use connect::{Connect, LastWill};
 pub use decoder::{DEFAULT_MAX_PACKET_SIZE, Decoder, MAX_REMAINING_LENGTH};
+pub use disconnect::DisconnectV5;
 pub use error::{DecodeError, EncodeError};
+pub use property::{
+    AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties, PayloadFormat,
+    PropertyId, PropertyScope, PublishProperties, ReasonProperties, SubscribeProperties,
+    SubscriptionId, UnsubscribeProperties, UserProperty, WillProperties,
+};
 pub use publish::{Publish, QosPid};
-pub use suback::{SubAck, SubscribeReturnCode};
-pub use subscribe::Subscribe;
-pub use unsubscribe::Unsubscribe;
+pub use reason::{
+    AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubCompReasonCode,
+    PubRecReasonCode, PubRelReasonCode, SubAckReasonCode, UnsubAckReasonCode,
+};
+pub use suback::{SubAck, SubAckV5, SubscribeReturnCode};
+pub use subscribe::{RetainHandling, Subscribe, SubscribeV5, SubscriptionOptions};
+pub use unsuback::UnsubAckV5;
+pub use unsubscribe::{Unsubscribe, UnsubscribeV5};
 
 /// An MQTT control packet, in type-code order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +96,32 @@ pub enum Packet {
     PingReq,
     /// PINGRESP (13): server to client.
     PingResp,
-    /// DISCONNECT (14): client to server.
+    /// DISCONNECT (14): client to server (and, in MQTT 5, a Normal disconnection without
+    /// properties either way).
     Disconnect,
+    /// MQTT 5 CONNACK: reason code and properties.
+    ConnAckV5(Box<ConnAckV5>),
+    /// MQTT 5 PUBACK with a reason code other than Success, or properties.
+    PubAckV5(Ack<PubAckReasonCode>),
+    /// MQTT 5 PUBREC with a reason code other than Success, or properties.
+    PubRecV5(Ack<PubRecReasonCode>),
+    /// MQTT 5 PUBREL with a reason code other than Success, or properties.
+    PubRelV5(Ack<PubRelReasonCode>),
+    /// MQTT 5 PUBCOMP with a reason code other than Success, or properties.
+    PubCompV5(Ack<PubCompReasonCode>),
+    /// MQTT 5 SUBSCRIBE with subscription options beyond a QoS, or properties.
+    SubscribeV5(SubscribeV5),
+    /// MQTT 5 SUBACK with reason codes 3.1.1 cannot express, or properties.
+    SubAckV5(Box<SubAckV5>),
+    /// MQTT 5 UNSUBSCRIBE with properties.
+    UnsubscribeV5(UnsubscribeV5),
+    /// MQTT 5 UNSUBACK: a reason code per filter.
+    UnsubAckV5(Box<UnsubAckV5>),
+    /// MQTT 5 DISCONNECT with a reason code other than Normal disconnection, or properties;
+    /// either direction.
+    DisconnectV5(Box<DisconnectV5>),
+    /// AUTH (15, MQTT 5 only): enhanced authentication.
+    Auth(Box<Auth>),
 }
 
 /// The control packet type, the high nibble of the first fixed-header byte.
@@ -98,10 +156,14 @@ pub enum PacketType {
     PingResp = 13,
     /// DISCONNECT
     Disconnect = 14,
+    /// AUTH (MQTT 5 only; type 15 is reserved in 3.1.1)
+    Auth = 15,
 }
 
 impl PacketType {
-    /// The type for a fixed-header type nibble; `None` for the reserved values 0 and 15.
+    /// The type for a fixed-header type nibble; `None` for the reserved value 0 (and for
+    /// anything above 15). 15 is AUTH, which only MQTT 5 has: the decoder refuses it at the
+    /// lower levels.
     pub fn from_nibble(nibble: u8) -> Option<Self> {
         Some(match nibble {
             1 => Self::Connect,
@@ -118,6 +180,7 @@ impl PacketType {
             12 => Self::PingReq,
             13 => Self::PingResp,
             14 => Self::Disconnect,
+            15 => Self::Auth,
             _ => return None,
         })
     }
@@ -150,6 +213,7 @@ impl fmt::Display for PacketType {
             Self::PingReq => "PINGREQ",
             Self::PingResp => "PINGRESP",
             Self::Disconnect => "DISCONNECT",
+            Self::Auth => "AUTH",
         };
         f.write_str(name)
     }
@@ -173,6 +237,17 @@ impl Packet {
             Self::PingReq => PacketType::PingReq,
             Self::PingResp => PacketType::PingResp,
             Self::Disconnect => PacketType::Disconnect,
+            Self::ConnAckV5(_) => PacketType::ConnAck,
+            Self::PubAckV5(_) => PacketType::PubAck,
+            Self::PubRecV5(_) => PacketType::PubRec,
+            Self::PubRelV5(_) => PacketType::PubRel,
+            Self::PubCompV5(_) => PacketType::PubComp,
+            Self::SubscribeV5(_) => PacketType::Subscribe,
+            Self::SubAckV5(_) => PacketType::SubAck,
+            Self::UnsubscribeV5(_) => PacketType::Unsubscribe,
+            Self::UnsubAckV5(_) => PacketType::UnsubAck,
+            Self::DisconnectV5(_) => PacketType::Disconnect,
+            Self::Auth(_) => PacketType::Auth,
         }
     }
 }
@@ -249,6 +324,8 @@ pub enum ProtocolLevel {
     /// MQTT 3.1.1: protocol name `MQTT`, level 4.
     #[default]
     V3_1_1,
+    /// MQTT 5.0: protocol name `MQTT`, level 5.
+    V5,
 }
 
 impl ProtocolLevel {
@@ -256,7 +333,7 @@ impl ProtocolLevel {
     pub const fn name(self) -> &'static str {
         match self {
             Self::V3_1 => "MQIsdp",
-            Self::V3_1_1 => "MQTT",
+            Self::V3_1_1 | Self::V5 => "MQTT",
         }
     }
 
@@ -265,7 +342,13 @@ impl ProtocolLevel {
         match self {
             Self::V3_1 => 3,
             Self::V3_1_1 => 4,
+            Self::V5 => 5,
         }
+    }
+
+    /// Whether this is MQTT 5 (properties, reason codes, AUTH).
+    pub const fn is_v5(self) -> bool {
+        matches!(self, Self::V5)
     }
 }
 
@@ -274,6 +357,7 @@ impl fmt::Display for ProtocolLevel {
         f.write_str(match self {
             Self::V3_1 => "MQTT 3.1",
             Self::V3_1_1 => "MQTT 3.1.1",
+            Self::V5 => "MQTT 5.0",
         })
     }
 }

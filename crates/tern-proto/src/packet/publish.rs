@@ -2,9 +2,12 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::property::{self, PropertyBlock, PropertyScope, PublishProperties};
 use super::read::Reader;
 use super::write::{prefixed_len, put_prefixed, put_remaining_length, remaining_length_len};
-use super::{DecodeError, EncodeError, MAX_REMAINING_LENGTH, PacketId, PacketType, QoS};
+use super::{
+    DecodeError, EncodeError, MAX_REMAINING_LENGTH, PacketId, PacketType, ProtocolLevel, QoS,
+};
 use crate::topic::TopicName;
 
 /// PUBLISH: an application message, in either direction.
@@ -16,10 +19,14 @@ pub struct Publish {
     pub qos_pid: QosPid,
     /// RETAIN flag.
     pub retain: bool,
-    /// Topic name (no wildcards) [MQTT-3.3.2-2].
+    /// Topic name (no wildcards) [MQTT-3.3.2-2]. Empty only in an MQTT 5 PUBLISH that
+    /// carries a Topic Alias [MQTT-3.3.2-1] (the session resolves it).
     pub topic: TopicName,
     /// Payload: a slice of the receive buffer when decoded.
     pub payload: Bytes,
+    /// MQTT 5 properties; `None` when there are none (always at the other levels), so a
+    /// 3.1.1 PUBLISH allocates nothing for them.
+    pub properties: Option<Box<PublishProperties>>,
 }
 
 /// QoS and packet id together, so that a QoS 0 packet with an id, or a QoS 1/2 packet
@@ -71,13 +78,45 @@ pub(super) const FLAG_DUP: u8 = 0b1000;
 impl Publish {
     /// Decodes a PUBLISH body; `flags` passed the fixed-header checks (QoS 0..=2, no DUP at
     /// QoS 0). The payload is the rest of the body, shared with the receive buffer.
-    pub(crate) fn decode(flags: u8, mut r: Reader<Bytes>) -> Result<Self, DecodeError> {
-        let topic = r.topic_name("topic name")?;
+    ///
+    /// At level 5 the properties follow the packet id, and the topic may be empty when a
+    /// Topic Alias stands for it [MQTT-3.3.2-1] (empty without one is
+    /// [`DecodeError::EmptyTopicWithoutAlias`]).
+    pub(crate) fn decode(
+        flags: u8,
+        mut r: Reader<Bytes>,
+        level: ProtocolLevel,
+    ) -> Result<Self, DecodeError> {
+        let v5 = level.is_v5();
+        let topic = if v5 {
+            let bytes = r.prefixed("topic name")?;
+            if bytes.is_empty() {
+                TopicName::empty_for_alias()
+            } else {
+                TopicName::from_bytes(bytes).map_err(|source| DecodeError::InvalidTopic {
+                    packet: PacketType::Publish,
+                    field: "topic name",
+                    source,
+                })?
+            }
+        } else {
+            r.topic_name("topic name")?
+        };
         let qos_pid = match (flags >> 1) & 0b11 {
             0 => QosPid::AtMostOnce,
             1 => QosPid::AtLeastOnce(r.packet_id()?),
             2 => QosPid::ExactlyOnce(r.packet_id()?),
             _ => return Err(DecodeError::InvalidQoS),
+        };
+        let properties = if v5 {
+            let p: PublishProperties =
+                property::read(&mut r, PropertyScope::Packet(PacketType::Publish))?;
+            if topic.as_str().is_empty() && p.topic_alias.is_none() {
+                return Err(DecodeError::EmptyTopicWithoutAlias);
+            }
+            (!p.is_empty()).then(|| Box::new(p))
+        } else {
+            None
         };
         Ok(Self {
             dup: flags & FLAG_DUP != 0,
@@ -85,13 +124,33 @@ impl Publish {
             retain: flags & FLAG_RETAIN != 0,
             topic,
             payload: r.rest(),
+            properties,
         })
     }
 
-    /// Refuses DUP at QoS 0 [MQTT-3.3.1-2].
-    pub(crate) fn check(&self) -> Result<(), EncodeError> {
+    /// Refuses DUP at QoS 0 [MQTT-3.3.1-2], properties below level 5, an empty topic
+    /// without a Topic Alias [MQTT-3.3.2-1], and bad property values.
+    pub(crate) fn check(&self, v5: bool) -> Result<(), EncodeError> {
         if self.dup && self.qos_pid == QosPid::AtMostOnce {
             return Err(EncodeError::DupAtQoS0);
+        }
+        if let Some(p) = &self.properties {
+            if !v5 {
+                return Err(EncodeError::NotInLevel {
+                    packet: PacketType::Publish,
+                    level: ProtocolLevel::V3_1_1,
+                    what: "properties",
+                });
+            }
+            p.check(PropertyScope::Packet(PacketType::Publish))?;
+        }
+        if self.topic.as_str().is_empty()
+            && self
+                .properties
+                .as_ref()
+                .is_none_or(|p| p.topic_alias.is_none())
+        {
+            return Err(EncodeError::EmptyTopicWithoutAlias);
         }
         Ok(())
     }
@@ -109,14 +168,18 @@ impl Publish {
     }
 
     /// Appends the whole packet, fixed header included (what [`super::Packet::encode`] does
-    /// for a PUBLISH, in one pass): refuses DUP at QoS 0 and a remaining length above
-    /// 268,435,455, leaving `out` untouched.
+    /// for a PUBLISH, in one pass), in the level-5 form when `v5`: refuses what
+    /// [`Publish::check`] refuses and a remaining length above 268,435,455, leaving `out`
+    /// untouched.
     #[inline]
-    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
-        self.check()?;
+    pub(crate) fn encode(&self, v5: bool, out: &mut BytesMut) -> Result<(), EncodeError> {
+        if v5 || self.properties.is_some() {
+            return self.encode_v5(v5, out);
+        }
+        self.check(false)?;
         let topic = self.topic.as_str().as_bytes();
         let id = self.packet_id();
-        let remaining = self.remaining_len();
+        let remaining = self.remaining_len(false);
         if remaining > MAX_REMAINING_LENGTH {
             return Err(EncodeError::TooLarge { len: remaining });
         }
@@ -135,17 +198,44 @@ impl Publish {
         Ok(())
     }
 
-    /// Body length.
-    pub(crate) fn remaining_len(&self) -> usize {
-        let id = if self.packet_id().is_some() { 2 } else { 0 };
-        prefixed_len(self.topic.as_str().len()) + id + self.payload.len()
+    /// The level-5 (or, with properties, refused below it) path of [`Publish::encode`].
+    #[inline(never)]
+    fn encode_v5(&self, v5: bool, out: &mut BytesMut) -> Result<(), EncodeError> {
+        self.check(v5)?;
+        let remaining = self.remaining_len(true);
+        if remaining > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::TooLarge { len: remaining });
+        }
+        out.reserve(1 + remaining_length_len(remaining) + remaining);
+        out.put_u8((PacketType::Publish as u8) << 4 | self.flags());
+        put_remaining_length(out, remaining);
+        self.write(true, out);
+        Ok(())
     }
 
-    /// Appends the body.
-    pub(crate) fn write(&self, out: &mut BytesMut) {
+    /// Body length; `v5` adds the properties.
+    pub(crate) fn remaining_len(&self, v5: bool) -> usize {
+        let id = if self.packet_id().is_some() { 2 } else { 0 };
+        let len = prefixed_len(self.topic.as_str().len()) + id + self.payload.len();
+        if v5 {
+            let props = self.properties.as_ref().map_or(1, |p| p.encoded_len());
+            len.saturating_add(props)
+        } else {
+            len
+        }
+    }
+
+    /// Appends the body; `v5` adds the properties.
+    pub(crate) fn write(&self, v5: bool, out: &mut BytesMut) {
         put_prefixed(out, self.topic.as_str().as_bytes());
         if let Some(id) = self.packet_id() {
             out.put_u16(id.get());
+        }
+        if v5 {
+            match &self.properties {
+                Some(p) => p.write(out),
+                None => out.put_u8(0),
+            }
         }
         out.put_slice(&self.payload);
     }

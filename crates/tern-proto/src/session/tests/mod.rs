@@ -100,6 +100,7 @@ fn connect_carries_the_configuration() {
         payload: Bytes::from_static(b"offline"),
         qos: QoS::AtLeastOnce,
         retain: true,
+        properties: Default::default(),
     };
     let cfg = config()
         .keep_alive(Duration::from_millis(1_500))
@@ -1246,6 +1247,7 @@ fn packets_a_client_never_receives_are_protocol_errors() {
         will: None,
         username: None,
         password: None,
+        properties: Default::default(),
     }));
     for p in [
         connect,
@@ -1271,6 +1273,7 @@ fn an_oversized_packet_is_a_protocol_error_naming_the_limit() {
         retain: false,
         topic: topic("a"),
         payload: Bytes::from(vec![0u8; 100]),
+        properties: None,
     });
     let r = pair.deliver(big);
     let Err(e) = r.clone() else {
