@@ -84,7 +84,9 @@ impl Packet {
         // header written in one piece. The rules they check are the same (acks have none;
         // their two-byte form is valid at every level).
         match self {
-            Self::Publish(p) => return p.encode(level.is_some_and(ProtocolLevel::is_v5), out),
+            Self::Publish(p) if p.properties.is_none() => {
+                return p.encode(level.is_some_and(ProtocolLevel::is_v5), out);
+            }
             Self::PubAck(id) => return ack::encode(PacketType::PubAck, *id, out),
             Self::PubRec(id) => return ack::encode(PacketType::PubRec, *id, out),
             Self::PubRel(id) => return ack::encode(PacketType::PubRel, *id, out),

@@ -17,6 +17,46 @@
 //! UNSUBACK, which at level 5 always lists a reason code per filter and always decodes to
 //! [`Packet::UnsubAckV5`]). A 3.1.1 connection pays nothing for this: no property parsing,
 //! no allocation, and the same decode fast path.
+//!
+//! ## MQTT 5 codec: checklist coverage
+//!
+//! The codec statements of `mqtt5-client-checklist.md` and the tests that hold them
+//! (`tests_v5` unless named otherwise; `v5/…` and `malformed_v5/…` are files in `testdata/`,
+//! each decoded whole and byte by byte). Session rules (flow control, aliases, expiry,
+//! enhanced authentication) are the session's, not the codec's.
+//!
+//! | Statement | Rule | Tested by |
+//! |---|---|---|
+//! | [MQTT-1.5.4-1], [MQTT-1.5.4-2], [MQTT-1.5.7-1] | property strings and User Property pairs are valid UTF-8 without U+0000 | `malformed_v5/publish_user_property_invalid_utf8` |
+//! | [MQTT-1.5.5-1] | VBIs minimal and at most 4 bytes (property lengths, identifiers, Subscription Identifiers, remaining length) | `malformed_v5/publish_property_length_5_bytes`, `…/publish_property_id_padded`, `…/pingreq_padded_length`, `fixed_header::level_5_refuses_padded_lengths_and_lets_acks_grow` |
+//! | [MQTT-2.1.3-1] | Table 2.2 flags, AUTH `0000` | `malformed_v5/auth_flags_0001`, `fixed_header::every_type_checks_its_table_2_2_flags` |
+//! | [MQTT-2.2.2-1] | Property Length 0 written when there are no properties | `v5/publish_qos0`, `v5/subscribe_plain`, `v5/connect_minimal`, `the_shared_forms_differ_on_the_wire_at_level_5` |
+//! | §2.2.2.2 | identifier not valid for the packet: Malformed; unknown identifier: Malformed | `every_property_is_accepted_where_the_table_allows_it_and_refused_elsewhere` (27 × 14 blocks), `unknown_property_identifiers_are_malformed_in_every_block`, `malformed_v5/connect_will_delay_in_connect`, `…/connect_will_topic_alias`, `…/publish_reason_string`, `…/disconnect_topic_alias`, `…/connect_unknown_property` |
+//! | §2.2.2.2 | a property twice (other than User Property, and Subscription Identifier in PUBLISH): Protocol Error | the same table test, `malformed_v5/connect_duplicate_session_expiry`, `…/puback_duplicate_reason_string`, `…/subscribe_duplicate_subscription_id` |
+//! | §3.1.2.11, §3.2.2.3, §3.3.2.3, §3.8.2.1 | values in range: 0/1 bytes, Receive Maximum, Maximum Packet Size, Topic Alias and Subscription Identifier non-zero, Maximum QoS 0/1 | `malformed_v5/connect_receive_maximum_0`, `…/connack_maximum_qos_2`, `…/connack_retain_available_2`, `…/publish_topic_alias_0`, `…/publish_subscription_id_0`, `…/publish_payload_format_2`, `encoder_refusals_at_level_5` |
+//! | §3.1.2.11.10 | Authentication Data only with a method | `malformed_v5/connect_auth_data_without_method`, `encoder_refusals_at_level_5` |
+//! | (§2.2.2.2 type) | User Properties repeat, order kept | `user_properties_keep_their_order_and_repeats`, `v5/connack_properties`, `v5/publish_properties` |
+//! | [MQTT-3.1.2-1], [MQTT-3.1.2-2] | CONNECT `MQTT` level 5; properties after Keep Alive | `v5/connect_minimal`, `v5/connect_full` |
+//! | §3.1.2.9, §3.1.3.1 | password without user name, empty client id without Clean Start: legal in 5 | `v5/connect_password_without_username`, `v5/connect_empty_client_id` |
+//! | §3.1.3.2 | Will Properties in the will block, not in CONNECT properties | `v5/connect_full`, `malformed_v5/connect_will_topic_alias`, `…/connect_will_delay_in_connect` |
+//! | [MQTT-3.2.2-1] | CONNACK flag bits 7..1 zero | `tests::malformed_files_give_their_named_errors` (same rule at level 5) |
+//! | [MQTT-3.2.2-6] | no session present with a failure code | `malformed_v5/connack_session_present_on_refusal`, `encoder_refusals_at_level_5` |
+//! | [MQTT-3.2.2-8] | CONNACK reason codes only | `every_byte_is_a_listed_reason_code_or_a_named_error_in_every_packet`, `malformed_v5/connack_reason_0x04` |
+//! | (§4 of the checklist) | a 3.1.1 server's CONNACK to a 5 CONNECT reads as "unacceptable protocol version" | `v5/connack_from_v311_server` |
+//! | [MQTT-3.3.2-1] | empty topic only with a Topic Alias | `v5/publish_alias_only`, `malformed_v5/publish_empty_topic_without_alias`, `encoder_refusals_at_level_5` |
+//! | [MQTT-3.3.2-8] | Topic Alias 0 refused | `malformed_v5/publish_topic_alias_0` |
+//! | [MQTT-3.3.2-13], [MQTT-3.3.2-14] | Response Topic UTF-8, no wildcards | `malformed_v5/publish_response_topic_wildcard` |
+//! | [MQTT-3.3.4-2..5] | several (even repeated) Subscription Identifiers accepted in PUBLISH | `v5/publish_properties`, `every_property_…` (twice in PUBLISH) |
+//! | [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.6.2-1], [MQTT-3.7.2-1] | ack reason codes per packet | `every_byte_is_a_listed_reason_code_…`, `malformed_v5/puback_reason_0x92`, `…/pubrel_reason_0x10` |
+//! | §3.4.2.1 | Remaining Length 2 (Success), 3 (no properties) and longer all accepted | `v311/puback` … `v311/pubcomp` at level 5, `v5/puback_reason`, `v5/puback_success_long_form`, `malformed_v5/puback_trailing_byte` |
+//! | [MQTT-3.8.3-4] | No Local never on a shared subscription | `malformed_v5/subscribe_no_local_shared`, `encoder_refusals_at_level_5` |
+//! | [MQTT-3.8.3-5], §3.8.3.1 | options reserved bits 0 (Malformed); QoS 3 and Retain Handling 3 refused | `malformed_v5/subscribe_options_reserved_bits`, `…/subscribe_retain_handling_3`, `v5/subscribe_options` |
+//! | §3.8.2.1.2 | at most one Subscription Identifier in SUBSCRIBE | `malformed_v5/subscribe_duplicate_subscription_id` |
+//! | [MQTT-3.9.3-2], [MQTT-3.11.3-2] | SUBACK / UNSUBACK reason codes, at least one | `every_byte_is_a_listed_reason_code_…`, `v5/suback_reasons`, `v5/unsuback_reasons`, `malformed_v5/suback_reason_0x03`, `…/unsuback_no_codes`, `…/unsuback_short` |
+//! | [MQTT-3.14.2-1], §3.14.2.1 | DISCONNECT reason codes; Remaining Length 0 is a Normal disconnection | `every_byte_is_a_listed_reason_code_…`, `v311/disconnect` at level 5, `v5/disconnect_*`, `malformed_v5/disconnect_reason_0x01` |
+//! | [MQTT-3.15.1-1], [MQTT-3.15.2-1], §3.15.2.1 | AUTH flags, reason codes, Remaining Length 0 = Success; AUTH does not exist below 5 | `malformed_v5/auth_flags_0001`, `…/auth_reason_0x01`, `…/auth_at_level_4`, `v5/auth_success`, `v5/auth_continue` |
+//! | (levels 3, 4) | nothing of 5 leaks into 3.1 / 3.1.1 | `level_5_content_is_refused_below_level_5`, `a_3_1_1_session_allocates_nothing_for_properties`, every 3.1.1 test unchanged |
+//! | (§2 of the checklist) | encode then decode is the identity; any chunking gives the same packets | `every_v5_packet_round_trips`, `tests::any_packet_round_trips`, `tests::a_stream_split_at_every_point_yields_the_same_packets`, `tests::a_stream_in_random_chunks_yields_the_same_packets`, `tests::the_fast_path_agrees_with_the_general_path_on_damaged_packets` (all levels), fuzz `decode` and `decode_chunked` |
 
 mod ack;
 mod auth;

@@ -168,13 +168,13 @@ impl Publish {
     }
 
     /// Appends the whole packet, fixed header included (what [`super::Packet::encode`] does
-    /// for a PUBLISH, in one pass), in the level-5 form when `v5`: refuses what
+    /// for a PUBLISH without properties, in one pass), in the level-5 form when `v5`: refuses what
     /// [`Publish::check`] refuses and a remaining length above 268,435,455, leaving `out`
     /// untouched.
     #[inline]
     pub(crate) fn encode(&self, v5: bool, out: &mut BytesMut) -> Result<(), EncodeError> {
-        if v5 || self.properties.is_some() {
-            return self.encode_v5(v5, out);
+        if v5 {
+            return self.encode_v5(out);
         }
         self.check(false)?;
         let topic = self.topic.as_str().as_bytes();
@@ -198,10 +198,10 @@ impl Publish {
         Ok(())
     }
 
-    /// The level-5 (or, with properties, refused below it) path of [`Publish::encode`].
+    /// The level-5 path of [`Publish::encode`].
     #[inline(never)]
-    fn encode_v5(&self, v5: bool, out: &mut BytesMut) -> Result<(), EncodeError> {
-        self.check(v5)?;
+    fn encode_v5(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        self.check(true)?;
         let remaining = self.remaining_len(true);
         if remaining > MAX_REMAINING_LENGTH {
             return Err(EncodeError::TooLarge { len: remaining });
