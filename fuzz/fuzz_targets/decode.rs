@@ -31,7 +31,7 @@ fn check_reencode(level: ProtocolLevel, packet: &Packet) {
         }
         Err(e) => panic!("decoded {packet:?} but encoding it fails: {e}"),
     }
-    assert_eq!(out.len(), packet.encoded_len(), "encoded_len of {packet:?}");
+    assert_eq!(out.len(), packet.encoded_len_for(level), "encoded_len_for of {packet:?}");
     let mut decoder = Decoder::new(level, usize::MAX);
     match decoder.decode(&mut out) {
         Ok(Some(again)) => assert_eq!(&again, packet, "re-decoded packet differs"),
