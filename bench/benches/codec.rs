@@ -28,7 +28,6 @@ fn tern_publish(q: u8, size: usize) -> Packet {
         retain: false,
         topic: TopicName::new(TOPIC).expect("valid topic"),
         payload: Bytes::from(vec![b'x'; size]),
-        properties: None,
     })
 }
 

@@ -19,10 +19,10 @@ pub use packet::{
     DisconnectProperties, DisconnectReasonCode, DisconnectV5, EncodeError, LastWill, Packet,
     PacketId, PacketType, PayloadFormat, PropertyId, PropertyScope, ProtocolLevel,
     PubAckReasonCode, PubCompReasonCode, PubRecReasonCode, PubRelReasonCode, Publish,
-    PublishProperties, QoS, QosPid, ReasonProperties, RetainHandling, SubAck, SubAckReasonCode,
-    SubAckV5, Subscribe, SubscribeProperties, SubscribeReturnCode, SubscribeV5, SubscriptionId,
-    SubscriptionOptions, UnsubAckReasonCode, UnsubAckV5, Unsubscribe, UnsubscribeProperties,
-    UnsubscribeV5, UserProperty, WillProperties,
+    PublishProperties, PublishV5, QoS, QosPid, ReasonProperties, RetainHandling, SubAck,
+    SubAckReasonCode, SubAckV5, Subscribe, SubscribeProperties, SubscribeReturnCode, SubscribeV5,
+    SubscriptionId, SubscriptionOptions, UnsubAckReasonCode, UnsubAckV5, Unsubscribe,
+    UnsubscribeProperties, UnsubscribeV5, UserProperty, WillProperties,
 };
 pub use session::{
     ApiMisuse, DisconnectReason, Event, Message, ProtocolError, RequestError, RequestId, Session,

@@ -9,14 +9,14 @@ use super::reason::{PubAckReasonCode, PubRelReasonCode};
 use super::write::{put_remaining_length, remaining_length_len};
 use super::{
     Ack, Auth, ConnAck, ConnAckV5, Connect, DecodeError, DisconnectV5, EncodeError,
-    MAX_REMAINING_LENGTH, Packet, PacketType, ProtocolLevel, Publish, SubAck, SubAckV5, Subscribe,
-    SubscribeV5, UnsubAckV5, Unsubscribe, UnsubscribeV5, ack,
+    MAX_REMAINING_LENGTH, Packet, PacketType, ProtocolLevel, Publish, PublishV5, SubAck, SubAckV5,
+    Subscribe, SubscribeV5, UnsubAckV5, Unsubscribe, UnsubscribeV5, ack,
 };
 
 impl Packet {
     /// Appends this packet, fixed header included, to `out`, in the form of the level it
-    /// implies: MQTT 5 when it holds something only MQTT 5 has (a `…V5` variant, AUTH, a
-    /// PUBLISH with properties), else the 3.1.1 form. A CONNECT carries its own level.
+    /// implies: MQTT 5 when it holds something only MQTT 5 has (a `…V5` variant, AUTH), else
+    /// the 3.1.1 form. A CONNECT carries its own level.
     ///
     /// Checks the rules of the protocol first and leaves `out` untouched when one is broken:
     /// DUP at QoS 0, CONNECT client rules (client id, password without user name in 3.1.1,
@@ -57,9 +57,9 @@ impl Packet {
     /// Whether the packet holds something only MQTT 5 has.
     fn implies_v5(&self) -> bool {
         match self {
-            Self::Publish(p) => p.properties.is_some(),
             Self::Connect(c) => c.level.is_v5(),
             Self::ConnAckV5(_)
+            | Self::PublishV5(_)
             | Self::PubAckV5(_)
             | Self::PubRecV5(_)
             | Self::PubRelV5(_)
@@ -84,9 +84,7 @@ impl Packet {
         // header written in one piece. The rules they check are the same (acks have none;
         // their two-byte form is valid at every level).
         match self {
-            Self::Publish(p) if p.properties.is_none() => {
-                return p.encode(level.is_some_and(ProtocolLevel::is_v5), out);
-            }
+            Self::Publish(p) => return p.encode(level.is_some_and(ProtocolLevel::is_v5), out),
             Self::PubAck(id) => return ack::encode(PacketType::PubAck, *id, out),
             Self::PubRec(id) => return ack::encode(PacketType::PubRec, *id, out),
             Self::PubRel(id) => return ack::encode(PacketType::PubRel, *id, out),
@@ -133,6 +131,7 @@ impl Packet {
             Self::Unsubscribe(p) => p.write(v5, out),
             Self::PingReq | Self::PingResp | Self::Disconnect => {}
             Self::ConnAckV5(p) => p.write(out),
+            Self::PublishV5(p) => p.write(out),
             Self::PubAckV5(a) | Self::PubRecV5(a) => a.write(out),
             Self::PubRelV5(a) | Self::PubCompV5(a) => a.write(out),
             Self::SubscribeV5(p) => p.write(out),
@@ -162,7 +161,8 @@ impl Packet {
                 }
                 p.check()
             }
-            Self::Publish(p) => p.check(v5),
+            Self::Publish(p) => p.check(),
+            Self::PublishV5(p) => p.check(),
             Self::Subscribe(p) => p.check(),
             Self::SubAck(p) => p.check(level),
             Self::Unsubscribe(p) => p.check(),
@@ -198,6 +198,7 @@ impl Packet {
         let packet_type = self.packet_type();
         let flags = match self {
             Self::Publish(p) => p.flags(),
+            Self::PublishV5(p) => p.publish.flags(),
             _ => packet_type.required_flags().unwrap_or(0),
         };
         (packet_type as u8) << 4 | flags
@@ -221,6 +222,7 @@ impl Packet {
             Self::Unsubscribe(p) => p.remaining_len(v5),
             Self::PingReq | Self::PingResp | Self::Disconnect => 0,
             Self::ConnAckV5(p) => p.remaining_len(),
+            Self::PublishV5(p) => p.remaining_len(),
             Self::PubAckV5(a) | Self::PubRecV5(a) => a.remaining_len(),
             Self::PubRelV5(a) | Self::PubCompV5(a) => a.remaining_len(),
             Self::SubscribeV5(p) => p.remaining_len(),
@@ -246,7 +248,7 @@ impl Packet {
         }
         Ok(match header.packet_type {
             PacketType::Connect => Self::Connect(Box::new(Connect::decode(r)?)),
-            PacketType::Publish => Self::Publish(Publish::decode(header.flags, r, level)?),
+            PacketType::Publish => Self::Publish(Publish::decode(header.flags, r)?),
             PacketType::Subscribe => Self::Subscribe(Subscribe::decode(r)?),
             PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::decode(r)?),
             _ => return Self::decode_plain(header, &r.rest(), level),
@@ -259,9 +261,7 @@ impl Packet {
         Ok(match header.packet_type {
             PacketType::Connect => Self::Connect(Box::new(Connect::decode(r)?)),
             PacketType::ConnAck => ConnAckV5::decode(r)?,
-            PacketType::Publish => {
-                Self::Publish(Publish::decode(header.flags, r, ProtocolLevel::V5)?)
-            }
+            PacketType::Publish => PublishV5::decode(header.flags, r)?,
             PacketType::PubAck => {
                 let a = Ack::<PubAckReasonCode>::decode(r)?;
                 if a.is_plain() {

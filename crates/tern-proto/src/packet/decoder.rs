@@ -68,6 +68,26 @@ impl Decoder {
     // call the 72-byte result is copied through memory again, a quarter of a PUBLISH decode.
     #[inline(always)]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        // One test of the level; each level then runs a fast path compiled for it, so the
+        // 3.1 / 3.1.1 one carries no MQTT 5 branch.
+        if self.level == ProtocolLevel::V5 {
+            return self.decode_v5(buf);
+        }
+        self.decode_fast::<false>(buf)
+    }
+
+    /// [`Decoder::decode`] at level 5 (kept out of line: it is not the 3.1.1 hot path).
+    #[inline(never)]
+    fn decode_v5(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        self.decode_fast::<true>(buf)
+    }
+
+    /// The fast path for one level: `V5` is whether it is level 5.
+    #[inline(always)]
+    fn decode_fast<const V5: bool>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Packet>, DecodeError> {
         // Fast path for whole, well-formed PUBLISH and fixed-size packets: parsed straight
         // from the buffer, built without intermediate moves. Anything it does not accept
         // outright (errors, partial packets, other types, unusual topics) goes to
@@ -85,7 +105,7 @@ impl Decoder {
         if len > self.max_packet_size {
             return self.decode_general(buf);
         }
-        let v5 = self.level.is_v5();
+        let v5 = V5;
         // MQTT 5 refuses padded lengths [MQTT-1.5.5-1]; the general path reports it.
         if v5 && len_bytes != remaining_length_len(remaining) {
             return self.decode_general(buf);
@@ -138,7 +158,6 @@ impl Decoder {
                         retain: first & FLAG_RETAIN != 0,
                         topic,
                         payload: body,
-                        properties: None,
                     })));
                 }
             }

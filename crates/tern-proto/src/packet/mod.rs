@@ -7,11 +7,12 @@
 //! # MQTT 5
 //!
 //! The variants of [`Packet`] that 3.1.1 has keep their shapes and mean the same packet at
-//! level 5: a PUBACK carrying only its packet id is a PUBACK with reason Success and no
-//! properties, a DISCONNECT without a body is a Normal disconnection, a SUBSCRIBE whose
-//! options are only a QoS has no properties. What only level 5 can say lives in
-//! [`Connect::properties`], [`LastWill::properties`], [`Publish::properties`] and in the
-//! `…V5` variants (reason codes, properties, subscription options) plus [`Packet::Auth`].
+//! level 5: a PUBLISH is one without properties, a PUBACK carrying only its packet id is a
+//! PUBACK with reason Success and no properties, a DISCONNECT without a body is a Normal
+//! disconnection, a SUBSCRIBE whose options are only a QoS has no properties. What only
+//! level 5 can say lives in [`Connect::properties`], [`LastWill::properties`] (CONNECT is
+//! boxed and rare) and in the `…V5` variants (properties, reason codes, subscription
+//! options) plus [`Packet::Auth`].
 //! The decoder at level 5 returns the shared variant whenever the packet carries nothing
 //! more, and the `…V5` variant otherwise, so each packet has one representation (except
 //! UNSUBACK, which at level 5 always lists a reason code per filter and always decodes to
@@ -97,7 +98,7 @@ pub use property::{
     PropertyId, PropertyScope, PublishProperties, ReasonProperties, SubscribeProperties,
     SubscriptionId, UnsubscribeProperties, UserProperty, WillProperties,
 };
-pub use publish::{Publish, QosPid};
+pub use publish::{Publish, PublishV5, QosPid};
 pub use reason::{
     AuthReasonCode, ConnectReasonCode, DisconnectReasonCode, PubAckReasonCode, PubCompReasonCode,
     PubRecReasonCode, PubRelReasonCode, SubAckReasonCode, UnsubAckReasonCode,
@@ -141,6 +142,8 @@ pub enum Packet {
     Disconnect,
     /// MQTT 5 CONNACK: reason code and properties.
     ConnAckV5(Box<ConnAckV5>),
+    /// MQTT 5 PUBLISH with properties.
+    PublishV5(Box<PublishV5>),
     /// MQTT 5 PUBACK with a reason code other than Success, or properties.
     PubAckV5(Ack<PubAckReasonCode>),
     /// MQTT 5 PUBREC with a reason code other than Success, or properties.
@@ -278,6 +281,7 @@ impl Packet {
             Self::PingResp => PacketType::PingResp,
             Self::Disconnect => PacketType::Disconnect,
             Self::ConnAckV5(_) => PacketType::ConnAck,
+            Self::PublishV5(_) => PacketType::Publish,
             Self::PubAckV5(_) => PacketType::PubAck,
             Self::PubRecV5(_) => PacketType::PubRec,
             Self::PubRelV5(_) => PacketType::PubRel,

@@ -5,9 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::property::{self, PropertyBlock, PropertyScope, PublishProperties};
 use super::read::Reader;
 use super::write::{prefixed_len, put_prefixed, put_remaining_length, remaining_length_len};
-use super::{
-    DecodeError, EncodeError, MAX_REMAINING_LENGTH, PacketId, PacketType, ProtocolLevel, QoS,
-};
+use super::{DecodeError, EncodeError, MAX_REMAINING_LENGTH, Packet, PacketId, PacketType, QoS};
 use crate::topic::TopicName;
 
 /// PUBLISH: an application message, in either direction.
@@ -19,14 +17,22 @@ pub struct Publish {
     pub qos_pid: QosPid,
     /// RETAIN flag.
     pub retain: bool,
-    /// Topic name (no wildcards) [MQTT-3.3.2-2]. Empty only in an MQTT 5 PUBLISH that
+    /// Topic name (no wildcards) [MQTT-3.3.2-2]. Empty only inside a [`PublishV5`] that
     /// carries a Topic Alias [MQTT-3.3.2-1] (the session resolves it).
     pub topic: TopicName,
     /// Payload: a slice of the receive buffer when decoded.
     pub payload: Bytes,
-    /// MQTT 5 properties; `None` when there are none (always at the other levels), so a
-    /// 3.1.1 PUBLISH allocates nothing for them.
-    pub properties: Option<Box<PublishProperties>>,
+}
+
+/// An MQTT 5 PUBLISH with properties (§3.3.2.3). Without properties an MQTT 5 PUBLISH is
+/// [`super::Packet::Publish`] (the decoder returns that form for it), so a PUBLISH of any
+/// level without properties costs nothing more than a 3.1.1 one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishV5 {
+    /// Flags, topic, packet id and payload.
+    pub publish: Publish,
+    /// The properties.
+    pub properties: PublishProperties,
 }
 
 /// QoS and packet id together, so that a QoS 0 packet with an id, or a QoS 1/2 packet
@@ -76,80 +82,27 @@ pub(super) const FLAG_RETAIN: u8 = 0b0001;
 pub(super) const FLAG_DUP: u8 = 0b1000;
 
 impl Publish {
-    /// Decodes a PUBLISH body; `flags` passed the fixed-header checks (QoS 0..=2, no DUP at
-    /// QoS 0). The payload is the rest of the body, shared with the receive buffer.
-    ///
-    /// At level 5 the properties follow the packet id, and the topic may be empty when a
-    /// Topic Alias stands for it [MQTT-3.3.2-1] (empty without one is
-    /// [`DecodeError::EmptyTopicWithoutAlias`]).
-    pub(crate) fn decode(
-        flags: u8,
-        mut r: Reader<Bytes>,
-        level: ProtocolLevel,
-    ) -> Result<Self, DecodeError> {
-        let v5 = level.is_v5();
-        let topic = if v5 {
-            let bytes = r.prefixed("topic name")?;
-            if bytes.is_empty() {
-                TopicName::empty_for_alias()
-            } else {
-                TopicName::from_bytes(bytes).map_err(|source| DecodeError::InvalidTopic {
-                    packet: PacketType::Publish,
-                    field: "topic name",
-                    source,
-                })?
-            }
-        } else {
-            r.topic_name("topic name")?
-        };
-        let qos_pid = match (flags >> 1) & 0b11 {
-            0 => QosPid::AtMostOnce,
-            1 => QosPid::AtLeastOnce(r.packet_id()?),
-            2 => QosPid::ExactlyOnce(r.packet_id()?),
-            _ => return Err(DecodeError::InvalidQoS),
-        };
-        let properties = if v5 {
-            let p: PublishProperties =
-                property::read(&mut r, PropertyScope::Packet(PacketType::Publish))?;
-            if topic.as_str().is_empty() && p.topic_alias.is_none() {
-                return Err(DecodeError::EmptyTopicWithoutAlias);
-            }
-            (!p.is_empty()).then(|| Box::new(p))
-        } else {
-            None
-        };
+    /// Decodes a 3.1 / 3.1.1 PUBLISH body; `flags` passed the fixed-header checks (QoS 0..=2,
+    /// no DUP at QoS 0). The payload is the rest of the body, shared with the receive buffer.
+    pub(crate) fn decode(flags: u8, mut r: Reader<Bytes>) -> Result<Self, DecodeError> {
+        let topic = r.topic_name("topic name")?;
+        let qos_pid = read_qos_pid(flags, &mut r)?;
         Ok(Self {
             dup: flags & FLAG_DUP != 0,
             qos_pid,
             retain: flags & FLAG_RETAIN != 0,
             topic,
             payload: r.rest(),
-            properties,
         })
     }
 
-    /// Refuses DUP at QoS 0 [MQTT-3.3.1-2], properties below level 5, an empty topic
-    /// without a Topic Alias [MQTT-3.3.2-1], and bad property values.
-    pub(crate) fn check(&self, v5: bool) -> Result<(), EncodeError> {
+    /// Refuses DUP at QoS 0 [MQTT-3.3.1-2], and an empty topic (which only a [`PublishV5`]
+    /// with a Topic Alias may have) [MQTT-3.3.2-1].
+    pub(crate) fn check(&self) -> Result<(), EncodeError> {
         if self.dup && self.qos_pid == QosPid::AtMostOnce {
             return Err(EncodeError::DupAtQoS0);
         }
-        if let Some(p) = &self.properties {
-            if !v5 {
-                return Err(EncodeError::NotInLevel {
-                    packet: PacketType::Publish,
-                    level: ProtocolLevel::V3_1_1,
-                    what: "properties",
-                });
-            }
-            p.check(PropertyScope::Packet(PacketType::Publish))?;
-        }
-        if self.topic.as_str().is_empty()
-            && self
-                .properties
-                .as_ref()
-                .is_none_or(|p| p.topic_alias.is_none())
-        {
+        if self.topic.as_str().is_empty() {
             return Err(EncodeError::EmptyTopicWithoutAlias);
         }
         Ok(())
@@ -168,18 +121,15 @@ impl Publish {
     }
 
     /// Appends the whole packet, fixed header included (what [`super::Packet::encode`] does
-    /// for a PUBLISH without properties, in one pass), in the level-5 form when `v5`: refuses what
-    /// [`Publish::check`] refuses and a remaining length above 268,435,455, leaving `out`
-    /// untouched.
+    /// for a PUBLISH, in one pass), with the empty property block of level 5 when `v5`:
+    /// refuses what [`Publish::check`] refuses and a remaining length above 268,435,455,
+    /// leaving `out` untouched.
     #[inline]
     pub(crate) fn encode(&self, v5: bool, out: &mut BytesMut) -> Result<(), EncodeError> {
-        if v5 {
-            return self.encode_v5(out);
-        }
-        self.check(false)?;
+        self.check()?;
         let topic = self.topic.as_str().as_bytes();
         let id = self.packet_id();
-        let remaining = self.remaining_len(false);
+        let remaining = self.remaining_len(v5);
         if remaining > MAX_REMAINING_LENGTH {
             return Err(EncodeError::TooLarge { len: remaining });
         }
@@ -194,49 +144,114 @@ impl Publish {
         if let Some(id) = id {
             out.put_u16(id.get());
         }
+        if v5 {
+            out.put_u8(0);
+        }
         out.put_slice(&self.payload);
         Ok(())
     }
 
-    /// The level-5 path of [`Publish::encode`].
-    #[inline(never)]
-    fn encode_v5(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
-        self.check(true)?;
-        let remaining = self.remaining_len(true);
-        if remaining > MAX_REMAINING_LENGTH {
-            return Err(EncodeError::TooLarge { len: remaining });
-        }
-        out.reserve(1 + remaining_length_len(remaining) + remaining);
-        out.put_u8((PacketType::Publish as u8) << 4 | self.flags());
-        put_remaining_length(out, remaining);
-        self.write(true, out);
-        Ok(())
-    }
-
-    /// Body length; `v5` adds the properties.
+    /// Body length; `v5` adds the empty property block.
     pub(crate) fn remaining_len(&self, v5: bool) -> usize {
-        let id = if self.packet_id().is_some() { 2 } else { 0 };
-        let len = prefixed_len(self.topic.as_str().len()) + id + self.payload.len();
-        if v5 {
-            let props = self.properties.as_ref().map_or(1, |p| p.encoded_len());
-            len.saturating_add(props)
-        } else {
-            len
-        }
+        self.len_with(usize::from(v5))
     }
 
-    /// Appends the body; `v5` adds the properties.
+    /// Body length with `props` bytes of property block.
+    fn len_with(&self, props: usize) -> usize {
+        let id = if self.packet_id().is_some() { 2 } else { 0 };
+        (prefixed_len(self.topic.as_str().len()) + id + self.payload.len()).saturating_add(props)
+    }
+
+    /// Appends the body; `v5` adds the empty property block.
     pub(crate) fn write(&self, v5: bool, out: &mut BytesMut) {
+        self.write_with(out, |out| {
+            if v5 {
+                out.put_u8(0);
+            }
+        });
+    }
+
+    /// Appends the body, calling `props` between packet id and payload.
+    fn write_with(&self, out: &mut BytesMut, props: impl FnOnce(&mut BytesMut)) {
         put_prefixed(out, self.topic.as_str().as_bytes());
         if let Some(id) = self.packet_id() {
             out.put_u16(id.get());
         }
-        if v5 {
-            match &self.properties {
-                Some(p) => p.write(out),
-                None => out.put_u8(0),
-            }
-        }
+        props(out);
         out.put_slice(&self.payload);
+    }
+}
+
+/// The QoS bits of `flags` with the packet id QoS 1 and 2 carry.
+fn read_qos_pid<B: bytes::Buf>(flags: u8, r: &mut Reader<B>) -> Result<QosPid, DecodeError> {
+    Ok(match (flags >> 1) & 0b11 {
+        0 => QosPid::AtMostOnce,
+        1 => QosPid::AtLeastOnce(r.packet_id()?),
+        2 => QosPid::ExactlyOnce(r.packet_id()?),
+        _ => return Err(DecodeError::InvalidQoS),
+    })
+}
+
+impl PublishV5 {
+    /// Decodes an MQTT 5 PUBLISH body: topic (empty only with a Topic Alias
+    /// [MQTT-3.3.2-1], else [`DecodeError::EmptyTopicWithoutAlias`]), packet id, properties,
+    /// payload. Without properties it is a [`Packet::Publish`].
+    pub(crate) fn decode(flags: u8, mut r: Reader<Bytes>) -> Result<Packet, DecodeError> {
+        let bytes = r.prefixed("topic name")?;
+        let topic = if bytes.is_empty() {
+            TopicName::empty_for_alias()
+        } else {
+            TopicName::from_bytes(bytes).map_err(|source| DecodeError::InvalidTopic {
+                packet: PacketType::Publish,
+                field: "topic name",
+                source,
+            })?
+        };
+        let qos_pid = read_qos_pid(flags, &mut r)?;
+        let properties: PublishProperties =
+            property::read(&mut r, PropertyScope::Packet(PacketType::Publish))?;
+        if topic.as_str().is_empty() && properties.topic_alias.is_none() {
+            return Err(DecodeError::EmptyTopicWithoutAlias);
+        }
+        let publish = Publish {
+            dup: flags & FLAG_DUP != 0,
+            qos_pid,
+            retain: flags & FLAG_RETAIN != 0,
+            topic,
+            payload: r.rest(),
+        };
+        Ok(if properties.is_empty() {
+            Packet::Publish(publish)
+        } else {
+            Packet::PublishV5(Box::new(Self {
+                publish,
+                properties,
+            }))
+        })
+    }
+
+    /// Refuses DUP at QoS 0 [MQTT-3.3.1-2], an empty topic without a Topic Alias
+    /// [MQTT-3.3.2-1], and bad property values.
+    pub(crate) fn check(&self) -> Result<(), EncodeError> {
+        let p = &self.publish;
+        if p.dup && p.qos_pid == QosPid::AtMostOnce {
+            return Err(EncodeError::DupAtQoS0);
+        }
+        if p.topic.as_str().is_empty() && self.properties.topic_alias.is_none() {
+            return Err(EncodeError::EmptyTopicWithoutAlias);
+        }
+        self.properties
+            .check(PropertyScope::Packet(PacketType::Publish))
+    }
+
+    /// Body length.
+    pub(crate) fn remaining_len(&self) -> usize {
+        self.publish.len_with(self.properties.encoded_len())
+    }
+
+    /// Appends the body.
+    pub(crate) fn write(&self, out: &mut BytesMut) {
+        self.publish
+            .write_with(out, |out| self.properties.write(out));
     }
 }

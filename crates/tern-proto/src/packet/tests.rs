@@ -174,7 +174,6 @@ fn vectors() -> Vec<Vector> {
                 retain: false,
                 topic: name("a/b"),
                 payload: b(b"hi"),
-                properties: None,
             }),
         ),
         v(
@@ -186,7 +185,6 @@ fn vectors() -> Vec<Vector> {
                 retain: false,
                 topic: name("a/b"),
                 payload: b(b"hello"),
-                properties: None,
             }),
         ),
         v(
@@ -198,7 +196,6 @@ fn vectors() -> Vec<Vector> {
                 retain: true,
                 topic: name("a/b"),
                 payload: Bytes::new(),
-                properties: None,
             }),
         ),
         v(testdata!("v311/puback"), ALL_LEVELS, Packet::PubAck(id(10))),
@@ -803,7 +800,6 @@ fn publish_with_remaining_len(remaining: usize) -> Packet {
         retain: false,
         topic: name("t"),
         payload: Bytes::from(vec![0xa5; remaining - 3]),
-        properties: None,
     })
 }
 
@@ -934,7 +930,6 @@ fn encoding_refuses_dup_at_qos_0() {
         retain: false,
         topic: name("a"),
         payload: Bytes::new(),
-        properties: None,
     });
     refuses(&packet, None, EncodeError::DupAtQoS0);
 }
@@ -1165,7 +1160,6 @@ pub(crate) mod strategy {
                 retain,
                 topic,
                 payload,
-                properties: None,
             })
     }
 
@@ -1507,14 +1501,18 @@ pub(crate) mod strategy {
 
         fn publish() -> impl Strategy<Value = Packet> {
             (super::publish(), publish_properties(), any::<bool>()).prop_map(
-                |(mut p, properties, alias_only)| {
+                |(mut publish, properties, alias_only)| {
                     if alias_only && properties.topic_alias.is_some() {
-                        p.topic = TopicName::empty_for_alias();
+                        publish.topic = TopicName::empty_for_alias();
                     }
-                    if properties != PublishProperties::default() {
-                        p.properties = Some(Box::new(properties));
+                    if properties == PublishProperties::default() {
+                        Packet::Publish(publish)
+                    } else {
+                        Packet::PublishV5(Box::new(PublishV5 {
+                            publish,
+                            properties,
+                        }))
                     }
-                    Packet::Publish(p)
                 },
             )
         }

@@ -226,19 +226,20 @@ fn vectors() -> Vec<((&'static str, &'static str), Packet, bool)> {
                 retain: false,
                 topic: name("a/b"),
                 payload: b(b"hi"),
-                properties: None,
             }),
             true,
         ),
         (
             testdata!("v5/publish_properties"),
-            Packet::Publish(Publish {
-                dup: false,
-                qos_pid: QosPid::AtLeastOnce(id(10)),
-                retain: false,
-                topic: name("a/b"),
-                payload: b(b"{}"),
-                properties: Some(Box::new(PublishProperties {
+            Packet::PublishV5(Box::new(PublishV5 {
+                publish: Publish {
+                    dup: false,
+                    qos_pid: QosPid::AtLeastOnce(id(10)),
+                    retain: false,
+                    topic: name("a/b"),
+                    payload: b(b"{}"),
+                },
+                properties: PublishProperties {
                     payload_format_indicator: Some(PayloadFormat::Utf8),
                     message_expiry_interval: Some(120),
                     content_type: Some(s("application/json")),
@@ -247,23 +248,25 @@ fn vectors() -> Vec<((&'static str, &'static str), Packet, bool)> {
                     subscription_identifiers: vec![sub_id(1), sub_id(MAX_VBI)],
                     topic_alias: Some(nz16(3)),
                     user_properties: vec![pair("k", "1"), pair("k", "2")],
-                })),
-            }),
+                },
+            })),
             true,
         ),
         (
             testdata!("v5/publish_alias_only"),
-            Packet::Publish(Publish {
-                dup: false,
-                qos_pid: QosPid::AtMostOnce,
-                retain: false,
-                topic: TopicName::empty_for_alias(),
-                payload: b(b"x"),
-                properties: Some(Box::new(PublishProperties {
+            Packet::PublishV5(Box::new(PublishV5 {
+                publish: Publish {
+                    dup: false,
+                    qos_pid: QosPid::AtMostOnce,
+                    retain: false,
+                    topic: TopicName::empty_for_alias(),
+                    payload: b(b"x"),
+                },
+                properties: PublishProperties {
                     topic_alias: Some(nz16(3)),
                     ..PublishProperties::default()
-                })),
-            }),
+                },
+            })),
             true,
         ),
         (
@@ -1186,17 +1189,19 @@ fn level_5_content_is_refused_below_level_5() {
             reason: AuthReasonCode::ReAuthenticate,
             properties: AuthProperties::default(),
         })),
-        Packet::Publish(Publish {
-            dup: false,
-            qos_pid: QosPid::AtMostOnce,
-            retain: false,
-            topic: name("t"),
-            payload: Bytes::new(),
-            properties: Some(Box::new(PublishProperties {
+        Packet::PublishV5(Box::new(PublishV5 {
+            publish: Publish {
+                dup: false,
+                qos_pid: QosPid::AtMostOnce,
+                retain: false,
+                topic: name("t"),
+                payload: Bytes::new(),
+            },
+            properties: PublishProperties {
                 message_expiry_interval: Some(1),
                 ..PublishProperties::default()
-            })),
-        }),
+            },
+        })),
     ];
     for packet in v5_only {
         for level in [ProtocolLevel::V3_1, ProtocolLevel::V3_1_1] {
@@ -1237,7 +1242,6 @@ fn the_shared_forms_differ_on_the_wire_at_level_5() {
         retain: false,
         topic: name("a"),
         payload: b(b"p"),
-        properties: None,
     });
     let mut v4 = BytesMut::new();
     publish.encode_for(ProtocolLevel::V3_1_1, &mut v4).unwrap();
@@ -1282,8 +1286,24 @@ fn encoder_refusals_at_level_5() {
         retain: false,
         topic: TopicName::empty_for_alias(),
         payload: Bytes::new(),
-        properties: None,
     });
+    assert_eq!(
+        encode_v5(&alias_less),
+        Err(EncodeError::EmptyTopicWithoutAlias)
+    );
+    let alias_less = Packet::PublishV5(Box::new(PublishV5 {
+        publish: Publish {
+            dup: false,
+            qos_pid: QosPid::AtMostOnce,
+            retain: false,
+            topic: TopicName::empty_for_alias(),
+            payload: Bytes::new(),
+        },
+        properties: PublishProperties {
+            content_type: Some(s("text/plain")),
+            ..PublishProperties::default()
+        },
+    }));
     assert_eq!(
         encode_v5(&alias_less),
         Err(EncodeError::EmptyTopicWithoutAlias)
@@ -1339,17 +1359,16 @@ fn encoder_refusals_at_level_5() {
 }
 
 #[test]
-fn a_3_1_1_session_allocates_nothing_for_properties() {
-    // The decoded PUBLISH of every level without properties holds `None`, not an empty box.
-    let bytes = b"\x32\x06\x00\x01a\x00\x07p";
-    let mut buf = BytesMut::from(&bytes[..]);
-    let Ok(Some(Packet::Publish(p))) = Decoder::new(ProtocolLevel::V3_1_1, 64).decode(&mut buf)
-    else {
-        panic!()
-    };
-    assert!(p.properties.is_none());
-    // And the packet enum did not grow past a PUBLISH.
-    assert!(size_of::<Packet>() <= size_of::<Publish>() + 8);
+fn a_3_1_1_session_pays_nothing_for_properties() {
+    // A PUBLISH without properties is the same packet at both levels: no property block
+    // in memory, and the packet enum is no larger than a PUBLISH.
+    let v4 = b"\x32\x06\x00\x01a\x00\x07p";
+    let v5 = b"\x32\x07\x00\x01a\x00\x07\x00p";
+    let mut buf = BytesMut::from(&v4[..]);
+    let at_4 = Decoder::new(ProtocolLevel::V3_1_1, 64).decode(&mut buf);
+    assert!(matches!(at_4, Ok(Some(Packet::Publish(_)))));
+    assert_eq!(decode_one(v5), at_4);
+    assert_eq!(size_of::<Packet>(), size_of::<Publish>());
 }
 
 // ---- proptest: every v5 packet with arbitrary properties survives encode -> decode

@@ -701,6 +701,7 @@ impl Session {
             | Packet::PingReq
             | Packet::Disconnect
             | Packet::ConnAckV5(_)
+            | Packet::PublishV5(_)
             | Packet::PubAckV5(_)
             | Packet::PubRecV5(_)
             | Packet::PubRelV5(_)
@@ -1013,7 +1014,6 @@ impl Session {
                 retain: msg.retain,
                 topic: msg.topic,
                 payload: msg.payload,
-                properties: None,
             };
             match id {
                 Some(id) => {

@@ -25,7 +25,6 @@ fn publish_op(n: u16, seq: u64, payload: &str) -> PersistOp {
         retain: n.is_multiple_of(3),
         topic: TopicName::new("t/persist").unwrap(),
         payload: Bytes::from(payload.to_owned()),
-        properties: None,
     };
     PersistOp::Publish { seq, publish }
 }

@@ -55,7 +55,6 @@ pub(super) fn publish(qos_pid: QosPid, dup: bool, payload: &'static [u8]) -> Pac
         retain: false,
         topic: topic("a/b"),
         payload: Bytes::from_static(payload),
-        properties: None,
     })
 }
 
@@ -535,6 +534,5 @@ fn out_publish(qos_pid: QosPid, payload: &Bytes, dup: bool) -> Packet {
         retain: false,
         topic: topic("from/broker"),
         payload: payload.clone(),
-        properties: None,
     })
 }

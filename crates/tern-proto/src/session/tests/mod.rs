@@ -1273,7 +1273,6 @@ fn an_oversized_packet_is_a_protocol_error_naming_the_limit() {
         retain: false,
         topic: topic("a"),
         payload: Bytes::from(vec![0u8; 100]),
-        properties: None,
     });
     let r = pair.deliver(big);
     let Err(e) = r.clone() else {
