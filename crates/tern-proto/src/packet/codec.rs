@@ -26,6 +26,10 @@ impl Packet {
     /// packets both levels share (PUBLISH without properties, SUBSCRIBE, SUBACK, ...) differ
     /// on the wire.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        // The 3.1.1 PUBLISH first, with its level known at compile time.
+        if let Self::Publish(p) = self {
+            return p.encode(false, out);
+        }
         self.encode_checked(None, out)
     }
 
@@ -104,10 +108,18 @@ impl Packet {
         level: Option<ProtocolLevel>,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        let implied = self.implies_v5();
         let v5 = match level {
             Some(level) => level.is_v5(),
-            None => self.implies_v5(),
+            None => implied,
         };
+        if !v5 && implied && !matches!(self, Self::Connect(_)) {
+            return Err(EncodeError::NotInLevel {
+                packet: self.packet_type(),
+                level: level.unwrap_or_default(),
+                what: "reason codes, properties and AUTH are MQTT 5 only",
+            });
+        }
         self.check(level, v5)?;
         let remaining = self.remaining_len(v5);
         if remaining > MAX_REMAINING_LENGTH {
@@ -145,13 +157,6 @@ impl Packet {
     }
 
     fn check(&self, level: Option<ProtocolLevel>, v5: bool) -> Result<(), EncodeError> {
-        if !v5 && self.implies_v5() && !matches!(self, Self::Connect(_)) {
-            return Err(EncodeError::NotInLevel {
-                packet: self.packet_type(),
-                level: level.unwrap_or_default(),
-                what: "reason codes, properties and AUTH are MQTT 5 only",
-            });
-        }
         match self {
             Self::Connect(p) => p.check(),
             Self::ConnAck(p) if v5 => p.check_v5(),

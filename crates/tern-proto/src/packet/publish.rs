@@ -159,7 +159,8 @@ impl Publish {
     /// Body length with `props` bytes of property block.
     fn len_with(&self, props: usize) -> usize {
         let id = if self.packet_id().is_some() { 2 } else { 0 };
-        (prefixed_len(self.topic.as_str().len()) + id + self.payload.len()).saturating_add(props)
+        // Each part is bounded (a 65,535-byte topic, a payload in memory): no overflow.
+        prefixed_len(self.topic.as_str().len()) + id + self.payload.len() + props
     }
 
     /// Appends the body; `v5` adds the empty property block.
