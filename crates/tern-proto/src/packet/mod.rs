@@ -17,7 +17,13 @@
 //! more, and the `…V5` variant otherwise, so each packet has one representation (except
 //! UNSUBACK, which at level 5 always lists a reason code per filter and always decodes to
 //! [`Packet::UnsubAckV5`]). A 3.1.1 connection pays nothing for this: no property parsing,
-//! no allocation, and the same decode fast path.
+//! no allocation, a `Packet` no larger than before, and a decode fast path compiled for its
+//! level (the decoder tests the level once per packet).
+//!
+//! Encoding: [`Packet::encode`] writes the form the packet implies (MQTT 5 for a `…V5`
+//! variant or AUTH, else 3.1.1); a connection speaking MQTT 5 encodes with
+//! [`Packet::encode_for`]`(ProtocolLevel::V5, …)`, since the shared variants differ on the
+//! wire at level 5 (a PUBLISH carries an empty property block there).
 //!
 //! ## MQTT 5 codec: checklist coverage
 //!
@@ -56,7 +62,7 @@
 //! | [MQTT-3.9.3-2], [MQTT-3.11.3-2] | SUBACK / UNSUBACK reason codes, at least one | `every_byte_is_a_listed_reason_code_…`, `v5/suback_reasons`, `v5/unsuback_reasons`, `malformed_v5/suback_reason_0x03`, `…/unsuback_no_codes`, `…/unsuback_short` |
 //! | [MQTT-3.14.2-1], §3.14.2.1 | DISCONNECT reason codes; Remaining Length 0 is a Normal disconnection | `every_byte_is_a_listed_reason_code_…`, `v311/disconnect` at level 5, `v5/disconnect_*`, `malformed_v5/disconnect_reason_0x01` |
 //! | [MQTT-3.15.1-1], [MQTT-3.15.2-1], §3.15.2.1 | AUTH flags, reason codes, Remaining Length 0 = Success; AUTH does not exist below 5 | `malformed_v5/auth_flags_0001`, `…/auth_reason_0x01`, `…/auth_at_level_4`, `v5/auth_success`, `v5/auth_continue` |
-//! | (levels 3, 4) | nothing of 5 leaks into 3.1 / 3.1.1 | `level_5_content_is_refused_below_level_5`, `a_3_1_1_session_allocates_nothing_for_properties`, every 3.1.1 test unchanged |
+//! | (levels 3, 4) | nothing of 5 leaks into 3.1 / 3.1.1 | `level_5_content_is_refused_below_level_5`, `a_3_1_1_session_pays_nothing_for_properties`, every 3.1.1 test unchanged |
 //! | (§2 of the checklist) | encode then decode is the identity; any chunking gives the same packets | `every_v5_packet_round_trips`, `tests::any_packet_round_trips`, `tests::a_stream_split_at_every_point_yields_the_same_packets`, `tests::a_stream_in_random_chunks_yields_the_same_packets`, `tests::the_fast_path_agrees_with_the_general_path_on_damaged_packets` (all levels), fuzz `decode` and `decode_chunked` |
 
 mod ack;
