@@ -1,6 +1,7 @@
 //! Codec micro-benchmarks: decode and encode of PUBLISH at three payload sizes, and of a
-//! mixed stream of what a client receives (built from the `testdata/` vectors). Each case
-//! reports packets/s and bytes/s.
+//! mixed stream of what a client receives (built from the `testdata/` vectors), at level 4;
+//! then the same at level 5 (`v5/…`: PUBLISH without and with properties, a stream of the
+//! MQTT 5 vectors). Each case reports packets/s and bytes/s.
 
 // Inputs are fixed vectors known to be valid: any failure is a bug to abort on.
 #![allow(clippy::unwrap_used)]
@@ -10,7 +11,10 @@ use std::hint::black_box;
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tern_proto::packet::DEFAULT_MAX_PACKET_SIZE;
-use tern_proto::{Decoder, Packet, PacketId, ProtocolLevel, Publish, QosPid, TopicName};
+use tern_proto::{
+    Decoder, MqttString, Packet, PacketId, ProtocolLevel, Publish, PublishProperties, PublishV5,
+    QosPid, TopicName,
+};
 
 /// Hex text of a `testdata` file to bytes (`#` comments, whitespace ignored).
 fn hex(text: &str) -> Vec<u8> {
@@ -54,8 +58,26 @@ fn mixed_vectors() -> Vec<u8> {
     .concat()
 }
 
-fn decode_all(stream: &[u8]) -> Vec<Packet> {
-    let mut dec = Decoder::new(ProtocolLevel::V3_1_1, DEFAULT_MAX_PACKET_SIZE);
+/// What an MQTT 5 client typically receives: the level-5 vectors of the same kinds.
+fn mixed_vectors_v5() -> Vec<u8> {
+    [
+        testdata!("v5/connack_properties"),
+        testdata!("v5/suback_reasons"),
+        testdata!("v5/publish_qos0"),
+        testdata!("v5/publish_properties"),
+        testdata!("v5/publish_alias_only"),
+        testdata!("v311/puback"),
+        testdata!("v5/puback_reason"),
+        testdata!("v5/pubrec_error"),
+        testdata!("v5/pubrel_not_found"),
+        testdata!("v5/pubcomp_reason_string"),
+        testdata!("v311/pingresp"),
+    ]
+    .concat()
+}
+
+fn decode_all(level: ProtocolLevel, stream: &[u8]) -> Vec<Packet> {
+    let mut dec = Decoder::new(level, DEFAULT_MAX_PACKET_SIZE);
     let mut buf = BytesMut::from(stream);
     let mut packets = Vec::new();
     while let Some(p) = dec.decode(&mut buf).unwrap() {
@@ -65,10 +87,19 @@ fn decode_all(stream: &[u8]) -> Vec<Packet> {
     packets
 }
 
-fn encode_all(packets: &[Packet]) -> Vec<u8> {
+/// Encodes at `level`; level 4 through [`Packet::encode`], as the session does.
+fn encode_at(level: ProtocolLevel, p: &Packet, out: &mut BytesMut) {
+    if level == ProtocolLevel::V3_1_1 {
+        p.encode(out).unwrap();
+    } else {
+        p.encode_for(level, out).unwrap();
+    }
+}
+
+fn encode_all(level: ProtocolLevel, packets: &[Packet]) -> Vec<u8> {
     let mut out = BytesMut::new();
     for p in packets {
-        p.encode(&mut out).unwrap();
+        encode_at(level, p, &mut out);
     }
     out.to_vec()
 }
@@ -83,16 +114,35 @@ fn publish(payload_len: usize, n: u16) -> Packet {
     })
 }
 
-/// One benchmark pair (decode, encode) over `packets`, encoded as one stream.
-fn bench_stream(c: &mut Criterion, name: &str, packets: &[Packet]) {
-    let stream = encode_all(packets);
+/// A PUBLISH like [`publish`] with the properties an MQTT 5 sensor might add.
+fn publish_v5_properties(payload_len: usize, n: u16) -> Packet {
+    let Packet::Publish(publish) = publish(payload_len, n) else {
+        unreachable!()
+    };
+    Packet::PublishV5(Box::new(PublishV5 {
+        publish,
+        properties: PublishProperties {
+            message_expiry_interval: Some(60),
+            content_type: Some(MqttString::new("application/octet-stream").unwrap()),
+            user_properties: vec![(
+                MqttString::new("unit").unwrap(),
+                MqttString::new("celsius").unwrap(),
+            )],
+            ..PublishProperties::default()
+        },
+    }))
+}
+
+/// One benchmark pair (decode, encode) over `packets`, encoded as one stream at `level`.
+fn bench_stream(c: &mut Criterion, name: &str, level: ProtocolLevel, packets: &[Packet]) {
+    let stream = encode_all(level, packets);
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::ElementsAndBytes {
         elements: packets.len() as u64,
         bytes: stream.len() as u64,
     });
     group.bench_function("decode", |b| {
-        let mut dec = Decoder::new(ProtocolLevel::V3_1_1, DEFAULT_MAX_PACKET_SIZE);
+        let mut dec = Decoder::new(level, DEFAULT_MAX_PACKET_SIZE);
         b.iter_batched_ref(
             || BytesMut::from(&stream[..]),
             |buf| {
@@ -108,7 +158,7 @@ fn bench_stream(c: &mut Criterion, name: &str, packets: &[Packet]) {
         b.iter(|| {
             out.clear();
             for p in black_box(packets) {
-                p.encode(&mut out).unwrap();
+                encode_at(level, p, &mut out);
             }
             black_box(&out);
         });
@@ -123,11 +173,20 @@ fn codec(c: &mut Criterion) {
         ("publish_64KiB", 64 * 1024, 16),
     ] {
         let packets: Vec<Packet> = (1..=count).map(|n| publish(payload_len, n)).collect();
-        bench_stream(c, name, &packets);
+        bench_stream(c, name, ProtocolLevel::V3_1_1, &packets);
     }
-    let one_round = decode_all(&mixed_vectors());
+    let one_round = decode_all(ProtocolLevel::V3_1_1, &mixed_vectors());
     let mixed: Vec<Packet> = one_round.iter().cycle().take(1000).cloned().collect();
-    bench_stream(c, "mixed_stream", &mixed);
+    bench_stream(c, "mixed_stream", ProtocolLevel::V3_1_1, &mixed);
+
+    let v5 = ProtocolLevel::V5;
+    let plain: Vec<Packet> = (1..=1000).map(|n| publish(16, n)).collect();
+    bench_stream(c, "v5/publish_16B", v5, &plain);
+    let with_properties: Vec<Packet> = (1..=1000).map(|n| publish_v5_properties(16, n)).collect();
+    bench_stream(c, "v5/publish_16B_properties", v5, &with_properties);
+    let one_round = decode_all(v5, &mixed_vectors_v5());
+    let mixed: Vec<Packet> = one_round.iter().cycle().take(1000).cloned().collect();
+    bench_stream(c, "v5/mixed_stream", v5, &mixed);
 }
 
 criterion_group!(benches, codec);

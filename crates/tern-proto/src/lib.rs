@@ -1,4 +1,5 @@
-//! Sans-IO MQTT 3.1 / 3.1.1 client protocol core.
+//! Sans-IO MQTT 3.1 / 3.1.1 / 5.0 client protocol core (the session speaks 3.1 and 3.1.1;
+//! the codec all three).
 //!
 //! Nothing in this crate performs IO or reads a clock. Feed bytes and instants to a
 //! [`Session`] through its `handle_*` methods, then drain `poll_transmit`, `poll_event` and
@@ -13,9 +14,15 @@ pub mod text;
 pub mod topic;
 
 pub use packet::{
-    ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, EncodeError, LastWill, Packet,
-    PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid, SubAck, Subscribe,
-    SubscribeReturnCode, Unsubscribe,
+    Ack, Auth, AuthProperties, AuthReasonCode, ConnAck, ConnAckProperties, ConnAckV5, Connect,
+    ConnectProperties, ConnectReasonCode, ConnectReturnCode, DecodeError, Decoder,
+    DisconnectProperties, DisconnectReasonCode, DisconnectV5, EncodeError, LastWill, Packet,
+    PacketId, PacketType, PayloadFormat, PropertyId, PropertyScope, ProtocolLevel,
+    PubAckReasonCode, PubCompReasonCode, PubRecReasonCode, PubRelReasonCode, Publish,
+    PublishProperties, PublishV5, QoS, QosPid, ReasonProperties, RetainHandling, SubAck,
+    SubAckReasonCode, SubAckV5, Subscribe, SubscribeProperties, SubscribeReturnCode, SubscribeV5,
+    SubscriptionId, SubscriptionOptions, UnsubAckReasonCode, UnsubAckV5, Unsubscribe,
+    UnsubscribeProperties, UnsubscribeV5, UserProperty, WillProperties,
 };
 pub use session::{
     ApiMisuse, DisconnectReason, Event, Message, ProtocolError, RequestError, RequestId, Session,

@@ -77,6 +77,12 @@ impl TopicName {
         Self(MqttString::from_checked(bytes))
     }
 
+    /// The empty topic of an MQTT 5 PUBLISH that names its topic by a Topic Alias only
+    /// [MQTT-3.3.2-1]; the codec refuses it anywhere else.
+    pub(crate) fn empty_for_alias() -> Self {
+        Self(MqttString::default())
+    }
+
     /// Validates an already valid MQTT string as a topic name.
     pub fn from_string(s: MqttString) -> Result<Self, TopicError> {
         if s.is_empty() {

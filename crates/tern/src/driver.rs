@@ -277,6 +277,7 @@ fn session_config(options: &ConnectOptions) -> SessionConfig {
             payload: w.payload.clone(),
             qos: w.qos,
             retain: w.retain,
+            properties: Default::default(),
         })
     });
     SessionConfig::new(client_id)

@@ -2,9 +2,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::property::{self, ConnectProperties, PropertyBlock, PropertyScope, WillProperties};
 use super::read::Reader;
 use super::write::{prefixed_len, put_prefixed};
-use super::{DecodeError, EncodeError, ProtocolLevel, QoS};
+use super::{DecodeError, EncodeError, PacketType, ProtocolLevel, QoS};
 use crate::text::MqttString;
 use crate::topic::TopicName;
 
@@ -24,8 +25,10 @@ pub struct Connect {
     pub will: Option<LastWill>,
     /// User name.
     pub username: Option<MqttString>,
-    /// Password: binary data in 3.1.1, a UTF-8 string in 3.1.
+    /// Password: binary data in 3.1.1 and 5, a UTF-8 string in 3.1.
     pub password: Option<Bytes>,
+    /// CONNECT properties (MQTT 5 only; empty at the other levels).
+    pub properties: ConnectProperties,
 }
 
 /// The message the broker publishes when the client disappears without DISCONNECT.
@@ -39,6 +42,8 @@ pub struct LastWill {
     pub qos: QoS,
     /// Whether the broker retains the will.
     pub retain: bool,
+    /// Will Properties (MQTT 5 only; empty at the other levels).
+    pub properties: WillProperties,
 }
 
 const FLAG_RESERVED: u8 = 0b0000_0001;
@@ -71,6 +76,7 @@ impl Connect {
         let level = match (&name[..], level_byte) {
             (b"MQIsdp", 3) => ProtocolLevel::V3_1,
             (b"MQTT", 4) => ProtocolLevel::V3_1_1,
+            (b"MQTT", 5) => ProtocolLevel::V5,
             _ => {
                 return Err(DecodeError::UnsupportedProtocol {
                     name: String::from_utf8_lossy(&name).into_owned(),
@@ -97,12 +103,23 @@ impl Connect {
         };
         let has_username = flags & FLAG_USERNAME != 0;
         let has_password = flags & FLAG_PASSWORD != 0;
+        // MQTT 5 allows a password without a user name (§3.1.2.9).
         if has_password && !has_username && level == ProtocolLevel::V3_1_1 {
             return bad("password flag set without the user name flag [MQTT-3.1.2-22]");
         }
         let keep_alive = r.u16("keep alive")?;
+        let properties = if level.is_v5() {
+            property::read(&mut r, PropertyScope::Packet(PacketType::Connect))?
+        } else {
+            ConnectProperties::default()
+        };
         let client_id = r.string("client identifier")?;
         let will = if will_flag {
+            let properties = if level.is_v5() {
+                property::read(&mut r, PropertyScope::Will)?
+            } else {
+                WillProperties::default()
+            };
             let topic = r.topic_name("will topic")?;
             let payload = r.prefixed("will message")?;
             Some(LastWill {
@@ -110,6 +127,7 @@ impl Connect {
                 payload,
                 qos: will_qos,
                 retain: will_retain,
+                properties,
             })
         } else {
             None
@@ -133,6 +151,7 @@ impl Connect {
             will,
             username,
             password,
+            properties,
         })
     }
 
@@ -153,6 +172,23 @@ impl Connect {
                 if self.password.is_some() && self.username.is_none() {
                     return Err(EncodeError::PasswordWithoutUsername);
                 }
+            }
+            ProtocolLevel::V5 => {
+                self.properties
+                    .check(PropertyScope::Packet(PacketType::Connect))?;
+                if let Some(will) = &self.will {
+                    will.properties.check(PropertyScope::Will)?;
+                }
+            }
+        }
+        if !self.level.is_v5() {
+            let will_properties = self.will.as_ref().is_some_and(|w| !w.properties.is_empty());
+            if !self.properties.is_empty() || will_properties {
+                return Err(EncodeError::NotInLevel {
+                    packet: PacketType::Connect,
+                    level: self.level,
+                    what: "properties",
+                });
             }
         }
         if let Some(will) = &self.will
@@ -180,6 +216,12 @@ impl Connect {
         len += prefixed_len(self.client_id.len());
         if let Some(will) = &self.will {
             len += prefixed_len(will.topic.as_str().len()) + prefixed_len(will.payload.len());
+            if self.level.is_v5() {
+                len = len.saturating_add(will.properties.encoded_len());
+            }
+        }
+        if self.level.is_v5() {
+            len = len.saturating_add(self.properties.encoded_len());
         }
         if let Some(username) = &self.username {
             len += prefixed_len(username.len());
@@ -212,8 +254,14 @@ impl Connect {
         }
         out.put_u8(flags);
         out.put_u16(self.keep_alive);
+        if self.level.is_v5() {
+            self.properties.write(out);
+        }
         put_prefixed(out, self.client_id.as_bytes());
         if let Some(will) = &self.will {
+            if self.level.is_v5() {
+                will.properties.write(out);
+            }
             put_prefixed(out, will.topic.as_str().as_bytes());
             put_prefixed(out, &will.payload);
         }

@@ -5,6 +5,7 @@ use bytes::{Buf, BytesMut};
 use super::fixed_header::FixedHeader;
 use super::publish::{FLAG_DUP, FLAG_RETAIN};
 use super::read::remaining_length;
+use super::write::remaining_length_len;
 use super::{DecodeError, Packet, PacketId, ProtocolLevel, Publish, QosPid};
 use crate::topic::TopicName;
 
@@ -34,7 +35,8 @@ impl Decoder {
         }
     }
 
-    /// The protocol level used to interpret CONNACK and SUBACK.
+    /// The protocol level used to interpret the packets (CONNACK and SUBACK codes; at level
+    /// 5 properties, reason codes and AUTH).
     pub fn level(&self) -> ProtocolLevel {
         self.level
     }
@@ -66,6 +68,26 @@ impl Decoder {
     // call the 72-byte result is copied through memory again, a quarter of a PUBLISH decode.
     #[inline(always)]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        // One test of the level; each level then runs a fast path compiled for it, so the
+        // 3.1 / 3.1.1 one carries no MQTT 5 branch.
+        if self.level == ProtocolLevel::V5 {
+            return self.decode_v5(buf);
+        }
+        self.decode_fast::<false>(buf)
+    }
+
+    /// [`Decoder::decode`] at level 5 (kept out of line: it is not the 3.1.1 hot path).
+    #[inline(never)]
+    fn decode_v5(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        self.decode_fast::<true>(buf)
+    }
+
+    /// The fast path for one level: `V5` is whether it is level 5.
+    #[inline(always)]
+    fn decode_fast<const V5: bool>(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Packet>, DecodeError> {
         // Fast path for whole, well-formed PUBLISH and fixed-size packets: parsed straight
         // from the buffer, built without intermediate moves. Anything it does not accept
         // outright (errors, partial packets, other types, unusual topics) goes to
@@ -83,13 +105,20 @@ impl Decoder {
         if len > self.max_packet_size {
             return self.decode_general(buf);
         }
+        let v5 = V5;
+        // MQTT 5 refuses padded lengths [MQTT-1.5.5-1]; the general path reports it.
+        if v5 && len_bytes != remaining_length_len(remaining) {
+            return self.decode_general(buf);
+        }
         let Some(body) = bytes.get(header_len..len) else {
             return self.decode_general(buf); // checks the header, then waits for the body
         };
         match first {
-            // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a non-zero id, nothing else.
+            // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a non-zero id, nothing else (at
+            // level 5: reason Success, no properties; an UNSUBACK there lists codes).
             0x40 | 0x50 | 0x62 | 0x70 | 0xb0 => {
                 if let &[hi, lo] = body
+                    && !(v5 && first == 0xb0)
                     && let Some(id) = PacketId::new(u16::from_be_bytes([hi, lo]))
                 {
                     buf.advance(len);
@@ -111,7 +140,7 @@ impl Decoder {
                 }));
             }
             0x30..=0x3f => {
-                if let Some((qos_pid, topic_len)) = plain_publish(first, body) {
+                if let Some((qos_pid, topic_len)) = plain_publish(first, body, v5) {
                     // Split the packet off once; topic and payload share it. The topic is a
                     // clone cut short (inlined: one reference-count increment) rather than
                     // `Bytes::slice`, an out-of-line call with range checks already done here.
@@ -121,7 +150,8 @@ impl Decoder {
                     topic.truncate(topic_len);
                     let topic = TopicName::from_plain(topic);
                     let id_len = if qos_pid == QosPid::AtMostOnce { 0 } else { 2 };
-                    body.advance(topic_len + id_len);
+                    // At level 5, the empty property block `plain_publish` checked.
+                    body.advance(topic_len + id_len + usize::from(v5));
                     return Ok(Some(Packet::Publish(Publish {
                         dup: first & FLAG_DUP != 0,
                         qos_pid,
@@ -142,7 +172,7 @@ impl Decoder {
         &mut self,
         buf: &mut BytesMut,
     ) -> Result<Option<Packet>, DecodeError> {
-        let Some(header) = FixedHeader::parse(buf)? else {
+        let Some(header) = FixedHeader::parse(buf, self.level)? else {
             return Ok(None);
         };
         // At most 5 + 268,435,455: no overflow.
@@ -156,7 +186,7 @@ impl Decoder {
         if buf.len() < len {
             return Ok(None);
         }
-        if header.holds_bytes() {
+        if header.holds_bytes(self.level) {
             buf.advance(header.header_len);
             let body = buf.split_to(header.remaining_len).freeze();
             Packet::decode_shared(header, body, self.level).map(Some)
@@ -195,9 +225,10 @@ fn fast_remaining_length(bytes: &[u8]) -> Option<(usize, usize)> {
 
 /// The QoS with packet id and the topic length of the PUBLISH whose first byte is `first`
 /// and body `body`, when it is valid and its topic is plain ASCII (see
-/// [`TopicName::is_plain`]); `None` for anything else.
+/// [`TopicName::is_plain`]), and at level 5 (`v5`) its property block is empty; `None` for
+/// anything else.
 #[inline(always)]
-fn plain_publish(first: u8, body: &[u8]) -> Option<(QosPid, usize)> {
+fn plain_publish(first: u8, body: &[u8], v5: bool) -> Option<(QosPid, usize)> {
     let qos = (first >> 1) & 0b11;
     if qos == 3 || (qos == 0 && first & FLAG_DUP != 0) {
         return None;
@@ -220,6 +251,12 @@ fn plain_publish(first: u8, body: &[u8]) -> Option<(QosPid, usize)> {
             }
         }
     };
+    if v5 {
+        let id_len = if qos == 0 { 0 } else { 2 };
+        if *rest.get(topic_len + id_len)? != 0 {
+            return None;
+        }
+    }
     Some((qos_pid, topic_len))
 }
 

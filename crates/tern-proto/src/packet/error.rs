@@ -1,6 +1,7 @@
 //! Codec errors: what was wrong with bytes received, or with a packet to be sent.
 
-use super::PacketType;
+use super::property::{PropertyId, PropertyScope};
+use super::{PacketType, ProtocolLevel};
 use crate::text::StringError;
 use crate::topic::TopicError;
 
@@ -139,6 +140,98 @@ pub enum DecodeError {
         /// The return code.
         code: u8,
     },
+    /// A Variable Byte Integer (other than the remaining length) with a fifth byte.
+    #[error("{packet} {field}: variable byte integer longer than 4 bytes [MQTT-1.5.5-1]")]
+    MalformedVbi {
+        /// The packet type.
+        packet: PacketType,
+        /// The field.
+        field: &'static str,
+    },
+    /// A Variable Byte Integer not in its shortest form (MQTT 5 only).
+    #[error("{packet} {field}: variable byte integer not in its shortest form [MQTT-1.5.5-1]")]
+    NonMinimalVbi {
+        /// The packet type.
+        packet: PacketType,
+        /// The field.
+        field: &'static str,
+    },
+    /// A property identifier the standard does not define (Malformed Packet).
+    #[error("{scope}: unknown property identifier {id:#04x} (Malformed Packet, §2.2.2.2)")]
+    UnknownProperty {
+        /// The property block.
+        scope: PropertyScope,
+        /// The identifier received.
+        id: u32,
+    },
+    /// A property this packet may not carry (Malformed Packet).
+    #[error("{scope} may not carry {property} (Malformed Packet, §2.2.2.2)")]
+    PropertyNotAllowed {
+        /// The property block.
+        scope: PropertyScope,
+        /// The property.
+        property: PropertyId,
+    },
+    /// A property other than User Property (or a PUBLISH's Subscription Identifier) given
+    /// twice (Protocol Error).
+    #[error("{scope} carries {property} more than once (Protocol Error, §2.2.2.2)")]
+    DuplicateProperty {
+        /// The property block.
+        scope: PropertyScope,
+        /// The property.
+        property: PropertyId,
+    },
+    /// A property value outside its range (Protocol Error).
+    #[error("{scope} {property} = {value}: {rule} (Protocol Error)")]
+    PropertyOutOfRange {
+        /// The property block.
+        scope: PropertyScope,
+        /// The property.
+        property: PropertyId,
+        /// The value received.
+        value: u32,
+        /// The rule broken, with its section.
+        rule: &'static str,
+    },
+    /// Authentication Data without Authentication Method (Protocol Error).
+    #[error(
+        "{scope} carries Authentication Data without Authentication Method (Protocol Error, §3.1.2.11.10)"
+    )]
+    AuthenticationDataWithoutMethod {
+        /// The property block.
+        scope: PropertyScope,
+    },
+    /// A reason code the packet's table does not list.
+    #[error("{packet} reason code {code:#04x} is not one of its reason codes [{rule}]", rule = reason_rule(*.packet))]
+    InvalidReasonCode {
+        /// The packet type.
+        packet: PacketType,
+        /// The code.
+        code: u8,
+    },
+    /// A SUBSCRIBE subscription options byte that breaks a rule (MQTT 5).
+    #[error("SUBSCRIBE subscription options {byte:#010b}: {reason}")]
+    InvalidSubscriptionOptions {
+        /// The byte.
+        byte: u8,
+        /// The rule broken, with its statement id.
+        reason: &'static str,
+    },
+    /// No Local on a shared subscription (Protocol Error).
+    #[error("SUBSCRIBE sets No Local on shared subscription {filter:?} [MQTT-3.8.3-4]")]
+    NoLocalOnSharedSubscription {
+        /// The filter.
+        filter: String,
+    },
+    /// A PUBLISH with an empty topic name and no Topic Alias (Protocol Error).
+    #[error("PUBLISH with an empty topic name and no Topic Alias [MQTT-3.3.2-1]")]
+    EmptyTopicWithoutAlias,
+    /// An MQTT 5 SUBACK or UNSUBACK without any reason code.
+    #[error("{packet} carries no reason code [{rule}]", rule = reason_rule(*.packet))]
+    NoReasonCodes {
+        /// The packet type.
+        packet: PacketType,
+    },
 }
 
 /// A packet that cannot be sent because it breaks a rule of the protocol.
@@ -195,6 +288,66 @@ pub enum EncodeError {
     /// SUBACK failure code in a 3.1 session (no such code in 3.1).
     #[error("SUBACK failure code 0x80 does not exist in MQTT 3.1")]
     SubAckFailureInV31,
+    /// Something the packet holds does not exist at the protocol level it is encoded for
+    /// (properties, reason codes, AUTH below MQTT 5; an UNSUBACK without codes in MQTT 5).
+    #[error("{packet} cannot be encoded for {level}: {what}")]
+    NotInLevel {
+        /// The packet type.
+        packet: PacketType,
+        /// The level asked for.
+        level: ProtocolLevel,
+        /// What does not fit.
+        what: &'static str,
+    },
+    /// A property value a sender must not write.
+    #[error("{scope} {property} = {value}: {rule}")]
+    PropertyOutOfRange {
+        /// The property block.
+        scope: PropertyScope,
+        /// The property.
+        property: PropertyId,
+        /// The value.
+        value: u32,
+        /// The rule, with its section.
+        rule: &'static str,
+    },
+    /// Authentication Data without Authentication Method.
+    #[error("{scope}: Authentication Data requires an Authentication Method (§3.1.2.11.10)")]
+    AuthenticationDataWithoutMethod {
+        /// The property block.
+        scope: PropertyScope,
+    },
+    /// No Local on a shared subscription.
+    #[error("No Local must not be set on shared subscription {filter:?} [MQTT-3.8.3-4]")]
+    NoLocalOnSharedSubscription {
+        /// The filter.
+        filter: String,
+    },
+    /// A PUBLISH with an empty topic name and no Topic Alias.
+    #[error("a PUBLISH with an empty topic name needs a Topic Alias [MQTT-3.3.2-1]")]
+    EmptyTopicWithoutAlias,
+    /// An MQTT 5 SUBACK or UNSUBACK without any reason code.
+    #[error("{packet} needs at least one reason code [{rule}]", rule = reason_rule(*.packet))]
+    NoReasonCodes {
+        /// The packet type.
+        packet: PacketType,
+    },
+}
+
+/// The statement listing the reason codes `packet` may carry.
+fn reason_rule(packet: PacketType) -> &'static str {
+    match packet {
+        PacketType::ConnAck => "MQTT-3.2.2-8",
+        PacketType::PubAck => "MQTT-3.4.2-1",
+        PacketType::PubRec => "MQTT-3.5.2-1",
+        PacketType::PubRel => "MQTT-3.6.2-1",
+        PacketType::PubComp => "MQTT-3.7.2-1",
+        PacketType::SubAck => "MQTT-3.9.3-2",
+        PacketType::UnsubAck => "MQTT-3.11.3-2",
+        PacketType::Disconnect => "MQTT-3.14.2-1",
+        PacketType::Auth => "MQTT-3.15.2-1",
+        _ => "MQTT-2.4",
+    }
 }
 
 /// The statement requiring at least one filter in `packet`.

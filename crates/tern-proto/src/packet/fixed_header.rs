@@ -5,7 +5,8 @@
 //! encoding, and packets of fixed size that announce a longer body.
 
 use super::read::remaining_length;
-use super::{DecodeError, PacketType};
+use super::write::remaining_length_len;
+use super::{DecodeError, PacketType, ProtocolLevel};
 
 /// A parsed fixed header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,20 +25,31 @@ impl FixedHeader {
     /// Parses the fixed header at the start of `bytes`; `Ok(None)` if it is not complete yet.
     ///
     /// Checks on the first byte run as soon as it is present, so a bad first byte is reported
-    /// without waiting for the length.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Option<Self>, DecodeError> {
+    /// without waiting for the length. Type 15 (AUTH) exists at level 5 only; at level 5 the
+    /// remaining length must also be minimal [MQTT-1.5.5-1], and only PINGREQ and PINGRESP
+    /// keep a fixed size.
+    pub(crate) fn parse(bytes: &[u8], level: ProtocolLevel) -> Result<Option<Self>, DecodeError> {
         let Some((&first, rest)) = bytes.split_first() else {
             return Ok(None);
         };
         let nibble = first >> 4;
         let flags = first & 0x0f;
-        let packet_type =
-            PacketType::from_nibble(nibble).ok_or(DecodeError::ReservedPacketType { nibble })?;
+        let packet_type = match PacketType::from_nibble(nibble) {
+            Some(PacketType::Auth) if !level.is_v5() => None,
+            t => t,
+        }
+        .ok_or(DecodeError::ReservedPacketType { nibble })?;
         check_flags(packet_type, flags)?;
         let Some((remaining_len, len_bytes)) = remaining_length(rest)? else {
             return Ok(None);
         };
-        if let Some(size) = fixed_body_size(packet_type)
+        if level.is_v5() && len_bytes != remaining_length_len(remaining_len) {
+            return Err(DecodeError::NonMinimalVbi {
+                packet: packet_type,
+                field: "remaining length",
+            });
+        }
+        if let Some(size) = fixed_body_size(packet_type, level)
             && remaining_len > size
         {
             return Err(DecodeError::TrailingBytes {
@@ -56,16 +68,24 @@ impl FixedHeader {
 
 impl FixedHeader {
     /// Whether the decoded packet keeps slices of its body (CONNECT, PUBLISH, SUBSCRIBE,
-    /// UNSUBSCRIBE), so the body must become shared [`bytes::Bytes`]; the others decode from a
+    /// UNSUBSCRIBE; at level 5 every packet but the pings, the two-byte acks and an empty
+    /// DISCONNECT), so the body must become shared [`bytes::Bytes`]; the others decode from a
     /// borrowed slice.
-    pub(crate) fn holds_bytes(&self) -> bool {
-        matches!(
-            self.packet_type,
+    pub(crate) fn holds_bytes(&self, level: ProtocolLevel) -> bool {
+        match self.packet_type {
             PacketType::Connect
-                | PacketType::Publish
-                | PacketType::Subscribe
-                | PacketType::Unsubscribe
-        )
+            | PacketType::Publish
+            | PacketType::Subscribe
+            | PacketType::Unsubscribe
+            | PacketType::Auth => true,
+            _ if !level.is_v5() => false,
+            PacketType::PingReq | PacketType::PingResp => false,
+            PacketType::PubAck | PacketType::PubRec | PacketType::PubRel | PacketType::PubComp => {
+                self.remaining_len != 2
+            }
+            PacketType::Disconnect => self.remaining_len != 0,
+            PacketType::ConnAck | PacketType::SubAck | PacketType::UnsubAck => true,
+        }
     }
 }
 
@@ -87,8 +107,14 @@ fn check_flags(packet: PacketType, flags: u8) -> Result<(), DecodeError> {
     }
 }
 
-/// Body size of the packets whose size is fixed by the spec.
-const fn fixed_body_size(packet: PacketType) -> Option<usize> {
+/// Body size of the packets whose size is fixed by the spec at `level`.
+const fn fixed_body_size(packet: PacketType, level: ProtocolLevel) -> Option<usize> {
+    if level.is_v5() {
+        return match packet {
+            PacketType::PingReq | PacketType::PingResp => Some(0),
+            _ => None,
+        };
+    }
     match packet {
         PacketType::ConnAck
         | PacketType::PubAck
@@ -108,30 +134,50 @@ mod tests {
     #[test]
     fn bad_first_byte_is_reported_before_the_length() {
         assert_eq!(
-            FixedHeader::parse(&[0x00]),
+            FixedHeader::parse(&[0x00], ProtocolLevel::V3_1_1),
             Err(DecodeError::ReservedPacketType { nibble: 0 })
         );
         assert_eq!(
-            FixedHeader::parse(&[0xf0]),
+            FixedHeader::parse(&[0xf0], ProtocolLevel::V3_1_1),
             Err(DecodeError::ReservedPacketType { nibble: 15 })
         );
+        assert!(matches!(
+            FixedHeader::parse(&[0xf0, 0], ProtocolLevel::V5),
+            Ok(Some(FixedHeader {
+                packet_type: PacketType::Auth,
+                ..
+            }))
+        ));
         assert_eq!(
-            FixedHeader::parse(&[0x60]),
+            FixedHeader::parse(&[0xf1], ProtocolLevel::V5),
+            Err(DecodeError::ReservedFlags {
+                packet: PacketType::Auth,
+                flags: 1
+            })
+        );
+        assert_eq!(
+            FixedHeader::parse(&[0x60], ProtocolLevel::V3_1_1),
             Err(DecodeError::ReservedFlags {
                 packet: PacketType::PubRel,
                 flags: 0
             })
         );
-        assert_eq!(FixedHeader::parse(&[0x36]), Err(DecodeError::InvalidQoS));
-        assert_eq!(FixedHeader::parse(&[0x38]), Err(DecodeError::DupAtQoS0));
+        assert_eq!(
+            FixedHeader::parse(&[0x36], ProtocolLevel::V3_1_1),
+            Err(DecodeError::InvalidQoS)
+        );
+        assert_eq!(
+            FixedHeader::parse(&[0x38], ProtocolLevel::V3_1_1),
+            Err(DecodeError::DupAtQoS0)
+        );
     }
 
     #[test]
     fn every_type_checks_its_table_2_2_flags() {
-        for nibble in 1..=14u8 {
+        for nibble in 1..=15u8 {
             let packet = PacketType::from_nibble(nibble).unwrap();
             for flags in 0..16u8 {
-                let res = FixedHeader::parse(&[nibble << 4 | flags, 0]);
+                let res = FixedHeader::parse(&[nibble << 4 | flags, 0], ProtocolLevel::V5);
                 match packet.required_flags() {
                     Some(req) if req == flags => assert!(res.is_ok(), "{packet} {flags:04b}"),
                     Some(_) => assert_eq!(
@@ -148,18 +194,37 @@ mod tests {
     #[test]
     fn fixed_size_packets_announcing_more_are_refused_from_the_header() {
         assert_eq!(
-            FixedHeader::parse(&[0xd0, 0x80, 0x80, 0x80, 0x01]),
+            FixedHeader::parse(&[0xd0, 0x80, 0x80, 0x80, 0x01], ProtocolLevel::V3_1_1),
             Err(DecodeError::TrailingBytes {
                 packet: PacketType::PingResp,
                 extra: 2_097_152
             })
         );
         assert_eq!(
-            FixedHeader::parse(&[0x40, 0x03]),
+            FixedHeader::parse(&[0x40, 0x03], ProtocolLevel::V3_1_1),
             Err(DecodeError::TrailingBytes {
                 packet: PacketType::PubAck,
                 extra: 1
             })
         );
+    }
+
+    #[test]
+    fn level_5_refuses_padded_lengths_and_lets_acks_grow() {
+        assert_eq!(
+            FixedHeader::parse(&[0x40, 0x82, 0x00], ProtocolLevel::V5),
+            Err(DecodeError::NonMinimalVbi {
+                packet: PacketType::PubAck,
+                field: "remaining length"
+            })
+        );
+        assert!(matches!(
+            FixedHeader::parse(&[0x40, 0x03], ProtocolLevel::V5),
+            Ok(Some(FixedHeader {
+                remaining_len: 3,
+                ..
+            }))
+        ));
+        assert!(FixedHeader::parse(&[0xd0, 0x01], ProtocolLevel::V5).is_err());
     }
 }

@@ -74,6 +74,43 @@ impl<B: Buf> Reader<B> {
         Ok(self.buf.get_u16())
     }
 
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        self.need(4, field)?;
+        Ok(self.buf.get_u32())
+    }
+
+    /// A Variable Byte Integer in its minimal form, at most 4 bytes [MQTT-1.5.5-1].
+    pub(crate) fn vbi(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        let mut value = 0u32;
+        for i in 0..4 {
+            let b = self.u8(field)?;
+            value |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                if i > 0 && b == 0 {
+                    return Err(DecodeError::NonMinimalVbi {
+                        packet: self.packet,
+                        field,
+                    });
+                }
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::MalformedVbi {
+            packet: self.packet,
+            field,
+        })
+    }
+
+    /// The packet type this reader reports errors for.
+    pub(crate) fn packet(&self) -> PacketType {
+        self.packet
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.remaining()
+    }
+
     /// A non-zero packet identifier [MQTT-2.3.1-1].
     pub(crate) fn packet_id(&mut self) -> Result<PacketId, DecodeError> {
         let n = self.u16("packet identifier")?;
@@ -101,6 +138,16 @@ impl<B: Buf> Reader<B> {
 }
 
 impl Reader<Bytes> {
+    /// The next `len` bytes as a reader of their own (a property block), which must fit in
+    /// the packet.
+    pub(crate) fn sub(&mut self, len: usize, field: &'static str) -> Result<Self, DecodeError> {
+        self.need(len, field)?;
+        Ok(Self {
+            buf: self.buf.split_to(len),
+            packet: self.packet,
+        })
+    }
+
     /// A two-byte length, then that many bytes, which must fit in the packet. Zero-copy.
     pub(crate) fn prefixed(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
         let len = usize::from(self.u16(field)?);

@@ -32,6 +32,17 @@ pub(crate) fn put_remaining_length(out: &mut BytesMut, mut len: usize) {
     }
 }
 
+/// How many bytes a Variable Byte Integer takes for `value` (MQTT 5 name of the same
+/// encoding as the remaining length).
+pub(crate) const fn vbi_len(value: usize) -> usize {
+    remaining_length_len(value)
+}
+
+/// Appends a Variable Byte Integer in its minimal form [MQTT-1.5.5-1].
+pub(crate) fn put_vbi(out: &mut BytesMut, value: usize) {
+    put_remaining_length(out, value);
+}
+
 /// Appends `bytes` with its two-byte length prefix; `bytes` is at most 65,535 bytes long
 /// (checked by the caller).
 pub(crate) fn put_prefixed(out: &mut BytesMut, bytes: &[u8]) {

@@ -750,11 +750,24 @@ impl Session {
                 }
                 Ok(())
             }
+            // The MQTT 5 forms never come out of a 3.1 / 3.1.1 decoder.
             other @ (Packet::Connect(_)
             | Packet::Subscribe(_)
             | Packet::Unsubscribe(_)
             | Packet::PingReq
-            | Packet::Disconnect) => Err(ProtocolError::UnexpectedPacket(other.packet_type())),
+            | Packet::Disconnect
+            | Packet::ConnAckV5(_)
+            | Packet::PublishV5(_)
+            | Packet::PubAckV5(_)
+            | Packet::PubRecV5(_)
+            | Packet::PubRelV5(_)
+            | Packet::PubCompV5(_)
+            | Packet::SubscribeV5(_)
+            | Packet::SubAckV5(_)
+            | Packet::UnsubscribeV5(_)
+            | Packet::UnsubAckV5(_)
+            | Packet::DisconnectV5(_)
+            | Packet::Auth(_)) => Err(ProtocolError::UnexpectedPacket(other.packet_type())),
         }
     }
 
@@ -1003,6 +1016,7 @@ impl Session {
             will: config.will.take().map(|w| *w),
             username: config.username.take(),
             password: config.password.take(),
+            properties: Default::default(),
         }));
         out.reserve(packet.encoded_len());
         let result = packet.encode(out);

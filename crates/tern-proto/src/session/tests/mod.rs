@@ -100,6 +100,7 @@ fn connect_carries_the_configuration() {
         payload: Bytes::from_static(b"offline"),
         qos: QoS::AtLeastOnce,
         retain: true,
+        properties: Default::default(),
     };
     let cfg = config()
         .keep_alive(Duration::from_millis(1_500))
@@ -1278,6 +1279,7 @@ fn packets_a_client_never_receives_are_protocol_errors() {
         will: None,
         username: None,
         password: None,
+        properties: Default::default(),
     }));
     for p in [
         connect,
