@@ -337,6 +337,8 @@ impl fmt::Display for Describe<'_> {
             Packet::PingReq => f.write_str("PINGREQ"),
             Packet::PingResp => f.write_str("PINGRESP"),
             Packet::Disconnect => f.write_str("DISCONNECT"),
+            // Level 5 forms: this client does not speak MQTT 5 yet, so only their type.
+            other => write!(f, "{} (MQTT 5)", other.packet_type()),
         }
     }
 }
@@ -364,6 +366,7 @@ mod tests {
             will: None,
             username: Some(MqttString::new("alice").unwrap()),
             password: Some(Bytes::from_static(b"hunter2")),
+            properties: Default::default(),
         }));
         let line = Describe(&p).to_string();
         assert!(
