@@ -147,13 +147,15 @@ fn kicked_and_reconnected(firmware: &str) -> Run {
         &[&port, firmware],
     ));
     tern.wait_for_line("connected 1");
-    broker
+    // Its exit status is not asserted: the script connects again at once with the same id
+    // and may kick mosquitto_pub off before it has published (exit 7), which is the race
+    // the firmware pattern lives with.
+    let _kick = broker
         .mosquitto_pub()
         .id(&format!("kicked-{firmware}"))
         .topic("/kick/thief")
         .message("x")
-        .run()
-        .assert_success();
+        .run();
     tern.finish()
 }
 
