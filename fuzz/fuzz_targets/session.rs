@@ -4,14 +4,16 @@
 //!
 //! Input: one configuration byte, then a little program: each opcode byte picks an action
 //! (connect, broker bytes, a valid CONNACK, publish, subscribe, unsubscribe, disconnect,
-//! time passing, transport closed), some followed by an operand byte or a length-prefixed
-//! chunk of broker bytes.
+//! time passing, transport closed, the application acknowledging one of the messages it was
+//! handed, in any order), some followed by an operand byte or a length-prefixed chunk of
+//! broker bytes.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
+use tern_proto::session::{AckToken, Event};
 use tern_proto::{
     ConnAck, ConnectReturnCode, Decoder, Message, MqttString, Packet, ProtocolLevel, QoS, Session,
     SessionConfig, TopicFilter, TopicName,
@@ -38,6 +40,8 @@ fuzz_target!(|data: &[u8]| {
     // What the client sent on the current connection, decoded as a broker would.
     let mut wire = BytesMut::new();
     let mut broker = Decoder::new(level, usize::MAX);
+    // QoS 1/2 messages handed to the "application" and not acknowledged yet.
+    let mut unacked: Vec<AckToken> = Vec::new();
 
     let next = |program: &mut &[u8]| -> Option<u8> {
         let (&b, rest) = program.split_first()?;
@@ -46,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // Bounded by the input: every step consumes at least one byte.
     while let Some(op) = next(&mut program) {
-        match op % 10 {
+        match op % 11 {
             0 => {
                 if session.connect(now).is_ok() {
                     wire.clear();
@@ -107,6 +111,13 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             8 => session.handle_closed(now),
+            10 => {
+                let i = usize::from(next(&mut program).unwrap_or(0));
+                if !unacked.is_empty() {
+                    let token = unacked.remove(i % unacked.len());
+                    session.ack(token);
+                }
+            }
             _ => {
                 if let Some(at) = session.poll_timeout() {
                     now = now.max(at);
@@ -136,8 +147,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         for _ in 0..10_000 {
-            if session.poll_event().is_none() {
-                break;
+            match session.poll_event() {
+                Some(Event::Message { ack: Some(token), .. }) => unacked.push(token),
+                Some(_) => {}
+                None => break,
             }
         }
     }
