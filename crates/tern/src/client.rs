@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tern_proto::session::AckToken;
-use tern_proto::{QoS, SubscribeReturnCode, TopicFilter, TopicName};
+use tern_proto::{PacketId, QoS, SubscribeReturnCode, TopicFilter, TopicName};
 use tokio::sync::oneshot;
 
 use crate::broker::Broker;
@@ -66,7 +66,7 @@ pub struct Message {
     /// DUP flag as received.
     pub dup: bool,
     /// Packet identifier at QoS 1 and 2 (the broker's id for this delivery).
-    pub packet_id: Option<tern_proto::PacketId>,
+    pub packet_id: Option<PacketId>,
     /// With [`ConnectOptions::manual_ack`], what [`Client::ack`] sends for a QoS 1/2
     /// message.
     pub(crate) ack: Option<AckToken>,
