@@ -42,6 +42,7 @@ impl<T> Future for Pending<T> {
 }
 
 /// What a completed command produced.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The publish completed: QoS 0 written, QoS 1 PUBACK, QoS 2 PUBCOMP.
@@ -52,7 +53,8 @@ pub enum Outcome {
     Unsubscribed,
 }
 
-/// An application message received from the broker.
+/// An application message received from the broker (MQTT 5 adds properties here).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Topic name.

@@ -19,6 +19,7 @@ use crate::tls::TlsConfigError;
 pub const CODE_OTHER: i32 = -6;
 
 /// Which step of a connection attempt ran out of time.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectStage {
     /// Resolving the host name.

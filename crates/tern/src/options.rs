@@ -10,6 +10,7 @@ use tern_proto::QoS;
 use crate::tls::TlsOptions;
 
 /// The MQTT revision to speak.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
     /// MQTT 3.1 (`MQIsdp`, level 3).
@@ -22,6 +23,8 @@ pub enum Protocol {
 }
 
 /// A last will: published by the broker when the client vanishes without DISCONNECT.
+/// Built with [`Will::new`] (MQTT 5 adds properties here).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Will {
     /// Topic name.
@@ -35,7 +38,17 @@ pub struct Will {
 }
 
 /// Automatic reconnection (the seed's `autoreconnect`; off by default, as the seed advises):
-/// capped exponential backoff with full jitter.
+/// capped exponential backoff with full jitter. `ReconnectPolicy::default()` and by-value
+/// setters:
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = tern::ReconnectPolicy::default()
+///     .initial_delay(Duration::from_millis(50))
+///     .max_attempts(Some(5));
+/// assert_eq!(policy.max_attempts, Some(5));
+/// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconnectPolicy {
     /// Delay before the first retry. Default: 100 ms.
@@ -60,7 +73,48 @@ impl Default for ReconnectPolicy {
     }
 }
 
+impl Will {
+    /// A will publishing `payload` on `topic` at `qos`, retained or not.
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Self {
+        Self {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+        }
+    }
+}
+
 impl ReconnectPolicy {
+    /// Sets [`initial_delay`](Self::initial_delay).
+    pub fn initial_delay(mut self, delay: Duration) -> Self {
+        self.initial_delay = delay;
+        self
+    }
+
+    /// Sets [`max_delay`](Self::max_delay).
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Sets [`max_attempts`](Self::max_attempts).
+    pub fn max_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets [`resubscribe`](Self::resubscribe).
+    pub fn resubscribe(mut self, on: bool) -> Self {
+        self.resubscribe = on;
+        self
+    }
+
     /// The delay before attempt `attempt` (1-based): uniformly random in
     /// `[0, min(max_delay, initial_delay * 2^(attempt-1))]`, but at least 10 ms so a broker
     /// that refuses instantly is never hammered in a hot loop.
@@ -85,18 +139,14 @@ impl ReconnectPolicy {
 ///     .keep_alive(Duration::from_secs(30))
 ///     .clean_session(false)
 ///     .credentials("alice", Some("s3cret"))
-///     .will(Will {
-///         topic: "kitchen/status".into(),
-///         payload: "offline".into(),
-///         qos: QoS::AtLeastOnce,
-///         retain: true,
-///     })
+///     .will(Will::new("kitchen/status", "offline", QoS::AtLeastOnce, true))
 ///     .connect_timeout(Duration::from_secs(5))
 ///     .reconnect(ReconnectPolicy::default());
 /// assert_eq!(options.username.as_deref(), Some("alice"));
 /// // Debug output never shows the password.
 /// assert!(!format!("{options:?}").contains("s3cret"));
 /// ```
+#[non_exhaustive]
 #[derive(Clone)]
 pub struct ConnectOptions {
     /// Client id. Empty with clean session: a random `tern-xxxxxxxx` id is generated (as

@@ -251,12 +251,7 @@ pub(crate) fn parse_lwt(args: &[Value]) -> mlua::Result<Will> {
     let payload = Bytes::from(check_bytes(F, args, 2)?);
     let qos = qos(F, args, 3, Some(QoS::AtMostOnce))?;
     let retain = opt_flag(F, args, 4, false)?;
-    Ok(Will {
-        topic,
-        payload,
-        qos,
-        retain,
-    })
+    Ok(Will::new(topic, payload, qos, retain))
 }
 
 /// The `secure` argument of `connect`.
