@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::broker::Broker;
 use crate::chan;
-use crate::error::{ClientError, ConnectError, ConnectionError};
+use crate::error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 use crate::options::ConnectOptions;
 
 /// Correlates a `try_*` command with its [`Event::Completed`]. Unique per client.
@@ -158,6 +158,8 @@ pub(crate) enum Command {
 struct Shared {
     commands: chan::Sender<Command>,
     next_ticket: AtomicU64,
+    /// The command channel's capacity, for [`ClientError::QueueFull`].
+    capacity: usize,
 }
 
 /// A handle to an MQTT client. Cheap to clone; the client's driver task stops when every
@@ -254,12 +256,14 @@ impl Client {
     pub fn new_on(runtime: &tokio::runtime::Handle, options: ConnectOptions) -> (Self, Events) {
         // Commands are small; the session's own queue (max_queued) is the real bound, this
         // channel only needs to absorb bursts between driver wake-ups.
-        let (cmd_tx, cmd_rx) = chan::channel(1024);
+        let capacity = 1024;
+        let (cmd_tx, cmd_rx) = chan::channel(capacity);
         let (ev_tx, ev_rx) = chan::channel(options.event_capacity.max(1));
         runtime.spawn(crate::driver::run(Box::new(options), cmd_rx, ev_tx));
         let shared = Arc::new(Shared {
             commands: cmd_tx,
             next_ticket: AtomicU64::new(1),
+            capacity,
         });
         (Self { shared }, Events { rx: ev_rx })
     }
@@ -278,7 +282,9 @@ impl Client {
 
     fn try_send(&self, cmd: Command) -> Result<(), ClientError> {
         self.shared.commands.try_send(cmd).map_err(|e| match e {
-            chan::TrySendError::Full(_) => ClientError::QueueFull,
+            chan::TrySendError::Full(_) => {
+                ClientError::QueueFull(QueueLimit::Commands(self.shared.capacity))
+            }
             chan::TrySendError::Closed(_) => ClientError::Shutdown,
         })
     }

@@ -849,7 +849,7 @@ impl Driver {
                 Err(e) => {
                     return Ended::ConnectFailed(ConnectError::Io {
                         addr: broker.host_port(),
-                        reason: e.to_string(),
+                        source: Arc::new(e),
                     });
                 }
             }
@@ -1240,7 +1240,7 @@ impl Driver {
                 Some(e) if is_reset(e) => ConnectError::reset_during_connect(conn.broker, e),
                 Some(e) => ConnectError::Io {
                     addr: conn.broker.host_port(),
-                    reason: e.to_string(),
+                    source: e.clone(),
                 },
                 None => ConnectError::ClosedBeforeConnAck,
             },

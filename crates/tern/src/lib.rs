@@ -54,7 +54,7 @@ mod transport;
 
 pub use broker::{Broker, Scheme};
 pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
-pub use error::{ClientError, ConnectError, ConnectionError};
+pub use error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 pub use options::{ConnectOptions, Protocol, ReconnectPolicy, Will};
 pub use tls::TlsOptions;
 

@@ -181,7 +181,7 @@ pub struct ConnectOptions {
     /// Default: 10,000.
     pub max_queued: usize,
     /// Topic + payload bytes of publishes waiting (offline or beyond the window); more are
-    /// refused with `ApiMisuse::QueueBytesFull`. Default: 64 MiB.
+    /// refused with [`ClientError::QueueFull`](crate::ClientError). Default: 64 MiB.
     ///
     /// Offline policy: every publish, QoS 0 included, waits in this bounded queue while
     /// the client is not connected and leaves in order after the next CONNACK; nothing is

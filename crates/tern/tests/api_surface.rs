@@ -4,8 +4,8 @@
 
 use tern::{
     ApiMisuse, ClientError, ConnectError, ConnectReturnCode, ConnectionError, Initiator, Message,
-    PacketId, PacketType, ProtocolError, QoS, RequestError, SubscribeReturnCode, TopicError,
-    TopicFilter, TopicName,
+    PacketId, PacketType, ProtocolError, QoS, QueueLimit, RequestError, SubscribeReturnCode,
+    TopicError, TopicFilter, TopicName,
 };
 
 /// Every protocol type in a public signature can be named, built and matched via `tern::`.
@@ -33,4 +33,75 @@ fn protocol_types_are_reachable_from_tern() {
     let _: fn(&ConnectError) -> i32 = ConnectError::code;
     let _ = (Initiator::Local, Initiator::Remote, Initiator::Library);
     let _: fn(&ConnectionError) = |_| {};
+}
+
+/// A refused connection keeps the operating system's error as a typed source: the
+/// application can read its `io::ErrorKind` through the standard error chain.
+#[tokio::test]
+async fn connect_errors_keep_the_io_error_as_source() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.local_addr().expect("local address").port()
+    }; // closed again: nothing listens there now
+    let (client, _events) = tern::Client::new(tern::ConnectOptions::new("api-refused"));
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.connect(tern::Broker::tcp("127.0.0.1", port)),
+    )
+    .await
+    .expect("a refused connect fails within 10 s")
+    .expect_err("nothing listens on the port");
+    assert!(
+        matches!(err, ConnectError::ServerNotFound { .. }),
+        "{err:?}"
+    );
+    let source = std::error::Error::source(&err).expect("the OS error is the source");
+    let io = source
+        .downcast_ref::<std::sync::Arc<std::io::Error>>()
+        .expect("the source is the io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    let kind = err.io_error().map(std::io::Error::kind);
+    assert_eq!(kind, Some(std::io::ErrorKind::ConnectionRefused));
+    assert_eq!(err.initiator(), Initiator::Remote);
+}
+
+/// Who ended a connection reaches the application, as the protocol core decides it.
+#[test]
+fn connection_errors_say_whose_fault() {
+    assert_eq!(ConnectionError::Local.initiator(), Initiator::Local);
+    assert_eq!(ConnectionError::Closed.initiator(), Initiator::Remote);
+    let io = ConnectionError::Io(std::sync::Arc::new(std::io::Error::from(
+        std::io::ErrorKind::ConnectionReset,
+    )));
+    assert_eq!(io.initiator(), Initiator::Remote);
+    let kind = std::error::Error::source(&io)
+        .and_then(|s| s.downcast_ref::<std::sync::Arc<std::io::Error>>())
+        .map(|e| e.kind());
+    assert_eq!(kind, Some(std::io::ErrorKind::ConnectionReset));
+    let kind = io.io_error().map(std::io::Error::kind);
+    assert_eq!(kind, Some(std::io::ErrorKind::ConnectionReset));
+    assert_eq!(
+        ConnectionError::PingTimeout(std::time::Duration::from_secs(1)).initiator(),
+        Initiator::Library
+    );
+    assert_eq!(ConnectError::Closed.initiator(), Initiator::Local);
+}
+
+/// Both of the session's queue limits arrive as the one `QueueFull` error.
+#[test]
+fn every_queue_limit_is_one_queue_full_error() {
+    let commands: ClientError = ApiMisuse::QueueFull { max: 7 }.into();
+    assert!(matches!(
+        commands,
+        ClientError::QueueFull(QueueLimit::Commands(7))
+    ));
+    let bytes: ClientError = ApiMisuse::QueueBytesFull { max: 9 }.into();
+    assert!(matches!(
+        bytes,
+        ClientError::QueueFull(QueueLimit::Bytes(9))
+    ));
+    assert!(matches!(
+        ClientError::from(ApiMisuse::NoFilters),
+        ClientError::Misuse(_)
+    ));
 }

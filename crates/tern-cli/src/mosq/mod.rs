@@ -407,7 +407,7 @@ mod tests {
     fn connect_errors_carry_the_seed_code() {
         let dns = ConnectError::Dns {
             host: "nonexistent.invalid".into(),
-            reason: "no such host".into(),
+            source: std::sync::Arc::new(std::io::Error::other("no such host")),
         };
         let f = Fatal::connect(&dns);
         assert_eq!(f.code, exit::CONNECT_FAILED);

@@ -153,10 +153,10 @@ async fn open_plain(
             Err(e) => {
                 tracing::debug!(target: crate::trace::CONNECT_TARGET, "TCP connection to {} failed: {e}", first_hop.host_port());
                 return Err(match (&target, e) {
-                    (Some((proxy, _)), ConnectError::ServerNotFound { reason, .. }) => {
+                    (Some((proxy, _)), ConnectError::ServerNotFound { source, .. }) => {
                         ConnectError::Proxy {
                             proxy: proxy.to_string(),
-                            reason: format!("cannot reach the proxy: {reason}"),
+                            reason: format!("cannot reach the proxy: {source}"),
                         }
                     }
                     (_, e) => e,
@@ -185,9 +185,12 @@ async fn connect_from(
     addrs: &[std::net::SocketAddr],
     local: std::net::IpAddr,
 ) -> Result<TcpStream, ConnectError> {
-    let mut last = format!(
-        "no {} address to connect to from {local}",
-        if local.is_ipv4() { "IPv4" } else { "IPv6" }
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "no {} address to connect to from {local}",
+            if local.is_ipv4() { "IPv4" } else { "IPv6" }
+        ),
     );
     for addr in addrs.iter().filter(|a| a.is_ipv4() == local.is_ipv4()) {
         let socket = if local.is_ipv4() {
@@ -204,12 +207,14 @@ async fn connect_from(
         };
         match attempt.await {
             Ok(stream) => return Ok(stream),
-            Err(e) => last = format!("{e} (connecting from {local})"),
+            Err(e) => {
+                last = std::io::Error::new(e.kind(), format!("{e} (connecting from {local})"));
+            }
         }
     }
     Err(ConnectError::ServerNotFound {
         addr: broker.host_port(),
-        reason: last,
+        source: Arc::new(last),
     })
 }
 

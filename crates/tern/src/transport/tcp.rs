@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
@@ -13,16 +14,19 @@ pub(super) async fn resolve(broker: &Broker) -> Result<Vec<SocketAddr>, ConnectE
     if let Ok(ip) = broker.host.parse::<std::net::IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, broker.port)]);
     }
-    let dns_error = |reason: String| ConnectError::Dns {
+    let dns_error = |source: io::Error| ConnectError::Dns {
         host: broker.host.clone(),
-        reason,
+        source: Arc::new(source),
     };
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((broker.host.as_str(), broker.port))
         .await
-        .map_err(|e| dns_error(e.to_string()))?
+        .map_err(dns_error)?
         .collect();
     if addrs.is_empty() {
-        return Err(dns_error("no addresses".to_owned()));
+        return Err(dns_error(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no addresses",
+        )));
     }
     Ok(addrs)
 }
@@ -37,22 +41,23 @@ pub(super) async fn connect(
     for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
-                stream.set_nodelay(true).map_err(|e| io_error(broker, &e))?;
+                stream.set_nodelay(true).map_err(|e| io_error(broker, e))?;
                 return Ok(stream);
             }
             Err(e) => last = Some(e),
         }
     }
-    let reason = last.map_or_else(|| "no address to try".to_owned(), |e| e.to_string());
+    let source =
+        last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address to try"));
     Err(ConnectError::ServerNotFound {
         addr: broker.host_port(),
-        reason,
+        source: Arc::new(source),
     })
 }
 
-fn io_error(broker: &Broker, e: &io::Error) -> ConnectError {
+fn io_error(broker: &Broker, e: io::Error) -> ConnectError {
     ConnectError::Io {
         addr: broker.host_port(),
-        reason: e.to_string(),
+        source: Arc::new(e),
     }
 }
