@@ -254,9 +254,12 @@ impl Client {
 
     /// Creates a client whose driver runs on `runtime`.
     pub fn new_on(runtime: &tokio::runtime::Handle, options: ConnectOptions) -> (Self, Events) {
-        // Commands are small; the session's own queue (max_queued) is the real bound, this
-        // channel only needs to absorb bursts between driver wake-ups.
-        let capacity = 1024;
+        // The channel holds what the application queued since the driver last ran (which
+        // on a busy or current-thread runtime can be a whole burst), so it takes as many
+        // commands as the session may queue: `try_*` refuses at the documented
+        // `max_queued`, not at some smaller number of its own. It allocates only for what it
+        // holds.
+        let capacity = options.max_queued.max(1);
         let (cmd_tx, cmd_rx) = chan::channel(capacity);
         let (ev_tx, ev_rx) = chan::channel(options.event_capacity.max(1));
         runtime.spawn(crate::driver::run(Box::new(options), cmd_rx, ev_tx));

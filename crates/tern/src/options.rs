@@ -179,6 +179,10 @@ pub struct ConnectOptions {
     /// Commands (publishes, subscribes) waiting beyond the in-flight window, including while
     /// offline; more are refused with [`ClientError::QueueFull`](crate::ClientError).
     /// Default: 10,000.
+    ///
+    /// The same number bounds the commands the application may hand over between two turns
+    /// of the driver: the `max_queued + 1`-th `try_*` call in a row (without an `.await`
+    /// between) is refused at once; `publish().await` and the like wait for room instead.
     pub max_queued: usize,
     /// Topic + payload bytes of publishes waiting (offline or beyond the window); more are
     /// refused with [`ClientError::QueueFull`](crate::ClientError). Default: 64 MiB.

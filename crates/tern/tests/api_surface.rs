@@ -105,3 +105,33 @@ fn every_queue_limit_is_one_queue_full_error() {
         ClientError::Misuse(_)
     ));
 }
+
+/// `try_publish` refuses at the documented `max_queued`, not at an internal channel size:
+/// back to back (the driver never runs in between), exactly `max_queued` are taken.
+#[tokio::test]
+async fn try_publish_capacity_follows_max_queued() {
+    for max in [5, 3_000] {
+        let (client, _events) =
+            tern::Client::new(tern::ConnectOptions::new("api-capacity").max_queued(max));
+        for i in 0..max {
+            if let Err(e) = client.try_publish("t", "x", QoS::AtLeastOnce, false) {
+                panic!("publish {} of {max} refused: {e}", i + 1);
+            }
+        }
+        match client.try_publish("t", "x", QoS::AtLeastOnce, false) {
+            Err(ClientError::QueueFull(QueueLimit::Commands(n))) => assert_eq!(n, max),
+            other => panic!("publish {} of max_queued {max}: {other:?}", max + 1),
+        }
+    }
+    // The default (10,000) too: well past the former fixed 1,024.
+    let (client, _events) = tern::Client::new(tern::ConnectOptions::new("api-default"));
+    for i in 0..10_000 {
+        if let Err(e) = client.try_publish("t", "x", QoS::AtMostOnce, false) {
+            panic!("publish {} of the default 10,000 refused: {e}", i + 1);
+        }
+    }
+    assert!(matches!(
+        client.try_publish("t", "x", QoS::AtMostOnce, false),
+        Err(ClientError::QueueFull(_))
+    ));
+}
