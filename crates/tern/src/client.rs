@@ -252,6 +252,14 @@ impl Client {
         Self::new_on(&tokio::runtime::Handle::current(), options)
     }
 
+    /// Creates a client after checking its options ([`ConnectOptions::validate`]): options
+    /// that cannot work are refused here, not at `connect`. [`new`](Self::new) does not
+    /// check; its `connect` fails with [`ConnectError::Options`] instead.
+    pub fn try_new(options: ConnectOptions) -> Result<(Self, Events), crate::OptionsError> {
+        options.validate()?;
+        Ok(Self::new(options))
+    }
+
     /// Creates a client whose driver runs on `runtime`.
     pub fn new_on(runtime: &tokio::runtime::Handle, options: ConnectOptions) -> (Self, Events) {
         // The channel holds what the application queued since the driver last ran (which

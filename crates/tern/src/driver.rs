@@ -293,23 +293,10 @@ fn session_config(options: &ConnectOptions) -> SessionConfig {
         .persistence(options.session_store.is_some() && !options.clean_session)
 }
 
-/// Checks what `session_config` had to leave out silently.
+/// Checks what `session_config` had to leave out silently (for options never checked with
+/// [`ConnectOptions::validate`] or [`Client::try_new`](crate::Client::try_new)).
 fn validate(options: &ConnectOptions) -> Result<(), ConnectError> {
-    let invalid = |what: String| Err(ConnectError::InvalidOptions(what));
-    if let Err(e) = MqttString::new(&options.client_id) {
-        return invalid(format!("client id: {e}"));
-    }
-    if let Some(Err(e)) = options.username.as_deref().map(MqttString::new) {
-        return invalid(format!("user name: {e}"));
-    }
-    if let Some((topic, Err(e))) = options
-        .will
-        .as_ref()
-        .map(|w| (&w.topic, TopicName::new(&w.topic)))
-    {
-        return invalid(format!("will topic {topic:?}: {e}"));
-    }
-    Ok(())
+    options.validate().map_err(ConnectError::Options)
 }
 
 impl Driver {

@@ -146,7 +146,12 @@ pub enum ConnectError {
     /// The broker sent something that is not MQTT before CONNACK.
     #[error("protocol error before CONNACK: {0}")]
     Protocol(ProtocolError),
-    /// The options cannot produce a valid CONNECT (e.g. a 3.1 client id over 23 characters).
+    /// The options cannot work (see [`ConnectOptions::validate`](crate::ConnectOptions::validate),
+    /// which finds this before connecting).
+    #[error("invalid connect options: {0}")]
+    Options(#[from] crate::options::OptionsError),
+    /// The broker address or its settings cannot be used (no address given, a WebSocket
+    /// header that is not valid HTTP, a TLS broker without TLS settings).
     #[error("invalid connect options: {0}")]
     InvalidOptions(String),
     /// The session store ([`ConnectOptions::session_store`](crate::ConnectOptions)) could
@@ -232,6 +237,7 @@ impl ConnectError {
             Self::NotConnAck(_) | Self::Timeout { .. } | Self::Protocol(_) => Initiator::Library,
             Self::TlsConfig(_)
             | Self::InvalidOptions(_)
+            | Self::Options(_)
             | Self::Store(_)
             | Self::Address(_)
             | Self::Closed

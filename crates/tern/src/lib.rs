@@ -55,7 +55,7 @@ mod transport;
 pub use broker::{Broker, Scheme};
 pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
 pub use error::{ClientError, ConnectError, ConnectionError, QueueLimit};
-pub use options::{ConnectOptions, Protocol, ReconnectPolicy, Will};
+pub use options::{ConnectOptions, OptionsError, Protocol, ReconnectPolicy, Will};
 pub use tls::TlsOptions;
 
 // The protocol types that appear in `tern`'s public signatures, so that no application needs

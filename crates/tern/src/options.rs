@@ -5,9 +5,52 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tern_proto::QoS;
+use tern_proto::packet::{Connect, LastWill, ProtocolLevel};
+use tern_proto::{EncodeError, MqttString, Packet, QoS, StringError, TopicError, TopicName};
 
-use crate::tls::TlsOptions;
+use crate::tls::{TlsConfigError, TlsOptions};
+
+/// Options that cannot work, found by [`ConnectOptions::validate`] (and by
+/// [`Client::try_new`](crate::Client::try_new), which calls it).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// The client id is not a valid MQTT string.
+    #[error("client id: {0}")]
+    ClientId(StringError),
+    /// The user name is not a valid MQTT string.
+    #[error("user name: {0}")]
+    UserName(StringError),
+    /// The will's topic is not a valid topic name.
+    #[error("will topic {topic:?}: {source}")]
+    WillTopic {
+        /// The topic as given.
+        topic: String,
+        /// What is wrong with it.
+        source: TopicError,
+    },
+    /// No valid CONNECT can be made from the options (e.g. a 3.1 client id over 23
+    /// characters, an empty client id without clean session, a password without a user
+    /// name).
+    #[error(transparent)]
+    Connect(EncodeError),
+    /// The keepalive does not fit CONNECT's 16-bit field of seconds.
+    #[error("keep-alive {0:?} exceeds the protocol's 65535 s")]
+    KeepAlive(Duration),
+    /// `max_inflight` is 0: nothing could ever be sent at QoS 1 or 2.
+    #[error("max_inflight must be at least 1")]
+    MaxInflight,
+    /// `event_capacity` is 0: no event could ever be delivered.
+    #[error("event_capacity must be at least 1")]
+    EventCapacity,
+    /// `max_packet_size` is below the smallest useful packet (a PUBLISH header) or above
+    /// the protocol's largest packet.
+    #[error("max_packet_size {0} is outside 16..={max}", max = tern_proto::packet::MAX_REMAINING_LENGTH + 5)]
+    MaxPacketSize(usize),
+    /// The TLS settings are incomplete.
+    #[error(transparent)]
+    Tls(TlsConfigError),
+}
 
 /// The MQTT revision to speak.
 #[non_exhaustive]
@@ -236,9 +279,112 @@ pub struct ConnectOptions {
     /// in-flight limit, further deliveries); with clean session off, a message not
     /// acknowledged when the connection ends is delivered again on the next one.
     pub manual_ack: bool,
+    /// `TCP_NODELAY` on the socket (see [`tcp_nodelay`](Self::tcp_nodelay)). Default: true.
+    pub tcp_nodelay: bool,
 }
 
 impl ConnectOptions {
+    /// Checks that these options can make a valid CONNECT and a working client, without
+    /// connecting: the checks `connect` would otherwise fail with
+    /// ([`ConnectError::Options`](crate::ConnectError::Options)), made where the options
+    /// are built.
+    ///
+    /// ```
+    /// use tern::{ConnectOptions, OptionsError, Protocol};
+    ///
+    /// assert!(ConnectOptions::new("sensor-1").validate().is_ok());
+    /// // MQTT 3.1 allows client ids of 1 to 23 characters.
+    /// let long = ConnectOptions::new("a-client-id-longer-than-23").protocol(Protocol::V3_1);
+    /// assert!(matches!(long.validate(), Err(OptionsError::Connect(_))));
+    /// ```
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        let client_id = MqttString::new(&self.client_id).map_err(OptionsError::ClientId)?;
+        let username = self
+            .username
+            .as_deref()
+            .map(MqttString::new)
+            .transpose()
+            .map_err(OptionsError::UserName)?;
+        let will = match &self.will {
+            None => None,
+            Some(w) => Some(LastWill {
+                topic: TopicName::new(&w.topic).map_err(|source| OptionsError::WillTopic {
+                    topic: w.topic.clone(),
+                    source,
+                })?,
+                payload: w.payload.clone(),
+                qos: w.qos,
+                retain: w.retain,
+            }),
+        };
+        let keep_alive = u16::try_from(self.keep_alive.as_secs())
+            .ok()
+            .filter(|_| self.keep_alive <= Duration::from_secs(u64::from(u16::MAX)))
+            .ok_or(OptionsError::KeepAlive(self.keep_alive))?;
+        if self.max_inflight == 0 {
+            return Err(OptionsError::MaxInflight);
+        }
+        if self.event_capacity == 0 {
+            return Err(OptionsError::EventCapacity);
+        }
+        if !(16..=tern_proto::packet::MAX_REMAINING_LENGTH + 5).contains(&self.max_packet_size) {
+            return Err(OptionsError::MaxPacketSize(self.max_packet_size));
+        }
+        match (&self.tls.client_cert, &self.tls.client_key) {
+            (Some(_), None) => {
+                return Err(OptionsError::Tls(TlsConfigError::HalfClientAuth {
+                    given: "client_cert",
+                }));
+            }
+            (None, Some(_)) => {
+                return Err(OptionsError::Tls(TlsConfigError::HalfClientAuth {
+                    given: "client_key",
+                }));
+            }
+            _ => {}
+        }
+        // An empty id with clean session is replaced by a random one at connect (as
+        // mosquitto's clients do), valid in 3.1 too.
+        let client_id = if client_id.as_str().is_empty() && self.clean_session {
+            MqttString::new("tern-0000000000000000").map_err(OptionsError::ClientId)?
+        } else {
+            client_id
+        };
+        let levels: &[ProtocolLevel] = match self.protocol {
+            Protocol::V3_1 => &[ProtocolLevel::V3_1],
+            Protocol::V3_1_1 => &[ProtocolLevel::V3_1_1],
+            // 3.1 is the fallback: a 3.1-only broker refuses the first attempt.
+            Protocol::Auto => &[ProtocolLevel::V3_1_1, ProtocolLevel::V3_1],
+        };
+        let connect = Connect {
+            level: ProtocolLevel::V3_1_1,
+            client_id,
+            keep_alive,
+            clean_session: self.clean_session,
+            will,
+            username,
+            password: self.password.clone(),
+        };
+        for &level in levels {
+            Packet::Connect(Box::new(Connect {
+                level,
+                ..connect.clone()
+            }))
+            .encode(&mut bytes::BytesMut::new())
+            .map_err(OptionsError::Connect)?;
+        }
+        Ok(())
+    }
+
+    /// Disables Nagle's algorithm (`TCP_NODELAY`) on the connection's socket, so small
+    /// packets leave at once rather than waiting for the previous segment's ACK. Default:
+    /// true (a QoS 1 round trip would otherwise wait ~40 ms for delayed ACKs); false trades
+    /// latency for fewer, fuller segments.
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp_nodelay = on;
+        self
+    }
+
     /// Options with this client id and every other setting at its default.
     pub fn new(client_id: impl Into<String>) -> Self {
         Self {
@@ -264,6 +410,7 @@ impl ConnectOptions {
             proxy: None,
             bind_address: None,
             manual_ack: false,
+            tcp_nodelay: true,
         }
     }
 
@@ -417,6 +564,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("proxy", &self.proxy)
             .field("bind_address", &self.bind_address)
             .field("manual_ack", &self.manual_ack)
+            .field("tcp_nodelay", &self.tcp_nodelay)
             .finish_non_exhaustive()
     }
 }

@@ -135,3 +135,100 @@ async fn try_publish_capacity_follows_max_queued() {
         Err(ClientError::QueueFull(_))
     ));
 }
+
+/// Options that cannot work are refused where they are built, with a typed error, before
+/// any connection: `validate` and `Client::try_new`.
+#[tokio::test]
+async fn options_are_validated_when_built() {
+    use std::time::Duration;
+    use tern::{ConnectOptions, OptionsError, Protocol, Will};
+
+    let ok = ConnectOptions::new("sensor-1");
+    assert_eq!(ok.validate(), Ok(()));
+    assert_eq!(
+        ConnectOptions::new("").validate(),
+        Ok(()),
+        "empty id + clean session"
+    );
+    type Expect = fn(&OptionsError) -> bool;
+    let cases: Vec<(ConnectOptions, Expect)> = vec![
+        (
+            ConnectOptions::new("a-client-id-longer-than-23").protocol(Protocol::V3_1),
+            |e| matches!(e, OptionsError::Connect(_)),
+        ),
+        (
+            // 3.1 is Auto's fallback, so its id limit applies too.
+            ConnectOptions::new("a-client-id-longer-than-23").protocol(Protocol::Auto),
+            |e| matches!(e, OptionsError::Connect(_)),
+        ),
+        (ConnectOptions::new("").clean_session(false), |e| {
+            matches!(e, OptionsError::Connect(_))
+        }),
+        (
+            ConnectOptions::new("id").will(Will::new("a/+", "x", QoS::AtMostOnce, false)),
+            |e| matches!(e, OptionsError::WillTopic { .. }),
+        ),
+        (
+            ConnectOptions::new("id").keep_alive(Duration::from_secs(70_000)),
+            |e| matches!(e, OptionsError::KeepAlive(_)),
+        ),
+        (
+            {
+                // The setter raises 0 to 1; the public field can still hold 0.
+                let mut o = ConnectOptions::new("id");
+                o.max_inflight = 0;
+                o
+            },
+            |e| matches!(e, OptionsError::MaxInflight),
+        ),
+        (
+            {
+                let mut o = ConnectOptions::new("id");
+                o.event_capacity = 0;
+                o
+            },
+            |e| matches!(e, OptionsError::EventCapacity),
+        ),
+        (ConnectOptions::new("id").max_packet_size(3), |e| {
+            matches!(e, OptionsError::MaxPacketSize(3))
+        }),
+        (ConnectOptions::new("nul\0id"), |e| {
+            matches!(e, OptionsError::ClientId(_))
+        }),
+    ];
+    for (options, expected) in cases {
+        let err = options.validate().expect_err("invalid options");
+        assert!(expected(&err), "{options:?}: {err:?}");
+        let refused = tern::Client::try_new(options.clone()).err();
+        assert_eq!(
+            refused.as_ref(),
+            Some(&err),
+            "try_new refuses as validate does"
+        );
+    }
+    let mut password_only = ConnectOptions::new("id");
+    password_only.password = Some("secret".into());
+    assert!(matches!(
+        password_only.validate(),
+        Err(OptionsError::Connect(_))
+    ));
+    let mut half_tls = ConnectOptions::new("id");
+    let mut tls = tern::TlsOptions::default();
+    tls.client_cert = Some("CERT".into());
+    half_tls.tls = tls.into();
+    assert!(matches!(half_tls.validate(), Err(OptionsError::Tls(_))));
+
+    // Through `Client::new` the same check still guards `connect`, with the typed error,
+    // before any socket is opened (the port is never contacted).
+    let (client, _events) = tern::Client::new(
+        ConnectOptions::new("a-client-id-longer-than-23").protocol(Protocol::V3_1),
+    );
+    let err = client
+        .connect(tern::Broker::tcp("127.0.0.1", 9))
+        .await
+        .expect_err("invalid options");
+    assert!(
+        matches!(err, ConnectError::Options(OptionsError::Connect(_))),
+        "{err:?}"
+    );
+}

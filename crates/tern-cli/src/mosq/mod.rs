@@ -97,7 +97,7 @@ impl Fatal {
             // Display already ends in "(code)": "connection refused: not authorised (5)".
             ConnectError::Refused(_) => Self::new(exit::REFUSED, format!("Connection error: {e}")),
             // Options no CONNECT can carry come from the command line.
-            ConnectError::InvalidOptions(_) => Self::new(
+            ConnectError::InvalidOptions(_) | ConnectError::Options(_) => Self::new(
                 exit::USAGE,
                 format!("Error: {e}\n\nUse --help to see usage."),
             ),

@@ -145,8 +145,8 @@ async fn open_plain(
     // TCP, TLS and WebSocket handshakes: one stage, "CONNECT could not be sent in time".
     let handshakes = async {
         let connected = match options.bind_address {
-            None => tcp::connect(&first_hop, &addrs).await,
-            Some(local) => connect_from(&first_hop, &addrs, local).await,
+            None => tcp::connect(&first_hop, &addrs, options.tcp_nodelay).await,
+            Some(local) => connect_from(&first_hop, &addrs, local, options.tcp_nodelay).await,
         };
         let tcp = match connected {
             Ok(tcp) => tcp,
@@ -184,6 +184,7 @@ async fn connect_from(
     broker: &Broker,
     addrs: &[std::net::SocketAddr],
     local: std::net::IpAddr,
+    nodelay: bool,
 ) -> Result<TcpStream, ConnectError> {
     let mut last = std::io::Error::new(
         std::io::ErrorKind::NotFound,
@@ -202,7 +203,7 @@ async fn connect_from(
             let socket = socket?;
             socket.bind(std::net::SocketAddr::new(local, 0))?;
             let stream = socket.connect(*addr).await?;
-            stream.set_nodelay(true)?;
+            stream.set_nodelay(nodelay)?;
             Ok::<_, std::io::Error>(stream)
         };
         match attempt.await {

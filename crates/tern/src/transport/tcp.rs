@@ -31,17 +31,21 @@ pub(super) async fn resolve(broker: &Broker) -> Result<Vec<SocketAddr>, ConnectE
     Ok(addrs)
 }
 
-/// Connects to the first address that accepts; TCP_NODELAY on (without it a QoS 1 round
-/// trip waits ~40 ms for delayed ACKs).
+/// Connects to the first address that accepts; TCP_NODELAY as `nodelay` says
+/// ([`ConnectOptions::tcp_nodelay`](crate::ConnectOptions::tcp_nodelay): on by default,
+/// without it a QoS 1 round trip waits ~40 ms for delayed ACKs).
 pub(super) async fn connect(
     broker: &Broker,
     addrs: &[SocketAddr],
+    nodelay: bool,
 ) -> Result<TcpStream, ConnectError> {
     let mut last: Option<io::Error> = None;
     for addr in addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
-                stream.set_nodelay(true).map_err(|e| io_error(broker, e))?;
+                stream
+                    .set_nodelay(nodelay)
+                    .map_err(|e| io_error(broker, e))?;
                 return Ok(stream);
             }
             Err(e) => last = Some(e),
