@@ -42,6 +42,9 @@ struct State<T> {
     senders: u32,
     /// The receiver is gone: sending fails and nothing is kept.
     closed: bool,
+    /// Items the sender dropped instead of queueing (its policy, see
+    /// [`Sender::note_dropped`]); `u32`, saturating, to fit beside `closed`.
+    dropped: u32,
     /// The receiver found the queue empty and waits: woken by the next item, or when the
     /// last sender leaves. Registered under the same lock that saw the queue empty, so no
     /// wake-up is lost.
@@ -92,6 +95,7 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             room: u32::try_from(capacity).unwrap_or(u32::MAX).max(1),
             senders: 1,
             closed: false,
+            dropped: 0,
             waiting: None,
             sent: 0,
             taken: 0,
@@ -153,6 +157,13 @@ impl<T> Sender<T> {
     /// The receiver has taken everything queued so far.
     pub(crate) fn is_empty(&self) -> bool {
         self.chan.lock().items.is_empty()
+    }
+
+    /// Counts one item the sender dropped instead of sending, for
+    /// [`Receiver::dropped`].
+    pub(crate) fn note_dropped(&self) {
+        let mut state = self.chan.lock();
+        state.dropped = state.dropped.saturating_add(1);
     }
 
     /// Items queued so far.
@@ -340,6 +351,11 @@ impl<T> Receiver<T> {
         };
         coop.made_progress();
         Poll::Ready(item)
+    }
+
+    /// Items the sender dropped instead of sending ([`Sender::note_dropped`]), ever.
+    pub(crate) fn dropped(&self) -> u32 {
+        self.chan.lock().dropped
     }
 
     /// The next item if one is queued.

@@ -220,6 +220,13 @@ impl Events {
         self.rx.poll_recv(cx)
     }
 
+    /// How many events other than messages were dropped because the event channel was
+    /// full (see [`ConnectOptions::event_capacity`](crate::ConnectOptions::event_capacity));
+    /// saturates at `u32::MAX`. Messages are never dropped.
+    pub fn dropped(&self) -> u32 {
+        self.rx.dropped()
+    }
+
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<Event> {
         self.rx.try_recv().ok()

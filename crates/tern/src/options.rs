@@ -238,9 +238,20 @@ pub struct ConnectOptions {
     pub reconnect: Option<ReconnectPolicy>,
     /// Extra HTTP headers for WebSocket connections.
     pub ws_headers: Vec<(String, String)>,
-    /// Capacity of the event channel to the application. Default: 1,024. When it is full
-    /// the client stops reading from the socket (TCP backpressure) but keeps accepting
-    /// commands, so publishing from an event handler cannot deadlock.
+    /// Capacity of the event channel to the application. Default: 1,024.
+    ///
+    /// When the channel is full, events wait in the client, by kind:
+    /// - Messages are never dropped: once `event_capacity` of them wait, the client stops
+    ///   reading from the socket (TCP backpressure, and no acknowledgement goes out for a
+    ///   message not handed over) but keeps accepting commands, so publishing from an event
+    ///   handler cannot deadlock.
+    /// - Other events (`Connected`, `ConnectFailed`, `Disconnected`, `Completed`) wait up to
+    ///   `event_capacity` of them; beyond that the oldest of them is dropped and counted in
+    ///   [`Events::dropped`](crate::Events::dropped). They never hold reading back.
+    ///
+    /// So a publish-only client whose application never reads `Events` (it has no
+    /// subscriptions, so no messages arrive) neither stalls nor grows: at most
+    /// `event_capacity` events in the channel and as many waiting beside it.
     pub event_capacity: usize,
     /// Directory of a file-backed session store (one per client id; see
     /// [`store`](crate::store)); `None` (the default) keeps the session in memory only.
@@ -374,6 +385,13 @@ impl ConnectOptions {
             .map_err(OptionsError::Connect)?;
         }
         Ok(())
+    }
+
+    /// Sets [`event_capacity`](Self::event_capacity) (at least 1; see
+    /// [`validate`](Self::validate)).
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n;
+        self
     }
 
     /// Disables Nagle's algorithm (`TCP_NODELAY`) on the connection's socket, so small
