@@ -8,6 +8,13 @@
 //! over bounded channels. [`trace`] shows each connection step and packet through
 //! `tracing`.
 //!
+//! Every type in this crate's signatures is reachable from `tern` itself, the protocol
+//! core's included ([`TopicName`], [`TopicFilter`], [`PacketId`], [`ProtocolError`],
+//! [`SubscribeReturnCode`], …): an application needs no `tern-proto` dependency. One name per
+//! meaning: [`Message`] is a message received by the application and [`Event`] something
+//! that happened on a [`Client`]; `tern-proto`'s session-level types of the same names are
+//! not re-exported.
+//!
 //! A subscriber that prints what arrives, until Ctrl-C (`Cargo.toml`: `tern`, and
 //! `tokio = { version = "1", features = ["rt", "macros", "signal"] }`):
 //!
