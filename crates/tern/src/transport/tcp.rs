@@ -65,3 +65,24 @@ fn io_error(broker: &Broker, e: io::Error) -> ConnectError {
         source: Arc::new(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ConnectOptions::tcp_nodelay` reaches the socket, both ways.
+    #[tokio::test]
+    async fn nodelay_follows_the_option() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let broker = Broker::tcp("127.0.0.1", addr.port());
+        for nodelay in [true, false] {
+            let stream = connect(&broker, &[addr], nodelay)
+                .await
+                .expect("the listener accepts");
+            assert_eq!(stream.nodelay().expect("read TCP_NODELAY"), nodelay);
+        }
+    }
+}
