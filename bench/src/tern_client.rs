@@ -134,7 +134,7 @@ async fn throughput(
                     sent += 1;
                     continue;
                 }
-                Err(ClientError::QueueFull) => {}
+                Err(ClientError::QueueFull(_)) => {}
                 Err(e) => return Err(format!("publish: {e}")),
             }
         }

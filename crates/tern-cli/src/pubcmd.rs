@@ -169,7 +169,7 @@ impl Publisher {
                 }
                 // The command channel is full; every command in it is one of ours, so a
                 // completion is on its way.
-                Err(ClientError::QueueFull) if self.outstanding > 0 => {
+                Err(ClientError::QueueFull(_)) if self.outstanding > 0 => {
                     let ev = self.events.recv().await;
                     self.handle(ev)?;
                 }

@@ -64,11 +64,11 @@ fn run(a: SubArgs, format: Option<Format>) -> Result<(), Fatal> {
     let mut setup = mosq::setup(&a.common, "sub")?;
     // Like mosquitto_sub: a lost connection is re-made (a first failure is not retried),
     // and the subscriptions with it.
-    setup.options = setup.options.reconnect(ReconnectPolicy {
-        initial_delay: Duration::from_millis(500),
-        max_delay: Duration::from_secs(10),
-        ..ReconnectPolicy::default()
-    });
+    setup.options = setup.options.reconnect(
+        ReconnectPolicy::default()
+            .initial_delay(Duration::from_millis(500))
+            .max_delay(Duration::from_secs(10)),
+    );
     mosq::run(async move {
         let (client, events) = within(deadline, mosq::connect(&setup)).await??;
         let mut s = Subscriber {

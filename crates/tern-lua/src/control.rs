@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
 
-use crate::runtime::LoopEvent;
+use crate::registry::LoopEvent;
 use crate::sim::{Action, BoardEvent};
 
 /// Where the reader delivers: the current runtime's queue. A reboot (`node.restart`) makes a

@@ -16,8 +16,8 @@ use std::time::UNIX_EPOCH;
 
 use mlua::{AnyUserData, Lua, Table, UserData, UserDataMethods, Value, Variadic};
 
-use crate::mqtt::args::{bad_arg, check_bytes, lua_error, opt_bytes, opt_integer, type_name};
-use crate::runtime;
+use crate::args::{bad_arg, check_bytes, lua_error, opt_bytes, opt_integer, type_name};
+use crate::registry;
 use crate::trace::{self, Kind};
 
 /// Most bytes `read()` without a count, `read(char)` and `readline()` return (the device's
@@ -30,7 +30,7 @@ const LIST_DEPTH: usize = 8;
 
 /// The flash directory, canonical.
 fn root(lua: &Lua) -> mlua::Result<PathBuf> {
-    let shared = runtime::shared(lua)?;
+    let shared = registry::shared(lua)?;
     let dir = shared.config.fs.as_ref().ok_or_else(|| {
         lua_error("file: no flash file system (tern run --fs DIR chooses the directory)")
     })?;
@@ -475,7 +475,7 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     m.raw_set(
         "fsinfo",
         lua.create_function(|lua, ()| {
-            let total = u64::from(runtime::shared(lua)?.config.board.flash_size) * 3 / 4;
+            let total = u64::from(registry::shared(lua)?.config.board.flash_size) * 3 / 4;
             let used: u64 = files(lua)?.iter().map(|(_, s)| s).sum();
             Ok((total.saturating_sub(used), used, total))
         })?,

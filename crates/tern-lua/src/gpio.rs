@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use mlua::{Function, Lua, Table, Value, Variadic};
 
-use crate::mqtt::args::{bad_arg, check_integer, lua_error, opt_integer, type_name};
-use crate::runtime;
+use crate::args::{bad_arg, check_integer, lua_error, opt_integer, type_name};
+use crate::registry;
 use crate::sim::{Board, BoardEvent};
 use crate::trace::{self, Kind};
 
@@ -445,7 +445,7 @@ fn serout(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
         }
         return Ok(());
     };
-    let shared = runtime::shared(lua)?;
+    let shared = registry::shared(lua)?;
     let id = {
         let p = pins(lua)?;
         let mut p = p.borrow_mut();
@@ -473,7 +473,7 @@ fn serout(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
             tokio::time::sleep(Duration::from_micros(us)).await;
         }
         let _ = tx
-            .send(runtime::LoopEvent::Board(BoardEvent::SeroutDone {
+            .send(registry::LoopEvent::Board(BoardEvent::SeroutDone {
                 id,
                 pin: n,
                 level: last,
@@ -534,7 +534,7 @@ pub(crate) fn input(lua: &Lua, n: u8, level: u8) -> mlua::Result<()> {
     };
     match style {
         Style::Esp8266 => {
-            let us = runtime::shared(lua)?.started.elapsed().as_micros();
+            let us = registry::shared(lua)?.started.elapsed().as_micros();
             let when = i64::try_from(us % (1 << 31)).unwrap_or(0);
             f.call((i64::from(level), when, 1))
         }

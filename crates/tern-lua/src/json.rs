@@ -12,7 +12,7 @@ use std::cell::RefCell;
 
 use mlua::{AnyUserData, LightUserData, Lua, Table, UserData, UserDataMethods, Value, Variadic};
 
-use crate::mqtt::args::{bad_arg, check_bytes, lua_error, type_name};
+use crate::args::{bad_arg, check_bytes, lua_error, type_name};
 
 /// sjson's default nesting limit.
 const SJSON_DEPTH: usize = 20;

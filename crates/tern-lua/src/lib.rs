@@ -295,6 +295,7 @@
 //!   background `gpio.serout` runs.
 #![warn(missing_docs)]
 
+mod args;
 pub mod board;
 pub mod config;
 mod control;
@@ -304,6 +305,7 @@ mod gpio;
 mod json;
 pub mod mqtt;
 mod node;
+mod registry;
 mod runtime;
 mod sensors;
 pub mod sim;
@@ -392,7 +394,7 @@ fn wrap_module(lua: &mlua::Lua, t: &mlua::Table) -> mlua::Result<()> {
 /// device loads `name.lua`/`name.lc` from flash); anything else raises
 /// "module 'x' not available in tern (available: …)".
 fn install_require(lua: &mlua::Lua) -> mlua::Result<()> {
-    let shared = runtime::shared(lua)?;
+    let shared = registry::shared(lua)?;
     let package: mlua::Table = lua.globals().raw_get("package")?;
     if let Some(dir) = &shared.config.fs {
         let dir = dir.to_string_lossy().replace(';', "");
@@ -420,21 +422,21 @@ end
 /// `dofile(name)` and `loadfile(name)` read `name` from the flash file system, when there is
 /// one.
 fn install_dofile(lua: &mlua::Lua) -> mlua::Result<()> {
-    if runtime::shared(lua)?.config.fs.is_none() {
+    if registry::shared(lua)?.config.fs.is_none() {
         return Ok(());
     }
     fn load(lua: &mlua::Lua, func: &str, name: &mlua::Value) -> mlua::Result<mlua::Function> {
         let mlua::Value::String(name) = name else {
-            return Err(mqtt::args::bad_arg(
+            return Err(args::bad_arg(
                 func,
                 1,
-                format!("string expected, got {}", mqtt::args::type_name(name)),
+                format!("string expected, got {}", args::type_name(name)),
             ));
         };
         let name = name.to_str()?.to_owned();
         let path = file::resolve(lua, func, &name)?;
         let src = std::fs::read(&path)
-            .map_err(|e| mqtt::args::lua_error(format!("cannot open {name}: {e}")))?;
+            .map_err(|e| args::lua_error(format!("cannot open {name}: {e}")))?;
         lua.load(src).set_name(format!("@{name}")).into_function()
     }
     let wrapped = lua.create_table()?;

@@ -6,9 +6,9 @@ use std::hash::{BuildHasher, Hasher};
 
 use mlua::{Function, Lua, Table, UserData, Value, Variadic};
 
+use crate::args::{bad_arg, check_bytes, check_integer, lua_error, opt_integer, type_name};
 use crate::config::{BootReason, Reboot};
-use crate::mqtt::args::{bad_arg, check_bytes, check_integer, lua_error, opt_integer, type_name};
-use crate::runtime::{self, LoopEvent};
+use crate::registry::{self, LoopEvent};
 use crate::trace::{self, Kind};
 
 /// Where a posted task keeps its function.
@@ -24,10 +24,10 @@ impl UserData for Task {}
 
 /// Runs the posted task `id` (from the loop).
 pub(crate) fn run_task(lua: &Lua, id: u64) -> mlua::Result<()> {
-    let Some(ud) = runtime::lookup(lua, id)? else {
+    let Some(ud) = registry::lookup(lua, id)? else {
         return Ok(());
     };
-    runtime::unroot(lua, id)?;
+    registry::unroot(lua, id)?;
     let priority = ud.borrow::<Task>()?.priority;
     let f: Option<Function> = ud.named_user_value(TASK_FN)?;
     match f {
@@ -54,16 +54,16 @@ fn post(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
             return Err(bad_arg(F, 2, format!("function expected, got {got}")));
         }
     };
-    let shared = runtime::shared(lua)?;
+    let shared = registry::shared(lua)?;
     let id = shared.next_id();
     let ud = lua.create_userdata(Task { priority })?;
     ud.set_named_user_value(TASK_FN, f)?;
-    runtime::track(lua, id, &ud)?;
+    registry::track(lua, id, &ud)?;
     shared
         .tx
         .try_send(LoopEvent::Task { id })
         .map_err(|_| lua_error("node.task.post: task queue full"))?;
-    runtime::root(lua, id, &ud)
+    registry::root(lua, id, &ud)
 }
 
 /// A random 64-bit value from the operating system's hasher keys and a counter (the device
@@ -100,7 +100,7 @@ fn random(args: &[Value]) -> mlua::Result<Value> {
 
 /// `node.info([group])`.
 fn info(lua: &Lua, args: &[Value]) -> mlua::Result<Variadic<Value>> {
-    let b = &runtime::shared(lua)?.config.board;
+    let b = &registry::shared(lua)?.config.board;
     let group = match args.first() {
         None | Some(Value::Nil) => None,
         Some(_) => Some(String::from_utf8_lossy(&check_bytes("info", args, 1)?).into_owned()),
@@ -152,7 +152,7 @@ fn info(lua: &Lua, args: &[Value]) -> mlua::Result<Variadic<Value>> {
 
 fn reboot(lua: &Lua, r: Reboot) -> mlua::Result<()> {
     trace_reboot(&r);
-    runtime::shared(lua)?.reboot.set(Some(r));
+    registry::shared(lua)?.reboot.set(Some(r));
     Ok(())
 }
 
@@ -190,7 +190,7 @@ fn compile(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
 /// Installs the `node` global.
 pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     // `--trace node`: `node boot REASON` as each boot starts.
-    let reason = match runtime::shared(lua)?.config.boot_reason {
+    let reason = match registry::shared(lua)?.config.boot_reason {
         BootReason::PowerOn => "power_on",
         BootReason::Restart => "restart",
         BootReason::Watchdog => "watchdog",
@@ -199,7 +199,7 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     trace::emit(Kind::Node, "boot", reason);
     let m = lua.create_table()?;
     let board = |f: fn(&crate::board::Board) -> u32| {
-        lua.create_function(move |lua, ()| Ok(f(&runtime::shared(lua)?.config.board)))
+        lua.create_function(move |lua, ()| Ok(f(&registry::shared(lua)?.config.board)))
     };
     m.raw_set("heap", board(|b| b.heap)?)?;
     m.raw_set("chipid", board(|b| b.chip_id)?)?;
@@ -212,7 +212,7 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     m.raw_set(
         "restart",
         lua.create_function(|lua, ()| {
-            let boot = runtime::shared(lua)?.config.board.boot_time;
+            let boot = registry::shared(lua)?.config.board.boot_time;
             reboot(lua, Reboot::After(boot, BootReason::Restart))
         })?,
     )?;
@@ -223,7 +223,7 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
             if us < 0 {
                 return Err(bad_arg("dsleep", 1, "microseconds must not be negative"));
             }
-            let boot = runtime::shared(lua)?.config.board.boot_time;
+            let boot = registry::shared(lua)?.config.board.boot_time;
             let r = if us == 0 {
                 Reboot::SleepForever
             } else {
@@ -237,12 +237,12 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     )?;
     m.raw_set(
         "bootreason",
-        lua.create_function(|lua, ()| Ok(runtime::shared(lua)?.config.boot_reason.codes()))?,
+        lua.create_function(|lua, ()| Ok(registry::shared(lua)?.config.boot_reason.codes()))?,
     )?;
     m.raw_set(
         "uptime",
         lua.create_function(|lua, ()| {
-            let us = runtime::shared(lua)?.started.elapsed().as_micros();
+            let us = registry::shared(lua)?.started.elapsed().as_micros();
             Ok(i64::try_from(us).unwrap_or(i64::MAX))
         })?,
     )?;

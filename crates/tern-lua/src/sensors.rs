@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use mlua::{Lua, Value, Variadic};
 
-use crate::mqtt::args::{bad_arg, check_integer, lua_error};
+use crate::args::{bad_arg, check_integer, lua_error};
 use crate::sim::{Board, Dht};
 
 /// The sensors' current values, in the Lua state's app data.

@@ -485,9 +485,9 @@ fn live(lua: &mlua::Lua) -> Option<Shared> {
 
 /// Installs the board's bookkeeping; before `gpio`, `wifi` and the sensors.
 pub(crate) fn register_module(lua: &mlua::Lua) -> mlua::Result<()> {
-    let id = crate::runtime::shared(lua)?.next_id();
+    let id = crate::registry::shared(lua)?.next_id();
     let ud = lua.create_userdata(Handle)?;
-    crate::runtime::track(lua, id, &ud)?;
+    crate::registry::track(lua, id, &ud)?;
     lua.set_named_registry_value(HANDLE, ud)?;
     lua.set_app_data::<Shared>(std::rc::Rc::new(std::cell::RefCell::new(Live {
         id,
@@ -505,7 +505,7 @@ impl crate::Runtime {
     /// them there with [`Board::apply_to`] before [`with_config`](Self::with_config).
     pub fn simulate(&self, mut board: Board, stdin: bool) -> mlua::Result<()> {
         let lua = self.lua();
-        let tx = crate::runtime::shared(lua)?.tx.clone();
+        let tx = crate::registry::shared(lua)?.tx.clone();
         // The stdin reader outlives a rebooted runtime: it delivers to this one from now on;
         // what was typed while no runtime listened is part of the board this one starts on.
         let stdin_open = if stdin {
@@ -521,7 +521,7 @@ impl crate::Runtime {
         crate::sensors::configure(lua, &board)?;
         crate::wifi::configure(lua, &board, true)?;
         let Some(l) = live(lua) else {
-            return Err(crate::mqtt::args::lua_error("the board is not installed"));
+            return Err(crate::args::lua_error("the board is not installed"));
         };
         let schedule = board.schedule.clone();
         let start = tokio::time::Instant::now();
@@ -542,7 +542,11 @@ impl crate::Runtime {
                     action: s.action,
                     scheduled: true,
                 };
-                if tx.send(crate::runtime::LoopEvent::Board(ev)).await.is_err() {
+                if tx
+                    .send(crate::registry::LoopEvent::Board(ev))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -559,7 +563,7 @@ impl crate::Runtime {
     /// `simulate`, change that board.
     pub fn take_board(&mut self) -> Option<Board> {
         let l = live(self.lua())?;
-        let tx = crate::runtime::shared(self.lua()).ok()?.tx.clone();
+        let tx = crate::registry::shared(self.lua()).ok()?.tx.clone();
         crate::control::detach(&tx);
         // Commands typed but not dispatched: the board changed before the reboot all the same.
         // (Scheduled changes not dispatched are still in the world's schedule.)
@@ -567,7 +571,7 @@ impl crate::Runtime {
             .close_queue()
             .into_iter()
             .filter_map(|ev| match ev {
-                crate::runtime::LoopEvent::Board(BoardEvent::Action {
+                crate::registry::LoopEvent::Board(BoardEvent::Action {
                     action,
                     scheduled: false,
                 }) => Some(action),
@@ -655,9 +659,9 @@ pub(crate) fn refresh(lua: &mlua::Lua) -> mlua::Result<()> {
     let alive = crate::gpio::busy(lua).unwrap_or(false) || (listening && coming);
     if alive {
         let ud: mlua::AnyUserData = lua.named_registry_value(HANDLE)?;
-        crate::runtime::root(lua, id, &ud)
+        crate::registry::root(lua, id, &ud)
     } else {
-        crate::runtime::unroot(lua, id)
+        crate::registry::unroot(lua, id)
     }
 }
 

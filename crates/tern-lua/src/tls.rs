@@ -11,7 +11,7 @@ use mlua::{Function, Lua, Table, Value, Variadic};
 use tern::TlsOptions;
 use tern::tls::Roots;
 
-use crate::mqtt::args::{bad_arg, lua_error, type_name};
+use crate::args::{bad_arg, lua_error, type_name};
 
 /// Registry slot of `tls.cert.verify`'s setting.
 const VERIFY: &str = "tern.tls.verify";

@@ -14,8 +14,8 @@ use mlua::{AnyUserData, Function, Lua, UserData, UserDataMethods, Value, Variadi
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::mqtt::args::{bad_arg, check_integer, lua_error, opt_flag, type_name};
-use crate::runtime::{self, LoopEvent};
+use crate::args::{bad_arg, check_integer, lua_error, opt_flag, type_name};
+use crate::registry::{self, LoopEvent};
 
 /// Longest interval the device accepts, in milliseconds (its `tmr` range check).
 pub const MAX_INTERVAL_MS: i64 = 6_870_947;
@@ -84,7 +84,7 @@ fn mode_arg(func: &str, args: &[Value], pos: usize) -> mlua::Result<Mode> {
 
 /// Starts (or restarts) the timer's countdown and roots it.
 fn arm(lua: &Lua, ud: &AnyUserData) -> mlua::Result<()> {
-    let shared = runtime::shared(lua)?;
+    let shared = registry::shared(lua)?;
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(lua_error(
             "tmr: the tern runtime is not running (no tokio runtime)",
@@ -106,7 +106,7 @@ fn arm(lua: &Lua, ud: &AnyUserData) -> mlua::Result<()> {
     ));
     st.task = Some(handle.abort_handle());
     drop(st);
-    runtime::root(lua, t.id, ud)
+    registry::root(lua, t.id, ud)
 }
 
 /// Stops the countdown and unroots the timer; registration is untouched.
@@ -118,7 +118,7 @@ fn disarm(lua: &Lua, t: &Timer) -> mlua::Result<()> {
     st.generation += 1;
     st.running = false;
     drop(st);
-    runtime::unroot(lua, t.id)
+    registry::unroot(lua, t.id)
 }
 
 async fn countdown(
@@ -304,7 +304,7 @@ impl UserData for Timer {
 
 /// A new, unregistered timer object.
 fn new_timer(lua: &Lua) -> mlua::Result<AnyUserData> {
-    let shared = runtime::shared(lua)?;
+    let shared = registry::shared(lua)?;
     let id = shared.next_id();
     let ud = lua.create_userdata(Timer {
         id,
@@ -317,7 +317,7 @@ fn new_timer(lua: &Lua) -> mlua::Result<AnyUserData> {
             task: None,
         }),
     })?;
-    runtime::track(lua, id, &ud)?;
+    registry::track(lua, id, &ud)?;
     crate::plain_method_errors(lua, &ud, "tmr.timer")?;
     Ok(ud)
 }
@@ -447,7 +447,7 @@ fn install_static(lua: &Lua, m: &mlua::Table) -> mlua::Result<()> {
             }
             let expire = lua.create_function(|lua, _: Value| {
                 eprintln!("tern: tmr.softwd expired: restarting");
-                let shared = runtime::shared(lua)?;
+                let shared = registry::shared(lua)?;
                 let r = crate::config::Reboot::After(
                     shared.config.board.boot_time,
                     crate::config::BootReason::Watchdog,
@@ -482,14 +482,14 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
         "now",
         lua.create_function(|lua, ()| {
             // A 31-bit microsecond counter, wrapping as on the device.
-            let us = runtime::shared(lua)?.started.elapsed().as_micros();
+            let us = registry::shared(lua)?.started.elapsed().as_micros();
             Ok(i64::try_from(us & 0x7fff_ffff).unwrap_or(0))
         })?,
     )?;
     m.raw_set(
         "time",
         lua.create_function(|lua, ()| {
-            let s = runtime::shared(lua)?.started.elapsed().as_secs();
+            let s = registry::shared(lua)?.started.elapsed().as_secs();
             Ok(i64::try_from(s).unwrap_or(i64::MAX))
         })?,
     )?;
@@ -507,7 +507,7 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
         "ccount",
         lua.create_function(|lua, ()| {
             // An 80 MHz cycle counter, 32 bits wrapping.
-            let us = runtime::shared(lua)?.started.elapsed().as_micros();
+            let us = registry::shared(lua)?.started.elapsed().as_micros();
             Ok(i64::try_from(us.wrapping_mul(80) & 0xffff_ffff).unwrap_or(0))
         })?,
     )?;

@@ -14,12 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // init mqtt client without logins, keepalive timer 120s, last will on /lwt
     let options = ConnectOptions::new("clientid")
         .keep_alive(Duration::from_secs(120))
-        .will(Will {
-            topic: "/lwt".into(),
-            payload: "offline".into(),
-            qos: QoS::AtMostOnce,
-            retain: false,
-        });
+        .will(Will::new("/lwt", "offline", QoS::AtMostOnce, false));
     let (m, mut events) = Client::new(options);
 
     match m.connect(Broker::tcp(host, port)).await {

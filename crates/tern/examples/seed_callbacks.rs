@@ -16,12 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = CallbackClient::new(
         ConnectOptions::new("clientid")
             .keep_alive(Duration::from_secs(120))
-            .will(Will {
-                topic: "/lwt".into(),
-                payload: "offline".into(),
-                qos: QoS::AtMostOnce,
-                retain: false,
-            }),
+            .will(Will::new("/lwt", "offline", QoS::AtMostOnce, false)),
     );
     let (done_tx, done_rx) = mpsc::channel::<()>();
 

@@ -22,6 +22,7 @@ use std::fmt;
 pub(crate) type UriCredentials = (Option<tern_proto::MqttString>, Option<bytes::Bytes>);
 
 /// The transport a broker address asks for.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// Plain TCP (`mqtt://`, `tcp://`), default port 1883.
@@ -87,6 +88,7 @@ impl Scheme {
 /// assert_eq!(c.port, 8080);
 /// # Ok::<(), tern::broker::BrokerParseError>(())
 /// ```
+#[non_exhaustive]
 #[derive(Clone, PartialEq, Eq)]
 pub struct Broker {
     /// Transport.
@@ -336,6 +338,7 @@ impl std::str::FromStr for Broker {
 /// assert_eq!(p.to_string(), "socks5h://127.0.0.1:1080"); // no credentials
 /// # Ok::<(), tern::broker::BrokerParseError>(())
 /// ```
+#[non_exhaustive]
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
     /// The proxy's host name or IP address.

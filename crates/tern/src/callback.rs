@@ -224,7 +224,7 @@ impl CallbackClient {
     pub fn ack(&self, msg: &Message) -> Result<(), ClientError> {
         loop {
             match self.inner.client.try_ack(msg) {
-                Err(ClientError::QueueFull) => {}
+                Err(ClientError::QueueFull(_)) => {}
                 other => return other,
             }
             // Bounded by the driver, which serves commands even when events back up.
@@ -258,7 +258,7 @@ impl CallbackClient {
                         h.done.insert(ticket, done);
                         return Ok(());
                     }
-                    Err(ClientError::QueueFull) => {}
+                    Err(ClientError::QueueFull(_)) => {}
                     Err(e) => return Err(e),
                 }
             }

@@ -22,8 +22,14 @@ use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::mem;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
+
+// Under `--cfg tern_loom` the queue's lock and shared pointer are loom's, so that the model
+// checker explores every interleaving of senders and receiver (see `loom_tests`).
+#[cfg(tern_loom)]
+use loom::sync::{Arc, Mutex, MutexGuard};
+#[cfg(not(tern_loom))]
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Wakers of senders waiting for room. Boxed on purpose: 8 bytes in every channel's shared
 /// state instead of 24, for a list that is almost always absent.
@@ -42,6 +48,9 @@ struct State<T> {
     senders: u32,
     /// The receiver is gone: sending fails and nothing is kept.
     closed: bool,
+    /// Items the sender dropped instead of queueing (its policy, see
+    /// [`Sender::note_dropped`]); `u32`, saturating, to fit beside `closed`.
+    dropped: u32,
     /// The receiver found the queue empty and waits: woken by the next item, or when the
     /// last sender leaves. Registered under the same lock that saw the queue empty, so no
     /// wake-up is lost.
@@ -92,6 +101,7 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             room: u32::try_from(capacity).unwrap_or(u32::MAX).max(1),
             senders: 1,
             closed: false,
+            dropped: 0,
             waiting: None,
             sent: 0,
             taken: 0,
@@ -153,6 +163,13 @@ impl<T> Sender<T> {
     /// The receiver has taken everything queued so far.
     pub(crate) fn is_empty(&self) -> bool {
         self.chan.lock().items.is_empty()
+    }
+
+    /// Counts one item the sender dropped instead of sending, for
+    /// [`Receiver::dropped`].
+    pub(crate) fn note_dropped(&self) {
+        let mut state = self.chan.lock();
+        state.dropped = state.dropped.saturating_add(1);
     }
 
     /// Items queued so far.
@@ -342,6 +359,11 @@ impl<T> Receiver<T> {
         Poll::Ready(item)
     }
 
+    /// Items the sender dropped instead of sending ([`Sender::note_dropped`]), ever.
+    pub(crate) fn dropped(&self) -> u32 {
+        self.chan.lock().dropped
+    }
+
     /// The next item if one is queued.
     pub(crate) fn try_recv(&mut self) -> Result<T, TryRecvError> {
         self.take(None)
@@ -426,16 +448,18 @@ impl<T> Drop for Receiver<T> {
 
 /// Runs `fut` to completion on this thread, parking while it is pending.
 fn block_on<F: Future>(fut: F) -> F::Output {
+    // `Wake` takes std's `Arc`, whichever one the queue uses.
+    use std::sync::Arc as StdArc;
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
+        fn wake(self: StdArc<Self>) {
             self.0.unpark();
         }
-        fn wake_by_ref(self: &Arc<Self>) {
+        fn wake_by_ref(self: &StdArc<Self>) {
             self.0.unpark();
         }
     }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let waker = Waker::from(StdArc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
     loop {
@@ -446,7 +470,7 @@ fn block_on<F: Future>(fut: F) -> F::Output {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(tern_loom)))]
 mod tests {
     use super::*;
 
@@ -568,5 +592,95 @@ mod tests {
         assert_eq!(rx.blocking_recv(), Some(5));
         t.join().unwrap();
         assert_eq!(rx.blocking_recv(), None);
+    }
+}
+
+/// Model checks of the queue's lock-and-wake protocol: every interleaving of a sender and
+/// the receiver (loom bounds the search), so that no item is lost or duplicated, no wake-up
+/// is lost (a lost one shows as a deadlock), and room is never exceeded.
+///
+/// `RUSTFLAGS="--cfg tern_loom" CARGO_TARGET_DIR=target/loom cargo test -p tern --lib chan::`
+/// (its own target directory: the flag rebuilds every dependency). Not `--cfg loom`: tokio
+/// reads that cfg too and leaves out its `net` module, which this crate needs.
+#[cfg(all(test, tern_loom))]
+mod loom_tests {
+    use loom::future::block_on;
+    use loom::thread;
+
+    use super::*;
+
+    /// A sender that waits for room (capacity 1) and a receiver that waits for items: both
+    /// items arrive, in order, then the end. Exhaustive (no preemption bound): ~8 s; a
+    /// third item makes it minutes.
+    #[test]
+    fn waiting_sender_and_waiting_receiver_lose_nothing() {
+        loom::model(|| {
+            let (tx, mut rx) = channel::<u8>(1);
+            let sender = thread::spawn(move || {
+                block_on(async {
+                    for i in 0..2 {
+                        tx.send(i).await.expect("the receiver is alive");
+                    }
+                });
+            });
+            let got: Vec<u8> = block_on(async {
+                let mut got = Vec::new();
+                while let Some(i) = rx.recv().await {
+                    got.push(i);
+                }
+                got
+            });
+            sender.join().expect("sender thread");
+            assert_eq!(got, [0, 1]);
+        });
+    }
+
+    /// Two senders racing `try_send` into one slot: the queue never holds more than its
+    /// capacity, and each item accepted is received exactly once.
+    #[test]
+    fn racing_try_sends_respect_capacity() {
+        loom::model(|| {
+            let (tx, mut rx) = channel::<u8>(1);
+            let tx2 = tx.clone();
+            let other = thread::spawn(move || tx2.try_send(2).is_ok());
+            let mine = tx.try_send(1).is_ok();
+            let theirs = other.join().expect("sender thread");
+            // One slot: exactly one of the two got in (nothing was taken meanwhile).
+            assert!(mine ^ theirs, "mine {mine}, theirs {theirs}");
+            let first = rx.try_recv().expect("the accepted item");
+            assert_eq!(first, if mine { 1 } else { 2 });
+            drop(tx);
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+        });
+    }
+
+    /// The receiver leaving while a sender waits for room wakes the sender with an error
+    /// (it does not wait forever).
+    #[test]
+    fn dropping_the_receiver_releases_a_waiting_sender() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u8>(1);
+            tx.try_send(0).expect("room for one");
+            let sender = thread::spawn(move || block_on(tx.send(1)));
+            drop(rx);
+            assert_eq!(sender.join().expect("sender thread"), Err(1));
+        });
+    }
+
+    /// The driver's wait for the application to take items (`poll_taken`) is woken by the
+    /// take: the count it sees is never behind what was taken.
+    #[test]
+    fn a_take_wakes_the_wait_for_it() {
+        loom::model(|| {
+            let (tx, mut rx) = channel::<u8>(2);
+            tx.try_send(1).expect("room");
+            let receiver = thread::spawn(move || {
+                assert_eq!(rx.try_recv(), Ok(1));
+                rx
+            });
+            let taken = block_on(poll_fn(|cx| tx.poll_taken(cx, 1)));
+            assert_eq!(taken, 1);
+            drop(receiver.join().expect("receiver thread"));
+        });
     }
 }

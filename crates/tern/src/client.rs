@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tern_proto::session::AckToken;
-use tern_proto::{QoS, SubscribeReturnCode, TopicFilter, TopicName};
+use tern_proto::{PacketId, QoS, SubscribeReturnCode, TopicFilter, TopicName};
 use tokio::sync::oneshot;
 
 use crate::broker::Broker;
 use crate::chan;
-use crate::error::{ClientError, ConnectError, ConnectionError};
+use crate::error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 use crate::options::ConnectOptions;
 
 /// Correlates a `try_*` command with its [`Event::Completed`]. Unique per client.
@@ -42,6 +42,7 @@ impl<T> Future for Pending<T> {
 }
 
 /// What a completed command produced.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The publish completed: QoS 0 written, QoS 1 PUBACK, QoS 2 PUBCOMP.
@@ -52,7 +53,8 @@ pub enum Outcome {
     Unsubscribed,
 }
 
-/// An application message received from the broker.
+/// An application message received from the broker (MQTT 5 adds properties here).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Topic name.
@@ -66,7 +68,7 @@ pub struct Message {
     /// DUP flag as received.
     pub dup: bool,
     /// Packet identifier at QoS 1 and 2 (the broker's id for this delivery).
-    pub packet_id: Option<tern_proto::PacketId>,
+    pub packet_id: Option<PacketId>,
     /// With [`ConnectOptions::manual_ack`], what [`Client::ack`] sends for a QoS 1/2
     /// message.
     pub(crate) ack: Option<AckToken>,
@@ -156,6 +158,8 @@ pub(crate) enum Command {
 struct Shared {
     commands: chan::Sender<Command>,
     next_ticket: AtomicU64,
+    /// The command channel's capacity, for [`ClientError::QueueFull`].
+    capacity: usize,
 }
 
 /// A handle to an MQTT client. Cheap to clone; the client's driver task stops when every
@@ -216,6 +220,13 @@ impl Events {
         self.rx.poll_recv(cx)
     }
 
+    /// How many events other than messages were dropped because the event channel was
+    /// full (see [`ConnectOptions::event_capacity`](crate::ConnectOptions::event_capacity));
+    /// saturates at `u32::MAX`. Messages are never dropped.
+    pub fn dropped(&self) -> u32 {
+        self.rx.dropped()
+    }
+
     /// The next event if one is ready.
     pub fn try_recv(&mut self) -> Option<Event> {
         self.rx.try_recv().ok()
@@ -248,16 +259,29 @@ impl Client {
         Self::new_on(&tokio::runtime::Handle::current(), options)
     }
 
+    /// Creates a client after checking its options ([`ConnectOptions::validate`]): options
+    /// that cannot work are refused here, not at `connect`. [`new`](Self::new) does not
+    /// check; its `connect` fails with [`ConnectError::Options`] instead.
+    pub fn try_new(options: ConnectOptions) -> Result<(Self, Events), crate::OptionsError> {
+        options.validate()?;
+        Ok(Self::new(options))
+    }
+
     /// Creates a client whose driver runs on `runtime`.
     pub fn new_on(runtime: &tokio::runtime::Handle, options: ConnectOptions) -> (Self, Events) {
-        // Commands are small; the session's own queue (max_queued) is the real bound, this
-        // channel only needs to absorb bursts between driver wake-ups.
-        let (cmd_tx, cmd_rx) = chan::channel(1024);
+        // The channel holds what the application queued since the driver last ran (which
+        // on a busy or current-thread runtime can be a whole burst), so it takes as many
+        // commands as the session may queue: `try_*` refuses at the documented
+        // `max_queued`, not at some smaller number of its own. It allocates only for what it
+        // holds.
+        let capacity = options.max_queued.max(1);
+        let (cmd_tx, cmd_rx) = chan::channel(capacity);
         let (ev_tx, ev_rx) = chan::channel(options.event_capacity.max(1));
         runtime.spawn(crate::driver::run(Box::new(options), cmd_rx, ev_tx));
         let shared = Arc::new(Shared {
             commands: cmd_tx,
             next_ticket: AtomicU64::new(1),
+            capacity,
         });
         (Self { shared }, Events { rx: ev_rx })
     }
@@ -276,7 +300,9 @@ impl Client {
 
     fn try_send(&self, cmd: Command) -> Result<(), ClientError> {
         self.shared.commands.try_send(cmd).map_err(|e| match e {
-            chan::TrySendError::Full(_) => ClientError::QueueFull,
+            chan::TrySendError::Full(_) => {
+                ClientError::QueueFull(QueueLimit::Commands(self.shared.capacity))
+            }
             chan::TrySendError::Closed(_) => ClientError::Shutdown,
         })
     }

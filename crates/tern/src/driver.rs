@@ -115,7 +115,8 @@ struct Driver {
     session: Session,
     events: chan::Sender<Event>,
     /// Events waiting for room in the channel. Reading from the socket pauses while this
-    /// holds `event_capacity` or more, which bounds it (commands add at most one each).
+    /// holds `event_capacity` messages or more, which bounds them; other events beyond
+    /// `event_capacity` are dropped oldest first (`queue_event`), which bounds the rest.
     pending: Backlog,
     waiters: HashMap<RequestId, Waiter, BuildHasherDefault<RequestIdHasher>>,
     /// What is subscribed (as granted), for re-subscription after a reconnect.
@@ -174,12 +175,17 @@ fn awaiting_take(unacked: &Option<Box<VecDeque<(u64, AckToken)>>>) -> u64 {
         .map_or(0, |&(position, _)| position)
 }
 
-/// Events waiting for room in the event channel, oldest first: a `VecDeque` allocated only
-/// while the application lags (8 bytes in every driver's future instead of 32).
+/// Events waiting for room in the event channel, oldest first: allocated only while the
+/// application lags (8 bytes in every driver's future instead of 40).
 #[derive(Default)]
-// Boxed on purpose, see above.
-#[allow(clippy::box_collection)]
-struct Backlog(Option<Box<VecDeque<Event>>>);
+struct Backlog(Option<Box<BacklogQueue>>);
+
+#[derive(Default)]
+struct BacklogQueue {
+    events: VecDeque<Event>,
+    /// How many of `events` are [`Event::Message`]s.
+    messages: usize,
+}
 
 impl Backlog {
     fn is_empty(&self) -> bool {
@@ -187,24 +193,50 @@ impl Backlog {
     }
 
     fn len(&self) -> usize {
-        self.0.as_deref().map_or(0, VecDeque::len)
+        self.0.as_deref().map_or(0, |q| q.events.len())
+    }
+
+    /// How many waiting events are messages.
+    fn messages(&self) -> usize {
+        self.0.as_deref().map_or(0, |q| q.messages)
     }
 
     fn push_back(&mut self, ev: Event) {
-        self.0.get_or_insert_default().push_back(ev);
+        let queue = self.0.get_or_insert_default();
+        queue.messages += usize::from(matches!(ev, Event::Message(_)));
+        queue.events.push_back(ev);
     }
 
     fn push_front(&mut self, ev: Event) {
-        self.0.get_or_insert_default().push_front(ev);
+        let queue = self.0.get_or_insert_default();
+        queue.messages += usize::from(matches!(ev, Event::Message(_)));
+        queue.events.push_front(ev);
     }
 
     fn pop_front(&mut self) -> Option<Event> {
         let queue = self.0.as_deref_mut()?;
-        let ev = queue.pop_front();
-        if queue.is_empty() {
+        let ev = queue.events.pop_front();
+        if matches!(ev, Some(Event::Message(_))) {
+            queue.messages -= 1;
+        }
+        if queue.events.is_empty() {
             self.0 = None;
         }
         ev
+    }
+
+    /// Removes the oldest event that is not a message; its index in the backlog.
+    fn remove_oldest_status(&mut self) -> Option<usize> {
+        let queue = self.0.as_deref_mut()?;
+        let index = queue
+            .events
+            .iter()
+            .position(|ev| !matches!(ev, Event::Message(_)))?;
+        queue.events.remove(index);
+        if queue.events.is_empty() {
+            self.0 = None;
+        }
+        Some(index)
     }
 
     fn clear(&mut self) {
@@ -294,23 +326,10 @@ fn session_config(options: &ConnectOptions) -> SessionConfig {
         .persistence(options.session_store.is_some() && !options.clean_session)
 }
 
-/// Checks what `session_config` had to leave out silently.
+/// Checks what `session_config` had to leave out silently (for options never checked with
+/// [`ConnectOptions::validate`] or [`Client::try_new`](crate::Client::try_new)).
 fn validate(options: &ConnectOptions) -> Result<(), ConnectError> {
-    let invalid = |what: String| Err(ConnectError::InvalidOptions(what));
-    if let Err(e) = MqttString::new(&options.client_id) {
-        return invalid(format!("client id: {e}"));
-    }
-    if let Some(Err(e)) = options.username.as_deref().map(MqttString::new) {
-        return invalid(format!("user name: {e}"));
-    }
-    if let Some((topic, Err(e))) = options
-        .will
-        .as_ref()
-        .map(|w| (&w.topic, TopicName::new(&w.topic)))
-    {
-        return invalid(format!("will topic {topic:?}: {e}"));
-    }
-    Ok(())
+    options.validate().map_err(ConnectError::Options)
 }
 
 impl Driver {
@@ -555,14 +574,40 @@ impl Driver {
                 Ok(()) => true,
                 Err(chan::TrySendError::Closed(_)) => false,
                 Err(chan::TrySendError::Full(ev)) => {
-                    self.pending.push_back(ev);
+                    self.queue_event(ev);
                     true
                 }
             }
         } else {
-            self.pending.push_back(ev);
+            self.queue_event(ev);
             true
         }
+    }
+
+    /// Queues `ev` behind a full event channel, under the policy documented on
+    /// [`ConnectOptions::event_capacity`]: messages always wait (and reading from the socket
+    /// pauses while `event_capacity` of them do); other events wait up to
+    /// `event_capacity` of them, beyond which the oldest non-message event is dropped and
+    /// counted ([`Events::dropped`](crate::Events::dropped)), so a client whose
+    /// application never reads `Events` neither stalls nor grows.
+    fn queue_event(&mut self, ev: Event) {
+        let is_message = matches!(ev, Event::Message(_));
+        if !is_message
+            && self.pending.len() - self.pending.messages() >= self.options.event_capacity
+            && let Some(index) = self.pending.remove_oldest_status()
+        {
+            // Messages queued behind the dropped event moved up one place: their positions
+            // (for acknowledging once taken) too.
+            let position = self.events.sent() + index as u64 + 1;
+            if let Some(unacked) = self.unacked.as_deref_mut() {
+                for (p, _) in unacked.iter_mut().filter(|(p, _)| *p > position) {
+                    *p -= 1;
+                }
+            }
+            self.events.note_dropped();
+            tracing::debug!("event channel full: dropped the oldest non-message event");
+        }
+        self.pending.push_back(ev);
     }
 
     /// Acknowledges, in order, every QoS 1/2 message the application has taken from the
@@ -850,7 +895,7 @@ impl Driver {
                 Err(e) => {
                     return Ended::ConnectFailed(ConnectError::Io {
                         addr: broker.host_port(),
-                        reason: e.to_string(),
+                        source: Arc::new(e),
                     });
                 }
             }
@@ -1095,7 +1140,9 @@ impl Driver {
             }
             just_read = false;
 
-            let can_read = !conn.closing && self.pending.len() < self.options.event_capacity;
+            // Only messages hold reading back: other events waiting are bounded by dropping
+            // (see `queue_event`), and must not stall a client nobody reads events from.
+            let can_read = !conn.closing && self.pending.messages() < self.options.event_capacity;
             tokio::select! {
                 io = poll_fn(|cx| poll_io(cx, &mut stream, &mut self.session, &mut outbox, &mut needs_flush, can_read)) => {
                     match io {
@@ -1241,7 +1288,7 @@ impl Driver {
                 Some(e) if is_reset(e) => ConnectError::reset_during_connect(conn.broker, e),
                 Some(e) => ConnectError::Io {
                     addr: conn.broker.host_port(),
-                    reason: e.to_string(),
+                    source: e.clone(),
                 },
                 None => ConnectError::ClosedBeforeConnAck,
             },

@@ -7,8 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tern_proto::session::Initiator;
 use tern_proto::{
-    ApiMisuse, ConnectReturnCode, PacketType, ProtocolError, RequestError, TopicError,
+    ApiMisuse, ConnectReturnCode, DisconnectReason, PacketType, ProtocolError, RequestError,
+    TopicError,
 };
 
 use crate::broker::BrokerParseError;
@@ -19,6 +21,7 @@ use crate::tls::TlsConfigError;
 pub const CODE_OTHER: i32 = -6;
 
 /// Which step of a connection attempt ran out of time.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectStage {
     /// Resolving the host name.
@@ -61,21 +64,24 @@ pub enum ConnectStage {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
     /// Nothing accepts connections at the address (refused, reset or unreachable).
-    #[error("no broker listening at {addr}: {reason}")]
+    #[error("no broker listening at {addr}: {source}")]
     ServerNotFound {
         /// `host:port`.
         addr: String,
-        /// The operating system's message.
-        reason: String,
+        /// The operating system's error (its [`kind`](std::io::Error::kind) is e.g.
+        /// `ConnectionRefused`, `HostUnreachable`).
+        #[source]
+        source: Arc<std::io::Error>,
     },
     /// The connection was reset while CONNECT was on its way: something listens at the
     /// address but hung up on MQTT, typically a TLS port spoken to in plain text.
-    #[error("the connection to {addr} was reset during CONNECT ({reason}){}", reset_hint(*.plain))]
+    #[error("the connection to {addr} was reset during CONNECT ({source}){}", reset_hint(*.plain))]
     ResetDuringConnect {
         /// `host:port`.
         addr: String,
-        /// The operating system's message.
-        reason: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
         /// Whether the attempt was plain text (no TLS), so a TLS port is a likely cause.
         plain: bool,
     },
@@ -89,12 +95,13 @@ pub enum ConnectError {
         reason: String,
     },
     /// The host name did not resolve.
-    #[error("DNS lookup of {host:?} failed: {reason}")]
+    #[error("DNS lookup of {host:?} failed: {source}")]
     Dns {
         /// The host.
         host: String,
-        /// Why.
-        reason: String,
+        /// The resolver's error.
+        #[source]
+        source: Arc<std::io::Error>,
     },
     /// The broker's first packet was not CONNACK [MQTT-3.2.0-1].
     #[error("broker answered CONNECT with {0}, not CONNACK [MQTT-3.2.0-1]")]
@@ -118,8 +125,12 @@ pub enum ConnectError {
     Tls {
         /// `host:port`.
         addr: String,
-        /// rustls's message, e.g. "invalid peer certificate: UnknownIssuer".
+        /// What went wrong and the usual fix, from rustls's error, e.g. "invalid peer
+        /// certificate: UnknownIssuer".
         reason: String,
+        /// rustls's error, when rustls failed (not, e.g., an invalid server name).
+        #[source]
+        source: Option<rustls::Error>,
     },
     /// The TLS settings are unusable.
     #[error(transparent)]
@@ -135,7 +146,12 @@ pub enum ConnectError {
     /// The broker sent something that is not MQTT before CONNACK.
     #[error("protocol error before CONNACK: {0}")]
     Protocol(ProtocolError),
-    /// The options cannot produce a valid CONNECT (e.g. a 3.1 client id over 23 characters).
+    /// The options cannot work (see [`ConnectOptions::validate`](crate::ConnectOptions::validate),
+    /// which finds this before connecting).
+    #[error("invalid connect options: {0}")]
+    Options(#[from] crate::options::OptionsError),
+    /// The broker address or its settings cannot be used (no address given, a WebSocket
+    /// header that is not valid HTTP, a TLS broker without TLS settings).
     #[error("invalid connect options: {0}")]
     InvalidOptions(String),
     /// The session store ([`ConnectOptions::session_store`](crate::ConnectOptions)) could
@@ -146,12 +162,13 @@ pub enum ConnectError {
     #[error(transparent)]
     Address(#[from] BrokerParseError),
     /// An I/O error not covered above.
-    #[error("I/O error talking to {addr}: {reason}")]
+    #[error("I/O error talking to {addr}: {source}")]
     Io {
         /// `host:port`.
         addr: String,
-        /// The operating system's message.
-        reason: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
     },
     /// `close()` was called, or the client dropped, while connecting.
     #[error("connection attempt abandoned: the client was closed")]
@@ -184,8 +201,47 @@ impl ConnectError {
     pub(crate) fn reset_during_connect(broker: &crate::Broker, e: &std::io::Error) -> Self {
         Self::ResetDuringConnect {
             addr: broker.host_port(),
-            reason: e.to_string(),
+            source: Arc::new(copy_io_error(e)),
             plain: !broker.scheme.is_tls(),
+        }
+    }
+
+    /// The operating system's error behind this failure, if one is: for its
+    /// [`kind`](std::io::Error::kind) (`ConnectionRefused`, `TimedOut`, …). The same error is
+    /// this error's [`source`](std::error::Error::source), as an `Arc<io::Error>` (errors are
+    /// `Clone`, to travel in events).
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Self::ServerNotFound { source, .. }
+            | Self::ResetDuringConnect { source, .. }
+            | Self::Dns { source, .. }
+            | Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    /// Who caused the failure: the broker or network ([`Initiator::Remote`]), this library
+    /// enforcing the protocol or a timeout ([`Initiator::Library`]), or the application
+    /// (its options, `close()`; [`Initiator::Local`]).
+    pub fn initiator(&self) -> Initiator {
+        match self {
+            Self::ServerNotFound { .. }
+            | Self::ResetDuringConnect { .. }
+            | Self::Proxy { .. }
+            | Self::Dns { .. }
+            | Self::ClosedBeforeConnAck
+            | Self::Refused(_)
+            | Self::Tls { .. }
+            | Self::WebSocket { .. }
+            | Self::Io { .. } => Initiator::Remote,
+            Self::NotConnAck(_) | Self::Timeout { .. } | Self::Protocol(_) => Initiator::Library,
+            Self::TlsConfig(_)
+            | Self::InvalidOptions(_)
+            | Self::Options(_)
+            | Self::Store(_)
+            | Self::Address(_)
+            | Self::Closed
+            | Self::AlreadyConnected => Initiator::Local,
         }
     }
 
@@ -238,13 +294,69 @@ pub enum ConnectionError {
     Closed,
     /// An I/O error on the socket.
     #[error("I/O error: {0}")]
-    Io(Arc<std::io::Error>),
+    Io(#[source] Arc<std::io::Error>),
     /// No PINGRESP in time: the link is presumed dead.
     #[error("no PINGRESP within {0:?}: connection presumed dead")]
     PingTimeout(Duration),
     /// The broker broke the protocol; tern closed the connection [MQTT-4.8.0-1].
     #[error("protocol violation by the broker: {0}")]
     Protocol(ProtocolError),
+}
+
+impl ConnectionError {
+    /// The operating system's error that ended the connection, if one did (also this
+    /// error's [`source`](std::error::Error::source), as an `Arc<io::Error>`).
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Who ended the connection, as the protocol core's
+    /// [`DisconnectReason::initiator`](tern_proto::DisconnectReason::initiator) reports it:
+    /// the application ([`Initiator::Local`]), the broker or the network
+    /// ([`Initiator::Remote`]), or this library enforcing the protocol
+    /// ([`Initiator::Library`]: a missing PINGRESP, a protocol violation).
+    pub fn initiator(&self) -> Initiator {
+        match self {
+            Self::Local => DisconnectReason::Local.initiator(),
+            Self::Closed | Self::Io(_) => DisconnectReason::TransportClosed.initiator(),
+            Self::PingTimeout(after) => DisconnectReason::PingTimeout(*after).initiator(),
+            Self::Protocol(e) => DisconnectReason::Protocol(e.clone()).initiator(),
+        }
+    }
+}
+
+/// Which limit a refused command ran into ([`ClientError::QueueFull`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueLimit {
+    /// [`ConnectOptions::max_queued`](crate::ConnectOptions::max_queued) commands wait
+    /// already.
+    Commands(usize),
+    /// The waiting publishes hold
+    /// [`ConnectOptions::max_queued_bytes`](crate::ConnectOptions::max_queued_bytes) bytes
+    /// already.
+    Bytes(usize),
+}
+
+impl std::fmt::Display for QueueLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Commands(max) => write!(f, "{max} commands waiting"),
+            Self::Bytes(max) => write!(f, "{max} bytes of messages waiting"),
+        }
+    }
+}
+
+/// A copy of an I/O error: its kind, OS error code and message (an `io::Error` is not
+/// `Clone`).
+pub(crate) fn copy_io_error(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(e.kind(), e.to_string()),
+    }
 }
 
 /// A command (publish, subscribe, unsubscribe, close) failed.
@@ -266,9 +378,10 @@ pub enum ConnectionError {
 #[non_exhaustive]
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
-    /// The command queue is full (`try_*` methods; see `ConnectOptions::max_queued`).
-    #[error("command queue full")]
-    QueueFull,
+    /// The command queue is full: the one error for every queue limit, whether the command
+    /// was refused at once (`try_*` methods) or when the driver queued it.
+    #[error("command queue full ({0})")]
+    QueueFull(QueueLimit),
     /// The client's driver has stopped (every handle was dropped or it was shut down).
     #[error("client is shut down")]
     Shutdown,
@@ -283,10 +396,21 @@ pub enum ClientError {
         /// What is wrong with it.
         source: TopicError,
     },
-    /// The session refused the command (e.g. no filters given).
+    /// The session refused the command (e.g. no filters given). A full queue is
+    /// [`QueueFull`](Self::QueueFull), never this.
     #[error(transparent)]
-    Misuse(#[from] ApiMisuse),
+    Misuse(ApiMisuse),
     /// `close()` with no connection open.
     #[error("not connected")]
     NotConnected,
+}
+
+impl From<ApiMisuse> for ClientError {
+    fn from(e: ApiMisuse) -> Self {
+        match e {
+            ApiMisuse::QueueFull { max } => Self::QueueFull(QueueLimit::Commands(max)),
+            ApiMisuse::QueueBytesFull { max } => Self::QueueFull(QueueLimit::Bytes(max)),
+            other => Self::Misuse(other),
+        }
+    }
 }

@@ -8,6 +8,13 @@
 //! over bounded channels. [`trace`] shows each connection step and packet through
 //! `tracing`.
 //!
+//! Every type in this crate's signatures is reachable from `tern` itself, the protocol
+//! core's included ([`TopicName`], [`TopicFilter`], [`PacketId`], [`ProtocolError`],
+//! [`SubscribeReturnCode`], …): an application needs no `tern-proto` dependency. One name per
+//! meaning: [`Message`] is a message received by the application and [`Event`] something
+//! that happened on a [`Client`]; `tern-proto`'s session-level types of the same names are
+//! not re-exported.
+//!
 //! A subscriber that prints what arrives, until Ctrl-C (`Cargo.toml`: `tern`, and
 //! `tokio = { version = "1", features = ["rt", "macros", "signal"] }`):
 //!
@@ -54,10 +61,22 @@ mod transport;
 
 pub use broker::{Broker, Scheme};
 pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
-pub use error::{ClientError, ConnectError, ConnectionError};
-pub use options::{ConnectOptions, Protocol, ReconnectPolicy, Will};
-pub use tern_proto::{QoS, SubscribeReturnCode};
+pub use error::{ClientError, ConnectError, ConnectionError, QueueLimit};
+pub use options::{ConnectOptions, OptionsError, Protocol, ReconnectPolicy, Will};
 pub use tls::TlsOptions;
+
+// The protocol types that appear in `tern`'s public signatures, so that no application needs
+// `tern-proto` in its `Cargo.toml`. `tern-proto`'s own `Message` and `Event` (the sans-IO
+// session's) are deliberately *not* re-exported: in `tern`, [`Message`] is always a message
+// received by the application and [`Event`] always something that happened on a [`Client`].
+/// The TLS library whose [`ClientConfig`](rustls::ClientConfig) [`TlsOptions::build`] returns.
+pub use rustls;
+pub use tern_proto::session::Initiator;
+pub use tern_proto::{
+    ApiMisuse, ConnectReturnCode, DecodeError, EncodeError, MqttString, PacketId, PacketType,
+    ProtocolError, QoS, RequestError, StringError, SubscribeReturnCode, TopicError, TopicFilter,
+    TopicName,
+};
 
 /// The workspace README's Rust example, compiled as a doctest so it keeps working.
 #[cfg(doctest)]

@@ -5,11 +5,55 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tern_proto::QoS;
+use tern_proto::packet::{Connect, LastWill, ProtocolLevel};
+use tern_proto::{EncodeError, MqttString, Packet, QoS, StringError, TopicError, TopicName};
 
-use crate::tls::TlsOptions;
+use crate::tls::{TlsConfigError, TlsOptions};
+
+/// Options that cannot work, found by [`ConnectOptions::validate`] (and by
+/// [`Client::try_new`](crate::Client::try_new), which calls it).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// The client id is not a valid MQTT string.
+    #[error("client id: {0}")]
+    ClientId(StringError),
+    /// The user name is not a valid MQTT string.
+    #[error("user name: {0}")]
+    UserName(StringError),
+    /// The will's topic is not a valid topic name.
+    #[error("will topic {topic:?}: {source}")]
+    WillTopic {
+        /// The topic as given.
+        topic: String,
+        /// What is wrong with it.
+        source: TopicError,
+    },
+    /// No valid CONNECT can be made from the options (e.g. a 3.1 client id over 23
+    /// characters, an empty client id without clean session, a password without a user
+    /// name).
+    #[error(transparent)]
+    Connect(EncodeError),
+    /// The keepalive does not fit CONNECT's 16-bit field of seconds.
+    #[error("keep-alive {0:?} exceeds the protocol's 65535 s")]
+    KeepAlive(Duration),
+    /// `max_inflight` is 0: nothing could ever be sent at QoS 1 or 2.
+    #[error("max_inflight must be at least 1")]
+    MaxInflight,
+    /// `event_capacity` is 0: no event could ever be delivered.
+    #[error("event_capacity must be at least 1")]
+    EventCapacity,
+    /// `max_packet_size` is below the smallest useful packet (a PUBLISH header) or above
+    /// the protocol's largest packet.
+    #[error("max_packet_size {0} is outside 16..={max}", max = tern_proto::packet::MAX_REMAINING_LENGTH + 5)]
+    MaxPacketSize(usize),
+    /// The TLS settings are incomplete.
+    #[error(transparent)]
+    Tls(TlsConfigError),
+}
 
 /// The MQTT revision to speak.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Protocol {
     /// MQTT 3.1 (`MQIsdp`, level 3).
@@ -22,6 +66,8 @@ pub enum Protocol {
 }
 
 /// A last will: published by the broker when the client vanishes without DISCONNECT.
+/// Built with [`Will::new`] (MQTT 5 adds properties here).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Will {
     /// Topic name.
@@ -35,7 +81,17 @@ pub struct Will {
 }
 
 /// Automatic reconnection (the seed's `autoreconnect`; off by default, as the seed advises):
-/// capped exponential backoff with full jitter.
+/// capped exponential backoff with full jitter. `ReconnectPolicy::default()` and by-value
+/// setters:
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = tern::ReconnectPolicy::default()
+///     .initial_delay(Duration::from_millis(50))
+///     .max_attempts(Some(5));
+/// assert_eq!(policy.max_attempts, Some(5));
+/// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconnectPolicy {
     /// Delay before the first retry. Default: 100 ms.
@@ -60,7 +116,48 @@ impl Default for ReconnectPolicy {
     }
 }
 
+impl Will {
+    /// A will publishing `payload` on `topic` at `qos`, retained or not.
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        qos: QoS,
+        retain: bool,
+    ) -> Self {
+        Self {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+        }
+    }
+}
+
 impl ReconnectPolicy {
+    /// Sets [`initial_delay`](Self::initial_delay).
+    pub fn initial_delay(mut self, delay: Duration) -> Self {
+        self.initial_delay = delay;
+        self
+    }
+
+    /// Sets [`max_delay`](Self::max_delay).
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Sets [`max_attempts`](Self::max_attempts).
+    pub fn max_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets [`resubscribe`](Self::resubscribe).
+    pub fn resubscribe(mut self, on: bool) -> Self {
+        self.resubscribe = on;
+        self
+    }
+
     /// The delay before attempt `attempt` (1-based): uniformly random in
     /// `[0, min(max_delay, initial_delay * 2^(attempt-1))]`, but at least 10 ms so a broker
     /// that refuses instantly is never hammered in a hot loop.
@@ -85,18 +182,14 @@ impl ReconnectPolicy {
 ///     .keep_alive(Duration::from_secs(30))
 ///     .clean_session(false)
 ///     .credentials("alice", Some("s3cret"))
-///     .will(Will {
-///         topic: "kitchen/status".into(),
-///         payload: "offline".into(),
-///         qos: QoS::AtLeastOnce,
-///         retain: true,
-///     })
+///     .will(Will::new("kitchen/status", "offline", QoS::AtLeastOnce, true))
 ///     .connect_timeout(Duration::from_secs(5))
 ///     .reconnect(ReconnectPolicy::default());
 /// assert_eq!(options.username.as_deref(), Some("alice"));
 /// // Debug output never shows the password.
 /// assert!(!format!("{options:?}").contains("s3cret"));
 /// ```
+#[non_exhaustive]
 #[derive(Clone)]
 pub struct ConnectOptions {
     /// Client id. Empty with clean session: a random `tern-xxxxxxxx` id is generated (as
@@ -129,9 +222,13 @@ pub struct ConnectOptions {
     /// Commands (publishes, subscribes) waiting beyond the in-flight window, including while
     /// offline; more are refused with [`ClientError::QueueFull`](crate::ClientError).
     /// Default: 10,000.
+    ///
+    /// The same number bounds the commands the application may hand over between two turns
+    /// of the driver: the `max_queued + 1`-th `try_*` call in a row (without an `.await`
+    /// between) is refused at once; `publish().await` and the like wait for room instead.
     pub max_queued: usize,
     /// Topic + payload bytes of publishes waiting (offline or beyond the window); more are
-    /// refused with `ApiMisuse::QueueBytesFull`. Default: 64 MiB.
+    /// refused with [`ClientError::QueueFull`](crate::ClientError). Default: 64 MiB.
     ///
     /// Offline policy: every publish, QoS 0 included, waits in this bounded queue while
     /// the client is not connected and leaves in order after the next CONNACK; nothing is
@@ -141,9 +238,20 @@ pub struct ConnectOptions {
     pub reconnect: Option<ReconnectPolicy>,
     /// Extra HTTP headers for WebSocket connections.
     pub ws_headers: Vec<(String, String)>,
-    /// Capacity of the event channel to the application. Default: 1,024. When it is full
-    /// the client stops reading from the socket (TCP backpressure) but keeps accepting
-    /// commands, so publishing from an event handler cannot deadlock.
+    /// Capacity of the event channel to the application. Default: 1,024.
+    ///
+    /// When the channel is full, events wait in the client, by kind:
+    /// - Messages are never dropped: once `event_capacity` of them wait, the client stops
+    ///   reading from the socket (TCP backpressure, and no acknowledgement goes out for a
+    ///   message not handed over) but keeps accepting commands, so publishing from an event
+    ///   handler cannot deadlock.
+    /// - Other events (`Connected`, `ConnectFailed`, `Disconnected`, `Completed`) wait up to
+    ///   `event_capacity` of them; beyond that the oldest of them is dropped and counted in
+    ///   [`Events::dropped`](crate::Events::dropped). They never hold reading back.
+    ///
+    /// So a publish-only client whose application never reads `Events` (it has no
+    /// subscriptions, so no messages arrive) neither stalls nor grows: at most
+    /// `event_capacity` events in the channel and as many waiting beside it.
     pub event_capacity: usize,
     /// Directory of a file-backed session store (one per client id; see
     /// [`store`](crate::store)); `None` (the default) keeps the session in memory only.
@@ -182,9 +290,119 @@ pub struct ConnectOptions {
     /// in-flight limit, further deliveries); with clean session off, a message not
     /// acknowledged when the connection ends is delivered again on the next one.
     pub manual_ack: bool,
+    /// `TCP_NODELAY` on the socket (see [`tcp_nodelay`](Self::tcp_nodelay)). Default: true.
+    pub tcp_nodelay: bool,
 }
 
 impl ConnectOptions {
+    /// Checks that these options can make a valid CONNECT and a working client, without
+    /// connecting: the checks `connect` would otherwise fail with
+    /// ([`ConnectError::Options`](crate::ConnectError::Options)), made where the options
+    /// are built.
+    ///
+    /// ```
+    /// use tern::{ConnectOptions, OptionsError, Protocol};
+    ///
+    /// assert!(ConnectOptions::new("sensor-1").validate().is_ok());
+    /// // MQTT 3.1 allows client ids of 1 to 23 characters.
+    /// let long = ConnectOptions::new("a-client-id-longer-than-23").protocol(Protocol::V3_1);
+    /// assert!(matches!(long.validate(), Err(OptionsError::Connect(_))));
+    /// ```
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        let client_id = MqttString::new(&self.client_id).map_err(OptionsError::ClientId)?;
+        let username = self
+            .username
+            .as_deref()
+            .map(MqttString::new)
+            .transpose()
+            .map_err(OptionsError::UserName)?;
+        let will = match &self.will {
+            None => None,
+            Some(w) => Some(LastWill {
+                topic: TopicName::new(&w.topic).map_err(|source| OptionsError::WillTopic {
+                    topic: w.topic.clone(),
+                    source,
+                })?,
+                payload: w.payload.clone(),
+                qos: w.qos,
+                retain: w.retain,
+            }),
+        };
+        let keep_alive = u16::try_from(self.keep_alive.as_secs())
+            .ok()
+            .filter(|_| self.keep_alive <= Duration::from_secs(u64::from(u16::MAX)))
+            .ok_or(OptionsError::KeepAlive(self.keep_alive))?;
+        if self.max_inflight == 0 {
+            return Err(OptionsError::MaxInflight);
+        }
+        if self.event_capacity == 0 {
+            return Err(OptionsError::EventCapacity);
+        }
+        if !(16..=tern_proto::packet::MAX_REMAINING_LENGTH + 5).contains(&self.max_packet_size) {
+            return Err(OptionsError::MaxPacketSize(self.max_packet_size));
+        }
+        match (&self.tls.client_cert, &self.tls.client_key) {
+            (Some(_), None) => {
+                return Err(OptionsError::Tls(TlsConfigError::HalfClientAuth {
+                    given: "client_cert",
+                }));
+            }
+            (None, Some(_)) => {
+                return Err(OptionsError::Tls(TlsConfigError::HalfClientAuth {
+                    given: "client_key",
+                }));
+            }
+            _ => {}
+        }
+        // An empty id with clean session is replaced by a random one at connect (as
+        // mosquitto's clients do), valid in 3.1 too.
+        let client_id = if client_id.as_str().is_empty() && self.clean_session {
+            MqttString::new("tern-0000000000000000").map_err(OptionsError::ClientId)?
+        } else {
+            client_id
+        };
+        let levels: &[ProtocolLevel] = match self.protocol {
+            Protocol::V3_1 => &[ProtocolLevel::V3_1],
+            Protocol::V3_1_1 => &[ProtocolLevel::V3_1_1],
+            // 3.1 is the fallback: a 3.1-only broker refuses the first attempt.
+            Protocol::Auto => &[ProtocolLevel::V3_1_1, ProtocolLevel::V3_1],
+        };
+        let connect = Connect {
+            level: ProtocolLevel::V3_1_1,
+            client_id,
+            keep_alive,
+            clean_session: self.clean_session,
+            will,
+            username,
+            password: self.password.clone(),
+        };
+        for &level in levels {
+            Packet::Connect(Box::new(Connect {
+                level,
+                ..connect.clone()
+            }))
+            .encode(&mut bytes::BytesMut::new())
+            .map_err(OptionsError::Connect)?;
+        }
+        Ok(())
+    }
+
+    /// Sets [`event_capacity`](Self::event_capacity) (at least 1; see
+    /// [`validate`](Self::validate)).
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n;
+        self
+    }
+
+    /// Disables Nagle's algorithm (`TCP_NODELAY`) on the connection's socket, so small
+    /// packets leave at once rather than waiting for the previous segment's ACK. Default:
+    /// true (a QoS 1 round trip would otherwise wait ~40 ms for delayed ACKs); false trades
+    /// latency for fewer, fuller segments.
+    pub fn tcp_nodelay(mut self, on: bool) -> Self {
+        self.tcp_nodelay = on;
+        self
+    }
+
     /// Options with this client id and every other setting at its default.
     pub fn new(client_id: impl Into<String>) -> Self {
         Self {
@@ -210,6 +428,7 @@ impl ConnectOptions {
             proxy: None,
             bind_address: None,
             manual_ack: false,
+            tcp_nodelay: true,
         }
     }
 
@@ -363,6 +582,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("proxy", &self.proxy)
             .field("bind_address", &self.bind_address)
             .field("manual_ack", &self.manual_ack)
+            .field("tcp_nodelay", &self.tcp_nodelay)
             .finish_non_exhaustive()
     }
 }

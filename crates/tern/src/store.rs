@@ -53,8 +53,12 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tern_proto::packet::ProtocolLevel;
-use tern_proto::session::{PersistOp, Snapshot};
-use tern_proto::{Decoder, Packet, PacketId, Session};
+use tern_proto::{Decoder, Packet, PacketId};
+
+pub use tern_proto::Session;
+/// The sans-IO session types [`SessionStore`]'s methods take and return, re-exported so a
+/// caller driving a store by hand needs no `tern-proto` dependency.
+pub use tern_proto::session::{PersistOp, Snapshot};
 
 /// First bytes of every log: name and format version.
 const MAGIC: &[u8; 8] = b"TERNSES\x01";

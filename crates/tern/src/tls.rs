@@ -9,6 +9,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Which certificate authorities verify the broker.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Roots {
     /// The operating system's root store. The default.
@@ -37,6 +38,7 @@ pub enum Roots {
 ///     Ok(())
 /// }
 /// ```
+#[non_exhaustive]
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct TlsOptions {
     /// Trust anchors.

@@ -12,11 +12,11 @@ use tern_testkit::{MosquittoConfig, closed_port};
 fn reconnecting(id: &str) -> ConnectOptions {
     ConnectOptions::new(id)
         .connect_timeout(Duration::from_secs(2))
-        .reconnect(ReconnectPolicy {
-            initial_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(200),
-            ..ReconnectPolicy::default()
-        })
+        .reconnect(
+            ReconnectPolicy::default()
+                .initial_delay(Duration::from_millis(20))
+                .max_delay(Duration::from_millis(200)),
+        )
 }
 
 #[tokio::test]

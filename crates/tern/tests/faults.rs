@@ -29,11 +29,11 @@ fn persistent(id: &str) -> ConnectOptions {
         .clean_session(false)
         .max_inflight(50)
         .connect_timeout(Duration::from_secs(2))
-        .reconnect(ReconnectPolicy {
-            initial_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(200),
-            ..ReconnectPolicy::default()
-        })
+        .reconnect(
+            ReconnectPolicy::default()
+                .initial_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(200)),
+        )
 }
 
 /// Publishes `n` numbered messages; returns how many completions each request got.

@@ -10,12 +10,12 @@ use tern::{Broker, Client, ConnectOptions, Event, QoS, Will};
 use tern_testkit::{FaultProxy, MosquittoConfig};
 
 fn with_will(id: &str, topic: &str) -> ConnectOptions {
-    ConnectOptions::new(id).will(Will {
-        topic: topic.to_owned(),
-        payload: "offline".into(),
-        qos: QoS::AtLeastOnce,
-        retain: true,
-    })
+    ConnectOptions::new(id).will(Will::new(
+        topic.to_owned(),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ))
 }
 
 #[tokio::test]

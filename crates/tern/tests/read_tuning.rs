@@ -40,7 +40,7 @@ async fn publish_only(broker: &Mosquitto, qos: QoS, tuned: bool) -> Duration {
                     sent += 1;
                     continue;
                 }
-                Err(ClientError::QueueFull) => {}
+                Err(ClientError::QueueFull(_)) => {}
                 Err(e) => panic!("publish {sent}: {e}"),
             }
         }
@@ -100,7 +100,7 @@ async fn publish_all(client: &Client, events: &mut Events, topic: &str, qos: QoS
                     sent += 1;
                     continue;
                 }
-                Err(ClientError::QueueFull) => {}
+                Err(ClientError::QueueFull(_)) => {}
                 Err(e) => panic!("publish {sent}: {e}"),
             }
         }

@@ -12,11 +12,9 @@ use tern::{Broker, Client, ConnectOptions, Event, QoS, ReconnectPolicy, Subscrib
 use tern_testkit::{FaultProxy, Mosquitto, MosquittoConfig};
 
 fn fast_reconnect() -> ReconnectPolicy {
-    ReconnectPolicy {
-        initial_delay: Duration::from_millis(50),
-        max_delay: Duration::from_millis(500),
-        ..ReconnectPolicy::default()
-    }
+    ReconnectPolicy::default()
+        .initial_delay(Duration::from_millis(50))
+        .max_delay(Duration::from_millis(500))
 }
 
 #[tokio::test]

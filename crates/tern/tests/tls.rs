@@ -100,7 +100,11 @@ async fn client_cert_without_key_is_a_configuration_error() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(e, ConnectError::TlsConfig(_)), "{e:?}");
+    // Found by the options' check, before any connection (`ConnectOptions::validate`).
+    assert!(
+        matches!(e, ConnectError::Options(tern::OptionsError::Tls(_))),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("client_key"), "{e}");
 }
 

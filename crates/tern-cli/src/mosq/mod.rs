@@ -97,7 +97,7 @@ impl Fatal {
             // Display already ends in "(code)": "connection refused: not authorised (5)".
             ConnectError::Refused(_) => Self::new(exit::REFUSED, format!("Connection error: {e}")),
             // Options no CONNECT can carry come from the command line.
-            ConnectError::InvalidOptions(_) => Self::new(
+            ConnectError::InvalidOptions(_) | ConnectError::Options(_) => Self::new(
                 exit::USAGE,
                 format!("Error: {e}\n\nUse --help to see usage."),
             ),
@@ -229,12 +229,12 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
         options = options.credentials(user, password);
     }
     if let Some(topic) = &c.will_topic {
-        options = options.will(Will {
-            topic: topic.clone(),
-            payload: c.will_payload.clone().unwrap_or_default().into(),
-            qos: c.will_qos,
-            retain: c.will_retain,
-        });
+        options = options.will(Will::new(
+            topic.clone(),
+            c.will_payload.clone().unwrap_or_default(),
+            c.will_qos,
+            c.will_retain,
+        ));
     }
     if let Some(n) = c.max_inflight {
         options = options.max_inflight(n);
@@ -294,17 +294,13 @@ fn tls_options(c: &Common) -> Result<TlsOptions, Fatal> {
             pem.push('\n');
         }
     }
-    let mut tls = TlsOptions {
-        roots: if pem.is_empty() {
-            Roots::Native
-        } else {
-            Roots::Pem(pem)
-        },
-        danger_skip_hostname_check: c.insecure,
-        version: c.tls_version,
-        alpn: c.alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
-        ..TlsOptions::default()
-    };
+    let mut tls = TlsOptions::default();
+    if !pem.is_empty() {
+        tls.roots = Roots::Pem(pem);
+    }
+    tls.danger_skip_hostname_check = c.insecure;
+    tls.version = c.tls_version;
+    tls.alpn = c.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
         tls = tls.client_auth(
             read_text("certificate file", cert)?,
@@ -411,7 +407,7 @@ mod tests {
     fn connect_errors_carry_the_seed_code() {
         let dns = ConnectError::Dns {
             host: "nonexistent.invalid".into(),
-            reason: "no such host".into(),
+            source: std::sync::Arc::new(std::io::Error::other("no such host")),
         };
         let f = Fatal::connect(&dns);
         assert_eq!(f.code, exit::CONNECT_FAILED);

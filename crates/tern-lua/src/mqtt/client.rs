@@ -10,11 +10,10 @@ use std::time::Duration;
 use mlua::{AnyUserData, Lua, UserData, UserDataMethods, UserDataRef, Value, Variadic};
 use tern::{ConnectOptions, Event, QoS, ReconnectPolicy, TlsOptions, Will};
 
-use super::args::{
-    self, ClientArgs, ConnectArgs, PublishArgs, SubscribeArgs, UnsubscribeArgs, lua_error,
-};
+use super::args::{self, ClientArgs, ConnectArgs, PublishArgs, SubscribeArgs, UnsubscribeArgs};
 use super::callbacks::{self, CONNECT_FAIL, CONNECT_OK, On};
-use crate::runtime::{self, Shared};
+use crate::args::lua_error;
+use crate::registry::{self, Shared};
 
 /// Deadline for one connection attempt (DNS, TCP, TLS, CONNECT and CONNACK together). The
 /// ESP8266 gives CONNACK 5 s after CONNECT is sent; this covers the steps before it too.
@@ -102,7 +101,7 @@ fn client(ud: &AnyUserData) -> mlua::Result<UserDataRef<Client>> {
 
 /// `mqtt.Client(...)`.
 pub(crate) fn create(lua: &Lua, args: ClientArgs) -> mlua::Result<AnyUserData> {
-    let id = runtime::shared(lua)?.next_id();
+    let id = registry::shared(lua)?.next_id();
     let ud = lua.create_userdata(Client {
         id,
         state: RefCell::new(State {
@@ -119,7 +118,7 @@ pub(crate) fn create(lua: &Lua, args: ClientArgs) -> mlua::Result<AnyUserData> {
         }),
     })?;
     callbacks::clear_calls(&ud, lua)?;
-    runtime::track(lua, id, &ud)?;
+    registry::track(lua, id, &ud)?;
     crate::plain_method_errors(lua, &ud, "mqtt.client")?;
     Ok(ud)
 }
@@ -146,7 +145,7 @@ fn options(st: &State, build: &Build, broker: &tern::Broker) -> ConnectOptions {
 
 fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<Value> {
     let mut a = ConnectArgs::parse(args)?;
-    let shared = runtime::shared(lua)?;
+    let shared = registry::shared(lua)?;
     let firmware = shared.config.firmware;
     if a.secure_flag {
         // secure = 1/true: the global `tls.cert` settings, as on the ESP8266.
@@ -237,7 +236,7 @@ fn connect(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<Value> {
         ud.set_named_user_value(CONNECT_FAIL, a.on_fail)?;
     }
     let id = client(ud)?.id;
-    runtime::root(lua, id, ud)?;
+    registry::root(lua, id, ud)?;
     Ok(if firmware.connect_returns_true() {
         Value::Boolean(true)
     } else {
@@ -255,7 +254,7 @@ fn track_call(
     callback: Option<mlua::Function>,
 ) -> mlua::Result<bool> {
     let Some(ticket) = ticket else {
-        if runtime::shared(lua)?
+        if registry::shared(lua)?
             .config
             .firmware
             .commands_raise_when_not_connected()
@@ -300,7 +299,7 @@ fn unsubscribe(lua: &Lua, ud: &AnyUserData, args: &[Value]) -> mlua::Result<bool
 }
 
 fn close(lua: &Lua, ud: &AnyUserData) -> mlua::Result<bool> {
-    let firmware = runtime::shared(lua)?.config.firmware;
+    let firmware = registry::shared(lua)?.config.firmware;
     let c = client(ud)?;
     let mut st = c.state.borrow_mut();
     if st.phase == (Phase::Connecting { first: true }) && firmware.close_ignored_while_connecting()
@@ -316,9 +315,9 @@ fn close(lua: &Lua, ud: &AnyUserData) -> mlua::Result<bool> {
 
 fn on(ud: &AnyUserData, args: &[Value]) -> mlua::Result<()> {
     const F: &str = "on";
-    let name = args::check_bytes(F, args, 1)?;
+    let name = crate::args::check_bytes(F, args, 1)?;
     let event = On::parse(&name).ok_or_else(|| {
-        args::bad_arg(
+        crate::args::bad_arg(
             F,
             1,
             format!(
@@ -328,7 +327,7 @@ fn on(ud: &AnyUserData, args: &[Value]) -> mlua::Result<()> {
             ),
         )
     })?;
-    let f = args::opt_function(F, args, 2)?;
+    let f = crate::args::opt_function(F, args, 2)?;
     callbacks::set_handler(ud, event, f)
 }
 
@@ -390,7 +389,7 @@ pub(crate) fn dispatch(
                 }
             }
             drop(c);
-            runtime::unroot(lua, id)?;
+            registry::unroot(lua, id)?;
             let on_fail = callbacks::take(ud, CONNECT_FAIL)?;
             ud.set_named_user_value(CONNECT_OK, Value::Nil)?;
             if closing {
@@ -414,7 +413,7 @@ pub(crate) fn dispatch(
             }
             drop(c);
             if !will_reconnect {
-                runtime::unroot(lua, id)?;
+                registry::unroot(lua, id)?;
             }
             callbacks::emit(ud, On::Offline, ud.clone())
         }
@@ -519,8 +518,8 @@ impl UserData for Client {
                     Some(Value::Integer(i)) => *i as f64,
                     Some(Value::Number(n)) => *n,
                     other => {
-                        let got = other.map_or("no value", args::type_name);
-                        return Err(args::bad_arg(
+                        let got = other.map_or("no value", crate::args::type_name);
+                        return Err(crate::args::bad_arg(
                             "connecttimeout",
                             1,
                             format!("number expected, got {got}"),
@@ -531,7 +530,7 @@ impl UserData for Client {
                     .ok()
                     .filter(|d| !d.is_zero())
                     .ok_or_else(|| {
-                        args::bad_arg("connecttimeout", 1, "seconds must be positive")
+                        crate::args::bad_arg("connecttimeout", 1, "seconds must be positive")
                     })?;
                 client(&ud)?.state.borrow_mut().connect_timeout = timeout;
                 Ok(())
@@ -548,8 +547,8 @@ impl UserData for Client {
                     Some(Value::Boolean(b)) => *b,
                     Some(Value::Integer(i)) => *i != 0,
                     other => {
-                        let got = other.map_or("no value", args::type_name);
-                        return Err(args::bad_arg(
+                        let got = other.map_or("no value", crate::args::type_name);
+                        return Err(crate::args::bad_arg(
                             "manualack",
                             1,
                             format!("boolean expected, got {got}"),

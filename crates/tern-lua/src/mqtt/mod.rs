@@ -13,7 +13,7 @@ pub(crate) fn register_module(lua: &Lua) -> mlua::Result<()> {
     m.raw_set(
         "Client",
         lua.create_function(|lua, args: Variadic<Value>| {
-            let shared = crate::runtime::shared(lua)?;
+            let shared = crate::registry::shared(lua)?;
             let args =
                 args::ClientArgs::parse(&args, shared.config.firmware, &shared.config.board)?;
             client::create(lua, args)

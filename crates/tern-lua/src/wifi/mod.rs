@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use mlua::{Function, Lua, Table, Value, Variadic};
 
-use crate::mqtt::args::{bad_arg, check_integer, lua_error, opt_integer, type_name};
-use crate::runtime::{self, LoopEvent};
+use crate::args::{bad_arg, check_integer, lua_error, opt_integer, type_name};
+use crate::registry::{self, LoopEvent};
 use crate::sim::{Board, BoardEvent};
 use crate::trace::{self, Kind};
 
@@ -264,7 +264,7 @@ fn schedule_join(lua: &Lua) -> mlua::Result<()> {
         // No loop to wait in (a runtime built outside tokio): joined already.
         return join(lua, generation);
     }
-    let tx = runtime::shared(lua)?.tx.clone();
+    let tx = registry::shared(lua)?.tx.clone();
     tokio::spawn(async move {
         tokio::time::sleep(after).await;
         let _ = tx
@@ -563,12 +563,12 @@ fn sta_config(lua: &Lua, args: &[Value]) -> mlua::Result<bool> {
             (ssid, pwd, auto, bssid)
         }
         Some(Value::String(_)) => {
-            let ssid = crate::mqtt::args::check_utf8(F, args, 1)?;
-            let pwd = crate::mqtt::args::opt_bytes(F, args, 2)?
+            let ssid = crate::args::check_utf8(F, args, 1)?;
+            let pwd = crate::args::opt_bytes(F, args, 2)?
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
             let auto = opt_integer(F, args, 3)?.is_none_or(|a| a != 0);
-            let bssid = crate::mqtt::args::opt_bytes(F, args, 4)?
+            let bssid = crate::args::opt_bytes(F, args, 4)?
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
             (ssid, pwd, auto, bssid)
         }
@@ -597,7 +597,7 @@ fn sta_config(lua: &Lua, args: &[Value]) -> mlua::Result<bool> {
 }
 
 fn sta_connect(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
-    if let Some(f) = crate::mqtt::args::opt_function("connect", args, 1)? {
+    if let Some(f) = crate::args::opt_function("connect", args, 1)? {
         set_callback(lua, "cfg:connected_cb", Some(f))?;
     }
     let link = station(lua)?.borrow().link;
@@ -609,7 +609,7 @@ fn sta_connect(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
 }
 
 fn sta_disconnect(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
-    if let Some(f) = crate::mqtt::args::opt_function("disconnect", args, 1)? {
+    if let Some(f) = crate::args::opt_function("disconnect", args, 1)? {
         set_callback(lua, "cfg:disconnected_cb", Some(f))?;
     }
     leave(lua, ASSOC_LEAVE, Link::Down)
@@ -688,9 +688,9 @@ fn sta_getap(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
     let Value::Function(f) = &args[pos] else {
         return Ok(()); // found by rposition just above
     };
-    let id = runtime::shared(lua)?.next_id();
+    let id = registry::shared(lua)?.next_id();
     set_callback(lua, &format!("scan:{id}"), Some(f.clone()))?;
-    runtime::shared(lua)?
+    registry::shared(lua)?
         .tx
         .try_send(LoopEvent::Board(BoardEvent::ScanDone { id, format }))
         .map_err(|_| lua_error("getap: too many events queued"))
@@ -724,11 +724,11 @@ fn sta_on(lua: &Lua, args: &[Value]) -> mlua::Result<()> {
         "authmode_changed",
         "got_ip",
     ];
-    let name = crate::mqtt::args::check_utf8("on", args, 1)?;
+    let name = crate::args::check_utf8("on", args, 1)?;
     if !NAMES.contains(&name.as_str()) {
         return Err(lua_error(format!("unknown event: {name}")));
     }
-    let f = crate::mqtt::args::opt_function("on", args, 2)?;
+    let f = crate::args::opt_function("on", args, 2)?;
     set_callback(lua, &format!("on:{name}"), f)
 }
 
@@ -831,7 +831,7 @@ fn install_sta(lua: &Lua, wifi: &Table) -> mlua::Result<()> {
     sta.raw_set(
         "sethostname",
         lua.create_function(|lua, a: Variadic<Value>| {
-            let name = crate::mqtt::args::check_utf8("sethostname", &a, 1)?;
+            let name = crate::args::check_utf8("sethostname", &a, 1)?;
             let ok = !name.is_empty()
                 && name.len() <= 32
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');

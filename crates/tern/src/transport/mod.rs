@@ -145,18 +145,18 @@ async fn open_plain(
     // TCP, TLS and WebSocket handshakes: one stage, "CONNECT could not be sent in time".
     let handshakes = async {
         let connected = match options.bind_address {
-            None => tcp::connect(&first_hop, &addrs).await,
-            Some(local) => connect_from(&first_hop, &addrs, local).await,
+            None => tcp::connect(&first_hop, &addrs, options.tcp_nodelay).await,
+            Some(local) => connect_from(&first_hop, &addrs, local, options.tcp_nodelay).await,
         };
         let tcp = match connected {
             Ok(tcp) => tcp,
             Err(e) => {
                 tracing::debug!(target: crate::trace::CONNECT_TARGET, "TCP connection to {} failed: {e}", first_hop.host_port());
                 return Err(match (&target, e) {
-                    (Some((proxy, _)), ConnectError::ServerNotFound { reason, .. }) => {
+                    (Some((proxy, _)), ConnectError::ServerNotFound { source, .. }) => {
                         ConnectError::Proxy {
                             proxy: proxy.to_string(),
-                            reason: format!("cannot reach the proxy: {reason}"),
+                            reason: format!("cannot reach the proxy: {source}"),
                         }
                     }
                     (_, e) => e,
@@ -184,10 +184,14 @@ async fn connect_from(
     broker: &Broker,
     addrs: &[std::net::SocketAddr],
     local: std::net::IpAddr,
+    nodelay: bool,
 ) -> Result<TcpStream, ConnectError> {
-    let mut last = format!(
-        "no {} address to connect to from {local}",
-        if local.is_ipv4() { "IPv4" } else { "IPv6" }
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "no {} address to connect to from {local}",
+            if local.is_ipv4() { "IPv4" } else { "IPv6" }
+        ),
     );
     for addr in addrs.iter().filter(|a| a.is_ipv4() == local.is_ipv4()) {
         let socket = if local.is_ipv4() {
@@ -199,17 +203,19 @@ async fn connect_from(
             let socket = socket?;
             socket.bind(std::net::SocketAddr::new(local, 0))?;
             let stream = socket.connect(*addr).await?;
-            stream.set_nodelay(true)?;
+            stream.set_nodelay(nodelay)?;
             Ok::<_, std::io::Error>(stream)
         };
         match attempt.await {
             Ok(stream) => return Ok(stream),
-            Err(e) => last = format!("{e} (connecting from {local})"),
+            Err(e) => {
+                last = std::io::Error::new(e.kind(), format!("{e} (connecting from {local})"));
+            }
         }
     }
     Err(ConnectError::ServerNotFound {
         addr: broker.host_port(),
-        reason: last,
+        source: Arc::new(last),
     })
 }
 

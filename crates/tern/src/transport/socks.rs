@@ -129,9 +129,14 @@ pub(super) async fn handshake(
         let reason = format!("the SOCKS proxy {proxy} could not connect: {why}");
         // Refused / unreachable behind the proxy: nothing listens there, as without a proxy.
         return Err(if matches!(head[1], 3..=5) {
+            let kind = match head[1] {
+                3 => std::io::ErrorKind::NetworkUnreachable,
+                4 => std::io::ErrorKind::HostUnreachable,
+                _ => std::io::ErrorKind::ConnectionRefused,
+            };
             ConnectError::ServerNotFound {
                 addr: broker.host_port(),
-                reason,
+                source: std::sync::Arc::new(std::io::Error::new(kind, reason)),
             }
         } else {
             fail(format!(

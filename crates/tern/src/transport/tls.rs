@@ -27,12 +27,17 @@ where
     let server_name = ServerName::try_from(name.to_owned()).map_err(|e| ConnectError::Tls {
         addr: addr.clone(),
         reason: format!("invalid server name {name:?}: {e}"),
+        source: None,
     })?;
     let stream = TlsConnector::from(config)
         .connect(server_name, stream)
         .await
         .map_err(|e| ConnectError::Tls {
             reason: crate::tls::explain_handshake_error(&e, name, broker.scheme.is_websocket()),
+            source: e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .cloned(),
             addr: addr.clone(),
         })?;
     if tracing::enabled!(target: crate::trace::CONNECT_TARGET, tracing::Level::DEBUG) {

@@ -18,7 +18,7 @@ pub(super) async fn connect(broker: &Broker) -> Result<BoxStream, ConnectError> 
             tracing::debug!(target: crate::trace::CONNECT_TARGET, "connecting to Unix socket {path} failed: {e}");
             Err(ConnectError::ServerNotFound {
                 addr: path.clone(),
-                reason: e.to_string(),
+                source: std::sync::Arc::new(e),
             })
         }
     }
