@@ -326,6 +326,7 @@ impl ConnectOptions {
                 payload: w.payload.clone(),
                 qos: w.qos,
                 retain: w.retain,
+                properties: Default::default(),
             }),
         };
         let keep_alive = u16::try_from(self.keep_alive.as_secs())
@@ -375,6 +376,7 @@ impl ConnectOptions {
             will,
             username,
             password: self.password.clone(),
+            properties: Default::default(),
         };
         for &level in levels {
             Packet::Connect(Box::new(Connect {
