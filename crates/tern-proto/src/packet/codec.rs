@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::fixed_header::FixedHeader;
 use super::read::Reader;
-use super::reason::{PubAckReasonCode, PubRelReasonCode};
+use super::reason::Code;
 use super::write::{put_remaining_length, remaining_length_len};
 use super::{
     Ack, Auth, ConnAck, ConnAckV5, Connect, DecodeError, DisconnectV5, EncodeError,
@@ -267,38 +267,10 @@ impl Packet {
             PacketType::Connect => Self::Connect(Box::new(Connect::decode(r)?)),
             PacketType::ConnAck => ConnAckV5::decode(r)?,
             PacketType::Publish => PublishV5::decode(header.flags, r)?,
-            PacketType::PubAck => {
-                let a = Ack::<PubAckReasonCode>::decode(r)?;
-                if a.is_plain() {
-                    Self::PubAck(a.packet_id)
-                } else {
-                    Self::PubAckV5(a)
-                }
-            }
-            PacketType::PubRec => {
-                let a = Ack::<PubAckReasonCode>::decode(r)?;
-                if a.is_plain() {
-                    Self::PubRec(a.packet_id)
-                } else {
-                    Self::PubRecV5(a)
-                }
-            }
-            PacketType::PubRel => {
-                let a = Ack::<PubRelReasonCode>::decode(r)?;
-                if a.is_plain() {
-                    Self::PubRel(a.packet_id)
-                } else {
-                    Self::PubRelV5(a)
-                }
-            }
-            PacketType::PubComp => {
-                let a = Ack::<PubRelReasonCode>::decode(r)?;
-                if a.is_plain() {
-                    Self::PubComp(a.packet_id)
-                } else {
-                    Self::PubCompV5(a)
-                }
-            }
+            PacketType::PubAck => decode_ack(r, Self::PubAck, Self::PubAckV5)?,
+            PacketType::PubRec => decode_ack(r, Self::PubRec, Self::PubRecV5)?,
+            PacketType::PubRel => decode_ack(r, Self::PubRel, Self::PubRelV5)?,
+            PacketType::PubComp => decode_ack(r, Self::PubComp, Self::PubCompV5)?,
             PacketType::Subscribe => SubscribeV5::decode(r)?,
             PacketType::SubAck => SubAckV5::decode(r)?,
             PacketType::Unsubscribe => UnsubscribeV5::decode(r)?,
@@ -357,4 +329,20 @@ impl Packet {
             }
         })
     }
+}
+
+/// A level 5 PUBACK / PUBREC / PUBREL / PUBCOMP: the 3.1.1 form (`plain`) when it says
+/// nothing more than its packet id (reason Success, no properties), so each packet has one
+/// representation; else the level 5 form (`full`).
+fn decode_ack<R: Code>(
+    r: Reader<Bytes>,
+    plain: fn(crate::packet::PacketId) -> Packet,
+    full: fn(Ack<R>) -> Packet,
+) -> Result<Packet, DecodeError> {
+    let a = Ack::<R>::decode(r)?;
+    Ok(if a.is_plain() {
+        plain(a.packet_id)
+    } else {
+        full(a)
+    })
 }

@@ -32,6 +32,7 @@ pub(crate) fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// `(name, hex text)` of `testdata/NAME.hex`, embedded at compile time.
 macro_rules! testdata {
     ($file:literal) => {
         (
@@ -45,20 +46,21 @@ macro_rules! testdata {
         )
     };
 }
+pub(super) use testdata;
 
-fn id(n: u16) -> PacketId {
+pub(super) fn id(n: u16) -> PacketId {
     PacketId::new(n).unwrap()
 }
-fn s(text: &str) -> MqttString {
+pub(super) fn s(text: &str) -> MqttString {
     MqttString::new(text).unwrap()
 }
-fn name(text: &str) -> TopicName {
+pub(super) fn name(text: &str) -> TopicName {
     TopicName::new(text).unwrap()
 }
-fn filter(text: &str) -> TopicFilter {
+pub(super) fn filter(text: &str) -> TopicFilter {
     TopicFilter::new(text).unwrap()
 }
-fn b(bytes: &'static [u8]) -> Bytes {
+pub(super) fn b(bytes: &'static [u8]) -> Bytes {
     Bytes::from_static(bytes)
 }
 

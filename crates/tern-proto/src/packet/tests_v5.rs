@@ -9,42 +9,13 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
 use super::property::{MAX_VBI, PropertyKind};
-use super::tests::{hex, strategy};
+use super::tests::{b, filter, hex, id, name, s, strategy, testdata};
 use super::*;
-use crate::text::{MqttString, StringError};
-use crate::topic::{TopicError, TopicFilter, TopicName};
+use crate::text::StringError;
+use crate::topic::{TopicError, TopicName};
 
 use ProtocolLevel::V5;
 
-macro_rules! testdata {
-    ($file:literal) => {
-        (
-            $file,
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../testdata/",
-                $file,
-                ".hex"
-            )),
-        )
-    };
-}
-
-fn id(n: u16) -> PacketId {
-    PacketId::new(n).unwrap()
-}
-fn s(text: &str) -> MqttString {
-    MqttString::new(text).unwrap()
-}
-fn name(text: &str) -> TopicName {
-    TopicName::new(text).unwrap()
-}
-fn filter(text: &str) -> TopicFilter {
-    TopicFilter::new(text).unwrap()
-}
-fn b(bytes: &'static [u8]) -> Bytes {
-    Bytes::from_static(bytes)
-}
 fn pair(k: &str, v: &str) -> UserProperty {
     (s(k), s(v))
 }
