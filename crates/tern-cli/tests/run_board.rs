@@ -5,120 +5,28 @@
 
 mod run_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use run_support::{RUN_TIMEOUT_SECS, Run, example, run_command, run_src, script};
+use run_support::{RUN_TIMEOUT_SECS, Run, Spawned, example, run_command, run_src, script, spawn};
 use tern_testkit::Mosquitto;
 
 /// How long a line from the firmware is waited for.
 const LINE_WAIT: Duration = Duration::from_secs(20);
 
 /// A `tern run` with stdin, stdout and stderr piped: commands go in, lines come out.
-struct Board {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
+type Board = Spawned;
 
-impl Board {
-    fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .arg("run")
-            .arg("--timeout")
-            .arg(RUN_TIMEOUT_SECS.to_string())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot run the tern binary");
-        let out = child.stdout.take().expect("stdout is piped");
-        let mut err = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Self {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            seen: Vec::new(),
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Types a command on the board's stdin.
-    fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        writeln!(stdin, "{command}").expect("tern's stdin is open");
-        stdin.flush().expect("tern's stdin is open");
-    }
-
-    /// Ends the board's stdin: no more commands.
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    #[track_caller]
-    fn wait_for_line(&mut self, want: &str) {
-        let deadline = Instant::now() + LINE_WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line == want;
-                    self.seen.push(line);
-                    if done {
-                        return;
-                    }
-                }
-                Err(e) => panic!(
-                    "no line {want:?} within {LINE_WAIT:?} ({e}); got:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Stops the firmware (a device runs forever) and returns what it printed.
-    fn stop(mut self) -> Run {
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("waiting for tern");
-        let mut lines = std::mem::take(&mut self.seen);
-        lines.extend(self.lines.iter());
-        Run {
-            code: status.code(),
-            stdout: lines.join("\n") + "\n",
-            stderr: self
-                .stderr
-                .take()
-                .and_then(|h| h.join().ok())
-                .unwrap_or_default(),
-        }
-    }
-}
-
-impl Drop for Board {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `tern run ARGS` with its stdin piped for board commands.
+fn board(args: &[&str]) -> Board {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tern"));
+    cmd.arg("run")
+        .arg("--timeout")
+        .arg(RUN_TIMEOUT_SECS.to_string())
+        .args(args)
+        .stdin(Stdio::piped());
+    spawn(cmd).line_wait(LINE_WAIT)
 }
 
 /// Writes a `--sim` file.
@@ -174,7 +82,7 @@ fn the_firmware_drives_its_board_and_survives_a_wifi_drop_and_a_restart() {
     let sim = sim_file(r#"{"wifi": {"connect_ms": 50}, "chipid": 4242}"#);
     let flash = tempfile::tempdir().expect("cannot create the flash directory");
     let fw = example("board_firmware.lua");
-    let mut board = Board::spawn(&[
+    let mut board = board(&[
         "--sim",
         &sim,
         "--trace",
@@ -433,7 +341,7 @@ fn a_command_typed_while_the_board_sleeps_changes_the_board_it_wakes_on() {
         end
         "#,
     );
-    let mut board = Board::spawn(&[
+    let mut board = board(&[
         "--sim",
         &sim,
         "--trace",
@@ -445,9 +353,8 @@ fn a_command_typed_while_the_board_sleeps_changes_the_board_it_wakes_on() {
     board.send("gpio 2 0");
     board.wait_for_line("boot 5 pin 0");
     board.close_stdin();
-    let status = board.child.wait().expect("waiting for tern");
-    let run = board.stop();
-    assert_eq!(status.code(), Some(0), "{run}");
+    let run = board.finish();
+    assert_eq!(run.code, Some(0), "{run}");
     let trace = trace_lines(&run);
     let trace: Vec<&str> = trace.iter().map(String::as_str).collect();
     assert_eq!(
@@ -686,7 +593,7 @@ fn autoreconnect_comes_back_after_the_access_point_does() {
         "#,
     );
     let src = src.to_str().expect("a UTF-8 path");
-    let mut board = Board::spawn(&["--sim", &sim, src, &port]);
+    let mut board = board(&["--sim", &sim, src, &port]);
     board.wait_for_line("connect 1");
     board.send("wifi drop");
     board.wait_for_line("offline");
@@ -696,8 +603,8 @@ fn autoreconnect_comes_back_after_the_access_point_does() {
     board.wait_for_line("offline");
     // The Wi-Fi callback listens while stdin may bring commands; at its end the run ends.
     board.close_stdin();
-    let status = board.child.wait().expect("waiting for tern");
-    assert_eq!(status.code(), Some(0), "the run ends after close()");
+    let run = board.finish();
+    assert_eq!(run.code, Some(0), "the run ends after close(): {run}");
 }
 
 #[test]
@@ -731,14 +638,13 @@ fn esp8266_forms_behave_as_on_the_device() {
         "#,
     );
     let src = src.to_str().expect("a UTF-8 path");
-    let mut board = Board::spawn(&["--sim", &sim, "--trace", "gpio", src]);
+    let mut board = board(&["--sim", &sim, "--trace", "gpio", src]);
     board.wait_for_line("joined\t127.0.0.1\t255.0.0.0\t127.0.0.1");
     board.send("gpio 2 1");
     board.wait_for_line("left\thome\t8\t0");
     board.close_stdin();
-    let status = board.child.wait().expect("waiting for tern");
-    let run = board.stop();
-    assert_eq!(status.code(), Some(0), "{run}");
+    let run = board.finish();
+    assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(
         run.lines(),
         [

@@ -222,14 +222,7 @@ impl CallbackClient {
     /// [`Client::ack`]); without it, a message is acknowledged when its `on_message`
     /// handler returns. Blocks only while the command queue is full.
     pub fn ack(&self, msg: &Message) -> Result<(), ClientError> {
-        loop {
-            match self.inner.client.try_ack(msg) {
-                Err(ClientError::QueueFull(_)) => {}
-                other => return other,
-            }
-            // Bounded by the driver, which serves commands even when events back up.
-            thread::sleep(std::time::Duration::from_micros(200));
-        }
+        retry_while_full(|| self.inner.client.try_ack(msg))
     }
 
     /// Sends DISCONNECT and closes; `on_offline` follows with
@@ -250,21 +243,28 @@ impl CallbackClient {
         send: impl Fn(&Client) -> Result<Ticket, ClientError>,
         done: DoneFn,
     ) -> Result<(), ClientError> {
-        loop {
-            {
-                let mut h = self.handlers();
-                match send(&self.inner.client) {
-                    Ok(ticket) => {
-                        h.done.insert(ticket, done);
-                        return Ok(());
-                    }
-                    Err(ClientError::QueueFull(_)) => {}
-                    Err(e) => return Err(e),
-                }
+        let mut done = Some(done);
+        retry_while_full(|| {
+            let mut h = self.handlers();
+            let ticket = send(&self.inner.client)?;
+            if let Some(done) = done.take() {
+                h.done.insert(ticket, done);
             }
-            // Queue full: give the driver a moment. A yield loop, bounded by the driver
-            // which serves commands even when events back up.
-            thread::sleep(std::time::Duration::from_micros(200));
+            Ok(())
+        })
+    }
+}
+
+/// Calls `attempt` until the command queue has room for it: the queue is full only while the
+/// driver catches up, and the driver serves commands even when events back up, so the wait
+/// is bounded by the driver. Each retry gives it a moment, outside any lock `attempt` takes.
+fn retry_while_full<T>(
+    mut attempt: impl FnMut() -> Result<T, ClientError>,
+) -> Result<T, ClientError> {
+    loop {
+        match attempt() {
+            Err(ClientError::QueueFull(_)) => thread::sleep(std::time::Duration::from_micros(200)),
+            other => return other,
         }
     }
 }

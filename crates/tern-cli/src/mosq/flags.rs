@@ -105,20 +105,31 @@ impl Flag {
     }
 }
 
-const fn both(
+/// A flag of the commands `pub_` and `sub` say.
+const fn flag(
     names: &'static [&'static str],
     value: Value,
+    (pub_, sub): (bool, bool),
     group: Group,
     help: &'static str,
 ) -> Flag {
     Flag {
         names,
         value,
-        pub_: true,
-        sub: true,
+        pub_,
+        sub,
         group,
         help,
     }
+}
+
+const fn both(
+    names: &'static [&'static str],
+    value: Value,
+    group: Group,
+    help: &'static str,
+) -> Flag {
+    flag(names, value, (true, true), group, help)
 }
 
 const fn pub_only(
@@ -127,14 +138,7 @@ const fn pub_only(
     group: Group,
     help: &'static str,
 ) -> Flag {
-    Flag {
-        names,
-        value,
-        pub_: true,
-        sub: false,
-        group,
-        help,
-    }
+    flag(names, value, (true, false), group, help)
 }
 
 const fn sub_only(
@@ -143,14 +147,7 @@ const fn sub_only(
     group: Group,
     help: &'static str,
 ) -> Flag {
-    Flag {
-        names,
-        value,
-        pub_: false,
-        sub: true,
-        group,
-        help,
-    }
+    flag(names, value, (false, true), group, help)
 }
 
 const QOS: Value = Value::Choice("qos", &["0", "1", "2"]);

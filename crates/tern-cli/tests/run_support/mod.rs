@@ -145,6 +145,10 @@ pub fn server_runtime() -> tokio::runtime::Runtime {
 /// A `tern run` still running, its stdout read line by line.
 pub struct Spawned {
     child: std::process::Child,
+    /// The child's stdin, when the command piped it.
+    stdin: Option<std::process::ChildStdin>,
+    /// How long [`Spawned::wait_for_line`] waits.
+    line_wait: std::time::Duration,
     finished: bool,
     lines: std::sync::mpsc::Receiver<String>,
     seen: Vec<String>,
@@ -154,7 +158,8 @@ pub struct Spawned {
 /// How long [`Spawned::wait_for_line`] waits.
 pub const LINE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Starts a prepared `tern run` command with piped output.
+/// Starts a prepared `tern run` command with piped output (and its stdin kept for
+/// [`Spawned::send`] when the command pipes it).
 pub fn spawn(mut cmd: Command) -> Spawned {
     use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
@@ -177,7 +182,9 @@ pub fn spawn(mut cmd: Command) -> Spawned {
         s
     });
     Spawned {
+        stdin: child.stdin.take(),
         child,
+        line_wait: LINE_WAIT,
         finished: false,
         lines,
         seen: Vec::new(),
@@ -186,10 +193,30 @@ pub fn spawn(mut cmd: Command) -> Spawned {
 }
 
 impl Spawned {
-    /// Waits (at most [`LINE_WAIT`]) for the stdout line `want`; panics with what was seen.
+    /// Waits for lines at most `wait` each (default [`LINE_WAIT`]).
+    pub fn line_wait(mut self, wait: std::time::Duration) -> Self {
+        self.line_wait = wait;
+        self
+    }
+
+    /// Types `line` on the child's stdin (the command must have piped it).
+    pub fn send(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin is piped and open");
+        writeln!(stdin, "{line}").expect("tern's stdin is open");
+        stdin.flush().expect("tern's stdin is open");
+    }
+
+    /// Ends the child's stdin: no more input.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits (at most the line wait) for the stdout line `want`; panics with what was seen.
     #[track_caller]
     pub fn wait_for_line(&mut self, want: &str) {
-        let deadline = std::time::Instant::now() + LINE_WAIT;
+        let wait = self.line_wait;
+        let deadline = std::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
@@ -201,11 +228,17 @@ impl Spawned {
                     }
                 }
                 Err(e) => panic!(
-                    "no line {want:?} within {LINE_WAIT:?} ({e}); got:\n{}",
+                    "no line {want:?} within {wait:?} ({e}); got:\n{}",
                     self.seen.join("\n")
                 ),
             }
         }
+    }
+
+    /// Stops the process (a firmware runs forever) and returns everything it printed.
+    pub fn stop(mut self) -> Run {
+        let _ = self.child.kill();
+        self.finish()
     }
 
     /// Waits for the process to end by itself (bounded by `tern run --timeout`), returning

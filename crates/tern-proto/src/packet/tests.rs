@@ -747,9 +747,12 @@ fn trailing_bytes_after_a_packet_are_left_untouched() {
     }
 }
 
-#[test]
-fn malformed_files_give_their_named_errors() {
-    for (file, level, expected) in malformed() {
+/// Each malformed file gives its named error, whole and fed one byte at a time (the same
+/// error, nothing decoded before it).
+pub(super) fn check_malformed(
+    files: Vec<((&'static str, &'static str), ProtocolLevel, DecodeError)>,
+) {
+    for (file, level, expected) in files {
         let bytes = hex(file.1);
         let mut buf = BytesMut::from(&bytes[..]);
         assert_eq!(
@@ -758,7 +761,6 @@ fn malformed_files_give_their_named_errors() {
             "{}",
             file.0
         );
-        // Fed one byte at a time: the same error, nothing decoded before it.
         let mut dec = decoder(level);
         let mut buf = BytesMut::new();
         let mut result = Ok(None);
@@ -773,13 +775,10 @@ fn malformed_files_give_their_named_errors() {
     }
 }
 
-#[test]
-fn every_testdata_file_is_checked() {
+/// Every `.hex` file in `dirs` (below `testdata/`) is one of `listed` (`dir/stem`).
+pub(super) fn check_every_file_listed(dirs: &[&str], listed: &[String]) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
-    // `v5/` and `malformed_v5/` are checked by `tests_v5`.
-    let mut listed: Vec<String> = vectors().iter().map(|v| v.file.0.to_owned()).collect();
-    listed.extend(malformed().iter().map(|m| m.0.0.to_owned()));
-    for dir in ["v311", "v31", "malformed"] {
+    for dir in dirs {
         for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
             let path = entry.unwrap().path();
             let stem = path.file_stem().unwrap().to_str().unwrap();
@@ -790,6 +789,19 @@ fn every_testdata_file_is_checked() {
             );
         }
     }
+}
+
+#[test]
+fn malformed_files_give_their_named_errors() {
+    check_malformed(malformed());
+}
+
+#[test]
+fn every_testdata_file_is_checked() {
+    // `v5/` and `malformed_v5/` are checked by `tests_v5`.
+    let mut listed: Vec<String> = vectors().iter().map(|v| v.file.0.to_owned()).collect();
+    listed.extend(malformed().iter().map(|m| m.0.0.to_owned()));
+    check_every_file_listed(&["v311", "v31", "malformed"], &listed);
 }
 
 // ---- remaining length

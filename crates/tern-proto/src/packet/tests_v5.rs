@@ -9,7 +9,9 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
 use super::property::{MAX_VBI, PropertyKind};
-use super::tests::{b, filter, hex, id, name, s, strategy, testdata};
+use super::tests::{
+    b, check_every_file_listed, check_malformed, filter, hex, id, name, s, strategy, testdata,
+};
 use super::*;
 use crate::text::StringError;
 use crate::topic::{TopicError, TopicName};
@@ -767,41 +769,14 @@ fn v5_vectors_encode_to_their_bytes() {
 
 #[test]
 fn v5_malformed_files_give_their_named_errors() {
-    for (file, level, expected) in malformed() {
-        let bytes = hex(file.1);
-        let mut buf = BytesMut::from(&bytes[..]);
-        let got = Decoder::new(level, DEFAULT_MAX_PACKET_SIZE).decode(&mut buf);
-        assert_eq!(got, Err(expected.clone()), "{}", file.0);
-        let mut dec = Decoder::new(level, DEFAULT_MAX_PACKET_SIZE);
-        let mut buf = BytesMut::new();
-        let mut result = Ok(None);
-        for &byte in &bytes {
-            buf.extend_from_slice(&[byte]);
-            result = dec.decode(&mut buf);
-            if result != Ok(None) {
-                break;
-            }
-        }
-        assert_eq!(result, Err(expected), "{} byte by byte", file.0);
-    }
+    check_malformed(malformed());
 }
 
 #[test]
 fn every_v5_testdata_file_is_checked() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata");
     let mut listed: Vec<String> = vectors().iter().map(|v| v.0.0.to_owned()).collect();
     listed.extend(malformed().iter().map(|m| m.0.0.to_owned()));
-    for dir in ["v5", "malformed_v5"] {
-        for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
-            let path = entry.unwrap().path();
-            let stem = path.file_stem().unwrap().to_str().unwrap();
-            let key = format!("{dir}/{stem}");
-            assert!(
-                listed.contains(&key),
-                "{key}.hex is not checked by any test"
-            );
-        }
-    }
+    check_every_file_listed(&["v5", "malformed_v5"], &listed);
 }
 
 #[test]
