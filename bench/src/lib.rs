@@ -89,6 +89,8 @@ pub struct Throughput {
     /// The subscriber's largest lag behind the publisher's completions, in messages (none
     /// in a publish-only run).
     pub max_lag: Option<u64>,
+    /// How often the client process and the broker slept in the window.
+    pub sleeps: measure::Sleeps,
 }
 
 impl Throughput {
@@ -105,6 +107,13 @@ impl Throughput {
             .set("client_cpu_us", self.cpu * 1e6 / self.count as f64);
         if let Some(b) = self.broker {
             rec.set("broker_cpu_us", b * 1e6 / self.count as f64);
+        }
+        rec.set(
+            "client_sleeps",
+            self.sleeps.client as f64 / self.count as f64,
+        );
+        if let Some(b) = self.sleeps.broker {
+            rec.set("broker_sleeps", b as f64 / self.count as f64);
         }
         if let Some(l) = self.max_lag {
             rec.set("max_lag", l as f64);

@@ -11,6 +11,27 @@ pub fn self_cpu() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// Times this whole process (all threads) went to sleep waiting for something: voluntary
+/// context switches. On loopback each one is a wake-up that the peer's write pays for.
+pub fn self_sleeps() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_nvcsw as u64
+}
+
+/// Voluntary context switches of another (single-threaded) process's main thread, from
+/// `/proc/<pid>/status`.
+pub fn proc_sleeps(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn tv(t: libc::timeval) -> Duration {
     Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
 }
@@ -83,6 +104,8 @@ pub struct Window {
     cpu: Duration,
     broker: Option<Duration>,
     broker_pid: Option<u32>,
+    sleeps: u64,
+    broker_sleeps: Option<u64>,
 }
 
 impl Window {
@@ -92,6 +115,8 @@ impl Window {
             cpu: self_cpu(),
             broker: broker_pid.and_then(proc_cpu),
             broker_pid,
+            sleeps: self_sleeps(),
+            broker_sleeps: broker_pid.and_then(proc_sleeps),
         }
     }
 
@@ -109,4 +134,26 @@ impl Window {
         };
         (cpu, broker)
     }
+
+    /// Times this process and the broker slept since [`Window::start`].
+    pub fn sleeps(&self) -> Sleeps {
+        Sleeps {
+            client: self_sleeps().saturating_sub(self.sleeps),
+            broker: match (self.broker_sleeps, self.broker_pid.and_then(proc_sleeps)) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Voluntary context switches over a window: how often the client process and the broker
+/// went to sleep and had to be woken (each wake-up is a context switch in the waker's CPU
+/// time on a machine where both share cores).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sleeps {
+    /// This process, all threads.
+    pub client: u64,
+    /// The broker, when its pid is known.
+    pub broker: Option<u64>,
 }

@@ -93,6 +93,8 @@ enum Unit {
     Secs,
     KiB,
     Count,
+    /// Events per message (two decimals).
+    PerMsg,
 }
 
 fn fmt_num(v: f64, u: Unit) -> String {
@@ -106,6 +108,7 @@ fn fmt_num(v: f64, u: Unit) -> String {
         Unit::Secs => format!("{v:.2}"),
         Unit::KiB => format!("{v:.1}"),
         Unit::Count => format!("{v:.0}"),
+        Unit::PerMsg => format!("{v:.2}"),
     }
 }
 
@@ -277,8 +280,9 @@ fn matrix_table(
     let mut s = format!(
         "| runtime | broker | tern {what} | rumqttc | paho | tern/rumqttc (≥{TP_TARGET:.1}) | \
          client CPU µs/msg tern · rumqttc · paho | tern/rumqttc (≤{CLIENT_CPU_TARGET:.1}) | \
-         broker CPU µs/msg tern · rumqttc | tern/rumqttc (≤{BROKER_CPU_TARGET:.1}) |{}\n\
-         |---|---|---|---|---|---|---|---|---|---|{}\n",
+         broker CPU µs/msg tern · rumqttc | tern/rumqttc (≤{BROKER_CPU_TARGET:.1}) | \
+         sleeps/msg client tern · rumqttc, broker tern · rumqttc |{}\n\
+         |---|---|---|---|---|---|---|---|---|---|---|{}\n",
         if sub {
             " largest lag tern · rumqttc · paho |"
         } else {
@@ -310,7 +314,7 @@ fn matrix_table(
         tally[2].add(bc_ok, label);
         let _ = write!(
             s,
-            "| {} | {} | {} | {} | {} | {tp} | {} · {} · {} | {cc} | {} · {} | {bc} |",
+            "| {} | {} | {} | {} | {} | {tp} | {} · {} · {} | {cc} | {} · {} | {bc} | {} · {}, {} · {} |",
             c.rt().label(),
             c.broker().label(),
             m("tern", metric, unit),
@@ -321,6 +325,10 @@ fn matrix_table(
             m("paho", "client_cpu_us", Unit::Us),
             m("tern", "broker_cpu_us", Unit::Us),
             m("rumqttc", "broker_cpu_us", Unit::Us),
+            m("tern", "client_sleeps", Unit::PerMsg),
+            m("rumqttc", "client_sleeps", Unit::PerMsg),
+            m("tern", "broker_sleeps", Unit::PerMsg),
+            m("rumqttc", "broker_sleeps", Unit::PerMsg),
         );
         if sub {
             let lag = |l: &str| match ix.stat(&id, l, "max_lag") {
@@ -377,7 +385,11 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
             "\n### Throughput matrix, 64 B payloads\n\n\
              Medians. msgs/s from the first publish to the last receipt (publish-only: to the \
              last completion); CPU per message of the client process (publisher and subscriber \
-             together) and of the broker over the same window; the subscriber's largest lag \
+             together) and of the broker over the same window; sleeps per message: voluntary \
+             context switches of the client process and of the broker (each is a wake-up, and on \
+             this kind of machine a wake-up costs more CPU than the MQTT work of a small \
+             message: a client that reacts sooner sleeps, and is woken, more often); the \
+             subscriber's largest lag \
              behind the publisher's completions, in messages (median of the runs' maxima, and \
              the largest). ✗ marks a ratio that misses its target. The broker's window applies \
              to QoS 1 and 2 only, so QoS 0 runs with mosquitto's default window alone; paho \

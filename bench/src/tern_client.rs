@@ -158,6 +158,7 @@ async fn throughput(
         None => (done, published, None),
     };
     let (cpu, broker) = win.finish();
+    let sleeps = win.sleeps();
     let _ = publ.close().await;
     if let Some(sub) = sub {
         let _ = sub.close().await;
@@ -170,6 +171,7 @@ async fn throughput(
         cpu,
         broker,
         max_lag: with_sub.then(|| lag.max()),
+        sleeps,
     })
 }
 

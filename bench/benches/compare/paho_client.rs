@@ -132,6 +132,7 @@ fn throughput(
         None => (done, published),
     };
     let (cpu, broker) = win.finish();
+    let sleeps = win.sleeps();
     let _ = publ.disconnect(None).wait_for(IDLE);
     if let Some(sub) = sub {
         let _ = sub.disconnect(None).wait_for(IDLE);
@@ -144,6 +145,7 @@ fn throughput(
         cpu,
         broker,
         max_lag: with_sub.then(|| lag.max()),
+        sleeps,
     })
 }
 

@@ -174,6 +174,7 @@ async fn throughput(
         None => (done, published),
     };
     let (cpu, broker) = win.finish();
+    let sleeps = win.sleeps();
     Ok(Throughput {
         count,
         size,
@@ -182,6 +183,7 @@ async fn throughput(
         cpu,
         broker,
         max_lag: with_sub.then(|| lag.max()),
+        sleeps,
     })
 }
 
