@@ -137,7 +137,10 @@ impl Driver {
                 }
             }
             self.events.note_dropped();
-            tracing::debug!("event channel full: dropped the oldest non-message event");
+            tracing::debug!(
+                target: super::TARGET,
+                "event channel full: dropped the oldest non-message event"
+            );
         }
         self.pending.push_back(ev);
     }

@@ -55,7 +55,7 @@ pub(super) fn poll_io(
                 return Poll::Ready(IoEvent::Error(io::ErrorKind::WriteZero.into()));
             }
             Poll::Ready(Ok(n)) => {
-                tracing::trace!(bytes = n, "wrote");
+                tracing::trace!(target: super::TARGET, bytes = n, "wrote");
                 outbox.advance(n);
                 *needs_flush = true;
                 progress = true;
@@ -106,7 +106,7 @@ fn poll_read_into(
         match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
             Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(IoEvent::Eof),
             Poll::Ready(Ok(())) => {
-                tracing::trace!(bytes = rb.filled().len(), "read");
+                tracing::trace!(target: super::TARGET, bytes = rb.filled().len(), "read");
                 let at = Instant::now();
                 Poll::Ready(match session.handle_input(at.into_std(), rb.filled()) {
                     Ok(()) => IoEvent::Read(at),

@@ -66,6 +66,10 @@ use crate::error::{ClientError, ConnectError, ConnectStage, ConnectionError};
 use crate::options::{ConnectOptions, Protocol};
 use crate::transport::{self, BoxStream};
 
+/// The `tracing` target of every event of the driver, whichever of its modules reports it
+/// (tests capture it: `tern_testkit::DriverTrace`).
+const TARGET: &str = "tern::driver";
+
 /// How long `close()` waits for DISCONNECT to be written before dropping the socket.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -481,7 +485,7 @@ impl Driver {
             if !matches!(link.transport, Transport::Open) {
                 self.session.handle_closed(now());
                 if let Err(e) = self.persist().await {
-                    tracing::debug!(error = %e, "session store");
+                    tracing::debug!(target: TARGET, error = %e, "session store");
                 }
                 self.drain_session_events(&mut link);
                 let reason = link
@@ -552,7 +556,11 @@ impl Driver {
                             link.tuning.on_read(at);
                         }
                         IoEvent::Violation(e) => {
-                            tracing::debug!(error = %e, "protocol violation by the broker");
+                            tracing::debug!(
+                                target: TARGET,
+                                error = %e,
+                                "protocol violation by the broker"
+                            );
                             link.ended.get_or_insert(DisconnectReason::Protocol(e));
                         }
                         IoEvent::Progress => {}

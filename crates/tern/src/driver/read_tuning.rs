@@ -174,7 +174,7 @@ impl ReadTuning {
             && policy.on_read(Ticks::at(at))
         {
             tracing::debug!(
-                read_tuning = "quick_acks",
+                target: super::TARGET, read_tuning = "quick_acks",
                 "the broker waited for our delayed ACK (Nagle's algorithm): quick ACKs from now on"
             );
         }
@@ -189,7 +189,7 @@ impl ReadTuning {
         if writing {
             policy.on_write();
         } else if policy.take_quickack() {
-            tracing::trace!(read_tuning = "quickack", "TCP_QUICKACK");
+            tracing::trace!(target: super::TARGET, read_tuning = "quickack", "TCP_QUICKACK");
             transport::quickack(stream);
         }
     }
