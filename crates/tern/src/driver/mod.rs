@@ -395,7 +395,7 @@ impl Driver {
                     Some(Command::Connect { reply, .. }) => {
                         reply_connect(reply, Err(ConnectError::AlreadyConnected));
                     }
-                    Some(Command::Request(request)) => self.request(request),
+                    Some(Command::Request(request)) => self.request(request, now()),
                     None => {
                         self.phase = Phase::Stopped;
                         return Ended::Shutdown;
@@ -571,9 +571,10 @@ impl Driver {
                 cmd = commands.recv(), if !self.stopped() && link.closing.is_none() => {
                     match cmd {
                         Some(cmd) => {
-                            self.online_command(cmd, &mut link);
+                            let at = now();
+                            self.online_command(cmd, &mut link, at);
                             // Drain a burst so it leaves in one write.
-                            self.take_commands(commands, &mut link);
+                            self.take_commands(commands, &mut link, Some(at));
                         }
                         None => {
                             // Every handle is gone: leave politely.

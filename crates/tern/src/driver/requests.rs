@@ -98,7 +98,7 @@ impl Driver {
                     let _ = reply.send(Err(ClientError::NotConnected));
                 }
             }
-            Command::Request(request) => self.request(request),
+            Command::Request(request) => self.request(request, now()),
         }
     }
 
@@ -134,8 +134,14 @@ impl Driver {
         };
     }
 
-    /// Serves a command while a connection is open (before CONNACK too).
-    pub(super) fn online_command(&mut self, cmd: Command, link: &mut Link<'_>) {
+    /// Serves a command while a connection is open (before CONNACK too); `now` is the
+    /// driver's clock reading for the batch of commands this one came in.
+    pub(super) fn online_command(
+        &mut self,
+        cmd: Command,
+        link: &mut Link<'_>,
+        now: std::time::Instant,
+    ) {
         // A message the application took before issuing this command is acknowledged before
         // the command's packet leaves (a reply follows the PUBACK of what it answers).
         self.ack_taken();
@@ -148,7 +154,7 @@ impl Driver {
                 // What the application took before closing was acknowledged above, before
                 // DISCONNECT; what it did not take never is.
                 if link.stage == Stage::Connected {
-                    if self.session.disconnect(now()).is_err() {
+                    if self.session.disconnect(now).is_err() {
                         link.ended.get_or_insert(DisconnectReason::Local);
                     }
                 } else {
@@ -159,20 +165,25 @@ impl Driver {
             Command::Connect { reply, .. } => {
                 reply_connect(reply, Err(ConnectError::AlreadyConnected));
             }
-            Command::Request(request) => self.request(request),
+            Command::Request(request) => self.request(request, now),
         }
     }
 
     /// Takes up to [`COMMAND_BATCH`] queued commands, so that a burst leaves in one write;
-    /// returns how many.
+    /// returns how many. One clock reading serves the whole batch: `now`, if the caller took
+    /// one already, else one taken at the first command (none when there is none).
     pub(super) fn take_commands(
         &mut self,
         commands: &mut chan::Receiver<Command>,
         link: &mut Link<'_>,
+        mut now: Option<std::time::Instant>,
     ) -> usize {
         for n in 0..COMMAND_BATCH {
             match commands.try_recv() {
-                Ok(cmd) => self.online_command(cmd, link),
+                Ok(cmd) => {
+                    let at = *now.get_or_insert_with(super::now);
+                    self.online_command(cmd, link, at);
+                }
                 Err(_) => return n,
             }
         }
@@ -180,9 +191,8 @@ impl Driver {
     }
 
     /// Queues a publish, subscribe or unsubscribe in the session, or acknowledges a message
-    /// (in every phase: offline, requests wait in the session's queue).
-    pub(super) fn request(&mut self, request: Request) {
-        let now = now();
+    /// (in every phase: offline, requests wait in the session's queue) at `now`.
+    pub(super) fn request(&mut self, request: Request, now: std::time::Instant) {
         match request {
             Request::Publish { msg, reply } => match self.session.publish(now, msg) {
                 Ok(id) => {
@@ -266,8 +276,9 @@ impl Driver {
             .map(|(f, q)| (f.clone(), *q))
             .collect();
         // Chunked so one SUBSCRIBE stays well under any broker's packet limit.
+        let now = now();
         for chunk in filters.chunks(64) {
-            if let Ok(id) = self.session.subscribe(now(), chunk.to_vec()) {
+            if let Ok(id) = self.session.subscribe(now, chunk.to_vec()) {
                 self.waiters.insert(id, Waiter::Resubscribe(chunk.to_vec()));
             }
         }

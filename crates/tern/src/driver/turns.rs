@@ -58,11 +58,11 @@ impl Driver {
         self.turn_events = 0;
         if requeue_is_a_turn {
             requeue().await;
-            if self.take_commands(commands, link) > 0 || self.events.is_empty() {
+            if self.take_commands(commands, link, None) > 0 || self.events.is_empty() {
                 return;
             }
         }
         tokio::task::yield_now().await;
-        self.take_commands(commands, link);
+        self.take_commands(commands, link, None);
     }
 }
