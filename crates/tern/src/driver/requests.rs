@@ -9,7 +9,7 @@ use tern_proto::session::{DisconnectReason, RequestId};
 use tern_proto::{QoS, SubscribeReturnCode, TopicFilter};
 use tokio::sync::oneshot;
 
-use super::{Driver, Link, Phase, Stage, now};
+use super::{CloseReply, Driver, Link, Phase, Stage, now};
 use crate::broker::Broker;
 use crate::chan;
 use crate::client::{Command, Event, Outcome, Reply, Request};
@@ -148,9 +148,7 @@ impl Driver {
         match cmd {
             Command::Close { reply } => {
                 self.phase = Phase::Idle;
-                if let Some(reply) = reply {
-                    self.close_replies.push(reply);
-                }
+                self.add_close_reply(reply);
                 // What the application took before closing was acknowledged above, before
                 // DISCONNECT; what it did not take never is.
                 if link.stage == Stage::Connected {
@@ -241,9 +239,16 @@ impl Driver {
         }
     }
 
+    /// Keeps `reply` (if any) for when the connection is closed.
+    pub(super) fn add_close_reply(&mut self, reply: Option<CloseReply>) {
+        if let Some(reply) = reply {
+            self.close_replies.get_or_insert_default().push(reply);
+        }
+    }
+
     /// Answers every waiting `close()`: the connection is closed.
     pub(super) fn finish_close_replies(&mut self) {
-        for reply in self.close_replies.drain(..) {
+        for reply in self.close_replies.take().into_iter().flat_map(|r| *r) {
             let _ = reply.send(Ok(()));
         }
     }
