@@ -1,21 +1,33 @@
 //! The driver task: the one owner of a client's [`Session`] and transport.
 //!
-//! The driver is in one [`Phase`]; while `Online`, the connection is at one [`Stage`]:
+//! The driver is in one [`Phase`] (`Driver::phase`, changed only by `connect()`, `close()`,
+//! the handles going away, and [`Driver::after`] when a connection ends):
 //!
 //! ```text
-//!                        connect()
-//!   ┌──────┐ ─────────────────────────────▶ ┌─ Online ───────────────────────────────────┐
-//!   │ Idle │                                │ Opening ─▶ Sending ─▶ AwaitingConnAck ─▶   │
-//!   └──────┘ ◀── close(); or failed/lost, ──│                            Connected       │
-//!    ▲            no retry left             │ close(): DISCONNECT, flushed within 5 s   │
-//!    │                                      └────────────────────────────────────────────┘
-//!    │ close()        ┌─────────┐  failed/lost, retry: next broker,  │      ▲
-//!    └─────────────── │ Backoff │ ◀───────── after the policy's delay ─┘      │
-//!                     └─────────┘ ──────── delay over, or connect() ─────────┘
+//!              connect()
+//!   Idle ──────────────────────▶ Online ───┐ refused 3.1.1 with Protocol::Auto:
+//!    ▲  ▲                        │ │  ▲ ◀──┘ again at 3.1, same broker, at once
+//!    │  │ close(); or ended      │ │  │
+//!    │  └── with no retry left ──┘ │  │ delay over, or connect()
+//!    │                             ▼  │
+//!    └────────── close() ──────── Backoff    entered when a connection ends with a retry
+//!                                            left: at once for the next broker of a
+//!                                            connect() list, else after the policy's delay
 //!
-//!   any phase ── every handle dropped ──▶ Stopped (DISCONNECT if connected; what is left
-//!                                          of the events is delivered; the task ends)
+//!   any phase ── every handle dropped ──▶ Stopped: DISCONNECT if connected, what is left of
+//!                                         the events delivered, the task ends
 //! ```
+//!
+//! While `Online` the connection goes through its [`Stage`]s (`Link::stage`):
+//!
+//! ```text
+//!   opening the transport ──▶ Sending ──▶ AwaitingConnAck ──▶ Connected
+//!                   (CONNECT is written)      (CONNACK accepted)
+//! ```
+//!
+//! and ends when the session, the socket or the connect deadline says so; after `close()`
+//! (or DISCONNECT) it is first *closing* (`Link::closing`): the outbox is flushed for at most
+//! [`CLOSE_FLUSH_TIMEOUT`], then the socket shut down.
 //!
 //! While `Online`, every wait is a cancel-safe future in one `select!`: socket IO (one
 //! `poll_fn` that writes the outbox and hands what it reads to the session), commands, the
