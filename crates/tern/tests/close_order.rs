@@ -1,0 +1,149 @@
+//! `close()` is a command like the others, in the one ordered queue: it takes effect after
+//! everything the application asked before it, and every one of those requests gets its
+//! completion. Against a real mosquitto, a burst of publishes followed at once by
+//! `try_close()`:
+//! - QoS 0: every publish is written before DISCONNECT and completes successfully before the
+//!   local disconnect is reported; a subscriber gets them all, in order.
+//! - QoS 1: what the in-flight window holds is written before DISCONNECT and completes before
+//!   the disconnect is reported (failed as unfinished, as `close()` documents, when its
+//!   PUBACK had not come back); what waits behind the window stays queued in the session, as
+//!   a command issued offline does, and leaves on the next `connect()`. The subscriber gets
+//!   every publish that completed successfully, in call order, none twice.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+
+use common::{connected, next_message, unique, within};
+use tern::{Broker, ConnectOptions, ConnectionError, Event, Events, QoS, Ticket};
+use tern_testkit::Mosquitto;
+
+const BURST: usize = 200;
+/// The publisher's in-flight window, below `BURST` so that some publishes wait behind it.
+const WINDOW: u16 = 50;
+
+/// The publishes completed successfully (by index), and how many completed in all, when
+/// `stop` says so.
+struct Completions {
+    index: HashMap<Ticket, usize>,
+    ok: BTreeSet<usize>,
+    done: usize,
+}
+
+impl Completions {
+    /// Reads `events` until the local disconnect (`until_disconnect`) or until every publish
+    /// has completed.
+    async fn read(&mut self, events: &mut Events, qos: QoS, until_disconnect: bool) {
+        let what = if until_disconnect {
+            "the publisher's disconnect"
+        } else {
+            "the queued publishes' completions"
+        };
+        within(what, async {
+            while until_disconnect || self.done < BURST {
+                match events.recv().await {
+                    Some(Event::Completed { ticket, result }) => {
+                        let i = self.index[&ticket];
+                        match result {
+                            Ok(_) => {
+                                self.ok.insert(i);
+                            }
+                            Err(e) if qos == QoS::AtMostOnce || !until_disconnect => {
+                                panic!("publish {i} at {qos:?}: {e}")
+                            }
+                            // In flight at DISCONNECT: unfinished.
+                            Err(_) => {}
+                        }
+                        self.done += 1;
+                    }
+                    Some(Event::Disconnected { error, .. }) if until_disconnect => {
+                        assert!(matches!(error, ConnectionError::Local), "{error}");
+                        return;
+                    }
+                    Some(_) => {}
+                    None => panic!("the publisher's events ended"),
+                }
+            }
+        })
+        .await;
+    }
+}
+
+async fn burst_then_close(qos: QoS) {
+    let broker = Mosquitto::start_default();
+    let topic = unique("close-order");
+    let (sub, mut sub_events) = connected(ConnectOptions::new(unique("sub")), broker.port()).await;
+    within(
+        "SUBACK",
+        sub.subscribe([(topic.as_str(), QoS::AtLeastOnce)]),
+    )
+    .await
+    .unwrap();
+    let options = ConnectOptions::new(unique("pub")).max_inflight(WINDOW);
+    let (publisher, mut events) = connected(options, broker.port()).await;
+    let mut completions = Completions {
+        index: HashMap::new(),
+        ok: BTreeSet::new(),
+        done: 0,
+    };
+    for i in 0..BURST {
+        let ticket = publisher
+            .try_publish(&topic, i.to_string(), qos, false)
+            .unwrap();
+        completions.index.insert(ticket, i);
+    }
+    publisher.try_close().unwrap();
+
+    completions.read(&mut events, qos, true).await;
+    if qos == QoS::AtMostOnce {
+        assert_eq!(
+            completions.ok.len(),
+            BURST,
+            "every QoS 0 publish completes before the disconnect"
+        );
+    } else {
+        assert!(
+            completions.done >= usize::from(WINDOW),
+            "the window's publishes complete before the disconnect: {} did",
+            completions.done
+        );
+        // What waited behind the window leaves with the next connection.
+        within(
+            "reconnect",
+            publisher.connect(Broker::tcp("127.0.0.1", broker.port())),
+        )
+        .await
+        .unwrap();
+        completions.read(&mut events, qos, false).await;
+    }
+
+    // The subscriber: every successful publish, in call order, none twice.
+    let mut last = None;
+    let mut missing = completions.ok.clone();
+    while let Some(&next) = missing.first() {
+        let m = next_message(&mut sub_events).await;
+        let i: usize = String::from_utf8_lossy(&m.payload).parse().unwrap();
+        assert!(
+            last.is_none_or(|l| i > l),
+            "message {i} after {last:?} at {qos:?}: out of call order or repeated"
+        );
+        assert!(
+            i <= next,
+            "message {i} at {qos:?} came before publish {next}, which completed successfully"
+        );
+        missing.remove(&i);
+        last = Some(i);
+    }
+    within("close", sub.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn qos_0_publishes_before_close_all_leave_before_it() {
+    burst_then_close(QoS::AtMostOnce).await;
+}
+
+#[tokio::test]
+async fn qos_1_publishes_before_close_complete_or_stay_queued_for_the_next_connect() {
+    burst_then_close(QoS::AtLeastOnce).await;
+}
