@@ -3,12 +3,16 @@
 //! completion. Against a real mosquitto, a burst of publishes followed at once by
 //! `try_close()`:
 //! - QoS 0: every publish is written before DISCONNECT and completes successfully before the
-//!   local disconnect is reported; a subscriber gets them all, in order.
+//!   local disconnect is reported.
 //! - QoS 1: what the in-flight window holds is written before DISCONNECT and completes before
 //!   the disconnect is reported (failed as unfinished, as `close()` documents, when its
 //!   PUBACK had not come back); what waits behind the window stays queued in the session, as
-//!   a command issued offline does, and leaves on the next `connect()`. The subscriber gets
-//!   every publish that completed successfully, in call order, none twice.
+//!   a command issued offline does, and leaves on the next `connect()`.
+//!
+//! Either way a subscriber gets every one of them, in call order, once: what was written
+//! before DISCONNECT reached the broker. (Dropping the socket with the broker's PUBACKs
+//! unread once made the kernel reset the connection, and mosquitto discarded the publishes
+//! it had not read yet: 2 runs in 10 lost some.)
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -118,22 +122,15 @@ async fn burst_then_close(qos: QoS) {
         completions.read(&mut events, qos, false).await;
     }
 
-    // The subscriber: every successful publish, in call order, none twice.
-    let mut last = None;
-    let mut missing = completions.ok.clone();
-    while let Some(&next) = missing.first() {
+    // The subscriber: every publish, in call order, once.
+    for i in 0..BURST {
         let m = next_message(&mut sub_events).await;
-        let i: usize = String::from_utf8_lossy(&m.payload).parse().unwrap();
-        assert!(
-            last.is_none_or(|l| i > l),
-            "message {i} after {last:?} at {qos:?}: out of call order or repeated"
+        assert_eq!(
+            String::from_utf8_lossy(&m.payload),
+            i.to_string(),
+            "message {i} at {qos:?} ({} of the publisher's completed successfully)",
+            completions.ok.len()
         );
-        assert!(
-            i <= next,
-            "message {i} at {qos:?} came before publish {next}, which completed successfully"
-        );
-        missing.remove(&i);
-        last = Some(i);
     }
     within("close", sub.close()).await.unwrap();
 }
@@ -144,6 +141,6 @@ async fn qos_0_publishes_before_close_all_leave_before_it() {
 }
 
 #[tokio::test]
-async fn qos_1_publishes_before_close_complete_or_stay_queued_for_the_next_connect() {
+async fn qos_1_publishes_before_close_reach_the_broker_or_stay_queued_for_the_next_connect() {
     burst_then_close(QoS::AtLeastOnce).await;
 }

@@ -124,3 +124,17 @@ fn poll_read_into(
         Err(_) => read(&mut vec![0; READ_CHUNK]),
     })
 }
+
+/// Closes our side after DISCONNECT was written: shuts down the write half, then reads and
+/// discards until the broker closes its side. Dropping a socket with unread bytes (the
+/// broker's answers to what was in flight) makes the kernel reset the connection, and a
+/// reset can make the broker discard what it had not read yet: publishes written before
+/// DISCONNECT would be lost. The caller bounds the wait.
+pub(super) async fn close(stream: &mut BoxStream) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.shutdown().await?;
+    let mut discard = [0u8; 512];
+    // Bounded by the caller's timeout: each read returns bytes, or 0 at EOF.
+    while stream.read(&mut discard).await? > 0 {}
+    Ok(())
+}

@@ -60,7 +60,6 @@ use tern_proto::session::{DisconnectReason, ProtocolError};
 use tern_proto::{
     ConnectReturnCode, LastWill, MqttString, QoS, Session, SessionConfig, TopicFilter, TopicName,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
@@ -489,9 +488,11 @@ impl Driver {
                 if !closing || (outbox.is_empty() && !needs_flush) {
                     if closing {
                         // Boxed: the largest state of this loop, needed once per connection.
-                        let _ =
-                            Box::pin(tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, stream.shutdown()))
-                                .await;
+                        let _ = Box::pin(tokio::time::timeout(
+                            CLOSE_FLUSH_TIMEOUT,
+                            io::close(&mut stream),
+                        ))
+                        .await;
                         self.finish_close_replies();
                     }
                     return self.end(link, reason);
