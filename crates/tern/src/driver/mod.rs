@@ -81,7 +81,8 @@ use crate::transport::{self, BoxStream};
 /// (tests capture it: `tern_testkit::DriverTrace`).
 const TARGET: &str = "tern::driver";
 
-/// How long `close()` waits for DISCONNECT to be written before dropping the socket.
+/// How long closing waits for DISCONNECT to be written, and again for the broker to close its
+/// side (see [`io::close`]), before dropping the socket.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The session's clock: tokio's (which tests may pause), as a `std` instant.
@@ -120,7 +121,8 @@ enum Ended {
     Shutdown,
 }
 
-/// The stage of an open connection.
+/// The stage of a connection whose transport is open (before that, `connection` is opening
+/// it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// CONNECT is being written (the connect timeout names this stage).
@@ -163,6 +165,7 @@ impl Link<'_> {
     }
 }
 
+/// The state of one client's driver task, across connections.
 struct Driver {
     options: Arc<ConnectOptions>,
     session: Session,
