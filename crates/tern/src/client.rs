@@ -504,7 +504,9 @@ impl Client {
     }
 
     /// Sends DISCONNECT after everything already queued, flushes, and closes the
-    /// connection (the broker then discards the will). With clean session = false the
+    /// connection (the broker then discards the will). It returns once the broker has
+    /// closed its side too (at most 5 s each for the flush and for that), so that nothing
+    /// written before DISCONNECT is lost to a connection reset. With clean session = false the
     /// session's unfinished QoS 1/2 state is kept for the next `connect`.
     pub async fn close(&self) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();

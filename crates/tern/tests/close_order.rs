@@ -12,7 +12,8 @@
 //! Either way a subscriber gets every one of them, in call order, once: what was written
 //! before DISCONNECT reached the broker. (Dropping the socket with the broker's PUBACKs
 //! unread once made the kernel reset the connection, and mosquitto discarded the publishes
-//! it had not read yet: 2 runs in 10 lost some.)
+//! it had not read yet: 2 runs in 10 lost some.) Waiting for the broker's side to close is
+//! bounded: against a broker that keeps it open, `close()` still returns.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
@@ -143,4 +144,44 @@ async fn qos_0_publishes_before_close_all_leave_before_it() {
 #[tokio::test]
 async fn qos_1_publishes_before_close_reach_the_broker_or_stay_queued_for_the_next_connect() {
     burst_then_close(QoS::AtLeastOnce).await;
+}
+
+/// A broker that reads DISCONNECT and our FIN but never closes its side (MQTT 3.1.1 says it
+/// SHOULD close; nothing makes it): `close()` waits for it, but boundedly (5 s), and succeeds.
+#[tokio::test]
+async fn close_returns_when_the_broker_never_closes_its_side() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (fin_seen, got_fin) = tokio::sync::oneshot::channel();
+    let broker = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        // CONNECT is short: one read takes it on loopback.
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n >= 2 && buf[0] == 0x10,
+            "expected CONNECT: {:?}",
+            &buf[..n]
+        );
+        s.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+        let mut received = Vec::new();
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+        fin_seen.send(received).unwrap();
+        // Keeps its side open for as long as the test runs.
+        std::future::pending::<()>().await;
+    });
+    let (client, _events) = connected(ConnectOptions::new(unique("nofin")), port).await;
+    within("close against a broker that never closes", client.close())
+        .await
+        .unwrap();
+    let received = within("the client's FIN", got_fin).await.unwrap();
+    assert_eq!(received, [0xE0, 0x00], "DISCONNECT, then our side closed");
+    broker.abort();
 }
