@@ -129,13 +129,24 @@ pub(crate) enum Reply<T> {
     Event(Ticket),
 }
 
-/// A request from a handle to the driver.
+/// What a handle asks of the driver, in one ordered queue: connecting and closing change
+/// the driver's phase; requests go to the session whatever the phase.
 #[derive(Debug)]
 pub(crate) enum Command {
     Connect {
         brokers: Vec<Broker>,
         reply: Option<oneshot::Sender<Result<bool, ConnectError>>>,
     },
+    /// Send DISCONNECT after everything queued before it, then close.
+    Close {
+        reply: Option<oneshot::Sender<Result<(), ClientError>>>,
+    },
+    Request(Request),
+}
+
+/// A command for the session, served in every phase of the driver.
+#[derive(Debug)]
+pub(crate) enum Request {
     Publish {
         msg: tern_proto::Message,
         reply: Reply<()>,
@@ -147,9 +158,6 @@ pub(crate) enum Command {
     Unsubscribe {
         filters: Vec<TopicFilter>,
         reply: Reply<()>,
-    },
-    Close {
-        reply: Option<oneshot::Sender<Result<(), ClientError>>>,
     },
     /// The application acknowledges a message ([`ConnectOptions::manual_ack`]).
     Ack(AckToken),
@@ -381,10 +389,10 @@ impl Client {
     ) -> Result<Pending<()>, ClientError> {
         let msg = message(topic, payload.into(), qos, retain)?;
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Publish {
+        self.send(Command::Request(Request::Publish {
             msg,
             reply: Reply::Await(tx),
-        })
+        }))
         .await?;
         Ok(Pending { rx })
     }
@@ -400,10 +408,10 @@ impl Client {
     ) -> Result<Ticket, ClientError> {
         let msg = message(topic, payload.into(), qos, retain)?;
         let ticket = self.ticket();
-        self.try_send(Command::Publish {
+        self.try_send(Command::Request(Request::Publish {
             msg,
             reply: Reply::Event(ticket),
-        })?;
+        }))?;
         Ok(ticket)
     }
 
@@ -416,10 +424,10 @@ impl Client {
     {
         let filters = sub_filters(filters)?;
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Subscribe {
+        self.send(Command::Request(Request::Subscribe {
             filters,
             reply: Reply::Await(tx),
-        })
+        }))
         .await?;
         rx.await.map_err(|_| ClientError::Shutdown)?
     }
@@ -432,10 +440,10 @@ impl Client {
     {
         let filters = sub_filters(filters)?;
         let ticket = self.ticket();
-        self.try_send(Command::Subscribe {
+        self.try_send(Command::Request(Request::Subscribe {
             filters,
             reply: Reply::Event(ticket),
-        })?;
+        }))?;
         Ok(ticket)
     }
 
@@ -447,10 +455,10 @@ impl Client {
     {
         let filters = unsub_filters(filters)?;
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Unsubscribe {
+        self.send(Command::Request(Request::Unsubscribe {
             filters,
             reply: Reply::Await(tx),
-        })
+        }))
         .await?;
         rx.await.map_err(|_| ClientError::Shutdown)?
     }
@@ -463,10 +471,10 @@ impl Client {
     {
         let filters = unsub_filters(filters)?;
         let ticket = self.ticket();
-        self.try_send(Command::Unsubscribe {
+        self.try_send(Command::Request(Request::Unsubscribe {
             filters,
             reply: Reply::Event(ticket),
-        })?;
+        }))?;
         Ok(ticket)
     }
 
@@ -481,7 +489,7 @@ impl Client {
     /// A message of another client acknowledges nothing here.
     pub async fn ack(&self, msg: &Message) -> Result<(), ClientError> {
         match msg.ack {
-            Some(token) => self.send(Command::Ack(token)).await,
+            Some(token) => self.send(Command::Request(Request::Ack(token))).await,
             None => Ok(()),
         }
     }
@@ -490,13 +498,15 @@ impl Client {
     /// [`ClientError::QueueFull`] when there is none.
     pub fn try_ack(&self, msg: &Message) -> Result<(), ClientError> {
         match msg.ack {
-            Some(token) => self.try_send(Command::Ack(token)),
+            Some(token) => self.try_send(Command::Request(Request::Ack(token))),
             None => Ok(()),
         }
     }
 
     /// Sends DISCONNECT after everything already queued, flushes, and closes the
-    /// connection (the broker then discards the will). With clean session = false the
+    /// connection (the broker then discards the will). It returns once the broker has
+    /// closed its side too (at most 5 s each for the flush and for that), so that nothing
+    /// written before DISCONNECT is lost to a connection reset. With clean session = false the
     /// session's unfinished QoS 1/2 state is kept for the next `connect`.
     pub async fn close(&self) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();

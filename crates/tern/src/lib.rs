@@ -53,7 +53,6 @@ mod client;
 mod driver;
 pub mod error;
 pub mod options;
-mod quickack;
 pub mod store;
 pub mod tls;
 pub mod trace;

@@ -13,27 +13,36 @@
 //! 5% slower; so does anything that runs per read, like a timer to defer it (3–5%). So
 //! [`AckPolicy`] starts passive and only watches: a read that comes [`STALL_MIN`] to
 //! [`STALL_MAX`] after the last read, when nothing answered that one and nothing was written
-//! in between, looks like a delayed ACK releasing the broker's held packet. From then on the connection
-//! quick-ACKs every read that nothing answers. The first stall is paid once; a quiet
-//! connection may switch without need, which costs a system call per unanswered read.
+//! in between, looks like a delayed ACK releasing the broker's held packet. From then on the
+//! connection quick-ACKs every read that nothing answers. The first stall is paid once; a
+//! quiet connection may switch without need, which costs a system call per unanswered read.
 //!
 //! Only reads after we sent data since the last quick ACK count: on a one-way stream the
 //! kernel ACKs promptly by itself.
 //!
-//! # The rule for read tuning
+//! # The rules for read tuning
 //!
-//! No read-side tuning may wait on bytes whose arrival depends on our own next ACK or write.
-//! Quick-ACK never waits: it only makes the ACK leave sooner. Two tunings that did wait were
-//! removed for breaking the rule: a receive low-water mark (`SO_RCVLOWAT`) of a quarter of
-//! the acknowledgements owed, and batched reads of a fast one-way stream (a 1 KiB mark ended
-//! by a 1 ms timer). Through a broker with Nagle's algorithm on, the bytes they waited for
-//! were held by the broker until our kernel ACKed the first segment, and with nothing read
-//! the kernel ACKed only after its 40 ms delayed-ACK timer: a publish-only QoS 1 client
-//! stalled ~43 ms per in-flight window, 30× slower than `mosquitto_pub` against a stock
-//! mosquitto. They paid only through a broker with Nagle off.
+//! - **It never waits.** No read-side tuning may wait on bytes whose arrival depends on our
+//!   own next ACK or write; every wait it could add would have to be bounded by something
+//!   other than the broker, and the only tuning left (quick-ACK) adds none: it only makes
+//!   the ACK leave sooner. Two tunings that did wait were removed for breaking the rule: a
+//!   receive low-water mark (`SO_RCVLOWAT`) of a quarter of the acknowledgements owed (with
+//!   keep-alive 0 nothing bounded its wait at all), and batched reads of a fast one-way
+//!   stream (a 1 KiB mark ended by a 1 ms timer). Through a broker with Nagle's algorithm
+//!   on, the bytes they waited for were held by the broker until our kernel ACKed the first
+//!   segment, and with nothing read the kernel ACKed only after its 40 ms delayed-ACK timer:
+//!   a publish-only QoS 1 client stalled ~43 ms per in-flight window, 30× slower than
+//!   `mosquitto_pub` against a stock mosquitto. They paid only through a broker with Nagle
+//!   off.
+//! - **One switch.** [`ConnectOptions::read_tuning`](crate::ConnectOptions::read_tuning)
+//!   off leaves a connection's [`ReadTuning`] empty: it watches nothing and sets no
+//!   socket option.
+//! - **One clock.** It reads no clock of its own: the time of a read is the driver's one
+//!   reading for it (tokio's clock, which the session's timers run on too), passed down.
 //!
-//! [`ConnectOptions::read_tuning`](crate::ConnectOptions::read_tuning) turns it off. Times
-//! come from the driver's clock (tokio's, the one the session's timers run on).
+//! Its decisions are `tracing` events with a `read_tuning` field on the `tern::driver`
+//! target (`"quick_acks"` when a connection switches, `"quickack"` for each quick ACK), for
+//! tests and diagnosis.
 //!
 //! Every connection's task holds one, so it is kept to 4 bytes: times are [`Ticks`] of a
 //! millisecond on a wrapping 16-bit clock (65 s).
@@ -42,13 +51,15 @@ use std::sync::OnceLock;
 
 use tokio::time::Instant;
 
+use crate::transport::{self, Stream};
+
 /// A point on a wrapping clock of millisecond ticks (it wraps every 65.5 s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ticks(pub(crate) u16);
+pub(super) struct Ticks(pub(super) u16);
 
 impl Ticks {
     /// `now` on the driver's clock, counted from the first call in this process.
-    pub(crate) fn at(now: Instant) -> Self {
+    pub(super) fn at(now: Instant) -> Self {
         static EPOCH: OnceLock<Instant> = OnceLock::new();
         let millis = now
             .saturating_duration_since(*EPOCH.get_or_init(|| now))
@@ -66,14 +77,14 @@ impl Ticks {
 
 /// The shortest gap (ms) that looks like our delayed ACK releasing the broker's packet:
 /// Linux delays ACKs by 40 ms at least.
-pub(crate) const STALL_MIN: u16 = 30;
+pub(super) const STALL_MIN: u16 = 30;
 
 /// The longest such gap (ms): Linux delays ACKs by 200 ms at most.
-pub(crate) const STALL_MAX: u16 = 250;
+pub(super) const STALL_MAX: u16 = 250;
 
 /// Per-connection state for the quick-ACK decision. Sans-IO: time is passed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AckPolicy {
+pub(super) enum AckPolicy {
     /// The broker has not been seen waiting for our ACKs: leave them to the kernel.
     Watching(Watch),
     /// It has: every read that nothing answers is quick-ACKed at once.
@@ -82,7 +93,7 @@ pub(crate) enum AckPolicy {
 
 /// What the connection did last, while watching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Watch {
+pub(super) enum Watch {
     /// Nothing was sent yet.
     Quiet,
     /// Data was sent, and everything read since was answered.
@@ -94,7 +105,7 @@ pub(crate) enum Watch {
 
 /// What is owed, in immediate mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Owed {
+pub(super) enum Owed {
     /// No data was sent since the last quick ACK.
     Quiet,
     /// Data was sent since, and everything read since was answered.
@@ -105,12 +116,12 @@ pub(crate) enum Owed {
 
 impl AckPolicy {
     /// A fresh connection.
-    pub(crate) fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::Watching(Watch::Quiet)
     }
 
     /// Bytes were read at `now`. Returns true when this switched the policy to immediate.
-    pub(crate) fn on_read(&mut self, now: Ticks) -> bool {
+    pub(super) fn on_read(&mut self, now: Ticks) -> bool {
         match *self {
             Self::Watching(Watch::Sent) => *self = Self::Watching(Watch::Unanswered(now)),
             Self::Watching(Watch::Unanswered(last)) => {
@@ -128,7 +139,7 @@ impl AckPolicy {
     }
 
     /// Data is being written: it carries the ACK of everything read so far.
-    pub(crate) fn on_write(&mut self) {
+    pub(super) fn on_write(&mut self) {
         *self = match self {
             Self::Watching(_) => Self::Watching(Watch::Sent),
             Self::Immediate(_) => Self::Immediate(Owed::Sent),
@@ -137,12 +148,49 @@ impl AckPolicy {
 
     /// Whether to set `TCP_QUICKACK` now, with nothing queued to write; if so, the caller
     /// does and the read counts as ACKed.
-    pub(crate) fn take_quickack(&mut self) -> bool {
+    pub(super) fn take_quickack(&mut self) -> bool {
         if *self == Self::Immediate(Owed::Unanswered) {
             *self = Self::Immediate(Owed::Quiet);
             true
         } else {
             false
+        }
+    }
+}
+
+/// The read tuning of one connection: `None` when
+/// [`ConnectOptions::read_tuning`](crate::ConnectOptions::read_tuning) is off.
+pub(super) struct ReadTuning(Option<AckPolicy>);
+
+impl ReadTuning {
+    /// A fresh connection's, with the tuning on or off.
+    pub(super) fn new(on: bool) -> Self {
+        Self(on.then(AckPolicy::new))
+    }
+
+    /// Bytes were read at `at` (the driver's clock reading for that read).
+    pub(super) fn on_read(&mut self, at: Instant) {
+        if let Some(policy) = &mut self.0
+            && policy.on_read(Ticks::at(at))
+        {
+            tracing::debug!(
+                target: super::TARGET, read_tuning = "quick_acks",
+                "the broker waited for our delayed ACK (Nagle's algorithm): quick ACKs from now on"
+            );
+        }
+    }
+
+    /// The driver is about to wait on the socket with `writing` bytes queued: what leaves
+    /// carries the ACK; otherwise an unanswered read may be quick-ACKed now.
+    pub(super) fn before_wait(&mut self, writing: bool, stream: &dyn Stream) {
+        let Some(policy) = &mut self.0 else {
+            return;
+        };
+        if writing {
+            policy.on_write();
+        } else if policy.take_quickack() {
+            tracing::trace!(target: super::TARGET, read_tuning = "quickack", "TCP_QUICKACK");
+            transport::quickack(stream);
         }
     }
 }
@@ -162,6 +210,15 @@ mod tests {
     #[test]
     fn it_stays_small() {
         assert!(size_of::<AckPolicy>() <= 4, "{}", size_of::<AckPolicy>());
+        assert!(size_of::<ReadTuning>() <= 4, "{}", size_of::<ReadTuning>());
+    }
+
+    #[test]
+    fn off_is_inert() {
+        let mut t = ReadTuning::new(false);
+        assert!(t.0.is_none());
+        t.on_read(Instant::now());
+        assert!(t.0.is_none());
     }
 
     #[test]

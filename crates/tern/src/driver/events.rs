@@ -1,0 +1,290 @@
+//! What the driver hands the application: the session's events turned into client events and
+//! completions, the backlog behind a full event channel, and the acknowledgement of QoS 1/2
+//! messages once the application has taken them.
+
+use std::collections::VecDeque;
+
+use tern_proto::session::{AckToken, Event as SessionEvent};
+
+use super::requests::{Waiter, published, unsubscribed};
+use super::{Driver, Link, Stage};
+use crate::chan;
+use crate::client::{Event, Message, Outcome};
+
+/// QoS 1/2 messages emitted and not yet taken by the application, oldest first, by their
+/// position in the event stream (counted from 1). `None` when empty (boxed: 8 bytes in every
+/// driver's future instead of 32, for a queue that is empty unless messages are arriving).
+#[allow(clippy::box_collection)]
+pub(super) type Unacked = Option<Box<VecDeque<(u64, AckToken)>>>;
+
+/// The position of the oldest message in `unacked` (0: none). A function of the field, not
+/// of the driver: the `select!` branch that waits for it borrows only this field.
+pub(super) fn awaiting_take(unacked: &Unacked) -> u64 {
+    unacked
+        .as_deref()
+        .and_then(VecDeque::front)
+        .map_or(0, |&(position, _)| position)
+}
+
+/// Events waiting for room in the event channel, oldest first: allocated only while the
+/// application lags (8 bytes in every driver's future instead of 40).
+#[derive(Default)]
+pub(super) struct Backlog(Option<Box<BacklogQueue>>);
+
+#[derive(Default)]
+pub(super) struct BacklogQueue {
+    events: VecDeque<Event>,
+    /// How many of `events` are [`Event::Message`]s.
+    messages: usize,
+}
+
+impl Backlog {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.0.as_deref().map_or(0, |q| q.events.len())
+    }
+
+    /// How many waiting events are messages.
+    pub(super) fn messages(&self) -> usize {
+        self.0.as_deref().map_or(0, |q| q.messages)
+    }
+
+    fn push_back(&mut self, ev: Event) {
+        let queue = self.0.get_or_insert_default();
+        queue.messages += usize::from(matches!(ev, Event::Message(_)));
+        queue.events.push_back(ev);
+    }
+
+    fn push_front(&mut self, ev: Event) {
+        let queue = self.0.get_or_insert_default();
+        queue.messages += usize::from(matches!(ev, Event::Message(_)));
+        queue.events.push_front(ev);
+    }
+
+    pub(super) fn pop_front(&mut self) -> Option<Event> {
+        let queue = self.0.as_deref_mut()?;
+        let ev = queue.events.pop_front();
+        if matches!(ev, Some(Event::Message(_))) {
+            queue.messages -= 1;
+        }
+        if queue.events.is_empty() {
+            self.0 = None;
+        }
+        ev
+    }
+
+    /// Removes the oldest event that is not a message; its index in the backlog.
+    fn remove_oldest_status(&mut self) -> Option<usize> {
+        let queue = self.0.as_deref_mut()?;
+        let index = queue
+            .events
+            .iter()
+            .position(|ev| !matches!(ev, Event::Message(_)))?;
+        queue.events.remove(index);
+        if queue.events.is_empty() {
+            self.0 = None;
+        }
+        Some(index)
+    }
+
+    fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Driver {
+    /// Hands `ev` to the application (or queues it in `pending`); false when nobody will
+    /// read it (the `Events` is gone).
+    pub(super) fn emit(&mut self, ev: Event) -> bool {
+        self.woke_app = true;
+        self.turn_events = self.turn_events.saturating_add(1);
+        if self.pending.is_empty() {
+            match self.events.try_send(ev) {
+                Ok(()) => true,
+                Err(chan::TrySendError::Closed(_)) => false,
+                Err(chan::TrySendError::Full(ev)) => {
+                    self.queue_event(ev);
+                    true
+                }
+            }
+        } else {
+            self.queue_event(ev);
+            true
+        }
+    }
+
+    /// Queues `ev` behind a full event channel, under the policy documented on
+    /// [`ConnectOptions::event_capacity`](crate::ConnectOptions::event_capacity): messages
+    /// always wait (and reading from the socket pauses while `event_capacity` of them do);
+    /// other events wait up to `event_capacity` of them, beyond which the oldest non-message
+    /// event is dropped and counted ([`Events::dropped`](crate::Events::dropped)), so a
+    /// client whose application never reads `Events` neither stalls nor grows.
+    fn queue_event(&mut self, ev: Event) {
+        let is_message = matches!(ev, Event::Message(_));
+        if !is_message
+            && self.pending.len() - self.pending.messages() >= self.options.event_capacity
+            && let Some(index) = self.pending.remove_oldest_status()
+        {
+            // Messages queued behind the dropped event moved up one place: their positions
+            // (for acknowledging once taken) too.
+            let position = self.events.sent() + index as u64 + 1;
+            if let Some(unacked) = self.unacked.as_deref_mut() {
+                for (p, _) in unacked.iter_mut().filter(|(p, _)| *p > position) {
+                    *p -= 1;
+                }
+            }
+            self.events.note_dropped();
+            tracing::debug!(
+                target: super::TARGET,
+                "event channel full: dropped the oldest non-message event"
+            );
+        }
+        self.pending.push_back(ev);
+    }
+
+    /// Acknowledges, in order, every QoS 1/2 message the application has taken from the
+    /// event channel since the last call: a message is acknowledged only once the
+    /// application has it.
+    pub(super) fn ack_taken(&mut self) {
+        let Some(unacked) = self.unacked.as_deref_mut() else {
+            return;
+        };
+        let taken = self.events.taken();
+        // Bounded: each iteration removes one entry.
+        while let Some(&(position, token)) = unacked.front()
+            && position <= taken
+        {
+            unacked.pop_front();
+            self.session.ack(token);
+        }
+        if unacked.is_empty() {
+            self.unacked = None;
+        }
+    }
+
+    /// Moves waiting events into the channel: the first with `permit` (`None`: the
+    /// application dropped its `Events`), the rest while there is room.
+    pub(super) fn send_pending(&mut self, permit: Option<chan::Permit<'_, Event>>) {
+        let Some(permit) = permit else {
+            // The application dropped its Events: nobody will read them.
+            self.pending.clear();
+            return;
+        };
+        if let Some(ev) = self.pending.pop_front() {
+            permit.send(ev);
+        }
+        while let Some(ev) = self.pending.pop_front() {
+            match self.events.try_send(ev) {
+                Ok(()) => {}
+                Err(chan::TrySendError::Full(ev)) => {
+                    self.pending.push_front(ev);
+                    break;
+                }
+                Err(chan::TrySendError::Closed(_)) => {
+                    self.pending.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Converts session events into client events and completions, and notes on `link`
+    /// what they say about the connection (CONNACK accepted, the end). Returns whether
+    /// there were any.
+    pub(super) fn drain_session_events(&mut self, link: &mut Link<'_>) -> bool {
+        // Write-ahead: a QoS 2 message is delivered only once its id is durably held. Ops
+        // still in the session hold its events back by themselves; ops pulled into the store
+        // but not yet durable (a failed write) must hold them back here.
+        if !self.durable() {
+            return false;
+        }
+        let mut any = false;
+        while let Some(ev) = self.session.poll_event() {
+            any = true;
+            match ev {
+                SessionEvent::Connected { session_present } => {
+                    link.stage = Stage::Connected;
+                    let reconnected = self.reconnect.on_connected();
+                    if let Some(reply) = self.connect_reply.take() {
+                        let _ = reply.send(Ok(session_present));
+                    }
+                    if reconnected && !session_present {
+                        self.resubscribe();
+                    }
+                    self.emit(Event::Connected {
+                        session_present,
+                        reconnected,
+                        broker: link.broker.clone(),
+                    });
+                }
+                SessionEvent::Published(id) => {
+                    if let Some(Waiter::Publish(reply)) = self.waiters.remove(&id) {
+                        self.complete(reply, Ok(()), published);
+                    }
+                }
+                SessionEvent::Subscribed { id, granted } => match self.waiters.remove(&id) {
+                    Some(Waiter::Subscribe(reply, filters)) => {
+                        self.record_subscriptions(&filters, &granted);
+                        self.complete(reply, Ok(granted), Outcome::Subscribed);
+                    }
+                    Some(Waiter::Resubscribe(filters)) => {
+                        self.record_subscriptions(&filters, &granted);
+                    }
+                    _ => {}
+                },
+                SessionEvent::Unsubscribed(id) => {
+                    if let Some(Waiter::Unsubscribe(reply, filters)) = self.waiters.remove(&id) {
+                        for f in &filters {
+                            self.subscriptions.remove(f);
+                        }
+                        self.complete(reply, Ok(()), unsubscribed);
+                    }
+                }
+                SessionEvent::Failed { id, error } => match self.waiters.remove(&id) {
+                    Some(Waiter::Publish(reply)) => {
+                        self.complete(reply, Err(error.into()), published);
+                    }
+                    Some(Waiter::Subscribe(reply, _)) => {
+                        self.complete(reply, Err(error.into()), Outcome::Subscribed);
+                    }
+                    Some(Waiter::Unsubscribe(reply, _)) => {
+                        self.complete(reply, Err(error.into()), unsubscribed);
+                    }
+                    Some(Waiter::Resubscribe(_)) | None => {}
+                },
+                SessionEvent::Message { publish: p, ack } => {
+                    let (qos, packet_id) = (p.qos(), p.packet_id());
+                    let manual = self.options.manual_ack;
+                    let kept = self.emit(Event::Message(Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                        qos,
+                        retain: p.retain,
+                        dup: p.dup,
+                        packet_id,
+                        ack: ack.filter(|_| manual),
+                    }));
+                    // Acknowledged once taken (never, if nobody reads the events). Its
+                    // position: behind everything in the channel and in `pending`.
+                    if let Some(token) = ack
+                        && kept
+                        && !manual
+                    {
+                        let position = self.events.sent() + self.pending.len() as u64;
+                        self.unacked
+                            .get_or_insert_default()
+                            .push_back((position, token));
+                    }
+                }
+                SessionEvent::Disconnected(reason) => {
+                    link.ended.get_or_insert(reason);
+                }
+                _ => {}
+            }
+        }
+        any
+    }
+}

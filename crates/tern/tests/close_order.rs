@@ -1,0 +1,187 @@
+//! `close()` is a command like the others, in the one ordered queue: it takes effect after
+//! everything the application asked before it, and every one of those requests gets its
+//! completion. Against a real mosquitto, a burst of publishes followed at once by
+//! `try_close()`:
+//! - QoS 0: every publish is written before DISCONNECT and completes successfully before the
+//!   local disconnect is reported.
+//! - QoS 1: what the in-flight window holds is written before DISCONNECT and completes before
+//!   the disconnect is reported (failed as unfinished, as `close()` documents, when its
+//!   PUBACK had not come back); what waits behind the window stays queued in the session, as
+//!   a command issued offline does, and leaves on the next `connect()`.
+//!
+//! Either way a subscriber gets every one of them, in call order, once: what was written
+//! before DISCONNECT reached the broker. (Dropping the socket with the broker's PUBACKs
+//! unread once made the kernel reset the connection, and mosquitto discarded the publishes
+//! it had not read yet: 2 runs in 10 lost some.) Waiting for the broker's side to close is
+//! bounded: against a broker that keeps it open, `close()` still returns.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+
+use common::{connected, next_message, unique, within};
+use tern::{Broker, ConnectOptions, ConnectionError, Event, Events, QoS, Ticket};
+use tern_testkit::Mosquitto;
+
+const BURST: usize = 200;
+/// The publisher's in-flight window, below `BURST` so that some publishes wait behind it.
+const WINDOW: u16 = 50;
+
+/// The publishes completed successfully (by index), and how many completed in all, when
+/// `stop` says so.
+struct Completions {
+    index: HashMap<Ticket, usize>,
+    ok: BTreeSet<usize>,
+    done: usize,
+}
+
+impl Completions {
+    /// Reads `events` until the local disconnect (`until_disconnect`) or until every publish
+    /// has completed.
+    async fn read(&mut self, events: &mut Events, qos: QoS, until_disconnect: bool) {
+        let what = if until_disconnect {
+            "the publisher's disconnect"
+        } else {
+            "the queued publishes' completions"
+        };
+        within(what, async {
+            while until_disconnect || self.done < BURST {
+                match events.recv().await {
+                    Some(Event::Completed { ticket, result }) => {
+                        let i = self.index[&ticket];
+                        match result {
+                            Ok(_) => {
+                                self.ok.insert(i);
+                            }
+                            Err(e) if qos == QoS::AtMostOnce || !until_disconnect => {
+                                panic!("publish {i} at {qos:?}: {e}")
+                            }
+                            // In flight at DISCONNECT: unfinished.
+                            Err(_) => {}
+                        }
+                        self.done += 1;
+                    }
+                    Some(Event::Disconnected { error, .. }) if until_disconnect => {
+                        assert!(matches!(error, ConnectionError::Local), "{error}");
+                        return;
+                    }
+                    Some(_) => {}
+                    None => panic!("the publisher's events ended"),
+                }
+            }
+        })
+        .await;
+    }
+}
+
+async fn burst_then_close(qos: QoS) {
+    let broker = Mosquitto::start_default();
+    let topic = unique("close-order");
+    let (sub, mut sub_events) = connected(ConnectOptions::new(unique("sub")), broker.port()).await;
+    within(
+        "SUBACK",
+        sub.subscribe([(topic.as_str(), QoS::AtLeastOnce)]),
+    )
+    .await
+    .unwrap();
+    let options = ConnectOptions::new(unique("pub")).max_inflight(WINDOW);
+    let (publisher, mut events) = connected(options, broker.port()).await;
+    let mut completions = Completions {
+        index: HashMap::new(),
+        ok: BTreeSet::new(),
+        done: 0,
+    };
+    for i in 0..BURST {
+        let ticket = publisher
+            .try_publish(&topic, i.to_string(), qos, false)
+            .unwrap();
+        completions.index.insert(ticket, i);
+    }
+    publisher.try_close().unwrap();
+
+    completions.read(&mut events, qos, true).await;
+    if qos == QoS::AtMostOnce {
+        assert_eq!(
+            completions.ok.len(),
+            BURST,
+            "every QoS 0 publish completes before the disconnect"
+        );
+    } else {
+        assert!(
+            completions.done >= usize::from(WINDOW),
+            "the window's publishes complete before the disconnect: {} did",
+            completions.done
+        );
+        // What waited behind the window leaves with the next connection.
+        within(
+            "reconnect",
+            publisher.connect(Broker::tcp("127.0.0.1", broker.port())),
+        )
+        .await
+        .unwrap();
+        completions.read(&mut events, qos, false).await;
+    }
+
+    // The subscriber: every publish, in call order, once.
+    for i in 0..BURST {
+        let m = next_message(&mut sub_events).await;
+        assert_eq!(
+            String::from_utf8_lossy(&m.payload),
+            i.to_string(),
+            "message {i} at {qos:?} ({} of the publisher's completed successfully)",
+            completions.ok.len()
+        );
+    }
+    within("close", sub.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn qos_0_publishes_before_close_all_leave_before_it() {
+    burst_then_close(QoS::AtMostOnce).await;
+}
+
+#[tokio::test]
+async fn qos_1_publishes_before_close_reach_the_broker_or_stay_queued_for_the_next_connect() {
+    burst_then_close(QoS::AtLeastOnce).await;
+}
+
+/// A broker that reads DISCONNECT and our FIN but never closes its side (MQTT 3.1.1 says it
+/// SHOULD close; nothing makes it): `close()` waits for it, but boundedly (5 s), and succeeds.
+#[tokio::test]
+async fn close_returns_when_the_broker_never_closes_its_side() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (fin_seen, got_fin) = tokio::sync::oneshot::channel();
+    let broker = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        // CONNECT is short: one read takes it on loopback.
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n >= 2 && buf[0] == 0x10,
+            "expected CONNECT: {:?}",
+            &buf[..n]
+        );
+        s.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+        let mut received = Vec::new();
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..n]);
+        }
+        fin_seen.send(received).unwrap();
+        // Keeps its side open for as long as the test runs.
+        std::future::pending::<()>().await;
+    });
+    let (client, _events) = connected(ConnectOptions::new(unique("nofin")), port).await;
+    within("close against a broker that never closes", client.close())
+        .await
+        .unwrap();
+    let received = within("the client's FIN", got_fin).await.unwrap();
+    assert_eq!(received, [0xE0, 0x00], "DISCONNECT, then our side closed");
+    broker.abort();
+}
