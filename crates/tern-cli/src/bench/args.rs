@@ -139,6 +139,8 @@ pub(crate) struct Opts {
     pub(crate) hdr: Option<PathBuf>,
     /// `--state FILE` (sub): sequence accounting kept across runs.
     pub(crate) state: Option<PathBuf>,
+    /// `--until-last` (sub): stop once every publisher heard from sent its last message.
+    pub(crate) until_last: bool,
     /// `--quiet`: no per-second lines.
     pub(crate) quiet: bool,
     pub(crate) transport: Transport,
@@ -176,6 +178,7 @@ impl Opts {
             json: None,
             hdr: None,
             state: None,
+            until_last: false,
             quiet: false,
             transport: Transport {
                 tls: false,
@@ -361,6 +364,7 @@ pub(crate) fn parse(role: Role, args: &[String]) -> Result<Parsed, UsageError> {
             "--hdr" => o.hdr = Some(value("a file")?.into()),
             "--state" => o.state = Some(value("a file")?.into()),
             "--quiet" => o.quiet = true,
+            "--until-last" => o.until_last = true,
             "-S" | "--ssl" => o.transport.tls = true,
             "--ws" => o.transport.ws = true,
             "--ws-path" => o.transport.ws_path = value("a path")?,
@@ -403,8 +407,8 @@ fn check(o: &Opts, size_set: bool) -> Result<(), UsageError> {
     if o.churn.is_some() && o.role != Role::Conn {
         return Err(usage("--churn is for tern bench conn"));
     }
-    if o.state.is_some() && o.role != Role::Sub {
-        return Err(usage("--state is for tern bench sub"));
+    if (o.state.is_some() || o.until_last) && o.role != Role::Sub {
+        return Err(usage("--state and --until-last are for tern bench sub"));
     }
     if o.hdr.is_some() && o.role == Role::Pub {
         return Err(usage(

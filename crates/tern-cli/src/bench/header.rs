@@ -8,13 +8,16 @@
 //! | 12..20| publisher: its client index (`-n` + position)                |
 //! | 20..28| sequence number of the message for that publisher, from 0   |
 //! | 28..36| send time, nanoseconds since the Unix epoch                  |
+//! | 36..40| flags: bit 0 set on a publisher's last message of the run     |
 //!
 //! Latency across machines is only as good as their clock synchronisation (NTP/PTP).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Header length; `-s` is at least this.
-pub(crate) const LEN: usize = 36;
+pub(crate) const LEN: usize = 40;
+
+const LAST: u32 = 1;
 
 const MAGIC: &[u8; 4] = b"TBH1";
 
@@ -29,6 +32,8 @@ pub(crate) struct Header {
     pub(crate) seq: u64,
     /// Send time, nanoseconds since the Unix epoch.
     pub(crate) sent_ns: u64,
+    /// The publisher's last message of the run.
+    pub(crate) last: bool,
 }
 
 impl Header {
@@ -39,6 +44,7 @@ impl Header {
         buf[12..20].copy_from_slice(&self.publisher.to_be_bytes());
         buf[20..28].copy_from_slice(&self.seq.to_be_bytes());
         buf[28..36].copy_from_slice(&self.sent_ns.to_be_bytes());
+        buf[36..40].copy_from_slice(&(if self.last { LAST } else { 0 }).to_be_bytes());
     }
 
     /// The header at the start of `payload`, if it carries one.
@@ -57,6 +63,7 @@ impl Header {
             publisher: u(12..20),
             seq: u(20..28),
             sent_ns: u(28..36),
+            last: h[39] & (LAST as u8) != 0,
         })
     }
 }
@@ -79,6 +86,7 @@ mod tests {
             publisher: 42,
             seq: 7,
             sent_ns: now_ns(),
+            last: true,
         };
         let mut buf = vec![0u8; 64];
         h.write(&mut buf);

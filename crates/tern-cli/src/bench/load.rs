@@ -1,7 +1,9 @@
 //! The runs: connections opened at the `-R`/`-i` pace, then publishers driven by one
 //! [`Pacer`], subscribers accounting what arrives, or connections held (and churned).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
@@ -35,6 +37,8 @@ struct Ctx {
     /// A role's "finished" (pub: everything sent and acknowledged, with the publishing
     /// time; sub: `-L` messages received).
     done: mpsc::Sender<Option<Duration>>,
+    /// Subscribers that heard every publisher's last message (`--until-last`).
+    finished: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Runs `tern bench pub|sub|conn` to the end; the summary is printed either way.
@@ -83,6 +87,7 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
         stats: stats.clone(),
         stop,
         done,
+        finished: Arc::default(),
     };
     let run_start = Instant::now();
     let mut role = tokio::spawn(async move {
@@ -356,6 +361,7 @@ async fn publish(ctx: Ctx) {
                 publisher: p.index,
                 seq: p.seq,
                 sent_ns: u64::try_from(due).unwrap_or(u64::MAX),
+                last: total.is_some_and(|t| j + n >= t),
             }
             .write(&mut payload);
             p.seq += 1;
@@ -454,6 +460,9 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
         }
     };
     let mut stop = ctx.stop.clone();
+    // --until-last: the streams heard, and whether each has ended.
+    let mut heard: HashMap<(u64, u64), bool> = HashMap::new();
+    let mut finished = false;
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
@@ -462,7 +471,12 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
                     if let Some(h) = Header::read(&m.payload) {
                         let d = header::now_ns().saturating_sub(h.sent_ns);
                         ctx.stats.latency(Duration::from_nanos(d));
-                        ctx.stats.sequence(index, h.run, h.publisher, h.seq);
+                        ctx.stats.sequence(index, &h);
+                        *heard.entry((h.run, h.publisher)).or_default() |= h.last;
+                        if o.until_last && !finished && heard.values().all(|&e| e) {
+                            finished = true;
+                            subscriber_finished(ctx);
+                        }
                     }
                     if o.limit.is_some_and(|l| ctx.stats.get(Counter::Recv) >= l) {
                         let _ = ctx.done.try_send(None);
@@ -484,6 +498,16 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
         }
     }
     let _ = tokio::time::timeout(CLOSE, client.close()).await;
+}
+
+/// One more subscriber heard every publisher's end; the run is done when all have.
+fn subscriber_finished(ctx: &Ctx) {
+    let n = ctx.finished.fetch_add(1, Ordering::Relaxed) + 1;
+    let s = &ctx.stats;
+    let attempted = s.get(Counter::ConnectSucc) + s.get(Counter::ConnectFail);
+    if attempted >= u64::from(ctx.o.count) && n >= s.get(Counter::ConnectSucc) {
+        let _ = ctx.done.try_send(None);
+    }
 }
 
 async fn hold(ctx: Ctx) {

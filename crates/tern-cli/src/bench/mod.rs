@@ -50,7 +50,7 @@ messages:
                     message), %% a percent sign
   -q 0|1|2          QoS (default 0)
   -r                retain (pub)
-  -s BYTES          payload size, at least the 36-byte header (default 256)
+  -s BYTES          payload size, at least the 40-byte header (default 256)
   --payload-file F  payload: the header, then this file's bytes
   -I MS             milliseconds between two messages of one publisher (default 1000)
   --rate N          or: messages per second over all publishers
@@ -65,6 +65,8 @@ run:
   --churn RATE      conn: close and reopen this many connections per second
   --state FILE      sub: keep the loss accounting across runs (a restarted subscriber
                     reports exactly what it missed)
+  --until-last      sub: stop once every publisher heard from has sent its last message
+                    (pub marks it when its count is known: -L or --duration)
   --json FILE       JSON lines: each counter each second, then the summary (- for stdout)
   --hdr FILE        latency histogram (conn: connect latency) as an HdrHistogram interval log
   --quiet           no per-second lines, only the summary

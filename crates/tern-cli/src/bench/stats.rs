@@ -144,8 +144,9 @@ impl Stats {
     }
 
     /// Accounts a received header; counts duplicates.
-    pub(crate) fn sequence(&self, subscriber: u64, run: u64, publisher: u64, seq: u64) {
-        if lock(&self.streams).on(subscriber, run, publisher, seq) == Seen::Duplicate {
+    pub(crate) fn sequence(&self, subscriber: u64, h: &super::header::Header) {
+        let seen = lock(&self.streams).on(subscriber, h.run, h.publisher, h.seq, h.last);
+        if seen == Seen::Duplicate {
             self.inc(Counter::Dup);
         }
     }

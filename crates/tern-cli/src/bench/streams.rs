@@ -26,6 +26,8 @@ struct Stream {
     next: u64,
     /// Gaps: start → end (exclusive).
     missing: BTreeMap<u64, u64>,
+    /// The publisher's last message has arrived.
+    ended: bool,
 }
 
 impl Stream {
@@ -65,12 +67,30 @@ pub(crate) struct Streams {
 }
 
 impl Streams {
-    /// Accounts one message received by the subscriber with client index `subscriber`.
-    pub(crate) fn on(&mut self, subscriber: u64, run: u64, publisher: u64, seq: u64) -> Seen {
-        self.streams
+    /// Accounts one message received by the subscriber with client index `subscriber`;
+    /// `last` marks the publisher's last message.
+    pub(crate) fn on(
+        &mut self,
+        subscriber: u64,
+        run: u64,
+        publisher: u64,
+        seq: u64,
+        last: bool,
+    ) -> Seen {
+        let s = self
+            .streams
             .entry((subscriber, run, publisher))
-            .or_default()
-            .on(seq)
+            .or_default();
+        s.ended |= last;
+        s.on(seq)
+    }
+
+    /// Whether the stream of (`subscriber`, `run`, `publisher`) has ended.
+    #[cfg(test)]
+    pub(crate) fn ended(&self, subscriber: u64, run: u64, publisher: u64) -> bool {
+        self.streams
+            .get(&(subscriber, run, publisher))
+            .is_some_and(|s| s.ended)
     }
 
     /// Messages never received, below the highest seen per stream.
@@ -90,7 +110,7 @@ impl Streams {
             .iter()
             .map(|(&(subscriber, run, publisher), s)| {
                 let missing: Vec<Value> = s.missing.iter().map(|(a, b)| json!([a, b])).collect();
-                json!({"subscriber": subscriber, "run": run, "publisher": publisher, "next": s.next, "missing": missing})
+                json!({"subscriber": subscriber, "run": run, "publisher": publisher, "next": s.next, "ended": s.ended, "missing": missing})
             })
             .collect();
         json!({ "streams": streams })
@@ -105,6 +125,7 @@ impl Streams {
             let mut stream = Stream {
                 next: field("next")?,
                 missing: BTreeMap::new(),
+                ended: s.get("ended").and_then(Value::as_bool).unwrap_or(false),
             };
             for gap in s.get("missing").and_then(Value::as_array).ok_or_else(bad)? {
                 let a = gap.get(0).and_then(Value::as_u64).ok_or_else(bad)?;
@@ -131,18 +152,19 @@ mod tests {
     fn gaps_late_arrivals_and_duplicates_are_counted_exactly() {
         let mut s = Streams::default();
         for seq in [0, 1, 2, 6, 7] {
-            assert_eq!(s.on(0, 1, 0, seq), Seen::New);
+            assert_eq!(s.on(0, 1, 0, seq, false), Seen::New);
         }
         assert_eq!(s.lost(), 3);
-        assert_eq!(s.on(0, 1, 0, 4), Seen::Late);
+        assert_eq!(s.on(0, 1, 0, 4, false), Seen::Late);
         assert_eq!(s.lost(), 2);
-        assert_eq!(s.on(0, 1, 0, 4), Seen::Duplicate);
-        assert_eq!(s.on(0, 1, 0, 7), Seen::Duplicate);
-        assert_eq!(s.on(0, 1, 0, 0), Seen::Duplicate);
+        assert_eq!(s.on(0, 1, 0, 4, false), Seen::Duplicate);
+        assert_eq!(s.on(0, 1, 0, 7, false), Seen::Duplicate);
+        assert_eq!(s.on(0, 1, 0, 0, false), Seen::Duplicate);
         // Another subscriber's copy is no duplicate.
-        assert_eq!(s.on(9, 1, 0, 0), Seen::New);
+        assert_eq!(s.on(9, 1, 0, 0, false), Seen::New);
         // Another publisher's stream is separate.
-        assert_eq!(s.on(0, 1, 1, 2), Seen::New);
+        assert_eq!(s.on(0, 1, 1, 2, true), Seen::New);
+        assert!(s.ended(0, 1, 1) && !s.ended(0, 1, 0));
         assert_eq!(s.lost(), 4);
         let back = Streams::from_json(&s.to_json()).expect("round trip");
         assert_eq!(back, s);
