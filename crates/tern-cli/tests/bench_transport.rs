@@ -1,0 +1,54 @@
+//! `tern bench` over TLS and WebSocket: a subscriber on the WebSocket listener hears every
+//! message of publishers on the TLS listener.
+
+mod bench_support;
+
+use bench_support::*;
+
+#[test]
+fn tls_publishers_and_websocket_subscribers_count_exactly() {
+    let broker = MosquittoConfig::new().tls().websockets().start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sub_json = dir.path().join("sub.json");
+    let ca = broker.tls().ca.cert_path.to_str().expect("utf8").to_owned();
+    let ws_port = broker.ws_port().to_string();
+    let tls_port = broker.tls_port().to_string();
+    let mut sub = tern(["bench", "sub", "-h", "127.0.0.1", "-p", &ws_port, "--ws"]);
+    sub.args([
+        "--prefix", "wss", "-c", "2", "-i", "0", "-q", "1", "-t", "tw/#",
+    ]);
+    sub.args([
+        "--until-last",
+        "--quiet",
+        "--json",
+        sub_json.to_str().expect("utf8"),
+    ]);
+    let sub = spawn(sub, None);
+    broker.wait_for_log("Sending SUBACK to wss_bench_sub_0");
+    broker.wait_for_log("Sending SUBACK to wss_bench_sub_1");
+    let mut publisher = tern(["bench", "pub", "-h", "127.0.0.1", "-p", &tls_port, "-S"]);
+    publisher.args([
+        "--cacertfile",
+        &ca,
+        "--prefix",
+        "tlp",
+        "-c",
+        "2",
+        "-i",
+        "0",
+        "-q",
+        "1",
+    ]);
+    publisher.args(["-t", "tw/%i", "-L", "200", "--rate", "1000", "--quiet"]);
+    run(publisher).assert_code(0);
+    sub.wait().assert_code(0);
+    let s = summary(&sub_json);
+    assert_eq!(counter(&s, "connect_succ"), 2, "{s}");
+    // Two subscribers, each hearing all 200.
+    assert_eq!(counter(&s, "recv"), 400, "{s}");
+    assert_eq!(
+        (s["lost"].as_u64(), counter(&s, "dup")),
+        (Some(0), 0),
+        "{s}"
+    );
+}
