@@ -352,7 +352,8 @@ impl Reporter {
             let total = stats.get(*c);
             let delta = total - self.last[i];
             self.last[i] = total;
-            if total == 0 {
+            // Only what moved: a counter at rest adds nothing to a line or a merge.
+            if delta == 0 {
                 continue;
             }
             if !self.quiet {
