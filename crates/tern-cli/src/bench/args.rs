@@ -141,6 +141,9 @@ pub(crate) struct Opts {
     pub(crate) state: Option<PathBuf>,
     /// `--until-last` (sub): stop once every publisher heard from sent its last message.
     pub(crate) until_last: bool,
+    /// `--reconnect N`: reconnect automatically, giving up after N failed attempts in a
+    /// row (`None`: never reconnect; `Some(None)`: forever).
+    pub(crate) reconnect: Option<Option<u32>>,
     /// `--quiet`: no per-second lines.
     pub(crate) quiet: bool,
     pub(crate) transport: Transport,
@@ -179,6 +182,7 @@ impl Opts {
             hdr: None,
             state: None,
             until_last: false,
+            reconnect: None,
             quiet: false,
             transport: Transport {
                 tls: false,
@@ -365,6 +369,15 @@ pub(crate) fn parse(role: Role, args: &[String]) -> Result<Parsed, UsageError> {
             "--state" => o.state = Some(value("a file")?.into()),
             "--quiet" => o.quiet = true,
             "--until-last" => o.until_last = true,
+            "--reconnect" => {
+                o.reconnect = match value("a number of attempts or forever")?.as_str() {
+                    "forever" => Some(None),
+                    n => match num::<u32>(flag, n)? {
+                        0 => None,
+                        n => Some(Some(n)),
+                    },
+                }
+            }
             "-S" | "--ssl" => o.transport.tls = true,
             "--ws" => o.transport.ws = true,
             "--ws-path" => o.transport.ws_path = value("a path")?,
@@ -518,7 +531,7 @@ mod tests {
     fn emqtt_bench_flags_parse() {
         let o = opts(
             Role::Pub,
-            "-h a,b -p 1884 -c 10 -n 100 -R 50 -t t/%i -q 1 -r -s 64 -I 20 -L 1000 --inflight 0 -u u -P p -k 30 -C false --shortids --ifaddr 127.0.0.2,127.0.0.3 --duration 2m",
+            "-h a,b -p 1884 -c 10 -n 100 -R 50 -t t/%i -q 1 -r -s 64 -I 20 -L 1000 --inflight 0 -u u -P p -k 30 -C false --shortids --ifaddr 127.0.0.2,127.0.0.3 --duration 2m --reconnect 5",
         );
         assert_eq!(o.hosts, ["a", "b"]);
         assert_eq!((o.port, o.count, o.start), (Some(1884), 10, 100));
@@ -529,6 +542,12 @@ mod tests {
         assert!(!o.clean && o.shortids);
         assert_eq!(o.ifaddr.len(), 2);
         assert_eq!(o.duration, Some(Duration::from_secs(120)));
+        assert_eq!(o.reconnect, Some(Some(5)));
+        assert_eq!(
+            opts(Role::Sub, "-t x --reconnect forever").reconnect,
+            Some(None)
+        );
+        assert_eq!(opts(Role::Sub, "-t x --reconnect 0").reconnect, None);
         assert_eq!(o.client_id(105), format!("{}105", default_prefix()));
     }
 

@@ -411,8 +411,9 @@ async fn drain_publisher(ctx: &Ctx, client: Client, mut events: Events) {
             ev = events.recv() => match ev {
                 Some(Event::Completed { result: Ok(_), .. }) => ctx.stats.inc(Counter::Pub),
                 Some(Event::Completed { result: Err(_), .. }) => ctx.stats.inc(Counter::PubFail),
-                Some(Event::Disconnected { .. }) => ctx.stats.inc(Counter::Disconnect),
-                Some(_) => {}
+                Some(other) => {
+                    lifecycle(ctx, &other);
+                }
                 None => return,
             },
             _ = stop.changed() => break,
@@ -487,17 +488,36 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
                         if codes.iter().all(|c| *c != SubscribeReturnCode::Failure));
                     ctx.stats.inc(if granted { Counter::Sub } else { Counter::SubFail });
                 }
-                Some(Event::Disconnected { .. }) => {
-                    ctx.stats.inc(Counter::Disconnect);
-                    return;
+                Some(other) => {
+                    if !lifecycle(ctx, &other) {
+                        return;
+                    }
                 }
-                Some(_) => {}
                 None => return,
             },
             _ = stop.changed() => break,
         }
     }
     let _ = tokio::time::timeout(CLOSE, client.close()).await;
+}
+
+/// Counts a connection's comings and goings; false once it is gone for good.
+fn lifecycle(ctx: &Ctx, ev: &Event) -> bool {
+    match ev {
+        Event::Connected {
+            reconnected: true, ..
+        } => ctx.stats.inc(Counter::Reconnect),
+        Event::ConnectFailed { error, will_retry } => {
+            ctx.stats.connect_failed(error.code(), error.to_string());
+            return *will_retry;
+        }
+        Event::Disconnected { will_reconnect, .. } => {
+            ctx.stats.inc(Counter::Disconnect);
+            return *will_reconnect;
+        }
+        _ => {}
+    }
+    true
 }
 
 /// One more subscriber heard every publisher's end; the run is done when all have.
@@ -547,11 +567,11 @@ async fn hold(ctx: Ctx) {
                 let reopen = loop {
                     tokio::select! {
                         ev = events.recv() => match ev {
-                            Some(Event::Disconnected { .. }) => {
-                                ctx.stats.inc(Counter::Disconnect);
-                                return;
+                            Some(ev) => {
+                                if !lifecycle(&ctx, &ev) {
+                                    return;
+                                }
                             }
-                            Some(_) => {}
                             None => return,
                         },
                         () = churn[k as usize].notified() => break true,

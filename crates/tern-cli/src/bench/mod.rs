@@ -41,6 +41,8 @@ connections:
   -C true|false     clean session (default true)
   --prefix P        client id prefix (default: the host name); ids are P_bench_ROLE_INDEX
   --shortids        ids are P INDEX (P defaults to the host name)
+  --reconnect N     reconnect after a lost connection, giving up after N failed attempts
+                    in a row (forever: never give up; default 0: no reconnection)
   --ifaddr A,B,...  local source addresses, client index i binds to A[i mod n]
   -S, --ssl         TLS;  --cacertfile F  --certfile F --keyfile F  --insecure
   --ws              WebSocket; --ws-path P (default /mqtt)

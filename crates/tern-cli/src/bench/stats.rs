@@ -26,6 +26,8 @@ pub(crate) enum Counter {
     ConnectFail,
     /// Established connections that ended unasked.
     Disconnect,
+    /// Connections re-established by `--reconnect`.
+    Reconnect,
     /// SUBACKs granting every filter.
     Sub,
     /// Subscriptions refused.
@@ -42,10 +44,11 @@ pub(crate) enum Counter {
     Dup,
 }
 
-const ALL: [Counter; 10] = [
+const ALL: [Counter; 11] = [
     Counter::ConnectSucc,
     Counter::ConnectFail,
     Counter::Disconnect,
+    Counter::Reconnect,
     Counter::Sub,
     Counter::SubFail,
     Counter::Pub,
@@ -62,6 +65,7 @@ impl Counter {
             Self::ConnectSucc => "connect_succ",
             Self::ConnectFail => "connect_fail",
             Self::Disconnect => "disconnect",
+            Self::Reconnect => "reconnect",
             Self::Sub => "sub",
             Self::SubFail => "sub_fail",
             Self::Pub => "pub",

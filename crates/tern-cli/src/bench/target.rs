@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tern::tls::Roots;
-use tern::{Broker, ConnectOptions, Protocol, Scheme, TlsOptions};
+use tern::{Broker, ConnectOptions, Protocol, ReconnectPolicy, Scheme, TlsOptions};
 
 use super::args::Opts;
 
@@ -74,6 +74,9 @@ impl Target {
             .tls(self.tls.clone());
         if let Some(u) = &o.username {
             opts = opts.credentials(u.clone(), o.password.clone());
+        }
+        if let Some(attempts) = o.reconnect {
+            opts = opts.reconnect(ReconnectPolicy::default().max_attempts(attempts));
         }
         if !o.ifaddr.is_empty() {
             opts = opts.bind_address(o.ifaddr[pick(index, o.ifaddr.len())]);
