@@ -52,3 +52,39 @@ fn tls_publishers_and_websocket_subscribers_count_exactly() {
         "{s}"
     );
 }
+
+#[test]
+fn ifaddr_spreads_connections_over_local_source_addresses() {
+    let broker = MosquittoConfig::new().start();
+    let out = run(bench(
+        "conn",
+        &broker,
+        "ifa",
+        &[
+            "-c",
+            "4",
+            "-i",
+            "0",
+            "--ifaddr",
+            "127.0.0.2,127.0.0.3",
+            "--duration",
+            "500ms",
+        ],
+    ));
+    out.assert_code(0);
+    assert!(out.text().contains("connect_succ             4"), "{out}");
+    let log = broker.log();
+    // Client index i binds to address i mod 2.
+    for (i, addr) in [
+        (0, "127.0.0.2"),
+        (1, "127.0.0.3"),
+        (2, "127.0.0.2"),
+        (3, "127.0.0.3"),
+    ] {
+        assert!(
+            log.lines().any(|l| l.contains(&format!("from {addr}:"))
+                && l.contains(&format!("as ifa_bench_conn_{i} "))),
+            "client {i} not from {addr}:\n{log}"
+        );
+    }
+}

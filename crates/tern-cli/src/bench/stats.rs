@@ -273,6 +273,8 @@ impl Summary {
 /// Where a run's per-second output goes.
 pub(crate) struct Reporter {
     json: Option<Box<dyn Write + Send>>,
+    /// `--json -`: stdout is the JSON's, the text goes to stderr.
+    text_to_stderr: bool,
     hdr: Option<File>,
     quiet: bool,
     bar: Option<indicatif::ProgressBar>,
@@ -300,6 +302,7 @@ impl Reporter {
         bar_len: Option<u64>,
         tag: &str,
     ) -> io::Result<Self> {
+        let text_to_stderr = json == Some(Path::new("-"));
         let json: Option<Box<dyn Write + Send>> = match json {
             Some(p) if p == Path::new("-") => Some(Box::new(io::stdout())),
             Some(p) => Some(Box::new(io::BufWriter::new(File::create(p)?))),
@@ -326,6 +329,7 @@ impl Reporter {
         });
         Ok(Self {
             json,
+            text_to_stderr,
             hdr,
             quiet,
             bar,
@@ -386,12 +390,24 @@ impl Reporter {
         }
         match &self.bar {
             Some(bar) => {
-                bar.suspend(|| crate::mosq::out(&lines));
+                bar.suspend(|| self.text(&lines));
                 bar.set_position(progress);
             }
-            None => crate::mosq::out(&lines),
+            None => self.text(&lines),
         }
         Ok(())
+    }
+
+    /// Human-readable output: stdout, or stderr when stdout carries the JSON.
+    fn text(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.text_to_stderr {
+            let _ = io::stderr().lock().write_all(text.as_bytes());
+        } else {
+            crate::mosq::out(text);
+        }
     }
 
     /// Reports the last partial interval and the summary.
@@ -400,7 +416,7 @@ impl Reporter {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        crate::mosq::out(&summary.text());
+        self.text(&summary.text());
         if let Some(j) = &mut self.json {
             writeln!(j, "{}", summary.json())?;
             j.flush()?;
