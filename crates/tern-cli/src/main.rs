@@ -23,7 +23,7 @@ usage:
   tern pub [mosquitto_pub flags]                     publish messages
   tern sub [mosquitto_sub flags]                     subscribe and print messages
   tern bench pub|sub|conn|report [flags]             load generator (emqtt-bench's flags)
-  tern help [pub|sub|run]                            this text, or a command's help
+  tern help [pub|sub|run|bench]                      this text, or a command's help
   tern completions bash|zsh|fish                     a shell completion script
   tern man pub|sub [DIR]                             a man page (tern-pub.1), or write both to DIR
   tern --version
@@ -53,11 +53,12 @@ fn main() -> ExitCode {
                 mosq::out(&usage());
                 ExitCode::SUCCESS
             }
-            Some(cmd @ ("pub" | "sub" | "run")) => {
+            Some(cmd @ ("pub" | "sub" | "run" | "bench")) => {
                 let help = std::ffi::OsString::from("--help");
                 match cmd {
                     "pub" => pubcmd::main(vec![help]),
                     "sub" => subcmd::main(vec![help]),
+                    "bench" => bench::main(vec![help]),
                     _ => run::main(vec![help]),
                 }
             }

@@ -88,3 +88,41 @@ fn ifaddr_spreads_connections_over_local_source_addresses() {
         );
     }
 }
+
+#[test]
+fn conn_churn_closes_and_reopens_connections() {
+    let broker = MosquittoConfig::new().start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("conn.json");
+    let out = run(and(
+        bench(
+            "conn",
+            &broker,
+            "ch",
+            &[
+                "-c",
+                "5",
+                "-i",
+                "0",
+                "--churn",
+                "50",
+                "--duration",
+                "1s",
+                "--quiet",
+            ],
+        ),
+        ["--json", json.to_str().expect("utf8")],
+    ));
+    out.assert_code(0);
+    let s = summary(&json);
+    // Five opened, then reopened as churned: more connects than connections, none failed,
+    // and a connect latency for every one.
+    let opened = counter(&s, "connect_succ");
+    assert!(opened > 5, "{s}");
+    assert_eq!(counter(&s, "connect_fail"), 0, "{s}");
+    assert_eq!(s["connect"]["count"].as_u64(), Some(opened), "{s}");
+    assert!(
+        broker.log().contains("Client ch_bench_conn_0 disconnected"),
+        "{s}"
+    );
+}

@@ -37,7 +37,7 @@ impl Pacer {
     /// When event `k` is due.
     pub(crate) fn due(&self, k: u64) -> Instant {
         match self.rate {
-            // u128 nanoseconds: exact for any run shorter than centuries.
+            // f64 seconds: sub-nanosecond precision for runs of days at millions per second.
             Some(r) => self.start + Duration::from_secs_f64(k as f64 / r),
             None => self.start,
         }
