@@ -205,7 +205,7 @@ impl Opts {
 
     /// The client id of connection `index` (absolute: `-n` + position).
     pub(crate) fn client_id(&self, index: u64) -> String {
-        let prefix = self.prefix.clone().unwrap_or_else(default_prefix);
+        let prefix = self.prefix.as_deref().unwrap_or("tern");
         if self.shortids {
             format!("{prefix}{index}")
         } else {
@@ -389,6 +389,9 @@ pub(crate) fn parse(role: Role, args: &[String]) -> Result<Parsed, UsageError> {
         }
     }
     check(&o, size_set)?;
+    if o.prefix.is_none() {
+        o.prefix = Some(default_prefix());
+    }
     Ok(Parsed::Run(Box::new(o)))
 }
 

@@ -251,6 +251,8 @@ where
 /// One publisher's client and where its messages go.
 struct Publisher {
     index: u64,
+    /// Its client id, for `%c` in `%rand_N` topics expanded per message.
+    id: String,
     client: Client,
     topic: String,
     seq: u64,
@@ -299,6 +301,7 @@ async fn publish(ctx: Ctx) {
                 });
                 pubs.push(Publisher {
                     index,
+                    id,
                     client,
                     topic,
                     seq: 0,
@@ -366,17 +369,14 @@ async fn publish(ctx: Ctx) {
             .write(&mut payload);
             p.seq += 1;
             let topic = match &o.topic {
-                Some(t) if !t.is_fixed() => {
-                    let id = o.client_id(p.index);
-                    t.expand(
-                        Fill {
-                            index: p.index,
-                            client_id: &id,
-                            user: &user,
-                        },
-                        &mut rng,
-                    )
-                }
+                Some(t) if !t.is_fixed() => t.expand(
+                    Fill {
+                        index: p.index,
+                        client_id: &p.id,
+                        user: &user,
+                    },
+                    &mut rng,
+                ),
                 _ => p.topic.clone(),
             };
             match p

@@ -90,3 +90,39 @@ impl Target {
 fn pick(index: u64, len: usize) -> usize {
     (index % len as u64) as usize
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::args::{Parsed, Role, parse};
+
+    #[test]
+    fn hosts_and_source_addresses_go_round_robin_by_client_index() {
+        let args: Vec<String> = "-h a,b,c -p 1999 --ifaddr 127.0.0.2,127.0.0.3 -n 10 --prefix x"
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+        let Ok(Parsed::Run(o)) = parse(Role::Conn, &args) else {
+            panic!("parse");
+        };
+        let t = Target::new(Arc::new(*o)).expect("target");
+        let picks: Vec<(String, String, Option<std::net::IpAddr>)> = (10..15)
+            .map(|i| {
+                let (opts, b) = t.connection(i);
+                (b.host, opts.client_id, opts.bind_address)
+            })
+            .collect();
+        let ip = |s: &str| s.parse().ok();
+        assert_eq!(
+            picks,
+            [
+                ("b".into(), "x_bench_conn_10".into(), ip("127.0.0.2")),
+                ("c".into(), "x_bench_conn_11".into(), ip("127.0.0.3")),
+                ("a".into(), "x_bench_conn_12".into(), ip("127.0.0.2")),
+                ("b".into(), "x_bench_conn_13".into(), ip("127.0.0.3")),
+                ("c".into(), "x_bench_conn_14".into(), ip("127.0.0.2")),
+            ]
+        );
+        assert_eq!(t.connection(0).1.port, 1999);
+    }
+}
