@@ -128,7 +128,9 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
     let _ = tokio::time::timeout(CLOSE, &mut role).await;
     let elapsed = elapsed.unwrap_or_else(|| run_start.elapsed());
     let summary = stats.summary(elapsed);
-    reporter.finish(&stats, &summary).map_err(fatal)?;
+    reporter
+        .finish(&stats, &summary, progress(&stats))
+        .map_err(fatal)?;
     if let Some(p) = &o.state {
         std::fs::write(p, format!("{}\n", stats.streams_json()))
             .map_err(|e| fatal(format!("cannot write {}: {e}", p.display())))?;

@@ -411,8 +411,13 @@ impl Reporter {
     }
 
     /// Reports the last partial interval and the summary.
-    pub(crate) fn finish(&mut self, stats: &Stats, summary: &Summary) -> io::Result<()> {
-        self.tick(stats, 0)?;
+    pub(crate) fn finish(
+        &mut self,
+        stats: &Stats,
+        summary: &Summary,
+        progress: u64,
+    ) -> io::Result<()> {
+        self.tick(stats, progress)?;
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
