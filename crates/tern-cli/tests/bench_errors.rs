@@ -57,3 +57,43 @@ fn unreachable_broker_reports_the_reason_code() {
         "{out}"
     );
 }
+
+#[test]
+fn publishers_that_lose_the_broker_stop_and_exit_1() {
+    let mut broker = MosquittoConfig::new().start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("pub.json");
+    let publisher = spawn(
+        and(
+            bench(
+                "pub",
+                &broker,
+                "kp",
+                &[
+                    "-c",
+                    "1",
+                    "-q",
+                    "1",
+                    "-t",
+                    "k",
+                    "--rate",
+                    "200",
+                    "--duration",
+                    "5",
+                    "--quiet",
+                ],
+            ),
+            ["--json", json.to_str().expect("utf8")],
+        ),
+        None,
+    );
+    broker.wait_for_log_count("Received PUBLISH from kp_bench_pub_0", 20);
+    broker.kill();
+    // Bounded: WAIT (20 s) — the run would take 5 s if it went on publishing to nowhere.
+    let out = publisher.wait();
+    out.assert_code(1);
+    assert!(out.stderr.contains("of 1000 messages published"), "{out}");
+    let s = summary(&json);
+    assert_eq!(counter(&s, "disconnect"), 1, "{s}");
+    assert!(counter(&s, "pub") >= 20 && counter(&s, "pub") < 1000, "{s}");
+}

@@ -37,7 +37,8 @@ struct Ctx {
     /// A role's "finished" (pub: everything sent and acknowledged, with the publishing
     /// time; sub: `-L` messages received).
     done: mpsc::Sender<Option<Duration>>,
-    /// Subscribers that heard every publisher's last message (`--until-last`).
+    /// Subscribers that heard every publisher's last message (`--until-last`); publishers
+    /// whose connection is gone for good.
     finished: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -109,13 +110,17 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
         Role::Conn => s.get(Counter::ConnectSucc),
     };
     let mut elapsed = None;
+    let mut interrupted = false;
     loop {
         let tick = reporter.next_tick();
         tokio::select! {
             () = tokio::time::sleep_until(tick) => {
                 reporter.tick(&stats, progress(&stats)).map_err(fatal)?;
             }
-            () = signals.recv() => break,
+            () = signals.recv() => {
+                interrupted = true;
+                break;
+            }
             () = sleep_until_opt(deadline) => break,
             d = done_rx.recv() => {
                 elapsed = d.flatten();
@@ -134,6 +139,15 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
     if let Some(p) = &o.state {
         std::fs::write(p, format!("{}\n", stats.streams_json()))
             .map_err(|e| fatal(format!("cannot write {}: {e}", p.display())))?;
+    }
+    if let (Role::Pub, Some(total), false) = (o.role, total_messages(&o), interrupted) {
+        let done = stats.get(Counter::Pub);
+        if done < total && stats.get(Counter::ConnectSucc) > 0 {
+            return Err(Fatal::new(
+                exit::ERROR,
+                format!("Error: {done} of {total} messages published (see the summary)"),
+            ));
+        }
     }
     if stats.get(Counter::ConnectSucc) == 0
         && let Some((code, _, msg)) = stats.failures().into_iter().next()
@@ -351,7 +365,8 @@ async fn publish(ctx: Ctx) {
             b = pacer.tick() => b,
             _ = stop.changed() => break,
         };
-        if batch.is_empty() {
+        // Nothing to send when no publisher has a connection left.
+        if batch.is_empty() || ctx.finished.load(Ordering::Relaxed) >= pubs.len() as u64 {
             break;
         }
         for j in batch {
@@ -394,11 +409,15 @@ async fn publish(ctx: Ctx) {
     // Every publish queued completes (or fails) before the run ends.
     let deadline = Instant::now() + DRAIN;
     while ctx.stats.get(Counter::Pub) + ctx.stats.get(Counter::PubFail) < sent
+        && ctx.finished.load(Ordering::Relaxed) < pubs.len() as u64
         && Instant::now() < deadline
         && !*stop.borrow()
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let completed = ctx.stats.get(Counter::Pub) + ctx.stats.get(Counter::PubFail);
+    ctx.stats
+        .add(Counter::PubUnfinished, sent.saturating_sub(completed));
     let _ = ctx.done.send(Some(start.elapsed())).await;
     let _ = stop.changed().await;
     drop(pubs);
@@ -414,7 +433,10 @@ async fn drain_publisher(ctx: &Ctx, client: Client, mut events: Events) {
                 Some(Event::Completed { result: Ok(_), .. }) => ctx.stats.inc(Counter::Pub),
                 Some(Event::Completed { result: Err(_), .. }) => ctx.stats.inc(Counter::PubFail),
                 Some(other) => {
-                    lifecycle(ctx, &other);
+                    if !lifecycle(ctx, &other) {
+                        // Gone for good: what it had queued will not complete.
+                        ctx.finished.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 None => return,
             },

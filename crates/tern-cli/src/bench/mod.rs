@@ -73,6 +73,11 @@ run:
   --hdr FILE        latency histogram (conn: connect latency) as an HdrHistogram interval log
   --quiet           no per-second lines, only the summary
 
+Counters: connect_succ, connect_fail (by reason code in the summary), disconnect,
+reconnect, sub, sub_fail, pub (completed: QoS 0 written, 1 PUBACK, 2 PUBCOMP), pub_fail,
+pub_overrun (the client's queue was full: the asked rate outran it), pub_unfinished
+(queued, never completed), recv, dup; the summary adds lost.
+
 Every payload starts with a header (send time, publisher, sequence number): subscribers
 measure end-to-end latency from the instant each message was scheduled, and losses and
 duplicates per publisher. Output: one line per counter per second

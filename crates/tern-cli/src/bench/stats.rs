@@ -38,13 +38,16 @@ pub(crate) enum Counter {
     PubFail,
     /// Publishes the client could not queue because the asked rate outran it.
     PubOverrun,
+    /// Publishes queued but never completed: their connection was gone for good, or the
+    /// last acknowledgements did not come in time.
+    PubUnfinished,
     /// Messages received.
     Recv,
     /// Messages received twice (from the sequence numbers).
     Dup,
 }
 
-const ALL: [Counter; 11] = [
+const ALL: [Counter; 12] = [
     Counter::ConnectSucc,
     Counter::ConnectFail,
     Counter::Disconnect,
@@ -54,6 +57,7 @@ const ALL: [Counter; 11] = [
     Counter::Pub,
     Counter::PubFail,
     Counter::PubOverrun,
+    Counter::PubUnfinished,
     Counter::Recv,
     Counter::Dup,
 ];
@@ -71,6 +75,7 @@ impl Counter {
             Self::Pub => "pub",
             Self::PubFail => "pub_fail",
             Self::PubOverrun => "pub_overrun",
+            Self::PubUnfinished => "pub_unfinished",
             Self::Recv => "recv",
             Self::Dup => "dup",
         }
