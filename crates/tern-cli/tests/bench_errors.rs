@@ -97,3 +97,21 @@ fn publishers_that_lose_the_broker_stop_and_exit_1() {
     assert_eq!(counter(&s, "disconnect"), 1, "{s}");
     assert!(counter(&s, "pub") >= 20 && counter(&s, "pub") < 1000, "{s}");
 }
+
+#[test]
+fn a_refusing_broker_gives_its_connack_code_and_exit_5() {
+    let broker = MosquittoConfig::new().allow_anonymous(false).start();
+    let out = run(bench(
+        "conn",
+        &broker,
+        "rf",
+        &["-c", "2", "-i", "0", "--duration", "5"],
+    ));
+    out.assert_code(5);
+    assert!(out.stderr.contains("not authorised (5)"), "{out}");
+    assert!(!out.stderr.contains("(5) (5)"), "{out}");
+    assert!(
+        out.text().contains("connect failures, reason code 5: 2"),
+        "{out}"
+    );
+}

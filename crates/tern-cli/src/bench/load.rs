@@ -111,6 +111,8 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
     };
     let mut elapsed = None;
     let mut interrupted = false;
+    // A finished JoinHandle must not be polled again.
+    let mut role_ended = false;
     loop {
         let tick = reporter.next_tick();
         tokio::select! {
@@ -126,11 +128,16 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
                 elapsed = d.flatten();
                 break;
             }
-            _ = &mut role => break,
+            _ = &mut role => {
+                role_ended = true;
+                break;
+            }
         }
     }
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(CLOSE, &mut role).await;
+    if !role_ended {
+        let _ = tokio::time::timeout(CLOSE, &mut role).await;
+    }
     let elapsed = elapsed.unwrap_or_else(|| run_start.elapsed());
     let summary = stats.summary(elapsed);
     reporter
@@ -152,15 +159,16 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
     if stats.get(Counter::ConnectSucc) == 0
         && let Some((code, _, msg)) = stats.failures().into_iter().next()
     {
-        let exit = if (1..=5).contains(&code) {
-            exit::REFUSED
+        // A refusal's text already ends in its code: "... not authorised (5)".
+        let (exit, message) = if (1..=5).contains(&code) {
+            (exit::REFUSED, format!("Connection error: {msg}"))
         } else {
-            exit::CONNECT_FAILED
+            (
+                exit::CONNECT_FAILED,
+                format!("Connection error: {msg} ({code})"),
+            )
         };
-        return Err(Fatal::new(
-            exit,
-            format!("Connection error: {msg} ({code})"),
-        ));
+        return Err(Fatal::new(exit, message));
     }
     Ok(())
 }
@@ -419,7 +427,7 @@ async fn publish(ctx: Ctx) {
     ctx.stats
         .add(Counter::PubUnfinished, sent.saturating_sub(completed));
     let _ = ctx.done.send(Some(start.elapsed())).await;
-    let _ = stop.changed().await;
+    let _ = stop.wait_for(|stopped| *stopped).await;
     drop(pubs);
     conns.join_all().await;
 }
