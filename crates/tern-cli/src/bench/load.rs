@@ -79,6 +79,7 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
         Role::Conn => Some(u64::from(o.count)),
     };
     let mut reporter = Reporter::new(o.json.as_deref(), o.hdr.as_deref(), o.quiet, bar_len, tag)
+        .map(|r| r.with_established(o.role == Role::Conn))
         .map_err(|e| fatal(format!("cannot open an output file: {e}")))?;
     let (stop_tx, stop) = watch::channel(false);
     let (done, mut done_rx) = mpsc::channel(4);
@@ -239,6 +240,7 @@ async fn connect(ctx: &Ctx, index: u64) -> Option<(Client, Events)> {
     match client.connect(broker).await {
         Ok(_) => {
             ctx.stats.inc(Counter::ConnectSucc);
+            ctx.stats.link(true);
             if ctx.o.role == Role::Conn {
                 ctx.stats.latency(started.elapsed());
             }
@@ -435,13 +437,14 @@ async fn publish(ctx: Ctx) {
 /// Counts a publisher's completions until the run stops.
 async fn drain_publisher(ctx: &Ctx, client: Client, mut events: Events) {
     let mut stop = ctx.stop.clone();
+    let mut up = true;
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(Event::Completed { result: Ok(_), .. }) => ctx.stats.inc(Counter::Pub),
                 Some(Event::Completed { result: Err(_), .. }) => ctx.stats.inc(Counter::PubFail),
                 Some(other) => {
-                    if !lifecycle(ctx, &other) {
+                    if !lifecycle(ctx, &other, &mut up) {
                         // Gone for good: what it had queued will not complete.
                         ctx.finished.fetch_add(1, Ordering::Relaxed);
                     }
@@ -451,7 +454,15 @@ async fn drain_publisher(ctx: &Ctx, client: Client, mut events: Events) {
             _ = stop.changed() => break,
         }
     }
+    close(ctx, &client, up).await;
+}
+
+/// Closes a client (DISCONNECT), bounded; counts the connection down if it was up.
+async fn close(ctx: &Ctx, client: &Client, up: bool) {
     let _ = tokio::time::timeout(CLOSE, client.close()).await;
+    if up {
+        ctx.stats.link(false);
+    }
 }
 
 async fn subscribe(ctx: Ctx) {
@@ -496,6 +507,7 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
     // --until-last: the streams heard, and whether each has ended.
     let mut heard: HashMap<(u64, u64), bool> = HashMap::new();
     let mut finished = false;
+    let mut up = true;
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
@@ -521,7 +533,7 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
                     ctx.stats.inc(if granted { Counter::Sub } else { Counter::SubFail });
                 }
                 Some(other) => {
-                    if !lifecycle(ctx, &other) {
+                    if !lifecycle(ctx, &other, &mut up) {
                         return;
                     }
                 }
@@ -530,21 +542,32 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
             _ = stop.changed() => break,
         }
     }
-    let _ = tokio::time::timeout(CLOSE, client.close()).await;
+    close(ctx, &client, up).await;
 }
 
-/// Counts a connection's comings and goings; false once it is gone for good.
-fn lifecycle(ctx: &Ctx, ev: &Event) -> bool {
+/// Counts a connection's comings and goings (`up`: it is established now); false once it is
+/// gone for good.
+fn lifecycle(ctx: &Ctx, ev: &Event, up: &mut bool) -> bool {
     match ev {
         Event::Connected {
             reconnected: true, ..
-        } => ctx.stats.inc(Counter::Reconnect),
+        } => {
+            ctx.stats.inc(Counter::Reconnect);
+            if !*up {
+                *up = true;
+                ctx.stats.link(true);
+            }
+        }
         Event::ConnectFailed { error, will_retry } => {
             ctx.stats.connect_failed(error.code(), error.to_string());
             return *will_retry;
         }
         Event::Disconnected { will_reconnect, .. } => {
             ctx.stats.inc(Counter::Disconnect);
+            if *up {
+                *up = false;
+                ctx.stats.link(false);
+            }
             return *will_reconnect;
         }
         _ => {}
@@ -596,11 +619,12 @@ async fn hold(ctx: Ctx) {
                 let Some((client, mut events)) = connect(&ctx, index).await else {
                     return;
                 };
+                let mut up = true;
                 let reopen = loop {
                     tokio::select! {
                         ev = events.recv() => match ev {
                             Some(ev) => {
-                                if !lifecycle(&ctx, &ev) {
+                                if !lifecycle(&ctx, &ev, &mut up) {
                                     return;
                                 }
                             }
@@ -610,7 +634,7 @@ async fn hold(ctx: Ctx) {
                         _ = stop.changed() => break false,
                     }
                 };
-                let _ = tokio::time::timeout(CLOSE, client.close()).await;
+                close(&ctx, &client, up).await;
                 if !reopen {
                     return;
                 }

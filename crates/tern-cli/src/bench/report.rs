@@ -46,6 +46,8 @@ pub(crate) enum ReportError {
 pub(crate) struct Merged {
     /// (wall-clock second, counter) → messages in that second.
     pub(crate) per_second: BTreeMap<(u64, String), u64>,
+    /// (wall-clock second, gauge) → the gauges of the runs added (`established`).
+    pub(crate) gauges: BTreeMap<(u64, String), u64>,
     /// Lost messages from the runs' summaries.
     pub(crate) lost: u64,
     /// The latency histograms, per tag (`latency`, `connect`).
@@ -90,6 +92,14 @@ impl Merged {
                 .get("t")
                 .and_then(Value::as_u64)
                 .ok_or_else(|| bad("no \"t\""))?;
+            if let Some(g) = v.get("gauge").and_then(Value::as_str) {
+                let value = v
+                    .get("value")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| bad("no \"value\""))?;
+                *self.gauges.entry((t, g.to_owned())).or_default() += value;
+                continue;
+            }
             let counter = v
                 .get("counter")
                 .and_then(Value::as_str)
@@ -158,6 +168,9 @@ impl Merged {
             *total += n;
             s += &format!("{}s {c} total={total} rate={n}/sec\n", t - first);
         }
+        for ((t, g), n) in &self.gauges {
+            s += &format!("{}s {g}={n}\n", t.saturating_sub(first));
+        }
         let seconds = self
             .per_second
             .keys()
@@ -194,6 +207,7 @@ impl Merged {
             .keys()
             .map(|k| k.0)
             .chain(self.latency_per_second.keys().map(|k| k.1))
+            .chain(self.gauges.keys().map(|k| k.0))
             .min()
             .unwrap_or(0);
         let root = SVGBackend::new(out, (1000, 800)).into_drawing_area();
@@ -201,7 +215,7 @@ impl Merged {
         let (top, bottom) = root.split_vertically(400);
 
         let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-        for ((t, c), n) in &self.per_second {
+        for ((t, c), n) in self.per_second.iter().chain(&self.gauges) {
             series
                 .entry(c.as_str())
                 .or_default()
@@ -385,7 +399,8 @@ mod tests {
         .expect("ja");
         std::fs::write(
             &jb,
-            "{\"t\":101,\"counter\":\"recv\",\"total\":2,\"count\":2}\n",
+            "{\"t\":101,\"counter\":\"recv\",\"total\":2,\"count\":2}\n\
+             {\"t\":101,\"gauge\":\"established\",\"value\":7}\n",
         )
         .expect("jb");
 
@@ -408,6 +423,7 @@ mod tests {
         assert_eq!(merged.per_second[&(101, "recv".to_owned())], 3);
         assert_eq!(merged.totals()["recv"], 6);
         assert_eq!(merged.lost, 2);
+        assert_eq!(merged.gauges[&(101, "established".to_owned())], 7);
         let svg = dir.path().join("out.svg");
         merged.svg(&svg).expect("svg");
         let drawn = std::fs::read_to_string(&svg).expect("read svg");

@@ -100,6 +100,8 @@ pub(crate) struct Stats {
     /// Connect failures by the seed's reason code: count and one message.
     failures: Mutex<BTreeMap<i32, (u64, String)>>,
     streams: Mutex<Streams>,
+    /// Connections established now.
+    established: std::sync::atomic::AtomicI64,
     /// What the latency histogram measures: `latency` (end to end) or `connect`.
     pub(crate) latency_tag: &'static str,
 }
@@ -119,6 +121,7 @@ impl Stats {
             }),
             failures: Mutex::new(BTreeMap::new()),
             streams: Mutex::new(streams),
+            established: Default::default(),
             latency_tag,
         }
     }
@@ -131,6 +134,17 @@ impl Stats {
     /// Adds `n` to `c`.
     pub(crate) fn add(&self, c: Counter, n: u64) {
         self.counters[c as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A connection came up (`true`) or went down.
+    pub(crate) fn link(&self, up: bool) {
+        self.established
+            .fetch_add(if up { 1 } else { -1 }, Ordering::Relaxed);
+    }
+
+    /// Connections established now.
+    pub(crate) fn established(&self) -> u64 {
+        u64::try_from(self.established.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// `c` so far.
@@ -278,6 +292,8 @@ impl Summary {
 /// Where a run's per-second output goes.
 pub(crate) struct Reporter {
     json: Option<Box<dyn Write + Send>>,
+    /// Report the `established` gauge each second (`conn`).
+    established: bool,
     /// `--json -`: stdout is the JSON's, the text goes to stderr.
     text_to_stderr: bool,
     hdr: Option<File>,
@@ -334,6 +350,7 @@ impl Reporter {
         });
         Ok(Self {
             json,
+            established: false,
             text_to_stderr,
             hdr,
             quiet,
@@ -343,6 +360,12 @@ impl Reporter {
             interval_start: start_unix,
             next_second: start_unix.floor() as u64 + 1,
         })
+    }
+
+    /// Reports the established connections each second too.
+    pub(crate) fn with_established(mut self, on: bool) -> Self {
+        self.established = on;
+        self
     }
 
     /// The next whole wall-clock second, as a tokio instant: intervals are wall-clock
@@ -375,6 +398,20 @@ impl Reporter {
             if let Some(j) = &mut self.json {
                 let v = json!({"t": second, "elapsed": elapsed, "counter": c.name(), "total": total, "count": delta});
                 writeln!(j, "{v}")?;
+            }
+        }
+        if self.established {
+            // A gauge: merged runs add it per second (connections held across processes).
+            let n = stats.established();
+            if !self.quiet {
+                lines += &format!("{elapsed}s established={n}\n");
+            }
+            if let Some(j) = &mut self.json {
+                writeln!(
+                    j,
+                    "{}",
+                    json!({"t": second, "elapsed": elapsed, "gauge": "established", "value": n})
+                )?;
             }
         }
         let h = stats.take_interval();
