@@ -125,4 +125,14 @@ fn conn_churn_closes_and_reopens_connections() {
         broker.log().contains("Client ch_bench_conn_0 disconnected"),
         "{s}"
     );
+    // The established gauge: all five held while churning, never more.
+    let text = std::fs::read_to_string(&json).expect("json");
+    let established: Vec<u64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["gauge"] == "established")
+        .filter_map(|v| v["value"].as_u64())
+        .collect();
+    assert!(established.contains(&5), "{text}");
+    assert!(established.iter().all(|&n| n <= 5), "{text}");
 }
