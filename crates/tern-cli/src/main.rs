@@ -5,6 +5,7 @@
 //! the host, so there is no shared parser at the top). pub's and sub's flags are one table
 //! (`mosq::flags`), from which their help, the shell completions and the man pages come.
 
+mod bench;
 mod mosq;
 mod pubcmd;
 mod run;
@@ -21,7 +22,8 @@ usage:
   tern run [--timeout SECS] script.lua [args...]   run a NodeMCU Lua script
   tern pub [mosquitto_pub flags]                     publish messages
   tern sub [mosquitto_sub flags]                     subscribe and print messages
-  tern help [pub|sub|run]                            this text, or a command's help
+  tern bench pub|sub|conn|report [flags]             load generator (emqtt-bench's flags)
+  tern help [pub|sub|run|bench]                      this text, or a command's help
   tern completions bash|zsh|fish                     a shell completion script
   tern man pub|sub [DIR]                             a man page (tern-pub.1), or write both to DIR
   tern --version
@@ -45,16 +47,18 @@ fn main() -> ExitCode {
         "run" => run::main(sub_args),
         "pub" => pubcmd::main(sub_args),
         "sub" => subcmd::main(sub_args),
+        "bench" => bench::main(sub_args),
         "help" | "--help" | "-h" => match word(0) {
             None => {
                 mosq::out(&usage());
                 ExitCode::SUCCESS
             }
-            Some(cmd @ ("pub" | "sub" | "run")) => {
+            Some(cmd @ ("pub" | "sub" | "run" | "bench")) => {
                 let help = std::ffi::OsString::from("--help");
                 match cmd {
                     "pub" => pubcmd::main(vec![help]),
                     "sub" => subcmd::main(vec![help]),
+                    "bench" => bench::main(vec![help]),
                     _ => run::main(vec![help]),
                 }
             }
