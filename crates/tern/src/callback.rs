@@ -225,7 +225,8 @@ impl CallbackClient {
         retry_while_full(|| self.inner.client.try_ack(msg))
     }
 
-    /// Sends DISCONNECT and closes; `on_offline` follows with
+    /// Sends DISCONNECT once the requests made before it have left and completed (as
+    /// [`Client::close`], bounded) and closes; `on_offline` follows with
     /// [`ConnectionError::Local`]. Called from an `on_message` handler, it leaves that
     /// message unacknowledged (its handler has not returned; with clean session off the
     /// broker delivers it again) unless the handler acked it first with

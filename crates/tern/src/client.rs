@@ -503,11 +503,14 @@ impl Client {
         }
     }
 
-    /// Sends DISCONNECT after everything already queued, flushes, and closes the
-    /// connection (the broker then discards the will). It returns once the broker has
-    /// closed its side too (at most 5 s each for the flush and for that), so that nothing
-    /// written before DISCONNECT is lost to a connection reset. With clean session = false the
-    /// session's unfinished QoS 1/2 state is kept for the next `connect`.
+    /// Closes the connection in call order: the requests made before it leave first and
+    /// complete (publishes waiting behind the in-flight window too: `close()` waits up to
+    /// 5 s for their acknowledgements), then DISCONNECT is sent and flushed and the
+    /// connection closed (the broker then discards the will). Requests made after `close()`
+    /// wait for the next `connect`. It returns once the broker has closed its side too (at
+    /// most 5 s each for the flush and for that), so that nothing written before DISCONNECT
+    /// is lost to a connection reset. What has not completed when the 5 s drain ends stays
+    /// in the session: with clean session = false it is kept for the next `connect`.
     pub async fn close(&self) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Close { reply: Some(tx) }).await?;

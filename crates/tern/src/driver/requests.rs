@@ -9,7 +9,7 @@ use tern_proto::session::{DisconnectReason, RequestId};
 use tern_proto::{QoS, SubscribeReturnCode, TopicFilter};
 use tokio::sync::oneshot;
 
-use super::{CloseReply, Driver, Link, Phase, Stage, now};
+use super::{CLOSE_FLUSH_TIMEOUT, CloseReply, Driver, Link, Phase, Stage, now};
 use crate::broker::Broker;
 use crate::chan;
 use crate::client::{Command, Event, Outcome, Reply, Request};
@@ -152,7 +152,10 @@ impl Driver {
                 // What the application took before closing was acknowledged above, before
                 // DISCONNECT; what it did not take never is.
                 if link.stage == Stage::Connected {
-                    if self.session.disconnect(now).is_err() {
+                    if self.session.in_flight() + self.session.queued() > 0 {
+                        // Requests made before `close()` leave and complete first (bounded).
+                        link.draining = Some(tokio::time::Instant::now() + CLOSE_FLUSH_TIMEOUT);
+                    } else if self.session.disconnect(now).is_err() {
                         link.ended.get_or_insert(DisconnectReason::Local);
                     }
                 } else {
@@ -177,6 +180,10 @@ impl Driver {
         mut now: Option<std::time::Instant>,
     ) -> usize {
         for n in 0..COMMAND_BATCH {
+            if link.draining.is_some() {
+                // What comes after `close()` waits for it to finish.
+                return n;
+            }
             match commands.try_recv() {
                 Ok(cmd) => {
                     let at = *now.get_or_insert_with(super::now);
