@@ -84,6 +84,7 @@ fuzz_target!(|data: &[u8]| {
                     payload: Bytes::from(vec![b; usize::from(b % 16)]),
                     qos,
                     retain: b & 0x80 != 0,
+                    properties: None,
                 };
                 let _ = session.publish(now, msg);
             }

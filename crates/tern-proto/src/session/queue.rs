@@ -2,7 +2,9 @@
 
 use std::collections::VecDeque;
 
-use crate::packet::QoS;
+use std::time::Instant;
+
+use crate::packet::{QoS, SubscribeProperties, SubscriptionOptions};
 use crate::topic::TopicFilter;
 
 use super::{Message, RequestId};
@@ -13,12 +15,17 @@ use super::{Message, RequestId};
 pub(super) struct QueuedPublish {
     pub(super) req: RequestId,
     pub(super) msg: Message,
+    /// MQTT 5: when it was queued, for a message with a Message Expiry Interval (the time
+    /// it waits is taken off the interval).
+    pub(super) queued_at: Option<Instant>,
 }
 
 /// A SUBSCRIBE or UNSUBSCRIBE that has not left the queue yet.
 #[derive(Debug, Clone)]
 pub(super) enum Control {
     Subscribe(Vec<(TopicFilter, QoS)>),
+    /// MQTT 5 SUBSCRIBE with options or properties.
+    SubscribeV5(Box<(Vec<(TopicFilter, SubscriptionOptions)>, SubscribeProperties)>),
     Unsubscribe(Vec<TopicFilter>),
 }
 
@@ -129,7 +136,9 @@ mod tests {
                 payload: Bytes::from(vec![0; payload]),
                 qos: QoS::AtLeastOnce,
                 retain: false,
+                properties: None,
             },
+            queued_at: None,
         })
     }
 

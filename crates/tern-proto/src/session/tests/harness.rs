@@ -44,6 +44,7 @@ pub(super) fn msg(t: &str, payload: &'static [u8], qos: QoS) -> Message {
         payload: Bytes::from_static(payload),
         qos,
         retain: false,
+        properties: None,
     }
 }
 

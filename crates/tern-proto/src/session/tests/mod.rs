@@ -1357,6 +1357,7 @@ fn oversized_publishes_are_refused_up_front() {
             payload: huge,
             qos: QoS::AtMostOnce,
             retain: false,
+            properties: None,
         },
     );
     assert!(

@@ -171,6 +171,7 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
                     payload: body.clone(),
                     qos: *q,
                     retain: false,
+                    properties: None,
                 };
                 let id = pair.session.publish(pair.now, m).unwrap();
                 ledger.calls.push(body.clone());
