@@ -46,9 +46,9 @@ pub use event::{AckToken, DisconnectReason, Event, Initiator, Message, RequestId
 pub use persist::{OutgoingFlow, PersistOp, Snapshot};
 
 use crate::packet::{
-    Ack, Auth, AuthProperties, AuthReasonCode, ConnAck, ConnAckV5, Connect, ConnectReturnCode,
-    Decoder, DisconnectProperties, DisconnectReasonCode, DisconnectV5, EncodeError,
-    MAX_REMAINING_LENGTH, Packet, PacketId, PacketType, PayloadFormat, ProtocolLevel,
+    Ack, Auth, AuthProperties, AuthReasonCode, ConnAck, ConnAckV5, Connect, ConnectReasonCode,
+    ConnectReturnCode, Decoder, DisconnectProperties, DisconnectReasonCode, DisconnectV5,
+    EncodeError, MAX_REMAINING_LENGTH, Packet, PacketId, PacketType, PayloadFormat, ProtocolLevel,
     PubAckReasonCode, PubCompReasonCode, Publish, PublishProperties, PublishV5, QoS, QosPid,
     ReasonProperties, SubAck, SubAckReasonCode, SubAckV5, Subscribe, SubscribeProperties,
     SubscribeReturnCode, SubscribeV5, SubscriptionOptions, UnsubAckV5, Unsubscribe,
@@ -527,7 +527,9 @@ impl Session {
                 queued_at = Some(now);
             }
         }
-        if let Some(v5) = self.v5.as_deref() {
+        // The broker's limits are checked here while connected to it; a command queued
+        // offline is checked when it leaves (the next broker may differ).
+        if let Some(v5) = self.v5.as_deref().filter(|_| self.state.is_connected()) {
             v5.check_publish(&msg)?;
             if v5.caps_known {
                 let packet = publish_packet(&msg, None);
@@ -583,10 +585,13 @@ impl Session {
             len.saturating_add(2 + f.as_str().len() + 1)
         });
         if let Some(v5) = self.v5.as_deref() {
+            let connected = self.state.is_connected();
             for (f, qos) in &filters {
                 v5::check_shared(f, &SubscriptionOptions::qos(*qos))?;
             }
-            v5.check_subscribe(filters.iter().map(|(f, _)| f), false)?;
+            if connected {
+                v5.check_subscribe(filters.iter().map(|(f, _)| f), false)?;
+            }
         }
         self.queue_control(len, Control::Subscribe(filters))
     }
@@ -615,7 +620,7 @@ impl Session {
         for (f, options) in &filters {
             v5::check_shared(f, options)?;
         }
-        if let Some(v5) = self.v5.as_deref() {
+        if let Some(v5) = self.v5.as_deref().filter(|_| self.state.is_connected()) {
             v5.check_subscribe(
                 filters.iter().map(|(f, _)| f),
                 properties.subscription_identifier.is_some(),
@@ -981,6 +986,19 @@ impl Session {
     fn handle_packet(&mut self, packet: Packet) -> Result<(), ProtocolError> {
         if self.state.is_awaiting_connack() {
             return match packet {
+                // The short form of an accepting MQTT 5 CONNACK: no properties, every
+                // capability at its default. (A refusal in this form comes from a 3.1.1
+                // broker answering our level 5 CONNECT: reported as the 3.1.1 refusal.)
+                Packet::ConnAck(ack)
+                    if self.v5.is_some() && ack.code == ConnectReturnCode::Accepted =>
+                {
+                    self.on_connack_v5(Box::new(ConnAckV5 {
+                        session_present: ack.session_present,
+                        reason: ConnectReasonCode::Success,
+                        properties: Default::default(),
+                    }));
+                    Ok(())
+                }
                 Packet::ConnAck(ack) => {
                     self.on_connack(ack);
                     Ok(())
@@ -1695,6 +1713,26 @@ impl Session {
             let (req, mut msg, queued_at) = match command {
                 Queued::Control(QueuedControl { req, control }) => {
                     let Some(id) = id else { return };
+                    if let Some(v5) = self.v5.as_deref() {
+                        // Queued before this broker declared what it supports.
+                        let checked = match &control {
+                            Control::Subscribe(f) => {
+                                v5.check_subscribe(f.iter().map(|(f, _)| f), false)
+                            }
+                            Control::SubscribeV5(sub) => v5.check_subscribe(
+                                sub.0.iter().map(|(f, _)| f),
+                                sub.1.subscription_identifier.is_some(),
+                            ),
+                            Control::Unsubscribe(_) => Ok(()),
+                        };
+                        if let Err(e) = checked {
+                            self.events.push_back(Event::Failed {
+                                id: req,
+                                error: RequestError::Refused(e),
+                            });
+                            continue;
+                        }
+                    }
                     let packet = match control {
                         Control::Subscribe(filters) => Packet::Subscribe(Subscribe {
                             packet_id: id,

@@ -215,9 +215,13 @@ impl Pair {
     /// Encodes `packet` as the broker and feeds it to the session.
     pub(super) fn deliver(&mut self, packet: Packet) -> Result<(), ProtocolError> {
         let mut bytes = BytesMut::new();
-        packet
-            .encode(&mut bytes)
-            .unwrap_or_else(|e| panic!("test broker packet {packet:?} does not encode: {e}"));
+        let level = self.session.config().level;
+        if level.is_v5() {
+            packet.encode_for(level, &mut bytes)
+        } else {
+            packet.encode(&mut bytes)
+        }
+        .unwrap_or_else(|e| panic!("test broker packet {packet:?} does not encode: {e}"));
         self.deliver_bytes(&bytes)
     }
 

@@ -4,6 +4,7 @@
 mod harness;
 mod persist;
 mod prop;
+mod v5;
 
 use std::time::Duration;
 
