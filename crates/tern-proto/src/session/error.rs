@@ -76,6 +76,9 @@ pub enum ProtocolError {
     /// DISCONNECT 0x99).
     #[error("PUBLISH payload flagged UTF-8 (Payload Format Indicator 1) is not valid UTF-8")]
     PayloadFormatInvalid,
+    /// MQTT 5: a DISCONNECT from the broker with a Session Expiry Interval [MQTT-3.14.2-2].
+    #[error("DISCONNECT from the broker carries a Session Expiry Interval [MQTT-3.14.2-2]")]
+    SessionExpiryFromServer,
     /// MQTT 5: AUTH from a broker whose CONNECT had no Authentication Method, or with
     /// another method [MQTT-4.12.0-5], [MQTT-4.12.0-6] (DISCONNECT 0x82).
     #[error("unexpected AUTH: {0} [MQTT-4.12.0-5]")]

@@ -16,6 +16,60 @@
 //! never got is never acknowledged and the broker delivers it again. Acknowledgements leave
 //! in the order the PUBLISHes arrived [MQTT-4.6.0-2], [MQTT-4.6.0-3]: one acked early waits
 //! for the ones before it.
+//!
+//! # MQTT 5
+//!
+//! With [`SessionConfig::level`] at [`ProtocolLevel::V5`] the session sends the CONNECT
+//! properties of [`SessionConfig::connect_properties`] (and our Maximum Packet Size),
+//! records the broker's CONNACK in [`ServerCapabilities`]
+//! ([`Session::server_capabilities`]) and obeys it; publishes carry
+//! [`Message::properties`], messages arrive with theirs ([`Event::Message`]), acks and
+//! SUBACK / UNSUBACK report their reason codes ([`RequestError::PubAckRefused`],
+//! [`Event::SubscribedV5`], ...), [`Session::subscribe_v5`] takes subscription options and
+//! a Subscription Identifier, [`Session::disconnect_v5`] a reason, and enhanced
+//! authentication runs through [`Event::Auth`], [`Session::auth_continue`] and
+//! [`Session::reauthenticate`]. A violation by the broker at level 5 queues a DISCONNECT
+//! with its reason code before the connection ends: drain `poll_transmit` before closing.
+//! The per-connection level 5 state (capabilities, alias maps, receive quota) is one boxed
+//! value, absent below level 5. A session store keeps publishes without their properties.
+//!
+//! ## MQTT 5 session: checklist coverage
+//!
+//! The session statements of `mqtt5-client-checklist.md` and the tests that hold them
+//! (`session::tests::v5` unless named otherwise).
+//!
+//! | Statement | Rule | Tested by |
+//! |---|---|---|
+//! | [MQTT-3.1.2-11] ff., §3.1.2.11 | CONNECT properties from the configuration; none below level 5 | `connect_carries_the_configured_properties_and_our_maximum_packet_size`, `a_3_1_1_connect_carries_no_properties` |
+//! | §3.1.3.2 | Will Properties (Will Delay, Message Expiry, Content Type, Response Topic, Correlation Data, Payload Format, User Properties) | `connect_carries_the_configured_properties_and_our_maximum_packet_size` |
+//! | [MQTT-3.1.2-23] | Session Expiry > 0 keeps state after the connection; 0 drops it; Clean Start discards it | `session_expiry_keeps_state_across_a_loss_even_with_clean_start`, `a_session_with_expiry_resumes_and_resends`, `expiry_zero_drops_state_like_clean_session` |
+//! | §3.2.2.3.2 | the broker's Session Expiry Interval wins | `the_brokers_session_expiry_wins` |
+//! | [MQTT-3.1.2-24], [MQTT-3.1.2-25] | our Maximum Packet Size advertised; a larger incoming packet: DISCONNECT 0x95 | `an_incoming_packet_above_our_maximum_is_refused_with_0x95` |
+//! | [MQTT-3.2.2-15] | nothing above the broker's Maximum Packet Size: refused up front, or failed when it leaves | `nothing_larger_than_the_brokers_maximum_packet_size_is_sent`, fuzz `session` |
+//! | §3.2.2.3 | CONNACK properties recorded with their defaults; Assigned Client Identifier kept [MQTT-3.2.2-16] | `connack_properties_are_recorded_as_capabilities`, `caps::tests` |
+//! | [MQTT-4.13.2-1] | CONNACK >= 0x80: refused with reason code and Reason String | `connack_refusal_reports_reason_code_and_string` |
+//! | [MQTT-3.2.2-21] | Server Keep Alive replaces ours | `server_keep_alive_replaces_ours` |
+//! | [MQTT-3.2.2-11], [MQTT-3.2.2-14] | no QoS above Maximum QoS, no retain without Retain Available: local error, nothing sent | `requests_the_broker_declared_unsupported_fail_locally` |
+//! | §3.2.2.3.12..14 | no wildcard / shared / Subscription Identifier the broker declared unavailable | `requests_the_broker_declared_unsupported_fail_locally` |
+//! | [MQTT-4.9.0-2], [MQTT-3.3.4-7], [MQTT-4.9.0-3] | the broker's Receive Maximum caps our QoS 1/2 in flight; other packets still flow | `the_brokers_receive_maximum_caps_our_publishes_in_flight` |
+//! | [MQTT-3.3.4-9] | our Receive Maximum enforced: DISCONNECT 0x93 | `our_receive_maximum_is_enforced_with_disconnect_0x93` |
+//! | [MQTT-3.3.2-7], [MQTT-3.3.2-9], [MQTT-3.2.2-17], [MQTT-3.2.2-18] | outgoing aliases (LRU or caller-set) within the broker's maximum, none at 0; re-sends after reconnect carry the full topic | `outgoing_aliases_are_chosen_and_never_leak_into_resends_after_reconnect`, `no_outgoing_alias_when_the_broker_allows_none_or_auto_is_off`, `alias::tests`, fuzz `session` |
+//! | [MQTT-3.3.2-7], [MQTT-3.3.2-10] | incoming aliases resolved, cleared on every connection; unknown alias: DISCONNECT 0x82 | `incoming_aliases_resolve_and_are_cleared_on_every_new_connection` |
+//! | [MQTT-3.3.2-11], [MQTT-3.1.2-27] | incoming alias above our maximum: DISCONNECT 0x94 | `an_alias_above_our_maximum_is_refused_with_0x94` |
+//! | §3.3.2.3 | outgoing PUBLISH properties sent; incoming delivered with the message | `outgoing_publish_properties_are_sent`, `subscription_options_and_identifiers_go_out_and_come_back` |
+//! | [MQTT-3.3.4-6] | no Subscription Identifier in our PUBLISH | `shared_subscriptions_are_validated` |
+//! | §3.3.2.3.2 | Payload Format Indicator 1 with a non-UTF-8 payload: DISCONNECT 0x99 | `payload_flagged_utf8_that_is_not_is_refused_with_0x99` |
+//! | [MQTT-3.3.2-5], [MQTT-3.3.2-6] | Message Expiry counts down while queued; expired: not sent | `message_expiry_counts_down_while_queued_and_expired_messages_are_not_sent` |
+//! | [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.7.2-1] | PUBACK / PUBREC / PUBCOMP reason codes reach the request | `puback_failure_reaches_the_request_with_its_reason`, `pubrec_success_goes_on_to_pubrel_and_pubcomp_reason_is_reported` |
+//! | [MQTT-4.3.3-4] | a PUBREC >= 0x80 ends the QoS 2 flow: no PUBREL, id freed, request failed | `pubrec_failure_ends_the_qos2_flow_without_pubrel` |
+//! | [MQTT-3.9.3-1], [MQTT-3.11.3-1] | SUBACK / UNSUBACK reason code per filter reach the request | `suback_and_unsuback_reason_codes_reach_the_request` |
+//! | §3.8.3.1 | No Local, Retain As Published, Retain Handling; Subscription Identifier sent and returned | `subscription_options_and_identifiers_go_out_and_come_back` |
+//! | [MQTT-4.8.2-1], [MQTT-4.8.2-2], [MQTT-3.8.3-4] | `$share/{ShareName}/{filter}` validated; No Local on it refused | `shared_subscriptions_are_validated` |
+//! | [MQTT-4.13.2-1], §3.14 | server DISCONNECT reported with reason, Reason String, Server Reference | `server_disconnect_is_reported_with_reason_string_and_reference` |
+//! | [MQTT-3.14.2-1], [MQTT-3.14.2-2], [MQTT-3.14.4-3] | our DISCONNECT with a reason (0x04 keeps the will) and Session Expiry; non-zero after 0 refused | `client_disconnect_carries_reason_and_session_expiry` |
+//! | §4.13.1 | a violation is answered with DISCONNECT and its reason code, then nothing [MQTT-3.14.4-1] | every `assert_v5_violation` test, fuzz `session` |
+//! | [MQTT-4.12.0-1..7], [MQTT-4.12.1-1] | enhanced authentication: Continue answered by the caller, same method, re-authentication; AUTH without a method refused | `auth_continue_and_reauthentication_are_driven_by_the_caller`, `auth_without_a_method_is_a_protocol_error` |
+//! | (levels 3, 4) | nothing of level 5 changes 3.1 / 3.1.1 | every other `session::tests` test unchanged |
 
 mod acks;
 mod alias;
@@ -1074,6 +1128,10 @@ impl Session {
                 Ok(())
             }
             Packet::DisconnectV5(d) if self.v5.is_some() => {
+                if d.properties.session_expiry_interval.is_some() {
+                    // [MQTT-3.14.2-2] the broker never sends a Session Expiry Interval.
+                    return Err(ProtocolError::SessionExpiryFromServer);
+                }
                 self.on_server_disconnect(d);
                 Ok(())
             }

@@ -840,6 +840,17 @@ fn server_disconnect_is_reported_with_reason_string_and_reference() {
     assert_eq!(events, vec![Event::Disconnected(reason)]);
     assert!(!pair.session.is_connected());
     assert!(pair.sent().is_empty(), "no answer to a server DISCONNECT");
+    // [MQTT-3.14.2-2] a broker's DISCONNECT never carries a Session Expiry Interval.
+    let mut pair = connected();
+    let mut d = DisconnectV5::new(DisconnectReasonCode::ServerShuttingDown);
+    d.properties.session_expiry_interval = Some(1);
+    let r = pair.deliver(Packet::DisconnectV5(Box::new(d)));
+    assert_v5_violation(
+        &mut pair,
+        r,
+        ProtocolError::SessionExpiryFromServer,
+        DisconnectReasonCode::ProtocolError,
+    );
 }
 
 #[test]
