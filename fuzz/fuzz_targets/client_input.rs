@@ -20,11 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&cfg, input)) = data.split_first() else {
         return;
     };
-    let level = if cfg & 1 == 0 {
-        ProtocolLevel::V3_1_1
-    } else {
-        ProtocolLevel::V3_1
-    };
+    let level = if cfg & 1 == 0 { ProtocolLevel::V3_1_1 } else { ProtocolLevel::V3_1 };
     let chunk = usize::from(cfg >> 1).max(1);
     let config = SessionConfig::new(MqttString::new("fuzz").unwrap_or_default())
         .level(level)
@@ -38,39 +34,23 @@ fuzz_target!(|data: &[u8]| {
 
     session.connect(now).expect("a fresh session connects");
     let mut connack = BytesMut::new();
-    Packet::ConnAck(ConnAck {
-        session_present: false,
-        code: ConnectReturnCode::Accepted,
-    })
-    .encode(&mut connack)
-    .expect("CONNACK encodes");
-    session
-        .handle_input(now, &connack)
-        .expect("CONNACK is accepted");
+    Packet::ConnAck(ConnAck { session_present: false, code: ConnectReturnCode::Accepted })
+        .encode(&mut connack)
+        .expect("CONNACK encodes");
+    session.handle_input(now, &connack).expect("CONNACK is accepted");
     let topic = TopicName::new("fuzz/t").expect("valid topic");
     for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce, QoS::AtLeastOnce] {
-        let msg = Message {
-            topic: topic.clone(),
-            payload: Bytes::from_static(b"x"),
-            qos,
-            retain: false,
-            properties: None,
-        };
+        let msg = Message { topic: topic.clone(), payload: Bytes::from_static(b"x"), qos, retain: false, properties: None };
         session.publish(now, msg).expect("queue has room");
     }
     let filter = TopicFilter::new("fuzz/#").expect("valid filter");
-    session
-        .subscribe(now, vec![(filter, QoS::ExactlyOnce)])
-        .expect("queue has room");
+    session.subscribe(now, vec![(filter, QoS::ExactlyOnce)]).expect("queue has room");
 
     let mut ended = false;
     // Bounded by the input length: each step consumes at least one byte.
     for piece in input.chunks(chunk) {
         let sent = session.poll_transmit(&mut out);
-        assert!(
-            !(ended && sent > 0),
-            "sent {sent} bytes after the connection ended"
-        );
+        assert!(!(ended && sent > 0), "sent {sent} bytes after the connection ended");
         while let Some(ev) = session.poll_event() {
             if matches!(ev, Event::Disconnected(_)) {
                 ended = true;
@@ -83,21 +63,12 @@ fuzz_target!(|data: &[u8]| {
                     ended = true;
                 }
             }
-            assert!(
-                ended,
-                "a protocol error must end the connection: {result:?}"
-            );
+            assert!(ended, "a protocol error must end the connection: {result:?}");
         }
     }
     session.poll_transmit(&mut out);
     // What the client sent is a valid packet stream.
-    while let Some(packet) = broker
-        .decode(&mut out)
-        .unwrap_or_else(|e| panic!("client sent an invalid packet: {e}"))
-    {
-        assert!(
-            !matches!(packet, Packet::ConnAck(_) | Packet::SubAck(_)),
-            "server packet sent by the client"
-        );
+    while let Some(packet) = broker.decode(&mut out).unwrap_or_else(|e| panic!("client sent an invalid packet: {e}")) {
+        assert!(!matches!(packet, Packet::ConnAck(_) | Packet::SubAck(_)), "server packet sent by the client");
     }
 });

@@ -9,11 +9,7 @@ use tern_proto::{Decoder, EncodeError, Packet, ProtocolLevel};
 const LIMIT: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
-    for level in [
-        ProtocolLevel::V3_1,
-        ProtocolLevel::V3_1_1,
-        ProtocolLevel::V5,
-    ] {
+    for level in [ProtocolLevel::V3_1, ProtocolLevel::V3_1_1, ProtocolLevel::V5] {
         let mut decoder = Decoder::new(level, LIMIT);
         let mut buf = BytesMut::from(data);
         while let Ok(Some(packet)) = decoder.decode(&mut buf) {
@@ -35,11 +31,7 @@ fn check_reencode(level: ProtocolLevel, packet: &Packet) {
         }
         Err(e) => panic!("decoded {packet:?} but encoding it fails: {e}"),
     }
-    assert_eq!(
-        out.len(),
-        packet.encoded_len_for(level),
-        "encoded_len_for of {packet:?}"
-    );
+    assert_eq!(out.len(), packet.encoded_len_for(level), "encoded_len_for of {packet:?}");
     let mut decoder = Decoder::new(level, usize::MAX);
     match decoder.decode(&mut out) {
         Ok(Some(again)) => assert_eq!(&again, packet, "re-decoded packet differs"),

@@ -14,11 +14,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let chunks = chunk(stream, seed);
-    for level in [
-        ProtocolLevel::V3_1,
-        ProtocolLevel::V3_1_1,
-        ProtocolLevel::V5,
-    ] {
+    for level in [ProtocolLevel::V3_1, ProtocolLevel::V3_1_1, ProtocolLevel::V5] {
         let whole = run(level, [stream]);
         let pieces = run(level, chunks.iter().copied());
         assert_eq!(

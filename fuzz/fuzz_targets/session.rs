@@ -13,12 +13,11 @@
 //! broker bytes.
 #![no_main]
 
+use std::num::{NonZeroU16, NonZeroU32};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use std::num::{NonZeroU16, NonZeroU32};
-
 use tern_proto::packet::{
     ConnAckProperties, ConnAckV5, ConnectProperties, ConnectReasonCode, DisconnectProperties,
     DisconnectReasonCode, PublishProperties, SubscribeProperties, SubscriptionId,
