@@ -149,12 +149,12 @@ enum Outgoing {
     /// The CONNECT of the current connection (validated by `connect`, encoded from the
     /// configuration when handed out, so nothing is kept for it meanwhile).
     Connect,
-    /// A QoS 0 publish; [`Event::Published`] when it is handed out. MQTT 5 properties
-    /// boxed beside it.
-    Publish0 {
+    /// A QoS 0 publish; [`Event::Published`] when it is handed out.
+    Publish0 { req: RequestId, publish: Publish },
+    /// A QoS 0 publish with MQTT 5 properties (boxed: the outbox entry stays small).
+    Publish0V5 {
         req: RequestId,
-        publish: Publish,
-        properties: Option<Box<PublishProperties>>,
+        publish: Box<PublishV5>,
     },
     /// The packet held by the in-flight slot with this id (PUBLISH, PUBREL, SUBSCRIBE,
     /// UNSUBSCRIBE). Skipped if the slot is gone or already sent on this connection.
@@ -250,6 +250,9 @@ pub struct Session {
     persist: Option<Box<VecDeque<PersistOp>>>,
     /// MQTT 5 per-connection state; `None` below level 5 (and before the first connect).
     v5: Option<Box<V5State>>,
+    /// MQTT 5: when each queued publish with a Message Expiry Interval was queued, by
+    /// request (empty, unallocated, for every other publish).
+    expiry_clocks: std::collections::BTreeMap<RequestId, Instant>,
 }
 
 impl Session {
@@ -279,6 +282,7 @@ impl Session {
             last_received: None,
             persist: None,
             v5: None,
+            expiry_clocks: Default::default(),
         }
     }
 
@@ -569,7 +573,7 @@ impl Session {
         if len > MAX_REMAINING_LENGTH {
             return Err(EncodeError::TooLarge { len }.into());
         }
-        let mut queued_at = None;
+        let mut expiring = false;
         if let Some(props) = msg.properties.as_deref() {
             if self.v5.is_none() && !self.config.level.is_v5() {
                 return Err(ApiMisuse::NeedsV5("PUBLISH properties"));
@@ -577,9 +581,7 @@ impl Session {
             if !props.subscription_identifiers.is_empty() {
                 return Err(ApiMisuse::SubscriptionIdInPublish);
             }
-            if props.message_expiry_interval.is_some() {
-                queued_at = Some(now);
-            }
+            expiring = props.message_expiry_interval.is_some();
         }
         // The broker's limits are checked here while connected to it; a command queued
         // offline is checked when it leaves (the next broker may differ).
@@ -614,11 +616,10 @@ impl Session {
             });
         }
         let req = self.next_request_id();
-        self.queue.push(Queued::Publish(QueuedPublish {
-            req,
-            msg,
-            queued_at,
-        }));
+        if expiring {
+            self.expiry_clocks.insert(req, now);
+        }
+        self.queue.push(Queued::Publish(QueuedPublish { req, msg }));
         self.pump();
         Ok(req)
     }
@@ -914,26 +915,24 @@ impl Session {
                     let result = self.encode_connect(out);
                     debug_assert!(result.is_ok(), "CONNECT failed to encode: {result:?}");
                 }
-                Outgoing::Publish0 {
-                    req,
-                    publish,
-                    properties,
-                } => {
-                    let result = match (self.v5.as_deref_mut(), properties) {
-                        (None, _) => Packet::Publish(publish)
-                            .encode(out)
-                            .map_err(RequestError::Encode),
-                        (Some(v5), properties) => {
-                            let packet = match properties {
-                                Some(p) => Packet::PublishV5(Box::new(PublishV5 {
-                                    publish,
-                                    properties: *p,
-                                })),
-                                None => Packet::Publish(publish),
-                            };
-                            v5::encode(v5, &packet, self.config.auto_topic_alias, out)
-                                .map_err(send_error)
-                        }
+                Outgoing::Publish0 { req, publish } => {
+                    let packet = Packet::Publish(publish);
+                    let result = match self.v5.as_deref_mut() {
+                        None => packet.encode(out).map_err(RequestError::Encode),
+                        Some(v5) => v5::encode(v5, &packet, self.config.auto_topic_alias, out)
+                            .map_err(send_error),
+                    };
+                    match result {
+                        Ok(()) => self.events.push_back(Event::Published(req)),
+                        Err(error) => self.events.push_back(Event::Failed { id: req, error }),
+                    }
+                }
+                Outgoing::Publish0V5 { req, publish } => {
+                    let packet = Packet::PublishV5(publish);
+                    let result = match self.v5.as_deref_mut() {
+                        Some(v5) => v5::encode(v5, &packet, self.config.auto_topic_alias, out)
+                            .map_err(send_error),
+                        None => packet.encode(out).map_err(RequestError::Encode),
                     };
                     match result {
                         Ok(()) => self.events.push_back(Event::Published(req)),
@@ -1610,6 +1609,16 @@ impl Session {
         self.inflight.remove(id).ok_or(unknown)
     }
 
+    /// MQTT 5: a publish whose Message Expiry Interval was already reduced by its wait goes
+    /// back to the queue: its clock starts again now.
+    fn restart_expiry(&mut self, req: RequestId, properties: &PublishProperties) {
+        if properties.message_expiry_interval.is_some()
+            && let Some(now) = self.now
+        {
+            self.expiry_clocks.insert(req, now);
+        }
+    }
+
     /// MQTT 5: one of the broker's QoS 1/2 PUBLISHes answered (PUBACK or PUBCOMP handed
     /// out): its place in our Receive Maximum is free again.
     fn release_quota(&mut self) {
@@ -1768,7 +1777,7 @@ impl Session {
             let Some(command) = self.queue.pop() else {
                 return;
             };
-            let (req, mut msg, queued_at) = match command {
+            let (req, mut msg) = match command {
                 Queued::Control(QueuedControl { req, control }) => {
                     let Some(id) = id else { return };
                     if let Some(v5) = self.v5.as_deref() {
@@ -1812,14 +1821,10 @@ impl Session {
                     self.start_flight(id, req, packet);
                     continue;
                 }
-                Queued::Publish(QueuedPublish {
-                    req,
-                    msg,
-                    queued_at,
-                }) => (req, msg, queued_at),
+                Queued::Publish(QueuedPublish { req, msg }) => (req, msg),
             };
             if self.v5.is_some()
-                && let Err(error) = self.ready_v5(&mut msg, queued_at)
+                && let Err(error) = self.ready_v5(req, &mut msg)
             {
                 // Never sent: its id (if any) was not taken yet.
                 self.events.push_back(Event::Failed { id: req, error });
@@ -1856,10 +1861,15 @@ impl Session {
                     };
                     self.start_flight(id, req, packet);
                 }
-                None => self.outbox.push_back(Outgoing::Publish0 {
-                    req,
-                    publish,
-                    properties: msg.properties,
+                None => self.outbox.push_back(match msg.properties {
+                    Some(properties) => Outgoing::Publish0V5 {
+                        req,
+                        publish: Box::new(PublishV5 {
+                            publish,
+                            properties: *properties,
+                        }),
+                    },
+                    None => Outgoing::Publish0 { req, publish },
                 }),
             }
         }
@@ -1868,7 +1878,12 @@ impl Session {
     /// MQTT 5: what a publish leaving the queue must pass: the broker's declared limits
     /// (learned after it was queued), and its Message Expiry Interval, less the time it
     /// waited (expired: never sent).
-    fn ready_v5(&self, msg: &mut Message, queued_at: Option<Instant>) -> Result<(), RequestError> {
+    fn ready_v5(&mut self, req: RequestId, msg: &mut Message) -> Result<(), RequestError> {
+        let queued_at = if self.expiry_clocks.is_empty() {
+            None
+        } else {
+            self.expiry_clocks.remove(&req)
+        };
         if let Some(v5) = self.v5.as_deref() {
             v5.check_publish(msg).map_err(RequestError::Refused)?;
         }
@@ -2087,24 +2102,35 @@ impl Session {
         for next in outbox.drain(..) {
             match next {
                 // Never handed out: still just a queued command.
-                Outgoing::Publish0 {
-                    req,
-                    publish,
-                    properties,
-                } => requeued.push(Queued::Publish(QueuedPublish {
-                    req,
-                    queued_at: properties
-                        .as_ref()
-                        .and_then(|p| p.message_expiry_interval)
-                        .and(self.now),
-                    msg: Message {
-                        qos: QoS::AtMostOnce,
-                        retain: publish.retain,
-                        topic: publish.topic,
-                        payload: publish.payload,
+                Outgoing::Publish0 { req, publish } => {
+                    requeued.push(Queued::Publish(QueuedPublish {
+                        req,
+                        msg: Message {
+                            qos: QoS::AtMostOnce,
+                            retain: publish.retain,
+                            topic: publish.topic,
+                            payload: publish.payload,
+                            properties: None,
+                        },
+                    }))
+                }
+                Outgoing::Publish0V5 { req, publish } => {
+                    let PublishV5 {
+                        publish,
                         properties,
-                    },
-                })),
+                    } = *publish;
+                    self.restart_expiry(req, &properties);
+                    requeued.push(Queued::Publish(QueuedPublish {
+                        req,
+                        msg: Message {
+                            qos: QoS::AtMostOnce,
+                            retain: publish.retain,
+                            topic: publish.topic,
+                            payload: publish.payload,
+                            properties: Some(Box::new(properties)),
+                        },
+                    }))
+                }
                 // A command that never reached the wire (on any connection) goes back to the
                 // queue, ahead of later commands: it keeps its place in call order (with
                 // clean session its id would not survive anyway). It loses its packet id and,
@@ -2125,6 +2151,7 @@ impl Session {
                                 publish,
                                 properties,
                             } = *p;
+                            self.restart_expiry(req, &properties);
                             (Some(publish), Some(Box::new(properties)))
                         }
                         packet => {
@@ -2141,10 +2168,6 @@ impl Session {
                     if let Some(p) = publish {
                         requeued.push(Queued::Publish(QueuedPublish {
                             req,
-                            queued_at: properties
-                                .as_ref()
-                                .and_then(|p| p.message_expiry_interval)
-                                .and(self.now),
                             msg: Message {
                                 qos: p.qos(),
                                 retain: p.retain,

@@ -2,8 +2,6 @@
 
 use std::collections::VecDeque;
 
-use std::time::Instant;
-
 use crate::packet::{QoS, SubscribeProperties, SubscriptionOptions};
 use crate::topic::TopicFilter;
 
@@ -15,9 +13,6 @@ use super::{Message, RequestId};
 pub(super) struct QueuedPublish {
     pub(super) req: RequestId,
     pub(super) msg: Message,
-    /// MQTT 5: when it was queued, for a message with a Message Expiry Interval (the time
-    /// it waits is taken off the interval).
-    pub(super) queued_at: Option<Instant>,
 }
 
 /// A SUBSCRIBE or UNSUBSCRIBE that has not left the queue yet.
@@ -138,7 +133,6 @@ mod tests {
                 retain: false,
                 properties: None,
             },
-            queued_at: None,
         })
     }
 
