@@ -51,7 +51,7 @@
 //! | [MQTT-3.2.2-21] | Server Keep Alive replaces ours | `server_keep_alive_replaces_ours` |
 //! | [MQTT-3.2.2-11], [MQTT-3.2.2-14] | no QoS above Maximum QoS, no retain without Retain Available: local error, nothing sent | `requests_the_broker_declared_unsupported_fail_locally` |
 //! | §3.2.2.3.12..14 | no wildcard / shared / Subscription Identifier the broker declared unavailable | `requests_the_broker_declared_unsupported_fail_locally` |
-//! | [MQTT-4.9.0-2], [MQTT-3.3.4-7], [MQTT-4.9.0-3] | the broker's Receive Maximum caps our QoS 1/2 in flight; other packets still flow | `the_brokers_receive_maximum_caps_our_publishes_in_flight` |
+//! | [MQTT-4.9.0-2], [MQTT-3.3.4-7], [MQTT-4.9.0-3] | the broker's Receive Maximum caps our QoS 1/2 in flight, re-sends after a reconnect included; other packets still flow | `the_brokers_receive_maximum_caps_our_publishes_in_flight`, `resends_after_reconnect_respect_a_smaller_receive_maximum` |
 //! | [MQTT-3.3.4-9] | our Receive Maximum enforced: DISCONNECT 0x93 | `our_receive_maximum_is_enforced_with_disconnect_0x93` |
 //! | [MQTT-3.3.2-7], [MQTT-3.3.2-9], [MQTT-3.2.2-17], [MQTT-3.2.2-18] | outgoing aliases (LRU or caller-set) within the broker's maximum, none at 0; re-sends after reconnect carry the full topic | `outgoing_aliases_are_chosen_and_never_leak_into_resends_after_reconnect`, `no_outgoing_alias_when_the_broker_allows_none_or_auto_is_off`, `alias::tests`, fuzz `session` |
 //! | [MQTT-3.3.2-7], [MQTT-3.3.2-10] | incoming aliases resolved, cleared on every connection; unknown alias: DISCONNECT 0x82 | `incoming_aliases_resolve_and_are_cleared_on_every_new_connection` |
@@ -341,8 +341,10 @@ impl Session {
         }
         // While connected, every slot not yet handed out has an entry in the outbox, so
         // this never counts one of them (other entries only make it smaller).
-        let awaited =
-            self.inflight.len().saturating_sub(self.outbox.len()) + usize::from(self.pubrels_owed);
+        // MQTT 5 re-sends held back by the Receive Maximum are not awaited either.
+        let held = self.v5.as_deref().map_or(0, |v| v.held.len());
+        let awaited = self.inflight.len().saturating_sub(self.outbox.len() + held)
+            + usize::from(self.pubrels_owed);
         (4 * awaited).saturating_sub(self.inbuf.len())
     }
 
@@ -1210,8 +1212,44 @@ impl Session {
         // [MQTT-4.4.0-1], [MQTT-4.6.0-1] re-send everything unacknowledged, in original
         // order, whatever session present says: a broker without the session treats them as
         // new and answers a PUBREL for an unknown id with PUBCOMP.
+        // At level 5 at most the broker's Receive Maximum of them at once [MQTT-4.9.0-2]:
+        // the rest keep their ids and wait, in order, for acknowledgements.
+        let limit = self
+            .v5
+            .as_deref()
+            .map_or(usize::MAX, |v| usize::from(v.caps.receive_maximum.max(1)));
+        let mut publishes = 0;
         for id in self.inflight.ids_in_order() {
+            let publish = self.inflight.get(id).is_some_and(Slot::is_publish);
+            if publish
+                && publishes >= limit
+                && let Some(v5) = self.v5.as_deref_mut()
+            {
+                v5.held.push_back(id);
+                continue;
+            }
+            publishes += usize::from(publish);
             self.outbox.push_back(Outgoing::Slot(id));
+        }
+    }
+
+    /// MQTT 5: re-sends held back by the broker's Receive Maximum after a reconnect go out as
+    /// acknowledgements make room, in their order.
+    fn release_held(&mut self) {
+        let Some(v5) = self.v5.as_deref_mut() else {
+            return;
+        };
+        let limit = usize::from(v5.caps.receive_maximum.max(1));
+        // Bounded: each iteration removes one held id.
+        while let Some(&id) = v5.held.front() {
+            let on_wire = self.inflight.publishes().saturating_sub(v5.held.len());
+            if on_wire >= limit {
+                return;
+            }
+            v5.held.pop_front();
+            if self.inflight.contains(id) {
+                self.outbox.push_back(Outgoing::Slot(id));
+            }
         }
     }
 
@@ -1763,6 +1801,9 @@ impl Session {
     fn pump(&mut self) {
         if !self.state.is_sending() {
             return;
+        }
+        if self.v5.as_deref().is_some_and(|v| !v.held.is_empty()) {
+            self.release_held();
         }
         // Bounded: each iteration removes a queued command, or leaves.
         while let Some(front) = self.queue.front() {

@@ -3,6 +3,8 @@
 //! before a command may leave. `None` in the session below MQTT 5, so 3.1 and 3.1.1 pay one
 //! pointer and one branch.
 
+use std::collections::VecDeque;
+
 use bytes::BytesMut;
 
 use super::Message;
@@ -10,7 +12,9 @@ use super::alias::{self, OutAlias};
 use super::caps::ServerCapabilities;
 use super::config::SessionConfig;
 use super::error::ApiMisuse;
-use crate::packet::{EncodeError, Packet, ProtocolLevel, PublishV5, QoS, SubscriptionOptions};
+use crate::packet::{
+    EncodeError, Packet, PacketId, ProtocolLevel, PublishV5, QoS, SubscriptionOptions,
+};
 use crate::topic::{TopicFilter, TopicName};
 
 /// Where the enhanced authentication exchange stands [MQTT-4.12.0-1..7], [MQTT-4.12.1-1].
@@ -41,6 +45,9 @@ pub(super) struct V5State {
     pub(super) auth: AuthPhase,
     /// Session Expiry Interval set by our DISCONNECT, replacing the negotiated one.
     pub(super) expiry_on_disconnect: Option<u32>,
+    /// Publishes of ours to re-send on this connection, in order, held back while the
+    /// broker's Receive Maximum is reached [MQTT-4.9.0-2].
+    pub(super) held: VecDeque<PacketId>,
 }
 
 impl V5State {
@@ -63,6 +70,7 @@ impl V5State {
             quota_used: 0,
             auth,
             expiry_on_disconnect: None,
+            held: VecDeque::new(),
         }
     }
 

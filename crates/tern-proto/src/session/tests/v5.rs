@@ -1268,3 +1268,40 @@ fn auth_without_a_method_is_a_protocol_error() {
         Err(ApiMisuse::NoAuth(_))
     ));
 }
+
+#[test]
+fn resends_after_reconnect_respect_a_smaller_receive_maximum() {
+    // [MQTT-4.9.0-2] three in flight from the last connection, the broker now allows one:
+    // one re-send at a time, in order, each when the one before is acknowledged.
+    let config = v5_config()
+        .clean_session(false)
+        .connect_properties(ConnectProperties {
+            session_expiry_interval: Some(600),
+            ..Default::default()
+        });
+    let mut pair = connected_with(config, ConnAckProperties::default());
+    let reqs: Vec<_> = [b"1", b"2", b"3"]
+        .into_iter()
+        .map(|b| pair.publish(msg("a", b, QoS::AtLeastOnce)))
+        .collect();
+    assert_eq!(pair.sent().len(), 3);
+    pair.close();
+    pair.events();
+    let caps = ConnAckProperties {
+        receive_maximum: NonZeroU16::new(1),
+        ..Default::default()
+    };
+    open(&mut pair, connack_v5(true, caps));
+    for (n, body) in [b"1", b"2", b"3"].into_iter().enumerate() {
+        let sent = pair.sent();
+        assert_eq!(sent.len(), 1, "re-send {n}: {sent:?}");
+        let (p, _) = as_publish(&sent[0]);
+        assert!(p.dup);
+        assert_eq!(p.payload, Bytes::from_static(body));
+        // Nothing awaited beyond the one on the wire: a driver may sleep for its 4 bytes.
+        assert_eq!(pair.session.owed_bytes(), 4);
+        pair.deliver(Packet::PubAck(pid(&sent[0]))).unwrap();
+        assert_eq!(pair.events(), vec![Event::Published(reqs[n])]);
+    }
+    assert!(pair.sent().is_empty());
+}
