@@ -76,6 +76,10 @@ pub enum ProtocolError {
     /// DISCONNECT 0x99).
     #[error("PUBLISH payload flagged UTF-8 (Payload Format Indicator 1) is not valid UTF-8")]
     PayloadFormatInvalid,
+    /// MQTT 5: CONNACK with Session Present 1 answering a CONNECT with Clean Start 1
+    /// [MQTT-3.2.2-2].
+    #[error("CONNACK has Session Present 1 though CONNECT had Clean Start 1 [MQTT-3.2.2-2]")]
+    SessionPresentOnCleanStart,
     /// MQTT 5: a DISCONNECT from the broker with a Session Expiry Interval [MQTT-3.14.2-2].
     #[error("DISCONNECT from the broker carries a Session Expiry Interval [MQTT-3.14.2-2]")]
     SessionExpiryFromServer,

@@ -48,6 +48,7 @@
 //! | [MQTT-3.2.2-15] | nothing above the broker's Maximum Packet Size: refused up front, or failed when it leaves | `nothing_larger_than_the_brokers_maximum_packet_size_is_sent`, fuzz `session` |
 //! | §3.2.2.3 | CONNACK properties recorded with their defaults; Assigned Client Identifier kept [MQTT-3.2.2-16] | `connack_properties_are_recorded_as_capabilities`, `caps::tests` |
 //! | [MQTT-4.13.2-1] | CONNACK >= 0x80: refused with reason code and Reason String | `connack_refusal_reports_reason_code_and_string` |
+//! | [MQTT-3.2.2-2], [MQTT-4.12.0-6] | a CONNACK contradicting our CONNECT (Session Present after Clean Start, a method we did not send) is a Protocol Error | `connack_contradicting_our_connect_is_a_protocol_error` |
 //! | [MQTT-3.2.2-21] | Server Keep Alive replaces ours | `server_keep_alive_replaces_ours` |
 //! | [MQTT-3.2.2-11], [MQTT-3.2.2-14] | no QoS above Maximum QoS, no retain without Retain Available: local error, nothing sent | `requests_the_broker_declared_unsupported_fail_locally` |
 //! | §3.2.2.3.12..14 | no wildcard / shared / Subscription Identifier the broker declared unavailable | `requests_the_broker_declared_unsupported_fail_locally` |
@@ -1051,17 +1052,13 @@ impl Session {
                         session_present: ack.session_present,
                         reason: ConnectReasonCode::Success,
                         properties: Default::default(),
-                    }));
-                    Ok(())
+                    }))
                 }
                 Packet::ConnAck(ack) => {
                     self.on_connack(ack);
                     Ok(())
                 }
-                Packet::ConnAckV5(ack) if self.v5.is_some() => {
-                    self.on_connack_v5(ack);
-                    Ok(())
-                }
+                Packet::ConnAckV5(ack) if self.v5.is_some() => self.on_connack_v5(ack),
                 // [MQTT-3.2.0-1] only AUTH may come before CONNACK, in an enhanced
                 // authentication.
                 Packet::Auth(auth) if self.v5.is_some() => self.on_auth(*auth),
@@ -1166,11 +1163,26 @@ impl Session {
 
     /// MQTT 5 CONNACK: a refusal ends the connection with its reason [MQTT-4.13.2-1]; an
     /// acceptance records the broker's capabilities first.
-    fn on_connack_v5(&mut self, ack: Box<ConnAckV5>) {
+    fn on_connack_v5(&mut self, ack: Box<ConnAckV5>) -> Result<(), ProtocolError> {
         self.timers.stop(Timer::ConnAck);
         if ack.reason.is_error() {
             self.end_connection(DisconnectReason::RefusedV5(ack));
-            return;
+            return Ok(());
+        }
+        if ack.session_present && self.config.clean_session {
+            // [MQTT-3.2.2-2] Clean Start 1 is always answered with Session Present 0.
+            return Err(ProtocolError::SessionPresentOnCleanStart);
+        }
+        let ours = self
+            .config
+            .connect_properties
+            .as_ref()
+            .and_then(|p| p.authentication_method.as_ref());
+        if ack.properties.authentication_method.as_ref() != ours {
+            // [MQTT-4.12.0-5], [MQTT-4.12.0-6] the CONNECT's method, or none.
+            return Err(ProtocolError::UnexpectedAuth(
+                "CONNACK's Authentication Method differs from our CONNECT's",
+            ));
         }
         let ConnAckV5 {
             session_present,
@@ -1193,6 +1205,7 @@ impl Session {
             }
         }
         self.accepted(session_present);
+        Ok(())
     }
 
     /// CONNACK accepted the connection.

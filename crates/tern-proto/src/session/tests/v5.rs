@@ -1305,3 +1305,34 @@ fn resends_after_reconnect_respect_a_smaller_receive_maximum() {
     }
     assert!(pair.sent().is_empty());
 }
+
+#[test]
+fn connack_contradicting_our_connect_is_a_protocol_error() {
+    // [MQTT-3.2.2-2] Session Present after Clean Start.
+    let mut pair = Pair::new(v5_config());
+    pair.session.connect(pair.now).unwrap();
+    pair.sent();
+    let r = pair.deliver(connack_v5(true, ConnAckProperties::default()));
+    assert_eq!(r, Err(ProtocolError::SessionPresentOnCleanStart));
+    let events = pair.events();
+    assert!(
+        events.contains(&Event::Disconnected(DisconnectReason::Protocol(
+            ProtocolError::SessionPresentOnCleanStart
+        ))),
+        "{events:?}"
+    );
+    assert!(!pair.session.is_connected());
+    // [MQTT-4.12.0-6] an Authentication Method we never asked for.
+    let mut pair = Pair::new(v5_config());
+    pair.session.connect(pair.now).unwrap();
+    pair.sent();
+    let r = pair.deliver(connack_v5(
+        false,
+        ConnAckProperties {
+            authentication_method: Some(s("X")),
+            ..Default::default()
+        },
+    ));
+    assert!(matches!(r, Err(ProtocolError::UnexpectedAuth(_))), "{r:?}");
+    assert!(!pair.session.is_connected());
+}
