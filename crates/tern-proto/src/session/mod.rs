@@ -70,6 +70,7 @@
 //! | [MQTT-3.14.2-1], [MQTT-3.14.2-2], [MQTT-3.14.4-3] | our DISCONNECT with a reason (0x04 keeps the will) and Session Expiry; non-zero after 0 refused | `client_disconnect_carries_reason_and_session_expiry` |
 //! | §4.13.1 | a violation is answered with DISCONNECT and its reason code, then nothing [MQTT-3.14.4-1] | every `assert_v5_violation` test, fuzz `session` |
 //! | [MQTT-4.12.0-1..7], [MQTT-4.12.1-1] | enhanced authentication: Continue answered by the caller, same method, re-authentication; AUTH without a method refused | `auth_continue_and_reauthentication_are_driven_by_the_caller`, `auth_without_a_method_is_a_protocol_error` |
+//! | [MQTT-4.3.2-*], [MQTT-4.3.3-*], [MQTT-4.4.0-1], [MQTT-4.6.0-*] | the QoS 1/2 guarantees of 3.1.1 hold at level 5 under random interleavings, drops and id reuse | `prop::every_publish_completes_once_and_qos2_reaches_the_broker_exactly_once_at_level_5`, `prop::drops_between_every_step_of_a_qos2_flow_still_deliver_exactly_once` |
 //! | (levels 3, 4) | nothing of level 5 changes 3.1 / 3.1.1 | every other `session::tests` test unchanged |
 
 mod acks;

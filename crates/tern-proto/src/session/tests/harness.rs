@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::packet::{
     ConnAck, ConnectReturnCode, Decoder, Packet, PacketId, Publish, QoS, QosPid, SubAck,
-    SubscribeReturnCode,
+    SubscribeReturnCode, UnsubAckReasonCode, UnsubAckV5,
 };
 use crate::session::{
     AckToken, Event, Message, PersistOp, ProtocolError, RequestId, Session, SessionConfig, Snapshot,
@@ -216,6 +216,21 @@ impl Pair {
     pub(super) fn deliver(&mut self, packet: Packet) -> Result<(), ProtocolError> {
         let mut bytes = BytesMut::new();
         let level = self.session.config().level;
+        // The model broker's UNSUBACK, at level 5 (where it lists a code per filter).
+        let packet = match packet {
+            Packet::UnsubAck(id) if level.is_v5() => {
+                let filters = match self.session.inflight.get(id).map(|s| &s.packet) {
+                    Some(Packet::Unsubscribe(u)) => u.filters.len(),
+                    _ => 1,
+                };
+                Packet::UnsubAckV5(Box::new(UnsubAckV5 {
+                    packet_id: id,
+                    reason_codes: vec![UnsubAckReasonCode::Success; filters],
+                    properties: Default::default(),
+                }))
+            }
+            other => other,
+        };
         if level.is_v5() {
             packet.encode_for(level, &mut bytes)
         } else {
