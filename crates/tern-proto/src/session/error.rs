@@ -42,6 +42,25 @@ pub enum ProtocolError {
         /// Filters sent.
         expected: usize,
     },
+    /// MQTT 5: an UNSUBACK whose number of reason codes differs from the UNSUBSCRIBE's
+    /// filters [MQTT-3.11.3-1].
+    #[error(
+        "UNSUBACK for packet id {id} has {got} reason codes, the UNSUBSCRIBE had {expected} filters [MQTT-3.11.3-1]"
+    )]
+    UnsubAckCountMismatch {
+        /// Packet id.
+        id: PacketId,
+        /// Codes received.
+        got: usize,
+        /// Filters sent.
+        expected: usize,
+    },
+    /// MQTT 5: a Reason String or User Property on an acknowledgement after we asked for no
+    /// problem information (Request Problem Information 0) [MQTT-3.1.2-29].
+    #[error(
+        "{0} carries a Reason String or User Property though we asked for none [MQTT-3.1.2-29]"
+    )]
+    UnrequestedProblemInformation(PacketType),
     /// Input arrived before `connect` or after the session closed.
     #[error("input while no connection is open")]
     NotConnected,

@@ -63,7 +63,8 @@
 //! | [MQTT-3.3.2-5], [MQTT-3.3.2-6] | Message Expiry counts down while queued; expired: not sent | `message_expiry_counts_down_while_queued_and_expired_messages_are_not_sent` |
 //! | [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.7.2-1] | PUBACK / PUBREC / PUBCOMP reason codes reach the request | `puback_failure_reaches_the_request_with_its_reason`, `pubrec_success_goes_on_to_pubrel_and_pubcomp_reason_is_reported` |
 //! | [MQTT-4.3.3-4] | a PUBREC >= 0x80 ends the QoS 2 flow: no PUBREL, id freed, request failed | `pubrec_failure_ends_the_qos2_flow_without_pubrel` |
-//! | [MQTT-3.9.3-1], [MQTT-3.11.3-1] | SUBACK / UNSUBACK reason code per filter reach the request | `suback_and_unsuback_reason_codes_reach_the_request` |
+//! | [MQTT-3.9.3-1], [MQTT-3.11.3-1] | SUBACK / UNSUBACK reason code per filter reach the request; a wrong count is a Protocol Error | `suback_and_unsuback_reason_codes_reach_the_request`, `unsuback_with_the_wrong_number_of_codes_is_a_protocol_error` |
+//! | [MQTT-3.1.2-29] | Request Problem Information 0: a Reason String / User Property on an ack is a Protocol Error (DISCONNECT may carry one) | `problem_information_we_declined_is_a_protocol_error` |
 //! | §3.8.3.1 | No Local, Retain As Published, Retain Handling; Subscription Identifier sent and returned | `subscription_options_and_identifiers_go_out_and_come_back` |
 //! | [MQTT-4.8.2-1], [MQTT-4.8.2-2], [MQTT-3.8.3-4] | `$share/{ShareName}/{filter}` validated; No Local on it refused | `shared_subscriptions_are_validated` |
 //! | [MQTT-4.13.2-1], §3.14 | server DISCONNECT reported with reason, Reason String, Server Reference | `server_disconnect_is_reported_with_reason_string_and_reference` |
@@ -1076,6 +1077,15 @@ impl Session {
             Packet::Publish(publish) => self.on_publish(publish, None),
             Packet::PubAck(id) => self.on_puback(id, None),
             Packet::PubRec(id) => self.on_pubrec(id, None),
+            Packet::PubRelV5(Ack { properties, .. })
+                if self
+                    .check_problem_info(PacketType::PubRel, &properties)
+                    .is_err() =>
+            {
+                Err(ProtocolError::UnrequestedProblemInformation(
+                    PacketType::PubRel,
+                ))
+            }
             Packet::PubRel(id) | Packet::PubRelV5(Ack { packet_id: id, .. }) => {
                 // [MQTT-4.3.3-2] PUBCOMP, known id or not; the id may be reused afterwards.
                 // (At level 5 a PUBREL 0x92 reports a flow the broker lost: PUBCOMP ends it.)
@@ -1106,13 +1116,24 @@ impl Session {
                 } = *p;
                 self.on_publish(publish, Some(Box::new(properties)))
             }
-            Packet::PubAckV5(ack) if self.v5.is_some() => self.on_puback(ack.packet_id, Some(ack)),
-            Packet::PubRecV5(ack) if self.v5.is_some() => self.on_pubrec(ack.packet_id, Some(ack)),
+            Packet::PubAckV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::PubAck, &ack.properties)?;
+                self.on_puback(ack.packet_id, Some(ack))
+            }
+            Packet::PubRecV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::PubRec, &ack.properties)?;
+                self.on_pubrec(ack.packet_id, Some(ack))
+            }
             Packet::PubCompV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::PubComp, &ack.properties)?;
                 self.on_pubcomp(ack.packet_id, Some(ack))
             }
-            Packet::SubAckV5(ack) if self.v5.is_some() => self.on_suback_v5(*ack),
+            Packet::SubAckV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::SubAck, &ack.properties)?;
+                self.on_suback_v5(*ack)
+            }
             Packet::UnsubAckV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::UnsubAck, &ack.properties)?;
                 let UnsubAckV5 {
                     packet_id,
                     reason_codes,
@@ -1160,6 +1181,25 @@ impl Session {
             return;
         }
         self.accepted(ack.session_present);
+    }
+
+    /// MQTT 5: with Request Problem Information 0, the broker sends no Reason String or User
+    /// Property except on PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
+    fn check_problem_info(
+        &self,
+        packet: PacketType,
+        properties: &ReasonProperties,
+    ) -> Result<(), ProtocolError> {
+        let refused = self
+            .config
+            .connect_properties
+            .as_ref()
+            .is_some_and(|p| p.request_problem_information == Some(false));
+        if refused && (properties.reason_string.is_some() || !properties.user_properties.is_empty())
+        {
+            return Err(ProtocolError::UnrequestedProblemInformation(packet));
+        }
+        Ok(())
     }
 
     /// MQTT 5 CONNACK: a refusal ends the connection with its reason [MQTT-4.13.2-1]; an
@@ -1629,7 +1669,7 @@ impl Session {
             && expected != codes.len()
         {
             // [MQTT-3.11.3-1] one reason code per filter.
-            return Err(ProtocolError::SubAckCountMismatch {
+            return Err(ProtocolError::UnsubAckCountMismatch {
                 id,
                 got: codes.len(),
                 expected,

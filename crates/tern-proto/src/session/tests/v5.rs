@@ -1336,3 +1336,63 @@ fn connack_contradicting_our_connect_is_a_protocol_error() {
     assert!(matches!(r, Err(ProtocolError::UnexpectedAuth(_))), "{r:?}");
     assert!(!pair.session.is_connected());
 }
+
+#[test]
+fn problem_information_we_declined_is_a_protocol_error() {
+    // [MQTT-3.1.2-29] Request Problem Information 0: no Reason String on a PUBACK ...
+    let config = v5_config().connect_properties(ConnectProperties {
+        request_problem_information: Some(false),
+        ..Default::default()
+    });
+    let mut pair = connected_with(config.clone(), ConnAckProperties::default());
+    pair.publish(msg("a", b"1", QoS::AtLeastOnce));
+    let sent = pair.sent();
+    let mut ack = Ack::new(pid(&sent[0]), PubAckReasonCode::Success);
+    ack.properties.reason_string = Some(s("fyi"));
+    let r = pair.deliver(Packet::PubAckV5(ack));
+    assert_v5_violation(
+        &mut pair,
+        r,
+        ProtocolError::UnrequestedProblemInformation(crate::packet::PacketType::PubAck),
+        DisconnectReasonCode::ProtocolError,
+    );
+    // ... while a DISCONNECT may carry one.
+    let mut pair = connected_with(config, ConnAckProperties::default());
+    let mut d = DisconnectV5::new(DisconnectReasonCode::ServerBusy);
+    d.properties.reason_string = Some(s("busy"));
+    pair.deliver(Packet::DisconnectV5(Box::new(d.clone())))
+        .unwrap();
+    assert_eq!(
+        pair.events(),
+        vec![Event::Disconnected(DisconnectReason::Server(Box::new(d)))]
+    );
+}
+
+#[test]
+fn unsuback_with_the_wrong_number_of_codes_is_a_protocol_error() {
+    // [MQTT-3.11.3-1] one reason code per filter.
+    let mut pair = connected();
+    pair.session
+        .unsubscribe(pair.now, vec![filter("a"), filter("b")])
+        .unwrap();
+    let sent = pair.sent();
+    let [Packet::Unsubscribe(u)] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    let id = u.packet_id;
+    let r = pair.deliver(Packet::UnsubAckV5(Box::new(UnsubAckV5 {
+        packet_id: id,
+        reason_codes: vec![UnsubAckReasonCode::Success],
+        properties: ReasonProperties::default(),
+    })));
+    assert_v5_violation(
+        &mut pair,
+        r,
+        ProtocolError::UnsubAckCountMismatch {
+            id,
+            got: 1,
+            expected: 2,
+        },
+        DisconnectReasonCode::ProtocolError,
+    );
+}
