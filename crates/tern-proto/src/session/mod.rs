@@ -251,11 +251,8 @@ pub struct Session {
     // task's) state, for a queue that is empty unless a store is in use.
     #[allow(clippy::box_collection)]
     persist: Option<Box<VecDeque<PersistOp>>>,
-    /// MQTT 5 per-connection state; `None` below level 5 (and before the first connect).
+    /// MQTT 5 state (mostly per connection); `None` below level 5.
     v5: Option<Box<V5State>>,
-    /// MQTT 5: when each queued publish with a Message Expiry Interval was queued, by
-    /// request (empty, unallocated, for every other publish).
-    expiry_clocks: std::collections::BTreeMap<RequestId, Instant>,
 }
 
 impl Session {
@@ -285,7 +282,6 @@ impl Session {
             last_received: None,
             persist: None,
             v5: None,
-            expiry_clocks: Default::default(),
         }
     }
 
@@ -443,11 +439,15 @@ impl Session {
         }
         self.decoder = Decoder::new(self.config.level, self.config.max_packet_size);
         // [MQTT-3.3.2-7] aliases, quota and capabilities are per connection.
-        self.v5 = self
-            .config
-            .level
-            .is_v5()
-            .then(|| Box::new(V5State::new(&self.config)));
+        if self.config.level.is_v5() {
+            let fresh = V5State::new(&self.config);
+            match self.v5.as_deref_mut() {
+                Some(v5) => v5.new_connection(fresh),
+                None => self.v5 = Some(Box::new(fresh)),
+            }
+        } else {
+            self.v5 = None;
+        }
         self.inbuf.clear();
         self.outbox.clear();
         self.outbox.push_back(Outgoing::Connect);
@@ -587,6 +587,10 @@ impl Session {
                 return Err(ApiMisuse::SubscriptionIdInPublish);
             }
             expiring = props.message_expiry_interval.is_some();
+            // Property values checked now, wherever the broker is.
+            if let Packet::PublishV5(p) = publish_packet(&msg, None) {
+                p.check()?;
+            }
         }
         // The broker's limits are checked here while connected to it; a command queued
         // offline is checked when it leaves (the next broker may differ).
@@ -599,8 +603,6 @@ impl Session {
                 if len > max {
                     return Err(ApiMisuse::PacketTooLarge { len, max });
                 }
-                let mut scratch = BytesMut::new();
-                packet.encode_for(ProtocolLevel::V5, &mut scratch)?;
             }
         }
         let goes_now = self.state.is_sending()
@@ -622,7 +624,11 @@ impl Session {
         }
         let req = self.next_request_id();
         if expiring {
-            self.expiry_clocks.insert(req, now);
+            let config = &self.config;
+            self.v5
+                .get_or_insert_with(|| Box::new(V5State::new(config)))
+                .expiry_clocks
+                .insert(req, now);
         }
         self.queue.push(Queued::Publish(QueuedPublish { req, msg }));
         self.pump();
@@ -1706,8 +1712,9 @@ impl Session {
     fn restart_expiry(&mut self, req: RequestId, properties: &PublishProperties) {
         if properties.message_expiry_interval.is_some()
             && let Some(now) = self.now
+            && let Some(v5) = self.v5.as_deref_mut()
         {
-            self.expiry_clocks.insert(req, now);
+            v5.expiry_clocks.insert(req, now);
         }
     }
 
@@ -1974,11 +1981,13 @@ impl Session {
     /// (learned after it was queued), and its Message Expiry Interval, less the time it
     /// waited (expired: never sent).
     fn ready_v5(&mut self, req: RequestId, msg: &mut Message) -> Result<(), RequestError> {
-        let queued_at = if self.expiry_clocks.is_empty() {
-            None
-        } else {
-            self.expiry_clocks.remove(&req)
-        };
+        let queued_at = self.v5.as_deref_mut().and_then(|v5| {
+            if v5.expiry_clocks.is_empty() {
+                None
+            } else {
+                v5.expiry_clocks.remove(&req)
+            }
+        });
         if let Some(v5) = self.v5.as_deref() {
             v5.check_publish(msg).map_err(RequestError::Refused)?;
         }

@@ -3,15 +3,16 @@
 //! before a command may leave. `None` in the session below MQTT 5, so 3.1 and 3.1.1 pay one
 //! pointer and one branch.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 use bytes::BytesMut;
 
-use super::Message;
 use super::alias::{self, OutAlias};
 use super::caps::ServerCapabilities;
 use super::config::SessionConfig;
 use super::error::ApiMisuse;
+use super::{Message, RequestId};
 use crate::packet::{
     EncodeError, Packet, PacketId, ProtocolLevel, PublishV5, QoS, SubscriptionOptions,
 };
@@ -48,6 +49,9 @@ pub(super) struct V5State {
     /// Publishes of ours to re-send on this connection, in order, held back while the
     /// broker's Receive Maximum is reached [MQTT-4.9.0-2].
     pub(super) held: VecDeque<PacketId>,
+    /// When each queued publish with a Message Expiry Interval was queued, by request: the
+    /// time it waits is taken off the interval. Outlives connections.
+    pub(super) expiry_clocks: BTreeMap<RequestId, Instant>,
 }
 
 impl V5State {
@@ -71,7 +75,15 @@ impl V5State {
             auth,
             expiry_on_disconnect: None,
             held: VecDeque::new(),
+            expiry_clocks: BTreeMap::new(),
         }
+    }
+
+    /// Starts a new connection: everything is `fresh` but the clocks of queued publishes.
+    pub(super) fn new_connection(&mut self, fresh: Self) {
+        let clocks = std::mem::take(&mut self.expiry_clocks);
+        *self = fresh;
+        self.expiry_clocks = clocks;
     }
 
     /// The session lifetime after this connection, in seconds: our DISCONNECT's value, else
@@ -205,8 +217,16 @@ pub(super) fn encode(
         return Err(SendError::TooLarge { len, max });
     }
     let (publish, properties) = match packet {
-        Packet::Publish(p) => (p, None),
-        Packet::PublishV5(p) => (&p.publish, Some(&p.properties)),
+        Packet::Publish(p) => {
+            p.check().map_err(SendError::Encode)?;
+            (p, None)
+        }
+        Packet::PublishV5(p) => {
+            // Checked before an alias is bound: a packet that then fails to encode would
+            // leave the broker's map and ours apart.
+            p.check().map_err(SendError::Encode)?;
+            (&p.publish, Some(&p.properties))
+        }
         other => {
             return other
                 .encode_for(ProtocolLevel::V5, out)
