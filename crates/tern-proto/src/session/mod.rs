@@ -469,10 +469,15 @@ impl Session {
     /// receives, a second CONNACK, an acknowledgement for nothing in flight, a SUBACK with
     /// the wrong number of codes, a packet above `max_packet_size`) returns the error and
     /// emits [`Event::Disconnected`] with [`DisconnectReason::Protocol`]; the driver must
-    /// close the transport [MQTT-4.8.0-1]. A first packet other than CONNACK returns
-    /// [`ProtocolError::UnexpectedPacket`] and emits [`DisconnectReason::NotConnAck`]
-    /// instead. Input while no connection is open returns [`ProtocolError::NotConnected`]
-    /// and changes nothing.
+    /// close the transport [MQTT-4.8.0-1] (at MQTT 5 after sending what `poll_transmit`
+    /// hands out: a DISCONNECT with the violation's reason code, §4.13.1). A first packet
+    /// other than CONNACK (or, at MQTT 5, AUTH) returns [`ProtocolError::UnexpectedPacket`]
+    /// and emits [`DisconnectReason::NotConnAck`] instead. Input while no connection is open
+    /// returns [`ProtocolError::NotConnected`] and changes nothing.
+    ///
+    /// At MQTT 5 the broker's DISCONNECT ends the connection with
+    /// [`DisconnectReason::Server`] (not an error), and a refusing CONNACK with
+    /// [`DisconnectReason::RefusedV5`].
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
         self.now = Some(now);
         if !self.state.is_open() {
