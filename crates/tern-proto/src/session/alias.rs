@@ -3,7 +3,7 @@
 //! PUBLISH after a reconnect always carries its full topic (stored packets never hold an
 //! alias-only topic; the alias is chosen when the packet is encoded).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU16;
 
 use crate::topic::TopicName;
@@ -28,6 +28,8 @@ pub(super) struct Outgoing {
     /// Topic bound to each alias (index = alias - 1) and when it was last used.
     slots: Vec<(TopicName, u64)>,
     by_topic: HashMap<TopicName, NonZeroU16>,
+    /// Aliases by last use, oldest first: the eviction order, O(log n) per use.
+    by_use: BTreeMap<u64, NonZeroU16>,
     clock: u64,
 }
 
@@ -54,31 +56,22 @@ impl Outgoing {
                 return OutAlias::None;
             }
             let i = usize::from(req.get() - 1);
-            if let Some((bound, used)) = self.slots.get_mut(i)
-                && bound == topic
-            {
-                *used = now;
+            if self.slots.get(i).is_some_and(|(bound, _)| bound == topic) {
+                self.touch(req, now);
                 return OutAlias::Use(req);
             }
             self.bind(req, topic, now);
             return OutAlias::Establish(req);
         }
         if let Some(&alias) = self.by_topic.get(topic) {
-            if let Some(slot) = self.slots.get_mut(usize::from(alias.get() - 1)) {
-                slot.1 = now;
-            }
+            self.touch(alias, now);
             return OutAlias::Use(alias);
         }
         let alias = if self.slots.len() < usize::from(self.max) {
             // Alias n + 1 for the n-th slot: at most `max` ≤ u16::MAX.
             NonZeroU16::new(u16::try_from(self.slots.len() + 1).unwrap_or(u16::MAX))
         } else {
-            self.slots
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, (_, used))| *used)
-                .and_then(|(i, _)| u16::try_from(i + 1).ok())
-                .and_then(NonZeroU16::new)
+            self.by_use.first_key_value().map(|(_, &alias)| alias)
         };
         match alias {
             Some(alias) => {
@@ -89,14 +82,28 @@ impl Outgoing {
         }
     }
 
+    /// Marks `alias` used at `now`.
+    fn touch(&mut self, alias: NonZeroU16, now: u64) {
+        if let Some(slot) = self.slots.get_mut(usize::from(alias.get() - 1)) {
+            self.by_use.remove(&slot.1);
+            slot.1 = now;
+            self.by_use.insert(now, alias);
+        }
+    }
+
     fn bind(&mut self, alias: NonZeroU16, topic: &TopicName, now: u64) {
         let i = usize::from(alias.get() - 1);
         if self.slots.len() <= i {
             // A caller-chosen alias beyond the automatic ones: fill the gap with slots no
-            // topic maps to (an empty topic never matches a real one).
+            // topic maps to (an empty topic never matches a real one) and never used (clock
+            // 0, which no use has: they are not in the eviction order).
             self.slots.resize(i + 1, (TopicName::empty_for_alias(), 0));
         }
         let old = std::mem::replace(&mut self.slots[i], (topic.clone(), now));
+        if old.1 != 0 {
+            self.by_use.remove(&old.1);
+        }
+        self.by_use.insert(now, alias);
         if self.by_topic.get(&old.0) == Some(&alias) {
             self.by_topic.remove(&old.0);
         }
@@ -199,5 +206,29 @@ mod tests {
         assert_eq!(inc.resolve(&t("x"), a(1)), Ok(t("x")));
         assert_eq!(inc.resolve(&TopicName::empty_for_alias(), a(1)), Ok(t("x")));
         assert_eq!(inc.resolve(&t("y"), a(3)), Err(AliasError::AboveMaximum));
+    }
+}
+
+#[cfg(test)]
+mod lru_tests {
+    use super::*;
+
+    /// The eviction order is the use order, over many topics and uses.
+    #[test]
+    fn evicts_in_least_recent_use_order_at_scale() {
+        let t = |n: u32| TopicName::new(&format!("t/{n}")).unwrap();
+        let mut out = Outgoing::new(100);
+        for n in 0..100 {
+            assert!(matches!(out.choose(&t(n), None), OutAlias::Establish(_)));
+        }
+        // Use the even topics again: the odd ones are now the oldest, in order.
+        for n in (0..100).step_by(2) {
+            assert!(matches!(out.choose(&t(n), None), OutAlias::Use(_)));
+        }
+        for (k, n) in (1..100).step_by(2).enumerate() {
+            let expected = out.by_topic[&t(n)];
+            let got = out.choose(&t(1000 + k as u32), None);
+            assert_eq!(got, OutAlias::Establish(expected), "evicting t/{n}");
+        }
     }
 }
