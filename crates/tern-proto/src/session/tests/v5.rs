@@ -184,7 +184,42 @@ fn a_3_1_1_connect_carries_no_properties() {
         panic!("{sent:?}")
     };
     assert_eq!(c.properties, ConnectProperties::default());
+    pair.deliver(super::harness::connack(
+        crate::packet::ConnectReturnCode::Accepted,
+        false,
+    ))
+    .unwrap();
+    assert!(pair.session.is_connected());
     assert!(pair.session.server_capabilities().is_none());
+    // Nothing of level 5 is allocated for a 3.1.1 connection.
+    assert!(pair.session.v5.is_none());
+    // Level 5 requests are refused, not silently downgraded.
+    let p = PublishProperties {
+        content_type: Some(s("x")),
+        ..Default::default()
+    };
+    assert_eq!(
+        pair.session
+            .publish(pair.now, with_props(msg("a", b"1", QoS::AtMostOnce), p)),
+        Err(ApiMisuse::NeedsV5("PUBLISH properties"))
+    );
+    assert!(matches!(
+        pair.session.subscribe_v5(
+            pair.now,
+            vec![(filter("a"), SubscriptionOptions::qos(QoS::AtMostOnce))],
+            Default::default()
+        ),
+        Err(ApiMisuse::NeedsV5(_))
+    ));
+    assert!(matches!(
+        pair.session.disconnect_v5(
+            pair.now,
+            DisconnectReasonCode::NormalDisconnection,
+            Default::default()
+        ),
+        Err(ApiMisuse::NeedsV5(_))
+    ));
+    assert!(pair.sent().is_empty());
 }
 
 #[test]
