@@ -51,7 +51,7 @@
 //! | [MQTT-3.2.2-2], [MQTT-4.12.0-6] | a CONNACK contradicting our CONNECT (Session Present after Clean Start, a method we did not send) is a Protocol Error | `connack_contradicting_our_connect_is_a_protocol_error` |
 //! | [MQTT-3.2.2-21] | Server Keep Alive replaces ours | `server_keep_alive_replaces_ours` |
 //! | [MQTT-3.2.2-11], [MQTT-3.2.2-14] | no QoS above Maximum QoS, no retain without Retain Available: local error, nothing sent | `requests_the_broker_declared_unsupported_fail_locally` |
-//! | §3.2.2.3.12..14 | no wildcard / shared / Subscription Identifier the broker declared unavailable | `requests_the_broker_declared_unsupported_fail_locally` |
+//! | §3.2.2.3.12..14 | no wildcard / shared / Subscription Identifier the broker declared unavailable | `requests_the_broker_declared_unsupported_fail_locally`, `commands_queued_before_the_connack_are_checked_against_it` |
 //! | [MQTT-4.9.0-2], [MQTT-3.3.4-7], [MQTT-4.9.0-3] | the broker's Receive Maximum caps our QoS 1/2 in flight, re-sends after a reconnect included; other packets still flow | `the_brokers_receive_maximum_caps_our_publishes_in_flight`, `resends_after_reconnect_respect_a_smaller_receive_maximum` |
 //! | [MQTT-3.3.4-9] | our Receive Maximum enforced: DISCONNECT 0x93 | `our_receive_maximum_is_enforced_with_disconnect_0x93` |
 //! | [MQTT-3.3.2-7], [MQTT-3.3.2-9], [MQTT-3.2.2-17], [MQTT-3.2.2-18] | outgoing aliases (LRU or caller-set) within the broker's maximum, none at 0; re-sends after reconnect carry the full topic | `outgoing_aliases_are_chosen_and_never_leak_into_resends_after_reconnect`, `no_outgoing_alias_when_the_broker_allows_none_or_auto_is_off`, `alias::tests`, fuzz `session` |

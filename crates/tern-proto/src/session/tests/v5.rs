@@ -1431,3 +1431,42 @@ fn unsuback_with_the_wrong_number_of_codes_is_a_protocol_error() {
         DisconnectReasonCode::ProtocolError,
     );
 }
+
+#[test]
+fn commands_queued_before_the_connack_are_checked_against_it() {
+    // Queued offline, the next broker declares no wildcards and no retain: both fail
+    // with the refusal when their turn comes, nothing is sent, the rest goes on.
+    let mut pair = Pair::new(v5_config());
+    let sub = pair
+        .session
+        .subscribe(pair.now, vec![(filter("a/+"), QoS::AtMostOnce)])
+        .unwrap();
+    let retained = pair.publish(Message::new(topic("r"), &b"1"[..], QoS::AtLeastOnce, true));
+    let plain = pair.publish(msg("p", b"2", QoS::AtMostOnce));
+    let caps = ConnAckProperties {
+        wildcard_subscription_available: Some(false),
+        retain_available: Some(false),
+        ..Default::default()
+    };
+    let (_, mut events) = open_events(&mut pair, connack_v5(false, caps));
+    let sent = pair.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(as_publish(&sent[0]).0.topic.as_str(), "p");
+    events.extend(pair.events());
+    assert_eq!(
+        events,
+        vec![
+            Event::Failed {
+                id: sub,
+                error: RequestError::Refused(ApiMisuse::WildcardNotSupported {
+                    filter: "a/+".into()
+                }),
+            },
+            Event::Failed {
+                id: retained,
+                error: RequestError::Refused(ApiMisuse::RetainNotSupported),
+            },
+            Event::Published(plain),
+        ]
+    );
+}
