@@ -43,6 +43,8 @@
 //! | [MQTT-3.1.2-11] ff., §3.1.2.11 | CONNECT properties from the configuration; none below level 5 | `connect_carries_the_configured_properties_and_our_maximum_packet_size`, `a_3_1_1_connect_carries_no_properties` |
 //! | §3.1.3.2 | Will Properties (Will Delay, Message Expiry, Content Type, Response Topic, Correlation Data, Payload Format, User Properties) | `connect_carries_the_configured_properties_and_our_maximum_packet_size` |
 //! | [MQTT-3.1.2-23] | Session Expiry > 0 keeps state after the connection; 0 drops it; Clean Start discards it | `session_expiry_keeps_state_across_a_loss_even_with_clean_start`, `a_session_with_expiry_resumes_and_resends`, `expiry_zero_drops_state_like_clean_session` |
+//! | [MQTT-3.2.2-5], [MQTT-4.4.0-1] | Session Present 0 while we hold state: it is discarded (in-flight publishes fail with `SessionLost`), nothing re-sent; queued publishes leave as new messages | `session_present_0_discards_our_state_and_resends_nothing` |
+//! | [MQTT-3.2.2-4] | Session Present 1 is consistent only after Clean Start 0 (a client resuming a session holds its state, possibly empty); after Clean Start 1 it is a Protocol Error | `connack_contradicting_our_connect_is_a_protocol_error` |
 //! | §3.2.2.3.2 | the broker's Session Expiry Interval wins | `the_brokers_session_expiry_wins` |
 //! | [MQTT-3.1.2-24], [MQTT-3.1.2-25] | our Maximum Packet Size advertised; a larger incoming packet: DISCONNECT 0x95 | `an_incoming_packet_above_our_maximum_is_refused_with_0x95` |
 //! | [MQTT-3.2.2-15] | nothing above the broker's Maximum Packet Size: refused up front, or failed when it leaves | `nothing_larger_than_the_brokers_maximum_packet_size_is_sent`, fuzz `session` |
@@ -1274,9 +1276,21 @@ impl Session {
                 acks.delivered_qos2.clear();
             }
         }
+        if !session_present && self.config.level == ProtocolLevel::V5 {
+            // MQTT 5: the broker has no session, so ours is discarded [MQTT-3.2.2-5], and
+            // nothing is re-sent: a re-send is allowed only with Session Present 1
+            // [MQTT-4.4.0-1]. The publishes it held fail with `SessionLost` (the application
+            // decides whether to publish them again); nothing is dropped silently.
+            if let Some(v5) = self.v5.as_deref_mut() {
+                v5.held.clear();
+            }
+            self.discard_session(RequestError::SessionLost);
+            return;
+        }
         // [MQTT-4.4.0-1], [MQTT-4.6.0-1] re-send everything unacknowledged, in original
-        // order, whatever session present says: a broker without the session treats them as
-        // new and answers a PUBREL for an unknown id with PUBCOMP.
+        // order, whatever session present says (3.1.1 ties the re-send to Clean Session 0,
+        // not to Session Present): a broker without the session treats them as new and
+        // answers a PUBREL for an unknown id with PUBCOMP.
         // At level 5 at most the broker's Receive Maximum of them at once [MQTT-4.9.0-2]:
         // the rest keep their ids and wait, in order, for acknowledgements.
         let limit = self

