@@ -209,3 +209,17 @@ fn hundred_thousand_lines_at_qos_1_all_arrive() {
 fn hundred_thousand_lines_at_qos_2_all_arrive() {
     hundred_thousand_lines("2");
 }
+
+/// QoS 0, 100,000 lines, nobody subscribed: the publisher completes every line and exits.
+/// (Its completions once outnumbered what the client holds for an application that has not
+/// read them yet; the oldest were dropped, and the publisher waited for them forever.)
+#[test]
+fn hundred_thousand_lines_at_qos_0_publish_only_exit() {
+    let broker = MosquittoConfig::stock().start();
+    let input: String = (1..=100_000).map(|i| format!("{i}\n")).collect();
+    let mut cmd = tern(["pub"]);
+    cmd.args(args(&broker, &["-t", "bulk0", "-l", "-q", "0"]));
+    spawn(cmd, Some(input.into_bytes()))
+        .wait_within(std::time::Duration::from_secs(60))
+        .assert_code(0);
+}
