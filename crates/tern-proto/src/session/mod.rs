@@ -64,6 +64,7 @@
 //! | §3.3.2.3.2 | Payload Format Indicator 1 with a non-UTF-8 payload: DISCONNECT 0x99 | `payload_flagged_utf8_that_is_not_is_refused_with_0x99` |
 //! | [MQTT-3.3.2-5], [MQTT-3.3.2-6] | Message Expiry counts down while queued; expired: not sent | `message_expiry_counts_down_while_queued_and_expired_messages_are_not_sent` |
 //! | [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.7.2-1] | PUBACK / PUBREC / PUBCOMP reason codes reach the request | `puback_failure_reaches_the_request_with_its_reason`, `pubrec_success_goes_on_to_pubrel_and_pubcomp_reason_is_reported` |
+//! | [MQTT-3.7.2-1] | a PUBREL for an id we do not hold: PUBCOMP 0x92 Packet Identifier not found (Success for a held one) | `a_pubrel_for_an_id_we_do_not_hold_gets_pubcomp_0x92` |
 //! | [MQTT-4.3.3-4] | a PUBREC >= 0x80 ends the QoS 2 flow: no PUBREL, id freed, request failed | `pubrec_failure_ends_the_qos2_flow_without_pubrel` |
 //! | [MQTT-3.9.3-1], [MQTT-3.11.3-1] | SUBACK / UNSUBACK reason code per filter reach the request; a wrong count is a Protocol Error | `suback_and_unsuback_reason_codes_reach_the_request`, `unsuback_with_the_wrong_number_of_codes_is_a_protocol_error` |
 //! | [MQTT-3.1.2-29] | Request Problem Information 0: a Reason String / User Property on an ack is a Protocol Error (DISCONNECT may carry one) | `problem_information_we_declined_is_a_protocol_error` |
@@ -170,8 +171,9 @@ enum Outgoing {
     /// arrived on this connection (not an answer to a re-send), which the broker answers with
     /// PUBREL (see [`Session::owed_bytes`]).
     PubRec { id: PacketId, first: bool },
-    /// QoS 2 receiver, step 2.
-    PubComp(PacketId),
+    /// QoS 2 receiver, step 2; `false`: the PUBREL's id was not one we hold (at level 5 the
+    /// PUBCOMP says so: 0x92 Packet Identifier not found).
+    PubComp(PacketId, bool),
     /// Keepalive probe.
     PingReq,
     /// The last packet of a connection [MQTT-3.14.4-1]; MQTT 5 reason and properties boxed.
@@ -922,7 +924,7 @@ impl Session {
         {
             if !matches!(
                 next,
-                Outgoing::PubAck(_) | Outgoing::PubRec { .. } | Outgoing::PubComp(_)
+                Outgoing::PubAck(_) | Outgoing::PubRec { .. } | Outgoing::PubComp(..)
             ) {
                 self.sent_other = true;
             }
@@ -974,8 +976,14 @@ impl Session {
                         self.pubrels_owed = self.pubrels_owed.saturating_add(1);
                     }
                 }
-                Outgoing::PubComp(id) => {
-                    encode_fixed(&Packet::PubComp(id), out);
+                Outgoing::PubComp(id, found) => {
+                    if !found && self.v5.is_some() {
+                        // [MQTT-3.7.2-1] the flow is unknown here: say so.
+                        let ack = Ack::new(id, PubCompReasonCode::PacketIdentifierNotFound);
+                        encode_fixed(&Packet::PubCompV5(ack), out);
+                    } else {
+                        encode_fixed(&Packet::PubComp(id), out);
+                    }
                     self.release_quota();
                 }
                 Outgoing::PingReq => {
@@ -1102,13 +1110,14 @@ impl Session {
             Packet::PubRel(id) | Packet::PubRelV5(Ack { packet_id: id, .. }) => {
                 // [MQTT-4.3.3-2] PUBCOMP, known id or not; the id may be reused afterwards.
                 // (At level 5 a PUBREL 0x92 reports a flow the broker lost: PUBCOMP ends it.)
-                if self.incoming_qos2.remove(id) {
+                let found = self.incoming_qos2.remove(id);
+                if found {
                     self.persist(|| PersistOp::Released(id));
                     // Maybe one counted on an earlier connection: then this undercounts,
                     // which is safe.
                     self.pubrels_owed = self.pubrels_owed.saturating_sub(1);
                 }
-                self.outbox.push_back(Outgoing::PubComp(id));
+                self.outbox.push_back(Outgoing::PubComp(id, found));
                 Ok(())
             }
             Packet::PubComp(id) => self.on_pubcomp(id, None),

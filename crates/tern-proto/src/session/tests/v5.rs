@@ -386,6 +386,42 @@ fn pubrec_success_goes_on_to_pubrel_and_pubcomp_reason_is_reported() {
 }
 
 #[test]
+fn a_pubrel_for_an_id_we_do_not_hold_gets_pubcomp_0x92() {
+    // [MQTT-3.7.2-1] PUBCOMP 0x92 "Packet Identifier not found": at level 5 the answer to a
+    // PUBREL whose flow we do not hold (a re-sent PUBREL during recovery, or a mismatch)
+    // says so; a known id gets Success.
+    let mut pair = connected();
+    let id = id(7);
+    pair.deliver(Packet::PubRel(id)).unwrap();
+    let sent = pair.sent();
+    assert!(
+        matches!(
+            &sent[..],
+            [Packet::PubCompV5(Ack { packet_id, reason: PubRelReasonCode::PacketIdentifierNotFound, .. })] if *packet_id == id
+        ),
+        "{sent:?}"
+    );
+    // A QoS 2 message, then its PUBREL: Success (the short form).
+    pair.deliver(super::harness::publish(
+        QosPid::ExactlyOnce(id),
+        false,
+        b"x",
+    ))
+    .unwrap();
+    pair.events();
+    assert_eq!(pair.sent(), vec![Packet::PubRec(id)]);
+    pair.deliver(Packet::PubRel(id)).unwrap();
+    let sent = pair.sent();
+    assert!(
+        matches!(
+            &sent[..],
+            [Packet::PubComp(p)] | [Packet::PubCompV5(Ack { packet_id: p, reason: PubRelReasonCode::Success, .. })] if *p == id
+        ),
+        "{sent:?}"
+    );
+}
+
+#[test]
 fn suback_and_unsuback_reason_codes_reach_the_request() {
     let mut pair = connected();
     let req = pair
