@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     session.handle_input(now, &connack).expect("CONNACK is accepted");
     let topic = TopicName::new("fuzz/t").expect("valid topic");
     for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce, QoS::AtLeastOnce] {
-        let msg = Message { topic: topic.clone(), payload: Bytes::from_static(b"x"), qos, retain: false };
+        let msg = Message { topic: topic.clone(), payload: Bytes::from_static(b"x"), qos, retain: false, properties: None };
         session.publish(now, msg).expect("queue has room");
     }
     let filter = TopicFilter::new("fuzz/#").expect("valid filter");

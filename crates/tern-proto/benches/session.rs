@@ -50,6 +50,7 @@ fn message(qos: QoS) -> Message {
         payload: Bytes::from_static(&[0x5a; 64]),
         qos,
         retain: false,
+        properties: None,
     }
 }
 

@@ -1,5 +1,4 @@
-//! Sans-IO MQTT 3.1 / 3.1.1 / 5.0 client protocol core (the session speaks 3.1 and 3.1.1;
-//! the codec all three).
+//! Sans-IO MQTT 3.1 / 3.1.1 / 5.0 client protocol core: codec and session, all three levels.
 //!
 //! Nothing in this crate performs IO or reads a clock. Feed bytes and instants to a
 //! [`Session`] through its `handle_*` methods, then drain `poll_transmit`, `poll_event` and
@@ -25,8 +24,8 @@ pub use packet::{
     UnsubscribeProperties, UnsubscribeV5, UserProperty, WillProperties,
 };
 pub use session::{
-    ApiMisuse, DisconnectReason, Event, Message, ProtocolError, RequestError, RequestId, Session,
-    SessionConfig,
+    ApiMisuse, DisconnectReason, Event, Message, ProtocolError, RequestError, RequestId,
+    ServerCapabilities, Session, SessionConfig,
 };
 pub use text::{MqttString, StringError};
 pub use topic::{TopicError, TopicFilter, TopicName};

@@ -531,12 +531,7 @@ fn message(
         topic: topic.to_owned(),
         source,
     })?;
-    Ok(tern_proto::Message {
-        topic,
-        payload,
-        qos,
-        retain,
-    })
+    Ok(tern_proto::Message::new(topic, payload, qos, retain))
 }
 
 fn filter(s: &str) -> Result<TopicFilter, ClientError> {

@@ -22,7 +22,9 @@ pub const DEFAULT_MAX_PACKET_SIZE: usize = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Decoder {
     level: ProtocolLevel,
-    max_packet_size: usize,
+    /// The limit, clamped to `u32::MAX` (far above the largest packet, 268,435,460 bytes):
+    /// 8 bytes of decoder, in every session.
+    max_packet_size: u32,
 }
 
 impl Decoder {
@@ -31,7 +33,7 @@ impl Decoder {
     pub fn new(level: ProtocolLevel, max_packet_size: usize) -> Self {
         Self {
             level,
-            max_packet_size,
+            max_packet_size: u32::try_from(max_packet_size).unwrap_or(u32::MAX),
         }
     }
 
@@ -46,9 +48,10 @@ impl Decoder {
         self.level = level;
     }
 
-    /// The packet size limit.
+    /// The packet size limit (a limit above `u32::MAX` reads as `u32::MAX`: no packet is
+    /// that large).
     pub fn max_packet_size(&self) -> usize {
-        self.max_packet_size
+        self.max_packet_size as usize
     }
 
     /// Takes one packet off the front of `buf`.
@@ -102,7 +105,7 @@ impl Decoder {
         let header_len = 1 + len_bytes;
         // At most 5 + 268,435,455: no overflow.
         let len = header_len + remaining;
-        if len > self.max_packet_size {
+        if len > self.max_packet_size() {
             return self.decode_general(buf);
         }
         let v5 = V5;
@@ -177,10 +180,10 @@ impl Decoder {
         };
         // At most 5 + 268,435,455: no overflow.
         let len = header.header_len + header.remaining_len;
-        if len > self.max_packet_size {
+        if len > self.max_packet_size() {
             return Err(DecodeError::TooLarge {
                 len,
-                max: self.max_packet_size,
+                max: self.max_packet_size(),
             });
         }
         if buf.len() < len {

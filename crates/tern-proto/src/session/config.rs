@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::packet::{DEFAULT_MAX_PACKET_SIZE, LastWill, ProtocolLevel};
+use crate::packet::{ConnectProperties, DEFAULT_MAX_PACKET_SIZE, LastWill, ProtocolLevel};
 use crate::text::MqttString;
 
 /// Configuration of a client session. Build with [`SessionConfig::new`] and the by-value
@@ -25,7 +25,10 @@ pub struct SessionConfig {
     pub ping_timeout: Option<Duration>,
     /// How long to wait for CONNACK after CONNECT was queued. Default: 30 s.
     pub connack_timeout: Duration,
-    /// Clean session [MQTT-3.1.2-4], [MQTT-3.1.2-6]. Default: true (the seed's default).
+    /// Clean session [MQTT-3.1.2-4], [MQTT-3.1.2-6]; at MQTT 5, Clean Start, with the
+    /// session's lifetime given by the Session Expiry Interval of
+    /// [`connect_properties`](Self::connect_properties) instead. Default: true (the seed's
+    /// default).
     pub clean_session: bool,
     /// Last will. Default: none. Boxed: most clients have none, and the session keeps its
     /// configuration for as long as it lives.
@@ -53,6 +56,19 @@ pub struct SessionConfig {
     /// nothing: no op is built. Pointless with `clean_session`, whose state dies with the
     /// connection anyway.
     pub persistence: bool,
+    /// MQTT 5 CONNECT properties: Session Expiry Interval (default 0: the session ends with
+    /// the connection [MQTT-3.1.2-23]), Receive Maximum (how many QoS 1/2 messages the
+    /// broker may have unacknowledged, enforced: default 65,535), Topic Alias Maximum
+    /// (aliases the broker may use towards us: default 0, none), Request Response /
+    /// Problem Information, User Properties, Authentication Method and Data (enhanced
+    /// authentication). Its Maximum Packet Size is ignored: the session advertises
+    /// [`max_packet_size`](Self::max_packet_size). Default: none (every property absent).
+    /// Ignored below MQTT 5; boxed, so a 3.1.1 configuration pays one pointer.
+    pub connect_properties: Option<Box<ConnectProperties>>,
+    /// MQTT 5: choose Topic Aliases for outgoing publishes automatically (least recently
+    /// used first, within the broker's Topic Alias Maximum; off when that is 0). A Topic
+    /// Alias set on a message is used either way. Default: true.
+    pub auto_topic_alias: bool,
 }
 
 impl SessionConfig {
@@ -73,7 +89,45 @@ impl SessionConfig {
             max_queued_bytes: 64 * 1024 * 1024,
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             persistence: false,
+            connect_properties: None,
+            auto_topic_alias: true,
         }
+    }
+
+    /// Sets [`connect_properties`](Self::connect_properties).
+    pub fn connect_properties(mut self, properties: ConnectProperties) -> Self {
+        self.connect_properties = Some(Box::new(properties));
+        self
+    }
+
+    /// Sets [`auto_topic_alias`](Self::auto_topic_alias).
+    pub fn auto_topic_alias(mut self, on: bool) -> Self {
+        self.auto_topic_alias = on;
+        self
+    }
+
+    /// MQTT 5: the Session Expiry Interval we ask for, in seconds (0 when absent).
+    pub fn session_expiry_interval(&self) -> u32 {
+        self.connect_properties
+            .as_ref()
+            .and_then(|p| p.session_expiry_interval)
+            .unwrap_or(0)
+    }
+
+    /// MQTT 5: the Receive Maximum we advertise (65,535 when absent).
+    pub fn receive_maximum(&self) -> u16 {
+        self.connect_properties
+            .as_ref()
+            .and_then(|p| p.receive_maximum)
+            .map_or(u16::MAX, |n| n.get())
+    }
+
+    /// MQTT 5: the Topic Alias Maximum we advertise (0 when absent).
+    pub fn topic_alias_maximum(&self) -> u16 {
+        self.connect_properties
+            .as_ref()
+            .and_then(|p| p.topic_alias_maximum)
+            .unwrap_or(0)
     }
 
     /// Sets [`level`](Self::level).

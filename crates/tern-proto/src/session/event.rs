@@ -5,7 +5,11 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::error::{ProtocolError, RequestError};
-use crate::packet::{ConnectReturnCode, PacketId, PacketType, Publish, QoS, SubscribeReturnCode};
+use crate::packet::{
+    AuthProperties, AuthReasonCode, ConnAckV5, ConnectReturnCode, DisconnectV5, PacketId,
+    PacketType, Publish, PublishProperties, QoS, ReasonProperties, SubAckReasonCode,
+    SubscribeReturnCode, UnsubAckReasonCode,
+};
 use crate::topic::TopicName;
 
 /// Identifies one command (publish, subscribe, unsubscribe) so its completion event can be
@@ -59,6 +63,24 @@ pub struct Message {
     pub qos: QoS,
     /// Retain flag.
     pub retain: bool,
+    /// MQTT 5 PUBLISH properties (Message Expiry Interval, Content Type, Payload Format
+    /// Indicator, Response Topic, Correlation Data, User Properties, a Topic Alias to use);
+    /// `None` for none, and ignored below MQTT 5. A Subscription Identifier is refused
+    /// [MQTT-3.3.4-6]. Boxed: most messages carry none.
+    pub properties: Option<Box<PublishProperties>>,
+}
+
+impl Message {
+    /// A message without properties.
+    pub fn new(topic: TopicName, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Self {
+        Self {
+            topic,
+            payload: payload.into(),
+            qos,
+            retain,
+            properties: None,
+        }
+    }
 }
 
 /// Something the driver should act on or report, pulled with
@@ -97,13 +119,43 @@ pub enum Event {
     /// to [`Session::ack`](super::Session::ack): a driver acknowledges only what its
     /// application has.
     Message {
-        /// The PUBLISH.
+        /// The PUBLISH, its topic resolved when it came by Topic Alias.
         publish: Publish,
+        /// MQTT 5: its properties (Subscription Identifiers, Content Type, User
+        /// Properties, ...), without the Topic Alias; `None` when it had none.
+        properties: Option<Box<PublishProperties>>,
         /// For QoS 1/2: what acknowledges it. `None` at QoS 0.
         ack: Option<AckToken>,
     },
     /// The connection ended (or never came up); the driver should close the transport.
     Disconnected(DisconnectReason),
+    /// MQTT 5 SUBACK: one reason code per filter, in request order (failures included).
+    SubscribedV5 {
+        /// The subscribe command.
+        id: RequestId,
+        /// Granted QoS or failure, per filter.
+        reasons: Vec<SubAckReasonCode>,
+        /// Reason String and User Properties.
+        properties: ReasonProperties,
+    },
+    /// MQTT 5 UNSUBACK: one reason code per filter, in request order.
+    UnsubscribedV5 {
+        /// The unsubscribe command.
+        id: RequestId,
+        /// Success, No subscription existed, or a failure, per filter.
+        reasons: Vec<UnsubAckReasonCode>,
+        /// Reason String and User Properties.
+        properties: ReasonProperties,
+    },
+    /// MQTT 5 enhanced authentication: the broker sent AUTH (Continue authentication), or
+    /// a re-authentication finished. For Continue, answer with
+    /// [`Session::auth_continue`](super::Session::auth_continue); Success needs no answer.
+    Auth {
+        /// Continue authentication (answer it) or Success (re-authentication done).
+        reason: AuthReasonCode,
+        /// The broker's Authentication Data, Reason String, User Properties.
+        properties: Box<AuthProperties>,
+    },
 }
 
 /// Who ended a connection.
@@ -142,6 +194,18 @@ pub enum DisconnectReason {
     /// The transport closed or failed (reported by the driver through `handle_closed`).
     #[error("connection closed by the network or the broker")]
     TransportClosed,
+    /// MQTT 5: the broker refused the connection in CONNACK (reason code >= 0x80, with its
+    /// Reason String and Server Reference in the properties) [MQTT-4.13.2-1].
+    #[error("connection refused: {}{}", .0.reason, reason_suffix(.0.properties.reason_string.as_deref()))]
+    RefusedV5(Box<ConnAckV5>),
+    /// MQTT 5: the broker sent DISCONNECT (reason code, Reason String, Server Reference).
+    #[error("disconnected by the broker: {}{}", .0.reason, reason_suffix(.0.properties.reason_string.as_deref()))]
+    Server(Box<DisconnectV5>),
+}
+
+/// `: "reason string"` when there is one.
+fn reason_suffix(reason: Option<&str>) -> String {
+    reason.map_or_else(String::new, |r| format!(": {r:?}"))
 }
 
 impl DisconnectReason {
@@ -149,7 +213,9 @@ impl DisconnectReason {
     pub fn initiator(&self) -> Initiator {
         match self {
             Self::Local => Initiator::Local,
-            Self::Refused(_) | Self::TransportClosed => Initiator::Remote,
+            Self::Refused(_) | Self::RefusedV5(_) | Self::TransportClosed | Self::Server(_) => {
+                Initiator::Remote
+            }
             Self::NotConnAck(_)
             | Self::ConnAckTimeout(_)
             | Self::PingTimeout(_)

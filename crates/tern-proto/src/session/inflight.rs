@@ -30,7 +30,10 @@ impl Slot {
     /// An outgoing QoS 1/2 publish (still PUBLISH, or at the PUBREL stage): what the
     /// in-flight window counts.
     pub(super) fn is_publish(&self) -> bool {
-        matches!(self.packet, Packet::Publish(_) | Packet::PubRel(_))
+        matches!(
+            self.packet,
+            Packet::Publish(_) | Packet::PublishV5(_) | Packet::PubRel(_)
+        )
     }
 }
 

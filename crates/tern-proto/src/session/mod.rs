@@ -16,8 +16,67 @@
 //! never got is never acknowledged and the broker delivers it again. Acknowledgements leave
 //! in the order the PUBLISHes arrived [MQTT-4.6.0-2], [MQTT-4.6.0-3]: one acked early waits
 //! for the ones before it.
+//!
+//! # MQTT 5
+//!
+//! With [`SessionConfig::level`] at [`ProtocolLevel::V5`] the session sends the CONNECT
+//! properties of [`SessionConfig::connect_properties`] (and our Maximum Packet Size),
+//! records the broker's CONNACK in [`ServerCapabilities`]
+//! ([`Session::server_capabilities`]) and obeys it; publishes carry
+//! [`Message::properties`], messages arrive with theirs ([`Event::Message`]), acks and
+//! SUBACK / UNSUBACK report their reason codes ([`RequestError::PubAckRefused`],
+//! [`Event::SubscribedV5`], ...), [`Session::subscribe_v5`] takes subscription options and
+//! a Subscription Identifier, [`Session::disconnect_v5`] a reason, and enhanced
+//! authentication runs through [`Event::Auth`], [`Session::auth_continue`] and
+//! [`Session::reauthenticate`]. A violation by the broker at level 5 queues a DISCONNECT
+//! with its reason code before the connection ends: drain `poll_transmit` before closing.
+//! The per-connection level 5 state (capabilities, alias maps, receive quota) is one boxed
+//! value, absent below level 5. A session store keeps publishes without their properties.
+//!
+//! ## MQTT 5 session: checklist coverage
+//!
+//! The session statements of `mqtt5-client-checklist.md` and the tests that hold them
+//! (`session::tests::v5` unless named otherwise).
+//!
+//! | Statement | Rule | Tested by |
+//! |---|---|---|
+//! | [MQTT-3.1.2-11] ff., §3.1.2.11 | CONNECT properties from the configuration; none below level 5 | `connect_carries_the_configured_properties_and_our_maximum_packet_size`, `a_3_1_1_connect_carries_no_properties` |
+//! | §3.1.3.2 | Will Properties (Will Delay, Message Expiry, Content Type, Response Topic, Correlation Data, Payload Format, User Properties) | `connect_carries_the_configured_properties_and_our_maximum_packet_size` |
+//! | [MQTT-3.1.2-23] | Session Expiry > 0 keeps state after the connection; 0 drops it; Clean Start discards it | `session_expiry_keeps_state_across_a_loss_even_with_clean_start`, `a_session_with_expiry_resumes_and_resends`, `expiry_zero_drops_state_like_clean_session` |
+//! | §3.2.2.3.2 | the broker's Session Expiry Interval wins | `the_brokers_session_expiry_wins` |
+//! | [MQTT-3.1.2-24], [MQTT-3.1.2-25] | our Maximum Packet Size advertised; a larger incoming packet: DISCONNECT 0x95 | `an_incoming_packet_above_our_maximum_is_refused_with_0x95` |
+//! | [MQTT-3.2.2-15] | nothing above the broker's Maximum Packet Size: refused up front, or failed when it leaves | `nothing_larger_than_the_brokers_maximum_packet_size_is_sent`, fuzz `session` |
+//! | §3.2.2.3 | CONNACK properties recorded with their defaults; Assigned Client Identifier kept [MQTT-3.2.2-16] | `connack_properties_are_recorded_as_capabilities`, `caps::tests` |
+//! | [MQTT-4.13.2-1] | CONNACK >= 0x80: refused with reason code and Reason String | `connack_refusal_reports_reason_code_and_string` |
+//! | [MQTT-3.2.2-2], [MQTT-4.12.0-6] | a CONNACK contradicting our CONNECT (Session Present after Clean Start, a method we did not send) is a Protocol Error | `connack_contradicting_our_connect_is_a_protocol_error` |
+//! | [MQTT-3.2.2-21] | Server Keep Alive replaces ours | `server_keep_alive_replaces_ours` |
+//! | [MQTT-3.2.2-11], [MQTT-3.2.2-14] | no QoS above Maximum QoS, no retain without Retain Available: local error, nothing sent | `requests_the_broker_declared_unsupported_fail_locally` |
+//! | §3.2.2.3.12..14 | no wildcard / shared / Subscription Identifier the broker declared unavailable | `requests_the_broker_declared_unsupported_fail_locally` |
+//! | [MQTT-4.9.0-2], [MQTT-3.3.4-7], [MQTT-4.9.0-3] | the broker's Receive Maximum caps our QoS 1/2 in flight, re-sends after a reconnect included; other packets still flow | `the_brokers_receive_maximum_caps_our_publishes_in_flight`, `resends_after_reconnect_respect_a_smaller_receive_maximum` |
+//! | [MQTT-3.3.4-9] | our Receive Maximum enforced: DISCONNECT 0x93 | `our_receive_maximum_is_enforced_with_disconnect_0x93` |
+//! | [MQTT-3.3.2-7], [MQTT-3.3.2-9], [MQTT-3.2.2-17], [MQTT-3.2.2-18] | outgoing aliases (LRU or caller-set) within the broker's maximum, none at 0; re-sends after reconnect carry the full topic | `outgoing_aliases_are_chosen_and_never_leak_into_resends_after_reconnect`, `no_outgoing_alias_when_the_broker_allows_none_or_auto_is_off`, `alias::tests`, fuzz `session` |
+//! | [MQTT-3.3.2-7], [MQTT-3.3.2-10] | incoming aliases resolved, cleared on every connection; unknown alias: DISCONNECT 0x82 | `incoming_aliases_resolve_and_are_cleared_on_every_new_connection` |
+//! | [MQTT-3.3.2-11], [MQTT-3.1.2-27] | incoming alias above our maximum: DISCONNECT 0x94 | `an_alias_above_our_maximum_is_refused_with_0x94` |
+//! | §3.3.2.3 | outgoing PUBLISH properties sent; incoming delivered with the message | `outgoing_publish_properties_are_sent`, `subscription_options_and_identifiers_go_out_and_come_back` |
+//! | [MQTT-3.3.4-6] | no Subscription Identifier in our PUBLISH | `shared_subscriptions_are_validated` |
+//! | §3.3.2.3.2 | Payload Format Indicator 1 with a non-UTF-8 payload: DISCONNECT 0x99 | `payload_flagged_utf8_that_is_not_is_refused_with_0x99` |
+//! | [MQTT-3.3.2-5], [MQTT-3.3.2-6] | Message Expiry counts down while queued; expired: not sent | `message_expiry_counts_down_while_queued_and_expired_messages_are_not_sent` |
+//! | [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.7.2-1] | PUBACK / PUBREC / PUBCOMP reason codes reach the request | `puback_failure_reaches_the_request_with_its_reason`, `pubrec_success_goes_on_to_pubrel_and_pubcomp_reason_is_reported` |
+//! | [MQTT-4.3.3-4] | a PUBREC >= 0x80 ends the QoS 2 flow: no PUBREL, id freed, request failed | `pubrec_failure_ends_the_qos2_flow_without_pubrel` |
+//! | [MQTT-3.9.3-1], [MQTT-3.11.3-1] | SUBACK / UNSUBACK reason code per filter reach the request; a wrong count is a Protocol Error | `suback_and_unsuback_reason_codes_reach_the_request`, `unsuback_with_the_wrong_number_of_codes_is_a_protocol_error` |
+//! | [MQTT-3.1.2-29] | Request Problem Information 0: a Reason String / User Property on an ack is a Protocol Error (DISCONNECT may carry one) | `problem_information_we_declined_is_a_protocol_error` |
+//! | §3.8.3.1 | No Local, Retain As Published, Retain Handling; Subscription Identifier sent and returned | `subscription_options_and_identifiers_go_out_and_come_back` |
+//! | [MQTT-4.8.2-1], [MQTT-4.8.2-2], [MQTT-3.8.3-4] | `$share/{ShareName}/{filter}` validated; No Local on it refused | `shared_subscriptions_are_validated` |
+//! | [MQTT-4.13.2-1], §3.14 | server DISCONNECT reported with reason, Reason String, Server Reference | `server_disconnect_is_reported_with_reason_string_and_reference` |
+//! | [MQTT-3.14.2-1], [MQTT-3.14.2-2], [MQTT-3.14.4-3] | our DISCONNECT with a reason (0x04 keeps the will) and Session Expiry; non-zero after 0 refused | `client_disconnect_carries_reason_and_session_expiry` |
+//! | §4.13.1 | a violation is answered with DISCONNECT and its reason code, then nothing [MQTT-3.14.4-1] | every `assert_v5_violation` test, fuzz `session` |
+//! | [MQTT-4.12.0-1..7], [MQTT-4.12.1-1] | enhanced authentication: Continue answered by the caller, same method, re-authentication; AUTH without a method refused | `auth_continue_and_reauthentication_are_driven_by_the_caller`, `auth_without_a_method_is_a_protocol_error` |
+//! | [MQTT-4.3.2-*], [MQTT-4.3.3-*], [MQTT-4.4.0-1], [MQTT-4.6.0-*] | the QoS 1/2 guarantees of 3.1.1 hold at level 5 under random interleavings, drops and id reuse | `prop::every_publish_completes_once_and_qos2_reaches_the_broker_exactly_once_at_level_5`, `prop::drops_between_every_step_of_a_qos2_flow_still_deliver_exactly_once` |
+//! | (levels 3, 4) | nothing of level 5 changes 3.1 / 3.1.1 | every other `session::tests` test unchanged |
 
 mod acks;
+mod alias;
+mod caps;
 mod config;
 mod error;
 mod event;
@@ -27,6 +86,7 @@ mod persist;
 mod queue;
 mod state;
 mod timer;
+mod v5;
 
 #[cfg(test)]
 mod tests;
@@ -36,14 +96,19 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+pub use caps::ServerCapabilities;
 pub use config::SessionConfig;
 pub use error::{ApiMisuse, ProtocolError, RequestError};
 pub use event::{AckToken, DisconnectReason, Event, Initiator, Message, RequestId};
 pub use persist::{OutgoingFlow, PersistOp, Snapshot};
 
 use crate::packet::{
-    ConnAck, Connect, ConnectReturnCode, Decoder, EncodeError, MAX_REMAINING_LENGTH, Packet,
-    PacketId, PacketType, ProtocolLevel, Publish, QoS, QosPid, SubAck, Subscribe, Unsubscribe,
+    Ack, Auth, AuthProperties, AuthReasonCode, ConnAck, ConnAckV5, Connect, ConnectReasonCode,
+    ConnectReturnCode, Decoder, DisconnectProperties, DisconnectReasonCode, DisconnectV5,
+    EncodeError, MAX_REMAINING_LENGTH, Packet, PacketId, PacketType, PayloadFormat, ProtocolLevel,
+    PubAckReasonCode, PubCompReasonCode, Publish, PublishProperties, PublishV5, QoS, QosPid,
+    ReasonProperties, SubAck, SubAckReasonCode, SubAckV5, Subscribe, SubscribeProperties,
+    SubscribeReturnCode, SubscribeV5, SubscriptionOptions, UnsubAckV5, Unsubscribe,
 };
 use crate::topic::TopicFilter;
 
@@ -53,6 +118,13 @@ use packet_id::{ID_SPACE, IdSet, PacketIdAllocator};
 use queue::{CommandQueue, Control, Queued, QueuedControl, QueuedPublish};
 use state::State;
 use timer::{Timer, TimerTable};
+use v5::{AuthPhase, SendError, V5State};
+
+/// A packet id for measuring packets (every id is 2 bytes).
+const ANY_ID: PacketId = match PacketId::new(1) {
+    Some(id) => id,
+    None => panic!("1 is a valid packet id"),
+};
 
 /// Largest keepalive CONNECT can carry, in seconds.
 const MAX_KEEP_ALIVE_SECS: u64 = u16::MAX as u64;
@@ -82,6 +154,11 @@ enum Outgoing {
     Connect,
     /// A QoS 0 publish; [`Event::Published`] when it is handed out.
     Publish0 { req: RequestId, publish: Publish },
+    /// A QoS 0 publish with MQTT 5 properties (boxed: the outbox entry stays small).
+    Publish0V5 {
+        req: RequestId,
+        publish: Box<PublishV5>,
+    },
     /// The packet held by the in-flight slot with this id (PUBLISH, PUBREL, SUBSCRIBE,
     /// UNSUBSCRIBE). Skipped if the slot is gone or already sent on this connection.
     Slot(PacketId),
@@ -95,8 +172,13 @@ enum Outgoing {
     PubComp(PacketId),
     /// Keepalive probe.
     PingReq,
-    /// The last packet of a connection [MQTT-3.14.4-1].
-    Disconnect,
+    /// The last packet of a connection [MQTT-3.14.4-1]; MQTT 5 reason and properties boxed.
+    Disconnect(Option<Box<DisconnectV5>>),
+    /// MQTT 5: the DISCONNECT telling the broker why we end the connection for its
+    /// violation (§4.13.1); queued after the connection ended, sent, then nothing more.
+    Farewell(DisconnectReasonCode),
+    /// MQTT 5: an AUTH packet of the enhanced authentication exchange.
+    Auth(Box<Auth>),
 }
 
 /// A client session: see the [module docs](self).
@@ -169,6 +251,8 @@ pub struct Session {
     // task's) state, for a queue that is empty unless a store is in use.
     #[allow(clippy::box_collection)]
     persist: Option<Box<VecDeque<PersistOp>>>,
+    /// MQTT 5 state (mostly per connection); `None` below level 5.
+    v5: Option<Box<V5State>>,
 }
 
 impl Session {
@@ -197,6 +281,7 @@ impl Session {
             last_sent: None,
             last_received: None,
             persist: None,
+            v5: None,
         }
     }
 
@@ -229,6 +314,12 @@ impl Session {
         self.config.level = level;
     }
 
+    /// MQTT 5: what the broker declared in the CONNACK of the current (or last) connection;
+    /// `None` below MQTT 5 and before the first CONNACK.
+    pub fn server_capabilities(&self) -> Option<&ServerCapabilities> {
+        self.v5.as_deref().filter(|v| v.caps_known).map(|v| &v.caps)
+    }
+
     /// Number of our packets awaiting acknowledgement (QoS 1/2 publishes, PUBRELs,
     /// SUBSCRIBEs, UNSUBSCRIBEs), i.e. packet ids in use.
     pub fn in_flight(&self) -> usize {
@@ -249,8 +340,10 @@ impl Session {
         }
         // While connected, every slot not yet handed out has an entry in the outbox, so
         // this never counts one of them (other entries only make it smaller).
-        let awaited =
-            self.inflight.len().saturating_sub(self.outbox.len()) + usize::from(self.pubrels_owed);
+        // MQTT 5 re-sends held back by the Receive Maximum are not awaited either.
+        let held = self.v5.as_deref().map_or(0, |v| v.held.len());
+        let awaited = self.inflight.len().saturating_sub(self.outbox.len() + held)
+            + usize::from(self.pubrels_owed);
         (4 * awaited).saturating_sub(self.inbuf.len())
     }
 
@@ -345,6 +438,16 @@ impl Session {
             self.discard_session(RequestError::SessionLost);
         }
         self.decoder = Decoder::new(self.config.level, self.config.max_packet_size);
+        // [MQTT-3.3.2-7] aliases, quota and capabilities are per connection.
+        if self.config.level.is_v5() {
+            let fresh = V5State::new(&self.config);
+            match self.v5.as_deref_mut() {
+                Some(v5) => v5.new_connection(fresh),
+                None => self.v5 = Some(Box::new(fresh)),
+            }
+        } else {
+            self.v5 = None;
+        }
         self.inbuf.clear();
         self.outbox.clear();
         self.outbox.push_back(Outgoing::Connect);
@@ -366,10 +469,15 @@ impl Session {
     /// receives, a second CONNACK, an acknowledgement for nothing in flight, a SUBACK with
     /// the wrong number of codes, a packet above `max_packet_size`) returns the error and
     /// emits [`Event::Disconnected`] with [`DisconnectReason::Protocol`]; the driver must
-    /// close the transport [MQTT-4.8.0-1]. A first packet other than CONNACK returns
-    /// [`ProtocolError::UnexpectedPacket`] and emits [`DisconnectReason::NotConnAck`]
-    /// instead. Input while no connection is open returns [`ProtocolError::NotConnected`]
-    /// and changes nothing.
+    /// close the transport [MQTT-4.8.0-1] (at MQTT 5 after sending what `poll_transmit`
+    /// hands out: a DISCONNECT with the violation's reason code, §4.13.1). A first packet
+    /// other than CONNACK (or, at MQTT 5, AUTH) returns [`ProtocolError::UnexpectedPacket`]
+    /// and emits [`DisconnectReason::NotConnAck`] instead. Input while no connection is open
+    /// returns [`ProtocolError::NotConnected`] and changes nothing.
+    ///
+    /// At MQTT 5 the broker's DISCONNECT ends the connection with
+    /// [`DisconnectReason::Server`] (not an error), and a refusing CONNACK with
+    /// [`DisconnectReason::RefusedV5`].
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ProtocolError> {
         self.now = Some(now);
         if !self.state.is_open() {
@@ -462,12 +570,45 @@ impl Session {
     /// order; so do publishes issued while not connected. Fails with
     /// [`ApiMisuse::QueueFull`] when the publish would wait and
     /// [`SessionConfig::max_queued`] commands already do.
+    ///
+    /// MQTT 5: the message's properties go with it. Refused up front: a Subscription
+    /// Identifier [MQTT-3.3.4-6], invalid property values, and, once the broker's CONNACK
+    /// declared them, retain without Retain Available [MQTT-3.2.2-14], QoS above its
+    /// Maximum QoS [MQTT-3.2.2-11], a packet above its Maximum Packet Size
+    /// [MQTT-3.2.2-15]. Properties below MQTT 5 are refused with [`ApiMisuse::NeedsV5`].
     pub fn publish(&mut self, now: Instant, msg: Message) -> Result<RequestId, ApiMisuse> {
         self.now = Some(now);
         let id_len = if msg.qos == QoS::AtMostOnce { 0 } else { 2 };
         let len = (2 + msg.topic.as_str().len() + id_len).saturating_add(msg.payload.len());
         if len > MAX_REMAINING_LENGTH {
             return Err(EncodeError::TooLarge { len }.into());
+        }
+        let mut expiring = false;
+        if let Some(props) = msg.properties.as_deref() {
+            if self.v5.is_none() && !self.config.level.is_v5() {
+                return Err(ApiMisuse::NeedsV5("PUBLISH properties"));
+            }
+            if !props.subscription_identifiers.is_empty() {
+                return Err(ApiMisuse::SubscriptionIdInPublish);
+            }
+            expiring = props.message_expiry_interval.is_some();
+            // Property values checked now, wherever the broker is.
+            if let Packet::PublishV5(p) = publish_packet(&msg, None) {
+                p.check()?;
+            }
+        }
+        // The broker's limits are checked here while connected to it; a command queued
+        // offline is checked when it leaves (the next broker may differ).
+        if let Some(v5) = self.v5.as_deref().filter(|_| self.state.is_connected()) {
+            v5.check_publish(&msg)?;
+            if v5.caps_known {
+                let packet = publish_packet(&msg, None);
+                let len = packet.encoded_len_for(ProtocolLevel::V5);
+                let max = v5.caps.max_packet_size();
+                if len > max {
+                    return Err(ApiMisuse::PacketTooLarge { len, max });
+                }
+            }
         }
         let goes_now = self.state.is_sending()
             && self.queue.is_empty()
@@ -487,6 +628,13 @@ impl Session {
             });
         }
         let req = self.next_request_id();
+        if expiring {
+            let config = &self.config;
+            self.v5
+                .get_or_insert_with(|| Box::new(V5State::new(config)))
+                .expiry_clocks
+                .insert(req, now);
+        }
         self.queue.push(Queued::Publish(QueuedPublish { req, msg }));
         self.pump();
         Ok(req)
@@ -507,7 +655,64 @@ impl Session {
         let len = filters.iter().fold(2usize, |len, (f, _)| {
             len.saturating_add(2 + f.as_str().len() + 1)
         });
+        if let Some(v5) = self.v5.as_deref() {
+            let connected = self.state.is_connected();
+            for (f, qos) in &filters {
+                v5::check_shared(f, &SubscriptionOptions::qos(*qos))?;
+            }
+            if connected {
+                v5.check_subscribe(filters.iter().map(|(f, _)| f), false)?;
+            }
+        }
         self.queue_control(len, Control::Subscribe(filters))
+    }
+
+    /// MQTT 5: queues one SUBSCRIBE with subscription options (No Local, Retain As
+    /// Published, Retain Handling) and properties (a Subscription Identifier, User
+    /// Properties); its completion is [`Event::SubscribedV5`], one reason code per filter.
+    ///
+    /// Refused up front: below MQTT 5 ([`ApiMisuse::NeedsV5`]); a `$share/` filter breaking
+    /// [MQTT-4.8.2-1] / [MQTT-4.8.2-2] or with No Local [MQTT-3.8.3-4]; and, once the
+    /// broker declared it, a wildcard, shared subscription or Subscription Identifier it
+    /// does not support.
+    pub fn subscribe_v5(
+        &mut self,
+        now: Instant,
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+    ) -> Result<RequestId, ApiMisuse> {
+        self.now = Some(now);
+        if !self.config.level.is_v5() {
+            return Err(ApiMisuse::NeedsV5("subscription options and properties"));
+        }
+        if filters.is_empty() {
+            return Err(ApiMisuse::NoFilters);
+        }
+        for (f, options) in &filters {
+            v5::check_shared(f, options)?;
+        }
+        if let Some(v5) = self.v5.as_deref().filter(|_| self.state.is_connected()) {
+            v5.check_subscribe(
+                filters.iter().map(|(f, _)| f),
+                properties.subscription_identifier.is_some(),
+            )?;
+        }
+        // Its size, as the packet it becomes (any id: ids are all 2 bytes).
+        let packet = Packet::SubscribeV5(SubscribeV5 {
+            packet_id: ANY_ID,
+            filters,
+            properties,
+        });
+        let len = packet.encoded_len_for(ProtocolLevel::V5);
+        let Packet::SubscribeV5(SubscribeV5 {
+            filters,
+            properties,
+            ..
+        }) = packet
+        else {
+            return Err(ApiMisuse::NoFilters);
+        };
+        self.queue_control(len, Control::SubscribeV5(Box::new((filters, properties))))
     }
 
     /// Queues one UNSUBSCRIBE carrying every filter; its completion is
@@ -536,6 +741,40 @@ impl Session {
     /// once with [`DisconnectReason::Local`]. Calling it again while DISCONNECT waits does
     /// nothing; with no connection open it fails with [`ApiMisuse::NotConnected`].
     pub fn disconnect(&mut self, now: Instant) -> Result<(), ApiMisuse> {
+        self.disconnect_inner(now, None)
+    }
+
+    /// MQTT 5: like [`disconnect`](Self::disconnect), with a reason code (Normal
+    /// disconnection 0x00 deletes the Will, Disconnect with Will Message 0x04 has the broker
+    /// publish it [MQTT-3.14.4-3]) and properties: a Session Expiry Interval replaces the
+    /// negotiated one (and decides whether this session keeps its state), refused when
+    /// CONNECT had 0 and this is not 0 [MQTT-3.14.2-2]; a Reason String; User Properties.
+    pub fn disconnect_v5(
+        &mut self,
+        now: Instant,
+        reason: DisconnectReasonCode,
+        properties: DisconnectProperties,
+    ) -> Result<(), ApiMisuse> {
+        let Some(v5) = self.v5.as_deref_mut() else {
+            return Err(ApiMisuse::NeedsV5("DISCONNECT with a reason"));
+        };
+        if let Some(expiry) = properties.session_expiry_interval {
+            if self.config.session_expiry_interval() == 0 && expiry != 0 {
+                return Err(ApiMisuse::ExpiryAfterZero);
+            }
+            if self.state == State::Connected {
+                v5.expiry_on_disconnect = Some(expiry);
+            }
+        }
+        let d = DisconnectV5 { reason, properties };
+        self.disconnect_inner(now, Some(Box::new(d)))
+    }
+
+    fn disconnect_inner(
+        &mut self,
+        now: Instant,
+        v5: Option<Box<DisconnectV5>>,
+    ) -> Result<(), ApiMisuse> {
         self.now = Some(now);
         match self.state {
             State::Idle | State::Closed => Err(ApiMisuse::NotConnected),
@@ -544,13 +783,81 @@ impl Session {
                 Ok(())
             }
             State::Connected => {
-                self.outbox.push_back(Outgoing::Disconnect);
+                self.outbox.push_back(Outgoing::Disconnect(v5));
                 self.state = State::Disconnecting;
                 self.timers.stop(Timer::KeepAlive);
                 Ok(())
             }
             State::Disconnecting => Ok(()),
         }
+    }
+
+    /// MQTT 5 enhanced authentication: answers the broker's AUTH Continue
+    /// ([`Event::Auth`]) with the next Authentication Data [MQTT-4.12.0-3]. The method is
+    /// the CONNECT's, added here [MQTT-4.12.0-5]. Fails with [`ApiMisuse::NoAuth`] when no
+    /// exchange awaits an answer.
+    pub fn auth_continue(
+        &mut self,
+        now: Instant,
+        data: Option<bytes::Bytes>,
+    ) -> Result<(), ApiMisuse> {
+        self.send_auth(now, AuthReasonCode::ContinueAuthentication, data)
+    }
+
+    /// MQTT 5 enhanced authentication: starts a re-authentication (AUTH 0x19 with the
+    /// CONNECT's method [MQTT-4.12.1-1]); the broker answers with AUTH ([`Event::Auth`]):
+    /// Continue (answer with [`auth_continue`](Self::auth_continue)) or Success. Only while
+    /// connected, after a CONNECT with an Authentication Method [MQTT-4.12.0-7].
+    pub fn reauthenticate(
+        &mut self,
+        now: Instant,
+        data: Option<bytes::Bytes>,
+    ) -> Result<(), ApiMisuse> {
+        self.send_auth(now, AuthReasonCode::ReAuthenticate, data)
+    }
+
+    fn send_auth(
+        &mut self,
+        now: Instant,
+        reason: AuthReasonCode,
+        data: Option<bytes::Bytes>,
+    ) -> Result<(), ApiMisuse> {
+        self.now = Some(now);
+        let method = self
+            .config
+            .connect_properties
+            .as_ref()
+            .and_then(|p| p.authentication_method.clone());
+        let (Some(v5), Some(method)) = (self.v5.as_deref_mut(), method) else {
+            return Err(ApiMisuse::NoAuth(
+                "configured (no Authentication Method in CONNECT)",
+            ));
+        };
+        let allowed = match reason {
+            AuthReasonCode::ReAuthenticate => {
+                self.state == State::Connected && v5.auth == AuthPhase::Done
+            }
+            _ => {
+                self.state.is_open()
+                    && matches!(v5.auth, AuthPhase::Connecting | AuthPhase::ReAuthenticating)
+            }
+        };
+        if !allowed {
+            return Err(ApiMisuse::NoAuth("step is awaited now"));
+        }
+        if reason == AuthReasonCode::ReAuthenticate {
+            v5.auth = AuthPhase::ReAuthenticating;
+        }
+        let auth = Auth {
+            reason,
+            properties: AuthProperties {
+                authentication_method: Some(method),
+                authentication_data: data,
+                ..AuthProperties::default()
+            },
+        };
+        self.outbox.push_back(Outgoing::Auth(Box::new(auth)));
+        Ok(())
     }
 
     /// Acknowledges a delivered QoS 1/2 message (its [`Event::Message`] token): the
@@ -624,13 +931,30 @@ impl Session {
                     let result = self.encode_connect(out);
                     debug_assert!(result.is_ok(), "CONNECT failed to encode: {result:?}");
                 }
-                Outgoing::Publish0 { req, publish } => match Packet::Publish(publish).encode(out) {
-                    Ok(()) => self.events.push_back(Event::Published(req)),
-                    Err(error) => self.events.push_back(Event::Failed {
-                        id: req,
-                        error: RequestError::Encode(error),
-                    }),
-                },
+                Outgoing::Publish0 { req, publish } => {
+                    let packet = Packet::Publish(publish);
+                    let result = match self.v5.as_deref_mut() {
+                        None => packet.encode(out).map_err(RequestError::Encode),
+                        Some(v5) => v5::encode(v5, &packet, self.config.auto_topic_alias, out)
+                            .map_err(send_error),
+                    };
+                    match result {
+                        Ok(()) => self.events.push_back(Event::Published(req)),
+                        Err(error) => self.events.push_back(Event::Failed { id: req, error }),
+                    }
+                }
+                Outgoing::Publish0V5 { req, publish } => {
+                    let packet = Packet::PublishV5(publish);
+                    let result = match self.v5.as_deref_mut() {
+                        Some(v5) => v5::encode(v5, &packet, self.config.auto_topic_alias, out)
+                            .map_err(send_error),
+                        None => packet.encode(out).map_err(RequestError::Encode),
+                    };
+                    match result {
+                        Ok(()) => self.events.push_back(Event::Published(req)),
+                        Err(error) => self.events.push_back(Event::Failed { id: req, error }),
+                    }
+                }
                 Outgoing::Slot(id) => {
                     if !self.transmit_slot(id, out) && self.persist.is_some() {
                         // An encoding failure freed the slot and let queued publishes into
@@ -638,24 +962,46 @@ impl Session {
                         break;
                     }
                 }
-                Outgoing::PubAck(id) => encode_fixed(&Packet::PubAck(id), out),
+                Outgoing::PubAck(id) => {
+                    encode_fixed(&Packet::PubAck(id), out);
+                    self.release_quota();
+                }
                 Outgoing::PubRec { id, first } => {
                     encode_fixed(&Packet::PubRec(id), out);
                     if first {
                         self.pubrels_owed = self.pubrels_owed.saturating_add(1);
                     }
                 }
-                Outgoing::PubComp(id) => encode_fixed(&Packet::PubComp(id), out),
+                Outgoing::PubComp(id) => {
+                    encode_fixed(&Packet::PubComp(id), out);
+                    self.release_quota();
+                }
                 Outgoing::PingReq => {
                     idle = true;
                     encode_fixed(&Packet::PingReq, out);
                 }
-                Outgoing::Disconnect => {
+                Outgoing::Disconnect(v5) => {
                     idle = true;
-                    encode_fixed(&Packet::Disconnect, out);
+                    match v5 {
+                        Some(d) => encode_fixed(&Packet::DisconnectV5(d), out),
+                        None => encode_fixed(&Packet::Disconnect, out),
+                    }
                     // [MQTT-3.14.4-1] nothing after DISCONNECT.
                     self.end_connection(DisconnectReason::Local);
                     break;
+                }
+                Outgoing::Farewell(reason) => {
+                    idle = true;
+                    encode_fixed(
+                        &Packet::DisconnectV5(Box::new(DisconnectV5::new(reason))),
+                        out,
+                    );
+                    // [MQTT-3.14.4-1] nothing after DISCONNECT (the connection has ended).
+                    self.outbox.clear();
+                    break;
+                }
+                Outgoing::Auth(auth) => {
+                    encode_fixed(&Packet::Auth(auth), out);
                 }
             }
         }
@@ -709,10 +1055,26 @@ impl Session {
     fn handle_packet(&mut self, packet: Packet) -> Result<(), ProtocolError> {
         if self.state.is_awaiting_connack() {
             return match packet {
+                // The short form of an accepting MQTT 5 CONNACK: no properties, every
+                // capability at its default. (A refusal in this form comes from a 3.1.1
+                // broker answering our level 5 CONNECT: reported as the 3.1.1 refusal.)
+                Packet::ConnAck(ack)
+                    if self.v5.is_some() && ack.code == ConnectReturnCode::Accepted =>
+                {
+                    self.on_connack_v5(Box::new(ConnAckV5 {
+                        session_present: ack.session_present,
+                        reason: ConnectReasonCode::Success,
+                        properties: Default::default(),
+                    }))
+                }
                 Packet::ConnAck(ack) => {
                     self.on_connack(ack);
                     Ok(())
                 }
+                Packet::ConnAckV5(ack) if self.v5.is_some() => self.on_connack_v5(ack),
+                // [MQTT-3.2.0-1] only AUTH may come before CONNACK, in an enhanced
+                // authentication.
+                Packet::Auth(auth) if self.v5.is_some() => self.on_auth(*auth),
                 other => {
                     // [MQTT-3.2.0-1] the broker's first packet must be CONNACK.
                     let packet_type = other.packet_type();
@@ -722,15 +1084,22 @@ impl Session {
             };
         }
         match packet {
-            Packet::ConnAck(_) => Err(ProtocolError::DuplicateConnAck),
-            Packet::Publish(publish) => {
-                self.on_publish(publish);
-                Ok(())
+            Packet::ConnAck(_) | Packet::ConnAckV5(_) => Err(ProtocolError::DuplicateConnAck),
+            Packet::Publish(publish) => self.on_publish(publish, None),
+            Packet::PubAck(id) => self.on_puback(id, None),
+            Packet::PubRec(id) => self.on_pubrec(id, None),
+            Packet::PubRelV5(Ack { properties, .. })
+                if self
+                    .check_problem_info(PacketType::PubRel, &properties)
+                    .is_err() =>
+            {
+                Err(ProtocolError::UnrequestedProblemInformation(
+                    PacketType::PubRel,
+                ))
             }
-            Packet::PubAck(id) => self.on_puback(id),
-            Packet::PubRec(id) => self.on_pubrec(id),
-            Packet::PubRel(id) => {
+            Packet::PubRel(id) | Packet::PubRelV5(Ack { packet_id: id, .. }) => {
                 // [MQTT-4.3.3-2] PUBCOMP, known id or not; the id may be reused afterwards.
+                // (At level 5 a PUBREL 0x92 reports a flow the broker lost: PUBCOMP ends it.)
                 if self.incoming_qos2.remove(id) {
                     self.persist(|| PersistOp::Released(id));
                     // Maybe one counted on an earlier connection: then this undercounts,
@@ -740,9 +1109,9 @@ impl Session {
                 self.outbox.push_back(Outgoing::PubComp(id));
                 Ok(())
             }
-            Packet::PubComp(id) => self.on_pubcomp(id),
+            Packet::PubComp(id) => self.on_pubcomp(id, None),
             Packet::SubAck(ack) => self.on_suback(ack),
-            Packet::UnsubAck(id) => self.on_unsuback(id),
+            Packet::UnsubAck(id) => self.on_unsuback(id, None),
             Packet::PingResp => {
                 if self.ping_outstanding {
                     self.ping_outstanding = false;
@@ -750,17 +1119,62 @@ impl Session {
                 }
                 Ok(())
             }
-            // The MQTT 5 forms never come out of a 3.1 / 3.1.1 decoder.
+            // The MQTT 5 forms only come out of a level 5 decoder.
+            Packet::PublishV5(p) if self.v5.is_some() => {
+                let PublishV5 {
+                    publish,
+                    properties,
+                } = *p;
+                self.on_publish(publish, Some(Box::new(properties)))
+            }
+            Packet::PubAckV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::PubAck, &ack.properties)?;
+                self.on_puback(ack.packet_id, Some(ack))
+            }
+            Packet::PubRecV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::PubRec, &ack.properties)?;
+                self.on_pubrec(ack.packet_id, Some(ack))
+            }
+            Packet::PubCompV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::PubComp, &ack.properties)?;
+                self.on_pubcomp(ack.packet_id, Some(ack))
+            }
+            Packet::SubAckV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::SubAck, &ack.properties)?;
+                self.on_suback_v5(*ack)
+            }
+            Packet::UnsubAckV5(ack) if self.v5.is_some() => {
+                self.check_problem_info(PacketType::UnsubAck, &ack.properties)?;
+                let UnsubAckV5 {
+                    packet_id,
+                    reason_codes,
+                    properties,
+                } = *ack;
+                self.on_unsuback(packet_id, Some((reason_codes, properties)))
+            }
+            Packet::Disconnect if self.v5.is_some() => {
+                self.on_server_disconnect(Box::new(DisconnectV5::new(
+                    DisconnectReasonCode::NormalDisconnection,
+                )));
+                Ok(())
+            }
+            Packet::DisconnectV5(d) if self.v5.is_some() => {
+                if d.properties.session_expiry_interval.is_some() {
+                    // [MQTT-3.14.2-2] the broker never sends a Session Expiry Interval.
+                    return Err(ProtocolError::SessionExpiryFromServer);
+                }
+                self.on_server_disconnect(d);
+                Ok(())
+            }
+            Packet::Auth(auth) if self.v5.is_some() => self.on_auth(*auth),
             other @ (Packet::Connect(_)
             | Packet::Subscribe(_)
             | Packet::Unsubscribe(_)
             | Packet::PingReq
             | Packet::Disconnect
-            | Packet::ConnAckV5(_)
             | Packet::PublishV5(_)
             | Packet::PubAckV5(_)
             | Packet::PubRecV5(_)
-            | Packet::PubRelV5(_)
             | Packet::PubCompV5(_)
             | Packet::SubscribeV5(_)
             | Packet::SubAckV5(_)
@@ -777,11 +1191,80 @@ impl Session {
             self.end_connection(DisconnectReason::Refused(ack.code));
             return;
         }
+        self.accepted(ack.session_present);
+    }
+
+    /// MQTT 5: with Request Problem Information 0, the broker sends no Reason String or User
+    /// Property except on PUBLISH, CONNACK and DISCONNECT [MQTT-3.1.2-29].
+    fn check_problem_info(
+        &self,
+        packet: PacketType,
+        properties: &ReasonProperties,
+    ) -> Result<(), ProtocolError> {
+        let refused = self
+            .config
+            .connect_properties
+            .as_ref()
+            .is_some_and(|p| p.request_problem_information == Some(false));
+        if refused && (properties.reason_string.is_some() || !properties.user_properties.is_empty())
+        {
+            return Err(ProtocolError::UnrequestedProblemInformation(packet));
+        }
+        Ok(())
+    }
+
+    /// MQTT 5 CONNACK: a refusal ends the connection with its reason [MQTT-4.13.2-1]; an
+    /// acceptance records the broker's capabilities first.
+    fn on_connack_v5(&mut self, ack: Box<ConnAckV5>) -> Result<(), ProtocolError> {
+        self.timers.stop(Timer::ConnAck);
+        if ack.reason.is_error() {
+            self.end_connection(DisconnectReason::RefusedV5(ack));
+            return Ok(());
+        }
+        if ack.session_present && self.config.clean_session {
+            // [MQTT-3.2.2-2] Clean Start 1 is always answered with Session Present 0.
+            return Err(ProtocolError::SessionPresentOnCleanStart);
+        }
+        let ours = self
+            .config
+            .connect_properties
+            .as_ref()
+            .and_then(|p| p.authentication_method.as_ref());
+        if ack.properties.authentication_method.as_ref() != ours {
+            // [MQTT-4.12.0-5], [MQTT-4.12.0-6] the CONNECT's method, or none.
+            return Err(ProtocolError::UnexpectedAuth(
+                "CONNACK's Authentication Method differs from our CONNECT's",
+            ));
+        }
+        let ConnAckV5 {
+            session_present,
+            properties,
+            ..
+        } = *ack;
+        let caps = ServerCapabilities::from_properties(properties);
+        if self.config.client_id.is_empty()
+            && let Some(assigned) = &caps.assigned_client_identifier
+        {
+            // [MQTT-3.2.2-16] the broker named us: resume under that name next time.
+            self.config.client_id = assigned.clone();
+        }
+        if let Some(v5) = self.v5.as_deref_mut() {
+            v5.out_alias = alias::Outgoing::new(caps.topic_alias_maximum);
+            v5.caps = caps;
+            v5.caps_known = true;
+            if v5.auth == AuthPhase::Connecting {
+                v5.auth = AuthPhase::Done;
+            }
+        }
+        self.accepted(session_present);
+        Ok(())
+    }
+
+    /// CONNACK accepted the connection.
+    fn accepted(&mut self, session_present: bool) {
         self.state = State::Connected;
-        self.events.push_back(Event::Connected {
-            session_present: ack.session_present,
-        });
-        if !ack.session_present && self.config.level == ProtocolLevel::V3_1_1 {
+        self.events.push_back(Event::Connected { session_present });
+        if !session_present && self.config.level != ProtocolLevel::V3_1 {
             // The broker has no session: its next PUBLISH with a remembered id is a new
             // message, not a re-send. (3.1 has no session-present bit, so ids are kept.)
             if self.incoming_qos2.clear() {
@@ -794,18 +1277,148 @@ impl Session {
         // [MQTT-4.4.0-1], [MQTT-4.6.0-1] re-send everything unacknowledged, in original
         // order, whatever session present says: a broker without the session treats them as
         // new and answers a PUBREL for an unknown id with PUBCOMP.
+        // At level 5 at most the broker's Receive Maximum of them at once [MQTT-4.9.0-2]:
+        // the rest keep their ids and wait, in order, for acknowledgements.
+        let limit = self
+            .v5
+            .as_deref()
+            .map_or(usize::MAX, |v| usize::from(v.caps.receive_maximum.max(1)));
+        let mut publishes = 0;
         for id in self.inflight.ids_in_order() {
+            let publish = self.inflight.get(id).is_some_and(Slot::is_publish);
+            if publish
+                && publishes >= limit
+                && let Some(v5) = self.v5.as_deref_mut()
+            {
+                v5.held.push_back(id);
+                continue;
+            }
+            publishes += usize::from(publish);
             self.outbox.push_back(Outgoing::Slot(id));
         }
     }
 
-    fn on_publish(&mut self, publish: Publish) {
+    /// MQTT 5: re-sends held back by the broker's Receive Maximum after a reconnect go out as
+    /// acknowledgements make room, in their order.
+    fn release_held(&mut self) {
+        let Some(v5) = self.v5.as_deref_mut() else {
+            return;
+        };
+        let limit = usize::from(v5.caps.receive_maximum.max(1));
+        // Bounded: each iteration removes one held id.
+        while let Some(&id) = v5.held.front() {
+            let on_wire = self.inflight.publishes().saturating_sub(v5.held.len());
+            if on_wire >= limit {
+                return;
+            }
+            v5.held.pop_front();
+            if self.inflight.contains(id) {
+                self.outbox.push_back(Outgoing::Slot(id));
+            }
+        }
+    }
+
+    /// MQTT 5: the broker ended the connection with DISCONNECT (reason, Reason String,
+    /// Server Reference): reported as such [MQTT-4.13.2-1].
+    fn on_server_disconnect(&mut self, d: Box<DisconnectV5>) {
+        self.end_connection(DisconnectReason::Server(d));
+    }
+
+    /// MQTT 5 AUTH from the broker [MQTT-4.12.0-2..7]: Continue is handed to the caller
+    /// ([`Event::Auth`]); Success ends a re-authentication.
+    fn on_auth(&mut self, auth: Auth) -> Result<(), ProtocolError> {
+        let Some(v5) = self.v5.as_deref_mut() else {
+            return Err(ProtocolError::UnexpectedPacket(PacketType::Auth));
+        };
+        let ours = self
+            .config
+            .connect_properties
+            .as_ref()
+            .and_then(|p| p.authentication_method.as_ref());
+        let Some(method) = ours else {
+            // [MQTT-4.12.0-6] no AUTH for a CONNECT without a method.
+            return Err(ProtocolError::UnexpectedAuth(
+                "our CONNECT had no Authentication Method",
+            ));
+        };
+        if auth.properties.authentication_method.as_ref() != Some(method) {
+            return Err(ProtocolError::UnexpectedAuth(
+                "its Authentication Method differs from ours",
+            ));
+        }
+        match (auth.reason, v5.auth) {
+            (
+                AuthReasonCode::ContinueAuthentication,
+                AuthPhase::Connecting | AuthPhase::ReAuthenticating,
+            ) => {}
+            (AuthReasonCode::Success, AuthPhase::ReAuthenticating) => v5.auth = AuthPhase::Done,
+            _ => {
+                return Err(ProtocolError::UnexpectedAuth(
+                    "no authentication step of ours awaits it",
+                ));
+            }
+        }
+        let Auth { reason, properties } = auth;
+        self.events.push_back(Event::Auth {
+            reason,
+            properties: Box::new(properties),
+        });
+        Ok(())
+    }
+
+    fn on_publish(
+        &mut self,
+        mut publish: Publish,
+        mut properties: Option<Box<PublishProperties>>,
+    ) -> Result<(), ProtocolError> {
+        if let Some(v5) = self.v5.as_deref_mut() {
+            if let Some(props) = properties.as_deref_mut() {
+                if let Some(alias) = props.topic_alias.take() {
+                    publish.topic =
+                        v5.in_alias
+                            .resolve(&publish.topic, alias)
+                            .map_err(|e| match e {
+                                alias::AliasError::AboveMaximum => {
+                                    ProtocolError::TopicAliasInvalid {
+                                        alias: alias.get(),
+                                        max: self.config.topic_alias_maximum(),
+                                    }
+                                }
+                                alias::AliasError::Unknown => {
+                                    ProtocolError::UnknownTopicAlias { alias: alias.get() }
+                                }
+                            })?;
+                }
+                if props.payload_format_indicator == Some(PayloadFormat::Utf8)
+                    && std::str::from_utf8(&publish.payload).is_err()
+                {
+                    return Err(ProtocolError::PayloadFormatInvalid);
+                }
+                if *props == PublishProperties::default() {
+                    properties = None;
+                }
+            }
+            let resend = matches!(publish.qos_pid, QosPid::ExactlyOnce(id) if self.incoming_qos2.contains(id)
+                || self.acks.as_deref().is_some_and(|a| a.delivered_qos2.contains_key(&id)));
+            if v5::is_quota(publish.qos()) && !resend {
+                let max = self.config.receive_maximum();
+                if v5.quota_used >= max {
+                    return Err(ProtocolError::ReceiveMaximumExceeded { max });
+                }
+                v5.quota_used += 1;
+            }
+        }
         match publish.qos_pid {
-            QosPid::AtMostOnce => self.events.push_back(Event::Message { publish, ack: None }),
+            QosPid::AtMostOnce => self.events.push_back(Event::Message {
+                publish,
+                properties,
+                ack: None,
+            }),
             QosPid::AtLeastOnce(id) => {
                 let ack = self.owe_ack(id, Outgoing::PubAck(id), false);
                 self.events.push_back(Event::Message {
                     publish,
+                    properties,
                     ack: Some(ack),
                 });
             }
@@ -838,11 +1451,13 @@ impl Session {
                         .insert(id, ack.delivery);
                     self.events.push_back(Event::Message {
                         publish,
+                        properties,
                         ack: Some(ack),
                     });
                 }
             }
         }
+        Ok(())
     }
 
     /// Records the acknowledgement owed for a new delivery and returns its token.
@@ -872,32 +1487,68 @@ impl Session {
         release_if_drained(&mut acks.owed, false);
     }
 
-    fn on_puback(&mut self, id: PacketId) -> Result<(), ProtocolError> {
+    fn on_puback(
+        &mut self,
+        id: PacketId,
+        v5: Option<Ack<PubAckReasonCode>>,
+    ) -> Result<(), ProtocolError> {
         let expected = self.inflight.get(id).is_some_and(|s| {
-            s.sent && matches!(&s.packet, Packet::Publish(p) if p.qos() == QoS::AtLeastOnce)
+            s.sent && slot_publish(&s.packet).is_some_and(|p| p.qos() == QoS::AtLeastOnce)
         });
-        self.complete(id, expected, PacketType::PubAck).map(|slot| {
-            self.persist(|| PersistOp::Done(id));
-            self.events.push_back(Event::Published(slot.req));
-        })
+        let slot = self.complete(id, expected, PacketType::PubAck)?;
+        self.persist(|| PersistOp::Done(id));
+        let event = match v5 {
+            // A refusal reaches the request (rumqttc #877: not only a log line).
+            Some(ack) if ack.reason.is_error() => Event::Failed {
+                id: slot.req,
+                error: RequestError::PubAckRefused {
+                    code: ack.reason,
+                    reason_string: ack.properties.reason_string,
+                },
+            },
+            _ => Event::Published(slot.req),
+        };
+        self.events.push_back(event);
+        Ok(())
     }
 
-    fn on_pubrec(&mut self, id: PacketId) -> Result<(), ProtocolError> {
+    fn on_pubrec(
+        &mut self,
+        id: PacketId,
+        v5: Option<Ack<PubAckReasonCode>>,
+    ) -> Result<(), ProtocolError> {
         let unknown = ProtocolError::UnknownPacketId {
             packet: PacketType::PubRec,
             id,
         };
         let slot = self.inflight.get_mut(id).ok_or_else(|| unknown.clone())?;
-        match &slot.packet {
-            Packet::Publish(p) if slot.sent && p.qos() == QoS::ExactlyOnce => {
-                // [MQTT-4.3.3-1] from now on PUBREL, never the PUBLISH again.
-                slot.packet = Packet::PubRel(id);
-                slot.sent = false;
-                let seq = slot.seq;
-                self.outbox.push_back(Outgoing::Slot(id));
-                self.persist(|| PersistOp::PubRel { seq, id });
-                Ok(())
+        let is_qos2_publish =
+            slot_publish(&slot.packet).is_some_and(|p| p.qos() == QoS::ExactlyOnce);
+        if is_qos2_publish && slot.sent {
+            if let Some(ack) = v5.filter(|a| a.reason.is_error()) {
+                // [MQTT-4.3.3-4] a PUBREC >= 0x80 ends the flow: no PUBREL; the id is free
+                // and the refusal reaches the request.
+                if let Some(slot) = self.inflight.remove(id) {
+                    self.persist(|| PersistOp::Done(id));
+                    self.events.push_back(Event::Failed {
+                        id: slot.req,
+                        error: RequestError::PubRecRefused {
+                            code: ack.reason,
+                            reason_string: ack.properties.reason_string,
+                        },
+                    });
+                }
+                return Ok(());
             }
+            // [MQTT-4.3.3-1] from now on PUBREL, never the PUBLISH again.
+            slot.packet = Packet::PubRel(id);
+            slot.sent = false;
+            let seq = slot.seq;
+            self.outbox.push_back(Outgoing::Slot(id));
+            self.persist(|| PersistOp::PubRel { seq, id });
+            return Ok(());
+        }
+        match &slot.packet {
             Packet::PubRel(_) => {
                 // A repeated PUBREC: repeat PUBREL (unless it is queued already).
                 if slot.sent {
@@ -910,28 +1561,69 @@ impl Session {
         }
     }
 
-    fn on_pubcomp(&mut self, id: PacketId) -> Result<(), ProtocolError> {
+    fn on_pubcomp(
+        &mut self,
+        id: PacketId,
+        v5: Option<Ack<PubCompReasonCode>>,
+    ) -> Result<(), ProtocolError> {
         let expected = self
             .inflight
             .get(id)
             .is_some_and(|s| s.sent && matches!(s.packet, Packet::PubRel(_)));
-        self.complete(id, expected, PacketType::PubComp)
-            .map(|slot| {
-                self.persist(|| PersistOp::Done(id));
-                self.events.push_back(Event::Published(slot.req));
-            })
+        let slot = self.complete(id, expected, PacketType::PubComp)?;
+        self.persist(|| PersistOp::Done(id));
+        let event = match v5 {
+            Some(ack) if ack.reason.is_error() => Event::Failed {
+                id: slot.req,
+                error: RequestError::PubCompRefused {
+                    code: ack.reason,
+                    reason_string: ack.properties.reason_string,
+                },
+            },
+            _ => Event::Published(slot.req),
+        };
+        self.events.push_back(event);
+        Ok(())
     }
 
-    fn on_suback(&mut self, ack: SubAck) -> Result<(), ProtocolError> {
-        let id = ack.packet_id;
-        let filters = match self.inflight.get(id) {
+    /// The number of filters of the SUBSCRIBE in flight under `id`, if one was sent.
+    fn sent_subscribe_filters(&self, id: PacketId) -> Option<usize> {
+        match self.inflight.get(id) {
             Some(Slot {
                 sent: true,
                 packet: Packet::Subscribe(s),
                 ..
             }) => Some(s.filters.len()),
+            Some(Slot {
+                sent: true,
+                packet: Packet::SubscribeV5(s),
+                ..
+            }) => Some(s.filters.len()),
             _ => None,
-        };
+        }
+    }
+
+    fn on_suback(&mut self, ack: SubAck) -> Result<(), ProtocolError> {
+        if self.v5.is_some() {
+            // The short form of an MQTT 5 SUBACK: report it as one.
+            let reason_codes = ack
+                .return_codes
+                .iter()
+                .map(|c| match c {
+                    SubscribeReturnCode::Success(QoS::AtMostOnce) => SubAckReasonCode::GrantedQoS0,
+                    SubscribeReturnCode::Success(QoS::AtLeastOnce) => SubAckReasonCode::GrantedQoS1,
+                    SubscribeReturnCode::Success(QoS::ExactlyOnce) => SubAckReasonCode::GrantedQoS2,
+                    SubscribeReturnCode::Failure => SubAckReasonCode::UnspecifiedError,
+                })
+                .collect();
+            return self.on_suback_v5(SubAckV5 {
+                packet_id: ack.packet_id,
+                reason_codes,
+                properties: ReasonProperties::default(),
+            });
+        }
+        let id = ack.packet_id;
+        let filters = self.sent_subscribe_filters(id);
         if let Some(expected) = filters
             && expected != ack.return_codes.len()
         {
@@ -949,13 +1641,61 @@ impl Session {
         Ok(())
     }
 
-    fn on_unsuback(&mut self, id: PacketId) -> Result<(), ProtocolError> {
-        let expected = self
-            .inflight
-            .get(id)
-            .is_some_and(|s| s.sent && matches!(s.packet, Packet::Unsubscribe(_)));
-        self.complete(id, expected, PacketType::UnsubAck)
-            .map(|slot| self.events.push_back(Event::Unsubscribed(slot.req)))
+    /// MQTT 5 SUBACK: a reason code per filter reaches the request [MQTT-3.9.3-1].
+    fn on_suback_v5(&mut self, ack: SubAckV5) -> Result<(), ProtocolError> {
+        let id = ack.packet_id;
+        let filters = self.sent_subscribe_filters(id);
+        if let Some(expected) = filters
+            && expected != ack.reason_codes.len()
+        {
+            return Err(ProtocolError::SubAckCountMismatch {
+                id,
+                got: ack.reason_codes.len(),
+                expected,
+            });
+        }
+        let slot = self.complete(id, filters.is_some(), PacketType::SubAck)?;
+        self.events.push_back(Event::SubscribedV5 {
+            id: slot.req,
+            reasons: ack.reason_codes,
+            properties: ack.properties,
+        });
+        Ok(())
+    }
+
+    fn on_unsuback(
+        &mut self,
+        id: PacketId,
+        v5: Option<(Vec<crate::packet::UnsubAckReasonCode>, ReasonProperties)>,
+    ) -> Result<(), ProtocolError> {
+        let filters = match self.inflight.get(id) {
+            Some(Slot {
+                sent: true,
+                packet: Packet::Unsubscribe(u),
+                ..
+            }) => Some(u.filters.len()),
+            _ => None,
+        };
+        if let (Some(expected), Some((codes, _))) = (filters, &v5)
+            && expected != codes.len()
+        {
+            // [MQTT-3.11.3-1] one reason code per filter.
+            return Err(ProtocolError::UnsubAckCountMismatch {
+                id,
+                got: codes.len(),
+                expected,
+            });
+        }
+        let slot = self.complete(id, filters.is_some(), PacketType::UnsubAck)?;
+        self.events.push_back(match v5 {
+            Some((reasons, properties)) => Event::UnsubscribedV5 {
+                id: slot.req,
+                reasons,
+                properties,
+            },
+            None => Event::Unsubscribed(slot.req),
+        });
+        Ok(())
     }
 
     /// Removes the slot for `id` if `expected`, freeing the id; else the violation.
@@ -970,6 +1710,25 @@ impl Session {
             return Err(unknown);
         }
         self.inflight.remove(id).ok_or(unknown)
+    }
+
+    /// MQTT 5: a publish whose Message Expiry Interval was already reduced by its wait goes
+    /// back to the queue: its clock starts again now.
+    fn restart_expiry(&mut self, req: RequestId, properties: &PublishProperties) {
+        if properties.message_expiry_interval.is_some()
+            && let Some(now) = self.now
+            && let Some(v5) = self.v5.as_deref_mut()
+        {
+            v5.expiry_clocks.insert(req, now);
+        }
+    }
+
+    /// MQTT 5: one of the broker's QoS 1/2 PUBLISHes answered (PUBACK or PUBCOMP handed
+    /// out): its place in our Receive Maximum is free again.
+    fn release_quota(&mut self) {
+        if let Some(v5) = self.v5.as_deref_mut() {
+            v5.quota_used = v5.quota_used.saturating_sub(1);
+        }
     }
 
     /// Queues a store op, built only when persistence is on (the hot path pays a branch).
@@ -1006,8 +1765,24 @@ impl Session {
     /// encoding and moved back afterwards, not cloned: cloning a `Bytes` made from a `Vec`
     /// allocates a shared header that would then live as long as the session.
     fn encode_connect(&mut self, out: &mut BytesMut) -> Result<(), EncodeError> {
-        let (keep_alive, _) = self.keep_alive();
+        let (keep_alive, _) = self.keep_alive_configured();
         let config = &mut self.config;
+        let v5 = config.level.is_v5();
+        let mut properties = if v5 {
+            config
+                .connect_properties
+                .take()
+                .map(|p| *p)
+                .unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        if v5 {
+            // Our own limit, advertised so the broker never sends more [MQTT-3.1.2-24].
+            properties.maximum_packet_size = u32::try_from(config.max_packet_size)
+                .ok()
+                .and_then(std::num::NonZeroU32::new);
+        }
         let packet = Packet::Connect(Box::new(Connect {
             level: config.level,
             client_id: std::mem::take(&mut config.client_id),
@@ -1016,7 +1791,7 @@ impl Session {
             will: config.will.take().map(|w| *w),
             username: config.username.take(),
             password: config.password.take(),
-            properties: Default::default(),
+            properties,
         }));
         out.reserve(packet.encoded_len());
         let result = packet.encode(out);
@@ -1026,12 +1801,18 @@ impl Session {
                 will,
                 username,
                 password,
+                mut properties,
                 ..
             } = *connect;
             config.client_id = client_id;
             config.will = will.map(Box::new);
             config.username = username;
             config.password = password;
+            if v5 {
+                properties.maximum_packet_size = None;
+                config.connect_properties =
+                    (properties != Default::default()).then(|| Box::new(properties));
+            }
         }
         result
     }
@@ -1047,13 +1828,21 @@ impl Session {
         if slot.sent {
             return true;
         }
-        match slot.packet.encode(out) {
+        let result = match self.v5.as_deref_mut() {
+            None => slot.packet.encode(out).map_err(RequestError::Encode),
+            Some(v5) => {
+                v5::encode(v5, &slot.packet, self.config.auto_topic_alias, out).map_err(send_error)
+            }
+        };
+        match result {
             Ok(()) => {
                 slot.sent = true;
                 slot.ever_sent = true;
-                if let Packet::Publish(p) = &mut slot.packet {
+                match &mut slot.packet {
                     // [MQTT-3.3.1-1] any later transmission is a re-delivery.
-                    p.dup = true;
+                    Packet::Publish(p) => p.dup = true,
+                    Packet::PublishV5(p) => p.publish.dup = true,
+                    _ => {}
                 }
                 true
             }
@@ -1064,10 +1853,7 @@ impl Session {
                 {
                     self.persist(|| PersistOp::Done(id));
                 }
-                self.events.push_back(Event::Failed {
-                    id: req,
-                    error: RequestError::Encode(error),
-                });
+                self.events.push_back(Event::Failed { id: req, error });
                 self.pump();
                 false
             }
@@ -1082,6 +1868,9 @@ impl Session {
         if !self.state.is_sending() {
             return;
         }
+        if self.v5.as_deref().is_some_and(|v| !v.held.is_empty()) {
+            self.release_held();
+        }
         // Bounded: each iteration removes a queued command, or leaves.
         while let Some(front) = self.queue.front() {
             let id = match front {
@@ -1095,14 +1884,42 @@ impl Session {
             let Some(command) = self.queue.pop() else {
                 return;
             };
-            let (req, msg) = match command {
+            let (req, mut msg) = match command {
                 Queued::Control(QueuedControl { req, control }) => {
                     let Some(id) = id else { return };
+                    if let Some(v5) = self.v5.as_deref() {
+                        // Queued before this broker declared what it supports.
+                        let checked = match &control {
+                            Control::Subscribe(f) => {
+                                v5.check_subscribe(f.iter().map(|(f, _)| f), false)
+                            }
+                            Control::SubscribeV5(sub) => v5.check_subscribe(
+                                sub.0.iter().map(|(f, _)| f),
+                                sub.1.subscription_identifier.is_some(),
+                            ),
+                            Control::Unsubscribe(_) => Ok(()),
+                        };
+                        if let Err(e) = checked {
+                            self.events.push_back(Event::Failed {
+                                id: req,
+                                error: RequestError::Refused(e),
+                            });
+                            continue;
+                        }
+                    }
                     let packet = match control {
                         Control::Subscribe(filters) => Packet::Subscribe(Subscribe {
                             packet_id: id,
                             filters,
                         }),
+                        Control::SubscribeV5(sub) => {
+                            let (filters, properties) = *sub;
+                            Packet::SubscribeV5(SubscribeV5 {
+                                packet_id: id,
+                                filters,
+                                properties,
+                            })
+                        }
                         Control::Unsubscribe(filters) => Packet::Unsubscribe(Unsubscribe {
                             packet_id: id,
                             filters,
@@ -1113,6 +1930,13 @@ impl Session {
                 }
                 Queued::Publish(QueuedPublish { req, msg }) => (req, msg),
             };
+            if self.v5.is_some()
+                && let Err(error) = self.ready_v5(req, &mut msg)
+            {
+                // Never sent: its id (if any) was not taken yet.
+                self.events.push_back(Event::Failed { id: req, error });
+                continue;
+            }
             let qos_pid = match (msg.qos, id) {
                 (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
                 (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
@@ -1128,17 +1952,62 @@ impl Session {
             match id {
                 Some(id) => {
                     // Write-ahead: recorded before the PUBLISH can be handed out, with the
-                    // order `start_flight` gives it.
+                    // order `start_flight` gives it. (The store keeps the PUBLISH without
+                    // its MQTT 5 properties.)
                     let seq = self.next_seq;
                     self.persist(|| PersistOp::Publish {
                         seq,
                         publish: publish.clone(),
                     });
-                    self.start_flight(id, req, Packet::Publish(publish));
+                    let packet = match msg.properties {
+                        Some(properties) => Packet::PublishV5(Box::new(PublishV5 {
+                            publish,
+                            properties: *properties,
+                        })),
+                        None => Packet::Publish(publish),
+                    };
+                    self.start_flight(id, req, packet);
                 }
-                None => self.outbox.push_back(Outgoing::Publish0 { req, publish }),
+                None => self.outbox.push_back(match msg.properties {
+                    Some(properties) => Outgoing::Publish0V5 {
+                        req,
+                        publish: Box::new(PublishV5 {
+                            publish,
+                            properties: *properties,
+                        }),
+                    },
+                    None => Outgoing::Publish0 { req, publish },
+                }),
             }
         }
+    }
+
+    /// MQTT 5: what a publish leaving the queue must pass: the broker's declared limits
+    /// (learned after it was queued), and its Message Expiry Interval, less the time it
+    /// waited (expired: never sent).
+    fn ready_v5(&mut self, req: RequestId, msg: &mut Message) -> Result<(), RequestError> {
+        let queued_at = self.v5.as_deref_mut().and_then(|v5| {
+            if v5.expiry_clocks.is_empty() {
+                None
+            } else {
+                v5.expiry_clocks.remove(&req)
+            }
+        });
+        if let Some(v5) = self.v5.as_deref() {
+            v5.check_publish(msg).map_err(RequestError::Refused)?;
+        }
+        if let (Some(at), Some(now), Some(props)) =
+            (queued_at, self.now, msg.properties.as_deref_mut())
+            && let Some(expiry) = props.message_expiry_interval
+        {
+            let waited = now.saturating_duration_since(at).as_secs();
+            let left = u64::from(expiry).saturating_sub(waited);
+            if left == 0 {
+                return Err(RequestError::Expired);
+            }
+            props.message_expiry_interval = Some(u32::try_from(left).unwrap_or(expiry));
+        }
+        Ok(())
     }
 
     fn start_flight(&mut self, id: PacketId, req: RequestId, packet: Packet) {
@@ -1174,7 +2043,10 @@ impl Session {
             };
             let seq = slot.seq;
             match &slot.packet {
-                Packet::Publish(p) => {
+                Packet::Publish(_) | Packet::PublishV5(_) => {
+                    let Some(p) = slot_publish(&slot.packet) else {
+                        continue;
+                    };
                     let mut publish = p.clone();
                     publish.dup = false;
                     snapshot.apply(PersistOp::Publish { seq, publish });
@@ -1189,10 +2061,14 @@ impl Session {
         snapshot
     }
 
-    /// Whether one more QoS 1/2 publish may go in flight.
+    /// Whether one more QoS 1/2 publish may go in flight: within our window and, at MQTT 5,
+    /// the broker's Receive Maximum [MQTT-4.9.0-2], [MQTT-3.3.4-7].
     fn window_open(&self) -> bool {
-        self.inflight.publishes() < usize::from(self.config.max_inflight.max(1))
-            && self.inflight.len() < ID_SPACE
+        let mut window = self.config.max_inflight.max(1);
+        if let Some(v5) = self.v5.as_deref() {
+            window = window.min(v5.caps.receive_maximum.max(1));
+        }
+        self.inflight.publishes() < usize::from(window) && self.inflight.len() < ID_SPACE
     }
 
     fn queue_control(&mut self, len: usize, control: Control) -> Result<RequestId, ApiMisuse> {
@@ -1223,7 +2099,7 @@ impl Session {
 
     /// Keepalive as sent in CONNECT (whole seconds, rounded up, at most 65,535) and as used
     /// locally (the configured interval, at most 65,535 s, so never longer than announced).
-    fn keep_alive(&self) -> (u16, Duration) {
+    fn keep_alive_configured(&self) -> (u16, Duration) {
         let ka = self
             .config
             .keep_alive
@@ -1232,11 +2108,21 @@ impl Session {
         (u16::try_from(secs).unwrap_or(u16::MAX), ka)
     }
 
+    /// The keepalive in use: the broker's Server Keep Alive when its CONNACK had one
+    /// [MQTT-3.2.2-21], else ours.
+    fn keep_alive(&self) -> Duration {
+        let (_, ours) = self.keep_alive_configured();
+        match self.v5.as_deref() {
+            Some(v5) if v5.caps_known => v5.caps.keep_alive(ours),
+            _ => ours,
+        }
+    }
+
     /// Re-arms the keepalive timer from the last send and receive [MQTT-3.1.2-23]: a probe
     /// goes out when either has been quiet for the interval, so a link that swallows our
     /// writes is noticed too.
     fn arm_keepalive(&mut self) {
-        let (_, ka) = self.keep_alive();
+        let ka = self.keep_alive();
         let deadline = match (self.last_sent, self.last_received) {
             (Some(sent), Some(received))
                 if self.state.is_sending() && !ka.is_zero() && !self.ping_outstanding =>
@@ -1254,10 +2140,29 @@ impl Session {
     // Internals: connection end.
 
     /// Ends the connection for a protocol violation and reports it.
+    ///
+    /// At MQTT 5 a DISCONNECT with the reason code for the violation (0x81, 0x82, 0x93,
+    /// 0x94, 0x95, 0x99 ...) is queued first (§4.13.1): the driver sends what
+    /// `poll_transmit` hands out before it closes the transport.
     fn violation(&mut self, error: ProtocolError) -> Result<(), ProtocolError> {
+        let connected = self.state.is_connected();
         // [MQTT-4.8.0-1] close the connection.
         self.end_connection(DisconnectReason::Protocol(error.clone()));
+        if self.v5.is_some() && connected {
+            self.outbox
+                .push_back(Outgoing::Farewell(error.disconnect_reason()));
+        }
         Err(error)
+    }
+
+    /// Whether the session state ends with the connection: clean session in 3.1 / 3.1.1;
+    /// at MQTT 5 a Session Expiry Interval of 0 [MQTT-3.1.2-23] (the value our DISCONNECT
+    /// set, else the broker's CONNACK value, else ours).
+    fn session_ends_with_connection(&self) -> bool {
+        match self.v5.as_deref() {
+            Some(v5) => v5.session_expiry(&self.config) == 0,
+            None => self.config.clean_session,
+        }
     }
 
     /// Emits `Disconnected(reason)` and resets per-connection state; with clean session,
@@ -1279,7 +2184,7 @@ impl Session {
             self.acks = None;
         }
 
-        let clean = self.config.clean_session;
+        let clean = self.session_ends_with_connection();
         let mut outbox = std::mem::take(&mut self.outbox);
         // Commands going back to the queue, in call order: SUBSCRIBE/UNSUBSCRIBE already
         // handed out (they left before anything still in the outbox), then the outbox's
@@ -1314,6 +2219,24 @@ impl Session {
                             retain: publish.retain,
                             topic: publish.topic,
                             payload: publish.payload,
+                            properties: None,
+                        },
+                    }))
+                }
+                Outgoing::Publish0V5 { req, publish } => {
+                    let PublishV5 {
+                        publish,
+                        properties,
+                    } = *publish;
+                    self.restart_expiry(req, &properties);
+                    requeued.push(Queued::Publish(QueuedPublish {
+                        req,
+                        msg: Message {
+                            qos: QoS::AtMostOnce,
+                            retain: publish.retain,
+                            topic: publish.topic,
+                            payload: publish.payload,
+                            properties: Some(Box::new(properties)),
                         },
                     }))
                 }
@@ -1330,23 +2253,38 @@ impl Session {
                         self.persist(|| PersistOp::Done(id));
                     }
                     let req = slot.req;
-                    match slot.packet {
-                        Packet::Publish(p) => requeued.push(Queued::Publish(QueuedPublish {
+                    let (publish, properties) = match slot.packet {
+                        Packet::Publish(p) => (Some(p), None),
+                        Packet::PublishV5(p) => {
+                            let PublishV5 {
+                                publish,
+                                properties,
+                            } = *p;
+                            self.restart_expiry(req, &properties);
+                            (Some(publish), Some(Box::new(properties)))
+                        }
+                        packet => {
+                            match queued_control(req, packet) {
+                                Some(control) => requeued.push(Queued::Control(control)),
+                                None => self.events.push_back(Event::Failed {
+                                    id: req,
+                                    error: RequestError::SessionLost,
+                                }),
+                            }
+                            (None, None)
+                        }
+                    };
+                    if let Some(p) = publish {
+                        requeued.push(Queued::Publish(QueuedPublish {
                             req,
                             msg: Message {
                                 qos: p.qos(),
                                 retain: p.retain,
                                 topic: p.topic,
                                 payload: p.payload,
+                                properties,
                             },
-                        })),
-                        packet => match queued_control(req, packet) {
-                            Some(control) => requeued.push(Queued::Control(control)),
-                            None => self.events.push_back(Event::Failed {
-                                id: req,
-                                error: RequestError::SessionLost,
-                            }),
-                        },
+                        }));
                     }
                 }
                 _ => {}
@@ -1382,10 +2320,53 @@ impl Session {
     }
 }
 
+/// The request error for a packet of ours that could not be sent.
+fn send_error(e: SendError) -> RequestError {
+    match e {
+        SendError::Encode(e) => RequestError::Encode(e),
+        SendError::TooLarge { len, max } => RequestError::PacketTooLarge { len, max },
+    }
+}
+
+/// The PUBLISH packet for a message (MQTT 5 form when it has properties).
+fn publish_packet(msg: &Message, id: Option<PacketId>) -> Packet {
+    let qos_pid = match (msg.qos, id) {
+        (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
+        (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
+        (QoS::AtLeastOnce, None) => QosPid::AtLeastOnce(ANY_ID),
+        (QoS::ExactlyOnce, None) => QosPid::ExactlyOnce(ANY_ID),
+        _ => QosPid::AtMostOnce,
+    };
+    let publish = Publish {
+        dup: false,
+        qos_pid,
+        retain: msg.retain,
+        topic: msg.topic.clone(),
+        payload: msg.payload.clone(),
+    };
+    match &msg.properties {
+        Some(p) => Packet::PublishV5(Box::new(PublishV5 {
+            publish,
+            properties: (**p).clone(),
+        })),
+        None => Packet::Publish(publish),
+    }
+}
+
+/// The PUBLISH held by an in-flight packet, with or without MQTT 5 properties.
+fn slot_publish(packet: &Packet) -> Option<&Publish> {
+    match packet {
+        Packet::Publish(p) => Some(p),
+        Packet::PublishV5(p) => Some(&p.publish),
+        _ => None,
+    }
+}
+
 /// A SUBSCRIBE or UNSUBSCRIBE taken out of flight, as the queued command it came from.
 fn queued_control(req: RequestId, packet: Packet) -> Option<QueuedControl> {
     let control = match packet {
         Packet::Subscribe(s) => Control::Subscribe(s.filters),
+        Packet::SubscribeV5(s) => Control::SubscribeV5(Box::new((s.filters, s.properties))),
         Packet::Unsubscribe(u) => Control::Unsubscribe(u.filters),
         _ => return None,
     };

@@ -29,7 +29,8 @@ pub enum PersistOp {
     Publish {
         /// Order in which the publish left the command queue.
         seq: u64,
-        /// The packet, DUP clear.
+        /// The packet, DUP clear. At MQTT 5 without its properties (a restored publish is
+        /// re-sent without them), and never with a Topic Alias: the topic is always whole.
         publish: Publish,
     },
     /// The broker sent PUBREC for our QoS 2 publish `id`: from now on PUBREL is (re)sent,

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::packet::QoS;
+use crate::packet::{QoS, SubscribeProperties, SubscriptionOptions};
 use crate::topic::TopicFilter;
 
 use super::{Message, RequestId};
@@ -19,6 +19,8 @@ pub(super) struct QueuedPublish {
 #[derive(Debug, Clone)]
 pub(super) enum Control {
     Subscribe(Vec<(TopicFilter, QoS)>),
+    /// MQTT 5 SUBSCRIBE with options or properties.
+    SubscribeV5(Box<(Vec<(TopicFilter, SubscriptionOptions)>, SubscribeProperties)>),
     Unsubscribe(Vec<TopicFilter>),
 }
 
@@ -129,6 +131,7 @@ mod tests {
                 payload: Bytes::from(vec![0; payload]),
                 qos: QoS::AtLeastOnce,
                 retain: false,
+                properties: None,
             },
         })
     }

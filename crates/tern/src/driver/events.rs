@@ -255,7 +255,9 @@ impl Driver {
                     }
                     Some(Waiter::Resubscribe(_)) | None => {}
                 },
-                SessionEvent::Message { publish: p, ack } => {
+                SessionEvent::Message {
+                    publish: p, ack, ..
+                } => {
                     let (qos, packet_id) = (p.qos(), p.packet_id());
                     let manual = self.options.manual_ack;
                     let kept = self.emit(Event::Message(Message {

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::packet::{
     ConnAck, ConnectReturnCode, Decoder, Packet, PacketId, Publish, QoS, QosPid, SubAck,
-    SubscribeReturnCode,
+    SubscribeReturnCode, UnsubAckReasonCode, UnsubAckV5,
 };
 use crate::session::{
     AckToken, Event, Message, PersistOp, ProtocolError, RequestId, Session, SessionConfig, Snapshot,
@@ -44,6 +44,7 @@ pub(super) fn msg(t: &str, payload: &'static [u8], qos: QoS) -> Message {
         payload: Bytes::from_static(payload),
         qos,
         retain: false,
+        properties: None,
     }
 }
 
@@ -214,9 +215,28 @@ impl Pair {
     /// Encodes `packet` as the broker and feeds it to the session.
     pub(super) fn deliver(&mut self, packet: Packet) -> Result<(), ProtocolError> {
         let mut bytes = BytesMut::new();
-        packet
-            .encode(&mut bytes)
-            .unwrap_or_else(|e| panic!("test broker packet {packet:?} does not encode: {e}"));
+        let level = self.session.config().level;
+        // The model broker's UNSUBACK, at level 5 (where it lists a code per filter).
+        let packet = match packet {
+            Packet::UnsubAck(id) if level.is_v5() => {
+                let filters = match self.session.inflight.get(id).map(|s| &s.packet) {
+                    Some(Packet::Unsubscribe(u)) => u.filters.len(),
+                    _ => 1,
+                };
+                Packet::UnsubAckV5(Box::new(UnsubAckV5 {
+                    packet_id: id,
+                    reason_codes: vec![UnsubAckReasonCode::Success; filters],
+                    properties: Default::default(),
+                }))
+            }
+            other => other,
+        };
+        if level.is_v5() {
+            packet.encode_for(level, &mut bytes)
+        } else {
+            packet.encode(&mut bytes)
+        }
+        .unwrap_or_else(|e| panic!("test broker packet {packet:?} does not encode: {e}"));
         self.deliver_bytes(&bytes)
     }
 

@@ -4,6 +4,7 @@
 mod harness;
 mod persist;
 mod prop;
+mod v5;
 
 use std::time::Duration;
 
@@ -1357,6 +1358,7 @@ fn oversized_publishes_are_refused_up_front() {
             payload: huge,
             qos: QoS::AtMostOnce,
             retain: false,
+            properties: None,
         },
     );
     assert!(

@@ -129,6 +129,7 @@ fn the_store_tracks_the_live_session_state() {
             payload: Bytes::copy_from_slice(body),
             qos: q,
             retain: false,
+            properties: None,
         });
     }
     let sent = pair.sent();
@@ -405,6 +406,7 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
             payload: body.clone(),
             qos: q,
             retain: false,
+            properties: None,
         };
         let req = pair.session.publish(pair.now, m).unwrap();
         ledger.publishes.insert(body.clone(), q);

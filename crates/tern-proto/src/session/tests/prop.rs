@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
 use super::harness::{Broker, Pair, config, filter, topic};
-use crate::packet::{Packet, QoS};
+use crate::packet::{ConnectProperties, Packet, ProtocolLevel, QoS};
 use crate::session::{Event, Message, RequestId};
 
 #[derive(Debug, Clone)]
@@ -87,7 +87,11 @@ impl Ledger {
     fn absorb(&mut self, events: Vec<Event>) {
         for e in events {
             match e {
-                Event::Published(id) | Event::Unsubscribed(id) | Event::Subscribed { id, .. } => {
+                Event::Published(id)
+                | Event::Unsubscribed(id)
+                | Event::Subscribed { id, .. }
+                | Event::SubscribedV5 { id, .. }
+                | Event::UnsubscribedV5 { id, .. } => {
                     let n = self.completed.entry(id).or_default();
                     *n += 1;
                     assert_eq!(*n, 1, "request {id} completed twice");
@@ -146,12 +150,21 @@ fn assert_owed_bytes_will_arrive(pair: &Pair, broker: &Broker) {
 }
 
 /// Runs `ops`, then lets everything settle and checks the outcome. Packet ids wrap after
-/// `wrap_after`, so id reuse happens within a few packets.
-fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
-    let cfg = config()
+/// `wrap_after`, so id reuse happens within a few packets. `v5`: at MQTT 5, the session
+/// kept by a Session Expiry Interval instead of clean session off.
+fn run(ops: &[Op], max_inflight: u16, wrap_after: u16, v5: bool) {
+    let mut cfg = config()
         .clean_session(false)
         .max_inflight(max_inflight)
         .keep_alive(Duration::ZERO);
+    if v5 {
+        cfg = cfg
+            .level(ProtocolLevel::V5)
+            .connect_properties(ConnectProperties {
+                session_expiry_interval: Some(u32::MAX),
+                ..Default::default()
+            });
+    }
     let mut pair = Pair::new(cfg);
     pair.session.ids.set_wrap_after(wrap_after);
     let mut broker = Broker::default();
@@ -171,6 +184,7 @@ fn run(ops: &[Op], max_inflight: u16, wrap_after: u16) {
                     payload: body.clone(),
                     qos: *q,
                     retain: false,
+                    properties: None,
                 };
                 let id = pair.session.publish(pair.now, m).unwrap();
                 ledger.calls.push(body.clone());
@@ -297,7 +311,17 @@ proptest! {
         max_inflight in 1u16..5,
         wrap_after in 3u16..12,
     ) {
-        run(&ops, max_inflight, wrap_after);
+        run(&ops, max_inflight, wrap_after, false);
+    }
+
+    /// The same at MQTT 5: every level 3/4 guarantee holds at level 5.
+    #[test]
+    fn every_publish_completes_once_and_qos2_reaches_the_broker_exactly_once_at_level_5(
+        ops in prop::collection::vec(op(), 1..80),
+        max_inflight in 1u16..5,
+        wrap_after in 3u16..12,
+    ) {
+        run(&ops, max_inflight, wrap_after, true);
     }
 }
 
@@ -326,5 +350,6 @@ fn drops_between_every_step_of_a_qos2_flow_still_deliver_exactly_once() {
         Op::LossyDrop,
         Op::Drive,
     ];
-    run(&ops, 1, u16::MAX);
+    run(&ops, 1, u16::MAX, false);
+    run(&ops, 1, u16::MAX, true);
 }
