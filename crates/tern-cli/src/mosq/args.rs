@@ -14,12 +14,35 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tern::QoS;
 use tern::broker::Proxy;
 use tern::tls::TlsVersion;
-use tern::{Protocol, QoS};
 use tern_proto::{TopicFilter, TopicName};
 
 use super::flags::{self, Cmd};
+use super::props::Properties;
+
+/// `-V`: the MQTT version to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    /// `-V 31` / `mqttv31`.
+    V31,
+    /// `-V 311` / `mqttv311`: the default of `tern pub` and `tern sub`.
+    V311,
+    /// `-V 5` / `mqttv5`, also chosen by any `-D`: the default of `tern rr`.
+    V5,
+}
+
+impl Version {
+    /// The `-V` spelling, for messages.
+    pub(crate) fn flag(self) -> &'static str {
+        match self {
+            Self::V31 => "31",
+            Self::V311 => "311",
+            Self::V5 => "5",
+        }
+    }
+}
 
 /// A command line that cannot be run; printed as `Error: {0}` plus a pointer to `--help`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +79,12 @@ pub(crate) struct Common {
     pub(crate) password: Option<Vec<u8>>,
     /// Not `-c`.
     pub(crate) clean_session: bool,
-    /// `-V`.
-    pub(crate) protocol: Protocol,
+    /// `-V` (and `-D`, which selects 5).
+    pub(crate) version: Version,
+    /// `-D`: MQTT v5 properties by packet; `-x` ends up in `props.connect`.
+    pub(crate) props: Properties,
+    /// `-x`: session expiry interval in seconds (`u32::MAX`: never), MQTT v5 only.
+    pub(crate) session_expiry: Option<u32>,
     /// `--will-topic`.
     pub(crate) will_topic: Option<String>,
     /// `--will-payload`.
@@ -113,7 +140,9 @@ impl Default for Common {
             username: None,
             password: None,
             clean_session: true,
-            protocol: Protocol::V3_1_1,
+            version: Version::V311,
+            props: Properties::default(),
+            session_expiry: None,
             will_topic: None,
             will_payload: None,
             will_qos: QoS::AtMostOnce,
@@ -405,20 +434,43 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
         "-c" => c.clean_session = false,
         "-V" => {
             let v = cur.string(flag)?;
-            c.protocol = match v.as_str() {
-                "31" | "mqttv31" => Protocol::V3_1,
-                "311" | "mqttv311" => Protocol::V3_1_1,
-                "5" | "mqttv5" => {
-                    return Err(UsageError::new(
-                        "MQTT v5 is not supported: tern speaks 3.1 (-V 31) and 3.1.1 (-V 311).",
-                    ));
-                }
+            c.version = match v.as_str() {
+                "31" | "mqttv31" => Version::V31,
+                "311" | "mqttv311" => Version::V311,
+                "5" | "mqttv5" => Version::V5,
                 _ => {
                     return Err(UsageError::new(format!(
-                        "Invalid protocol version argument given: {v}"
+                        "Invalid protocol version argument given: {v} (31, mqttv31, 311, \
+                         mqttv311, 5 or mqttv5)"
                     )));
                 }
             };
+        }
+        "-D" => {
+            let mut next = || match cur.next() {
+                None => Ok(None),
+                Some(w) => w
+                    .into_string()
+                    .map(Some)
+                    .map_err(|w| format!("--property value {w:?} is not valid UTF-8.")),
+            };
+            c.props.add(&mut next).map_err(UsageError)?;
+            // As mosquitto: a property makes the connection MQTT v5 (a later -V overrides).
+            c.version = Version::V5;
+        }
+        "-x" => {
+            let v = cur.string(flag)?;
+            let n: i64 = match v.trim() {
+                "∞" => -1,
+                t => t
+                    .parse()
+                    .map_err(|_| UsageError::new("session-expiry-interval not a number."))?,
+            };
+            c.session_expiry = Some(match n {
+                -1 => u32::MAX,
+                n => u32::try_from(n)
+                    .map_err(|_| UsageError::new("session-expiry-interval out of range."))?,
+            });
         }
         "--will-topic" => c.will_topic = Some(cur.string(flag)?),
         "--will-payload" => c.will_payload = Some(cur.bytes(flag)?),
@@ -522,6 +574,7 @@ fn finish_common(c: &mut Common) -> Result<()> {
         }
         _ => {}
     }
+    finish_v5(c)?;
     if !c.clean_session && c.client_id.is_none() && c.id_prefix.is_none() {
         return Err(UsageError::new(
             "You must provide a client id if you are using the -c option.",
@@ -545,6 +598,54 @@ fn finish_common(c: &mut Common) -> Result<()> {
     }
     if let Some(topic) = c.url.as_ref().and_then(|u| u.topic.clone()) {
         c.topics.insert(0, topic);
+    }
+    Ok(())
+}
+
+/// The MQTT v5 flags once all are read: properties need level 5, `-x` becomes the CONNECT's
+/// Session Expiry Interval, and `-c` without `-x` a session that never expires (as
+/// mosquitto).
+fn finish_v5(c: &mut Common) -> Result<()> {
+    c.props.check().map_err(UsageError)?;
+    if c.version != Version::V5 {
+        if c.props.any {
+            return Err(UsageError::new(format!(
+                "-D properties are MQTT v5, but -V {} was given after them: use -V 5 or \
+                 drop the -D.",
+                c.version.flag()
+            )));
+        }
+        if c.session_expiry.is_some() {
+            return Err(UsageError::new(format!(
+                "-x (session expiry interval) is MQTT v5 only, but -V {} was given: use -V 5.",
+                c.version.flag()
+            )));
+        }
+        return Ok(());
+    }
+    if c.will_topic.is_none() && c.props.will != Default::default() {
+        return Err(UsageError::new(
+            "Will properties given, but no will topic given.",
+        ));
+    }
+    let expiry = match c.session_expiry {
+        Some(n) => Some(n),
+        None if !c.clean_session => Some(u32::MAX),
+        None => None,
+    };
+    if let Some(n) = expiry.filter(|n| *n > 0) {
+        if n == u32::MAX && (c.id_prefix.is_some() || c.client_id.is_none()) {
+            return Err(UsageError::new(
+                "You must provide a client id if you are using an infinite session expiry \
+                 interval.",
+            ));
+        }
+        if c.props.connect.session_expiry_interval.replace(n).is_some() {
+            return Err(UsageError::new(
+                "Error in CONNECT properties: Duplicate property session-expiry-interval \
+                 (-x and -D connect session-expiry-interval).",
+            ));
+        }
     }
     Ok(())
 }
@@ -844,17 +945,22 @@ mod tests {
         );
         for v in ["31", "mqttv31"] {
             assert_eq!(
-                pub_ok(&["-t", "t", "-n", "-V", v]).common.protocol,
-                Protocol::V3_1
+                pub_ok(&["-t", "t", "-n", "-V", v]).common.version,
+                Version::V31
             );
         }
         for v in ["311", "mqttv311"] {
             assert_eq!(
-                pub_ok(&["-t", "t", "-n", "-V", v]).common.protocol,
-                Protocol::V3_1_1
+                pub_ok(&["-t", "t", "-n", "-V", v]).common.version,
+                Version::V311
             );
         }
-        assert!(pub_err(&["-t", "t", "-n", "-V", "5"]).contains("not supported"));
+        for v in ["5", "mqttv5"] {
+            assert_eq!(
+                pub_ok(&["-t", "t", "-n", "-V", v]).common.version,
+                Version::V5
+            );
+        }
         assert!(pub_err(&["-t", "t", "-n", "-V", "32"]).contains("Invalid protocol version"));
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-p", "x"]),
@@ -869,6 +975,88 @@ mod tests {
             "-q argument given but no value specified."
         );
         assert_eq!(pub_err(&["-t", "t", "-n", "-z"]), "Unknown option '-z'.");
+    }
+
+    #[test]
+    fn v5_flags_select_level_5_as_mosquitto() {
+        let a = pub_ok(&[
+            "-t",
+            "t",
+            "-n",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "v",
+            "-D",
+            "connect",
+            "receive-maximum",
+            "5",
+        ]);
+        assert_eq!(a.common.version, Version::V5, "-D selects MQTT v5");
+        assert_eq!(a.common.props.publish.user_properties.len(), 1);
+        assert!(
+            pub_err(&[
+                "-t",
+                "t",
+                "-n",
+                "-D",
+                "publish",
+                "content-type",
+                "x",
+                "-V",
+                "311"
+            ])
+            .contains("-V 311 was given after them")
+        );
+        assert!(pub_err(&["-t", "t", "-n", "-x", "60"]).contains("MQTT v5 only"));
+        let a = sub_ok(&["-t", "t", "-V", "mqttv5", "-x", "60"]);
+        assert_eq!(a.common.props.connect.session_expiry_interval, Some(60));
+        let a = sub_ok(&["-t", "t", "-V", "5", "-c", "-i", "me"]);
+        assert_eq!(
+            a.common.props.connect.session_expiry_interval,
+            Some(u32::MAX),
+            "-c at level 5 keeps the session for ever"
+        );
+        for never in ["-1", "∞", "4294967295"] {
+            let a = sub_ok(&["-t", "t", "-V", "5", "-x", never, "-i", "me"]);
+            assert_eq!(
+                a.common.props.connect.session_expiry_interval,
+                Some(u32::MAX)
+            );
+        }
+        assert!(sub_err(&["-t", "t", "-V", "5", "-x", "-1"]).contains("infinite session expiry"));
+        assert_eq!(
+            sub_err(&["-t", "t", "-V", "5", "-x", "4294967296"]),
+            "session-expiry-interval out of range."
+        );
+        assert_eq!(
+            sub_err(&["-t", "t", "-V", "5", "-x", "soon"]),
+            "session-expiry-interval not a number."
+        );
+        assert!(
+            sub_err(&[
+                "-t",
+                "t",
+                "-V",
+                "5",
+                "-x",
+                "9",
+                "-D",
+                "connect",
+                "session-expiry-interval",
+                "9"
+            ])
+            .contains("Duplicate property session-expiry-interval")
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-D", "will", "content-type", "x"]),
+            "Will properties given, but no will topic given."
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-D", "connect", "topic-alias", "1"]),
+            "topic-alias property not allowed for connect in --property argument."
+        );
     }
 
     #[test]
@@ -941,7 +1129,7 @@ mod tests {
         let sample = |f: &flags::Flag| match f.value {
             flags::Value::Choice(_, words) => words[0].to_owned(),
             _ => match f.id() {
-                "-p" | "-k" | "-M" | "-C" | "--repeat" | "--payload-size" => "3".into(),
+                "-p" | "-k" | "-M" | "-C" | "-x" | "--repeat" | "--payload-size" => "3".into(),
                 "-W" | "--repeat-delay" | "--connect-timeout" | "--random-filter" => "1.5".into(),
                 "-A" => "127.0.0.1".into(),
                 "--proxy" => "socks5h://127.0.0.1:1080".into(),
@@ -955,7 +1143,9 @@ mod tests {
             for f in flags::FLAGS.iter().filter(|f| f.is_for(cmd)) {
                 for name in f.names {
                     let mut argv = vec![(*name).to_owned()];
-                    if f.value.takes_value() {
+                    if *name == "-D" || *name == "--property" {
+                        argv.extend(["publish", "content-type", "v"].map(String::from));
+                    } else if f.value.takes_value() {
                         argv.push(sample(f));
                     }
                     let base: &[&str] = match cmd {

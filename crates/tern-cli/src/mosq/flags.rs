@@ -400,9 +400,33 @@ pub(crate) const FLAGS: &[Flag] = &[
     ),
     both(
         &["-V", "--protocol-version"],
-        Value::Choice("version", &["31", "mqttv31", "311", "mqttv311"]),
+        Value::Choice(
+            "version",
+            &["31", "mqttv31", "311", "mqttv311", "5", "mqttv5"],
+        ),
         Connection,
-        "31 / mqttv31 or 311 / mqttv311 (default)",
+        "31 / mqttv31, 311 / mqttv311 (default of pub and sub) or 5 / mqttv5",
+    ),
+    both(
+        &["-D", "--property"],
+        Value::Text("command property value"),
+        Connection,
+        "an MQTT v5 property (selects -V 5), as mosquitto's -D: command is connect, publish, \
+         subscribe, unsubscribe, disconnect or will; property is payload-format-indicator, \
+         message-expiry-interval, content-type, response-topic, correlation-data, \
+         subscription-identifier (subscribe), session-expiry-interval, receive-maximum, \
+         maximum-packet-size, topic-alias-maximum, topic-alias (publish), \
+         request-response-information, request-problem-information, authentication-method, \
+         authentication-data, will-delay-interval (will), reason-string or server-reference \
+         (disconnect), or user-property NAME VALUE (repeatable, order kept). E.g. -D publish \
+         content-type text/plain -D publish user-property unit celsius",
+    ),
+    both(
+        &["-x"],
+        Value::Text("secs"),
+        Connection,
+        "MQTT v5 session expiry interval: seconds the broker keeps the session after \
+         disconnecting; -1, 4294967295 or ∞ for never (the default with -c at -V 5)",
     ),
     both(
         &["-M"],
@@ -529,18 +553,6 @@ pub(crate) const FLAGS: &[Flag] = &[
         Value::None,
         Unsupported,
         "refused: DNS SRV lookup is not implemented",
-    ),
-    both(
-        &["-D", "--property"],
-        Value::Text("property"),
-        Unsupported,
-        "refused: MQTT v5 properties (tern speaks 3.1 and 3.1.1)",
-    ),
-    both(
-        &["-x", "--session-expiry-interval"],
-        Value::Text("secs"),
-        Unsupported,
-        "refused: MQTT v5 session expiry (tern speaks 3.1 and 3.1.1)",
     ),
 ];
 

@@ -8,6 +8,7 @@ mod clock;
 pub(crate) mod flags;
 pub(crate) mod format;
 mod json;
+pub(crate) mod props;
 pub(crate) mod trace;
 
 use std::fmt;
@@ -17,9 +18,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tern::tls::Roots;
-use tern::{Broker, Client, ConnectError, ConnectOptions, Events, Scheme, TlsOptions, Will};
+use tern::{
+    Broker, Client, ConnectError, ConnectOptions, Events, Protocol, Scheme, TlsOptions, Will,
+};
 
-use args::Common;
+use args::{Common, Version};
 
 /// Exit codes scripts can rely on (also listed in both commands' `--help`).
 pub(crate) mod exit {
@@ -211,10 +214,23 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
         ));
     }
 
+    let protocol = match c.version {
+        Version::V31 => Protocol::V3_1,
+        Version::V311 => Protocol::V3_1_1,
+        // The command line is read and checked in full (-D, -x), but the client library
+        // has no level 5 connection to hand it to yet.
+        Version::V5 => {
+            return Err(Fatal::new(
+                exit::USAGE,
+                "Error: MQTT v5 (-V 5, -D or -x) is not available in this build: its client \
+                 library connects at 3.1 and 3.1.1 only. Use -V 311 without -D/-x.",
+            ));
+        }
+    };
     let mut options = ConnectOptions::new(client_id.clone())
         .keep_alive(Duration::from_secs(c.keepalive.into()))
         .clean_session(c.clean_session)
-        .protocol(c.protocol);
+        .protocol(protocol);
     let username = c
         .username
         .clone()
