@@ -319,6 +319,8 @@ impl<W: Write> Subscriber<'_, W> {
                 qos: m.qos as u8,
                 retain: m.retain,
                 mid: m.packet_id.map_or(0, |id| id.get()),
+                // The client hands messages over without their v5 properties so far.
+                props: None,
             };
             if let Err(e) = f.render(&view, &mut self.line) {
                 if !self.args.common.quiet {

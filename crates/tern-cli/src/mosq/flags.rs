@@ -302,7 +302,10 @@ pub(crate) const FLAGS: &[Flag] = &[
         "%t topic  %p payload  %q QoS  %r retain flag  %l payload length  %m message id \
          (0 at QoS 0)  %x / %X payload as lower / upper-case hex  %j JSON with the payload \
          escaped  %J JSON with the payload inlined (must be JSON)  %I ISO 8601 time  %U \
-         Unix time.nanoseconds  %% a percent sign; flags - and 0, width and .max as \
+         Unix time.nanoseconds  MQTT v5: %C content type  %D correlation data  %E message \
+         expiry interval  %F payload format indicator  %P user properties (name:value, space \
+         separated)  %R response topic  %S subscription identifier  %A topic alias  %% a \
+         percent sign; flags - and 0, width and .max as \
          mosquitto_sub: %-10t, %05l, %10.10t.  @X strftime's %X (@Y year, @H hour, ...), \
          @N nanoseconds, @@ an @.  \\n \\t \\r \\0 \\a \\e \\v \\\\ escapes",
     ),
