@@ -226,7 +226,7 @@ fn random_payload(n: usize) -> Bytes {
 /// Reads stdin on its own thread (reads block; the runtime must keep driving the socket)
 /// and sends its lines in batches, one batch per read. Lines are zero-copy slices of the
 /// read buffer.
-fn spawn_line_reader() -> mpsc::Receiver<io::Result<Vec<Bytes>>> {
+pub(crate) fn spawn_line_reader() -> mpsc::Receiver<io::Result<Vec<Bytes>>> {
     let (tx, rx) = mpsc::channel(16);
     thread::spawn(move || {
         let mut stdin = io::stdin().lock();

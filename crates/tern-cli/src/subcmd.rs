@@ -91,7 +91,10 @@ fn run(a: SubArgs, format: Option<Format>) -> Result<(), Fatal> {
 }
 
 /// Awaits `fut` until `deadline` (`-W`); past it, the timeout exit.
-async fn within<F: Future>(deadline: Option<Instant>, fut: F) -> Result<F::Output, Fatal> {
+pub(crate) async fn within<F: Future>(
+    deadline: Option<Instant>,
+    fut: F,
+) -> Result<F::Output, Fatal> {
     match deadline {
         Some(d) => tokio::time::timeout_at(d, fut)
             .await
@@ -100,7 +103,7 @@ async fn within<F: Future>(deadline: Option<Instant>, fut: F) -> Result<F::Outpu
     }
 }
 
-fn write_error(e: io::Error) -> Fatal {
+pub(crate) fn write_error(e: io::Error) -> Fatal {
     if e.kind() == io::ErrorKind::BrokenPipe {
         // The reader went away (`tern sub | head -1`): nothing useful left to say.
         Fatal::new(exit::ERROR, "")
@@ -308,11 +311,36 @@ impl<W: Write> Subscriber<'_, W> {
     }
 
     fn print(&mut self, m: &Message) -> Result<(), Fatal> {
-        let eol = !self.args.no_eol;
+        let how = Print {
+            format: self.format.as_ref(),
+            verbose: self.args.verbose,
+            eol: !self.args.no_eol,
+            quiet: self.args.common.quiet,
+        };
+        how.message(&mut self.out, &mut self.line, m)
+            .map_err(write_error)
+    }
+}
+
+/// How a received message is printed: `-F`, `-v`, `-N` (shared with `tern rr`).
+pub(crate) struct Print<'a> {
+    pub(crate) format: Option<&'a Format>,
+    pub(crate) verbose: bool,
+    pub(crate) eol: bool,
+    pub(crate) quiet: bool,
+}
+
+impl Print<'_> {
+    /// Writes `m` as mosquitto_sub would; `line` is a reusable buffer for `-F`.
+    pub(crate) fn message<W: Write>(
+        &self,
+        w: &mut W,
+        line: &mut Vec<u8>,
+        m: &Message,
+    ) -> io::Result<()> {
         let topic = m.topic.as_str();
-        let w = &mut self.out;
-        let r = if let Some(f) = &self.format {
-            self.line.clear();
+        if let Some(f) = self.format {
+            line.clear();
             let view = View {
                 topic,
                 payload: &m.payload,
@@ -322,31 +350,30 @@ impl<W: Write> Subscriber<'_, W> {
                 // The client hands messages over without their v5 properties so far.
                 props: None,
             };
-            if let Err(e) = f.render(&view, &mut self.line) {
-                if !self.args.common.quiet {
+            if let Err(e) = f.render(&view, line) {
+                if !self.quiet {
                     mosq::err_line(format_args!("{e}"));
                 }
                 return Ok(());
             }
-            if eol {
-                self.line.push(b'\n');
+            if self.eol {
+                line.push(b'\n');
             }
-            w.write_all(&self.line)
-        } else if self.args.verbose {
+            w.write_all(line)
+        } else if self.verbose {
             // mosquitto_sub -v: "topic payload", "topic (null)" for an empty payload.
             let payload: &[u8] = if m.payload.is_empty() {
                 b"(null)"
             } else {
                 &m.payload
             };
-            write_parts(w, &[topic.as_bytes(), b" ", payload], eol)
+            write_parts(w, &[topic.as_bytes(), b" ", payload], self.eol)
         } else if m.payload.is_empty() {
             // mosquitto_sub prints nothing at all for an empty payload without -v/-F.
             Ok(())
         } else {
-            write_parts(w, &[&m.payload], eol)
-        };
-        r.map_err(write_error)
+            write_parts(w, &[&m.payload], self.eol)
+        }
     }
 }
 

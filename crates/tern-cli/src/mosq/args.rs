@@ -240,6 +240,30 @@ pub(crate) struct SubArgs {
     pub(crate) pretty: bool,
 }
 
+/// `tern rr`'s flags (mosquitto_rr's).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RrArgs {
+    /// `-t` is the request topic; `props.publish` carries the response topic and
+    /// correlation data at level 5.
+    pub(crate) common: Common,
+    /// The request: one of `-m -f -s -n`, or `-l` for one request per line.
+    pub(crate) source: Source,
+    /// `-e`: where the response is awaited.
+    pub(crate) response_topic: String,
+    /// `-W`: give up waiting after this long.
+    pub(crate) timeout: Option<Duration>,
+    /// `-R`: ignore retained messages on the response topic.
+    pub(crate) no_retain: bool,
+    /// `-v`.
+    pub(crate) verbose: bool,
+    /// `-N`.
+    pub(crate) no_eol: bool,
+    /// `-F`.
+    pub(crate) format: Option<Vec<u8>>,
+    /// `--pretty`.
+    pub(crate) pretty: bool,
+}
+
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Parsed<T> {
@@ -391,6 +415,7 @@ pub(crate) fn defaults_file(cmd: Cmd) -> Option<PathBuf> {
     let (tern, mosquitto) = match cmd {
         Cmd::Pub => ("tern_pub", "mosquitto_pub"),
         Cmd::Sub => ("tern_sub", "mosquitto_sub"),
+        Cmd::Rr => ("tern_rr", "mosquitto_rr"),
     };
     [tern, mosquitto]
         .into_iter()
@@ -766,6 +791,117 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
     }))
 }
 
+/// Parses `tern rr`'s arguments (without the `rr`). MQTT v5 is the default, as in
+/// mosquitto_rr; there the request carries the response topic and correlation data (16
+/// random bytes as hex unless `-D publish correlation-data` gives them).
+pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
+    let mut common = Common {
+        version: Version::V5,
+        ..Common::default()
+    };
+    let mut sources = Vec::new();
+    let mut response_topic = None;
+    let mut rr = RrArgs {
+        common: Common::default(),
+        source: Source::Null,
+        response_topic: String::new(),
+        timeout: None,
+        no_retain: false,
+        verbose: false,
+        no_eol: false,
+        format: None,
+        pretty: false,
+    };
+    let mut cur = Cursor::new(args);
+    while let Some(arg) = cur.next() {
+        let flag = flag_id(Cmd::Rr, &arg)?;
+        if common_flag(&mut common, flag, &mut cur)? {
+            continue;
+        }
+        match flag {
+            "--help" => return Ok(Parsed::Help),
+            "--version" => return Ok(Parsed::Version),
+            "-o" => {
+                let path = cur.path(flag)?;
+                cur.include(&path)?;
+            }
+            "-m" => sources.push(Source::Message(cur.bytes(flag)?)),
+            "-f" => sources.push(Source::File(cur.path(flag)?)),
+            "-s" => sources.push(Source::Stdin),
+            "-l" => sources.push(Source::Lines),
+            "-n" => sources.push(Source::Null),
+            "-e" => {
+                let t = cur.string(flag)?;
+                TopicName::new(&t).map_err(|e| {
+                    UsageError::new(format!(
+                        "Invalid response topic '{t}', does it contain '+' or '#'? ({e})"
+                    ))
+                })?;
+                response_topic = Some(t);
+            }
+            "-W" => {
+                let d = cur.seconds(flag, "timeout")?;
+                if d.is_zero() {
+                    return Err(UsageError::new("Invalid timeout given: 0"));
+                }
+                rr.timeout = Some(d);
+            }
+            "-R" => rr.no_retain = true,
+            "-v" => rr.verbose = true,
+            "-N" => rr.no_eol = true,
+            "-F" => rr.format = Some(cur.bytes(flag)?),
+            "--pretty" => rr.pretty = true,
+            other => return Err(UsageError::new(format!("Unknown option '{other}'."))),
+        }
+    }
+    finish_common(&mut common)?;
+    if sources.len() > 1 {
+        return Err(UsageError::new(
+            "Only one type of message can be sent at once.",
+        ));
+    }
+    let (Some(source), Some(topic), Some(response)) =
+        (sources.pop(), common.topics.first(), response_topic)
+    else {
+        return Err(UsageError::new(
+            "All of topic, message, and response topic must be supplied.",
+        ));
+    };
+    if common.topics.len() > 1 {
+        return Err(UsageError::new(
+            "Only one topic can be published to at once.",
+        ));
+    }
+    TopicName::new(topic).map_err(|e| {
+        UsageError::new(format!(
+            "Invalid publish topic '{topic}', does it contain '+' or '#'? ({e})"
+        ))
+    })?;
+    if matches!(source, Source::Random(_)) {
+        return Err(UsageError::new("--payload-size is not a tern rr option."));
+    }
+    if common.version == Version::V5 {
+        let publish = &mut common.props.publish;
+        let name = TopicName::new(&response)
+            .map_err(|e| UsageError::new(format!("Invalid response topic '{response}': {e}")))?;
+        if publish.response_topic.replace(name).is_some() {
+            return Err(UsageError::new(
+                "Error in PUBLISH properties: Duplicate response topic.",
+            ));
+        }
+        if publish.correlation_data.is_none() {
+            let id: String = (0..16)
+                .map(|_| format!("{:02x}", fastrand::u8(..)))
+                .collect();
+            publish.correlation_data = Some(bytes::Bytes::from(id));
+        }
+    }
+    rr.common = common;
+    rr.source = source;
+    rr.response_topic = response;
+    Ok(Parsed::Run(rr))
+}
+
 /// Parses `tern sub`'s arguments (without the `sub`).
 pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
     let mut sub = SubArgs {
@@ -1059,6 +1195,81 @@ mod tests {
         );
     }
 
+    fn rr_ok(s: &[&str]) -> RrArgs {
+        match parse_rr(args(s)) {
+            Ok(Parsed::Run(a)) => a,
+            other => panic!("{s:?} parsed to {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rr_takes_mosquitto_rrs_flags_and_defaults_to_v5() {
+        let a = rr_ok(&["-t", "req", "-e", "resp", "-m", "ping", "-W", "2"]);
+        assert_eq!(a.common.version, Version::V5);
+        assert_eq!(a.response_topic, "resp");
+        assert_eq!(a.timeout, Some(Duration::from_secs(2)));
+        let p = &a.common.props.publish;
+        assert_eq!(
+            p.response_topic.as_ref().map(TopicName::as_str),
+            Some("resp")
+        );
+        assert_eq!(p.correlation_data.as_ref().map(|d| d.len()), Some(32));
+        let a = rr_ok(&[
+            "-t",
+            "req",
+            "-e",
+            "resp",
+            "-n",
+            "-D",
+            "publish",
+            "correlation-data",
+            "id-1",
+        ]);
+        assert_eq!(
+            a.common.props.publish.correlation_data.as_deref(),
+            Some(&b"id-1"[..]),
+            "a given correlation data is kept"
+        );
+        let a = rr_ok(&["-t", "req", "-e", "resp", "-n", "-V", "311"]);
+        assert_eq!(
+            a.common.props.publish,
+            Default::default(),
+            "no properties at 3.1.1"
+        );
+        let err = |s: &[&str]| match parse_rr(args(s)) {
+            Err(UsageError(m)) => m,
+            other => panic!("{s:?} parsed to {other:?}"),
+        };
+        assert_eq!(
+            err(&["-t", "req", "-m", "x"]),
+            "All of topic, message, and response topic must be supplied."
+        );
+        assert!(err(&["-t", "req", "-e", "r/#", "-m", "x"]).starts_with("Invalid response topic"));
+        assert!(
+            err(&[
+                "-t",
+                "req",
+                "-e",
+                "r",
+                "-m",
+                "x",
+                "-D",
+                "publish",
+                "response-topic",
+                "z"
+            ])
+            .contains("Duplicate response topic")
+        );
+        assert_eq!(
+            err(&["-t", "req", "-e", "r", "-m", "x", "-r"]),
+            "Unknown option '-r'."
+        );
+        assert_eq!(
+            err(&["-t", "t", "-e", "r", "-n", "-C", "1"]),
+            "Unknown option '-C'."
+        );
+    }
+
     #[test]
     fn topics_are_validated_per_command() {
         assert!(pub_err(&["-t", "a/#", "-m", "x"]).starts_with("Invalid publish topic 'a/#'"));
@@ -1139,7 +1350,7 @@ mod tests {
                 _ => "v".into(),
             },
         };
-        for cmd in [Cmd::Pub, Cmd::Sub] {
+        for cmd in Cmd::ALL {
             for f in flags::FLAGS.iter().filter(|f| f.is_for(cmd)) {
                 for name in f.names {
                     let mut argv = vec![(*name).to_owned()];
@@ -1151,9 +1362,10 @@ mod tests {
                     let base: &[&str] = match cmd {
                         Cmd::Pub => &["-t", "t", "-i", "id"],
                         Cmd::Sub => &["-t", "t", "-i", "id"],
+                        Cmd::Rr => &["-t", "t", "-i", "id", "-e", "r"],
                     };
                     argv.extend(base.iter().map(|s| (*s).to_owned()));
-                    if cmd == Cmd::Pub && f.group != flags::Group::Message {
+                    if cmd != Cmd::Sub && f.group != flags::Group::Message {
                         argv.push("-n".into());
                     }
                     if *name == "--unix" {
@@ -1163,6 +1375,7 @@ mod tests {
                     let r = match cmd {
                         Cmd::Pub => parse_pub(os).map(|_| ()),
                         Cmd::Sub => parse_sub(os).map(|_| ()),
+                        Cmd::Rr => parse_rr(os).map(|_| ()),
                     };
                     match (r, f.group) {
                         (Err(UsageError(m)), flags::Group::Unsupported) => {
