@@ -238,6 +238,8 @@ pub(crate) struct SubArgs {
     pub(crate) random_filter: Option<f64>,
     /// `--pretty`: indented JSON for `%j` / `%J`.
     pub(crate) pretty: bool,
+    /// `--retain-as-published` (MQTT v5 subscription option).
+    pub(crate) retain_as_published: bool,
 }
 
 /// `tern rr`'s flags (mosquitto_rr's).
@@ -919,6 +921,7 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
         remove_retained: false,
         random_filter: None,
         pretty: false,
+        retain_as_published: false,
     };
     let mut cur = Cursor::new(args);
     while let Some(arg) = cur.next() {
@@ -962,6 +965,7 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
                 sub.timeout = Some(d);
             }
             "-R" => sub.no_retain = true,
+            "--retain-as-published" => sub.retain_as_published = true,
             "--retained-only" => sub.retained_only = true,
             "-v" => sub.verbose = true,
             "-N" => sub.no_eol = true,
@@ -981,6 +985,13 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
         }
     }
     finish_common(&mut sub.common)?;
+    if sub.retain_as_published && sub.common.version != Version::V5 {
+        return Err(UsageError::new(format!(
+            "--retain-as-published is an MQTT v5 subscription option, but -V {} was given: \
+             use -V 5.",
+            sub.common.version.flag()
+        )));
+    }
     if sub.no_retain && sub.retained_only {
         return Err(UsageError::new(
             "Combining '-R' and '--retained-only' makes no sense.",

@@ -339,6 +339,13 @@ pub(crate) const FLAGS: &[Flag] = &[
         "do not print retained (stale) messages",
     ),
     sub_only(
+        &["--retain-as-published"],
+        Value::None,
+        Subscribing,
+        "MQTT v5: ask the broker to keep the retain flag of messages as published (instead \
+         of clearing it on live ones); at -V 5 -R also asks it not to send retained messages",
+    ),
+    sub_only(
         &["--retained-only"],
         Value::None,
         Subscribing,
