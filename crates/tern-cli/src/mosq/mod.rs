@@ -38,7 +38,7 @@ pub(crate) mod exit {
     /// The broker refused the connection (CONNACK 1..5, named in the message). 5 because that
     /// is what mosquitto_pub/sub exit with for the common case, "not authorised".
     pub(crate) const REFUSED: u8 = 5;
-    /// `tern sub -W` ran out (mosquitto_sub's value).
+    /// `tern sub -W` / `tern rr -W` ran out (mosquitto_sub and mosquitto_rr's value).
     pub(crate) const TIMEOUT: u8 = 27;
 }
 
@@ -56,7 +56,7 @@ Exit status:
       failure (-6); no CONNACK in time (-2); CONNECT not sent in time (-1)
   5   connection refused by the broker, CONNACK code 1..5 in the message, e.g.
       \"Connection error: connection refused: not authorised (5)\"
-  27  timed out (-W, sub only)
+  27  timed out (-W: sub, or rr with no response in time)
 ";
 
 /// Writes to stdout, ignoring a closed pipe (mosquitto exits quietly then too).
