@@ -46,6 +46,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod broker;
 pub mod callback;
 mod chan;
@@ -58,6 +59,7 @@ pub mod tls;
 pub mod trace;
 mod transport;
 
+pub use auth::{AuthError, Authenticator};
 pub use broker::{Broker, Scheme};
 pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
 pub use error::{ClientError, ConnectError, ConnectionError, QueueLimit};
