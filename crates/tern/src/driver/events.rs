@@ -269,8 +269,13 @@ impl Driver {
             any = true;
             match ev {
                 SessionEvent::Connected { session_present } => {
+                    // Enhanced authentication: the broker's final data must verify, or the
+                    // attempt fails (DISCONNECT 0x87 goes out; the connection never counts
+                    // as established).
+                    if !self.auth_connected(link) {
+                        continue;
+                    }
                     link.stage = Stage::Connected;
-                    self.auth_connected(link);
                     let reconnected = self.reconnect.on_connected();
                     if let Some(reply) = self.connect_reply.take() {
                         let _ = reply.send(Ok(session_present));
