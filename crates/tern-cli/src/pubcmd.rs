@@ -10,10 +10,13 @@ use std::process::ExitCode;
 use std::thread;
 
 use bytes::{Bytes, BytesMut};
+use std::time::Duration;
+
 use tern::{Client, ClientError, Event, Events, QoS};
+use tern_proto::{PayloadFormat, PublishProperties};
 use tokio::sync::mpsc;
 
-use crate::mosq::args::{self, Parsed, PubArgs, Source};
+use crate::mosq::args::{self, Parsed, PubArgs, Source, Version};
 use crate::mosq::flags::Cmd;
 use crate::mosq::{self, Fatal, Trace, exit};
 
@@ -96,6 +99,7 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
             retain: a.retain,
             trace: setup.trace.clone(),
             outstanding: 0,
+            v5: (a.common.version == Version::V5).then(|| a.common.props.publish.clone()),
         };
         match (single, lines) {
             (Some(payload), _) => {
@@ -149,11 +153,29 @@ struct Publisher {
     trace: Trace,
     /// Queued with `try_publish`, completion not seen yet.
     outstanding: usize,
+    /// At MQTT v5: the `-D publish` properties every message carries.
+    v5: Option<PublishProperties>,
 }
 
 impl Publisher {
     /// Queues one publish, first waiting for room in the window or the client's channel.
+    /// At MQTT v5 the publish carries the `-D publish` properties and is awaited: the
+    /// client has no queue-and-return call for a publish with properties, and awaiting
+    /// keeps the messages in order.
     async fn send(&mut self, payload: Bytes) -> Result<(), Fatal> {
+        if let Some(props) = &self.v5 {
+            let p = with_properties(
+                tern::Publish::new(self.topic.as_str(), payload)
+                    .qos(self.qos)
+                    .retain(self.retain),
+                props,
+            );
+            return self
+                .client
+                .publish_with(p)
+                .await
+                .map_err(|e| Fatal::new(exit::ERROR, format!("Error: publish failed: {e}")));
+        }
         while self.outstanding >= WINDOW {
             let ev = self.events.recv().await;
             self.handle(ev)?;
@@ -213,6 +235,24 @@ impl Publisher {
             )),
         }
     }
+}
+
+/// `publish` with the `-D publish` properties. A Topic Alias is not copied: the client
+/// assigns aliases itself where the broker allows them.
+pub(crate) fn with_properties(mut publish: tern::Publish, p: &PublishProperties) -> tern::Publish {
+    publish.message_expiry = p
+        .message_expiry_interval
+        .map(|s| Duration::from_secs(s.into()));
+    publish.content_type = p.content_type.as_ref().map(|c| c.as_str().to_owned());
+    publish.utf8_payload = p.payload_format_indicator == Some(PayloadFormat::Utf8);
+    publish.response_topic = p.response_topic.as_ref().map(|t| t.as_str().to_owned());
+    publish.correlation_data = p.correlation_data.clone();
+    publish.user_properties = p
+        .user_properties
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+        .collect();
+    publish
 }
 
 /// `n` random bytes (`--payload-size`).

@@ -14,13 +14,16 @@ use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
 
 use bytes::Bytes;
-use tern::{Client, ClientError, Event, Events, Message, Outcome, SubscribeReturnCode};
+use tern::{
+    Client, ClientError, Event, Events, Message, Outcome, SubscribeReturnCode, Subscription,
+};
 use tokio::time::Instant;
 
-use crate::mosq::args::{self, Parsed, RrArgs, Source};
+use crate::mosq::args::{self, Parsed, RrArgs, Source, Version};
 use crate::mosq::flags::Cmd;
 use crate::mosq::format::Format;
 use crate::mosq::{self, Fatal, exit};
+use crate::pubcmd::with_properties;
 use crate::subcmd::{Print, within, write_error};
 
 const HELP: &str = "\
@@ -102,6 +105,7 @@ fn run(a: RrArgs, format: Option<Format>) -> Result<(), Fatal> {
             },
             out: BufWriter::new(io::stdout()),
             line: Vec::new(),
+            correlation: None,
         };
         let result = within(deadline, async {
             r.subscribe().await?;
@@ -137,6 +141,8 @@ struct Requester<'a> {
     print: Print<'a>,
     out: BufWriter<io::Stdout>,
     line: Vec<u8>,
+    /// The correlation data of the request in flight (MQTT v5).
+    correlation: Option<Bytes>,
 }
 
 impl Requester<'_> {
@@ -158,10 +164,36 @@ impl Requester<'_> {
     /// Subscribes to the response topic and waits for the SUBACK to grant it.
     async fn subscribe(&mut self) -> Result<(), Fatal> {
         let topic = self.args.response_topic.as_str();
-        let ticket = self
-            .client
-            .try_subscribe([(topic, self.args.common.qos)])
-            .map_err(|e| Fatal::new(exit::ERROR, format!("Error: subscribe failed: {e}")))?;
+        let qos = self.args.common.qos;
+        let refused = |why: String| {
+            Fatal::new(
+                exit::ERROR,
+                format!(
+                    "Error: the broker refused the subscription to the response topic \
+                     '{topic}' ({why})"
+                ),
+            )
+        };
+        let failed =
+            |e: ClientError| Fatal::new(exit::ERROR, format!("Error: subscribe failed: {e}"));
+        if self.args.common.version == Version::V5 {
+            // Messages that come before the SUBACK wait in the event queue; none can be an
+            // answer to a request not yet sent.
+            let ack = self
+                .client
+                .subscribe_with([Subscription::new(topic, qos)], None)
+                .await
+                .map_err(failed)?;
+            return match ack.reasons.first() {
+                Some(code) if !code.is_error() => Ok(()),
+                code => Err(refused(match (code, &ack.reason_string) {
+                    (Some(c), Some(r)) => format!("SUBACK {c}: {r:?}"),
+                    (Some(c), None) => format!("SUBACK {c}"),
+                    (None, _) => "an empty SUBACK".into(),
+                })),
+            };
+        }
+        let ticket = self.client.try_subscribe([(topic, qos)]).map_err(failed)?;
         loop {
             match self.event().await? {
                 Event::Completed { ticket: t, result } if t == ticket => {
@@ -173,17 +205,8 @@ impl Requester<'_> {
                         {
                             Ok(())
                         }
-                        Ok(_) => Err(Fatal::new(
-                            exit::ERROR,
-                            format!(
-                                "Error: the broker refused the subscription to the response \
-                                 topic '{topic}' (SUBACK 0x80: failure)"
-                            ),
-                        )),
-                        Err(e) => Err(Fatal::new(
-                            exit::ERROR,
-                            format!("Error: subscribe failed: {e}"),
-                        )),
+                        Ok(_) => Err(refused("SUBACK 0x80: failure".into())),
+                        Err(e) => Err(failed(e)),
                     };
                 }
                 // Retained or queued messages before the SUBACK are not answers to a
@@ -197,6 +220,28 @@ impl Requester<'_> {
     async fn exchange(&mut self, request: Bytes) -> Result<(), Fatal> {
         let a = self.args;
         let topic = a.common.topics.first().map_or("", String::as_str);
+        if a.common.version == Version::V5 {
+            let mut props = a.common.props.publish.clone();
+            if a.generated_correlation {
+                // A fresh one per request: a late answer to an earlier line is not taken
+                // for this one's.
+                props.correlation_data = Some(correlation_id());
+            }
+            let publish =
+                with_properties(tern::Publish::new(topic, request).qos(a.common.qos), &props);
+            self.correlation = props.correlation_data;
+            self.client
+                .publish_with(publish)
+                .await
+                .map_err(|e| publish_error(&e))?;
+            loop {
+                if let Event::Message(m) = self.event().await?
+                    && self.is_response(&m)
+                {
+                    return self.show(&m);
+                }
+            }
+        }
         let ticket = self
             .client
             .try_publish(topic, request, a.common.qos, false)
@@ -212,10 +257,7 @@ impl Requester<'_> {
                     published = true;
                 }
                 Event::Message(m) if !answered && self.is_response(&m) => {
-                    self.print
-                        .message(&mut self.out, &mut self.line, &m)
-                        .and_then(|()| self.out.flush())
-                        .map_err(write_error)?;
+                    self.show(&m)?;
                     answered = true;
                 }
                 _ => {}
@@ -224,14 +266,33 @@ impl Requester<'_> {
         Ok(())
     }
 
-    /// Whether `m` answers the request in flight.
+    /// Prints a response.
+    fn show(&mut self, m: &Message) -> Result<(), Fatal> {
+        self.print
+            .message(&mut self.out, &mut self.line, m)
+            .and_then(|()| self.out.flush())
+            .map_err(write_error)
+    }
+
+    /// Whether `m` answers the request in flight: on the response topic, not a stale
+    /// retained message under `-R`, and at MQTT v5 without correlation data other than the
+    /// request's (that reply is another requester's).
     fn is_response(&self, m: &Message) -> bool {
         let a = self.args;
-        m.topic.as_str() == a.response_topic && !(a.no_retain && m.retain)
-        // At level 5 a reply carrying correlation data other than the request's is for
-        // another requester; the client does not hand over incoming properties yet, so
-        // every message on the response topic counts.
+        let ours = match (&self.correlation, m.correlation_data()) {
+            (Some(sent), Some(got)) => sent == got,
+            _ => true,
+        };
+        m.topic.as_str() == a.response_topic && !(a.no_retain && m.retain) && ours
     }
+}
+
+/// 16 random bytes as hex: correlation data that is also printable with `%D`.
+pub(crate) fn correlation_id() -> Bytes {
+    let id: String = (0..16)
+        .map(|_| format!("{:02x}", fastrand::u8(..)))
+        .collect();
+    Bytes::from(id)
 }
 
 fn publish_error(e: &ClientError) -> Fatal {

@@ -264,6 +264,9 @@ pub(crate) struct RrArgs {
     pub(crate) format: Option<Vec<u8>>,
     /// `--pretty`.
     pub(crate) pretty: bool,
+    /// At MQTT v5: no `-D publish correlation-data` was given, so each request gets fresh
+    /// random correlation data.
+    pub(crate) generated_correlation: bool,
 }
 
 /// What the command line asked for.
@@ -813,6 +816,7 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
         no_eol: false,
         format: None,
         pretty: false,
+        generated_correlation: false,
     };
     let mut cur = Cursor::new(args);
     while let Some(arg) = cur.next() {

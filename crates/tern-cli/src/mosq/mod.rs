@@ -17,10 +17,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::num::NonZeroU16;
 use tern::tls::Roots;
+
+use tern::auth::{AuthError, Authenticator};
 use tern::{
     Broker, Client, ConnectError, ConnectOptions, Events, Protocol, Scheme, TlsOptions, Will,
 };
+use tern_proto::ConnectProperties;
 
 use args::{Common, Version};
 
@@ -99,6 +103,10 @@ impl Fatal {
         match e {
             // Display already ends in "(code)": "connection refused: not authorised (5)".
             ConnectError::Refused(_) => Self::new(exit::REFUSED, format!("Connection error: {e}")),
+            // MQTT 5: "connection refused: Not authorized (0x87): \"reason string\"".
+            ConnectError::RefusedV5(_) => {
+                Self::new(exit::REFUSED, format!("Connection error: {e}"))
+            }
             // Options no CONNECT can carry come from the command line.
             ConnectError::InvalidOptions(_) | ConnectError::Options(_) => Self::new(
                 exit::USAGE,
@@ -217,15 +225,7 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
     let protocol = match c.version {
         Version::V31 => Protocol::V3_1,
         Version::V311 => Protocol::V3_1_1,
-        // The command line is read and checked in full (-D, -x), but the client library
-        // has no level 5 connection to hand it to yet.
-        Version::V5 => {
-            return Err(Fatal::new(
-                exit::USAGE,
-                "Error: MQTT v5 (-V 5, -D or -x) is not available in this build: its client \
-                 library connects at 3.1 and 3.1.1 only. Use -V 311 without -D/-x.",
-            ));
-        }
+        Version::V5 => Protocol::V5,
     };
     let mut options = ConnectOptions::new(client_id.clone())
         .keep_alive(Duration::from_secs(c.keepalive.into()))
@@ -245,12 +245,20 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
         options = options.credentials(user, password);
     }
     if let Some(topic) = &c.will_topic {
-        options = options.will(Will::new(
+        let mut will = Will::new(
             topic.clone(),
             c.will_payload.clone().unwrap_or_default(),
             c.will_qos,
             c.will_retain,
-        ));
+        );
+        if c.version == Version::V5 {
+            will = will.properties(c.props.will.clone());
+        }
+        options = options.will(will);
+    }
+    if c.version == Version::V5 {
+        unsendable(&c.props)?;
+        options = v5_options(options, &c.props.connect);
     }
     if let Some(n) = c.max_inflight {
         options = options.max_inflight(n);
@@ -275,6 +283,85 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
             id: client_id,
         },
     })
+}
+
+/// `-D` properties the client library has no way to send: refused rather than dropped.
+fn unsendable(p: &props::Properties) -> Result<(), Fatal> {
+    let what = if !p.subscribe.user_properties.is_empty() {
+        "-D subscribe user-property"
+    } else if p.unsubscribe != Default::default() {
+        "-D unsubscribe"
+    } else if p.disconnect != Default::default() {
+        "-D disconnect"
+    } else {
+        return Ok(());
+    };
+    Err(Fatal::new(
+        exit::USAGE,
+        format!(
+            "Error: {what} properties cannot be sent: the tern client library does not put \
+             properties on that packet yet.\n\nUse --help to see usage."
+        ),
+    ))
+}
+
+/// The `-D connect ...` properties (and `-x`, already folded in) on the options.
+fn v5_options(mut options: ConnectOptions, p: &ConnectProperties) -> ConnectOptions {
+    let v5 = &mut options.v5;
+    v5.session_expiry = p.session_expiry_interval;
+    v5.receive_maximum = p.receive_maximum.map(NonZeroU16::get);
+    if let Some(n) = p.topic_alias_maximum {
+        v5.topic_alias_maximum = n;
+    }
+    if let Some(on) = p.request_response_information {
+        v5.request_response_information = on;
+    }
+    v5.request_problem_information = p.request_problem_information;
+    v5.user_properties = p
+        .user_properties
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+        .collect();
+    if let Some(n) = p.maximum_packet_size {
+        options = options.max_packet_size(usize::try_from(n.get()).unwrap_or(usize::MAX));
+    }
+    if let Some(method) = &p.authentication_method {
+        options = options.authenticator(FixedAuth {
+            method: method.as_str().to_owned(),
+            data: p.authentication_data.clone(),
+        });
+    }
+    options
+}
+
+/// `-D connect authentication-method/-data`: CONNECT carries them as given, as
+/// mosquitto_pub does; a broker that answers with a challenge (AUTH 0x18) cannot be
+/// answered from the command line, so the connection fails with that said.
+struct FixedAuth {
+    method: String,
+    data: Option<bytes::Bytes>,
+}
+
+impl Authenticator for FixedAuth {
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn start(&mut self) -> Result<Option<bytes::Bytes>, AuthError> {
+        Ok(self.data.clone())
+    }
+
+    fn step(&mut self, _data: Option<&[u8]>) -> Result<Option<bytes::Bytes>, AuthError> {
+        Err(AuthError::Failed(format!(
+            "the broker continued the {} exchange, which a fixed -D authentication-data \
+             cannot answer",
+            self.method
+        )))
+    }
+
+    fn finish(&mut self, _data: Option<&[u8]>) -> Result<(), AuthError> {
+        Ok(())
+    }
 }
 
 fn read_text(what: &str, path: &Path) -> Result<String, Fatal> {
