@@ -1,9 +1,8 @@
-//! `tern rr` against a real mosquitto: a request answered by a responder made of `tern sub`
-//! piped into `tern pub -l` (it echoes each request onto the response topic), no answer
-//! within `-W`, and a response topic the ACL does not let it subscribe to.
-//!
-//! These run at `-V 311`: the request/response exchange is the same at every level; at
-//! level 5 the request also carries the Response Topic and Correlation Data properties.
+//! `tern rr` against a real mosquitto: at `-V 311` a request answered by a responder made of
+//! `tern sub` piped into `tern pub -l` (it echoes each request onto the response topic), one
+//! request per line, no answer within `-W`, a refused response subscription (scripted); at
+//! MQTT 5 (the default) a library responder answering with the request's correlation data
+//! after a decoy carrying someone else's.
 
 mod pubsub_support;
 
@@ -145,5 +144,66 @@ async fn a_refused_response_subscription_is_an_error_and_sends_no_request() {
             .any(|p| p.packet_type() == Some(tern_proto::PacketType::Publish)),
         "no request may be sent without a way to hear the answer: {:?}",
         conn.packet_types()
+    );
+}
+
+/// At MQTT 5 (tern rr's default) the request names its response topic and carries
+/// correlation data; a responder on the tern library answers with `Publish::response_to`,
+/// after a decoy reply carrying someone else's correlation data, which tern rr must skip.
+#[tokio::test(flavor = "multi_thread")]
+async fn at_v5_the_reply_with_the_requests_correlation_data_is_the_answer() {
+    use tern::{Broker, Client, ConnectOptions, Event, Protocol, Publish, QoS, Subscription};
+    let broker = MosquittoConfig::new().start();
+    let (client, mut events) =
+        Client::new(ConnectOptions::new("v5-responder").protocol(Protocol::V5));
+    client
+        .connect(Broker::new(tern::Scheme::Mqtt, "127.0.0.1", broker.port()))
+        .await
+        .expect("responder connects");
+    client
+        .subscribe_with([Subscription::new("svc5/req", QoS::AtLeastOnce)], None)
+        .await
+        .expect("responder subscribes");
+    let responder = tokio::spawn(async move {
+        loop {
+            let Some(ev) = tokio::time::timeout(WAIT, events.recv())
+                .await
+                .expect("a request within the wait")
+            else {
+                panic!("the responder's client stopped");
+            };
+            let Event::Message(m) = ev else { continue };
+            let to = m
+                .response_topic()
+                .expect("the request names a response topic")
+                .to_owned();
+            let decoy = Publish::new(to, "decoy")
+                .qos(QoS::AtLeastOnce)
+                .correlation_data("someone-else");
+            client.publish_with(decoy).await.expect("decoy sent");
+            let body = format!("pong:{}", String::from_utf8_lossy(&m.payload));
+            let reply = Publish::response_to(&m, body).expect("a response topic");
+            client.publish_with(reply).await.expect("reply sent");
+            return m.correlation_data().cloned();
+        }
+    });
+    let port = broker.port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = tern(["rr", "-h", "127.0.0.1", "-p", &port]);
+        cmd.args(["-t", "svc5/req", "-e", "svc5/resp", "-m", "ping", "-q", "1"]);
+        cmd.args(["-F", "%p %D", "-W", "15"]);
+        run(cmd)
+    })
+    .await
+    .expect("runner thread");
+    out.assert_code(0);
+    let sent = responder
+        .await
+        .expect("responder task")
+        .expect("the request carried correlation data");
+    assert_eq!(
+        out.text(),
+        format!("pong:ping {}\n", String::from_utf8_lossy(&sent)),
+        "{out}"
     );
 }
