@@ -241,10 +241,42 @@ pub(crate) enum Request {
         publish: Box<Publish>,
         reply: oneshot::Sender<Result<Message, ClientError>>,
     },
+    /// A subscription whose messages go to their own stream ([`Client::subscribe_stream`]).
+    SubscribeStream {
+        filter: TopicFilter,
+        options: SubscriptionOptions,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::driver::Routed>,
+        reply: Reply<SubAck>,
+    },
     /// MQTT 5 re-authentication ([`Client::reauthenticate`]).
     ReAuthenticate { reply: Reply<()> },
     /// The application acknowledges a message ([`ConnectOptions::manual_ack`]).
     Ack(AckToken),
+}
+
+/// The messages of one subscription ([`Client::subscribe_stream`]), in arrival order.
+#[derive(Debug)]
+pub struct MessageStream {
+    rx: tokio::sync::mpsc::UnboundedReceiver<crate::driver::Routed>,
+    /// To acknowledge what is taken; does not keep the client alive.
+    client: std::sync::Weak<Shared>,
+}
+
+impl MessageStream {
+    /// The next message; `None` once the client is gone or the subscription was refused.
+    /// Taking a QoS 1/2 message is what lets the client acknowledge it (unless
+    /// [`ConnectOptions::manual_ack`]).
+    pub async fn recv(&mut self) -> Option<Message> {
+        let (msg, ack) = self.rx.recv().await?;
+        if let (Some(token), Some(shared)) = (ack, self.client.upgrade()) {
+            // Waits for room in the command queue rather than dropping the acknowledgement.
+            let _ = shared
+                .commands
+                .send(Command::Request(Request::Ack(token)))
+                .await;
+        }
+        Some(msg)
+    }
 }
 
 struct Shared {
@@ -333,6 +365,12 @@ impl Events {
     /// (the callback dispatcher: its handler has returned).
     pub(crate) fn defer_taken(&mut self) {
         self.rx.set_deferred();
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
     }
 }
 
@@ -655,6 +693,47 @@ impl Client {
         }))
         .await?;
         rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// Subscribes and returns the subscription's own message stream: its messages go to the
+    /// [`MessageStream`], not to [`Events`] — the way to give each subscription its own
+    /// handler, and to consume a shared subscription (`$share/group/filter`, or EMQX's
+    /// `$queue/filter` at 3.1.1) whose messages carry the plain topic. Routing is by a
+    /// Subscription Identifier the client assigns at MQTT 5 (the broker names the matching
+    /// subscriptions on every message), by matching the filter (without its `$share/group/`
+    /// or `$queue/` prefix) otherwise; a message matching several streams goes to each.
+    /// A message matching no stream goes to [`Events`], as does everything once the
+    /// stream is dropped (dropping it does not unsubscribe).
+    ///
+    /// Resolves at SUBACK; a refusal (the reason code in [`SubAck::reasons`]) leaves the
+    /// stream ended. A shared subscription the broker declared unavailable is refused
+    /// locally ([`ApiMisuse::SharedNotSupported`](crate::ApiMisuse::SharedNotSupported)).
+    ///
+    /// A QoS 1/2 message is acknowledged once taken from the stream (or with
+    /// [`ConnectOptions::manual_ack`], by [`Client::ack`]); acknowledgements leave in
+    /// arrival order across the stream and [`Events`]. The stream is unbounded: QoS 1/2
+    /// messages are bounded by the broker's flow control (nothing is acknowledged before it
+    /// is taken), QoS 0 messages of a stream nobody reads accumulate.
+    pub async fn subscribe_stream(
+        &self,
+        subscription: Subscription,
+    ) -> Result<(SubAck, MessageStream), ClientError> {
+        let (filter, options) = subscription.checked()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.send(Command::Request(Request::SubscribeStream {
+            filter,
+            options,
+            tx,
+            reply: Reply::Await(reply_tx),
+        }))
+        .await?;
+        let ack = reply_rx.await.map_err(|_| ClientError::Shutdown)??;
+        let stream = MessageStream {
+            rx,
+            client: Arc::downgrade(&self.shared),
+        };
+        Ok((ack, stream))
     }
 
     /// MQTT 5 request/response: publishes `publish` with a Response Topic and fresh

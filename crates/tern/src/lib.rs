@@ -62,7 +62,7 @@ pub mod v5;
 
 pub use auth::{AuthError, Authenticator};
 pub use broker::{Broker, Scheme};
-pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
+pub use client::{Client, Event, Events, Message, MessageStream, Outcome, Pending, Ticket};
 pub use error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 pub use options::{ConnectOptions, OptionsError, Protocol, ReconnectPolicy, Will};
 pub use tls::TlsOptions;

@@ -212,6 +212,11 @@ impl Driver {
             }
             Some(Waiter::SubscribeV5(reply, filters, subscription_id)) => {
                 self.record_subscriptions(&filters, &reasons);
+                for ((filter, _), reason) in filters.iter().zip(&reasons) {
+                    if reason.is_error() {
+                        self.remove_route(subscription_id, filter);
+                    }
+                }
                 let ack = SubAck {
                     reasons,
                     reason_string,
@@ -335,7 +340,10 @@ impl Driver {
                     Some(Waiter::Unsubscribe(reply, _)) => {
                         self.complete(reply, Err(error.into()), unsubscribed);
                     }
-                    Some(Waiter::SubscribeV5(reply, ..)) => {
+                    Some(Waiter::SubscribeV5(reply, filters, id)) => {
+                        for (filter, _) in &filters {
+                            self.remove_route(id, filter);
+                        }
                         self.complete(reply, Err(error.into()), |a| {
                             Outcome::SubscribedV5(Box::new(a))
                         });
@@ -373,6 +381,12 @@ impl Driver {
                             }
                             continue;
                         }
+                        Err(msg) => msg,
+                    };
+                    // A message of a per-subscription stream: acknowledged once taken from
+                    // it (by the stream), or by the application with manual acknowledgement.
+                    let msg = match self.route(msg, ack.filter(|_| !manual)) {
+                        Ok(()) => continue,
                         Err(msg) => msg,
                     };
                     let kept = self.emit(Event::Message(msg));

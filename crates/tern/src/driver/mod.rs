@@ -49,7 +49,10 @@ mod read_tuning;
 mod reconnect;
 mod redirect;
 mod requests;
+mod routes;
 mod rr;
+
+pub(crate) use routes::Routed;
 mod turns;
 
 use std::collections::BTreeMap;
@@ -170,7 +173,8 @@ impl Link<'_> {
     }
 }
 
-/// The driver's MQTT 5 state (boxed in [`Driver`], allocated when first needed).
+/// The driver's state for MQTT 5 and the per-subscription streams (boxed in [`Driver`],
+/// allocated when first needed).
 #[derive(Default)]
 struct V5Driver {
     /// Request/response ([`Client::request`](crate::Client::request)): its topic and the
@@ -182,6 +186,10 @@ struct V5Driver {
     redirect: Option<Broker>,
     /// Redirections followed since the last `connect()`.
     hops: u8,
+    /// Per-subscription message streams.
+    routes: Vec<routes::Route>,
+    /// The last Subscription Identifier given to a route.
+    next_route_id: u32,
 }
 
 /// The state of one client's driver task, across connections.

@@ -294,6 +294,38 @@ impl Driver {
             Request::Exchange { publish, reply } => {
                 self.rr_request(*publish, reply, now);
             }
+            Request::SubscribeStream {
+                filter,
+                options,
+                tx,
+                reply,
+            } => {
+                let v5 = self.session.config().level.is_v5();
+                let id = self.add_route(&filter, tx, v5);
+                let filters = vec![(filter.clone(), options)];
+                let result = if v5 {
+                    let properties = SubscribeProperties {
+                        subscription_identifier: id,
+                        ..SubscribeProperties::default()
+                    };
+                    self.session.subscribe_v5(now, filters.clone(), properties)
+                } else if options.is_plain() {
+                    self.session
+                        .subscribe(now, vec![(filter.clone(), options.qos)])
+                } else {
+                    Err(tern_proto::ApiMisuse::NeedsV5("subscription options"))
+                };
+                match result {
+                    Ok(req) => {
+                        self.waiters
+                            .insert(req, Waiter::SubscribeV5(reply, filters, id));
+                    }
+                    Err(e) => {
+                        self.remove_route(id, &filter);
+                        self.complete(reply, Err(e.into()), |a| Outcome::SubscribedV5(Box::new(a)));
+                    }
+                }
+            }
             Request::ReAuthenticate { reply } => {
                 let result = self.reauthenticate(now);
                 self.complete(reply, result, |()| Outcome::ReAuthenticating);
