@@ -643,6 +643,54 @@ impl Client {
         Pending { rx }.await
     }
 
+    /// Like [`publish_with`](Self::publish_with) without waiting; see
+    /// [`try_publish`](Self::try_publish).
+    pub fn try_publish_with(&self, publish: Publish) -> Result<Ticket, ClientError> {
+        let msg = publish.into_message()?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::Publish {
+            msg,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
+    /// Like [`subscribe_with`](Self::subscribe_with) without waiting; the completion is
+    /// [`Outcome::SubscribedV5`].
+    pub fn try_subscribe_with<I>(
+        &self,
+        subscriptions: I,
+        subscription_id: Option<u32>,
+    ) -> Result<Ticket, ClientError>
+    where
+        I: IntoIterator<Item = Subscription>,
+    {
+        let (filters, properties) = subscribe_v5_parts(subscriptions, subscription_id)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::SubscribeV5 {
+            filters,
+            properties,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
+    /// Like [`unsubscribe_with`](Self::unsubscribe_with) without waiting; the completion is
+    /// [`Outcome::UnsubscribedV5`].
+    pub fn try_unsubscribe_with<I, S>(&self, filters: I) -> Result<Ticket, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters = unsub_filters(filters)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::UnsubscribeV5 {
+            filters,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
     /// MQTT 5: subscribes with subscription options (No Local, Retain As Published, Retain
     /// Handling) and an optional Subscription Identifier (1..=268,435,455) that the broker
     /// puts on every message the subscriptions deliver ([`Message::subscription_ids`]).
@@ -656,17 +704,7 @@ impl Client {
     where
         I: IntoIterator<Item = Subscription>,
     {
-        let filters = subscriptions
-            .into_iter()
-            .map(|s| s.checked())
-            .collect::<Result<Vec<_>, _>>()?;
-        let properties = SubscribeProperties {
-            subscription_identifier: match subscription_id {
-                None => None,
-                Some(n) => Some(SubscriptionId::new(n).ok_or(ClientError::SubscriptionId(n))?),
-            },
-            ..SubscribeProperties::default()
-        };
+        let (filters, properties) = subscribe_v5_parts(subscriptions, subscription_id)?;
         let (tx, rx) = oneshot::channel();
         self.send(Command::Request(Request::SubscribeV5 {
             filters,
@@ -808,6 +846,28 @@ fn message(
         source,
     })?;
     Ok(tern_proto::Message::new(topic, payload, qos, retain))
+}
+
+/// The filters and properties of an MQTT 5 SUBSCRIBE, checked.
+fn subscribe_v5_parts<I>(
+    subscriptions: I,
+    subscription_id: Option<u32>,
+) -> Result<(Vec<(TopicFilter, SubscriptionOptions)>, SubscribeProperties), ClientError>
+where
+    I: IntoIterator<Item = Subscription>,
+{
+    let filters = subscriptions
+        .into_iter()
+        .map(|s| s.checked())
+        .collect::<Result<Vec<_>, _>>()?;
+    let properties = SubscribeProperties {
+        subscription_identifier: match subscription_id {
+            None => None,
+            Some(n) => Some(SubscriptionId::new(n).ok_or(ClientError::SubscriptionId(n))?),
+        },
+        ..SubscribeProperties::default()
+    };
+    Ok((filters, properties))
 }
 
 fn filter(s: &str) -> Result<TopicFilter, ClientError> {
