@@ -1,0 +1,221 @@
+//! MQTT 5 sessions and limits against a real mosquitto: session expiry (clean session off
+//! keeps the session; expiry 0 does not), message expiry while the subscriber is offline,
+//! will delay (cancelled by a reconnection within it), the broker's Receive Maximum never
+//! exceeded, its Maximum Packet Size refused locally.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::{connected, next_event, next_message, unique, within};
+use tern::{
+    ApiMisuse, Broker, Client, ClientError, ConnectOptions, Event, Protocol, Publish, QoS, Will,
+};
+use tern_testkit::{FaultProxy, MosquittoConfig};
+
+fn v5(id: &str) -> ConnectOptions {
+    ConnectOptions::new(id).protocol(Protocol::V5)
+}
+
+async fn session_present(opts: ConnectOptions, port: u16) -> bool {
+    let (client, _events) = Client::new(opts);
+    let present = within("CONNACK", client.connect(Broker::tcp("127.0.0.1", port)))
+        .await
+        .unwrap();
+    client.close().await.unwrap();
+    present
+}
+
+#[tokio::test]
+async fn clean_session_off_keeps_the_session_at_level_5_unless_its_expiry_is_0() {
+    let broker = MosquittoConfig::new().start();
+    let id = unique("kept");
+    let keep = || v5(&id).clean_session(false);
+    session_present(keep(), broker.port()).await;
+    assert!(
+        session_present(keep(), broker.port()).await,
+        "clean session off alone keeps the session (expiry: never)"
+    );
+    let id = unique("gone");
+    let gone = || v5(&id).clean_session(false).session_expiry(Duration::ZERO);
+    session_present(gone(), broker.port()).await;
+    assert!(
+        !session_present(gone(), broker.port()).await,
+        "expiry 0: the session ends with the connection"
+    );
+}
+
+#[tokio::test]
+async fn a_message_expires_while_the_subscriber_is_offline() {
+    let broker = MosquittoConfig::new().start();
+    let topic = unique("expiry");
+    let id = unique("offline-sub");
+    let opts = || {
+        v5(&id)
+            .clean_session(false)
+            .session_expiry(Duration::from_secs(300))
+    };
+    let (sub, _events) = connected(opts(), broker.port()).await;
+    sub.subscribe([(topic.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+    sub.close().await.unwrap();
+
+    let (publisher, _p) = connected(v5(&unique("pub")), broker.port()).await;
+    publisher
+        .publish_with(
+            Publish::new(&topic, "short")
+                .qos(QoS::AtLeastOnce)
+                .message_expiry(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+    publisher
+        .publish_with(
+            Publish::new(&topic, "long")
+                .qos(QoS::AtLeastOnce)
+                .message_expiry(Duration::from_secs(300)),
+        )
+        .await
+        .unwrap();
+    // Time passing is the point here: the first message's expiry runs out.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let (sub, mut events) = connected(opts(), broker.port()).await;
+    let m = next_message(&mut events).await;
+    assert_eq!(
+        &m.payload[..],
+        b"long",
+        "the expired message was not delivered"
+    );
+    let left = m.message_expiry().unwrap();
+    assert!(left < 300, "the broker counts down what is left: {left}");
+    sub.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_delayed_will_is_cancelled_by_a_reconnection_within_the_delay() {
+    let broker = MosquittoConfig::new().start();
+    let topic = unique("will");
+    let (watcher, mut events) = connected(v5(&unique("w")), broker.port()).await;
+    watcher
+        .subscribe([(topic.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+
+    let id = unique("dying");
+    let opts = || {
+        v5(&id)
+            .clean_session(false)
+            .session_expiry(Duration::from_secs(60))
+            .will(
+                Will::new(topic.clone(), "gone", QoS::AtLeastOnce, false)
+                    .delay(Duration::from_secs(2)),
+            )
+    };
+    // Lost without DISCONNECT: the will waits 2 s ...
+    let proxy = FaultProxy::start(broker.addr()).await;
+    let (client, mut client_events) = Client::new(opts());
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", proxy.port())),
+    )
+    .await
+    .unwrap();
+    proxy.cut_now();
+    next_event(&mut client_events, "Disconnected", |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    })
+    .await;
+    // ... and the client is back within them.
+    let (back, _b) = connected(opts(), broker.port()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    watcher
+        .publish(&topic, "marker", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    let m = next_message(&mut events).await;
+    assert_eq!(&m.payload[..], b"marker", "the will was cancelled");
+    back.close().await.unwrap();
+
+    // Without the reconnection the will is published, after its delay.
+    let topic2 = unique("will2");
+    watcher
+        .subscribe([(topic2.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(broker.addr()).await;
+    let opts = v5(&unique("dying2"))
+        .will(
+            Will::new(topic2.clone(), "gone", QoS::AtLeastOnce, false)
+                .delay(Duration::from_secs(1)),
+        )
+        .session_expiry(Duration::from_secs(60));
+    let (client, _e) = Client::new(opts);
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", proxy.port())),
+    )
+    .await
+    .unwrap();
+    let cut = std::time::Instant::now();
+    proxy.cut_now();
+    let m = next_message(&mut events).await;
+    assert_eq!(&m.payload[..], b"gone");
+    assert!(
+        cut.elapsed() >= Duration::from_millis(900),
+        "published only after the delay ({:?})",
+        cut.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_brokers_receive_maximum_is_never_exceeded() {
+    // mosquitto advertises max_inflight_messages as its Receive Maximum and disconnects a
+    // client exceeding it (0x93).
+    let broker = MosquittoConfig::new().max_inflight_messages(2).start();
+    let (client, mut events) = connected(v5(&unique("rm")), broker.port()).await;
+    let caps = next_event(&mut events, "Connected", |e| match e {
+        Event::Connected { capabilities, .. } => capabilities,
+        _ => None,
+    })
+    .await;
+    assert_eq!(caps.receive_maximum, 2);
+    let mut pending = Vec::new();
+    for i in 0..50 {
+        pending.push(
+            client
+                .start_publish("rm/t", i.to_string(), QoS::ExactlyOnce, false)
+                .await
+                .unwrap(),
+        );
+    }
+    for p in pending {
+        within("PUBCOMP", p).await.unwrap();
+    }
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_publish_above_the_brokers_maximum_packet_size_fails_locally() {
+    let broker = MosquittoConfig::new().max_packet_size(200).start();
+    let (client, _events) = connected(v5(&unique("mps")), broker.port()).await;
+    let e = client
+        .publish_with(Publish::new("mps/t", vec![0u8; 300]).qos(QoS::AtLeastOnce))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::Misuse(ApiMisuse::PacketTooLarge { max: 200, .. })
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("Maximum Packet Size"), "{e}");
+    // The connection is fine: a small one goes through.
+    client
+        .publish_with(Publish::new("mps/t", vec![0u8; 20]).qos(QoS::AtLeastOnce))
+        .await
+        .unwrap();
+}
