@@ -205,6 +205,8 @@ pub(crate) enum Command {
     /// Send DISCONNECT after everything queued before it, then close.
     Close {
         reply: Option<oneshot::Sender<Result<(), ClientError>>>,
+        /// MQTT 5: the DISCONNECT's reason code and properties.
+        v5: Option<Box<tern_proto::DisconnectV5>>,
     },
     Request(Request),
 }
@@ -824,14 +826,44 @@ impl Client {
     /// session's unfinished QoS 1/2 state is kept for the next `connect`.
     pub async fn close(&self) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Close { reply: Some(tx) }).await?;
+        self.send(Command::Close {
+            reply: Some(tx),
+            v5: None,
+        })
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// MQTT 5: like [`close`](Self::close), with the DISCONNECT's reason code —
+    /// [`DisconnectReasonCode::DisconnectWithWillMessage`](crate::DisconnectReasonCode) has the
+    /// broker publish the will, which a normal close (0x00) deletes — and, optionally, a new
+    /// Session Expiry Interval (refused when CONNECT asked for 0 and this is not 0
+    /// [MQTT-3.14.2-2]). Below MQTT 5 it fails with
+    /// [`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5) and the connection stays open.
+    pub async fn close_with(
+        &self,
+        reason: tern_proto::DisconnectReasonCode,
+        session_expiry: Option<std::time::Duration>,
+    ) -> Result<(), ClientError> {
+        let mut d = tern_proto::DisconnectV5::new(reason);
+        d.properties.session_expiry_interval =
+            session_expiry.map(|e| u32::try_from(e.as_secs()).unwrap_or(u32::MAX));
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Close {
+            reply: Some(tx),
+            v5: Some(Box::new(d)),
+        })
+        .await?;
         rx.await.map_err(|_| ClientError::Shutdown)?
     }
 
     /// Starts closing without waiting; [`Event::Disconnected`] with
     /// [`ConnectionError::Local`] follows.
     pub fn try_close(&self) -> Result<(), ClientError> {
-        self.try_send(Command::Close { reply: None })
+        self.try_send(Command::Close {
+            reply: None,
+            v5: None,
+        })
     }
 }
 

@@ -219,3 +219,70 @@ async fn a_publish_above_the_brokers_maximum_packet_size_fails_locally() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn close_with_will_has_the_broker_publish_the_will() {
+    let broker = MosquittoConfig::new().start();
+    let topic = unique("will-close");
+    let (watcher, mut events) = connected(v5(&unique("w")), broker.port()).await;
+    watcher
+        .subscribe([(topic.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+    let opts =
+        v5(&unique("leaving")).will(Will::new(topic.clone(), "bye", QoS::AtLeastOnce, false));
+    let (client, _e) = connected(opts, broker.port()).await;
+    client
+        .close_with(tern::DisconnectReasonCode::DisconnectWithWillMessage, None)
+        .await
+        .unwrap();
+    assert_eq!(&next_message(&mut events).await.payload[..], b"bye");
+
+    // Below 5 it is refused and the connection stays.
+    let (old, _o) = connected(ConnectOptions::new(unique("old")), broker.port()).await;
+    let e = old
+        .close_with(tern::DisconnectReasonCode::DisconnectWithWillMessage, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Misuse(ApiMisuse::NeedsV5(_))),
+        "{e:?}"
+    );
+    old.publish("still/here", "x", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn incoming_topic_aliases_are_resolved_before_the_application_sees_a_message() {
+    use tern_testkit::{Script, ScriptedBroker};
+    // mosquitto never sends aliases: CONNACK, PUBLISH a/b with alias 1 ("x"), PUBLISH by
+    // alias 1 only ("y"), then alias 2, never set ("z"): a protocol error.
+    let mut bytes = b"\x20\x03\x00\x00\x00".to_vec();
+    bytes.extend_from_slice(b"\x30\x0a\x00\x03a/b\x03\x23\x00\x01x");
+    bytes.extend_from_slice(b"\x30\x07\x00\x00\x03\x23\x00\x01y");
+    bytes.extend_from_slice(b"\x30\x07\x00\x00\x03\x23\x00\x02z");
+    let broker = ScriptedBroker::start(Script::reply_to_connect(bytes)).await;
+    let (_client, mut events) = connected(v5("t").topic_alias_maximum(5), broker.port()).await;
+    for payload in [b"x", b"y"] {
+        let m = next_message(&mut events).await;
+        assert_eq!(m.topic.as_str(), "a/b");
+        assert_eq!(&m.payload[..], payload);
+        assert!(
+            m.properties
+                .as_ref()
+                .is_none_or(|p| p.topic_alias.is_none()),
+            "the alias is not shown"
+        );
+    }
+    let error = next_event(&mut events, "Disconnected", |e| match e {
+        Event::Disconnected { error, .. } => Some(error),
+        Event::Message(m) => panic!("a message with an unknown alias was delivered: {m:?}"),
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(error, tern::ConnectionError::Protocol(_)),
+        "{error:?}"
+    );
+}

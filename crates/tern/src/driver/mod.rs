@@ -450,7 +450,7 @@ impl Driver {
                     Err(e) => return Ended::ConnectFailed(e),
                 },
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Close { reply }) => {
+                    Some(Command::Close { reply, .. }) => {
                         self.phase = Phase::Idle;
                         self.add_close_reply(reply);
                         self.finish_close_replies();

@@ -130,7 +130,7 @@ impl Driver {
     pub(super) fn offline_command(&mut self, cmd: Command) {
         match cmd {
             Command::Connect { brokers, reply } => self.connect(brokers, reply),
-            Command::Close { reply } => {
+            Command::Close { reply, .. } => {
                 if matches!(self.phase, Phase::Backoff { .. }) {
                     // Cancels a pending automatic reconnection.
                     self.phase = Phase::Idle;
@@ -196,7 +196,23 @@ impl Driver {
         // the command's packet leaves (a reply follows the PUBACK of what it answers).
         self.ack_taken();
         match cmd {
-            Command::Close { reply } => {
+            Command::Close { reply, v5 } => {
+                if let Some(d) = v5
+                    && link.stage == Stage::Connected
+                {
+                    // A DISCONNECT with a reason: refused (the connection stays) when the
+                    // level or the expiry does not allow it.
+                    let d = *d;
+                    if let Err(e) = self.session.disconnect_v5(now, d.reason, d.properties) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(e.into()));
+                        }
+                        return;
+                    }
+                    self.phase = Phase::Idle;
+                    self.add_close_reply(reply);
+                    return;
+                }
                 self.phase = Phase::Idle;
                 self.add_close_reply(reply);
                 // What the application took before closing was acknowledged above, before
