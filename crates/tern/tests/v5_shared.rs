@@ -153,3 +153,77 @@ async fn a_shared_subscription_is_refused_locally_when_the_broker_has_none() {
         "{e:?}"
     );
 }
+
+#[tokio::test]
+async fn a_reconnection_without_session_restores_streams_and_subscription_identifiers() {
+    use common::next_event;
+    use tern::{Broker, Client, Event, ReconnectPolicy};
+    use tern_testkit::FaultProxy;
+    let broker = MosquittoConfig::new().start();
+    let proxy = FaultProxy::start(broker.addr()).await;
+    let policy = ReconnectPolicy::default().initial_delay(std::time::Duration::from_millis(20));
+    let opts = ConnectOptions::new(unique("re"))
+        .protocol(Protocol::V5)
+        .reconnect(policy);
+    let (client, mut events) = Client::new(opts);
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", proxy.port())),
+    )
+    .await
+    .unwrap();
+    let base = unique("restore");
+    let (_, mut stream) = client
+        .subscribe_stream(Subscription::new(
+            format!("$share/g/{base}/s"),
+            QoS::AtLeastOnce,
+        ))
+        .await
+        .unwrap();
+    client
+        .subscribe_with(
+            [Subscription::new(format!("{base}/e"), QoS::AtLeastOnce)],
+            Some(9),
+        )
+        .await
+        .unwrap();
+
+    proxy.cut_now();
+    next_event(&mut events, "reconnection", |e| match e {
+        Event::Connected {
+            reconnected: true,
+            session_present,
+            ..
+        } => Some(assert!(!session_present)),
+        _ => None,
+    })
+    .await;
+
+    // Publish until both arrive: the re-SUBSCRIBE may still be in flight (bounded).
+    let (other, _o) = connected(ConnectOptions::new(unique("o")), broker.port()).await;
+    let got = within("both after the reconnection", async {
+        loop {
+            for t in ["s", "e"] {
+                other
+                    .publish(&format!("{base}/{t}"), t, QoS::AtLeastOnce, false)
+                    .await
+                    .unwrap();
+            }
+            let s =
+                tokio::time::timeout(std::time::Duration::from_millis(300), stream.recv()).await;
+            let e = tokio::time::timeout(
+                std::time::Duration::from_millis(300),
+                next_message(&mut events),
+            )
+            .await;
+            if let (Ok(Some(s)), Ok(e)) = (s, e) {
+                return (s, e);
+            }
+        }
+    })
+    .await;
+    assert_eq!(&got.0.payload[..], b"s");
+    assert_eq!(&got.1.payload[..], b"e");
+    assert_eq!(got.1.subscription_ids().collect::<Vec<_>>(), [9]);
+    assert_eq!(got.0.subscription_ids().count(), 1);
+}

@@ -207,11 +207,11 @@ impl Driver {
     ) {
         match self.waiters.remove(&id) {
             Some(Waiter::Subscribe(reply, filters)) => {
-                self.record_subscriptions(&plain(&filters), &reasons);
+                self.record_subscriptions(&plain(&filters), &reasons, None);
                 self.complete(reply, Ok(granted), Outcome::Subscribed);
             }
             Some(Waiter::SubscribeV5(reply, filters, subscription_id)) => {
-                self.record_subscriptions(&filters, &reasons);
+                self.record_subscriptions(&filters, &reasons, subscription_id);
                 for ((filter, _), reason) in filters.iter().zip(&reasons) {
                     if reason.is_error() {
                         self.remove_route(subscription_id, filter);
@@ -224,8 +224,8 @@ impl Driver {
                 };
                 self.complete(reply, Ok(ack), |a| Outcome::SubscribedV5(Box::new(a)));
             }
-            Some(Waiter::Resubscribe(filters)) => {
-                self.record_subscriptions(&filters, &reasons);
+            Some(Waiter::Resubscribe(filters, subscription_id)) => {
+                self.record_subscriptions(&filters, &reasons, subscription_id);
             }
             _ => {}
         }
@@ -354,7 +354,7 @@ impl Driver {
                         });
                     }
                     Some(Waiter::Request(corr)) => self.rr_failed(&corr, error.into()),
-                    Some(Waiter::Resubscribe(_)) | None => {}
+                    Some(Waiter::Resubscribe(..)) | None => {}
                 },
                 SessionEvent::Message {
                     publish: p,

@@ -204,7 +204,14 @@ struct Driver {
     pending: Backlog,
     waiters: Waiters,
     /// What is subscribed (as granted), for re-subscription after a reconnect.
-    subscriptions: BTreeMap<TopicFilter, tern_proto::SubscriptionOptions>,
+    /// At MQTT 5 with their options and Subscription Identifier.
+    subscriptions: BTreeMap<
+        TopicFilter,
+        (
+            tern_proto::SubscriptionOptions,
+            Option<tern_proto::SubscriptionId>,
+        ),
+    >,
     /// MQTT 5 state beyond the session's; `None` until first needed (8 bytes in every
     /// driver's future).
     v5: Option<Box<V5Driver>>,

@@ -2,7 +2,7 @@
 //! driver between phases, requests (publish, subscribe, unsubscribe, ack) go to the session
 //! in every phase, and completions go back to whoever waits for them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use tern_proto::session::{DisconnectReason, RequestId};
@@ -38,7 +38,10 @@ pub(super) enum Waiter {
     UnsubscribeV5(Reply<UnsubAck>, Vec<TopicFilter>),
     /// An automatic re-subscription after a reconnect (or the request/response topic's
     /// subscription): nobody waits, but the granted filters are recorded again.
-    Resubscribe(Vec<(TopicFilter, SubscriptionOptions)>),
+    Resubscribe(
+        Vec<(TopicFilter, SubscriptionOptions)>,
+        Option<SubscriptionId>,
+    ),
     /// The publish of a request/response exchange, by its Correlation Data.
     Request(bytes::Bytes),
 }
@@ -389,11 +392,14 @@ impl Driver {
         &mut self,
         filters: &[(TopicFilter, SubscriptionOptions)],
         granted: &[SubAckReasonCode],
+        subscription_id: Option<SubscriptionId>,
     ) {
         for ((filter, options), code) in filters.iter().zip(granted) {
             if let Some(qos) = code.granted_qos() {
-                self.subscriptions
-                    .insert(filter.clone(), SubscriptionOptions { qos, ..*options });
+                self.subscriptions.insert(
+                    filter.clone(),
+                    (SubscriptionOptions { qos, ..*options }, subscription_id),
+                );
             }
         }
     }
@@ -408,24 +414,35 @@ impl Driver {
         if !enabled || self.subscriptions.is_empty() {
             return;
         }
-        let filters: Vec<(TopicFilter, SubscriptionOptions)> = self
-            .subscriptions
-            .iter()
-            .map(|(f, o)| (f.clone(), *o))
-            .collect();
+        // At MQTT 5 by Subscription Identifier (one per SUBSCRIBE), with their options.
+        let mut groups: BTreeMap<Option<u32>, Vec<(TopicFilter, SubscriptionOptions)>> =
+            BTreeMap::new();
+        for (f, (options, id)) in &self.subscriptions {
+            groups
+                .entry(id.map(SubscriptionId::get))
+                .or_default()
+                .push((f.clone(), *options));
+        }
         // Chunked so one SUBSCRIBE stays well under any broker's packet limit.
         let now = now();
         let v5 = self.session.config().level.is_v5();
-        for chunk in filters.chunks(64) {
-            let sent = if v5 {
-                self.session
-                    .subscribe_v5(now, chunk.to_vec(), SubscribeProperties::default())
-            } else {
-                let plain = chunk.iter().map(|(f, o)| (f.clone(), o.qos)).collect();
-                self.session.subscribe(now, plain)
-            };
-            if let Ok(id) = sent {
-                self.waiters.insert(id, Waiter::Resubscribe(chunk.to_vec()));
+        for (id, filters) in groups {
+            let id = id.and_then(SubscriptionId::new);
+            for chunk in filters.chunks(64) {
+                let sent = if v5 {
+                    let properties = SubscribeProperties {
+                        subscription_identifier: id,
+                        ..SubscribeProperties::default()
+                    };
+                    self.session.subscribe_v5(now, chunk.to_vec(), properties)
+                } else {
+                    let plain = chunk.iter().map(|(f, o)| (f.clone(), o.qos)).collect();
+                    self.session.subscribe(now, plain)
+                };
+                if let Ok(req) = sent {
+                    self.waiters
+                        .insert(req, Waiter::Resubscribe(chunk.to_vec(), id));
+                }
             }
         }
     }
