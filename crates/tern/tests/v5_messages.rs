@@ -271,3 +271,50 @@ async fn request_resolves_with_the_matching_response_or_times_out() {
         .unwrap_err();
     assert!(matches!(e, ClientError::NoResponse(_)), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_tern_responder_answers_mosquitto_rr() {
+    let rr = tern_testkit::require_mosquitto_tool("mosquitto_rr");
+    let broker = MosquittoConfig::new().start();
+    let service = unique("rr-svc");
+    let (responder, mut requests) = connected(v5(&unique("responder")), broker.port()).await;
+    responder
+        .subscribe([(service.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+    let answering = responder.clone();
+    tokio::spawn(async move {
+        let m = next_message(&mut requests).await;
+        let response = Publish::response_to(&m, "pong").expect("a response topic");
+        answering.publish_with(response).await.unwrap();
+    });
+    let port = broker.port().to_string();
+    let reply_topic = format!("{service}/reply");
+    let args = [
+        "-V",
+        "5",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-t",
+        &service,
+        "-e",
+        &reply_topic,
+        "-m",
+        "ping",
+        "-W",
+        "5",
+    ]
+    .map(str::to_owned);
+    // mosquitto_rr gives up by itself after 5 s (-W).
+    let out = within(
+        "mosquitto_rr",
+        tokio::task::spawn_blocking(move || std::process::Command::new(rr).args(args).output()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pong");
+}
