@@ -7,7 +7,7 @@
 //! returned (or when the handler calls [`CallbackClient::ack`], with
 //! [`ConnectOptions::manual_ack`](crate::ConnectOptions::manual_ack)).
 //!
-//! MQTT 5 ([`Protocol::V5`](crate::Protocol::V5)) the same way: [`publish_with`](CallbackClient::publish_with),
+//! MQTT 5 ([`Protocol::V5`](crate::Protocol)) the same way: [`publish_with`](CallbackClient::publish_with),
 //! [`subscribe_with`](CallbackClient::subscribe_with), [`unsubscribe_with`](CallbackClient::unsubscribe_with)
 //! with per-call completions carrying the broker's reason codes; the connection's level and
 //! capabilities from [`protocol`](CallbackClient::protocol) and
