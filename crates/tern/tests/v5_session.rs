@@ -286,3 +286,127 @@ async fn incoming_topic_aliases_are_resolved_before_the_application_sees_a_messa
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn a_session_with_expiry_survives_a_broker_restart_with_persistence() {
+    let mut broker = MosquittoConfig::new().persistence(true).start();
+    let id = unique("persist");
+    let topic = unique("persist-t");
+    let opts = || {
+        v5(&id)
+            .clean_session(false)
+            .session_expiry(Duration::from_secs(600))
+    };
+    let (client, _e) = connected(opts(), broker.port()).await;
+    client
+        .subscribe([(topic.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+    client.close().await.unwrap();
+    broker.restart();
+    let (client, mut events) = Client::new(opts());
+    let present = within(
+        "CONNACK after the restart",
+        client.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .unwrap();
+    assert!(present, "the session was restored from the broker's store");
+    // Its subscription too: no re-subscribe needed.
+    let (publisher, _p) = connected(v5(&unique("pub")), broker.port()).await;
+    publisher
+        .publish(&topic, "after", QoS::AtLeastOnce, false)
+        .await
+        .unwrap();
+    assert_eq!(&next_message(&mut events).await.payload[..], b"after");
+}
+
+#[tokio::test]
+async fn retain_handling_0_1_and_2() {
+    use tern::{RetainHandling, Subscription};
+    let broker = MosquittoConfig::new().start();
+    let topic = unique("rh");
+    let (client, mut events) = connected(v5(&unique("rh")), broker.port()).await;
+    client
+        .publish_with(
+            Publish::new(&topic, "kept")
+                .retain(true)
+                .qos(QoS::AtLeastOnce),
+        )
+        .await
+        .unwrap();
+    let sub = |h| [Subscription::new(&topic, QoS::AtLeastOnce).retain_handling(h)];
+    let marker = |n: &str| {
+        let client = client.clone();
+        let topic = topic.clone();
+        let n = n.to_owned();
+        async move {
+            client
+                .publish(&topic, n, QoS::AtLeastOnce, false)
+                .await
+                .unwrap();
+        }
+    };
+    // 1: sent, the subscription being new; 1 again (it exists): not sent.
+    client
+        .subscribe_with(sub(RetainHandling::SendIfNew), None)
+        .await
+        .unwrap();
+    let m = next_message(&mut events).await;
+    assert!(m.retain && &m.payload[..] == b"kept", "{m:?}");
+    client
+        .subscribe_with(sub(RetainHandling::SendIfNew), None)
+        .await
+        .unwrap();
+    marker("m1").await;
+    assert_eq!(&next_message(&mut events).await.payload[..], b"m1");
+    // 0: sent at every subscribe.
+    client
+        .subscribe_with(sub(RetainHandling::SendAtSubscribe), None)
+        .await
+        .unwrap();
+    let m = next_message(&mut events).await;
+    assert!(m.retain && &m.payload[..] == b"kept", "{m:?}");
+    // 2: never.
+    client
+        .subscribe_with(sub(RetainHandling::DoNotSend), None)
+        .await
+        .unwrap();
+    marker("m2").await;
+    assert_eq!(&next_message(&mut events).await.payload[..], b"m2");
+    client
+        .publish_with(Publish::new(&topic, "").retain(true))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_broker_exceeding_our_receive_maximum_is_a_protocol_error() {
+    use tern_testkit::{Script, ScriptedBroker};
+    // Receive Maximum 1, and the message not acknowledged (manual ack): the broker's second
+    // QoS 1 PUBLISH exceeds it.
+    let mut bytes = b"\x20\x03\x00\x00\x00".to_vec();
+    bytes.extend_from_slice(b"\x32\x07\x00\x01a\x00\x01\x00x");
+    bytes.extend_from_slice(b"\x32\x07\x00\x01a\x00\x02\x00y");
+    let broker = ScriptedBroker::start(Script::reply_to_connect(bytes)).await;
+    let opts = v5("t").receive_maximum(1).manual_ack(true);
+    let (_client, mut events) = connected(opts, broker.port()).await;
+    assert_eq!(&next_message(&mut events).await.payload[..], b"x");
+    let error = next_event(&mut events, "Disconnected", |e| match e {
+        Event::Disconnected { error, .. } => Some(error),
+        Event::Message(m) => panic!("a message beyond Receive Maximum was delivered: {m:?}"),
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(error, tern::ConnectionError::Protocol(_)),
+        "{error:?}"
+    );
+    // We told the broker why: DISCONNECT 0x93 Receive Maximum exceeded.
+    let sent = broker.connection(0).await.wait_closed().await;
+    let disconnect = sent
+        .iter()
+        .find(|p| p.packet_type() == Some(tern::PacketType::Disconnect))
+        .expect("a DISCONNECT with the reason");
+    assert_eq!(disconnect.body()[0], 0x93);
+}

@@ -544,7 +544,17 @@ impl Driver {
             }
 
             if let Some(reason) = link.ended.clone() {
-                if matches!(reason, DisconnectReason::Local) && link.closing.is_none() {
+                // Flushed before closing: our DISCONNECT, and at MQTT 5 the DISCONNECT
+                // telling the broker which rule it broke (§4.13.1).
+                let flush = match &reason {
+                    DisconnectReason::Local => true,
+                    DisconnectReason::Protocol(_) => {
+                        self.session.config().level.is_v5()
+                            && matches!(link.transport, Transport::Open)
+                    }
+                    _ => false,
+                };
+                if flush && link.closing.is_none() {
                     link.closing = Some(Instant::now() + CLOSE_FLUSH_TIMEOUT);
                 }
                 let closing = link.closing.is_some();
