@@ -7,6 +7,14 @@
 //! returned (or when the handler calls [`CallbackClient::ack`], with
 //! [`ConnectOptions::manual_ack`](crate::ConnectOptions::manual_ack)).
 //!
+//! MQTT 5 ([`Protocol::V5`](crate::Protocol)) the same way: [`publish_with`](CallbackClient::publish_with),
+//! [`subscribe_with`](CallbackClient::subscribe_with), [`unsubscribe_with`](CallbackClient::unsubscribe_with)
+//! with per-call completions carrying the broker's reason codes; the connection's level and
+//! capabilities from [`protocol`](CallbackClient::protocol) and
+//! [`server_capabilities`](CallbackClient::server_capabilities); `on_offline` gets the
+//! broker's DISCONNECT reason ([`ConnectionError::Server`]). Request/response and
+//! per-subscription streams are async: use [`client`](CallbackClient::client).
+//!
 //! No runtime to create: clients share one background tokio runtime, and each client has
 //! one dispatcher thread that runs its callbacks one at a time, in event order. Callbacks
 //! never run inside the driver, so a callback that publishes cannot deadlock it.
@@ -32,12 +40,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread;
 
 use bytes::Bytes;
-use tern_proto::{QoS, SubscribeReturnCode};
+use tern_proto::{QoS, ServerCapabilities, SubscribeReturnCode};
 
 use crate::broker::Broker;
 use crate::client::{Client, Event, Events, Message, Outcome, Ticket};
 use crate::error::{ClientError, ConnectError, ConnectionError};
-use crate::options::ConnectOptions;
+use crate::options::{ConnectOptions, Protocol};
+use crate::v5::{Publish, SubAck, Subscription, UnsubAck};
 
 type ConnectFn = Box<dyn FnMut(&CallbackClient) + Send>;
 type OfflineFn = Box<dyn FnMut(&CallbackClient, &ConnectionError) + Send>;
@@ -59,6 +68,8 @@ struct Handlers {
 struct Inner {
     client: Client,
     handlers: Mutex<Handlers>,
+    /// The protocol level and MQTT 5 capabilities of the last connection.
+    connection: Mutex<Option<(Protocol, Option<Arc<ServerCapabilities>>)>>,
 }
 
 /// A client driven by callbacks; cheap to clone. See the [module docs](self).
@@ -95,6 +106,7 @@ impl CallbackClient {
         let inner = Arc::new(Inner {
             client,
             handlers: Mutex::new(Handlers::default()),
+            connection: Mutex::new(None),
         });
         let weak = Arc::downgrade(&inner);
         // If the thread cannot be spawned the client still works, without callbacks.
@@ -238,6 +250,94 @@ impl CallbackClient {
     /// held across `send` so the dispatcher cannot see the completion before `done` is in
     /// place; when the queue is full, waits outside the lock and retries (bounded by the
     /// driver draining it).
+    /// The protocol level of the last connection (what [`Protocol::Auto`] settled on);
+    /// `None` before the first.
+    pub fn protocol(&self) -> Option<Protocol> {
+        let c = self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        c.as_ref().map(|(p, _)| *p)
+    }
+
+    /// MQTT 5: what the broker declared in the last CONNACK (maximum QoS, retain available,
+    /// server keep alive, assigned client id, …); `None` below 5 or before the first
+    /// connection. Readable from `on_connect`.
+    pub fn server_capabilities(&self) -> Option<Arc<ServerCapabilities>> {
+        let c = self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        c.as_ref().and_then(|(_, caps)| caps.clone())
+    }
+
+    /// MQTT 5: publishes `publish` (with its properties); `done` gets the outcome, a
+    /// broker's refusal with its reason code and Reason String
+    /// ([`RequestError::PubAckRefused`](crate::RequestError::PubAckRefused)).
+    pub fn publish_with(
+        &self,
+        publish: Publish,
+        done: impl FnOnce(&Self, Result<(), ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        self.with_ticket(
+            |c| c.try_publish_with(publish.clone()),
+            Box::new(move |c, r| done(c, r.map(|_| ()))),
+        )
+    }
+
+    /// MQTT 5: subscribes with options and an optional Subscription Identifier; `done` gets
+    /// the SUBACK's reason per filter and Reason String.
+    pub fn subscribe_with<I>(
+        &self,
+        subscriptions: I,
+        subscription_id: Option<u32>,
+        done: impl FnOnce(&Self, Result<SubAck, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError>
+    where
+        I: IntoIterator<Item = Subscription>,
+    {
+        let subscriptions: Vec<Subscription> = subscriptions.into_iter().collect();
+        self.with_ticket(
+            |c| c.try_subscribe_with(subscriptions.iter().cloned(), subscription_id),
+            Box::new(move |c, r| {
+                done(
+                    c,
+                    r.and_then(|o| match o {
+                        Outcome::SubscribedV5(ack) => Ok(*ack),
+                        _ => Err(ClientError::Shutdown),
+                    }),
+                );
+            }),
+        )
+    }
+
+    /// MQTT 5: unsubscribes; `done` gets the UNSUBACK's reason per filter.
+    pub fn unsubscribe_with<I, S>(
+        &self,
+        filters: I,
+        done: impl FnOnce(&Self, Result<UnsubAck, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters: Vec<String> = filters.into_iter().map(|f| f.as_ref().to_owned()).collect();
+        self.with_ticket(
+            |c| c.try_unsubscribe_with(filters.iter()),
+            Box::new(move |c, r| {
+                done(
+                    c,
+                    r.and_then(|o| match o {
+                        Outcome::UnsubscribedV5(ack) => Ok(*ack),
+                        _ => Err(ClientError::Shutdown),
+                    }),
+                );
+            }),
+        )
+    }
+
     fn with_ticket(
         &self,
         send: impl Fn(&Client) -> Result<Ticket, ClientError>,
@@ -284,7 +384,17 @@ fn dispatch(weak: Weak<Inner>, mut events: Events) {
         let Some(inner) = weak.upgrade() else { return };
         let client = CallbackClient { inner };
         match event {
-            Event::Connected { .. } => {
+            Event::Connected {
+                protocol,
+                capabilities,
+                ..
+            } => {
+                *client
+                    .inner
+                    .connection
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((protocol, capabilities));
                 let ok = client.handlers().connect_ok.take();
                 client.handlers().connect_fail = None;
                 if let Some(ok) = ok {

@@ -205,6 +205,8 @@ pub(crate) enum Command {
     /// Send DISCONNECT after everything queued before it, then close.
     Close {
         reply: Option<oneshot::Sender<Result<(), ClientError>>>,
+        /// MQTT 5: the DISCONNECT's reason code and properties.
+        v5: Option<Box<tern_proto::DisconnectV5>>,
     },
     Request(Request),
 }
@@ -241,10 +243,42 @@ pub(crate) enum Request {
         publish: Box<Publish>,
         reply: oneshot::Sender<Result<Message, ClientError>>,
     },
+    /// A subscription whose messages go to their own stream ([`Client::subscribe_stream`]).
+    SubscribeStream {
+        filter: TopicFilter,
+        options: SubscriptionOptions,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::driver::Routed>,
+        reply: Reply<SubAck>,
+    },
     /// MQTT 5 re-authentication ([`Client::reauthenticate`]).
     ReAuthenticate { reply: Reply<()> },
     /// The application acknowledges a message ([`ConnectOptions::manual_ack`]).
     Ack(AckToken),
+}
+
+/// The messages of one subscription ([`Client::subscribe_stream`]), in arrival order.
+#[derive(Debug)]
+pub struct MessageStream {
+    rx: tokio::sync::mpsc::UnboundedReceiver<crate::driver::Routed>,
+    /// To acknowledge what is taken; does not keep the client alive.
+    client: std::sync::Weak<Shared>,
+}
+
+impl MessageStream {
+    /// The next message; `None` once the client is gone or the subscription was refused.
+    /// Taking a QoS 1/2 message is what lets the client acknowledge it (unless
+    /// [`ConnectOptions::manual_ack`]).
+    pub async fn recv(&mut self) -> Option<Message> {
+        let (msg, ack) = self.rx.recv().await?;
+        if let (Some(token), Some(shared)) = (ack, self.client.upgrade()) {
+            // Waits for room in the command queue rather than dropping the acknowledgement.
+            let _ = shared
+                .commands
+                .send(Command::Request(Request::Ack(token)))
+                .await;
+        }
+        Some(msg)
+    }
 }
 
 struct Shared {
@@ -333,6 +367,12 @@ impl Events {
     /// (the callback dispatcher: its handler has returned).
     pub(crate) fn defer_taken(&mut self) {
         self.rx.set_deferred();
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
     }
 }
 
@@ -605,6 +645,54 @@ impl Client {
         Pending { rx }.await
     }
 
+    /// Like [`publish_with`](Self::publish_with) without waiting; see
+    /// [`try_publish`](Self::try_publish).
+    pub fn try_publish_with(&self, publish: Publish) -> Result<Ticket, ClientError> {
+        let msg = publish.into_message()?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::Publish {
+            msg,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
+    /// Like [`subscribe_with`](Self::subscribe_with) without waiting; the completion is
+    /// [`Outcome::SubscribedV5`].
+    pub fn try_subscribe_with<I>(
+        &self,
+        subscriptions: I,
+        subscription_id: Option<u32>,
+    ) -> Result<Ticket, ClientError>
+    where
+        I: IntoIterator<Item = Subscription>,
+    {
+        let (filters, properties) = subscribe_v5_parts(subscriptions, subscription_id)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::SubscribeV5 {
+            filters,
+            properties,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
+    /// Like [`unsubscribe_with`](Self::unsubscribe_with) without waiting; the completion is
+    /// [`Outcome::UnsubscribedV5`].
+    pub fn try_unsubscribe_with<I, S>(&self, filters: I) -> Result<Ticket, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters = unsub_filters(filters)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::UnsubscribeV5 {
+            filters,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
     /// MQTT 5: subscribes with subscription options (No Local, Retain As Published, Retain
     /// Handling) and an optional Subscription Identifier (1..=268,435,455) that the broker
     /// puts on every message the subscriptions deliver ([`Message::subscription_ids`]).
@@ -618,17 +706,7 @@ impl Client {
     where
         I: IntoIterator<Item = Subscription>,
     {
-        let filters = subscriptions
-            .into_iter()
-            .map(|s| s.checked())
-            .collect::<Result<Vec<_>, _>>()?;
-        let properties = SubscribeProperties {
-            subscription_identifier: match subscription_id {
-                None => None,
-                Some(n) => Some(SubscriptionId::new(n).ok_or(ClientError::SubscriptionId(n))?),
-            },
-            ..SubscribeProperties::default()
-        };
+        let (filters, properties) = subscribe_v5_parts(subscriptions, subscription_id)?;
         let (tx, rx) = oneshot::channel();
         self.send(Command::Request(Request::SubscribeV5 {
             filters,
@@ -655,6 +733,47 @@ impl Client {
         }))
         .await?;
         rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// Subscribes and returns the subscription's own message stream: its messages go to the
+    /// [`MessageStream`], not to [`Events`] — the way to give each subscription its own
+    /// handler, and to consume a shared subscription (`$share/group/filter`, or EMQX's
+    /// `$queue/filter` at 3.1.1) whose messages carry the plain topic. Routing is by a
+    /// Subscription Identifier the client assigns at MQTT 5 (the broker names the matching
+    /// subscriptions on every message), by matching the filter (without its `$share/group/`
+    /// or `$queue/` prefix) otherwise; a message matching several streams goes to each.
+    /// A message matching no stream goes to [`Events`], as does everything once the
+    /// stream is dropped (dropping it does not unsubscribe).
+    ///
+    /// Resolves at SUBACK; a refusal (the reason code in [`SubAck::reasons`]) leaves the
+    /// stream ended. A shared subscription the broker declared unavailable is refused
+    /// locally ([`ApiMisuse::SharedNotSupported`](crate::ApiMisuse::SharedNotSupported)).
+    ///
+    /// A QoS 1/2 message is acknowledged once taken from the stream (or with
+    /// [`ConnectOptions::manual_ack`], by [`Client::ack`]); acknowledgements leave in
+    /// arrival order across the stream and [`Events`]. The stream is unbounded: QoS 1/2
+    /// messages are bounded by the broker's flow control (nothing is acknowledged before it
+    /// is taken), QoS 0 messages of a stream nobody reads accumulate.
+    pub async fn subscribe_stream(
+        &self,
+        subscription: Subscription,
+    ) -> Result<(SubAck, MessageStream), ClientError> {
+        let (filter, options) = subscription.checked()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.send(Command::Request(Request::SubscribeStream {
+            filter,
+            options,
+            tx,
+            reply: Reply::Await(reply_tx),
+        }))
+        .await?;
+        let ack = reply_rx.await.map_err(|_| ClientError::Shutdown)??;
+        let stream = MessageStream {
+            rx,
+            client: Arc::downgrade(&self.shared),
+        };
+        Ok((ack, stream))
     }
 
     /// MQTT 5 request/response: publishes `publish` with a Response Topic and fresh
@@ -707,14 +826,44 @@ impl Client {
     /// session's unfinished QoS 1/2 state is kept for the next `connect`.
     pub async fn close(&self) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Close { reply: Some(tx) }).await?;
+        self.send(Command::Close {
+            reply: Some(tx),
+            v5: None,
+        })
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// MQTT 5: like [`close`](Self::close), with the DISCONNECT's reason code —
+    /// [`DisconnectReasonCode::DisconnectWithWillMessage`](crate::DisconnectReasonCode) has the
+    /// broker publish the will, which a normal close (0x00) deletes — and, optionally, a new
+    /// Session Expiry Interval (refused when CONNECT asked for 0 and this is not 0
+    /// [MQTT-3.14.2-2]). Below MQTT 5 it fails with
+    /// [`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5) and the connection stays open.
+    pub async fn close_with(
+        &self,
+        reason: tern_proto::DisconnectReasonCode,
+        session_expiry: Option<std::time::Duration>,
+    ) -> Result<(), ClientError> {
+        let mut d = tern_proto::DisconnectV5::new(reason);
+        d.properties.session_expiry_interval =
+            session_expiry.map(|e| u32::try_from(e.as_secs()).unwrap_or(u32::MAX));
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Close {
+            reply: Some(tx),
+            v5: Some(Box::new(d)),
+        })
+        .await?;
         rx.await.map_err(|_| ClientError::Shutdown)?
     }
 
     /// Starts closing without waiting; [`Event::Disconnected`] with
     /// [`ConnectionError::Local`] follows.
     pub fn try_close(&self) -> Result<(), ClientError> {
-        self.try_send(Command::Close { reply: None })
+        self.try_send(Command::Close {
+            reply: None,
+            v5: None,
+        })
     }
 }
 
@@ -729,6 +878,28 @@ fn message(
         source,
     })?;
     Ok(tern_proto::Message::new(topic, payload, qos, retain))
+}
+
+/// The filters and properties of an MQTT 5 SUBSCRIBE, checked.
+fn subscribe_v5_parts<I>(
+    subscriptions: I,
+    subscription_id: Option<u32>,
+) -> Result<(Vec<(TopicFilter, SubscriptionOptions)>, SubscribeProperties), ClientError>
+where
+    I: IntoIterator<Item = Subscription>,
+{
+    let filters = subscriptions
+        .into_iter()
+        .map(|s| s.checked())
+        .collect::<Result<Vec<_>, _>>()?;
+    let properties = SubscribeProperties {
+        subscription_identifier: match subscription_id {
+            None => None,
+            Some(n) => Some(SubscriptionId::new(n).ok_or(ClientError::SubscriptionId(n))?),
+        },
+        ..SubscribeProperties::default()
+    };
+    Ok((filters, properties))
 }
 
 fn filter(s: &str) -> Result<TopicFilter, ClientError> {

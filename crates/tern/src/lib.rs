@@ -8,6 +8,18 @@
 //! over bounded channels. [`trace`] shows each connection step and packet through
 //! `tracing`.
 //!
+//! MQTT 5 ([`Protocol::V5`], or [`Protocol::Auto`] with a broker that speaks it) adds, without
+//! changing anything for a 3.1.1 program: connect and will properties ([`ConnectOptions`]'s
+//! builders, [`V5Options`]), publishes with properties ([`Publish`],
+//! [`Client::publish_with`]) and messages carrying theirs ([`Message::properties`]),
+//! subscription options and identifiers ([`Subscription`], [`Client::subscribe_with`]), the
+//! broker's reason codes on every completion ([`SubAck`], [`UnsubAck`],
+//! [`RequestError::PubAckRefused`]) and on DISCONNECT ([`ConnectionError::Server`]), the
+//! CONNACK's [`ServerCapabilities`] in [`Event::Connected`], automatic topic aliases,
+//! request/response ([`Client::request`]), per-subscription streams for shared subscriptions
+//! ([`Client::subscribe_stream`]), server redirection and enhanced authentication
+//! ([`auth::Authenticator`]).
+//!
 //! Every type in this crate's signatures is reachable from `tern` itself, the protocol
 //! core's included ([`TopicName`], [`TopicFilter`], [`PacketId`], [`ProtocolError`],
 //! [`SubscribeReturnCode`], …): an application needs no `tern-proto` dependency. One name per
@@ -62,7 +74,7 @@ pub mod v5;
 
 pub use auth::{AuthError, Authenticator};
 pub use broker::{Broker, Scheme};
-pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
+pub use client::{Client, Event, Events, Message, MessageStream, Outcome, Pending, Ticket};
 pub use error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 pub use options::{ConnectOptions, OptionsError, Protocol, ReconnectPolicy, Will};
 pub use tls::TlsOptions;

@@ -501,7 +501,7 @@ impl ConnectOptions {
             bind_address: None,
             manual_ack: false,
             tcp_nodelay: true,
-            v5: V5Options::new(),
+            v5: V5Options::default(),
         }
     }
 

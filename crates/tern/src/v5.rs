@@ -39,7 +39,7 @@ impl std::fmt::Debug for SharedAuth {
 /// [`Protocol::Auto`](crate::Protocol::Auto) with a broker that speaks it); setting one with
 /// [`Protocol::V3_1_1`](crate::Protocol::V3_1_1) is an [`OptionsError::NeedsV5`].
 #[non_exhaustive]
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct V5Options {
     /// Session Expiry Interval in seconds: how long the broker keeps the session after the
     /// connection ends. `None`: 0 with clean session, "never expires" (`u32::MAX`) with
@@ -69,14 +69,24 @@ pub struct V5Options {
     pub(crate) authenticator: Option<SharedAuth>,
 }
 
-impl V5Options {
-    pub(crate) fn new() -> Self {
+impl Default for V5Options {
+    /// Every property absent, automatic topic aliases on, no redirection followed.
+    fn default() -> Self {
         Self {
+            session_expiry: None,
+            receive_maximum: None,
+            topic_alias_maximum: 0,
+            request_response_information: false,
+            request_problem_information: None,
+            user_properties: Vec::new(),
             topic_aliases: true,
-            ..Self::default()
+            max_redirects: 0,
+            authenticator: None,
         }
     }
+}
 
+impl V5Options {
     /// Whether anything here differs from its default (a 3.1.1 connection cannot carry it).
     pub(crate) fn is_set(&self) -> bool {
         self.session_expiry.is_some()

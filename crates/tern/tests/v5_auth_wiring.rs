@@ -110,3 +110,55 @@ async fn a_failed_verification_ends_the_attempt_with_the_authenticators_error() 
     assert!(matches!(e, ConnectError::Auth(_)), "{e:?}");
     assert!(e.to_string().contains("bad server signature"), "{e}");
 }
+
+#[tokio::test]
+async fn reauthenticate_runs_a_new_exchange_through_the_authenticator() {
+    // The connect exchange, then: our AUTH 0x19, the broker's AUTH 0x00 Success with "ok".
+    let script = Script::new()
+        .expect_connect()
+        .send(&b"\xf0\x0e\x18\x0c\x15\x00\x04TEST\x16\x00\x02s1"[..])
+        .expect(PacketType::Auth)
+        .send(&b"\x20\x0f\x00\x00\x0c\x15\x00\x04TEST\x16\x00\x02ok"[..])
+        .expect(PacketType::Auth)
+        .send(&b"\xf0\x0e\x00\x0c\x15\x00\x04TEST\x16\x00\x02ok"[..])
+        .read_until_closed();
+    let broker = ScriptedBroker::start(script).await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (client, _events) = Client::new(options(&log, b"ok"));
+    within(
+        "CONNACK",
+        client.connect(Broker::tcp("127.0.0.1", broker.port())),
+    )
+    .await
+    .unwrap();
+    client.reauthenticate().await.unwrap();
+    let conn = broker.connection(0).await;
+    let auths = conn.wait_for_count(PacketType::Auth, 2).await;
+    // Re-authenticate (0x19) with the authenticator's first data.
+    assert_eq!(auths[1].body()[0], 0x19);
+    assert!(auths[1].body().windows(5).any(|w| w == b"\x16\x00\x02c1"));
+    // The broker's Success data went to `finish`.
+    within("the re-authentication's end", async {
+        while log.lock().unwrap().len() < 5 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["start", "step s1", "finish ok", "start", "finish ok"]
+    );
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn reauthenticate_without_an_authenticator_is_refused() {
+    let broker = tern_testkit::MosquittoConfig::new().start();
+    let (client, _events) = common::connected(
+        ConnectOptions::new(common::unique("noauth")).protocol(Protocol::V5),
+        broker.port(),
+    )
+    .await;
+    let e = client.reauthenticate().await.unwrap_err();
+    assert!(e.to_string().contains("authenticat"), "{e}");
+}

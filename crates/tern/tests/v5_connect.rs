@@ -197,3 +197,16 @@ fn v5_settings_need_a_v5_protocol() {
         Err(OptionsError::ReceiveMaximum)
     ));
 }
+
+#[tokio::test]
+async fn an_empty_client_id_without_clean_start_gets_the_brokers_assigned_id() {
+    let broker = MosquittoConfig::new().start();
+    let (client, mut events) = connected(v5("").clean_session(false), broker.port()).await;
+    let caps = connected_event(&mut events).await.1.unwrap();
+    let assigned = caps
+        .assigned_client_identifier
+        .clone()
+        .expect("mosquitto assigns an id");
+    assert!(!assigned.is_empty());
+    client.close().await.unwrap();
+}

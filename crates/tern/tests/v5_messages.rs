@@ -271,3 +271,120 @@ async fn request_resolves_with_the_matching_response_or_times_out() {
         .unwrap_err();
     assert!(matches!(e, ClientError::NoResponse(_)), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_tern_responder_answers_mosquitto_rr() {
+    let rr = tern_testkit::require_mosquitto_tool("mosquitto_rr");
+    let broker = MosquittoConfig::new().start();
+    let service = unique("rr-svc");
+    let (responder, mut requests) = connected(v5(&unique("responder")), broker.port()).await;
+    responder
+        .subscribe([(service.as_str(), QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+    let answering = responder.clone();
+    tokio::spawn(async move {
+        let m = next_message(&mut requests).await;
+        let response = Publish::response_to(&m, "pong").expect("a response topic");
+        answering.publish_with(response).await.unwrap();
+    });
+    let port = broker.port().to_string();
+    let reply_topic = format!("{service}/reply");
+    let args = [
+        "-V",
+        "5",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-t",
+        &service,
+        "-e",
+        &reply_topic,
+        "-m",
+        "ping",
+        "-W",
+        "5",
+    ]
+    .map(str::to_owned);
+    // mosquitto_rr gives up by itself after 5 s (-W).
+    let out = within(
+        "mosquitto_rr",
+        tokio::task::spawn_blocking(move || std::process::Command::new(rr).args(args).output()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pong");
+}
+
+#[tokio::test]
+async fn request_uses_the_brokers_response_information_for_its_response_topic() {
+    use bytes::BytesMut;
+    use tern_proto::packet::{Packet, ProtocolLevel, PublishV5, QosPid};
+    // CONNACK with Response Information "resp/abc"; the SUBACK; then the request is answered
+    // on its Response Topic with its Correlation Data (and a PUBACK for it).
+    let script = Script::new()
+        .expect_connect()
+        .send(&b"\x20\x0e\x00\x00\x0b\x1a\x00\x08resp/abc"[..])
+        .expect(PacketType::Subscribe)
+        .respond(|p| {
+            let b = p.body();
+            vec![0x90, 0x04, b[0], b[1], 0x00, 0x01]
+        })
+        .expect(PacketType::Publish)
+        .respond(|p| {
+            let Ok(Packet::PublishV5(request)) = p.decode(ProtocolLevel::V5) else {
+                panic!("a PUBLISH with properties");
+            };
+            let props = &request.properties;
+            let mut response = PublishV5 {
+                publish: tern_proto::Publish {
+                    dup: false,
+                    qos_pid: QosPid::AtMostOnce,
+                    retain: false,
+                    topic: props.response_topic.clone().expect("a response topic"),
+                    payload: bytes::Bytes::from_static(b"pong"),
+                },
+                properties: Default::default(),
+            };
+            response.properties.correlation_data = props.correlation_data.clone();
+            let mut out = BytesMut::new();
+            let id = request.publish.qos_pid.packet_id().expect("QoS 1").get();
+            out.extend_from_slice(&[0x40, 0x02]);
+            out.extend_from_slice(&id.to_be_bytes());
+            Packet::PublishV5(Box::new(response))
+                .encode_for(ProtocolLevel::V5, &mut out)
+                .unwrap();
+            out.to_vec()
+        })
+        .read_until_closed();
+    let broker = ScriptedBroker::start(script).await;
+    let opts = v5("asker").request_response_information(true);
+    let (client, _events) = connected(opts, broker.port()).await;
+    let reply = within(
+        "the response",
+        client.request(
+            Publish::new("svc", "ping").qos(QoS::AtLeastOnce),
+            common::WAIT,
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(&reply.payload[..], b"pong");
+    assert_eq!(reply.topic.as_str(), "resp/abc/tern-rr");
+    let conn = broker.connection(0).await;
+    let connect = conn.connect_packet().unwrap();
+    // Request Response Information 1 (property 0x19) was asked for.
+    assert!(connect.body().windows(2).any(|w| w == b"\x19\x01"));
+    let subscribe = conn.wait_for(PacketType::Subscribe).await;
+    assert!(
+        subscribe
+            .body()
+            .windows(16)
+            .any(|w| w == b"resp/abc/tern-rr"),
+        "{:x?}",
+        subscribe.body()
+    );
+}

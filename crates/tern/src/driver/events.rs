@@ -207,11 +207,16 @@ impl Driver {
     ) {
         match self.waiters.remove(&id) {
             Some(Waiter::Subscribe(reply, filters)) => {
-                self.record_subscriptions(&plain(&filters), &reasons);
+                self.record_subscriptions(&plain(&filters), &reasons, None);
                 self.complete(reply, Ok(granted), Outcome::Subscribed);
             }
             Some(Waiter::SubscribeV5(reply, filters, subscription_id)) => {
-                self.record_subscriptions(&filters, &reasons);
+                self.record_subscriptions(&filters, &reasons, subscription_id);
+                for ((filter, _), reason) in filters.iter().zip(&reasons) {
+                    if reason.is_error() {
+                        self.remove_route(subscription_id, filter);
+                    }
+                }
                 let ack = SubAck {
                     reasons,
                     reason_string,
@@ -219,8 +224,8 @@ impl Driver {
                 };
                 self.complete(reply, Ok(ack), |a| Outcome::SubscribedV5(Box::new(a)));
             }
-            Some(Waiter::Resubscribe(filters)) => {
-                self.record_subscriptions(&filters, &reasons);
+            Some(Waiter::Resubscribe(filters, subscription_id)) => {
+                self.record_subscriptions(&filters, &reasons, subscription_id);
             }
             _ => {}
         }
@@ -335,7 +340,10 @@ impl Driver {
                     Some(Waiter::Unsubscribe(reply, _)) => {
                         self.complete(reply, Err(error.into()), unsubscribed);
                     }
-                    Some(Waiter::SubscribeV5(reply, ..)) => {
+                    Some(Waiter::SubscribeV5(reply, filters, id)) => {
+                        for (filter, _) in &filters {
+                            self.remove_route(id, filter);
+                        }
                         self.complete(reply, Err(error.into()), |a| {
                             Outcome::SubscribedV5(Box::new(a))
                         });
@@ -346,7 +354,7 @@ impl Driver {
                         });
                     }
                     Some(Waiter::Request(corr)) => self.rr_failed(&corr, error.into()),
-                    Some(Waiter::Resubscribe(_)) | None => {}
+                    Some(Waiter::Resubscribe(..)) | None => {}
                 },
                 SessionEvent::Message {
                     publish: p,
@@ -373,6 +381,12 @@ impl Driver {
                             }
                             continue;
                         }
+                        Err(msg) => msg,
+                    };
+                    // A message of a per-subscription stream: acknowledged once taken from
+                    // it (by the stream), or by the application with manual acknowledgement.
+                    let msg = match self.route(msg, ack.filter(|_| !manual)) {
+                        Ok(()) => continue,
                         Err(msg) => msg,
                     };
                     let kept = self.emit(Event::Message(msg));

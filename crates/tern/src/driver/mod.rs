@@ -49,7 +49,10 @@ mod read_tuning;
 mod reconnect;
 mod redirect;
 mod requests;
+mod routes;
 mod rr;
+
+pub(crate) use routes::Routed;
 mod turns;
 
 use std::collections::BTreeMap;
@@ -170,7 +173,8 @@ impl Link<'_> {
     }
 }
 
-/// The driver's MQTT 5 state (boxed in [`Driver`], allocated when first needed).
+/// The driver's state for MQTT 5 and the per-subscription streams (boxed in [`Driver`],
+/// allocated when first needed).
 #[derive(Default)]
 struct V5Driver {
     /// Request/response ([`Client::request`](crate::Client::request)): its topic and the
@@ -182,6 +186,10 @@ struct V5Driver {
     redirect: Option<Broker>,
     /// Redirections followed since the last `connect()`.
     hops: u8,
+    /// Per-subscription message streams.
+    routes: Vec<routes::Route>,
+    /// The last Subscription Identifier given to a route.
+    next_route_id: u32,
 }
 
 /// The state of one client's driver task, across connections.
@@ -196,7 +204,14 @@ struct Driver {
     pending: Backlog,
     waiters: Waiters,
     /// What is subscribed (as granted), for re-subscription after a reconnect.
-    subscriptions: BTreeMap<TopicFilter, tern_proto::SubscriptionOptions>,
+    /// At MQTT 5 with their options and Subscription Identifier.
+    subscriptions: BTreeMap<
+        TopicFilter,
+        (
+            tern_proto::SubscriptionOptions,
+            Option<tern_proto::SubscriptionId>,
+        ),
+    >,
     /// MQTT 5 state beyond the session's; `None` until first needed (8 bytes in every
     /// driver's future).
     v5: Option<Box<V5Driver>>,
@@ -442,7 +457,7 @@ impl Driver {
                     Err(e) => return Ended::ConnectFailed(e),
                 },
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Close { reply }) => {
+                    Some(Command::Close { reply, .. }) => {
                         self.phase = Phase::Idle;
                         self.add_close_reply(reply);
                         self.finish_close_replies();
@@ -529,7 +544,17 @@ impl Driver {
             }
 
             if let Some(reason) = link.ended.clone() {
-                if matches!(reason, DisconnectReason::Local) && link.closing.is_none() {
+                // Flushed before closing: our DISCONNECT, and at MQTT 5 the DISCONNECT
+                // telling the broker which rule it broke (§4.13.1).
+                let flush = match &reason {
+                    DisconnectReason::Local => true,
+                    DisconnectReason::Protocol(_) => {
+                        self.session.config().level.is_v5()
+                            && matches!(link.transport, Transport::Open)
+                    }
+                    _ => false,
+                };
+                if flush && link.closing.is_none() {
                     link.closing = Some(Instant::now() + CLOSE_FLUSH_TIMEOUT);
                 }
                 let closing = link.closing.is_some();

@@ -2,7 +2,7 @@
 //! driver between phases, requests (publish, subscribe, unsubscribe, ack) go to the session
 //! in every phase, and completions go back to whoever waits for them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use tern_proto::session::{DisconnectReason, RequestId};
@@ -38,7 +38,10 @@ pub(super) enum Waiter {
     UnsubscribeV5(Reply<UnsubAck>, Vec<TopicFilter>),
     /// An automatic re-subscription after a reconnect (or the request/response topic's
     /// subscription): nobody waits, but the granted filters are recorded again.
-    Resubscribe(Vec<(TopicFilter, SubscriptionOptions)>),
+    Resubscribe(
+        Vec<(TopicFilter, SubscriptionOptions)>,
+        Option<SubscriptionId>,
+    ),
     /// The publish of a request/response exchange, by its Correlation Data.
     Request(bytes::Bytes),
 }
@@ -130,7 +133,7 @@ impl Driver {
     pub(super) fn offline_command(&mut self, cmd: Command) {
         match cmd {
             Command::Connect { brokers, reply } => self.connect(brokers, reply),
-            Command::Close { reply } => {
+            Command::Close { reply, .. } => {
                 if matches!(self.phase, Phase::Backoff { .. }) {
                     // Cancels a pending automatic reconnection.
                     self.phase = Phase::Idle;
@@ -196,7 +199,23 @@ impl Driver {
         // the command's packet leaves (a reply follows the PUBACK of what it answers).
         self.ack_taken();
         match cmd {
-            Command::Close { reply } => {
+            Command::Close { reply, v5 } => {
+                if let Some(d) = v5
+                    && link.stage == Stage::Connected
+                {
+                    // A DISCONNECT with a reason: refused (the connection stays) when the
+                    // level or the expiry does not allow it.
+                    let d = *d;
+                    if let Err(e) = self.session.disconnect_v5(now, d.reason, d.properties) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(e.into()));
+                        }
+                        return;
+                    }
+                    self.phase = Phase::Idle;
+                    self.add_close_reply(reply);
+                    return;
+                }
                 self.phase = Phase::Idle;
                 self.add_close_reply(reply);
                 // What the application took before closing was acknowledged above, before
@@ -294,6 +313,38 @@ impl Driver {
             Request::Exchange { publish, reply } => {
                 self.rr_request(*publish, reply, now);
             }
+            Request::SubscribeStream {
+                filter,
+                options,
+                tx,
+                reply,
+            } => {
+                let v5 = self.session.config().level.is_v5();
+                let id = self.add_route(&filter, tx, v5);
+                let filters = vec![(filter.clone(), options)];
+                let result = if v5 {
+                    let properties = SubscribeProperties {
+                        subscription_identifier: id,
+                        ..SubscribeProperties::default()
+                    };
+                    self.session.subscribe_v5(now, filters.clone(), properties)
+                } else if options.is_plain() {
+                    self.session
+                        .subscribe(now, vec![(filter.clone(), options.qos)])
+                } else {
+                    Err(tern_proto::ApiMisuse::NeedsV5("subscription options"))
+                };
+                match result {
+                    Ok(req) => {
+                        self.waiters
+                            .insert(req, Waiter::SubscribeV5(reply, filters, id));
+                    }
+                    Err(e) => {
+                        self.remove_route(id, &filter);
+                        self.complete(reply, Err(e.into()), |a| Outcome::SubscribedV5(Box::new(a)));
+                    }
+                }
+            }
             Request::ReAuthenticate { reply } => {
                 let result = self.reauthenticate(now);
                 self.complete(reply, result, |()| Outcome::ReAuthenticating);
@@ -341,11 +392,14 @@ impl Driver {
         &mut self,
         filters: &[(TopicFilter, SubscriptionOptions)],
         granted: &[SubAckReasonCode],
+        subscription_id: Option<SubscriptionId>,
     ) {
         for ((filter, options), code) in filters.iter().zip(granted) {
             if let Some(qos) = code.granted_qos() {
-                self.subscriptions
-                    .insert(filter.clone(), SubscriptionOptions { qos, ..*options });
+                self.subscriptions.insert(
+                    filter.clone(),
+                    (SubscriptionOptions { qos, ..*options }, subscription_id),
+                );
             }
         }
     }
@@ -360,24 +414,35 @@ impl Driver {
         if !enabled || self.subscriptions.is_empty() {
             return;
         }
-        let filters: Vec<(TopicFilter, SubscriptionOptions)> = self
-            .subscriptions
-            .iter()
-            .map(|(f, o)| (f.clone(), *o))
-            .collect();
+        // At MQTT 5 by Subscription Identifier (one per SUBSCRIBE), with their options.
+        let mut groups: BTreeMap<Option<u32>, Vec<(TopicFilter, SubscriptionOptions)>> =
+            BTreeMap::new();
+        for (f, (options, id)) in &self.subscriptions {
+            groups
+                .entry(id.map(SubscriptionId::get))
+                .or_default()
+                .push((f.clone(), *options));
+        }
         // Chunked so one SUBSCRIBE stays well under any broker's packet limit.
         let now = now();
         let v5 = self.session.config().level.is_v5();
-        for chunk in filters.chunks(64) {
-            let sent = if v5 {
-                self.session
-                    .subscribe_v5(now, chunk.to_vec(), SubscribeProperties::default())
-            } else {
-                let plain = chunk.iter().map(|(f, o)| (f.clone(), o.qos)).collect();
-                self.session.subscribe(now, plain)
-            };
-            if let Ok(id) = sent {
-                self.waiters.insert(id, Waiter::Resubscribe(chunk.to_vec()));
+        for (id, filters) in groups {
+            let id = id.and_then(SubscriptionId::new);
+            for chunk in filters.chunks(64) {
+                let sent = if v5 {
+                    let properties = SubscribeProperties {
+                        subscription_identifier: id,
+                        ..SubscribeProperties::default()
+                    };
+                    self.session.subscribe_v5(now, chunk.to_vec(), properties)
+                } else {
+                    let plain = chunk.iter().map(|(f, o)| (f.clone(), o.qos)).collect();
+                    self.session.subscribe(now, plain)
+                };
+                if let Ok(req) = sent {
+                    self.waiters
+                        .insert(req, Waiter::Resubscribe(chunk.to_vec(), id));
+                }
             }
         }
     }

@@ -62,7 +62,10 @@ impl Driver {
             .subscribe(now, vec![(filter.clone(), QoS::AtLeastOnce)])?;
         self.waiters.insert(
             id,
-            Waiter::Resubscribe(vec![(filter, SubscriptionOptions::qos(QoS::AtLeastOnce))]),
+            Waiter::Resubscribe(
+                vec![(filter, SubscriptionOptions::qos(QoS::AtLeastOnce))],
+                None,
+            ),
         );
         Ok(())
     }
