@@ -159,32 +159,26 @@ struct Publisher {
 
 impl Publisher {
     /// Queues one publish, first waiting for room in the window or the client's channel.
-    /// At MQTT v5 the publish carries the `-D publish` properties and is awaited: the
-    /// client has no queue-and-return call for a publish with properties, and awaiting
-    /// keeps the messages in order.
+    /// At MQTT v5 it carries the `-D publish` properties.
     async fn send(&mut self, payload: Bytes) -> Result<(), Fatal> {
-        if let Some(props) = &self.v5 {
-            let p = with_properties(
-                tern::Publish::new(self.topic.as_str(), payload)
-                    .qos(self.qos)
-                    .retain(self.retain),
-                props,
-            );
-            return self
-                .client
-                .publish_with(p)
-                .await
-                .map_err(|e| Fatal::new(exit::ERROR, format!("Error: publish failed: {e}")));
-        }
         while self.outstanding >= WINDOW {
             let ev = self.events.recv().await;
             self.handle(ev)?;
         }
         loop {
-            match self
-                .client
-                .try_publish(&self.topic, payload.clone(), self.qos, self.retain)
-            {
+            let queued = match &self.v5 {
+                Some(props) => self.client.try_publish_with(with_properties(
+                    tern::Publish::new(self.topic.as_str(), payload.clone())
+                        .qos(self.qos)
+                        .retain(self.retain),
+                    props,
+                )),
+                None => {
+                    self.client
+                        .try_publish(&self.topic, payload.clone(), self.qos, self.retain)
+                }
+            };
+            match queued {
                 Ok(_) => {
                     self.outstanding += 1;
                     return Ok(());

@@ -237,3 +237,56 @@ async fn a_refused_subscription_prints_the_reason_and_reason_string() {
         "{out}"
     );
 }
+
+#[test]
+fn lines_stream_at_v5_in_order_each_with_the_properties() {
+    let broker = MosquittoConfig::new().start();
+    let n = 2000;
+    let sub = subscribed(
+        &broker,
+        "v5lines",
+        with(
+            &broker,
+            &[
+                "-V",
+                "5",
+                "-t",
+                "l5",
+                "-q",
+                "1",
+                "-C",
+                &n.to_string(),
+                "-W",
+                "30",
+                "-F",
+                "%C %p",
+            ],
+        ),
+    );
+    let mut cmd = tern(["pub"]);
+    cmd.args(with(
+        &broker,
+        &[
+            "-V",
+            "5",
+            "-t",
+            "l5",
+            "-q",
+            "1",
+            "-l",
+            "-D",
+            "publish",
+            "content-type",
+            "n",
+        ],
+    ));
+    let input: String = (0..n).map(|i| format!("{i}\n")).collect();
+    run_with_input(cmd, input).assert_code(0);
+    let out = sub.wait();
+    out.assert_code(0);
+    let expected: String = (0..n).map(|i| format!("n {i}\n")).collect();
+    assert!(
+        out.text() == expected,
+        "lines out of order or without their content type: {out}"
+    );
+}
