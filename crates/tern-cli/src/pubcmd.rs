@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::mosq::args::{self, Parsed, PubArgs, Source, Version};
 use crate::mosq::flags::Cmd;
-use crate::mosq::{self, Fatal, Trace, exit};
+use crate::mosq::{self, Fatal, exit};
 
 /// Publishes queued but not yet completed, at most. Deep enough to keep the in-flight
 /// window (`-M`, default 100) full while stdin is read, small enough to stay far below the
@@ -97,7 +97,6 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
             topic,
             qos: a.common.qos,
             retain: a.retain,
-            trace: setup.trace.clone(),
             outstanding: 0,
             v5: (a.common.version == Version::V5).then(|| a.common.props.publish.clone()),
         };
@@ -138,7 +137,7 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
             (None, None) => {}
         }
         p.finish().await?;
-        mosq::disconnect(&p.client, &p.trace).await;
+        mosq::disconnect(&p.client, &setup).await;
         Ok(())
     })
 }
@@ -150,7 +149,6 @@ struct Publisher {
     topic: String,
     qos: QoS,
     retain: bool,
-    trace: Trace,
     /// Queued with `try_publish`, completion not seen yet.
     outstanding: usize,
     /// At MQTT v5: the `-D publish` properties every message carries.

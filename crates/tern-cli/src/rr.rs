@@ -127,7 +127,7 @@ fn run(a: RrArgs, format: Option<Format>) -> Result<(), Fatal> {
         })
         .await;
         let flushed = r.out.flush();
-        mosq::disconnect(&r.client, &setup.trace).await;
+        mosq::disconnect(&r.client, &setup).await;
         result??;
         flushed.map_err(write_error)
     })

@@ -86,7 +86,7 @@ fn run(a: SubArgs, format: Option<Format>) -> Result<(), Fatal> {
         };
         let result = s.run(events, deadline).await;
         let flushed = s.out.flush();
-        mosq::disconnect(&s.client, &s.trace).await;
+        mosq::disconnect(&s.client, &setup).await;
         result?;
         flushed.map_err(write_error)
     })

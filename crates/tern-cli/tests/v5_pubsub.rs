@@ -290,3 +290,48 @@ fn lines_stream_at_v5_in_order_each_with_the_properties() {
         "lines out of order or without their content type: {out}"
     );
 }
+
+#[test]
+fn disconnect_session_expiry_zero_ends_a_kept_session() {
+    let broker = MosquittoConfig::new().start();
+    let session = ["-V", "5", "-i", "farewell", "-c", "-t", "f", "-q", "1"];
+    // Control: with -c alone (a session kept for ever at v5) a message waits offline.
+    let mut kept = tern(["sub"]);
+    kept.args(with(&broker, &session)).arg("-E");
+    run(kept).assert_code(0);
+    let mut publish = tern(["pub"]);
+    publish.args(with(
+        &broker,
+        &["-V", "5", "-t", "f", "-q", "1", "-m", "waited"],
+    ));
+    run(publish).assert_code(0);
+    let mut back = tern(["sub"]);
+    back.args(with(&broker, &session)).args([
+        "-C",
+        "1",
+        "-W",
+        "15",
+        "-D",
+        "disconnect",
+        "session-expiry-interval",
+        "0",
+    ]);
+    let out = run(back);
+    out.assert_code(0);
+    assert_eq!(out.text(), "waited\n", "{out}");
+    // That last DISCONNECT set the expiry to 0: the session is gone, nothing is queued.
+    let mut publish = tern(["pub"]);
+    publish.args(with(
+        &broker,
+        &["-V", "5", "-t", "f", "-q", "1", "-m", "lost"],
+    ));
+    run(publish).assert_code(0);
+    let mut again = tern(["sub"]);
+    again.args(with(&broker, &session)).args(["-W", "1"]);
+    let out = run(again);
+    out.assert_code(27);
+    assert!(
+        out.stdout.is_empty(),
+        "the session should have ended: {out}"
+    );
+}

@@ -502,9 +502,12 @@ pub(crate) const FLAGS: &[Flag] = &[
          subscription-identifier (subscribe), session-expiry-interval, receive-maximum, \
          maximum-packet-size, topic-alias-maximum, topic-alias (publish), \
          request-response-information, request-problem-information, authentication-method, \
-         authentication-data, will-delay-interval (will), reason-string or server-reference \
-         (disconnect), or user-property NAME VALUE (repeatable, order kept). E.g. -D publish \
-         content-type text/plain -D publish user-property unit celsius",
+         authentication-data, will-delay-interval (will), or user-property NAME VALUE \
+         (repeatable, order kept). E.g. -D publish content-type text/plain -D publish \
+         user-property unit celsius. tern picks topic aliases itself (a given topic-alias is \
+         checked, not sent); properties tern cannot send yet (subscribe user-property, \
+         unsubscribe, disconnect other than session-expiry-interval) are refused, not \
+         dropped",
     ),
     both(
         &["-x"],

@@ -161,6 +161,9 @@ pub(crate) struct Setup {
     pub(crate) options: ConnectOptions,
     pub(crate) broker: Broker,
     pub(crate) trace: Trace,
+    /// MQTT v5: the DISCONNECT's Session Expiry Interval (`-D disconnect
+    /// session-expiry-interval`).
+    pub(crate) disconnect_expiry: Option<u32>,
 }
 
 /// Builds options and broker address from the flags; reads the TLS files.
@@ -278,6 +281,7 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
     Ok(Setup {
         options,
         broker,
+        disconnect_expiry: c.props.disconnect.session_expiry_interval,
         trace: Trace {
             on: c.debug,
             id: client_id,
@@ -291,8 +295,11 @@ fn unsendable(p: &props::Properties) -> Result<(), Fatal> {
         "-D subscribe user-property"
     } else if p.unsubscribe != Default::default() {
         "-D unsubscribe"
-    } else if p.disconnect != Default::default() {
-        "-D disconnect"
+    } else if p.disconnect.reason_string.is_some()
+        || p.disconnect.server_reference.is_some()
+        || !p.disconnect.user_properties.is_empty()
+    {
+        "-D disconnect (other than session-expiry-interval)"
     } else {
         return Ok(());
     };
@@ -424,9 +431,23 @@ pub(crate) async fn connect(setup: &Setup) -> Result<(Client, Events), Fatal> {
 }
 
 /// Sends DISCONNECT after everything queued and waits for the close, bounded so a dead
-/// link cannot hang the exit.
-pub(crate) async fn disconnect(client: &Client, _trace: &Trace) {
-    let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+/// link cannot hang the exit. At MQTT v5 it carries `-D disconnect
+/// session-expiry-interval` when given.
+pub(crate) async fn disconnect(client: &Client, setup: &Setup) {
+    let close = async {
+        match setup.disconnect_expiry {
+            Some(secs) => {
+                client
+                    .close_with(
+                        tern::DisconnectReasonCode::NormalDisconnection,
+                        Some(Duration::from_secs(secs.into())),
+                    )
+                    .await
+            }
+            None => client.close().await,
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), close).await;
 }
 
 /// Runs a command's work on a current-thread runtime (one client, no thread hand-offs), as a
