@@ -212,7 +212,7 @@ fn help_lists_the_v5_flags() {
         let text = out.text();
         for needle in [
             "-D, --property",
-            "user-property NAME VALUE",
+            "-D publish user-property unit celsius",
             "-x secs",
             "mqttv5",
         ] {
