@@ -335,3 +335,48 @@ fn disconnect_session_expiry_zero_ends_a_kept_session() {
         "the session should have ended: {out}"
     );
 }
+
+#[test]
+fn will_properties_given_with_d_arrive_with_the_will() {
+    let broker = MosquittoConfig::new().start();
+    let watcher = subscribed(
+        &broker,
+        "will-watcher",
+        with(
+            &broker,
+            &[
+                "-V", "5", "-t", "wills/#", "-C", "1", "-W", "15", "-F", "%C|%P|%p",
+            ],
+        ),
+    );
+    let victim = subscribed(
+        &broker,
+        "will-victim",
+        with(
+            &broker,
+            &[
+                "-V",
+                "5",
+                "-t",
+                "x",
+                "--will-topic",
+                "wills/victim",
+                "--will-payload",
+                "gone",
+                "-D",
+                "will",
+                "content-type",
+                "text/x",
+                "-D",
+                "will",
+                "user-property",
+                "k",
+                "v",
+            ],
+        ),
+    );
+    victim.kill();
+    let out = watcher.wait();
+    out.assert_code(0);
+    assert_eq!(out.text(), "text/x|k:v|gone\n", "{out}");
+}
