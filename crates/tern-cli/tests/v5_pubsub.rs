@@ -380,3 +380,43 @@ fn will_properties_given_with_d_arrive_with_the_will() {
     out.assert_code(0);
     assert_eq!(out.text(), "text/x|k:v|gone\n", "{out}");
 }
+
+#[test]
+fn sub_at_v5_resubscribes_after_a_broker_restart_with_its_options() {
+    let mut broker = MosquittoConfig::new().start();
+    let sub = subscribed(
+        &broker,
+        "v5-phoenix",
+        with(
+            &broker,
+            &[
+                "-V",
+                "5",
+                "-t",
+                "ph5",
+                "-C",
+                "1",
+                "-W",
+                "30",
+                "-D",
+                "subscribe",
+                "subscription-identifier",
+                "9",
+                "-F",
+                "%S %p",
+            ],
+        ),
+    );
+    broker.restart();
+    broker.wait_for_log_count("Sending SUBACK to v5-phoenix", 2);
+    let mut cmd = tern(["pub"]);
+    cmd.args(with(&broker, &["-V", "5", "-t", "ph5", "-m", "after"]));
+    run(cmd).assert_code(0);
+    let out = sub.wait();
+    out.assert_code(0);
+    assert_eq!(
+        out.text(),
+        "9 after\n",
+        "resubscribed with its subscription identifier: {out}"
+    );
+}
