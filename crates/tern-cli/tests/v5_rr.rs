@@ -207,3 +207,23 @@ async fn at_v5_the_reply_with_the_requests_correlation_data_is_the_answer() {
         "{out}"
     );
 }
+
+/// tern rr speaks MQTT 5 by default; a 3.1.1-only broker's refusal says what to do.
+#[tokio::test]
+async fn a_broker_without_v5_refuses_and_the_message_points_to_v311() {
+    let broker = ScriptedBroker::start(Script::new().expect_connect().send_connack(1, false)).await;
+    let port = broker.port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = tern(["rr", "-h", "127.0.0.1", "-p", &port]);
+        cmd.args(["-t", "req", "-e", "resp", "-m", "x", "-W", "10"]);
+        run(cmd)
+    })
+    .await
+    .expect("runner thread");
+    out.assert_code(5);
+    assert!(
+        out.stderr.contains("unacceptable protocol version"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("use -V 311"), "{out}");
+}

@@ -426,7 +426,24 @@ pub(crate) async fn connect(setup: &Setup) -> Result<(Client, Events), Fatal> {
     let (client, events) = Client::new(setup.options.clone());
     match client.connect(setup.broker.clone()).await {
         Ok(_session_present) => Ok((client, events)),
-        Err(e) => Err(Fatal::connect(&e)),
+        Err(e) => {
+            let mut fatal = Fatal::connect(&e);
+            let old_broker = match &e {
+                ConnectError::Refused(code) => {
+                    *code == tern_proto::ConnectReturnCode::UnacceptableProtocolVersion
+                }
+                ConnectError::RefusedV5(ack) => {
+                    ack.reason == tern_proto::ConnectReasonCode::UnsupportedProtocolVersion
+                }
+                _ => false,
+            };
+            if old_broker && setup.options.protocol == Protocol::V5 {
+                fatal.message.push_str(
+                    "\nThe broker does not speak MQTT v5: use -V 311 (and no -D or -x) with it.",
+                );
+            }
+            Err(fatal)
+        }
     }
 }
 
