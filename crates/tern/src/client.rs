@@ -283,6 +283,8 @@ impl MessageStream {
 
 struct Shared {
     commands: chan::Sender<Command>,
+    /// The protocol the options ask for.
+    protocol: crate::Protocol,
     next_ticket: AtomicU64,
     /// The command channel's capacity, for [`ClientError::QueueFull`].
     capacity: usize,
@@ -409,13 +411,20 @@ impl Client {
         let capacity = options.max_queued.max(1);
         let (cmd_tx, cmd_rx) = chan::channel(capacity);
         let (ev_tx, ev_rx) = chan::channel(options.event_capacity.max(1));
+        let protocol = options.protocol;
         runtime.spawn(crate::driver::run(Box::new(options), cmd_rx, ev_tx));
         let shared = Arc::new(Shared {
             commands: cmd_tx,
+            protocol,
             next_ticket: AtomicU64::new(1),
             capacity,
         });
         (Self { shared }, Events { rx: ev_rx })
+    }
+
+    /// The protocol the options ask for.
+    pub(crate) fn protocol_option(&self) -> crate::Protocol {
+        self.shared.protocol
     }
 
     fn ticket(&self) -> Ticket {

@@ -24,10 +24,11 @@ pub(crate) struct SharedAuth(pub(crate) Arc<Mutex<dyn Authenticator>>);
 
 impl std::fmt::Debug for SharedAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `try_lock`: never waits for (or deadlocks with) an exchange step in progress.
         let method = self
             .0
-            .lock()
-            .map_or_else(|_| "(poisoned)".to_owned(), |a| a.method().to_owned());
+            .try_lock()
+            .map_or_else(|_| "(busy)".to_owned(), |a| a.method().to_owned());
         f.debug_tuple("Authenticator").field(&method).finish()
     }
 }

@@ -96,3 +96,80 @@ fn v5_flow_with_per_call_callbacks() {
     );
     m.close().unwrap();
 }
+
+fn handlers_route_at(protocol: Protocol) {
+    let broker = MosquittoConfig::new().start();
+    let base = common::unique("cbr");
+    let m = CallbackClient::new(ConnectOptions::new(common::unique("cbr")).protocol(protocol));
+    let (tx, rx) = mpsc::channel::<String>();
+    let rest = tx.clone();
+    m.on_message(move |_c, msg| {
+        let _ = rest.send(format!("on_message {}", msg.topic));
+    });
+    let ok_tx = tx.clone();
+    let b = base.clone();
+    m.connect(
+        Broker::tcp("127.0.0.1", broker.port()),
+        move |c| {
+            let (t1, t2, t3) = (ok_tx.clone(), ok_tx.clone(), ok_tx.clone());
+            let shared = format!("$share/g/{b}/a");
+            c.subscribe_handler(
+                Subscription::new(shared, QoS::AtLeastOnce),
+                move |_c, msg| {
+                    let _ = t1.send(format!("shared {}", msg.topic));
+                },
+                |_c, r| assert!(r.is_ok(), "{r:?}"),
+            )
+            .unwrap();
+            let b2 = b.clone();
+            c.subscribe_handler(
+                Subscription::new(format!("{b}/b/+"), QoS::AtLeastOnce),
+                move |_c, msg| {
+                    let _ = t2.send(format!("plain {}", msg.topic));
+                },
+                move |c, r| {
+                    assert!(r.is_ok(), "{r:?}");
+                    c.subscribe([(format!("{b2}/c"), QoS::AtLeastOnce)], move |c, _| {
+                        for t in ["a", "b/1", "c"] {
+                            c.publish(&format!("{b2}/{t}"), t, QoS::AtLeastOnce, false, |_, _| {})
+                                .unwrap();
+                        }
+                        let _ = t3.send("published".into());
+                    })
+                    .unwrap();
+                },
+            )
+            .unwrap();
+        },
+        |_c, e| panic!("connect failed: {e}"),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        got.push(
+            rx.recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("callbacks so far: {got:?}")),
+        );
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            format!("on_message {base}/c"),
+            format!("plain {base}/b/1"),
+            "published".to_owned(),
+            format!("shared {base}/a"),
+        ]
+    );
+    m.close().unwrap();
+}
+
+#[test]
+fn subscription_handlers_get_their_messages_at_level_5() {
+    handlers_route_at(Protocol::V5);
+}
+
+#[test]
+fn subscription_handlers_get_their_messages_at_3_1_1() {
+    handlers_route_at(Protocol::V3_1_1);
+}

@@ -52,7 +52,8 @@ mod requests;
 mod routes;
 mod rr;
 
-pub(crate) use routes::Routed;
+pub(crate) use requests::reason_codes;
+pub(crate) use routes::{Routed, plain_filter};
 mod turns;
 
 use std::collections::BTreeMap;

@@ -58,7 +58,7 @@ pub(super) fn return_codes(reasons: &[SubAckReasonCode]) -> Vec<SubscribeReturnC
 }
 
 /// 3.1.1 return codes as MQTT 5 reason codes.
-pub(super) fn reason_codes(granted: &[SubscribeReturnCode]) -> Vec<SubAckReasonCode> {
+pub(crate) fn reason_codes(granted: &[SubscribeReturnCode]) -> Vec<SubAckReasonCode> {
     granted
         .iter()
         .map(|g| match g {
