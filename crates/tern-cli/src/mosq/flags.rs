@@ -386,7 +386,8 @@ pub(crate) const FLAGS: &[Flag] = &[
          escaped  %J JSON with the payload inlined (must be JSON)  %I ISO 8601 time  %U \
          Unix time.nanoseconds  MQTT v5: %C content type  %D correlation data  %E message \
          expiry interval  %F payload format indicator  %P user properties (name:value, space \
-         separated)  %R response topic  %S subscription identifier  %A topic alias  %% a \
+         separated)  %R response topic  %S subscription identifier  %A topic alias (empty: the \
+         client resolves aliases before a message is printed)  %% a \
          percent sign; flags - and 0, width and .max as \
          mosquitto_sub: %-10t, %05l, %10.10t.  @X strftime's %X (@Y year, @H hour, ...), \
          @N nanoseconds, @@ an @.  \\n \\t \\r \\0 \\a \\e \\v \\\\ escapes",
