@@ -1,4 +1,4 @@
-//! The `tern` command: `tern run script.lua`, `tern pub`, `tern sub`, plus `tern help`,
+//! The `tern` command: `tern run script.lua`, `tern pub`, `tern sub`, `tern rr`, plus `tern help`,
 //! `tern completions` and `tern man`.
 //!
 //! Each subcommand owns its flags (pub/sub follow mosquitto_pub/mosquitto_sub, whose `-h` is
@@ -8,6 +8,7 @@
 mod bench;
 mod mosq;
 mod pubcmd;
+mod rr;
 mod run;
 mod subcmd;
 
@@ -16,16 +17,17 @@ use std::process::ExitCode;
 use mosq::flags::{self, Cmd};
 
 const USAGE: &str = "\
-an MQTT 3.1/3.1.1 client with the NodeMCU mqtt module's API
+an MQTT client with the NodeMCU mqtt module's API
 
 usage:
   tern run [--timeout SECS] script.lua [args...]   run a NodeMCU Lua script
   tern pub [mosquitto_pub flags]                     publish messages
   tern sub [mosquitto_sub flags]                     subscribe and print messages
+  tern rr [mosquitto_rr flags]                       publish a request, print the response
   tern bench pub|sub|conn|report [flags]             load generator (emqtt-bench's flags)
-  tern help [pub|sub|run|bench]                      this text, or a command's help
+  tern help [pub|sub|rr|run|bench]                   this text, or a command's help
   tern completions bash|zsh|fish                     a shell completion script
-  tern man pub|sub [DIR]                             a man page (tern-pub.1), or write both to DIR
+  tern man pub|sub|rr|all [DIR]                      a man page (tern-pub.1); all: every page to DIR
   tern --version
 ";
 
@@ -47,17 +49,19 @@ fn main() -> ExitCode {
         "run" => run::main(sub_args),
         "pub" => pubcmd::main(sub_args),
         "sub" => subcmd::main(sub_args),
+        "rr" => rr::main(sub_args),
         "bench" => bench::main(sub_args),
         "help" | "--help" | "-h" => match word(0) {
             None => {
                 mosq::out(&usage());
                 ExitCode::SUCCESS
             }
-            Some(cmd @ ("pub" | "sub" | "run" | "bench")) => {
+            Some(cmd @ ("pub" | "sub" | "rr" | "run" | "bench")) => {
                 let help = std::ffi::OsString::from("--help");
                 match cmd {
                     "pub" => pubcmd::main(vec![help]),
                     "sub" => subcmd::main(vec![help]),
+                    "rr" => rr::main(vec![help]),
                     "bench" => bench::main(vec![help]),
                     _ => run::main(vec![help]),
                 }
@@ -102,16 +106,22 @@ fn man(which: Option<&str>, dir: Option<&std::ffi::OsString>) -> ExitCode {
         let summary = match cmd {
             Cmd::Pub => "publish MQTT messages (mosquitto_pub's flags)",
             Cmd::Sub => "subscribe to MQTT topics and print the messages (mosquitto_sub's flags)",
+            Cmd::Rr => "publish an MQTT request and print the response (mosquitto_rr's flags)",
         };
         flags::man(cmd, env!("CARGO_PKG_VERSION"), summary, mosq::EXIT_HELP)
     };
     let cmds: &[(Cmd, &str)] = match which {
         Some("pub") => &[(Cmd::Pub, "tern-pub.1")],
         Some("sub") => &[(Cmd::Sub, "tern-sub.1")],
-        Some("all") => &[(Cmd::Pub, "tern-pub.1"), (Cmd::Sub, "tern-sub.1")],
+        Some("rr") => &[(Cmd::Rr, "tern-rr.1")],
+        Some("all") => &[
+            (Cmd::Pub, "tern-pub.1"),
+            (Cmd::Sub, "tern-sub.1"),
+            (Cmd::Rr, "tern-rr.1"),
+        ],
         _ => {
             mosq::err_line(format_args!(
-                "Error: tern man needs pub, sub or all (all needs a directory): \
+                "Error: tern man needs pub, sub, rr or all (all needs a directory): \
                  tern man pub | man -l -"
             ));
             return ExitCode::from(2);

@@ -10,12 +10,15 @@ use std::process::ExitCode;
 use std::thread;
 
 use bytes::{Bytes, BytesMut};
+use std::time::Duration;
+
 use tern::{Client, ClientError, Event, Events, QoS};
+use tern_proto::{PayloadFormat, PublishProperties};
 use tokio::sync::mpsc;
 
-use crate::mosq::args::{self, Parsed, PubArgs, Source};
+use crate::mosq::args::{self, Parsed, PubArgs, Source, Version};
 use crate::mosq::flags::Cmd;
-use crate::mosq::{self, Fatal, Trace, exit};
+use crate::mosq::{self, Fatal, exit};
 
 /// Publishes queued but not yet completed, at most. Deep enough to keep the in-flight
 /// window (`-M`, default 100) full while stdin is read, small enough to stay far below the
@@ -98,8 +101,8 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
             topic,
             qos: a.common.qos,
             retain: a.retain,
-            trace: setup.trace.clone(),
             outstanding: 0,
+            v5: (a.common.version == Version::V5).then(|| a.common.props.publish.clone()),
         };
         match (single, lines) {
             (Some(payload), _) => {
@@ -138,7 +141,7 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
             (None, None) => {}
         }
         p.finish().await?;
-        mosq::disconnect(&p.client, &p.trace).await;
+        mosq::disconnect(&p.client, &setup).await;
         Ok(())
     })
 }
@@ -150,23 +153,34 @@ struct Publisher {
     topic: String,
     qos: QoS,
     retain: bool,
-    trace: Trace,
     /// Queued with `try_publish`, completion not seen yet.
     outstanding: usize,
+    /// At MQTT v5: the `-D publish` properties every message carries.
+    v5: Option<PublishProperties>,
 }
 
 impl Publisher {
     /// Queues one publish, first waiting for room in the window or the client's channel.
+    /// At MQTT v5 it carries the `-D publish` properties.
     async fn send(&mut self, payload: Bytes) -> Result<(), Fatal> {
         while self.outstanding >= WINDOW {
             let ev = self.events.recv().await;
             self.handle(ev)?;
         }
         loop {
-            match self
-                .client
-                .try_publish(&self.topic, payload.clone(), self.qos, self.retain)
-            {
+            let queued = match &self.v5 {
+                Some(props) => self.client.try_publish_with(with_properties(
+                    tern::Publish::new(self.topic.as_str(), payload.clone())
+                        .qos(self.qos)
+                        .retain(self.retain),
+                    props,
+                )),
+                None => {
+                    self.client
+                        .try_publish(&self.topic, payload.clone(), self.qos, self.retain)
+                }
+            };
+            match queued {
                 Ok(_) => {
                     self.outstanding += 1;
                     return Ok(());
@@ -219,6 +233,24 @@ impl Publisher {
     }
 }
 
+/// `publish` with the `-D publish` properties. A Topic Alias is not copied: the client
+/// assigns aliases itself where the broker allows them.
+pub(crate) fn with_properties(mut publish: tern::Publish, p: &PublishProperties) -> tern::Publish {
+    publish.message_expiry = p
+        .message_expiry_interval
+        .map(|s| Duration::from_secs(s.into()));
+    publish.content_type = p.content_type.as_ref().map(|c| c.as_str().to_owned());
+    publish.utf8_payload = p.payload_format_indicator == Some(PayloadFormat::Utf8);
+    publish.response_topic = p.response_topic.as_ref().map(|t| t.as_str().to_owned());
+    publish.correlation_data = p.correlation_data.clone();
+    publish.user_properties = p
+        .user_properties
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+        .collect();
+    publish
+}
+
 /// `n` random bytes (`--payload-size`).
 fn random_payload(n: usize) -> Bytes {
     let mut rng = fastrand::Rng::new();
@@ -230,7 +262,7 @@ fn random_payload(n: usize) -> Bytes {
 /// Reads stdin on its own thread (reads block; the runtime must keep driving the socket)
 /// and sends its lines in batches, one batch per read. Lines are zero-copy slices of the
 /// read buffer.
-fn spawn_line_reader() -> mpsc::Receiver<io::Result<Vec<Bytes>>> {
+pub(crate) fn spawn_line_reader() -> mpsc::Receiver<io::Result<Vec<Bytes>>> {
     let (tx, rx) = mpsc::channel(16);
     thread::spawn(move || {
         let mut stdin = io::stdin().lock();

@@ -10,11 +10,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tern::{
-    Client, Event, Events, Message, Outcome, QoS, ReconnectPolicy, SubscribeReturnCode, Ticket,
+    Client, Event, Events, Message, Outcome, QoS, ReconnectPolicy, RetainHandling, SubAck,
+    SubAckReasonCode, SubscribeReturnCode, Subscription, Ticket,
 };
 use tokio::time::Instant;
 
-use crate::mosq::args::{self, Parsed, SubArgs};
+use crate::mosq::args::{self, Parsed, SubArgs, Version};
 use crate::mosq::flags::Cmd;
 use crate::mosq::format::{Format, View};
 use crate::mosq::{self, Fatal, Trace, exit};
@@ -79,19 +80,23 @@ fn run(a: SubArgs, format: Option<Format>) -> Result<(), Fatal> {
             format,
             printed: 0,
             sub_ticket: None,
+            v5_pending: a.common.version == Version::V5 && !a.common.topics.is_empty(),
             unsub_ticket: None,
             args: &a,
         };
         let result = s.run(events, deadline).await;
         let flushed = s.out.flush();
-        mosq::disconnect(&s.client, &s.trace).await;
+        mosq::disconnect(&s.client, &setup).await;
         result?;
         flushed.map_err(write_error)
     })
 }
 
 /// Awaits `fut` until `deadline` (`-W`); past it, the timeout exit.
-async fn within<F: Future>(deadline: Option<Instant>, fut: F) -> Result<F::Output, Fatal> {
+pub(crate) async fn within<F: Future>(
+    deadline: Option<Instant>,
+    fut: F,
+) -> Result<F::Output, Fatal> {
     match deadline {
         Some(d) => tokio::time::timeout_at(d, fut)
             .await
@@ -100,7 +105,7 @@ async fn within<F: Future>(deadline: Option<Instant>, fut: F) -> Result<F::Outpu
     }
 }
 
-fn write_error(e: io::Error) -> Fatal {
+pub(crate) fn write_error(e: io::Error) -> Fatal {
     if e.kind() == io::ErrorKind::BrokenPipe {
         // The reader went away (`tern sub | head -1`): nothing useful left to say.
         Fatal::new(exit::ERROR, "")
@@ -125,6 +130,8 @@ struct Subscriber<'a, W: Write> {
     /// Messages printed so far, for `-C`.
     printed: u64,
     sub_ticket: Option<Ticket>,
+    /// An MQTT v5 SUBSCRIBE not yet acknowledged.
+    v5_pending: bool,
     unsub_ticket: Option<Ticket>,
     args: &'a SubArgs,
 }
@@ -132,8 +139,16 @@ struct Subscriber<'a, W: Write> {
 impl<W: Write> Subscriber<'_, W> {
     async fn run(&mut self, mut events: Events, deadline: Option<Instant>) -> Result<(), Fatal> {
         let topics = &self.args.common.topics;
+        let mut v5_sub = None;
         if topics.is_empty() {
             self.unsubscribe()?;
+        } else if self.args.common.version == Version::V5 {
+            // subscribe_with resolves at SUBACK; a task awaits it while the messages that
+            // may come first (queued for a -c session, retained) are drained here.
+            v5_sub = Some(tokio::spawn(subscribe_v5(
+                self.client.clone(),
+                self.args.clone(),
+            )));
         } else {
             let qos = self.args.common.qos;
             // try_subscribe, not subscribe().await: messages (queued for a -c session, or
@@ -148,6 +163,25 @@ impl<W: Write> Subscriber<'_, W> {
         loop {
             let mut ev = tokio::select! {
                 ev = within(deadline, events.recv()) => ev?,
+                acked = within(deadline, async { v5_sub.as_mut().expect("guarded").await }),
+                    if v5_sub.is_some() =>
+                {
+                    v5_sub = None;
+                    let acked = match acked? {
+                        Ok(acked) => acked.map_err(|e| {
+                            Fatal::new(exit::ERROR, format!("Error: subscribe failed: {e}"))
+                        })?,
+                        // Nothing cancels the task: it can only have panicked.
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    };
+                    self.suback_v5(acked)?;
+                    self.v5_pending = false;
+                    self.unsubscribe()?;
+                    if let Flow::Done = self.acknowledged() {
+                        return Ok(());
+                    }
+                    continue;
+                }
                 () = stop.requested() => {
                     // Like mosquitto_sub: a clean DISCONNECT (so no will) and status 0.
                     return Ok(());
@@ -182,7 +216,11 @@ impl<W: Write> Subscriber<'_, W> {
 
     /// After SUBACK (or UNSUBACK when only unsubscribing): `-E` ends here.
     fn acknowledged(&self) -> Flow {
-        if self.args.exit_after_sub && self.sub_ticket.is_none() && self.unsub_ticket.is_none() {
+        if self.args.exit_after_sub
+            && !self.v5_pending
+            && self.sub_ticket.is_none()
+            && self.unsub_ticket.is_none()
+        {
             Flow::Done
         } else {
             Flow::Continue
@@ -265,6 +303,37 @@ impl<W: Write> Subscriber<'_, W> {
         Ok(())
     }
 
+    /// MQTT v5 SUBACK: a reason per filter, and the broker's Reason String.
+    fn suback_v5(&self, ack: SubAck) -> Result<(), Fatal> {
+        let why = |code: SubAckReasonCode| match &ack.reason_string {
+            Some(r) => format!("{code}: {r:?}"),
+            None => code.to_string(),
+        };
+        let refused: Vec<_> = ack.reasons.iter().filter(|c| c.is_error()).collect();
+        if !ack.reasons.is_empty() && refused.len() == ack.reasons.len() {
+            let mut reasons: Vec<String> = refused.iter().map(|c| why(**c)).collect();
+            reasons.dedup();
+            return Err(Fatal::new(
+                exit::ERROR,
+                format!(
+                    "Error: All subscription requests were denied: {}",
+                    reasons.join(", ")
+                ),
+            ));
+        }
+        if !self.args.common.quiet {
+            for (t, c) in self.args.common.topics.iter().zip(&ack.reasons) {
+                if c.is_error() {
+                    mosq::err_line(format_args!(
+                        "Warning: subscription to '{t}' was denied: {}",
+                        why(*c)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn message(&mut self, m: &Message) -> Result<Flow, Fatal> {
         let a = self.args;
         if a.remove_retained && m.retain {
@@ -308,43 +377,94 @@ impl<W: Write> Subscriber<'_, W> {
     }
 
     fn print(&mut self, m: &Message) -> Result<(), Fatal> {
-        let eol = !self.args.no_eol;
+        let how = Print {
+            format: self.format.as_ref(),
+            verbose: self.args.verbose,
+            eol: !self.args.no_eol,
+            quiet: self.args.common.quiet,
+        };
+        how.message(&mut self.out, &mut self.line, m)
+            .map_err(write_error)
+    }
+}
+
+/// The MQTT v5 SUBSCRIBE of `tern sub`: every `-t` at `-q`, with `--retain-as-published`,
+/// `-R` as "do not send retained messages" (as mosquitto_sub), and the `-D subscribe
+/// subscription-identifier`.
+async fn subscribe_v5(client: Client, a: SubArgs) -> Result<SubAck, tern::ClientError> {
+    let subs: Vec<Subscription> = a
+        .common
+        .topics
+        .iter()
+        .map(|t| {
+            let mut s = Subscription::new(t.as_str(), a.common.qos)
+                .retain_as_published(a.retain_as_published);
+            if a.no_retain {
+                s = s.retain_handling(RetainHandling::DoNotSend);
+            }
+            s
+        })
+        .collect();
+    let id = a
+        .common
+        .props
+        .subscribe
+        .subscription_identifier
+        .map(|i| i.get());
+    client.subscribe_with(subs, id).await
+}
+
+/// How a received message is printed: `-F`, `-v`, `-N` (shared with `tern rr`).
+pub(crate) struct Print<'a> {
+    pub(crate) format: Option<&'a Format>,
+    pub(crate) verbose: bool,
+    pub(crate) eol: bool,
+    pub(crate) quiet: bool,
+}
+
+impl Print<'_> {
+    /// Writes `m` as mosquitto_sub would; `line` is a reusable buffer for `-F`.
+    pub(crate) fn message<W: Write>(
+        &self,
+        w: &mut W,
+        line: &mut Vec<u8>,
+        m: &Message,
+    ) -> io::Result<()> {
         let topic = m.topic.as_str();
-        let w = &mut self.out;
-        let r = if let Some(f) = &self.format {
-            self.line.clear();
+        if let Some(f) = self.format {
+            line.clear();
             let view = View {
                 topic,
                 payload: &m.payload,
                 qos: m.qos as u8,
                 retain: m.retain,
                 mid: m.packet_id.map_or(0, |id| id.get()),
+                props: m.properties.as_deref(),
             };
-            if let Err(e) = f.render(&view, &mut self.line) {
-                if !self.args.common.quiet {
+            if let Err(e) = f.render(&view, line) {
+                if !self.quiet {
                     mosq::err_line(format_args!("{e}"));
                 }
                 return Ok(());
             }
-            if eol {
-                self.line.push(b'\n');
+            if self.eol {
+                line.push(b'\n');
             }
-            w.write_all(&self.line)
-        } else if self.args.verbose {
+            w.write_all(line)
+        } else if self.verbose {
             // mosquitto_sub -v: "topic payload", "topic (null)" for an empty payload.
             let payload: &[u8] = if m.payload.is_empty() {
                 b"(null)"
             } else {
                 &m.payload
             };
-            write_parts(w, &[topic.as_bytes(), b" ", payload], eol)
+            write_parts(w, &[topic.as_bytes(), b" ", payload], self.eol)
         } else if m.payload.is_empty() {
             // mosquitto_sub prints nothing at all for an empty payload without -v/-F.
             Ok(())
         } else {
-            write_parts(w, &[&m.payload], eol)
-        };
-        r.map_err(write_error)
+            write_parts(w, &[&m.payload], self.eol)
+        }
     }
 }
 

@@ -46,6 +46,17 @@
 //! | large incoming messages | `overflow` past `max_message_length` | fragments with empty topic | whole (ESP8266: up to the limit) |
 //! | protocol 3.1 / 3.1.1 | 3.1.1 | build-time | 3.1.1 |
 //!
+//! ## MQTT 5: not in the Lua API
+//!
+//! NodeMCU's `mqtt` module speaks MQTT 3.1.1 only on both variants (ESP8266's own client,
+//! ESP32's esp-mqtt built without `MQTT_PROTOCOL_5`), so `tern run` connects at 3.1.1 and the
+//! Lua API takes no level 5 options. An option-table extension (`mqtt.Client{protocol = 5,
+//! ...}` with properties on `publish` and in the `message` callback) was considered and left
+//! out: no device script could use it, a script written against it would not run on any
+//! board, and tern's promise here is that what runs under `tern run` runs on the device.
+//! MQTT 5 (properties, reason codes, request/response) is available from the same engine
+//! through the `tern` library and through `tern pub`/`tern sub`/`tern rr -V 5`.
+//!
 //! ## `mqtt.Client([clientid[, keepalive[, username, password[, cleansession[, max_message_length]]]]])`
 //!
 //! - Every argument is optional (ESP8266). Without a client id the ESP8266 variant uses

@@ -7,6 +7,16 @@
 //! returned (or when the handler calls [`CallbackClient::ack`], with
 //! [`ConnectOptions::manual_ack`](crate::ConnectOptions::manual_ack)).
 //!
+//! MQTT 5 ([`Protocol::V5`](crate::Protocol)) the same way: [`publish_with`](CallbackClient::publish_with),
+//! [`subscribe_with`](CallbackClient::subscribe_with), [`unsubscribe_with`](CallbackClient::unsubscribe_with)
+//! with per-call completions carrying the broker's reason codes; the connection's level and
+//! capabilities from [`protocol`](CallbackClient::protocol) and
+//! [`server_capabilities`](CallbackClient::server_capabilities); `on_offline` gets the
+//! broker's DISCONNECT reason ([`ConnectionError::Server`]);
+//! [`subscribe_handler`](CallbackClient::subscribe_handler) gives a subscription (a shared
+//! one too) its own message handler. Request/response is async: use
+//! [`client`](CallbackClient::client).
+//!
 //! No runtime to create: clients share one background tokio runtime, and each client has
 //! one dispatcher thread that runs its callbacks one at a time, in event order. Callbacks
 //! never run inside the driver, so a callback that publishes cannot deadlock it.
@@ -32,12 +42,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread;
 
 use bytes::Bytes;
-use tern_proto::{QoS, SubscribeReturnCode};
+use tern_proto::{QoS, ServerCapabilities, SubscribeReturnCode, TopicFilter};
 
 use crate::broker::Broker;
 use crate::client::{Client, Event, Events, Message, Outcome, Ticket};
 use crate::error::{ClientError, ConnectError, ConnectionError};
-use crate::options::ConnectOptions;
+use crate::options::{ConnectOptions, Protocol};
+use crate::v5::{Publish, SubAck, Subscription, UnsubAck};
 
 type ConnectFn = Box<dyn FnMut(&CallbackClient) + Send>;
 type OfflineFn = Box<dyn FnMut(&CallbackClient, &ConnectionError) + Send>;
@@ -54,11 +65,27 @@ struct Handlers {
     connect_ok: Option<ConnOkFn>,
     connect_fail: Option<ConnFailFn>,
     done: HashMap<Ticket, DoneFn>,
+    /// Per-subscription handlers ([`CallbackClient::subscribe_handler`]).
+    routes: Vec<HandlerRoute>,
+    /// The last Subscription Identifier given to a handler.
+    next_route_id: u32,
+}
+
+/// A subscription's own message handler.
+struct HandlerRoute {
+    /// The filter its messages match (without `$share/group/` or `$queue/`).
+    filter: TopicFilter,
+    /// MQTT 5: the Subscription Identifier it was made with.
+    id: Option<u32>,
+    /// `None` while it runs.
+    handler: Option<MessageFn>,
 }
 
 struct Inner {
     client: Client,
     handlers: Mutex<Handlers>,
+    /// The protocol level and MQTT 5 capabilities of the last connection.
+    connection: Mutex<Option<(Protocol, Option<Arc<ServerCapabilities>>)>>,
 }
 
 /// A client driven by callbacks; cheap to clone. See the [module docs](self).
@@ -95,6 +122,7 @@ impl CallbackClient {
         let inner = Arc::new(Inner {
             client,
             handlers: Mutex::new(Handlers::default()),
+            connection: Mutex::new(None),
         });
         let weak = Arc::downgrade(&inner);
         // If the thread cannot be spawned the client still works, without callbacks.
@@ -239,6 +267,166 @@ impl CallbackClient {
     /// held across `send` so the dispatcher cannot see the completion before `done` is in
     /// place; when the queue is full, waits outside the lock and retries (bounded by the
     /// driver draining it).
+    /// The protocol level of the last connection (what [`Protocol::Auto`] settled on);
+    /// `None` before the first.
+    pub fn protocol(&self) -> Option<Protocol> {
+        let c = self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        c.as_ref().map(|(p, _)| *p)
+    }
+
+    /// MQTT 5: what the broker declared in the last CONNACK (maximum QoS, retain available,
+    /// server keep alive, assigned client id, …); `None` below 5 or before the first
+    /// connection. Readable from `on_connect`.
+    pub fn server_capabilities(&self) -> Option<Arc<ServerCapabilities>> {
+        let c = self
+            .inner
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        c.as_ref().and_then(|(_, caps)| caps.clone())
+    }
+
+    /// MQTT 5: publishes `publish` (with its properties); `done` gets the outcome, a
+    /// broker's refusal with its reason code and Reason String
+    /// ([`RequestError::PubAckRefused`](crate::RequestError::PubAckRefused)).
+    pub fn publish_with(
+        &self,
+        publish: Publish,
+        done: impl FnOnce(&Self, Result<(), ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        self.with_ticket(
+            |c| c.try_publish_with(publish.clone()),
+            Box::new(move |c, r| done(c, r.map(|_| ()))),
+        )
+    }
+
+    /// MQTT 5: subscribes with options and an optional Subscription Identifier; `done` gets
+    /// the SUBACK's reason per filter and Reason String.
+    pub fn subscribe_with<I>(
+        &self,
+        subscriptions: I,
+        subscription_id: Option<u32>,
+        done: impl FnOnce(&Self, Result<SubAck, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError>
+    where
+        I: IntoIterator<Item = Subscription>,
+    {
+        let subscriptions: Vec<Subscription> = subscriptions.into_iter().collect();
+        self.with_ticket(
+            |c| c.try_subscribe_with(subscriptions.iter().cloned(), subscription_id),
+            Box::new(move |c, r| {
+                done(
+                    c,
+                    r.and_then(|o| match o {
+                        Outcome::SubscribedV5(ack) => Ok(*ack),
+                        _ => Err(ClientError::Shutdown),
+                    }),
+                );
+            }),
+        )
+    }
+
+    /// MQTT 5: unsubscribes; `done` gets the UNSUBACK's reason per filter.
+    pub fn unsubscribe_with<I, S>(
+        &self,
+        filters: I,
+        done: impl FnOnce(&Self, Result<UnsubAck, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters: Vec<String> = filters.into_iter().map(|f| f.as_ref().to_owned()).collect();
+        self.with_ticket(
+            |c| c.try_unsubscribe_with(filters.iter()),
+            Box::new(move |c, r| {
+                done(
+                    c,
+                    r.and_then(|o| match o {
+                        Outcome::UnsubscribedV5(ack) => Ok(*ack),
+                        _ => Err(ClientError::Shutdown),
+                    }),
+                );
+            }),
+        )
+    }
+
+    /// Subscribes with `on_message` as this subscription's own handler: its messages go there
+    /// instead of [`on_message`](Self::on_message) — by a Subscription Identifier the client
+    /// assigns at MQTT 5, by matching the filter (without a `$share/group/` or `$queue/`
+    /// prefix) otherwise, so a shared subscription's messages, which carry the plain topic,
+    /// reach their handler. A message matching several handlers goes to each; one matching
+    /// none goes to `on_message`. `done` gets the SUBACK (at 3.1.1 its reasons are the
+    /// granted QoS or 0x80 as "Unspecified error"); a refused subscription's handler is
+    /// dropped. Handlers run on the dispatcher thread, in event order, like every callback.
+    pub fn subscribe_handler(
+        &self,
+        subscription: Subscription,
+        on_message: impl FnMut(&Self, &Message) + Send + 'static,
+        done: impl FnOnce(&Self, Result<SubAck, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        let (filter, options) = subscription.checked()?;
+        let v5 = self.protocol().is_none_or(|p| p == Protocol::V5)
+            && matches!(
+                self.inner.client.protocol_option(),
+                Protocol::V5 | Protocol::Auto
+            );
+        let id = {
+            let mut h = self.handlers();
+            let id = v5.then(|| {
+                h.next_route_id = h.next_route_id.max(2_000_000) + 1;
+                h.next_route_id
+            });
+            h.routes.push(HandlerRoute {
+                filter: crate::driver::plain_filter(&filter),
+                id,
+                handler: Some(Box::new(on_message)),
+            });
+            id
+        };
+        let plain = filter.clone();
+        let result = self.with_ticket(
+            |c| {
+                if v5 {
+                    c.try_subscribe_with([subscription.clone()], id)
+                } else {
+                    c.try_subscribe([(subscription.filter.as_str(), options.qos)])
+                }
+            },
+            Box::new(move |c, r| {
+                let r = r.and_then(|o| match o {
+                    Outcome::SubscribedV5(ack) => Ok(*ack),
+                    Outcome::Subscribed(granted) => Ok(SubAck {
+                        reasons: crate::driver::reason_codes(&granted),
+                        reason_string: None,
+                        subscription_id: None,
+                    }),
+                    _ => Err(ClientError::Shutdown),
+                });
+                let refused = r
+                    .as_ref()
+                    .map_or(true, |a| a.reasons.iter().all(|r| r.is_error()));
+                if refused {
+                    c.handlers().routes.retain(|route| {
+                        !(route.id == id && route.filter == crate::driver::plain_filter(&plain))
+                    });
+                }
+                done(c, r);
+            }),
+        );
+        if result.is_err() {
+            let plain = crate::driver::plain_filter(&filter);
+            self.handlers()
+                .routes
+                .retain(|route| !(route.id == id && route.filter == plain));
+        }
+        result
+    }
+
     fn with_ticket(
         &self,
         send: impl Fn(&Client) -> Result<Ticket, ClientError>,
@@ -285,7 +473,17 @@ fn dispatch(weak: Weak<Inner>, mut events: Events) {
         let Some(inner) = weak.upgrade() else { return };
         let client = CallbackClient { inner };
         match event {
-            Event::Connected { .. } => {
+            Event::Connected {
+                protocol,
+                capabilities,
+                ..
+            } => {
+                *client
+                    .inner
+                    .connection
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((protocol, capabilities));
                 let ok = client.handlers().connect_ok.take();
                 client.handlers().connect_fail = None;
                 if let Some(ok) = ok {
@@ -302,7 +500,11 @@ fn dispatch(weak: Weak<Inner>, mut events: Events) {
                     }
                 }
             }
-            Event::Message(msg) => run_mut(&client, |h| &mut h.on_message, |f, c| f(c, &msg)),
+            Event::Message(msg) => {
+                if !run_routes(&client, &msg) {
+                    run_mut(&client, |h| &mut h.on_message, |f, c| f(c, &msg));
+                }
+            }
             Event::Completed { ticket, result } => {
                 let done = client.handlers().done.remove(&ticket);
                 if let Some(done) = done {
@@ -314,6 +516,38 @@ fn dispatch(weak: Weak<Inner>, mut events: Events) {
             }
         }
     }
+}
+
+/// Runs the per-subscription handlers `msg` matches (outside the lock); false when none.
+fn run_routes(client: &CallbackClient, msg: &Message) -> bool {
+    let ids: Vec<u32> = msg.subscription_ids().collect();
+    let matched: Vec<(usize, MessageFn)> = {
+        let mut h = client.handlers();
+        h.routes
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, r)| match r.id {
+                Some(id) if !ids.is_empty() => ids.contains(&id),
+                _ => r.filter.matches(&msg.topic),
+            })
+            .filter_map(|(i, r)| r.handler.take().map(|f| (i, f)))
+            .collect()
+    };
+    if matched.is_empty() {
+        return false;
+    }
+    for (i, mut f) in matched {
+        f(client, msg);
+        let mut h = client.handlers();
+        // Put back unless the route was removed meanwhile (indexes only grow by pushes;
+        // a removal while the handler ran leaves it dropped).
+        if let Some(route) = h.routes.get_mut(i)
+            && route.handler.is_none()
+        {
+            route.handler = Some(f);
+        }
+    }
+    true
 }
 
 /// Runs a persistent handler outside the lock, then puts it back unless the callback

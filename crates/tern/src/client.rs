@@ -8,13 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tern_proto::session::AckToken;
-use tern_proto::{PacketId, QoS, SubscribeReturnCode, TopicFilter, TopicName};
+use tern_proto::{
+    PacketId, PublishProperties, QoS, ServerCapabilities, SubscribeProperties, SubscribeReturnCode,
+    SubscriptionId, SubscriptionOptions, TopicFilter, TopicName,
+};
 use tokio::sync::oneshot;
 
 use crate::broker::Broker;
 use crate::chan;
 use crate::error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 use crate::options::ConnectOptions;
+use crate::v5::{Publish, SubAck, Subscription, UnsubAck};
 
 /// Correlates a `try_*` command with its [`Event::Completed`]. Unique per client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,11 +53,19 @@ pub enum Outcome {
     Published,
     /// SUBACK: granted QoS or failure (0x80) per filter, in request order.
     Subscribed(Vec<SubscribeReturnCode>),
+    /// MQTT 5 SUBACK: a reason code per filter and the Reason String.
+    SubscribedV5(Box<SubAck>),
+    /// MQTT 5 UNSUBACK: a reason code per filter and the Reason String.
+    UnsubscribedV5(Box<UnsubAck>),
+    /// A re-authentication was started.
+    ReAuthenticating,
     /// UNSUBACK.
     Unsubscribed,
 }
 
-/// An application message received from the broker (MQTT 5 adds properties here).
+/// An application message received from the broker; at MQTT 5 with its
+/// [`properties`](Self::properties) (read them with the getters: [`user_properties`](Self::user_properties),
+/// [`correlation_data`](Self::correlation_data), [`subscription_ids`](Self::subscription_ids), …).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -69,6 +81,9 @@ pub struct Message {
     pub dup: bool,
     /// Packet identifier at QoS 1 and 2 (the broker's id for this delivery).
     pub packet_id: Option<PacketId>,
+    /// MQTT 5: the PUBLISH's properties (Topic Alias already resolved into `topic` and
+    /// removed); `None` when it had none.
+    pub properties: Option<Box<PublishProperties>>,
     /// With [`ConnectOptions::manual_ack`], what [`Client::ack`] sends for a QoS 1/2
     /// message.
     pub(crate) ack: Option<AckToken>,
@@ -79,6 +94,49 @@ impl Message {
     /// arrived: QoS 1/2 with [`ConnectOptions::manual_ack`] on.
     pub fn needs_ack(&self) -> bool {
         self.ack.is_some()
+    }
+
+    /// MQTT 5: the User Properties, in order (empty when none).
+    pub fn user_properties(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.properties
+            .iter()
+            .flat_map(|p| p.user_properties.iter())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// MQTT 5: the Correlation Data.
+    pub fn correlation_data(&self) -> Option<&Bytes> {
+        self.properties.as_ref()?.correlation_data.as_ref()
+    }
+
+    /// MQTT 5: the Response Topic.
+    pub fn response_topic(&self) -> Option<&str> {
+        Some(self.properties.as_ref()?.response_topic.as_ref()?.as_str())
+    }
+
+    /// MQTT 5: the Content Type.
+    pub fn content_type(&self) -> Option<&str> {
+        Some(self.properties.as_ref()?.content_type.as_ref()?.as_str())
+    }
+
+    /// MQTT 5: the Message Expiry Interval left, in seconds.
+    pub fn message_expiry(&self) -> Option<u32> {
+        self.properties.as_ref()?.message_expiry_interval
+    }
+
+    /// MQTT 5: whether the publisher marked the payload as UTF-8 text.
+    pub fn is_utf8(&self) -> bool {
+        self.properties
+            .as_ref()
+            .is_some_and(|p| p.payload_format_indicator == Some(tern_proto::PayloadFormat::Utf8))
+    }
+
+    /// MQTT 5: the Subscription Identifiers of the subscriptions this message matched.
+    pub fn subscription_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.properties
+            .iter()
+            .flat_map(|p| p.subscription_identifiers.iter())
+            .map(|id| id.get())
     }
 }
 
@@ -94,6 +152,13 @@ pub enum Event {
         reconnected: bool,
         /// The broker connected to.
         broker: Broker,
+        /// The protocol level in use ([`Protocol::Auto`](crate::Protocol::Auto) reports
+        /// what the broker accepted).
+        protocol: crate::Protocol,
+        /// MQTT 5: what the broker declared in CONNACK (maximum QoS, retain available,
+        /// server keep alive, assigned client id, response information, server
+        /// reference, …); `None` below 5.
+        capabilities: Option<Arc<ServerCapabilities>>,
     },
     /// A connection attempt failed.
     ConnectFailed {
@@ -140,6 +205,8 @@ pub(crate) enum Command {
     /// Send DISCONNECT after everything queued before it, then close.
     Close {
         reply: Option<oneshot::Sender<Result<(), ClientError>>>,
+        /// MQTT 5: the DISCONNECT's reason code and properties.
+        v5: Option<Box<tern_proto::DisconnectV5>>,
     },
     Request(Request),
 }
@@ -159,12 +226,65 @@ pub(crate) enum Request {
         filters: Vec<TopicFilter>,
         reply: Reply<()>,
     },
+    /// MQTT 5 SUBSCRIBE with options and properties.
+    SubscribeV5 {
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+        reply: Reply<SubAck>,
+    },
+    /// MQTT 5 UNSUBSCRIBE whose per-filter reason codes are wanted.
+    UnsubscribeV5 {
+        filters: Vec<TopicFilter>,
+        reply: Reply<UnsubAck>,
+    },
+    /// A request of [`Client::request`]: published with a response topic and correlation
+    /// data; the matching response goes to `reply`.
+    Exchange {
+        publish: Box<Publish>,
+        reply: oneshot::Sender<Result<Message, ClientError>>,
+    },
+    /// A subscription whose messages go to their own stream ([`Client::subscribe_stream`]).
+    SubscribeStream {
+        filter: TopicFilter,
+        options: SubscriptionOptions,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::driver::Routed>,
+        reply: Reply<SubAck>,
+    },
+    /// MQTT 5 re-authentication ([`Client::reauthenticate`]).
+    ReAuthenticate { reply: Reply<()> },
     /// The application acknowledges a message ([`ConnectOptions::manual_ack`]).
     Ack(AckToken),
 }
 
+/// The messages of one subscription ([`Client::subscribe_stream`]), in arrival order.
+#[derive(Debug)]
+pub struct MessageStream {
+    rx: tokio::sync::mpsc::UnboundedReceiver<crate::driver::Routed>,
+    /// To acknowledge what is taken; does not keep the client alive.
+    client: std::sync::Weak<Shared>,
+}
+
+impl MessageStream {
+    /// The next message; `None` once the client is gone or the subscription was refused.
+    /// Taking a QoS 1/2 message is what lets the client acknowledge it (unless
+    /// [`ConnectOptions::manual_ack`]).
+    pub async fn recv(&mut self) -> Option<Message> {
+        let (msg, ack) = self.rx.recv().await?;
+        if let (Some(token), Some(shared)) = (ack, self.client.upgrade()) {
+            // Waits for room in the command queue rather than dropping the acknowledgement.
+            let _ = shared
+                .commands
+                .send(Command::Request(Request::Ack(token)))
+                .await;
+        }
+        Some(msg)
+    }
+}
+
 struct Shared {
     commands: chan::Sender<Command>,
+    /// The protocol the options ask for.
+    protocol: crate::Protocol,
     next_ticket: AtomicU64,
     /// The command channel's capacity, for [`ClientError::QueueFull`].
     capacity: usize,
@@ -252,6 +372,12 @@ impl Events {
     }
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").finish_non_exhaustive()
@@ -285,13 +411,20 @@ impl Client {
         let capacity = options.max_queued.max(1);
         let (cmd_tx, cmd_rx) = chan::channel(capacity);
         let (ev_tx, ev_rx) = chan::channel(options.event_capacity.max(1));
+        let protocol = options.protocol;
         runtime.spawn(crate::driver::run(Box::new(options), cmd_rx, ev_tx));
         let shared = Arc::new(Shared {
             commands: cmd_tx,
+            protocol,
             next_ticket: AtomicU64::new(1),
             capacity,
         });
         (Self { shared }, Events { rx: ev_rx })
+    }
+
+    /// The protocol the options ask for.
+    pub(crate) fn protocol_option(&self) -> crate::Protocol {
+        self.shared.protocol
     }
 
     fn ticket(&self) -> Ticket {
@@ -503,6 +636,198 @@ impl Client {
         }
     }
 
+    /// Publishes `publish` (with its MQTT 5 properties) and waits for completion, as
+    /// [`publish`](Self::publish). A broker's refusal is
+    /// [`ClientError::Request`]`(`[`RequestError::PubAckRefused`](crate::RequestError::PubAckRefused)`)`
+    /// carrying its reason code and Reason String; a limit the broker declared (Maximum
+    /// QoS, Retain Available, Maximum Packet Size) is refused locally as
+    /// [`ClientError::Misuse`]. Properties on a connection below MQTT 5 are refused
+    /// ([`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5)).
+    pub async fn publish_with(&self, publish: Publish) -> Result<(), ClientError> {
+        let msg = publish.into_message()?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::Publish {
+            msg,
+            reply: Reply::Await(tx),
+        }))
+        .await?;
+        Pending { rx }.await
+    }
+
+    /// Like [`publish_with`](Self::publish_with) without waiting; see
+    /// [`try_publish`](Self::try_publish).
+    pub fn try_publish_with(&self, publish: Publish) -> Result<Ticket, ClientError> {
+        let msg = publish.into_message()?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::Publish {
+            msg,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
+    /// Like [`subscribe_with`](Self::subscribe_with) without waiting; the completion is
+    /// [`Outcome::SubscribedV5`].
+    pub fn try_subscribe_with<I>(
+        &self,
+        subscriptions: I,
+        subscription_id: Option<u32>,
+    ) -> Result<Ticket, ClientError>
+    where
+        I: IntoIterator<Item = Subscription>,
+    {
+        let (filters, properties) = subscribe_v5_parts(subscriptions, subscription_id)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::SubscribeV5 {
+            filters,
+            properties,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
+    /// Like [`unsubscribe_with`](Self::unsubscribe_with) without waiting; the completion is
+    /// [`Outcome::UnsubscribedV5`].
+    pub fn try_unsubscribe_with<I, S>(&self, filters: I) -> Result<Ticket, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters = unsub_filters(filters)?;
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::UnsubscribeV5 {
+            filters,
+            reply: Reply::Event(ticket),
+        }))?;
+        Ok(ticket)
+    }
+
+    /// MQTT 5: subscribes with subscription options (No Local, Retain As Published, Retain
+    /// Handling) and an optional Subscription Identifier (1..=268,435,455) that the broker
+    /// puts on every message the subscriptions deliver ([`Message::subscription_ids`]).
+    /// Resolves at SUBACK with a reason code per filter (e.g. 0x87 Not authorized) and the
+    /// broker's Reason String.
+    pub async fn subscribe_with<I>(
+        &self,
+        subscriptions: I,
+        subscription_id: Option<u32>,
+    ) -> Result<SubAck, ClientError>
+    where
+        I: IntoIterator<Item = Subscription>,
+    {
+        let (filters, properties) = subscribe_v5_parts(subscriptions, subscription_id)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::SubscribeV5 {
+            filters,
+            properties,
+            reply: Reply::Await(tx),
+        }))
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// MQTT 5: unsubscribes; resolves at UNSUBACK with a reason code per filter (Success,
+    /// No subscription existed, or a refusal) and the broker's Reason String. At 3.1.1 every
+    /// reason is Success.
+    pub async fn unsubscribe_with<I, S>(&self, filters: I) -> Result<UnsubAck, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters = unsub_filters(filters)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::UnsubscribeV5 {
+            filters,
+            reply: Reply::Await(tx),
+        }))
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// Subscribes and returns the subscription's own message stream: its messages go to the
+    /// [`MessageStream`], not to [`Events`] — the way to give each subscription its own
+    /// handler, and to consume a shared subscription (`$share/group/filter`, or EMQX's
+    /// `$queue/filter` at 3.1.1) whose messages carry the plain topic. Routing is by a
+    /// Subscription Identifier the client assigns at MQTT 5 (the broker names the matching
+    /// subscriptions on every message), by matching the filter (without its `$share/group/`
+    /// or `$queue/` prefix) otherwise; a message matching several streams goes to each.
+    /// A message matching no stream goes to [`Events`], as does everything once the
+    /// stream is dropped (dropping it does not unsubscribe).
+    ///
+    /// Resolves at SUBACK; a refusal (the reason code in [`SubAck::reasons`]) leaves the
+    /// stream ended. A shared subscription the broker declared unavailable is refused
+    /// locally ([`ApiMisuse::SharedNotSupported`](crate::ApiMisuse::SharedNotSupported)).
+    ///
+    /// A QoS 1/2 message is acknowledged once taken from the stream (or with
+    /// [`ConnectOptions::manual_ack`], by [`Client::ack`]); acknowledgements leave in
+    /// arrival order across the stream and [`Events`]. The stream is unbounded: QoS 1/2
+    /// messages are bounded by the broker's flow control (nothing is acknowledged before it
+    /// is taken), QoS 0 messages of a stream nobody reads accumulate.
+    pub async fn subscribe_stream(
+        &self,
+        subscription: Subscription,
+    ) -> Result<(SubAck, MessageStream), ClientError> {
+        let (filter, options) = subscription.checked()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.send(Command::Request(Request::SubscribeStream {
+            filter,
+            options,
+            tx,
+            reply: Reply::Await(reply_tx),
+        }))
+        .await?;
+        let ack = reply_rx.await.map_err(|_| ClientError::Shutdown)??;
+        let stream = MessageStream {
+            rx,
+            client: Arc::downgrade(&self.shared),
+        };
+        Ok((ack, stream))
+    }
+
+    /// MQTT 5 request/response: publishes `publish` with a Response Topic and fresh
+    /// Correlation Data and resolves with the matching response, or
+    /// [`ClientError::NoResponse`] after `timeout`.
+    ///
+    /// The response topic is the broker's Response Information (asked for with
+    /// [`ConnectOptions::request_response_information`]) followed by `/tern-rr`, else
+    /// `tern-rr/<client id>` (a random name when the client id cannot be part of a topic);
+    /// the client subscribes to it (QoS 1) before the first request. Responses are handed to
+    /// their request, not to [`Events`]; one that arrives after its request gave up goes to
+    /// [`Events`] as an ordinary message (nothing is dropped).
+    ///
+    /// A responder answers with [`Publish::response_to`].
+    pub async fn request(
+        &self,
+        publish: Publish,
+        timeout: std::time::Duration,
+    ) -> Result<Message, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::Exchange {
+            publish: Box::new(publish),
+            reply: tx,
+        }))
+        .await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Shutdown),
+            Err(_) => Err(ClientError::NoResponse(timeout)),
+        }
+    }
+
+    /// MQTT 5 enhanced authentication: starts a re-authentication with the
+    /// [`ConnectOptions::authenticator`]'s first data (AUTH 0x19); resolves once the AUTH is
+    /// queued. The broker's answers are handled by the authenticator; a failure ends the
+    /// connection ([`ConnectionError::Auth`] or [`ConnectionError::Server`]).
+    pub async fn reauthenticate(&self) -> Result<(), ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::ReAuthenticate {
+            reply: Reply::Await(tx),
+        }))
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
     /// Closes the connection in call order: the requests made before it leave first and
     /// complete (publishes waiting behind the in-flight window too: `close()` waits up to
     /// 5 s for their acknowledgements), then DISCONNECT is sent and flushed and the
@@ -513,14 +838,44 @@ impl Client {
     /// in the session: with clean session = false it is kept for the next `connect`.
     pub async fn close(&self) -> Result<(), ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Close { reply: Some(tx) }).await?;
+        self.send(Command::Close {
+            reply: Some(tx),
+            v5: None,
+        })
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// MQTT 5: like [`close`](Self::close), with the DISCONNECT's reason code —
+    /// [`DisconnectReasonCode::DisconnectWithWillMessage`](crate::DisconnectReasonCode) has the
+    /// broker publish the will, which a normal close (0x00) deletes — and, optionally, a new
+    /// Session Expiry Interval (refused when CONNECT asked for 0 and this is not 0
+    /// [MQTT-3.14.2-2]). Below MQTT 5 it fails with
+    /// [`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5) and the connection stays open.
+    pub async fn close_with(
+        &self,
+        reason: tern_proto::DisconnectReasonCode,
+        session_expiry: Option<std::time::Duration>,
+    ) -> Result<(), ClientError> {
+        let mut d = tern_proto::DisconnectV5::new(reason);
+        d.properties.session_expiry_interval =
+            session_expiry.map(|e| u32::try_from(e.as_secs()).unwrap_or(u32::MAX));
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Close {
+            reply: Some(tx),
+            v5: Some(Box::new(d)),
+        })
+        .await?;
         rx.await.map_err(|_| ClientError::Shutdown)?
     }
 
     /// Starts closing without waiting; [`Event::Disconnected`] with
     /// [`ConnectionError::Local`] follows.
     pub fn try_close(&self) -> Result<(), ClientError> {
-        self.try_send(Command::Close { reply: None })
+        self.try_send(Command::Close {
+            reply: None,
+            v5: None,
+        })
     }
 }
 
@@ -535,6 +890,28 @@ fn message(
         source,
     })?;
     Ok(tern_proto::Message::new(topic, payload, qos, retain))
+}
+
+/// The filters and properties of an MQTT 5 SUBSCRIBE, checked.
+fn subscribe_v5_parts<I>(
+    subscriptions: I,
+    subscription_id: Option<u32>,
+) -> Result<(Vec<(TopicFilter, SubscriptionOptions)>, SubscribeProperties), ClientError>
+where
+    I: IntoIterator<Item = Subscription>,
+{
+    let filters = subscriptions
+        .into_iter()
+        .map(|s| s.checked())
+        .collect::<Result<Vec<_>, _>>()?;
+    let properties = SubscribeProperties {
+        subscription_identifier: match subscription_id {
+            None => None,
+            Some(n) => Some(SubscriptionId::new(n).ok_or(ClientError::SubscriptionId(n))?),
+        },
+        ..SubscribeProperties::default()
+    };
+    Ok((filters, properties))
 }
 
 fn filter(s: &str) -> Result<TopicFilter, ClientError> {

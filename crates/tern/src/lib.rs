@@ -1,4 +1,4 @@
-//! tern: an MQTT 3.1 / 3.1.1 client for tokio, with the semantics of NodeMCU's Lua `mqtt`
+//! tern: an MQTT 3.1 / 3.1.1 / 5.0 client for tokio, with the semantics of NodeMCU's Lua `mqtt`
 //! module (<https://nodemcu.readthedocs.io/en/dev-esp32/modules/mqtt/>).
 //!
 //! Two faces over one engine: the async [`Client`] + [`Events`], and the synchronous
@@ -7,6 +7,18 @@
 //! (TCP, TLS, WebSocket, Unix socket, through a SOCKS5 proxy or not); handles talk to it
 //! over bounded channels. [`trace`] shows each connection step and packet through
 //! `tracing`.
+//!
+//! MQTT 5 ([`Protocol::V5`], or [`Protocol::Auto`] with a broker that speaks it) adds, without
+//! changing anything for a 3.1.1 program: connect and will properties ([`ConnectOptions`]'s
+//! builders, [`V5Options`]), publishes with properties ([`Publish`],
+//! [`Client::publish_with`]) and messages carrying theirs ([`Message::properties`]),
+//! subscription options and identifiers ([`Subscription`], [`Client::subscribe_with`]), the
+//! broker's reason codes on every completion ([`SubAck`], [`UnsubAck`],
+//! [`RequestError::PubAckRefused`]) and on DISCONNECT ([`ConnectionError::Server`]), the
+//! CONNACK's [`ServerCapabilities`] in [`Event::Connected`], automatic topic aliases,
+//! request/response ([`Client::request`]), per-subscription streams for shared subscriptions
+//! ([`Client::subscribe_stream`]), server redirection and enhanced authentication
+//! ([`auth::Authenticator`]).
 //!
 //! Every type in this crate's signatures is reachable from `tern` itself, the protocol
 //! core's included ([`TopicName`], [`TopicFilter`], [`PacketId`], [`ProtocolError`],
@@ -46,6 +58,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod broker;
 pub mod callback;
 mod chan;
@@ -57,12 +70,15 @@ pub mod store;
 pub mod tls;
 pub mod trace;
 mod transport;
+pub mod v5;
 
+pub use auth::{AuthError, Authenticator};
 pub use broker::{Broker, Scheme};
-pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
+pub use client::{Client, Event, Events, Message, MessageStream, Outcome, Pending, Ticket};
 pub use error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 pub use options::{ConnectOptions, OptionsError, Protocol, ReconnectPolicy, Will};
 pub use tls::TlsOptions;
+pub use v5::{Publish, SubAck, Subscription, UnsubAck, V5Options};
 
 // The protocol types that appear in `tern`'s public signatures, so that no application needs
 // `tern-proto` in its `Cargo.toml`. `tern-proto`'s own `Message` and `Event` (the sans-IO
@@ -72,9 +88,12 @@ pub use tls::TlsOptions;
 pub use rustls;
 pub use tern_proto::session::Initiator;
 pub use tern_proto::{
-    ApiMisuse, ConnectReturnCode, DecodeError, EncodeError, MqttString, PacketId, PacketType,
-    ProtocolError, QoS, RequestError, StringError, SubscribeReturnCode, TopicError, TopicFilter,
-    TopicName,
+    ApiMisuse, ConnAckV5, ConnectReasonCode, ConnectReturnCode, DecodeError, DisconnectReasonCode,
+    DisconnectV5, EncodeError, MqttString, PacketId, PacketType, PayloadFormat, ProtocolError,
+    PubAckReasonCode, PubCompReasonCode, PublishProperties, QoS, RequestError, RetainHandling,
+    ServerCapabilities, StringError, SubAckReasonCode, SubscribeReturnCode, SubscriptionId,
+    SubscriptionOptions, TopicError, TopicFilter, TopicName, UnsubAckReasonCode, UserProperty,
+    WillProperties,
 };
 
 /// The workspace README's Rust example, compiled as a doctest so it keeps working.

@@ -14,12 +14,35 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tern::QoS;
 use tern::broker::Proxy;
 use tern::tls::TlsVersion;
-use tern::{Protocol, QoS};
 use tern_proto::{TopicFilter, TopicName};
 
 use super::flags::{self, Cmd};
+use super::props::Properties;
+
+/// `-V`: the MQTT version to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    /// `-V 31` / `mqttv31`.
+    V31,
+    /// `-V 311` / `mqttv311`: the default of `tern pub` and `tern sub`.
+    V311,
+    /// `-V 5` / `mqttv5`, also chosen by any `-D`: the default of `tern rr`.
+    V5,
+}
+
+impl Version {
+    /// The `-V` spelling, for messages.
+    pub(crate) fn flag(self) -> &'static str {
+        match self {
+            Self::V31 => "31",
+            Self::V311 => "311",
+            Self::V5 => "5",
+        }
+    }
+}
 
 /// A command line that cannot be run; printed as `Error: {0}` plus a pointer to `--help`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +79,12 @@ pub(crate) struct Common {
     pub(crate) password: Option<Vec<u8>>,
     /// Not `-c`.
     pub(crate) clean_session: bool,
-    /// `-V`.
-    pub(crate) protocol: Protocol,
+    /// `-V` (and `-D`, which selects 5).
+    pub(crate) version: Version,
+    /// `-D`: MQTT v5 properties by packet; `-x` ends up in `props.connect`.
+    pub(crate) props: Properties,
+    /// `-x`: session expiry interval in seconds (`u32::MAX`: never), MQTT v5 only.
+    pub(crate) session_expiry: Option<u32>,
     /// `--will-topic`.
     pub(crate) will_topic: Option<String>,
     /// `--will-payload`.
@@ -113,7 +140,9 @@ impl Default for Common {
             username: None,
             password: None,
             clean_session: true,
-            protocol: Protocol::V3_1_1,
+            version: Version::V311,
+            props: Properties::default(),
+            session_expiry: None,
             will_topic: None,
             will_payload: None,
             will_qos: QoS::AtMostOnce,
@@ -209,6 +238,35 @@ pub(crate) struct SubArgs {
     pub(crate) random_filter: Option<f64>,
     /// `--pretty`: indented JSON for `%j` / `%J`.
     pub(crate) pretty: bool,
+    /// `--retain-as-published` (MQTT v5 subscription option).
+    pub(crate) retain_as_published: bool,
+}
+
+/// `tern rr`'s flags (mosquitto_rr's).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RrArgs {
+    /// `-t` is the request topic; `props.publish` carries the response topic and
+    /// correlation data at level 5.
+    pub(crate) common: Common,
+    /// The request: one of `-m -f -s -n`, or `-l` for one request per line.
+    pub(crate) source: Source,
+    /// `-e`: where the response is awaited.
+    pub(crate) response_topic: String,
+    /// `-W`: give up waiting after this long.
+    pub(crate) timeout: Option<Duration>,
+    /// `-R`: ignore retained messages on the response topic.
+    pub(crate) no_retain: bool,
+    /// `-v`.
+    pub(crate) verbose: bool,
+    /// `-N`.
+    pub(crate) no_eol: bool,
+    /// `-F`.
+    pub(crate) format: Option<Vec<u8>>,
+    /// `--pretty`.
+    pub(crate) pretty: bool,
+    /// At MQTT v5: no `-D publish correlation-data` was given, so each request gets fresh
+    /// random correlation data.
+    pub(crate) generated_correlation: bool,
 }
 
 /// What the command line asked for.
@@ -362,6 +420,7 @@ pub(crate) fn defaults_file(cmd: Cmd) -> Option<PathBuf> {
     let (tern, mosquitto) = match cmd {
         Cmd::Pub => ("tern_pub", "mosquitto_pub"),
         Cmd::Sub => ("tern_sub", "mosquitto_sub"),
+        Cmd::Rr => ("tern_rr", "mosquitto_rr"),
     };
     [tern, mosquitto]
         .into_iter()
@@ -405,20 +464,43 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
         "-c" => c.clean_session = false,
         "-V" => {
             let v = cur.string(flag)?;
-            c.protocol = match v.as_str() {
-                "31" | "mqttv31" => Protocol::V3_1,
-                "311" | "mqttv311" => Protocol::V3_1_1,
-                "5" | "mqttv5" => {
-                    return Err(UsageError::new(
-                        "MQTT v5 is not supported: tern speaks 3.1 (-V 31) and 3.1.1 (-V 311).",
-                    ));
-                }
+            c.version = match v.as_str() {
+                "31" | "mqttv31" => Version::V31,
+                "311" | "mqttv311" => Version::V311,
+                "5" | "mqttv5" => Version::V5,
                 _ => {
                     return Err(UsageError::new(format!(
-                        "Invalid protocol version argument given: {v}"
+                        "Invalid protocol version argument given: {v} (31, mqttv31, 311, \
+                         mqttv311, 5 or mqttv5)"
                     )));
                 }
             };
+        }
+        "-D" => {
+            let mut next = || match cur.next() {
+                None => Ok(None),
+                Some(w) => w
+                    .into_string()
+                    .map(Some)
+                    .map_err(|w| format!("--property value {w:?} is not valid UTF-8.")),
+            };
+            c.props.add(&mut next).map_err(UsageError)?;
+            // As mosquitto: a property makes the connection MQTT v5 (a later -V overrides).
+            c.version = Version::V5;
+        }
+        "-x" => {
+            let v = cur.string(flag)?;
+            let n: i64 = match v.trim() {
+                "∞" => -1,
+                t => t
+                    .parse()
+                    .map_err(|_| UsageError::new("session-expiry-interval not a number."))?,
+            };
+            c.session_expiry = Some(match n {
+                -1 => u32::MAX,
+                n => u32::try_from(n)
+                    .map_err(|_| UsageError::new("session-expiry-interval out of range."))?,
+            });
         }
         "--will-topic" => c.will_topic = Some(cur.string(flag)?),
         "--will-payload" => c.will_payload = Some(cur.bytes(flag)?),
@@ -522,6 +604,7 @@ fn finish_common(c: &mut Common) -> Result<()> {
         }
         _ => {}
     }
+    finish_v5(c)?;
     if !c.clean_session && c.client_id.is_none() && c.id_prefix.is_none() {
         return Err(UsageError::new(
             "You must provide a client id if you are using the -c option.",
@@ -545,6 +628,54 @@ fn finish_common(c: &mut Common) -> Result<()> {
     }
     if let Some(topic) = c.url.as_ref().and_then(|u| u.topic.clone()) {
         c.topics.insert(0, topic);
+    }
+    Ok(())
+}
+
+/// The MQTT v5 flags once all are read: properties need level 5, `-x` becomes the CONNECT's
+/// Session Expiry Interval, and `-c` without `-x` a session that never expires (as
+/// mosquitto).
+fn finish_v5(c: &mut Common) -> Result<()> {
+    c.props.check().map_err(UsageError)?;
+    if c.version != Version::V5 {
+        if c.props.any {
+            return Err(UsageError::new(format!(
+                "-D properties are MQTT v5, but -V {} was given after them: use -V 5 or \
+                 drop the -D.",
+                c.version.flag()
+            )));
+        }
+        if c.session_expiry.is_some() {
+            return Err(UsageError::new(format!(
+                "-x (session expiry interval) is MQTT v5 only, but -V {} was given: use -V 5.",
+                c.version.flag()
+            )));
+        }
+        return Ok(());
+    }
+    if c.will_topic.is_none() && c.props.will != Default::default() {
+        return Err(UsageError::new(
+            "Will properties given, but no will topic given.",
+        ));
+    }
+    let expiry = match c.session_expiry {
+        Some(n) => Some(n),
+        None if !c.clean_session => Some(u32::MAX),
+        None => None,
+    };
+    if let Some(n) = expiry.filter(|n| *n > 0) {
+        if n == u32::MAX && (c.id_prefix.is_some() || c.client_id.is_none()) {
+            return Err(UsageError::new(
+                "You must provide a client id if you are using an infinite session expiry \
+                 interval.",
+            ));
+        }
+        if c.props.connect.session_expiry_interval.replace(n).is_some() {
+            return Err(UsageError::new(
+                "Error in CONNECT properties: Duplicate property session-expiry-interval \
+                 (-x and -D connect session-expiry-interval).",
+            ));
+        }
     }
     Ok(())
 }
@@ -665,6 +796,118 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
     }))
 }
 
+/// Parses `tern rr`'s arguments (without the `rr`). MQTT v5 is the default, as in
+/// mosquitto_rr; there the request carries the response topic and correlation data (16
+/// random bytes as hex unless `-D publish correlation-data` gives them).
+pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
+    let mut common = Common {
+        version: Version::V5,
+        ..Common::default()
+    };
+    let mut sources = Vec::new();
+    let mut response_topic = None;
+    let mut rr = RrArgs {
+        common: Common::default(),
+        source: Source::Null,
+        response_topic: String::new(),
+        timeout: None,
+        no_retain: false,
+        verbose: false,
+        no_eol: false,
+        format: None,
+        pretty: false,
+        generated_correlation: false,
+    };
+    let mut cur = Cursor::new(args);
+    while let Some(arg) = cur.next() {
+        let flag = flag_id(Cmd::Rr, &arg)?;
+        if common_flag(&mut common, flag, &mut cur)? {
+            continue;
+        }
+        match flag {
+            "--help" => return Ok(Parsed::Help),
+            "--version" => return Ok(Parsed::Version),
+            "-o" => {
+                let path = cur.path(flag)?;
+                cur.include(&path)?;
+            }
+            "-m" => sources.push(Source::Message(cur.bytes(flag)?)),
+            "-f" => sources.push(Source::File(cur.path(flag)?)),
+            "-s" => sources.push(Source::Stdin),
+            "-l" => sources.push(Source::Lines),
+            "-n" => sources.push(Source::Null),
+            "-e" => {
+                let t = cur.string(flag)?;
+                TopicName::new(&t).map_err(|e| {
+                    UsageError::new(format!(
+                        "Invalid response topic '{t}', does it contain '+' or '#'? ({e})"
+                    ))
+                })?;
+                response_topic = Some(t);
+            }
+            "-W" => {
+                let d = cur.seconds(flag, "timeout")?;
+                if d.is_zero() {
+                    return Err(UsageError::new("Invalid timeout given: 0"));
+                }
+                rr.timeout = Some(d);
+            }
+            "-R" => rr.no_retain = true,
+            "-v" => rr.verbose = true,
+            "-N" => rr.no_eol = true,
+            "-F" => rr.format = Some(cur.bytes(flag)?),
+            "--pretty" => rr.pretty = true,
+            other => return Err(UsageError::new(format!("Unknown option '{other}'."))),
+        }
+    }
+    finish_common(&mut common)?;
+    if sources.len() > 1 {
+        return Err(UsageError::new(
+            "Only one type of message can be sent at once.",
+        ));
+    }
+    let (Some(source), Some(topic), Some(response)) =
+        (sources.pop(), common.topics.first(), response_topic)
+    else {
+        return Err(UsageError::new(
+            "All of topic, message, and response topic must be supplied.",
+        ));
+    };
+    if common.topics.len() > 1 {
+        return Err(UsageError::new(
+            "Only one topic can be published to at once.",
+        ));
+    }
+    TopicName::new(topic).map_err(|e| {
+        UsageError::new(format!(
+            "Invalid publish topic '{topic}', does it contain '+' or '#'? ({e})"
+        ))
+    })?;
+    if matches!(source, Source::Random(_)) {
+        return Err(UsageError::new("--payload-size is not a tern rr option."));
+    }
+    if common.version == Version::V5 {
+        let publish = &mut common.props.publish;
+        let name = TopicName::new(&response)
+            .map_err(|e| UsageError::new(format!("Invalid response topic '{response}': {e}")))?;
+        if publish.response_topic.replace(name).is_some() {
+            return Err(UsageError::new(
+                "Error in PUBLISH properties: Duplicate response topic.",
+            ));
+        }
+        if publish.correlation_data.is_none() {
+            let id: String = (0..16)
+                .map(|_| format!("{:02x}", fastrand::u8(..)))
+                .collect();
+            publish.correlation_data = Some(bytes::Bytes::from(id));
+        }
+    }
+    rr.common = common;
+    rr.source = source;
+    rr.response_topic = response;
+    Ok(Parsed::Run(rr))
+}
+
 /// Parses `tern sub`'s arguments (without the `sub`).
 pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
     let mut sub = SubArgs {
@@ -682,6 +925,7 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
         remove_retained: false,
         random_filter: None,
         pretty: false,
+        retain_as_published: false,
     };
     let mut cur = Cursor::new(args);
     while let Some(arg) = cur.next() {
@@ -725,6 +969,7 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
                 sub.timeout = Some(d);
             }
             "-R" => sub.no_retain = true,
+            "--retain-as-published" => sub.retain_as_published = true,
             "--retained-only" => sub.retained_only = true,
             "-v" => sub.verbose = true,
             "-N" => sub.no_eol = true,
@@ -744,6 +989,13 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
         }
     }
     finish_common(&mut sub.common)?;
+    if sub.retain_as_published && sub.common.version != Version::V5 {
+        return Err(UsageError::new(format!(
+            "--retain-as-published is an MQTT v5 subscription option, but -V {} was given: \
+             use -V 5.",
+            sub.common.version.flag()
+        )));
+    }
     if sub.no_retain && sub.retained_only {
         return Err(UsageError::new(
             "Combining '-R' and '--retained-only' makes no sense.",
@@ -844,17 +1096,22 @@ mod tests {
         );
         for v in ["31", "mqttv31"] {
             assert_eq!(
-                pub_ok(&["-t", "t", "-n", "-V", v]).common.protocol,
-                Protocol::V3_1
+                pub_ok(&["-t", "t", "-n", "-V", v]).common.version,
+                Version::V31
             );
         }
         for v in ["311", "mqttv311"] {
             assert_eq!(
-                pub_ok(&["-t", "t", "-n", "-V", v]).common.protocol,
-                Protocol::V3_1_1
+                pub_ok(&["-t", "t", "-n", "-V", v]).common.version,
+                Version::V311
             );
         }
-        assert!(pub_err(&["-t", "t", "-n", "-V", "5"]).contains("not supported"));
+        for v in ["5", "mqttv5"] {
+            assert_eq!(
+                pub_ok(&["-t", "t", "-n", "-V", v]).common.version,
+                Version::V5
+            );
+        }
         assert!(pub_err(&["-t", "t", "-n", "-V", "32"]).contains("Invalid protocol version"));
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-p", "x"]),
@@ -869,6 +1126,163 @@ mod tests {
             "-q argument given but no value specified."
         );
         assert_eq!(pub_err(&["-t", "t", "-n", "-z"]), "Unknown option '-z'.");
+    }
+
+    #[test]
+    fn v5_flags_select_level_5_as_mosquitto() {
+        let a = pub_ok(&[
+            "-t",
+            "t",
+            "-n",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "v",
+            "-D",
+            "connect",
+            "receive-maximum",
+            "5",
+        ]);
+        assert_eq!(a.common.version, Version::V5, "-D selects MQTT v5");
+        assert_eq!(a.common.props.publish.user_properties.len(), 1);
+        assert!(
+            pub_err(&[
+                "-t",
+                "t",
+                "-n",
+                "-D",
+                "publish",
+                "content-type",
+                "x",
+                "-V",
+                "311"
+            ])
+            .contains("-V 311 was given after them")
+        );
+        assert!(pub_err(&["-t", "t", "-n", "-x", "60"]).contains("MQTT v5 only"));
+        let a = sub_ok(&["-t", "t", "-V", "mqttv5", "-x", "60"]);
+        assert_eq!(a.common.props.connect.session_expiry_interval, Some(60));
+        let a = sub_ok(&["-t", "t", "-V", "5", "-c", "-i", "me"]);
+        assert_eq!(
+            a.common.props.connect.session_expiry_interval,
+            Some(u32::MAX),
+            "-c at level 5 keeps the session for ever"
+        );
+        for never in ["-1", "∞", "4294967295"] {
+            let a = sub_ok(&["-t", "t", "-V", "5", "-x", never, "-i", "me"]);
+            assert_eq!(
+                a.common.props.connect.session_expiry_interval,
+                Some(u32::MAX)
+            );
+        }
+        assert!(sub_err(&["-t", "t", "-V", "5", "-x", "-1"]).contains("infinite session expiry"));
+        assert_eq!(
+            sub_err(&["-t", "t", "-V", "5", "-x", "4294967296"]),
+            "session-expiry-interval out of range."
+        );
+        assert_eq!(
+            sub_err(&["-t", "t", "-V", "5", "-x", "soon"]),
+            "session-expiry-interval not a number."
+        );
+        assert!(
+            sub_err(&[
+                "-t",
+                "t",
+                "-V",
+                "5",
+                "-x",
+                "9",
+                "-D",
+                "connect",
+                "session-expiry-interval",
+                "9"
+            ])
+            .contains("Duplicate property session-expiry-interval")
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-D", "will", "content-type", "x"]),
+            "Will properties given, but no will topic given."
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-D", "connect", "topic-alias", "1"]),
+            "topic-alias property not allowed for connect in --property argument."
+        );
+    }
+
+    fn rr_ok(s: &[&str]) -> RrArgs {
+        match parse_rr(args(s)) {
+            Ok(Parsed::Run(a)) => a,
+            other => panic!("{s:?} parsed to {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rr_takes_mosquitto_rrs_flags_and_defaults_to_v5() {
+        let a = rr_ok(&["-t", "req", "-e", "resp", "-m", "ping", "-W", "2"]);
+        assert_eq!(a.common.version, Version::V5);
+        assert_eq!(a.response_topic, "resp");
+        assert_eq!(a.timeout, Some(Duration::from_secs(2)));
+        let p = &a.common.props.publish;
+        assert_eq!(
+            p.response_topic.as_ref().map(TopicName::as_str),
+            Some("resp")
+        );
+        assert_eq!(p.correlation_data.as_ref().map(|d| d.len()), Some(32));
+        let a = rr_ok(&[
+            "-t",
+            "req",
+            "-e",
+            "resp",
+            "-n",
+            "-D",
+            "publish",
+            "correlation-data",
+            "id-1",
+        ]);
+        assert_eq!(
+            a.common.props.publish.correlation_data.as_deref(),
+            Some(&b"id-1"[..]),
+            "a given correlation data is kept"
+        );
+        let a = rr_ok(&["-t", "req", "-e", "resp", "-n", "-V", "311"]);
+        assert_eq!(
+            a.common.props.publish,
+            Default::default(),
+            "no properties at 3.1.1"
+        );
+        let err = |s: &[&str]| match parse_rr(args(s)) {
+            Err(UsageError(m)) => m,
+            other => panic!("{s:?} parsed to {other:?}"),
+        };
+        assert_eq!(
+            err(&["-t", "req", "-m", "x"]),
+            "All of topic, message, and response topic must be supplied."
+        );
+        assert!(err(&["-t", "req", "-e", "r/#", "-m", "x"]).starts_with("Invalid response topic"));
+        assert!(
+            err(&[
+                "-t",
+                "req",
+                "-e",
+                "r",
+                "-m",
+                "x",
+                "-D",
+                "publish",
+                "response-topic",
+                "z"
+            ])
+            .contains("Duplicate response topic")
+        );
+        assert_eq!(
+            err(&["-t", "req", "-e", "r", "-m", "x", "-r"]),
+            "Unknown option '-r'."
+        );
+        assert_eq!(
+            err(&["-t", "t", "-e", "r", "-n", "-C", "1"]),
+            "Unknown option '-C'."
+        );
     }
 
     #[test]
@@ -941,7 +1355,7 @@ mod tests {
         let sample = |f: &flags::Flag| match f.value {
             flags::Value::Choice(_, words) => words[0].to_owned(),
             _ => match f.id() {
-                "-p" | "-k" | "-M" | "-C" | "--repeat" | "--payload-size" => "3".into(),
+                "-p" | "-k" | "-M" | "-C" | "-x" | "--repeat" | "--payload-size" => "3".into(),
                 "-W" | "--repeat-delay" | "--connect-timeout" | "--random-filter" => "1.5".into(),
                 "-A" => "127.0.0.1".into(),
                 "--proxy" => "socks5h://127.0.0.1:1080".into(),
@@ -951,19 +1365,22 @@ mod tests {
                 _ => "v".into(),
             },
         };
-        for cmd in [Cmd::Pub, Cmd::Sub] {
+        for cmd in Cmd::ALL {
             for f in flags::FLAGS.iter().filter(|f| f.is_for(cmd)) {
                 for name in f.names {
                     let mut argv = vec![(*name).to_owned()];
-                    if f.value.takes_value() {
+                    if *name == "-D" || *name == "--property" {
+                        argv.extend(["publish", "content-type", "v"].map(String::from));
+                    } else if f.value.takes_value() {
                         argv.push(sample(f));
                     }
                     let base: &[&str] = match cmd {
                         Cmd::Pub => &["-t", "t", "-i", "id"],
                         Cmd::Sub => &["-t", "t", "-i", "id"],
+                        Cmd::Rr => &["-t", "t", "-i", "id", "-e", "r"],
                     };
                     argv.extend(base.iter().map(|s| (*s).to_owned()));
-                    if cmd == Cmd::Pub && f.group != flags::Group::Message {
+                    if cmd != Cmd::Sub && f.group != flags::Group::Message {
                         argv.push("-n".into());
                     }
                     if *name == "--unix" {
@@ -973,6 +1390,7 @@ mod tests {
                     let r = match cmd {
                         Cmd::Pub => parse_pub(os).map(|_| ()),
                         Cmd::Sub => parse_sub(os).map(|_| ()),
+                        Cmd::Rr => parse_rr(os).map(|_| ()),
                     };
                     match (r, f.group) {
                         (Err(UsageError(m)), flags::Group::Unsupported) => {

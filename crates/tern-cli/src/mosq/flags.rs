@@ -9,7 +9,72 @@ pub(crate) enum Cmd {
     Pub,
     /// `tern sub`.
     Sub,
+    /// `tern rr`: mosquitto_rr's flags, the listed subset of pub's and sub's plus `-e`.
+    Rr,
 }
+
+impl Cmd {
+    /// Every command with a flag table, in help order.
+    pub(crate) const ALL: [Self; 3] = [Self::Pub, Self::Sub, Self::Rr];
+}
+
+/// The flags (by canonical spelling) `tern rr` takes, as mosquitto_rr.
+const RR: &[&str] = &[
+    "-m",
+    "-f",
+    "-s",
+    "-l",
+    "-n",
+    "-t",
+    "-e",
+    "-q",
+    "-W",
+    "-R",
+    "-v",
+    "-N",
+    "-F",
+    "--pretty",
+    "-h",
+    "-p",
+    "-L",
+    "--unix",
+    "--proxy",
+    "-A",
+    "--connect-timeout",
+    "--nodelay",
+    "-i",
+    "-I",
+    "-k",
+    "-u",
+    "-P",
+    "-c",
+    "-V",
+    "-D",
+    "-x",
+    "-M",
+    "-d",
+    "--quiet",
+    "-o",
+    "--will-topic",
+    "--will-payload",
+    "--will-qos",
+    "--will-retain",
+    "--help",
+    "--version",
+    "--cafile",
+    "--capath",
+    "--tls-use-os-certs",
+    "--cert",
+    "--key",
+    "--insecure",
+    "--tls-version",
+    "--tls-alpn",
+    "--psk",
+    "--psk-identity",
+    "--ciphers",
+    "--keyform",
+    "-S",
+];
 
 /// Where a flag is listed in `--help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +166,7 @@ impl Flag {
         match cmd {
             Cmd::Pub => self.pub_,
             Cmd::Sub => self.sub,
+            Cmd::Rr => RR.contains(&self.id()),
         }
     }
 }
@@ -199,13 +265,22 @@ pub(crate) const FLAGS: &[Flag] = &[
         &["-t", "--topic"],
         Value::Text("topic"),
         Publishing,
-        "pub: the topic to publish to; sub: a filter to subscribe to (repeatable)",
+        "pub: the topic to publish to; sub: a filter to subscribe to (repeatable); rr: the \
+         request topic",
     ),
     both(
         &["-q", "--qos"],
         QOS,
         Publishing,
         "QoS: 0 (default), 1 or 2; for sub the QoS requested",
+    ),
+    flag(
+        &["-e"],
+        Value::Text("topic"),
+        (false, false),
+        Publishing,
+        "rr: the response topic, subscribed to before the request is sent and named in it \
+         (MQTT v5 Response Topic, with Correlation Data)",
     ),
     pub_only(
         &["-r", "--retain"],
@@ -255,13 +330,20 @@ pub(crate) const FLAGS: &[Flag] = &[
         Value::Text("secs"),
         Subscribing,
         "exit with status 27 if still running after secs (fractions allowed); the clock \
-         starts before connecting",
+         starts before connecting (rr: no response in time)",
     ),
     sub_only(
         &["-R"],
         Value::None,
         Subscribing,
         "do not print retained (stale) messages",
+    ),
+    sub_only(
+        &["--retain-as-published"],
+        Value::None,
+        Subscribing,
+        "MQTT v5: ask the broker to keep the retain flag of messages as published (instead \
+         of clearing it on live ones); at -V 5 -R also asks it not to send retained messages",
     ),
     sub_only(
         &["--retained-only"],
@@ -302,7 +384,11 @@ pub(crate) const FLAGS: &[Flag] = &[
         "%t topic  %p payload  %q QoS  %r retain flag  %l payload length  %m message id \
          (0 at QoS 0)  %x / %X payload as lower / upper-case hex  %j JSON with the payload \
          escaped  %J JSON with the payload inlined (must be JSON)  %I ISO 8601 time  %U \
-         Unix time.nanoseconds  %% a percent sign; flags - and 0, width and .max as \
+         Unix time.nanoseconds  MQTT v5: %C content type  %D correlation data  %E message \
+         expiry interval  %F payload format indicator  %P user properties (name:value, space \
+         separated)  %R response topic  %S subscription identifier  %A topic alias (empty: the \
+         client resolves aliases before a message is printed)  %% a \
+         percent sign; flags - and 0, width and .max as \
          mosquitto_sub: %-10t, %05l, %10.10t.  @X strftime's %X (@Y year, @H hour, ...), \
          @N nanoseconds, @@ an @.  \\n \\t \\r \\0 \\a \\e \\v \\\\ escapes",
     ),
@@ -400,9 +486,36 @@ pub(crate) const FLAGS: &[Flag] = &[
     ),
     both(
         &["-V", "--protocol-version"],
-        Value::Choice("version", &["31", "mqttv31", "311", "mqttv311"]),
+        Value::Choice(
+            "version",
+            &["31", "mqttv31", "311", "mqttv311", "5", "mqttv5"],
+        ),
         Connection,
-        "31 / mqttv31 or 311 / mqttv311 (default)",
+        "31 / mqttv31, 311 / mqttv311 (default of pub and sub) or 5 / mqttv5",
+    ),
+    both(
+        &["-D", "--property"],
+        Value::Text("command property value"),
+        Connection,
+        "an MQTT v5 property (selects -V 5), as mosquitto's -D: command is connect, publish, \
+         subscribe, unsubscribe, disconnect or will; property is payload-format-indicator, \
+         message-expiry-interval, content-type, response-topic, correlation-data, \
+         subscription-identifier (subscribe), session-expiry-interval, receive-maximum, \
+         maximum-packet-size, topic-alias-maximum, topic-alias (publish), \
+         request-response-information, request-problem-information, authentication-method, \
+         authentication-data, will-delay-interval (will), or user-property NAME VALUE \
+         (repeatable, order kept). E.g. -D publish content-type text/plain -D publish \
+         user-property unit celsius. tern picks topic aliases itself (a given topic-alias is \
+         checked, not sent); properties tern cannot send yet (subscribe user-property, \
+         unsubscribe, disconnect other than session-expiry-interval) are refused, not \
+         dropped",
+    ),
+    both(
+        &["-x"],
+        Value::Text("secs"),
+        Connection,
+        "MQTT v5 session expiry interval: seconds the broker keeps the session after \
+         disconnecting; -1, 4294967295 or ∞ for never (the default with -c at -V 5)",
     ),
     both(
         &["-M"],
@@ -530,18 +643,6 @@ pub(crate) const FLAGS: &[Flag] = &[
         Unsupported,
         "refused: DNS SRV lookup is not implemented",
     ),
-    both(
-        &["-D", "--property"],
-        Value::Text("property"),
-        Unsupported,
-        "refused: MQTT v5 properties (tern speaks 3.1 and 3.1.1)",
-    ),
-    both(
-        &["-x", "--session-expiry-interval"],
-        Value::Text("secs"),
-        Unsupported,
-        "refused: MQTT v5 session expiry (tern speaks 3.1 and 3.1.1)",
-    ),
 ];
 
 /// The flag `arg` names for `cmd`.
@@ -555,6 +656,7 @@ fn cmd_name(cmd: Cmd) -> &'static str {
     match cmd {
         Cmd::Pub => "pub",
         Cmd::Sub => "sub",
+        Cmd::Rr => "rr",
     }
 }
 
@@ -620,9 +722,9 @@ pub(crate) fn completions(shell: &str) -> Option<String> {
         "bash" => {
             out.push_str("# bash completion for tern (generated by `tern completions bash`)\n");
             out.push_str("_tern() {\n  local cur prev words cword\n  cur=\"${COMP_WORDS[COMP_CWORD]}\"\n  prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n");
-            out.push_str("  if [ \"$COMP_CWORD\" -eq 1 ]; then\n    COMPREPLY=($(compgen -W \"run pub sub help completions man\" -- \"$cur\"))\n    return\n  fi\n");
+            out.push_str("  if [ \"$COMP_CWORD\" -eq 1 ]; then\n    COMPREPLY=($(compgen -W \"run pub sub rr help completions man\" -- \"$cur\"))\n    return\n  fi\n");
             out.push_str("  case \"${COMP_WORDS[1]}\" in\n");
-            for cmd in [Cmd::Pub, Cmd::Sub] {
+            for cmd in Cmd::ALL {
                 out.push_str(&format!("  {})\n    case \"$prev\" in\n", cmd_name(cmd)));
                 for f in FLAGS.iter().filter(|f| f.is_for(cmd)) {
                     let action = match f.value {
@@ -660,7 +762,7 @@ pub(crate) fn completions(shell: &str) -> Option<String> {
             out.push_str(
                 "#compdef tern\n# zsh completion for tern (generated by `tern completions zsh`)\n",
             );
-            for cmd in [Cmd::Pub, Cmd::Sub] {
+            for cmd in Cmd::ALL {
                 out.push_str(&format!("_tern_{}() {{\n  _arguments \\\n", cmd_name(cmd)));
                 for f in FLAGS.iter().filter(|f| f.is_for(cmd)) {
                     let help = f.help.split([';', '(', ':']).next().unwrap_or("").trim();
@@ -679,14 +781,14 @@ pub(crate) fn completions(shell: &str) -> Option<String> {
                 out.push_str("    && return 0\n}\n");
             }
             out.push_str(
-                "_tern() {\n  if (( CURRENT == 2 )); then\n    _values command run pub sub help completions man\n    return\n  fi\n  case $words[2] in\n    pub) shift words; (( CURRENT-- )); _tern_pub;;\n    sub) shift words; (( CURRENT-- )); _tern_sub;;\n    completions) _values shell bash zsh fish;;\n    run) _files;;\n  esac\n}\n_tern \"$@\"\n",
+                "_tern() {\n  if (( CURRENT == 2 )); then\n    _values command run pub sub rr help completions man\n    return\n  fi\n  case $words[2] in\n    pub) shift words; (( CURRENT-- )); _tern_pub;;\n    sub) shift words; (( CURRENT-- )); _tern_sub;;\n    rr) shift words; (( CURRENT-- )); _tern_rr;;\n    completions) _values shell bash zsh fish;;\n    run) _files;;\n  esac\n}\n_tern \"$@\"\n",
             );
         }
         "fish" => {
             out.push_str("# fish completion for tern (generated by `tern completions fish`)\n");
-            out.push_str("complete -c tern -f -n __fish_use_subcommand -a 'run pub sub help completions man'\n");
+            out.push_str("complete -c tern -f -n __fish_use_subcommand -a 'run pub sub rr help completions man'\n");
             out.push_str("complete -c tern -f -n '__fish_seen_subcommand_from completions' -a 'bash zsh fish'\n");
-            for cmd in [Cmd::Pub, Cmd::Sub] {
+            for cmd in Cmd::ALL {
                 for f in FLAGS.iter().filter(|f| f.is_for(cmd)) {
                     let mut line = format!(
                         "complete -c tern -n '__fish_seen_subcommand_from {}'",
@@ -770,7 +872,7 @@ mod tests {
 
     #[test]
     fn every_spelling_is_unique_per_command() {
-        for cmd in [Cmd::Pub, Cmd::Sub] {
+        for cmd in Cmd::ALL {
             let mut seen = std::collections::HashSet::new();
             for f in FLAGS.iter().filter(|f| f.is_for(cmd)) {
                 for n in f.names {

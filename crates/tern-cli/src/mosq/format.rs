@@ -5,6 +5,8 @@
 //! `@`), `\` sequences are escapes. The string is parsed once; each message is rendered into
 //! a byte buffer, payload bytes untouched except where a sequence says otherwise (`%x`, `%j`).
 
+use tern_proto::{MqttString, PublishProperties};
+
 use super::clock::Stamp;
 
 /// What a `%` sequence prints.
@@ -36,9 +38,40 @@ enum Field {
     Iso,
     /// `%U`: Unix time with nanoseconds.
     Unix,
-    /// An MQTT v5 property (`%A %C %D %E %F %P %R %S`): never present in 3.1/3.1.1, so it
-    /// prints as empty (padded to its width), as mosquitto_sub does for a message without it.
-    V5Property,
+    /// `%A`: MQTT v5 topic alias.
+    TopicAlias,
+    /// `%C`: MQTT v5 content type.
+    ContentType,
+    /// `%D`: MQTT v5 correlation data, raw bytes, never padded.
+    CorrelationData,
+    /// `%E`: MQTT v5 message expiry interval (seconds left).
+    MessageExpiry,
+    /// `%F`: MQTT v5 payload format indicator.
+    PayloadFormat,
+    /// `%P`: MQTT v5 user properties, `name:value` separated by spaces, never padded.
+    UserProperties,
+    /// `%R`: MQTT v5 response topic (nothing at all when absent, as mosquitto_sub).
+    ResponseTopic,
+    /// `%S`: MQTT v5 subscription identifier (the first).
+    SubscriptionId,
+}
+
+impl Field {
+    /// MQTT v5 properties: empty for a 3.1/3.1.1 message or one without the property
+    /// (padded to the width, as mosquitto_sub does, except `%D %P %R`).
+    fn is_v5(self) -> bool {
+        matches!(
+            self,
+            Self::TopicAlias
+                | Self::ContentType
+                | Self::CorrelationData
+                | Self::MessageExpiry
+                | Self::PayloadFormat
+                | Self::UserProperties
+                | Self::ResponseTopic
+                | Self::SubscriptionId
+        )
+    }
 }
 
 /// Flags, width and maximum width of one `%` sequence.
@@ -82,6 +115,8 @@ pub(crate) struct View<'a> {
     pub(crate) retain: bool,
     /// Packet id, 0 when unknown or QoS 0.
     pub(crate) mid: u16,
+    /// MQTT v5 properties; `None` at 3.1/3.1.1.
+    pub(crate) props: Option<&'a PublishProperties>,
 }
 
 /// Why a message was not printed.
@@ -275,7 +310,26 @@ impl Format {
                             }
                             false
                         }
-                        Field::V5Property => false,
+                        v5 => {
+                            let Some(p) = msg.props else {
+                                if !matches!(
+                                    v5,
+                                    Field::CorrelationData
+                                        | Field::UserProperties
+                                        | Field::ResponseTopic
+                                ) {
+                                    pad(&scratch, spec, false, out);
+                                }
+                                continue;
+                            };
+                            match property(*v5, p, &mut scratch) {
+                                Some(numeric) => numeric,
+                                None => {
+                                    out.extend_from_slice(&scratch);
+                                    continue;
+                                }
+                            }
+                        }
                     };
                     pad(&scratch, spec, numeric, out);
                 }
@@ -283,6 +337,112 @@ impl Format {
         }
         Ok(())
     }
+}
+
+/// Writes a v5 property's value into `out`: `Some(numeric)` to pad it to the width,
+/// `None` to print it as is (`%D`, `%P`, as mosquitto_sub; a missing `%R`).
+fn property(field: Field, p: &PublishProperties, out: &mut Vec<u8>) -> Option<bool> {
+    let num = |n: Option<u64>, out: &mut Vec<u8>| {
+        if let Some(n) = n {
+            out.extend_from_slice(n.to_string().as_bytes());
+        }
+        Some(true)
+    };
+    match field {
+        Field::TopicAlias => num(p.topic_alias.map(|a| a.get().into()), out),
+        Field::MessageExpiry => num(p.message_expiry_interval.map(u64::from), out),
+        Field::PayloadFormat => num(p.payload_format_indicator.map(|f| f as u64), out),
+        Field::SubscriptionId => num(
+            p.subscription_identifiers.first().map(|s| s.get().into()),
+            out,
+        ),
+        Field::ContentType => {
+            if let Some(c) = &p.content_type {
+                out.extend_from_slice(c.as_bytes());
+            }
+            Some(false)
+        }
+        Field::ResponseTopic => match &p.response_topic {
+            Some(t) => {
+                out.extend_from_slice(t.as_str().as_bytes());
+                Some(false)
+            }
+            None => None,
+        },
+        Field::CorrelationData => {
+            if let Some(d) = &p.correlation_data {
+                out.extend_from_slice(d);
+            }
+            None
+        }
+        Field::UserProperties => {
+            for (i, (k, v)) in p.user_properties.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(k.as_bytes());
+                out.push(b':');
+                out.extend_from_slice(v.as_bytes());
+            }
+            None
+        }
+        _ => Some(false),
+    }
+}
+
+/// `"properties":{...},` for `%j` / `%J`, keyed by mosquitto's property names, user
+/// properties as one object (as mosquitto_sub built with cJSON writes them).
+fn json_properties(p: &PublishProperties, out: &mut Vec<u8>) {
+    let mut first = true;
+    let mut key = |name: &str, out: &mut Vec<u8>| {
+        out.extend_from_slice(if first { b"\"" } else { b",\"" });
+        first = false;
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
+    out.extend_from_slice(b"\"properties\":{");
+    if let Some(f) = p.payload_format_indicator {
+        key("payload-format-indicator", out);
+        out.extend_from_slice((f as u8).to_string().as_bytes());
+    }
+    if let Some(n) = p.message_expiry_interval {
+        key("message-expiry-interval", out);
+        out.extend_from_slice(n.to_string().as_bytes());
+    }
+    if let Some(c) = &p.content_type {
+        key("content-type", out);
+        json_string(c.as_bytes(), out);
+    }
+    if let Some(t) = &p.response_topic {
+        key("response-topic", out);
+        json_string(t.as_str().as_bytes(), out);
+    }
+    if let Some(d) = &p.correlation_data {
+        key("correlation-data", out);
+        json_string(d, out);
+    }
+    for id in &p.subscription_identifiers {
+        key("subscription-identifier", out);
+        out.extend_from_slice(id.get().to_string().as_bytes());
+    }
+    if let Some(a) = p.topic_alias {
+        key("topic-alias", out);
+        out.extend_from_slice(a.get().to_string().as_bytes());
+    }
+    if !p.user_properties.is_empty() {
+        key("user-properties", out);
+        out.push(b'{');
+        for (i, (k, v)) in p.user_properties.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_string(MqttString::as_bytes(k), out);
+            out.push(b':');
+            json_string(v.as_bytes(), out);
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"},");
 }
 
 fn flush(lit: &mut Vec<u8>, pieces: &mut Vec<Piece>) {
@@ -332,7 +492,14 @@ fn parse_percent(s: &[u8], mut i: usize) -> Result<(Field, Spec, usize), String>
         b'J' => Field::JsonRaw,
         b'I' => Field::Iso,
         b'U' => Field::Unix,
-        b'A' | b'C' | b'D' | b'E' | b'F' | b'P' | b'R' | b'S' => Field::V5Property,
+        b'A' => Field::TopicAlias,
+        b'C' => Field::ContentType,
+        b'D' => Field::CorrelationData,
+        b'E' => Field::MessageExpiry,
+        b'F' => Field::PayloadFormat,
+        b'P' => Field::UserProperties,
+        b'R' => Field::ResponseTopic,
+        b'S' => Field::SubscriptionId,
         _ => {
             return Err(format!(
                 "Invalid format specifier '{}'.",
@@ -341,7 +508,7 @@ fn parse_percent(s: &[u8], mut i: usize) -> Result<(Field, Spec, usize), String>
         }
     };
     // Only these honour a maximum width in mosquitto_sub.
-    if !matches!(field, Field::Topic | Field::Iso | Field::V5Property) {
+    if !(matches!(field, Field::Topic | Field::Iso) || field.is_v5()) {
         spec.max = None;
     }
     Ok((field, spec, i + 1))
@@ -382,13 +549,17 @@ fn json(msg: &View<'_>, stamp: Option<&Stamp>, raw_payload: bool, out: &mut Vec<
     json_string(msg.topic.as_bytes(), out);
     out.extend_from_slice(
         format!(
-            ",\"qos\":{},\"retain\":{},\"payloadlen\":{},\"payload\":",
+            ",\"qos\":{},\"retain\":{},\"payloadlen\":{},",
             msg.qos,
             u8::from(msg.retain),
             msg.payload.len()
         )
         .as_bytes(),
     );
+    if let Some(p) = msg.props {
+        json_properties(p, out);
+    }
+    out.extend_from_slice(b"\"payload\":");
     if raw_payload {
         out.extend_from_slice(msg.payload);
     } else {
@@ -429,6 +600,7 @@ mod tests {
             qos: 1,
             retain: true,
             mid: 7,
+            props: None,
         }
     }
 
@@ -528,8 +700,46 @@ mod tests {
     }
 
     #[test]
-    fn v5_properties_are_empty() {
+    fn v5_properties_are_empty_at_3_1_1() {
         let v = view("t", b"p");
-        assert_eq!(render("[%A%C%D%E%F%P%R%S][%3R]", &v), b"[][   ]");
+        assert_eq!(render("[%A%C%D%E%F%P%R%S][%3C][%3R]", &v), b"[][   ][]");
+    }
+
+    #[test]
+    fn v5_properties_print_as_mosquitto_sub_prints_them() {
+        let mut p = PublishProperties::default();
+        let s = |x: &str| MqttString::new(x).unwrap();
+        p.content_type = Some(s("text/plain"));
+        p.user_properties = vec![(s("unit"), s("C")), (s("unit"), s("K"))];
+        p.correlation_data = Some(bytes::Bytes::from_static(b"\x01id"));
+        p.message_expiry_interval = Some(59);
+        p.payload_format_indicator = Some(tern_proto::PayloadFormat::Utf8);
+        p.response_topic = Some(tern_proto::TopicName::new("re/1").unwrap());
+        p.subscription_identifiers = vec![tern_proto::SubscriptionId::new(7).unwrap()];
+        p.topic_alias = std::num::NonZeroU16::new(3);
+        let mut v = view("t", b"p");
+        v.props = Some(&p);
+        assert_eq!(
+            render("%C|%P|%D|%E|%F|%R|%S|%A", &v),
+            b"text/plain|unit:C unit:K|\x01id|59|1|re/1|7|3"
+        );
+        assert_eq!(
+            render("[%-12C][%04E][%.2R][%5P]", &v),
+            b"[text/plain  ][0059][re][unit:C unit:K]"
+        );
+        let json = String::from_utf8(render("%j", &v)).unwrap();
+        assert!(
+            json.contains(
+                "\"payloadlen\":1,\"properties\":{\"payload-format-indicator\":1,\
+                 \"message-expiry-interval\":59,\"content-type\":\"text/plain\",\
+                 \"response-topic\":\"re/1\",\"correlation-data\":\"\\u0001id\",\
+                 \"subscription-identifier\":7,\"topic-alias\":3,\
+                 \"user-properties\":{\"unit\":\"C\",\"unit\":\"K\"}},\"payload\":\"p\"}"
+            ),
+            "{json}"
+        );
+        let empty = PublishProperties::default();
+        v.props = Some(&empty);
+        assert_eq!(render("[%C][%3E][%R][%P]", &v), b"[][   ][][]");
     }
 }

@@ -8,6 +8,7 @@ mod clock;
 pub(crate) mod flags;
 pub(crate) mod format;
 mod json;
+pub(crate) mod props;
 pub(crate) mod trace;
 
 use std::fmt;
@@ -16,10 +17,16 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::num::NonZeroU16;
 use tern::tls::Roots;
-use tern::{Broker, Client, ConnectError, ConnectOptions, Events, Scheme, TlsOptions, Will};
 
-use args::Common;
+use tern::auth::{AuthError, Authenticator};
+use tern::{
+    Broker, Client, ConnectError, ConnectOptions, Events, Protocol, Scheme, TlsOptions, Will,
+};
+use tern_proto::ConnectProperties;
+
+use args::{Common, Version};
 
 /// Exit codes scripts can rely on (also listed in both commands' `--help`).
 pub(crate) mod exit {
@@ -35,7 +42,7 @@ pub(crate) mod exit {
     /// The broker refused the connection (CONNACK 1..5, named in the message). 5 because that
     /// is what mosquitto_pub/sub exit with for the common case, "not authorised".
     pub(crate) const REFUSED: u8 = 5;
-    /// `tern sub -W` ran out (mosquitto_sub's value).
+    /// `tern sub -W` / `tern rr -W` ran out (mosquitto_sub and mosquitto_rr's value).
     pub(crate) const TIMEOUT: u8 = 27;
 }
 
@@ -53,7 +60,7 @@ Exit status:
       failure (-6); no CONNACK in time (-2); CONNECT not sent in time (-1)
   5   connection refused by the broker, CONNACK code 1..5 in the message, e.g.
       \"Connection error: connection refused: not authorised (5)\"
-  27  timed out (-W, sub only)
+  27  timed out (-W: sub, or rr with no response in time)
 ";
 
 /// Writes to stdout, ignoring a closed pipe (mosquitto exits quietly then too).
@@ -96,6 +103,10 @@ impl Fatal {
         match e {
             // Display already ends in "(code)": "connection refused: not authorised (5)".
             ConnectError::Refused(_) => Self::new(exit::REFUSED, format!("Connection error: {e}")),
+            // MQTT 5: "connection refused: Not authorized (0x87): \"reason string\"".
+            ConnectError::RefusedV5(_) => {
+                Self::new(exit::REFUSED, format!("Connection error: {e}"))
+            }
             // Options no CONNECT can carry come from the command line.
             ConnectError::InvalidOptions(_) | ConnectError::Options(_) => Self::new(
                 exit::USAGE,
@@ -150,6 +161,9 @@ pub(crate) struct Setup {
     pub(crate) options: ConnectOptions,
     pub(crate) broker: Broker,
     pub(crate) trace: Trace,
+    /// MQTT v5: the DISCONNECT's Session Expiry Interval (`-D disconnect
+    /// session-expiry-interval`).
+    pub(crate) disconnect_expiry: Option<u32>,
 }
 
 /// Builds options and broker address from the flags; reads the TLS files.
@@ -211,10 +225,15 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
         ));
     }
 
+    let protocol = match c.version {
+        Version::V31 => Protocol::V3_1,
+        Version::V311 => Protocol::V3_1_1,
+        Version::V5 => Protocol::V5,
+    };
     let mut options = ConnectOptions::new(client_id.clone())
         .keep_alive(Duration::from_secs(c.keepalive.into()))
         .clean_session(c.clean_session)
-        .protocol(c.protocol);
+        .protocol(protocol);
     let username = c
         .username
         .clone()
@@ -229,12 +248,20 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
         options = options.credentials(user, password);
     }
     if let Some(topic) = &c.will_topic {
-        options = options.will(Will::new(
+        let mut will = Will::new(
             topic.clone(),
             c.will_payload.clone().unwrap_or_default(),
             c.will_qos,
             c.will_retain,
-        ));
+        );
+        if c.version == Version::V5 {
+            will = will.properties(c.props.will.clone());
+        }
+        options = options.will(will);
+    }
+    if c.version == Version::V5 {
+        unsendable(&c.props)?;
+        options = v5_options(options, &c.props.connect);
     }
     if let Some(n) = c.max_inflight {
         options = options.max_inflight(n);
@@ -254,11 +281,94 @@ pub(crate) fn setup(c: &Common, role: &str) -> Result<Setup, Fatal> {
     Ok(Setup {
         options,
         broker,
+        disconnect_expiry: c.props.disconnect.session_expiry_interval,
         trace: Trace {
             on: c.debug,
             id: client_id,
         },
     })
+}
+
+/// `-D` properties the client library has no way to send: refused rather than dropped.
+fn unsendable(p: &props::Properties) -> Result<(), Fatal> {
+    let what = if !p.subscribe.user_properties.is_empty() {
+        "-D subscribe user-property"
+    } else if p.unsubscribe != Default::default() {
+        "-D unsubscribe"
+    } else if p.disconnect.reason_string.is_some()
+        || p.disconnect.server_reference.is_some()
+        || !p.disconnect.user_properties.is_empty()
+    {
+        "-D disconnect (other than session-expiry-interval)"
+    } else {
+        return Ok(());
+    };
+    Err(Fatal::new(
+        exit::USAGE,
+        format!(
+            "Error: {what} properties cannot be sent: the tern client library does not put \
+             properties on that packet yet.\n\nUse --help to see usage."
+        ),
+    ))
+}
+
+/// The `-D connect ...` properties (and `-x`, already folded in) on the options.
+fn v5_options(mut options: ConnectOptions, p: &ConnectProperties) -> ConnectOptions {
+    let v5 = &mut options.v5;
+    v5.session_expiry = p.session_expiry_interval;
+    v5.receive_maximum = p.receive_maximum.map(NonZeroU16::get);
+    if let Some(n) = p.topic_alias_maximum {
+        v5.topic_alias_maximum = n;
+    }
+    if let Some(on) = p.request_response_information {
+        v5.request_response_information = on;
+    }
+    v5.request_problem_information = p.request_problem_information;
+    v5.user_properties = p
+        .user_properties
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_str().to_owned()))
+        .collect();
+    if let Some(n) = p.maximum_packet_size {
+        options = options.max_packet_size(usize::try_from(n.get()).unwrap_or(usize::MAX));
+    }
+    if let Some(method) = &p.authentication_method {
+        options = options.authenticator(FixedAuth {
+            method: method.as_str().to_owned(),
+            data: p.authentication_data.clone(),
+        });
+    }
+    options
+}
+
+/// `-D connect authentication-method/-data`: CONNECT carries them as given, as
+/// mosquitto_pub does; a broker that answers with a challenge (AUTH 0x18) cannot be
+/// answered from the command line, so the connection fails with that said.
+struct FixedAuth {
+    method: String,
+    data: Option<bytes::Bytes>,
+}
+
+impl Authenticator for FixedAuth {
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn start(&mut self) -> Result<Option<bytes::Bytes>, AuthError> {
+        Ok(self.data.clone())
+    }
+
+    fn step(&mut self, _data: Option<&[u8]>) -> Result<Option<bytes::Bytes>, AuthError> {
+        Err(AuthError::Failed(format!(
+            "the broker continued the {} exchange, which a fixed -D authentication-data \
+             cannot answer",
+            self.method
+        )))
+    }
+
+    fn finish(&mut self, _data: Option<&[u8]>) -> Result<(), AuthError> {
+        Ok(())
+    }
 }
 
 fn read_text(what: &str, path: &Path) -> Result<String, Fatal> {
@@ -316,14 +426,45 @@ pub(crate) async fn connect(setup: &Setup) -> Result<(Client, Events), Fatal> {
     let (client, events) = Client::new(setup.options.clone());
     match client.connect(setup.broker.clone()).await {
         Ok(_session_present) => Ok((client, events)),
-        Err(e) => Err(Fatal::connect(&e)),
+        Err(e) => {
+            let mut fatal = Fatal::connect(&e);
+            let old_broker = match &e {
+                ConnectError::Refused(code) => {
+                    *code == tern_proto::ConnectReturnCode::UnacceptableProtocolVersion
+                }
+                ConnectError::RefusedV5(ack) => {
+                    ack.reason == tern_proto::ConnectReasonCode::UnsupportedProtocolVersion
+                }
+                _ => false,
+            };
+            if old_broker && setup.options.protocol == Protocol::V5 {
+                fatal.message.push_str(
+                    "\nThe broker does not speak MQTT v5: use -V 311 (and no -D or -x) with it.",
+                );
+            }
+            Err(fatal)
+        }
     }
 }
 
 /// Sends DISCONNECT after everything queued and waits for the close, bounded so a dead
-/// link cannot hang the exit.
-pub(crate) async fn disconnect(client: &Client, _trace: &Trace) {
-    let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
+/// link cannot hang the exit. At MQTT v5 it carries `-D disconnect
+/// session-expiry-interval` when given.
+pub(crate) async fn disconnect(client: &Client, setup: &Setup) {
+    let close = async {
+        match setup.disconnect_expiry {
+            Some(secs) => {
+                client
+                    .close_with(
+                        tern::DisconnectReasonCode::NormalDisconnection,
+                        Some(Duration::from_secs(secs.into())),
+                    )
+                    .await
+            }
+            None => client.close().await,
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), close).await;
 }
 
 /// Runs a command's work on a current-thread runtime (one client, no thread hand-offs), as a

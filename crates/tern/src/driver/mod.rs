@@ -41,12 +41,19 @@
 //! [`read_tuning`] (when to ACK at once), [`reconnect`] (broker list and backoff),
 //! [`persist`] (the write-ahead session store) and [`turns`] (sharing a thread).
 
+mod auth;
 mod events;
 mod io;
 mod persist;
 mod read_tuning;
 mod reconnect;
+mod redirect;
 mod requests;
+mod routes;
+mod rr;
+
+pub(crate) use requests::reason_codes;
+pub(crate) use routes::{Routed, plain_filter};
 mod turns;
 
 use std::collections::BTreeMap;
@@ -58,7 +65,8 @@ use bytes::BytesMut;
 use tern_proto::packet::ProtocolLevel;
 use tern_proto::session::{DisconnectReason, ProtocolError};
 use tern_proto::{
-    ConnectReturnCode, LastWill, MqttString, QoS, Session, SessionConfig, TopicFilter, TopicName,
+    ConnectReasonCode, ConnectReturnCode, LastWill, MqttString, Session, SessionConfig,
+    TopicFilter, TopicName,
 };
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
@@ -112,8 +120,9 @@ enum Phase {
 enum Ended {
     /// The attempt failed before CONNACK.
     ConnectFailed(ConnectError),
-    /// The broker refused protocol 3.1.1 and `Protocol::Auto` falls back to 3.1: the same
-    /// broker is tried again at once (unless `close()` came meanwhile).
+    /// The broker refused the protocol level and `Protocol::Auto` falls back to the next
+    /// (5 → 3.1.1 → 3.1): the same broker is tried again at once (unless `close()` came
+    /// meanwhile).
     Fallback(ConnectError),
     /// An established connection ended.
     Lost(ConnectionError),
@@ -168,6 +177,25 @@ impl Link<'_> {
     }
 }
 
+/// The driver's state for MQTT 5 and the per-subscription streams (boxed in [`Driver`],
+/// allocated when first needed).
+#[derive(Default)]
+struct V5Driver {
+    /// Request/response ([`Client::request`](crate::Client::request)): its topic and the
+    /// requests awaiting a response; `None` until the first request.
+    rr: Option<rr::RequestResponse>,
+    /// Enhanced authentication failed on our side: the connection ends with it.
+    auth_error: Option<Arc<crate::auth::AuthError>>,
+    /// Where a Server Reference sends the next attempt.
+    redirect: Option<Broker>,
+    /// Redirections followed since the last `connect()`.
+    hops: u8,
+    /// Per-subscription message streams.
+    routes: Vec<routes::Route>,
+    /// The last Subscription Identifier given to a route.
+    next_route_id: u32,
+}
+
 /// The state of one client's driver task, across connections.
 struct Driver {
     options: Arc<ConnectOptions>,
@@ -180,7 +208,17 @@ struct Driver {
     pending: Backlog,
     waiters: Waiters,
     /// What is subscribed (as granted), for re-subscription after a reconnect.
-    subscriptions: BTreeMap<TopicFilter, QoS>,
+    /// At MQTT 5 with their options and Subscription Identifier.
+    subscriptions: BTreeMap<
+        TopicFilter,
+        (
+            tern_proto::SubscriptionOptions,
+            Option<tern_proto::SubscriptionId>,
+        ),
+    >,
+    /// MQTT 5 state beyond the session's; `None` until first needed (8 bytes in every
+    /// driver's future).
+    v5: Option<Box<V5Driver>>,
     tls: Option<Arc<rustls::ClientConfig>>,
     reconnect: Reconnect,
     /// The caller of `connect()` waiting for the outcome.
@@ -222,7 +260,8 @@ pub(crate) async fn run(
 fn session_config(options: &ConnectOptions) -> SessionConfig {
     let level = match options.protocol {
         Protocol::V3_1 => ProtocolLevel::V3_1,
-        Protocol::V3_1_1 | Protocol::Auto => ProtocolLevel::V3_1_1,
+        Protocol::V3_1_1 => ProtocolLevel::V3_1_1,
+        Protocol::V5 | Protocol::Auto => ProtocolLevel::V5,
     };
     let client_id = if options.client_id.is_empty() && options.clean_session {
         // As mosquitto's clients do: a random id, valid in 3.1 too (at most 23 characters).
@@ -241,10 +280,17 @@ fn session_config(options: &ConnectOptions) -> SessionConfig {
             payload: w.payload.clone(),
             qos: w.qos,
             retain: w.retain,
-            properties: Default::default(),
+            properties: w.properties.clone(),
         })
     });
-    SessionConfig::new(client_id)
+    let config = match options.v5.connect_properties(options.clean_session) {
+        Ok(properties) if level == ProtocolLevel::V5 => {
+            SessionConfig::new(client_id).connect_properties(properties)
+        }
+        _ => SessionConfig::new(client_id),
+    };
+    config
+        .auto_topic_alias(options.v5.topic_aliases)
         .level(level)
         .keep_alive(options.keep_alive)
         .connack_timeout(options.connect_timeout)
@@ -293,6 +339,7 @@ impl Driver {
             pending: Backlog::default(),
             waiters: Waiters::default(),
             subscriptions: BTreeMap::new(),
+            v5: None,
             tls: None,
             reconnect: Reconnect::default(),
             connect_reply: None,
@@ -327,17 +374,25 @@ impl Driver {
                             continue;
                         }
                     }
-                    let broker = self.reconnect.broker().clone();
+                    let broker = self
+                        .v5
+                        .as_deref_mut()
+                        .and_then(|v| v.redirect.take())
+                        .unwrap_or_else(|| self.reconnect.broker().clone());
                     let ended = self.connection(&broker, commands).await;
                     self.phase = self.after(ended);
                 }
                 Phase::Idle | Phase::Backoff { .. } => self.offline(commands).await,
             }
         }
-        // Deliver what is left, then stop.
-        while let Some(ev) = self.pending.pop_front() {
-            if self.events.send(ev).await.is_err() {
+        // Deliver what is left, then stop. Room first, then the event: this future holds
+        // no event while it waits.
+        while !self.pending.is_empty() {
+            let Ok(permit) = self.events.reserve().await else {
                 break;
+            };
+            if let Some(ev) = self.pending.pop_front() {
+                permit.send(ev);
             }
         }
     }
@@ -406,7 +461,7 @@ impl Driver {
                     Err(e) => return Ended::ConnectFailed(e),
                 },
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Close { reply }) => {
+                    Some(Command::Close { reply, .. }) => {
                         self.phase = Phase::Idle;
                         self.add_close_reply(reply);
                         self.finish_close_replies();
@@ -449,6 +504,12 @@ impl Driver {
             transport: Transport::Open,
             tuning: ReadTuning::new(self.options.read_tuning),
         };
+        if let Some(v5) = self.v5.as_deref_mut() {
+            v5.auth_error = None;
+        }
+        if let Err(e) = self.auth_start() {
+            return Ended::ConnectFailed(ConnectError::Auth(Arc::new(e)));
+        }
         if let Err(e) = self.session.connect(now()) {
             return Ended::ConnectFailed(ConnectError::InvalidOptions(e.to_string()));
         }
@@ -501,7 +562,17 @@ impl Driver {
                 continue;
             }
             if let Some(reason) = link.ended.clone() {
-                if matches!(reason, DisconnectReason::Local) && link.closing.is_none() {
+                // Flushed before closing: our DISCONNECT, and at MQTT 5 the DISCONNECT
+                // telling the broker which rule it broke (§4.13.1).
+                let flush = match &reason {
+                    DisconnectReason::Local => true,
+                    DisconnectReason::Protocol(_) => {
+                        self.session.config().level.is_v5()
+                            && matches!(link.transport, Transport::Open)
+                    }
+                    _ => false,
+                };
+                if flush && link.closing.is_none() {
                     link.closing = Some(Instant::now() + CLOSE_FLUSH_TIMEOUT);
                 }
                 let closing = link.closing.is_some();
@@ -652,6 +723,18 @@ impl Driver {
         }
     }
 
+    /// With `Protocol::Auto`, the level to try after the current one was refused.
+    fn fallback_level(&self) -> Option<ProtocolLevel> {
+        if self.options.protocol != Protocol::Auto {
+            return None;
+        }
+        match self.session.config().level {
+            ProtocolLevel::V5 => Some(ProtocolLevel::V3_1_1),
+            ProtocolLevel::V3_1_1 => Some(ProtocolLevel::V3_1),
+            ProtocolLevel::V3_1 => None,
+        }
+    }
+
     /// Maps how a connection ended onto the client's error types.
     fn end(&mut self, mut link: Link<'_>, reason: DisconnectReason) -> Ended {
         // Make sure the session knows the transport is gone (idempotent after DISCONNECT).
@@ -661,6 +744,13 @@ impl Driver {
         self.drain_session_events(&mut link);
         if self.stopped() && link.closing.is_some() {
             return Ended::Shutdown;
+        }
+        if let Some(e) = self.v5.as_deref_mut().and_then(|v| v.auth_error.take()) {
+            return if connected {
+                Ended::Lost(ConnectionError::Auth(e))
+            } else {
+                Ended::ConnectFailed(ConnectError::Auth(e))
+            };
         }
         let io_error = match link.transport {
             Transport::Failed(e) => Some(e),
@@ -672,6 +762,7 @@ impl Driver {
                 (_, DisconnectReason::Local) => ConnectionError::Local,
                 (_, DisconnectReason::PingTimeout(d)) => ConnectionError::PingTimeout(d),
                 (_, DisconnectReason::Protocol(e)) => ConnectionError::Protocol(e),
+                (_, DisconnectReason::Server(d)) => ConnectionError::Server(d),
                 _ => ConnectionError::Closed,
             };
             return Ended::Lost(error);
@@ -680,11 +771,19 @@ impl Driver {
             DisconnectReason::Refused(code) => {
                 let error = ConnectError::Refused(code);
                 if code == ConnectReturnCode::UnacceptableProtocolVersion
-                    && self.options.protocol == Protocol::Auto
-                    && self.session.config().level == ProtocolLevel::V3_1_1
+                    && let Some(next) = self.fallback_level()
                 {
-                    // Paho's fallback: try 3.1 next, on the same broker.
-                    self.session.set_level(ProtocolLevel::V3_1);
+                    // Paho's fallback: the next level down, on the same broker.
+                    self.session.set_level(next);
+                    return Ended::Fallback(error);
+                }
+                error
+            }
+            DisconnectReason::RefusedV5(ack) => {
+                let unsupported = ack.reason == ConnectReasonCode::UnsupportedProtocolVersion;
+                let error = ConnectError::RefusedV5(ack);
+                if unsupported && let Some(next) = self.fallback_level() {
+                    self.session.set_level(next);
                     return Ended::Fallback(error);
                 }
                 error

@@ -2,11 +2,14 @@
 //! driver between phases, requests (publish, subscribe, unsubscribe, ack) go to the session
 //! in every phase, and completions go back to whoever waits for them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use tern_proto::session::{DisconnectReason, RequestId};
-use tern_proto::{QoS, SubscribeReturnCode, TopicFilter};
+use tern_proto::{
+    QoS, SubAckReasonCode, SubscribeProperties, SubscribeReturnCode, SubscriptionId,
+    SubscriptionOptions, TopicFilter,
+};
 use tokio::sync::oneshot;
 
 use super::{CLOSE_FLUSH_TIMEOUT, CloseReply, Driver, Link, Phase, Stage, now};
@@ -15,6 +18,7 @@ use crate::chan;
 use crate::client::{Command, Event, Outcome, Reply, Request};
 use crate::error::{ClientError, ConnectError};
 use crate::options::ConnectOptions;
+use crate::v5::{SubAck, UnsubAck};
 
 /// Commands drained per wake-up before writing, so bursts leave in few syscalls.
 const COMMAND_BATCH: usize = 256;
@@ -24,9 +28,54 @@ pub(super) enum Waiter {
     Publish(Reply<()>),
     Subscribe(Reply<Vec<SubscribeReturnCode>>, Vec<(TopicFilter, QoS)>),
     Unsubscribe(Reply<()>, Vec<TopicFilter>),
-    /// An automatic re-subscription after a reconnect: nobody waits, but the granted
-    /// filters are recorded again.
-    Resubscribe(Vec<(TopicFilter, QoS)>),
+    /// MQTT 5 SUBSCRIBE with options.
+    SubscribeV5(
+        Reply<SubAck>,
+        Vec<(TopicFilter, SubscriptionOptions)>,
+        Option<SubscriptionId>,
+    ),
+    /// UNSUBSCRIBE whose reason codes are wanted.
+    UnsubscribeV5(Reply<UnsubAck>, Vec<TopicFilter>),
+    /// An automatic re-subscription after a reconnect (or the request/response topic's
+    /// subscription): nobody waits, but the granted filters are recorded again.
+    Resubscribe(
+        Vec<(TopicFilter, SubscriptionOptions)>,
+        Option<SubscriptionId>,
+    ),
+    /// The publish of a request/response exchange, by its Correlation Data.
+    Request(bytes::Bytes),
+}
+
+/// SUBACK reason codes as 3.1.1 return codes (for [`Client::subscribe`](crate::Client::subscribe) at level 5).
+pub(super) fn return_codes(reasons: &[SubAckReasonCode]) -> Vec<SubscribeReturnCode> {
+    reasons
+        .iter()
+        .map(|r| {
+            r.granted_qos()
+                .map_or(SubscribeReturnCode::Failure, SubscribeReturnCode::Success)
+        })
+        .collect()
+}
+
+/// 3.1.1 return codes as MQTT 5 reason codes.
+pub(crate) fn reason_codes(granted: &[SubscribeReturnCode]) -> Vec<SubAckReasonCode> {
+    granted
+        .iter()
+        .map(|g| match g {
+            SubscribeReturnCode::Success(QoS::AtMostOnce) => SubAckReasonCode::GrantedQoS0,
+            SubscribeReturnCode::Success(QoS::AtLeastOnce) => SubAckReasonCode::GrantedQoS1,
+            SubscribeReturnCode::Success(QoS::ExactlyOnce) => SubAckReasonCode::GrantedQoS2,
+            SubscribeReturnCode::Failure => SubAckReasonCode::UnspecifiedError,
+        })
+        .collect()
+}
+
+/// Plain options at each filter's QoS.
+pub(super) fn plain(filters: &[(TopicFilter, QoS)]) -> Vec<(TopicFilter, SubscriptionOptions)> {
+    filters
+        .iter()
+        .map(|(f, q)| (f.clone(), SubscriptionOptions::qos(*q)))
+        .collect()
 }
 
 /// The waiters of requests in flight, by request id.
@@ -84,7 +133,7 @@ impl Driver {
     pub(super) fn offline_command(&mut self, cmd: Command) {
         match cmd {
             Command::Connect { brokers, reply } => self.connect(brokers, reply),
-            Command::Close { reply } => {
+            Command::Close { reply, .. } => {
                 if matches!(self.phase, Phase::Backoff { .. }) {
                     // Cancels a pending automatic reconnection.
                     self.phase = Phase::Idle;
@@ -127,6 +176,10 @@ impl Driver {
             return;
         }
         self.reconnect.start(brokers);
+        if let Some(v5) = self.v5.as_deref_mut() {
+            v5.redirect = None;
+            v5.hops = 0;
+        }
         self.connect_reply = reply;
         // The store is opened (off the runtime's thread) before the first attempt.
         self.phase = Phase::Online {
@@ -146,7 +199,23 @@ impl Driver {
         // the command's packet leaves (a reply follows the PUBACK of what it answers).
         self.ack_taken();
         match cmd {
-            Command::Close { reply } => {
+            Command::Close { reply, v5 } => {
+                if let Some(d) = v5
+                    && link.stage == Stage::Connected
+                {
+                    // A DISCONNECT with a reason: refused (the connection stays) when the
+                    // level or the expiry does not allow it.
+                    let d = *d;
+                    if let Err(e) = self.session.disconnect_v5(now, d.reason, d.properties) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Err(e.into()));
+                        }
+                        return;
+                    }
+                    self.phase = Phase::Idle;
+                    self.add_close_reply(reply);
+                    return;
+                }
                 self.phase = Phase::Idle;
                 self.add_close_reply(reply);
                 // What the application took before closing was acknowledged above, before
@@ -221,6 +290,72 @@ impl Driver {
                     Err(e) => self.complete(reply, Err(e.into()), unsubscribed),
                 }
             }
+            Request::SubscribeV5 {
+                filters,
+                properties,
+                reply,
+            } => {
+                let id = properties.subscription_identifier;
+                match self.session.subscribe_v5(now, filters.clone(), properties) {
+                    Ok(req) => {
+                        self.waiters
+                            .insert(req, Waiter::SubscribeV5(reply, filters, id));
+                    }
+                    Err(e) => {
+                        self.complete(reply, Err(e.into()), |a| Outcome::SubscribedV5(Box::new(a)))
+                    }
+                }
+            }
+            Request::UnsubscribeV5 { filters, reply } => {
+                match self.session.unsubscribe(now, filters.clone()) {
+                    Ok(id) => {
+                        self.waiters
+                            .insert(id, Waiter::UnsubscribeV5(reply, filters));
+                    }
+                    Err(e) => self.complete(reply, Err(e.into()), |a| {
+                        Outcome::UnsubscribedV5(Box::new(a))
+                    }),
+                }
+            }
+            Request::Exchange { publish, reply } => {
+                self.rr_request(*publish, reply, now);
+            }
+            Request::SubscribeStream {
+                filter,
+                options,
+                tx,
+                reply,
+            } => {
+                let v5 = self.session.config().level.is_v5();
+                let id = self.add_route(&filter, tx, v5);
+                let filters = vec![(filter.clone(), options)];
+                let result = if v5 {
+                    let properties = SubscribeProperties {
+                        subscription_identifier: id,
+                        ..SubscribeProperties::default()
+                    };
+                    self.session.subscribe_v5(now, filters.clone(), properties)
+                } else if options.is_plain() {
+                    self.session
+                        .subscribe(now, vec![(filter.clone(), options.qos)])
+                } else {
+                    Err(tern_proto::ApiMisuse::NeedsV5("subscription options"))
+                };
+                match result {
+                    Ok(req) => {
+                        self.waiters
+                            .insert(req, Waiter::SubscribeV5(reply, filters, id));
+                    }
+                    Err(e) => {
+                        self.remove_route(id, &filter);
+                        self.complete(reply, Err(e.into()), |a| Outcome::SubscribedV5(Box::new(a)));
+                    }
+                }
+            }
+            Request::ReAuthenticate { reply } => {
+                let result = self.reauthenticate(now);
+                self.complete(reply, result, |()| Outcome::ReAuthenticating);
+            }
             Request::Ack(token) => self.session.ack(token),
         }
     }
@@ -262,12 +397,16 @@ impl Driver {
 
     pub(super) fn record_subscriptions(
         &mut self,
-        filters: &[(TopicFilter, QoS)],
-        granted: &[SubscribeReturnCode],
+        filters: &[(TopicFilter, SubscriptionOptions)],
+        granted: &[SubAckReasonCode],
+        subscription_id: Option<SubscriptionId>,
     ) {
-        for ((filter, _), code) in filters.iter().zip(granted) {
-            if let SubscribeReturnCode::Success(qos) = code {
-                self.subscriptions.insert(filter.clone(), *qos);
+        for ((filter, options), code) in filters.iter().zip(granted) {
+            if let Some(qos) = code.granted_qos() {
+                self.subscriptions.insert(
+                    filter.clone(),
+                    (SubscriptionOptions { qos, ..*options }, subscription_id),
+                );
             }
         }
     }
@@ -282,16 +421,35 @@ impl Driver {
         if !enabled || self.subscriptions.is_empty() {
             return;
         }
-        let filters: Vec<(TopicFilter, QoS)> = self
-            .subscriptions
-            .iter()
-            .map(|(f, q)| (f.clone(), *q))
-            .collect();
+        // At MQTT 5 by Subscription Identifier (one per SUBSCRIBE), with their options.
+        let mut groups: BTreeMap<Option<u32>, Vec<(TopicFilter, SubscriptionOptions)>> =
+            BTreeMap::new();
+        for (f, (options, id)) in &self.subscriptions {
+            groups
+                .entry(id.map(SubscriptionId::get))
+                .or_default()
+                .push((f.clone(), *options));
+        }
         // Chunked so one SUBSCRIBE stays well under any broker's packet limit.
         let now = now();
-        for chunk in filters.chunks(64) {
-            if let Ok(id) = self.session.subscribe(now, chunk.to_vec()) {
-                self.waiters.insert(id, Waiter::Resubscribe(chunk.to_vec()));
+        let v5 = self.session.config().level.is_v5();
+        for (id, filters) in groups {
+            let id = id.and_then(SubscriptionId::new);
+            for chunk in filters.chunks(64) {
+                let sent = if v5 {
+                    let properties = SubscribeProperties {
+                        subscription_identifier: id,
+                        ..SubscribeProperties::default()
+                    };
+                    self.session.subscribe_v5(now, chunk.to_vec(), properties)
+                } else {
+                    let plain = chunk.iter().map(|(f, o)| (f.clone(), o.qos)).collect();
+                    self.session.subscribe(now, plain)
+                };
+                if let Ok(req) = sent {
+                    self.waiters
+                        .insert(req, Waiter::Resubscribe(chunk.to_vec(), id));
+                }
             }
         }
     }
