@@ -12,7 +12,8 @@
 //! Password by default) and a Reason String, then closes; a refused re-authentication answers
 //! DISCONNECT 0x87 Not authorized. [`ScramBrokerConfig::forge_server_signature`] makes the
 //! broker send a wrong server signature (a broker that does not know the password), to test
-//! the client's mutual authentication. Every exchange is logged as an [`AuthRecord`].
+//! the client's mutual authentication ([`ScramBrokerConfig::forge_reauth_signature`]: in
+//! re-authentications only). Every exchange is logged as an [`AuthRecord`].
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -113,6 +114,7 @@ pub struct ScramBrokerConfig {
     users: Vec<ScramUser>,
     server_nonce: Option<String>,
     forge_server_signature: bool,
+    forge_reauth_signature: bool,
     refusal: ConnectReasonCode,
 }
 
@@ -129,6 +131,7 @@ impl ScramBrokerConfig {
             users: Vec::new(),
             server_nonce: None,
             forge_server_signature: false,
+            forge_reauth_signature: false,
             refusal: ConnectReasonCode::BadUserNameOrPassword,
         }
     }
@@ -157,6 +160,13 @@ impl ScramBrokerConfig {
     /// know the password, which a client doing mutual authentication must refuse.
     pub fn forge_server_signature(mut self) -> Self {
         self.forge_server_signature = true;
+        self
+    }
+
+    /// Like [`forge_server_signature`](Self::forge_server_signature), in re-authentications
+    /// only: the connection is accepted honestly, a later AUTH 0x00 carries a wrong signature.
+    pub fn forge_reauth_signature(mut self) -> Self {
+        self.forge_reauth_signature = true;
         self
     }
 
@@ -407,7 +417,8 @@ impl Conn {
                 return Err(());
             }
         };
-        let server_final = match pending.server_final(&client_final, self.forge()) {
+        let forge = self.config.forge_server_signature;
+        let server_final = match pending.server_final(&client_final, forge) {
             Ok(f) => f,
             Err(why) => {
                 let code = self.config.refusal;
@@ -427,10 +438,6 @@ impl Conn {
         self.send(Packet::ConnAckV5(Box::new(ack))).await?;
         self.record(Some(&pending.user.name), AuthOutcome::Authenticated);
         self.serve_session().await
-    }
-
-    fn forge(&self) -> bool {
-        self.config.forge_server_signature
     }
 
     /// client-first → server-first (and the state to check client-final).
@@ -573,7 +580,9 @@ impl Conn {
                     Err((_, why)) => why,
                 },
                 (AuthReasonCode::ContinueAuthentication, Some(p)) => {
-                    match p.server_final(&data, self.forge()) {
+                    let forge =
+                        self.config.forge_server_signature || self.config.forge_reauth_signature;
+                    match p.server_final(&data, forge) {
                         Ok(fin) => {
                             self.send(Self::auth_packet(AuthReasonCode::Success, fin))
                                 .await?;
