@@ -35,14 +35,17 @@ impl Driver {
     }
 
     /// CONNACK accepted: the broker's final data (`None` without enhanced authentication).
-    pub(super) fn auth_connected(&mut self, link: &mut Link<'_>) {
+    /// False when the authenticator refused it (the connection is then being closed).
+    pub(super) fn auth_connected(&mut self, link: &mut Link<'_>) -> bool {
         let data = self
             .session
             .server_capabilities()
             .and_then(|c| c.authentication_data.clone());
         if let Some(Err(e)) = self.with_auth(|a| a.finish(data.as_deref())) {
             self.auth_failed(link, e);
+            return false;
         }
+        true
     }
 
     /// The broker's AUTH: answer a Continue, verify a re-authentication's Success.

@@ -269,8 +269,13 @@ impl Driver {
             any = true;
             match ev {
                 SessionEvent::Connected { session_present } => {
+                    // Mutual authentication: a broker whose final data fails verification
+                    // is refused before the connection counts as made (`connect()` fails
+                    // with `ConnectError::Auth`).
+                    if !self.auth_connected(link) {
+                        continue;
+                    }
                     link.stage = Stage::Connected;
-                    self.auth_connected(link);
                     let reconnected = self.reconnect.on_connected();
                     if let Some(reply) = self.connect_reply.take() {
                         let _ = reply.send(Ok(session_present));
