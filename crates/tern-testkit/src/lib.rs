@@ -29,7 +29,8 @@ mod util;
 pub use mosquitto::{Mosquitto, MosquittoConfig, require_mosquitto, require_mosquitto_tool};
 pub use proxy::{Direction, FaultProxy};
 pub use scram::{
-    AuthOutcome, AuthRecord, SCRAM_SHA_256, ScramBroker, ScramBrokerConfig, ScramUser,
+    AuthOutcome, AuthRecord, ConnectionEnd, SCRAM_SHA_256, ScramBroker, ScramBrokerConfig,
+    ScramUser,
 };
 pub use scripted::{Connection, Responder, Script, ScriptStatus, ScriptedBroker, Step};
 pub use socks::{SocksProxy, SocksRequest};

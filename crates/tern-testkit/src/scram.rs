@@ -184,13 +184,9 @@ impl ScramBrokerConfig {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("local_addr of a bound listener failed: {e}"));
-        let (tx, records) = watch::channel(Vec::new());
+        let (tx, log) = watch::channel(Log::default());
         let task = tokio::spawn(accept_loop(listener, Arc::new(self), tx));
-        ScramBroker {
-            addr,
-            records,
-            task,
-        }
+        ScramBroker { addr, log, task }
     }
 }
 
@@ -213,15 +209,36 @@ pub struct AuthRecord {
     pub connection: usize,
     /// The user name the client gave (unescaped), if it got that far.
     pub user: Option<String>,
+    /// The client's nonce (client-first `r=`), if it got that far.
+    pub client_nonce: Option<String>,
     /// How it ended.
     pub outcome: AuthOutcome,
+}
+
+/// How a connection to the broker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionEnd {
+    /// The client sent DISCONNECT with this reason code (a bare DISCONNECT is 0x00).
+    ClientDisconnect(DisconnectReasonCode),
+    /// The client closed the connection without DISCONNECT (or sent something undecodable).
+    ClientClosed,
+    /// The broker closed it after refusing an exchange (CONNACK >= 0x80 or DISCONNECT 0x87).
+    BrokerClosed,
+}
+
+/// What tests query: exchanges, and connection ends by connection index.
+#[derive(Debug, Default)]
+struct Log {
+    records: Vec<AuthRecord>,
+    ends: Vec<(usize, ConnectionEnd)>,
 }
 
 /// A running SCRAM-SHA-256 broker on 127.0.0.1; stops (closing every connection) when dropped.
 #[derive(Debug)]
 pub struct ScramBroker {
     addr: SocketAddr,
-    records: watch::Receiver<Vec<AuthRecord>>,
+    log: watch::Receiver<Log>,
     task: JoinHandle<()>,
 }
 
@@ -238,22 +255,41 @@ impl ScramBroker {
 
     /// The exchanges so far, in the order they ended.
     pub fn records(&self) -> Vec<AuthRecord> {
-        self.records.borrow().clone()
+        self.log.borrow().records.clone()
     }
 
     /// Waits (10 s at most, then panics with what was seen) until `n` exchanges ended;
     /// returns them all.
     pub async fn wait_records(&self, n: usize) -> Vec<AuthRecord> {
-        let mut rx = self.records.clone();
         let what = format!("{n} SCRAM exchange(s) on the broker at {}", self.addr);
-        let waited = tokio::time::timeout(DEFAULT_WAIT, rx.wait_for(|r| r.len() >= n)).await;
+        self.wait(&what, |l| l.records.len() >= n).await;
+        self.records()
+    }
+
+    /// Waits (10 s at most) until connection `connection` (from 0) has ended; returns how.
+    pub async fn wait_end(&self, connection: usize) -> ConnectionEnd {
+        let what = format!("connection {connection} to the SCRAM broker to end");
+        let find = |l: &Log| {
+            l.ends
+                .iter()
+                .find(|(c, _)| *c == connection)
+                .map(|(_, e)| *e)
+        };
+        self.wait(&what, |l| find(l).is_some()).await;
+        find(&self.log.borrow())
+            .unwrap_or_else(|| unreachable!("waited until connection {connection} ended"))
+    }
+
+    async fn wait(&self, what: &str, pred: impl Fn(&Log) -> bool) {
+        let mut rx = self.log.clone();
+        let waited = tokio::time::timeout(DEFAULT_WAIT, rx.wait_for(|l| pred(l))).await;
         if waited.is_err() {
+            let l = self.log.borrow();
             panic!(
-                "timed out after {DEFAULT_WAIT:?} waiting for {what}; seen {:?}",
-                self.records()
+                "timed out after {DEFAULT_WAIT:?} waiting for {what}; exchanges {:?}, ends {:?}",
+                l.records, l.ends
             );
         }
-        self.records()
     }
 }
 
@@ -266,9 +302,9 @@ impl Drop for ScramBroker {
 async fn accept_loop(
     listener: TcpListener,
     config: Arc<ScramBrokerConfig>,
-    records: watch::Sender<Vec<AuthRecord>>,
+    log: watch::Sender<Log>,
 ) {
-    let records = Arc::new(records);
+    let log = Arc::new(log);
     // Owned here so that aborting this task aborts every connection.
     let mut tasks = tokio::task::JoinSet::new();
     for index in 0.. {
@@ -281,13 +317,16 @@ async fn accept_loop(
             decoder: Decoder::new(ProtocolLevel::V5, 1 << 20),
             index,
             config: Arc::clone(&config),
-            records: Arc::clone(&records),
+            log: Arc::clone(&log),
         };
         tasks.spawn(conn.run());
         // Reap finished connections so the set stays small.
         while tasks.try_join_next().is_some() {}
     }
 }
+
+/// A connection step: `Err` ends the connection, saying how.
+type Flow<T> = Result<T, ConnectionEnd>;
 
 /// One client connection.
 struct Conn {
@@ -296,22 +335,26 @@ struct Conn {
     decoder: Decoder,
     index: usize,
     config: Arc<ScramBrokerConfig>,
-    records: Arc<watch::Sender<Vec<AuthRecord>>>,
+    log: Arc<watch::Sender<Log>>,
 }
 
 impl Conn {
     async fn run(mut self) {
-        // Errors end the connection; what matters to tests is in the records.
-        let _ = self.serve().await;
+        let end = match self.serve().await {
+            Ok(end) | Err(end) => end,
+        };
+        let index = self.index;
+        self.log.send_modify(|l| l.ends.push((index, end)));
     }
 
-    fn record(&self, user: Option<&str>, outcome: AuthOutcome) {
+    fn record(&self, user: Option<&str>, client_nonce: Option<&str>, outcome: AuthOutcome) {
         let rec = AuthRecord {
             connection: self.index,
             user: user.map(str::to_owned),
+            client_nonce: client_nonce.map(str::to_owned),
             outcome,
         };
-        self.records.send_modify(|r| r.push(rec));
+        self.log.send_modify(|l| l.records.push(rec));
     }
 
     /// The next packet, `None` when the client closed or sent something undecodable.
@@ -329,17 +372,26 @@ impl Conn {
         }
     }
 
-    async fn send(&mut self, packet: Packet) -> Result<(), ()> {
+    async fn send(&mut self, packet: Packet) -> Flow<()> {
         let mut out = BytesMut::new();
         packet
             .encode_for(ProtocolLevel::V5, &mut out)
             .unwrap_or_else(|e| panic!("SCRAM broker built an unencodable packet: {e}"));
-        self.stream.write_all(&out).await.map_err(|_| ())
+        self.stream
+            .write_all(&out)
+            .await
+            .map_err(|_| ConnectionEnd::ClientClosed)
     }
 
     /// Refuses the CONNECT exchange and closes.
-    async fn refuse(&mut self, user: Option<&str>, code: ConnectReasonCode, why: String) {
-        self.record(user, AuthOutcome::Refused(why.clone()));
+    async fn refuse(
+        &mut self,
+        user: Option<&str>,
+        client_nonce: Option<&str>,
+        code: ConnectReasonCode,
+        why: String,
+    ) -> ConnectionEnd {
+        self.record(user, client_nonce, AuthOutcome::Refused(why.clone()));
         let ack = ConnAckV5 {
             session_present: false,
             reason: code,
@@ -350,6 +402,7 @@ impl Conn {
         };
         let _ = self.send(Packet::ConnAckV5(Box::new(ack))).await;
         let _ = self.stream.shutdown().await;
+        ConnectionEnd::BrokerClosed
     }
 
     fn auth_packet(reason: AuthReasonCode, data: String) -> Packet {
@@ -363,17 +416,16 @@ impl Conn {
         }))
     }
 
-    async fn serve(&mut self) -> Result<(), ()> {
+    async fn serve(&mut self) -> Flow<ConnectionEnd> {
         let Some(Packet::Connect(connect)) = self.read().await else {
-            self.record(
-                None,
-                AuthOutcome::Refused("first packet not a CONNECT".into()),
-            );
-            return Err(());
+            let why = "first packet not a CONNECT".to_owned();
+            self.record(None, None, AuthOutcome::Refused(why));
+            return Ok(ConnectionEnd::BrokerClosed);
         };
         if connect.level != ProtocolLevel::V5 {
-            self.record(None, AuthOutcome::Refused("CONNECT below MQTT 5".into()));
-            return Err(());
+            let why = "CONNECT below MQTT 5".to_owned();
+            self.record(None, None, AuthOutcome::Refused(why));
+            return Ok(ConnectionEnd::BrokerClosed);
         }
         let props = &connect.properties;
         if props.authentication_method.as_ref().map(MqttString::as_str) != Some(SCRAM_SHA_256) {
@@ -381,24 +433,23 @@ impl Conn {
                 "Authentication Method {:?}, not SCRAM-SHA-256",
                 props.authentication_method.as_ref().map(MqttString::as_str)
             );
-            self.refuse(None, ConnectReasonCode::BadAuthenticationMethod, why)
-                .await;
-            return Err(());
+            let code = ConnectReasonCode::BadAuthenticationMethod;
+            return Ok(self.refuse(None, None, code, why).await);
         }
         let client_first = props.authentication_data.clone().unwrap_or_default();
         let pending = match self.server_first(&client_first) {
             Ok(p) => p,
             Err((user, why)) => {
                 let code = self.config.refusal;
-                self.refuse(user.as_deref(), code, why).await;
-                return Err(());
+                return Ok(self.refuse(user.as_deref(), None, code, why).await);
             }
         };
-        self.send(Self::auth_packet(
+        let (user, cnonce) = (pending.user.name.clone(), pending.client_nonce.clone());
+        let challenge = Self::auth_packet(
             AuthReasonCode::ContinueAuthentication,
             pending.server_first.clone(),
-        ))
-        .await?;
+        );
+        self.send(challenge).await?;
         let client_final = match self.read().await {
             Some(Packet::Auth(a))
                 if a.reason == AuthReasonCode::ContinueAuthentication
@@ -408,13 +459,8 @@ impl Conn {
             }
             other => {
                 let why = format!("expected AUTH 0x18 with client-final, got {other:?}");
-                self.refuse(
-                    Some(&pending.user.name),
-                    ConnectReasonCode::ProtocolError,
-                    why,
-                )
-                .await;
-                return Err(());
+                let code = ConnectReasonCode::ProtocolError;
+                return Ok(self.refuse(Some(&user), Some(&cnonce), code, why).await);
             }
         };
         let forge = self.config.forge_server_signature;
@@ -422,8 +468,7 @@ impl Conn {
             Ok(f) => f,
             Err(why) => {
                 let code = self.config.refusal;
-                self.refuse(Some(&pending.user.name), code, why).await;
-                return Err(());
+                return Ok(self.refuse(Some(&user), Some(&cnonce), code, why).await);
             }
         };
         let ack = ConnAckV5 {
@@ -436,7 +481,7 @@ impl Conn {
             },
         };
         self.send(Packet::ConnAckV5(Box::new(ack))).await?;
-        self.record(Some(&pending.user.name), AuthOutcome::Authenticated);
+        self.record(Some(&user), Some(&cnonce), AuthOutcome::Authenticated);
         self.serve_session().await
     }
 
@@ -451,7 +496,7 @@ impl Conn {
     }
 
     /// After authentication: plain traffic, and re-authentication alongside it.
-    async fn serve_session(&mut self) -> Result<(), ()> {
+    async fn serve_session(&mut self) -> Flow<ConnectionEnd> {
         let mut filters: Vec<TopicFilter> = Vec::new();
         let mut reauth: Option<Pending> = None;
         while let Some(packet) = self.read().await {
@@ -488,14 +533,19 @@ impl Conn {
                 }
                 Packet::Unsubscribe(u) => {
                     self.on_unsubscribe(u.packet_id, u.filters, &mut filters)
-                        .await?
+                        .await?;
                 }
                 Packet::UnsubscribeV5(u) => {
                     self.on_unsubscribe(u.packet_id, u.filters, &mut filters)
                         .await?;
                 }
                 Packet::PingReq => self.send(Packet::PingResp).await?,
-                Packet::Disconnect | Packet::DisconnectV5(_) => return Ok(()),
+                Packet::Disconnect => {
+                    return Ok(ConnectionEnd::ClientDisconnect(
+                        DisconnectReasonCode::NormalDisconnection,
+                    ));
+                }
+                Packet::DisconnectV5(d) => return Ok(ConnectionEnd::ClientDisconnect(d.reason)),
                 Packet::Auth(a) => {
                     reauth = self.on_reauth(*a, reauth.take()).await?;
                 }
@@ -503,10 +553,10 @@ impl Conn {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(ConnectionEnd::ClientClosed)
     }
 
-    async fn on_publish(&mut self, p: Publish, filters: &[TopicFilter]) -> Result<(), ()> {
+    async fn on_publish(&mut self, p: Publish, filters: &[TopicFilter]) -> Flow<()> {
         match p.qos_pid {
             QosPid::AtMostOnce => {}
             QosPid::AtLeastOnce(id) => self.send(Packet::PubAck(id)).await?,
@@ -530,7 +580,7 @@ impl Conn {
         packet_id: tern_proto::PacketId,
         gone: Vec<TopicFilter>,
         filters: &mut Vec<TopicFilter>,
-    ) -> Result<(), ()> {
+    ) -> Flow<()> {
         let reason_codes = gone
             .iter()
             .map(|g| {
@@ -552,12 +602,9 @@ impl Conn {
     }
 
     /// One AUTH during the session: 0x19 starts a re-authentication, 0x18 finishes one.
-    async fn on_reauth(
-        &mut self,
-        auth: Auth,
-        pending: Option<Pending>,
-    ) -> Result<Option<Pending>, ()> {
+    async fn on_reauth(&mut self, auth: Auth, pending: Option<Pending>) -> Flow<Option<Pending>> {
         let user = pending.as_ref().map(|p| p.user.name.clone());
+        let cnonce = pending.as_ref().map(|p| p.client_nonce.clone());
         let data = auth
             .properties
             .authentication_data
@@ -570,11 +617,9 @@ impl Conn {
                 (AuthReasonCode::ReAuthenticate, None) => match self.server_first(&data) {
                     Ok(p) => {
                         let first = p.server_first.clone();
-                        self.send(Self::auth_packet(
-                            AuthReasonCode::ContinueAuthentication,
-                            first,
-                        ))
-                        .await?;
+                        let challenge =
+                            Self::auth_packet(AuthReasonCode::ContinueAuthentication, first);
+                        self.send(challenge).await?;
                         return Ok(Some(p));
                     }
                     Err((_, why)) => why,
@@ -586,7 +631,8 @@ impl Conn {
                         Ok(fin) => {
                             self.send(Self::auth_packet(AuthReasonCode::Success, fin))
                                 .await?;
-                            self.record(Some(&p.user.name), AuthOutcome::Reauthenticated);
+                            let outcome = AuthOutcome::Reauthenticated;
+                            self.record(Some(&p.user.name), Some(&p.client_nonce), outcome);
                             return Ok(None);
                         }
                         Err(why) => why,
@@ -595,7 +641,8 @@ impl Conn {
                 (reason, _) => format!("AUTH {reason:?} out of order"),
             }
         };
-        self.record(user.as_deref(), AuthOutcome::Refused(why.clone()));
+        let outcome = AuthOutcome::Refused(why.clone());
+        self.record(user.as_deref(), cnonce.as_deref(), outcome);
         let dis = DisconnectV5 {
             reason: DisconnectReasonCode::NotAuthorized,
             properties: DisconnectProperties {
@@ -605,7 +652,7 @@ impl Conn {
         };
         let _ = self.send(Packet::DisconnectV5(Box::new(dis))).await;
         let _ = self.stream.shutdown().await;
-        Err(())
+        Err(ConnectionEnd::BrokerClosed)
     }
 }
 
@@ -632,6 +679,7 @@ struct Pending {
     user: ScramUser,
     /// The GS2 header the client sent, which `c=` must repeat (base64).
     gs2_header: String,
+    client_nonce: String,
     client_first_bare: String,
     server_first: String,
     nonce: String,
@@ -680,6 +728,7 @@ fn server_first(
     Ok(Pending {
         user: user.clone(),
         gs2_header: format!("{cbind},{authzid},"),
+        client_nonce: (*client_nonce).to_owned(),
         client_first_bare: bare.to_owned(),
         server_first,
         nonce,

@@ -12,7 +12,8 @@ use tern::{
     Broker, Client, ConnectError, ConnectOptions, ConnectReasonCode, ConnectionError, Event,
     Protocol, QoS,
 };
-use tern_testkit::{AuthOutcome, ScramBroker, ScramBrokerConfig};
+use tern::{DisconnectReasonCode, ReconnectPolicy};
+use tern_testkit::{AuthOutcome, ConnectionEnd, FaultProxy, ScramBroker, ScramBrokerConfig};
 
 fn scram_options(user: &str, password: &str) -> ConnectOptions {
     ConnectOptions::new(unique("scram"))
@@ -135,6 +136,11 @@ async fn a_forged_server_signature_is_refused_by_the_client() {
     assert!(matches!(err, ConnectError::Auth(_)), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("server signature"), "{text}");
+    // ... and closes the connection with DISCONNECT 0x87 Not authorized.
+    assert_eq!(
+        broker.wait_end(0).await,
+        ConnectionEnd::ClientDisconnect(DisconnectReasonCode::NotAuthorized)
+    );
 }
 
 #[tokio::test]
@@ -190,4 +196,49 @@ async fn a_forged_signature_at_re_authentication_ends_the_connection() {
     .await;
     assert!(matches!(error, ConnectionError::Auth(_)), "{error:?}");
     assert!(error.to_string().contains("server signature"), "{error}");
+    // The client ended the connection itself, with DISCONNECT 0x87 [MQTT-4.12.1-2].
+    assert_eq!(
+        broker.wait_end(0).await,
+        ConnectionEnd::ClientDisconnect(DisconnectReasonCode::NotAuthorized)
+    );
+}
+
+#[tokio::test]
+async fn every_reconnection_runs_a_fresh_exchange() {
+    let broker = ScramBrokerConfig::new()
+        .user("alice", "correct horse")
+        .start()
+        .await;
+    let proxy = FaultProxy::start(broker.addr()).await;
+    let options = scram_options("alice", "correct horse").reconnect(
+        ReconnectPolicy::default()
+            .initial_delay(std::time::Duration::from_millis(20))
+            .max_delay(std::time::Duration::from_millis(200)),
+    );
+    let (client, mut events) = connected(options, proxy.port()).await;
+    broker.wait_records(1).await;
+    proxy.cut_now();
+    next_event(&mut events, "Connected again after the cut", |e| match e {
+        Event::Connected {
+            reconnected: true, ..
+        } => Some(()),
+        _ => None,
+    })
+    .await;
+    let records = broker.wait_records(2).await;
+    assert_eq!(
+        records[1].outcome,
+        AuthOutcome::Authenticated,
+        "{records:?}"
+    );
+    assert_eq!((records[0].connection, records[1].connection), (0, 1));
+    // A new client nonce each time: a nonce never repeats.
+    assert!(records[0].client_nonce.is_some());
+    assert_ne!(records[0].client_nonce, records[1].client_nonce);
+    round_trip(&client, &mut events, "after reconnecting").await;
+    client.close().await.unwrap();
+    assert_eq!(
+        broker.wait_end(1).await,
+        ConnectionEnd::ClientDisconnect(DisconnectReasonCode::NormalDisconnection)
+    );
 }
