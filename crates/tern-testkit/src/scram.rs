@@ -115,6 +115,7 @@ pub struct ScramBrokerConfig {
     server_nonce: Option<String>,
     forge_server_signature: bool,
     forge_reauth_signature: bool,
+    final_in_auth: bool,
     refusal: ConnectReasonCode,
 }
 
@@ -132,6 +133,7 @@ impl ScramBrokerConfig {
             server_nonce: None,
             forge_server_signature: false,
             forge_reauth_signature: false,
+            final_in_auth: false,
             refusal: ConnectReasonCode::BadUserNameOrPassword,
         }
     }
@@ -167,6 +169,14 @@ impl ScramBrokerConfig {
     /// only: the connection is accepted honestly, a later AUTH 0x00 carries a wrong signature.
     pub fn forge_reauth_signature(mut self) -> Self {
         self.forge_reauth_signature = true;
+        self
+    }
+
+    /// Sends the server-final message of a CONNECT exchange in one more AUTH 0x18 (which the
+    /// client answers with an empty AUTH 0x18) and a CONNACK without Authentication Data,
+    /// instead of in the CONNACK.
+    pub fn server_final_in_auth(mut self) -> Self {
+        self.final_in_auth = true;
         self
     }
 
@@ -405,12 +415,12 @@ impl Conn {
         ConnectionEnd::BrokerClosed
     }
 
-    fn auth_packet(reason: AuthReasonCode, data: String) -> Packet {
+    fn auth_packet(reason: AuthReasonCode, data: impl Into<Bytes>) -> Packet {
         Packet::Auth(Box::new(Auth {
             reason,
             properties: AuthProperties {
                 authentication_method: Some(method()),
-                authentication_data: Some(Bytes::from(data)),
+                authentication_data: Some(data.into()),
                 ..AuthProperties::default()
             },
         }))
@@ -471,12 +481,33 @@ impl Conn {
                 return Ok(self.refuse(Some(&user), Some(&cnonce), code, why).await);
             }
         };
+        let mut connack_data = Some(Bytes::from(server_final));
+        if self.config.final_in_auth {
+            let data = connack_data.take().unwrap_or_default();
+            let last = Self::auth_packet(AuthReasonCode::ContinueAuthentication, data);
+            self.send(last).await?;
+            match self.read().await {
+                Some(Packet::Auth(a))
+                    if a.reason == AuthReasonCode::ContinueAuthentication
+                        && a.properties.authentication_method == Some(method())
+                        && a.properties
+                            .authentication_data
+                            .as_ref()
+                            .is_none_or(Bytes::is_empty) => {}
+                other => {
+                    let why =
+                        format!("expected an empty AUTH 0x18 after server-final, got {other:?}");
+                    let code = ConnectReasonCode::ProtocolError;
+                    return Ok(self.refuse(Some(&user), Some(&cnonce), code, why).await);
+                }
+            }
+        }
         let ack = ConnAckV5 {
             session_present: false,
             reason: ConnectReasonCode::Success,
             properties: ConnAckProperties {
                 authentication_method: Some(method()),
-                authentication_data: Some(Bytes::from(server_final)),
+                authentication_data: connack_data,
                 ..ConnAckProperties::default()
             },
         };

@@ -77,6 +77,32 @@ async fn scram_connect_succeeds_and_the_connection_works() {
 }
 
 #[tokio::test]
+async fn a_server_final_message_in_one_more_auth_round_is_verified() {
+    for forge in [false, true] {
+        let mut config = ScramBrokerConfig::new()
+            .user("alice", "correct horse")
+            .server_final_in_auth();
+        if forge {
+            config = config.forge_server_signature();
+        }
+        let broker = config.start().await;
+        let (client, mut events) = Client::new(scram_options("alice", "correct horse"));
+        let result = within(
+            "the connection attempt",
+            client.connect(Broker::tcp("127.0.0.1", broker.port())),
+        )
+        .await;
+        if forge {
+            let err = result.expect_err("a forged signature must fail the connection");
+            assert!(err.to_string().contains("server signature"), "{err}");
+        } else {
+            result.unwrap();
+            round_trip(&client, &mut events, "after the extra round").await;
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_wrong_password_reaches_the_caller_as_the_broker_s_refusal() {
     for code in [
         ConnectReasonCode::BadUserNameOrPassword,
