@@ -34,18 +34,20 @@ impl Driver {
         Ok(())
     }
 
-    /// CONNACK accepted: the broker's final data (`None` without enhanced authentication).
-    /// False when the authenticator refused it (the connection is then being closed).
+    /// CONNACK accepted: the authenticator verifies the broker's final data; false when it
+    /// refuses it (the connection is then ending).
     pub(super) fn auth_connected(&mut self, link: &mut Link<'_>) -> bool {
         let data = self
             .session
             .server_capabilities()
             .and_then(|c| c.authentication_data.clone());
-        if let Some(Err(e)) = self.with_auth(|a| a.finish(data.as_deref())) {
-            self.auth_failed(link, e);
-            return false;
+        match self.with_auth(|a| a.finish(data.as_deref())) {
+            Some(Err(e)) => {
+                self.auth_failed(link, e);
+                false
+            }
+            _ => true,
         }
-        true
     }
 
     /// The broker's AUTH: answer a Continue, verify a re-authentication's Success.

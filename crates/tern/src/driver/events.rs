@@ -269,9 +269,9 @@ impl Driver {
             any = true;
             match ev {
                 SessionEvent::Connected { session_present } => {
-                    // Mutual authentication: a broker whose final data fails verification
-                    // is refused before the connection counts as made (`connect()` fails
-                    // with `ConnectError::Auth`).
+                    // Enhanced authentication: the broker's final data must verify, or the
+                    // attempt fails (DISCONNECT 0x87 goes out; the connection never counts
+                    // as established).
                     if !self.auth_connected(link) {
                         continue;
                     }

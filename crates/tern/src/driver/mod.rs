@@ -47,6 +47,7 @@ mod io;
 mod persist;
 mod read_tuning;
 mod reconnect;
+mod redirect;
 mod requests;
 mod rr;
 mod turns;
@@ -177,6 +178,10 @@ struct V5Driver {
     rr: Option<rr::RequestResponse>,
     /// Enhanced authentication failed on our side: the connection ends with it.
     auth_error: Option<Arc<crate::auth::AuthError>>,
+    /// Where a Server Reference sends the next attempt.
+    redirect: Option<Broker>,
+    /// Redirections followed since the last `connect()`.
+    hops: u8,
 }
 
 /// The state of one client's driver task, across connections.
@@ -350,7 +355,11 @@ impl Driver {
                             continue;
                         }
                     }
-                    let broker = self.reconnect.broker().clone();
+                    let broker = self
+                        .v5
+                        .as_deref_mut()
+                        .and_then(|v| v.redirect.take())
+                        .unwrap_or_else(|| self.reconnect.broker().clone());
                     let ended = self.connection(&broker, commands).await;
                     self.phase = self.after(ended);
                 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Driver, Ended, Phase};
+use super::{Driver, Ended, Phase, redirect};
 use crate::broker::Broker;
 use crate::client::Event;
 use crate::error::ConnectionError;
@@ -63,6 +63,25 @@ impl Driver {
         };
         match ended {
             Ended::Shutdown => Phase::Stopped,
+            // MQTT 5 redirection, when followed: at once, to the referenced broker.
+            Ended::ConnectFailed(error)
+                if wanted && self.redirect(redirect::from_connect_error(&error)) =>
+            {
+                self.emit(Event::ConnectFailed {
+                    error,
+                    will_retry: true,
+                });
+                Phase::Online { open_store: false }
+            }
+            Ended::Lost(error)
+                if wanted && self.redirect(redirect::from_connection_error(&error)) =>
+            {
+                self.emit(Event::Disconnected {
+                    error,
+                    will_reconnect: true,
+                });
+                Phase::Online { open_store: false }
+            }
             // Retry the same broker at once, at the fallback protocol level.
             Ended::Fallback(_) if wanted => Phase::Online { open_store: false },
             Ended::ConnectFailed(error) | Ended::Fallback(error) => {
@@ -107,6 +126,27 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Follows a Server Reference, if the options allow another hop and it parses.
+    fn redirect(&mut self, reference: Option<&str>) -> bool {
+        let max = self.options.v5.max_redirects;
+        let Some(reference) = reference.filter(|_| max > 0) else {
+            return false;
+        };
+        if self.v5.as_deref().is_some_and(|v| v.hops >= max) {
+            tracing::debug!(target: super::TARGET, reference, "redirection not followed: hop limit reached");
+            return false;
+        }
+        let Some(next) = redirect::resolve(self.reconnect.broker(), reference) else {
+            tracing::debug!(target: super::TARGET, reference, "unusable Server Reference");
+            return false;
+        };
+        tracing::debug!(target: super::TARGET, reference, "following the Server Reference");
+        let v5 = self.v5.get_or_insert_default();
+        v5.hops += 1;
+        v5.redirect = Some(next);
+        true
     }
 
     fn may_retry(&self) -> bool {

@@ -173,6 +173,10 @@ impl Driver {
             return;
         }
         self.reconnect.start(brokers);
+        if let Some(v5) = self.v5.as_deref_mut() {
+            v5.redirect = None;
+            v5.hops = 0;
+        }
         self.connect_reply = reply;
         // The store is opened (off the runtime's thread) before the first attempt.
         self.phase = Phase::Online {
