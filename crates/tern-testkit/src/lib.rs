@@ -18,6 +18,7 @@
 mod mosquitto;
 mod proxy;
 pub mod raw;
+mod scram;
 mod scripted;
 mod socks;
 mod tls;
@@ -27,6 +28,10 @@ mod util;
 
 pub use mosquitto::{Mosquitto, MosquittoConfig, require_mosquitto, require_mosquitto_tool};
 pub use proxy::{Direction, FaultProxy};
+pub use scram::{
+    AuthOutcome, AuthRecord, ConnectionEnd, SCRAM_SHA_256, ScramBroker, ScramBrokerConfig,
+    ScramUser,
+};
 pub use scripted::{Connection, Responder, Script, ScriptStatus, ScriptedBroker, Step};
 pub use socks::{SocksProxy, SocksRequest};
 pub use tls::{CertKey, TlsMaterial};

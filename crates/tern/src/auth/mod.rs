@@ -22,3 +22,6 @@ pub enum AuthError {
     #[error("authentication failed: {0}")]
     Failed(String),
 }
+
+pub mod scram;
+pub use scram::{Scram, ScramError};
