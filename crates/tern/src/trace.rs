@@ -179,7 +179,9 @@ impl Direction {
         let total = header_len + remaining;
         let first = self.buf[0];
         if first >> 4 == 3 {
-            if let Some(line) = describe_publish(first, &self.buf[header_len..], remaining) {
+            if let Some(line) =
+                describe_publish(first, &self.buf[header_len..], remaining, level)
+            {
                 tracing::debug!(target: PACKET_TARGET, "{} {line}", self.verb);
                 self.skip = total - self.buf.len().min(total);
                 self.buf.clear();
@@ -224,8 +226,14 @@ fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// `PUBLISH (d0, q1, r0, m3, 'topic', ... (5 bytes))` from the start of its body.
-fn describe_publish(first: u8, body: &[u8], remaining: usize) -> Option<String> {
+/// `PUBLISH (d0, q1, r0, m3, 'topic', ... (5 bytes))` from the start of its body; the
+/// payload's size excludes the properties at MQTT 5.
+fn describe_publish(
+    first: u8,
+    body: &[u8],
+    remaining: usize,
+    level: ProtocolLevel,
+) -> Option<String> {
     let qos = (first >> 1) & 3;
     let topic_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
     let topic = body.get(2..2 + topic_len)?;
@@ -235,6 +243,23 @@ fn describe_publish(first: u8, body: &[u8], remaining: usize) -> Option<String> 
         let id = body.get(used..used + 2)?;
         let _ = write!(line, ", m{}", u16::from_be_bytes([id[0], id[1]]));
         used += 2;
+    }
+    if level.is_v5() {
+        // The Property Length (a variable byte integer), then the properties.
+        let mut len = 0usize;
+        let mut vbi = 0;
+        loop {
+            let b = *body.get(used + vbi)?;
+            len |= usize::from(b & 0x7f) << (7 * vbi);
+            vbi += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            if vbi == 4 {
+                return None;
+            }
+        }
+        used += vbi + len;
     }
     let payload = remaining.checked_sub(used)?;
     let _ = write!(
@@ -388,10 +413,43 @@ mod tests {
         let bytes = encode(&p);
         let (header_len, remaining) = fixed_header(&bytes).unwrap();
         // Only the topic and id are needed, not the payload.
-        let line = describe_publish(bytes[0], &bytes[header_len..header_len + 7], remaining);
+        let line = describe_publish(
+            bytes[0],
+            &bytes[header_len..header_len + 7],
+            remaining,
+            ProtocolLevel::V3_1_1,
+        );
         assert_eq!(
             line.as_deref(),
             Some("PUBLISH (d1, q2, r0, m7, 'a/b', ... (300 bytes)) [310 bytes]")
+        );
+    }
+
+    #[test]
+    fn a_level_5_publish_counts_its_payload_without_the_properties() {
+        use tern_proto::packet::{PublishProperties, PublishV5};
+        let publish = Publish {
+            dup: false,
+            qos_pid: QosPid::AtLeastOnce(PacketId::new(3).unwrap()),
+            retain: false,
+            topic: TopicName::new("a/b").unwrap(),
+            payload: Bytes::from_static(b"x"),
+        };
+        let properties = PublishProperties {
+            content_type: Some(MqttString::new("text/plain").unwrap()),
+            ..Default::default()
+        };
+        let p = Packet::PublishV5(Box::new(PublishV5 {
+            publish,
+            properties,
+        }));
+        let mut out = BytesMut::new();
+        p.encode_for(ProtocolLevel::V5, &mut out).unwrap();
+        let (header_len, remaining) = fixed_header(&out).unwrap();
+        let line = describe_publish(out[0], &out[header_len..], remaining, ProtocolLevel::V5);
+        assert_eq!(
+            line.as_deref(),
+            Some("PUBLISH (d0, q1, r0, m3, 'a/b', ... (1 bytes)) [24 bytes]")
         );
     }
 
