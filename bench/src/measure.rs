@@ -209,3 +209,40 @@ pub fn tcp_bytes(fd: i32) -> Option<(u64, u64)> {
         info.tcpi_bytes_received,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::AsRawFd as _;
+
+    use super::*;
+    use crate::Wire;
+
+    #[test]
+    fn tcp_bytes_count_a_connections_payload() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let before = socket_fds();
+        let mut client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        let after = socket_fds();
+        // The client's and the accepted socket are both new: not one.
+        assert_eq!(new_socket(&before, &after), None);
+        assert_eq!(
+            new_socket(
+                &before,
+                &[before.clone(), vec![client.as_raw_fd()]].concat()
+            ),
+            Some(client.as_raw_fd())
+        );
+        let wire = Wire::start(Some(client.as_raw_fd())).expect("a TCP socket");
+        client.write_all(&[7; 1000]).expect("write");
+        server.write_all(&[9; 10]).expect("write");
+        let mut got = [0; 1000];
+        server.read_exact(&mut got).expect("read");
+        let mut back = [0; 10];
+        client.read_exact(&mut back).expect("read");
+        assert_eq!(wire.finish(), Some((1000, 10)));
+        assert_eq!(tcp_bytes(-1), None);
+    }
+}

@@ -1241,3 +1241,57 @@ pub fn chart(recs: &[Record]) -> String {
     s += "</svg>\n";
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(lib: &str, scenario: &str, msgs: f64, out: f64) -> Record {
+        let mut r = Record::new(lib, scenario);
+        r.rep = 1;
+        r.set("msgs_per_sec", msgs)
+            .set("client_cpu_us", 2.0)
+            .set("broker_cpu_us", 4.0)
+            .set("max_lag", 3.0)
+            .set("pub_bytes_out", out)
+            .set("pub_bytes_in", 4.0);
+        r
+    }
+
+    #[test]
+    fn v5_rows_get_their_own_table_with_bytes_per_message() {
+        let v311 = "tp:1:64:50000:ct:win20:nagle:sub";
+        let v5 = "tp:1:64:50000:ct:win20:nagle:sub:v5";
+        let alias = "tp:1:64:50000:ct:win20:nagle:sub:v5alias";
+        let recs = [
+            rec("tern", v311, 50_000.0, 86.0),
+            rec("rumqttc", v311, 50_000.0, 86.0),
+            rec("tern", v5, 60_000.0, 89.0),
+            rec("rumqttc", v5, 50_000.0, 89.0),
+            rec("tern", alias, 40_000.0, 74.0),
+            rec("rumqttc", alias, 50_000.0, 74.0),
+        ];
+        let s = summary(&recs, Path::new("/nonexistent"));
+        let (matrix, v5_part) = s.split_once("### MQTT 5, 64 B").expect("a level 5 table");
+        // The 3.1.1 matrix holds the 3.1.1 row only; the level 5 table both level 5 rows.
+        assert!(matrix.contains("#### QoS 1, 50000 messages, publisher and subscriber"));
+        assert_eq!(
+            matrix
+                .matches("| current-thread | window 20, Nagle |")
+                .count(),
+            1
+        );
+        assert!(
+            v5_part.contains("| off | 60.0k | 50.0k | 1.20× |"),
+            "{v5_part}"
+        );
+        assert!(
+            v5_part.contains("| on | 40.0k | 50.0k | 0.80× ✗ |"),
+            "{v5_part}"
+        );
+        assert!(v5_part.contains("| 89.0 · 89.0 | 4.0 · 4.0 |"), "{v5_part}");
+        assert!(v5_part.contains("| 74.0 · 74.0 | 4.0 · 4.0 |"), "{v5_part}");
+        // And both count towards the targets: 2 of 3 throughput cells met.
+        assert!(s.contains("| throughput ≥1.0× | 2 of 3 |"), "{s}");
+    }
+}
