@@ -91,6 +91,38 @@ pub struct Throughput {
     pub max_lag: Option<u64>,
     /// How often the client process and the broker slept in the window.
     pub sleeps: measure::Sleeps,
+    /// TCP payload bytes the publisher's connection sent and received in the window (see
+    /// [`Wire`]), when the harness found its socket.
+    pub wire: Option<(u64, u64)>,
+}
+
+/// Bytes on the wire of one connection over a measurement window: `TCP_INFO` of the socket
+/// the client opened (found as the one new socket of this process), read at the start and at
+/// the end. Exact TCP payload bytes, MQTT framing and all, first transmissions only.
+#[derive(Debug, Clone, Copy)]
+pub struct Wire {
+    fd: i32,
+    start: (u64, u64),
+}
+
+impl Wire {
+    /// Starts counting on `fd`, if it is a TCP socket.
+    pub fn start(fd: Option<i32>) -> Option<Self> {
+        let fd = fd?;
+        Some(Self {
+            fd,
+            start: measure::tcp_bytes(fd)?,
+        })
+    }
+
+    /// Bytes sent and received since the start.
+    pub fn finish(&self) -> Option<(u64, u64)> {
+        let (s, r) = measure::tcp_bytes(self.fd)?;
+        Some((
+            s.saturating_sub(self.start.0),
+            r.saturating_sub(self.start.1),
+        ))
+    }
 }
 
 impl Throughput {
@@ -117,6 +149,10 @@ impl Throughput {
         }
         if let Some(l) = self.max_lag {
             rec.set("max_lag", l as f64);
+        }
+        if let Some((out, inb)) = self.wire {
+            rec.set("pub_bytes_out", out as f64 / self.count as f64)
+                .set("pub_bytes_in", inb as f64 / self.count as f64);
         }
         if self.received < self.count {
             rec.error = Some(format!(

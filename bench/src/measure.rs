@@ -157,3 +157,92 @@ pub struct Sleeps {
     /// The broker, when its pid is known.
     pub broker: Option<u64>,
 }
+
+/// The file descriptors of this process that are sockets, from `/proc/self/fd`.
+pub fn socket_fds() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The one socket that is in `after` and not in `before` (the connection a client opened
+/// in between), if exactly one is.
+pub fn new_socket(before: &[i32], after: &[i32]) -> Option<i32> {
+    let mut new = after.iter().filter(|fd| !before.contains(fd));
+    match (new.next(), new.next()) {
+        (Some(fd), None) => Some(*fd),
+        _ => None,
+    }
+}
+
+/// TCP payload bytes a socket of this process has sent (first transmissions: retransmitted
+/// bytes are taken out) and received so far, from the kernel's `TCP_INFO`
+/// (`tcpi_bytes_sent - tcpi_bytes_retrans`, `tcpi_bytes_received`; Linux 4.19 and later).
+/// `None` if `fd` is not a TCP socket.
+pub fn tcp_bytes(fd: i32) -> Option<(u64, u64)> {
+    // SAFETY: getsockopt writes at most `len` bytes into the zeroed struct we own; `fd` is
+    // only read from, and a stale or foreign fd makes the call fail, not misbehave.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    // The kernel fills what it knows; an older one stops before the byte counters.
+    let need = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_retrans) + 8;
+    if rc != 0 || (len as usize) < need {
+        return None;
+    }
+    Some((
+        info.tcpi_bytes_sent.saturating_sub(info.tcpi_bytes_retrans),
+        info.tcpi_bytes_received,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::AsRawFd as _;
+
+    use super::*;
+    use crate::Wire;
+
+    #[test]
+    fn tcp_bytes_count_a_connections_payload() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let before = socket_fds();
+        let mut client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        let after = socket_fds();
+        // The client's and the accepted socket are both new: not one.
+        assert_eq!(new_socket(&before, &after), None);
+        assert_eq!(
+            new_socket(
+                &before,
+                &[before.clone(), vec![client.as_raw_fd()]].concat()
+            ),
+            Some(client.as_raw_fd())
+        );
+        let wire = Wire::start(Some(client.as_raw_fd())).expect("a TCP socket");
+        client.write_all(&[7; 1000]).expect("write");
+        server.write_all(&[9; 10]).expect("write");
+        let mut got = [0; 1000];
+        server.read_exact(&mut got).expect("read");
+        let mut back = [0; 10];
+        client.read_exact(&mut back).expect("read");
+        assert_eq!(wire.finish(), Some((1000, 10)));
+        assert_eq!(tcp_bytes(-1), None);
+    }
+}

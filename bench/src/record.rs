@@ -18,7 +18,8 @@ pub struct Record {
     pub error: Option<String>,
     /// Named figures: `msgs_per_sec`, `bytes_per_sec`, `lost`, `client_cpu_us`,
     /// `broker_cpu_us`, `max_lag`, `p50_us`, `p99_us`, `max_us`, `round_trips`, `connect_secs`,
-    /// `rss_kib_per_conn`...
+    /// `rss_kib_per_conn`, `pub_bytes_out`, `pub_bytes_in` (the publisher connection's TCP
+    /// payload bytes per message, see [`crate::Wire`])...
     pub metrics: BTreeMap<String, f64>,
 }
 

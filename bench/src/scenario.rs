@@ -36,6 +36,50 @@ impl Rt {
     }
 }
 
+/// The MQTT revision of a throughput scenario, and at level 5 whether the publisher uses
+/// Topic Aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Proto {
+    /// MQTT 3.1.1 (no token in the id).
+    #[default]
+    V311,
+    /// MQTT 5 without Topic Aliases (`v5`): every PUBLISH carries its topic.
+    V5,
+    /// MQTT 5 with Topic Aliases (`v5alias`): the first PUBLISH carries the topic and an
+    /// alias, the rest the alias alone.
+    V5Alias,
+}
+
+impl Proto {
+    /// The id token: none for 3.1.1, `v5`, `v5alias`.
+    pub fn token(self) -> Option<&'static str> {
+        match self {
+            Self::V311 => None,
+            Self::V5 => Some("v5"),
+            Self::V5Alias => Some("v5alias"),
+        }
+    }
+
+    /// Whether this is MQTT 5.
+    pub fn is_v5(self) -> bool {
+        self != Self::V311
+    }
+
+    /// Whether the publisher uses Topic Aliases.
+    pub fn aliases(self) -> bool {
+        self == Self::V5Alias
+    }
+
+    /// A label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::V311 => "MQTT 3.1.1",
+            Self::V5 => "MQTT 5",
+            Self::V5Alias => "MQTT 5, topic aliases",
+        }
+    }
+}
+
 /// The settings of the private mosquitto that vary between cells; everything else is fixed
 /// (see [`crate::broker::config`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,6 +164,8 @@ pub enum Scenario {
         /// Whether a subscriber receives the messages (else: publish-only, measured to the
         /// last completion).
         sub: bool,
+        /// The MQTT revision (and Topic Aliases at level 5).
+        proto: Proto,
     },
     /// Ping-pong: one connection subscribed to its own topic; publish, await the message.
     Latency {
@@ -162,8 +208,14 @@ impl Scenario {
                 rt,
                 broker,
                 sub,
+                proto,
             } => format!(
-                "QoS {qos}, {}, {count} msgs, {}, {}, {}",
+                "{}QoS {qos}, {}, {count} msgs, {}, {}, {}",
+                if proto.is_v5() {
+                    format!("{}, ", proto.label())
+                } else {
+                    String::new()
+                },
                 size_label(size),
                 rt.label(),
                 broker.label(),
@@ -218,6 +270,8 @@ impl Scenario {
             Self::Latency {
                 rt: Rt::Current, ..
             } => &["tern", "rumqttc", "paho", "floor"],
+            // paho's MQTT 5 is not wired into the harness: tern against rumqttc's `v5`.
+            Self::Throughput { proto, .. } if proto.is_v5() => &["tern", "rumqttc"],
             Self::Throughput {
                 rt: Rt::Current, ..
             }
@@ -250,13 +304,20 @@ impl fmt::Display for Scenario {
                 rt,
                 broker,
                 sub,
-            } => write!(
-                f,
-                "tp:{qos}:{size}:{count}:{}:{}:{}",
-                rt.token(),
-                broker.tokens(),
-                sub_token(sub)
-            ),
+                proto,
+            } => {
+                write!(
+                    f,
+                    "tp:{qos}:{size}:{count}:{}:{}:{}",
+                    rt.token(),
+                    broker.tokens(),
+                    sub_token(sub)
+                )?;
+                match proto.token() {
+                    Some(t) => write!(f, ":{t}"),
+                    None => Ok(()),
+                }
+            }
             Self::Latency {
                 qos,
                 count,
@@ -279,12 +340,15 @@ impl fmt::Display for Scenario {
     }
 }
 
-/// The tokens after the numbers: runtime, broker, subscriber. Missing ones take the
-/// defaults (current-thread, mosquitto's defaults, with a subscriber).
-fn options(s: &str, rest: &[&str]) -> Result<(Rt, BrokerCfg, bool), String> {
+/// The tokens after the numbers: runtime, broker, subscriber, protocol. Missing ones take
+/// the defaults (current-thread, mosquitto's defaults, with a subscriber, MQTT 3.1.1).
+fn options(s: &str, rest: &[&str]) -> Result<(Rt, BrokerCfg, bool, Proto), String> {
     let (mut rt, mut broker, mut sub) = (Rt::Current, BrokerCfg::DEFAULT, true);
+    let mut proto = Proto::V311;
     for t in rest {
         match *t {
+            "v5" => proto = Proto::V5,
+            "v5alias" => proto = Proto::V5Alias,
             "ct" => rt = Rt::Current,
             "mt" => rt = Rt::Multi,
             "nagle" => broker.nodelay = false,
@@ -297,7 +361,7 @@ fn options(s: &str, rest: &[&str]) -> Result<(Rt, BrokerCfg, bool), String> {
             other => return Err(format!("unknown token {other:?} in {s:?}")),
         }
     }
-    Ok((rt, broker, sub))
+    Ok((rt, broker, sub, proto))
 }
 
 impl FromStr for Scenario {
@@ -320,7 +384,7 @@ impl FromStr for Scenario {
         let rest = |i: usize| options(s, parts.get(i..).unwrap_or(&[]));
         match parts.first().copied() {
             Some("tp") => {
-                let (rt, broker, sub) = rest(4)?;
+                let (rt, broker, sub, proto) = rest(4)?;
                 Ok(Self::Throughput {
                     qos: qos(1)?,
                     size: num(2)? as usize,
@@ -328,10 +392,14 @@ impl FromStr for Scenario {
                     rt,
                     broker,
                     sub,
+                    proto,
                 })
             }
             Some("lat") => {
-                let (rt, broker, _) = rest(3)?;
+                let (rt, broker, _, proto) = rest(3)?;
+                if proto.is_v5() {
+                    return Err(format!("MQTT 5 is a throughput option, in {s:?}"));
+                }
                 Ok(Self::Latency {
                     qos: qos(1)?,
                     count: num(2)?,
@@ -341,7 +409,10 @@ impl FromStr for Scenario {
             }
             Some("conn") => Ok(Self::Connections { count: num(1)? }),
             Some("proc") => {
-                let (_, broker, sub) = rest(3)?;
+                let (_, broker, sub, proto) = rest(3)?;
+                if proto.is_v5() {
+                    return Err(format!("MQTT 5 is a throughput option, in {s:?}"));
+                }
                 Ok(Self::Process {
                     qos: qos(1)?,
                     count: num(2)?,
@@ -425,6 +496,7 @@ pub fn plan(quick: bool) -> Vec<Scenario> {
                         rt,
                         broker,
                         sub,
+                        proto: Proto::V311,
                     });
                 }
             }
@@ -438,7 +510,23 @@ pub fn plan(quick: bool) -> Vec<Scenario> {
             rt: Rt::Current,
             broker: BrokerCfg::DEFAULT,
             sub: true,
+            proto: Proto::V311,
         });
+    }
+    // MQTT 5 against rumqttc's `v5` client, with and without Topic Aliases: 64 B, a
+    // subscriber, current-thread, mosquitto's defaults.
+    for (qos, n, nq) in [(0, 100_000, 5_000), (1, 50_000, 2_000), (2, 50_000, 1_000)] {
+        for proto in [Proto::V5, Proto::V5Alias] {
+            v.push(Scenario::Throughput {
+                qos,
+                size: 64,
+                count: k(n, nq),
+                rt: Rt::Current,
+                broker: BrokerCfg::DEFAULT,
+                sub: true,
+                proto,
+            });
+        }
     }
     for qos in [0, 1] {
         for nodelay in [false, true] {
@@ -501,5 +589,33 @@ mod tests {
         assert!(!f("tp:1"));
         assert!(!f("nosub"));
         assert!(Filter::new(&[]).matches(&s));
+        assert!(!f("v5"));
+    }
+
+    #[test]
+    fn v5_tokens() {
+        let s: Scenario = "tp:1:64:50000:ct:win20:nagle:sub:v5alias"
+            .parse()
+            .expect("valid");
+        assert!(matches!(
+            s,
+            Scenario::Throughput {
+                proto: Proto::V5Alias,
+                ..
+            }
+        ));
+        assert_eq!(s.libs(), &["tern", "rumqttc"]);
+        assert!(Filter::new(&["v5alias".to_owned()]).matches(&s));
+        assert!(!Filter::new(&["v5".to_owned()]).matches(&s));
+        let old: Scenario = "tp:1:64:50000:ct:win20:nagle:sub".parse().expect("valid");
+        assert!(matches!(
+            old,
+            Scenario::Throughput {
+                proto: Proto::V311,
+                ..
+            }
+        ));
+        assert!("lat:0:500:ct:win20:nagle:v5".parse::<Scenario>().is_err());
+        assert!(plan(false).contains(&s));
     }
 }

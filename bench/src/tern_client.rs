@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tern::{Broker, Client, ClientError, ConnectOptions, Event, Events, QoS};
+use tern::{Broker, Client, ClientError, ConnectOptions, Event, Events, Protocol, QoS};
 
-use crate::measure::{Window, self_rss};
+use crate::measure::{Window, new_socket, self_rss, socket_fds};
 use crate::record::{Ctx, Record};
-use crate::scenario::{Rt, Scenario};
-use crate::{IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, connect_concurrency, over_limit};
+use crate::scenario::{Proto, Rt, Scenario};
+use crate::{IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, Wire, connect_concurrency, over_limit};
 
 /// Publishes queued beyond the in-flight window, at most: enough to keep the window full.
 const QUEUE_AHEAD: u64 = 1000;
@@ -34,8 +34,12 @@ pub fn runtime(rt: Rt) -> tokio::runtime::Runtime {
     .expect("the runtime builds")
 }
 
-async fn connected(ctx: &Ctx, name: &str) -> Result<(Client, Events), String> {
-    let opts = ConnectOptions::new(ctx.client_id(name)).max_inflight(ctx.window);
+async fn connected(ctx: &Ctx, name: &str, proto: Proto) -> Result<(Client, Events), String> {
+    let mut opts = ConnectOptions::new(ctx.client_id(name)).max_inflight(ctx.window);
+    if proto.is_v5() {
+        // Topic Aliases are on by default at level 5.
+        opts = opts.protocol(Protocol::V5).topic_aliases(proto.aliases());
+    }
     let (c, ev) = Client::new(opts);
     c.connect(Broker::tcp(ctx.host.clone(), ctx.port))
         .await
@@ -58,8 +62,9 @@ pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
                 size,
                 count,
                 sub,
+                proto,
                 ..
-            } => throughput(&ctx, qos, size, count, sub)
+            } => throughput(&ctx, qos, size, count, sub, proto)
                 .await
                 .map(|t| t.fill(&mut rec)),
             Scenario::Latency { qos, count, .. } => {
@@ -87,10 +92,11 @@ async fn throughput(
     size: usize,
     count: u64,
     with_sub: bool,
+    proto: Proto,
 ) -> Result<Throughput, String> {
     let topic = ctx.topic("tp");
     let sub = if with_sub {
-        let (sub, sub_ev) = connected(ctx, "sub").await?;
+        let (sub, sub_ev) = connected(ctx, "sub", proto).await?;
         sub.subscribe([(topic.as_str(), qos(q))])
             .await
             .map_err(|e| format!("subscribe: {e}"))?;
@@ -98,7 +104,9 @@ async fn throughput(
     } else {
         None
     };
-    let (publ, mut pub_ev) = connected(ctx, "pub").await?;
+    let before = socket_fds();
+    let (publ, mut pub_ev) = connected(ctx, "pub", proto).await?;
+    let wire = Wire::start(new_socket(&before, &socket_fds()));
     let payload = Bytes::from(vec![b'x'; size]);
     let lag = Arc::new(Lag::default());
 
@@ -159,6 +167,7 @@ async fn throughput(
     };
     let (cpu, broker) = win.finish();
     let sleeps = win.sleeps();
+    let wire = wire.and_then(|w| w.finish());
     let _ = publ.close().await;
     if let Some(sub) = sub {
         let _ = sub.close().await;
@@ -172,12 +181,13 @@ async fn throughput(
         broker,
         max_lag: with_sub.then(|| lag.max()),
         sleeps,
+        wire,
     })
 }
 
 async fn latency(ctx: &Ctx, q: u8, count: u64) -> Result<LatencyHist, String> {
     let topic = ctx.topic("pp");
-    let (c, mut ev) = connected(ctx, "pp").await?;
+    let (c, mut ev) = connected(ctx, "pp", Proto::V311).await?;
     c.subscribe([(topic.as_str(), qos(q))])
         .await
         .map_err(|e| format!("subscribe: {e}"))?;

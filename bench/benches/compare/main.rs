@@ -11,6 +11,7 @@
 mod paho_client;
 mod process;
 mod rumqttc_client;
+mod rumqttc_v5_client;
 
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,8 @@ enum Cmd {
         reps: Option<u32>,
         /// Only scenarios matching one of these: `+`-joined terms that must all hold, each
         /// an id prefix (`tp:2`, `lat:0`) or an id token (`ct`, `mt`, `win20`, `win100`,
-        /// `win0`, `nagle`, `nodelay`, `sub`, `nosub`, `tp`, `lat`, `conn`, `proc`).
+        /// `win0`, `nagle`, `nodelay`, `sub`, `nosub`, `v5`, `v5alias`, `tp`, `lat`, `conn`,
+        /// `proc`).
         /// Example: `--only tp:2+ct+win0+nodelay+sub,lat`.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -142,8 +144,13 @@ fn main() {
                 }
                 ("floor", s @ Scenario::Latency { .. }) => floor::run(&ctx, s),
                 ("tern", s) => tern_bench::tern_client::run(&ctx, s),
+                ("rumqttc", s @ Scenario::Throughput { proto, .. }) if proto.is_v5() => {
+                    rumqttc_v5_client::run(&ctx, s)
+                }
                 ("rumqttc", s) => rumqttc_client::run(&ctx, s),
-                ("paho", s) => paho_client::run(&ctx, s),
+                ("paho", s) if !matches!(s, Scenario::Throughput { proto, .. } if proto.is_v5()) => {
+                    paho_client::run(&ctx, s)
+                }
                 (l, s) => {
                     let mut r = Record::new(l, &s.to_string());
                     r.error = Some("no such client for this scenario".to_owned());

@@ -146,6 +146,7 @@ fn throughput(
         broker,
         max_lag: with_sub.then(|| lag.max()),
         sleeps,
+        wire: None,
     })
 }
 

@@ -10,7 +10,7 @@ use tern_bench::record::{Ctx, Record};
 use tern_bench::scenario::Scenario;
 use tern_bench::tern_client::runtime;
 use tern_bench::{
-    IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, connect_concurrency, measure, over_limit,
+    IDLE, Lag, LatencyHist, RUN_LIMIT, Throughput, Wire, connect_concurrency, measure, over_limit,
 };
 
 fn qos(q: u8) -> QoS {
@@ -103,8 +103,10 @@ async fn throughput(
     } else {
         None
     };
+    let before = measure::socket_fds();
     let (publ, mut pub_el) = client(ctx, "pub", 1000);
     connack(&mut pub_el).await?;
+    let wire = Wire::start(measure::new_socket(&before, &measure::socket_fds()));
     let payload = vec![b'x'; size];
     let lag = Arc::new(Lag::default());
 
@@ -175,6 +177,7 @@ async fn throughput(
     };
     let (cpu, broker) = win.finish();
     let sleeps = win.sleeps();
+    let wire = wire.and_then(|w| w.finish());
     Ok(Throughput {
         count,
         size,
@@ -184,6 +187,7 @@ async fn throughput(
         broker,
         max_lag: with_sub.then(|| lag.max()),
         sleeps,
+        wire,
     })
 }
 
