@@ -179,9 +179,7 @@ impl Direction {
         let total = header_len + remaining;
         let first = self.buf[0];
         if first >> 4 == 3 {
-            if let Some(line) =
-                describe_publish(first, &self.buf[header_len..], remaining, level)
-            {
+            if let Some(line) = describe_publish(first, &self.buf[header_len..], remaining, level) {
                 tracing::debug!(target: PACKET_TARGET, "{} {line}", self.verb);
                 self.skip = total - self.buf.len().min(total);
                 self.buf.clear();
