@@ -1653,18 +1653,7 @@ impl Session {
                 properties: ReasonProperties::default(),
             });
         }
-        let id = ack.packet_id;
-        let filters = self.sent_subscribe_filters(id);
-        if let Some(expected) = filters
-            && expected != ack.return_codes.len()
-        {
-            return Err(ProtocolError::SubAckCountMismatch {
-                id,
-                got: ack.return_codes.len(),
-                expected,
-            });
-        }
-        let slot = self.complete(id, filters.is_some(), PacketType::SubAck)?;
+        let slot = self.complete_suback(ack.packet_id, ack.return_codes.len())?;
         self.events.push_back(Event::Subscribed {
             id: slot.req,
             granted: ack.return_codes,
@@ -1672,20 +1661,21 @@ impl Session {
         Ok(())
     }
 
-    /// MQTT 5 SUBACK: a reason code per filter reaches the request [MQTT-3.9.3-1].
-    fn on_suback_v5(&mut self, ack: SubAckV5) -> Result<(), ProtocolError> {
-        let id = ack.packet_id;
+    /// Completes the SUBSCRIBE that SUBACK `id` answers with `got` codes: one per filter of
+    /// the SUBSCRIBE sent [MQTT-3.9.3-1], else a protocol error.
+    fn complete_suback(&mut self, id: PacketId, got: usize) -> Result<Slot, ProtocolError> {
         let filters = self.sent_subscribe_filters(id);
         if let Some(expected) = filters
-            && expected != ack.reason_codes.len()
+            && expected != got
         {
-            return Err(ProtocolError::SubAckCountMismatch {
-                id,
-                got: ack.reason_codes.len(),
-                expected,
-            });
+            return Err(ProtocolError::SubAckCountMismatch { id, got, expected });
         }
-        let slot = self.complete(id, filters.is_some(), PacketType::SubAck)?;
+        self.complete(id, filters.is_some(), PacketType::SubAck)
+    }
+
+    /// MQTT 5 SUBACK: a reason code per filter reaches the request [MQTT-3.9.3-1].
+    fn on_suback_v5(&mut self, ack: SubAckV5) -> Result<(), ProtocolError> {
+        let slot = self.complete_suback(ack.packet_id, ack.reason_codes.len())?;
         self.events.push_back(Event::SubscribedV5 {
             id: slot.req,
             reasons: ack.reason_codes,

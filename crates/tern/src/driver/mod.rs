@@ -74,7 +74,7 @@ use tokio::time::{Instant, Sleep};
 use self::events::{Backlog, Unacked, awaiting_take};
 use self::io::{IoEvent, OUTBOX_HIGH_WATER, poll_io};
 use self::persist::Store;
-use self::read_tuning::ReadTuning;
+use self::read_tuning::{ReadTuning, Ticks};
 use self::reconnect::Reconnect;
 use self::requests::{Waiters, reply_connect};
 use self::turns::{TURN_EVENTS, requeue_is_a_turn};
@@ -92,6 +92,10 @@ const TARGET: &str = "tern::driver";
 /// How long closing waits for DISCONNECT to be written, and again for the broker to close its
 /// side (see [`io::close`]), before dropping the socket.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `close()` lets the requests made before it complete (ms; within the 65 s of
+/// [`Ticks`]).
+const DRAIN_MS: u16 = 5_000;
 
 /// The session's clock: tokio's (which tests may pause), as a `std` instant.
 fn now() -> std::time::Instant {
@@ -156,9 +160,11 @@ struct Link<'b> {
     /// Borrowed: every connection's task holds this state, and a `Broker` is 104 bytes.
     broker: &'b Broker,
     stage: Stage,
-    /// `close()` was called while requests were queued or in flight: they leave and complete
-    /// first, in call order, until this deadline; then DISCONNECT. No new command is taken.
-    draining: Option<Instant>,
+    /// `close()` was called at this tick while requests were queued or in flight: they leave
+    /// and complete first, in call order, for at most [`DRAIN_MS`]; then DISCONNECT. No new
+    /// command is taken. (A 2-byte tick, not an `Instant`: this state is in every idle
+    /// connection's task.)
+    draining: Option<Ticks>,
     /// Closing (`close()`, or DISCONNECT sent): the outbox is flushed until this deadline.
     closing: Option<Instant>,
     /// Why the session ended the connection, once it has.
@@ -550,10 +556,10 @@ impl Driver {
 
             // `close()` behind queued or in-flight requests: DISCONNECT once they are done (or
             // the drain's time is up), so that the wire order is the call order.
-            if let Some(until) = link.draining
+            if let Some(since) = link.draining
                 && link.ended.is_none()
                 && (self.session.in_flight() + self.session.queued() == 0
-                    || Instant::now() >= until)
+                    || Ticks::at(Instant::now()).since(since) >= DRAIN_MS)
             {
                 link.draining = None;
                 if self.session.disconnect(now()).is_err() {
@@ -635,7 +641,12 @@ impl Driver {
                 if link.stage != Stage::Connected {
                     next = Some(next.map_or(deadline, |t| t.min(deadline)));
                 }
-                if let Some(c) = link.closing.or(link.draining) {
+                let drained = link.draining.map(|since| {
+                    let now = Instant::now();
+                    let left = DRAIN_MS.saturating_sub(Ticks::at(now).since(since));
+                    now + Duration::from_millis(u64::from(left))
+                });
+                if let Some(c) = link.closing.or(drained) {
                     next = Some(next.map_or(c, |t| t.min(c)));
                 }
                 // Re-arm only for an earlier deadline: the keepalive deadline moves with every
@@ -819,10 +830,11 @@ mod tests {
     /// of memory per idle connection (issue 16, point 6; measured with
     /// `cargo run --release -p tern --example idle_memory`), of which this future is the
     /// largest part: 1,432 of the ~3.5 KiB measured (2,000 connections, current-thread
-    /// runtime). The budget is its size at the last measurement: raised to 1,456 for the
-    /// drain deadline of `close()` (call order, 16 bytes) and the session's MQTT 5 state
-    /// pointer (8 bytes), re-measured at 3.46 KiB per connection (2,000 and 10,000; 3.54 on the
-    /// multi-thread runtime). Raise it only with a new
+    /// runtime). The budget is its size at the last measurement: 1,456 with MQTT 5 (the
+    /// driver's boxed level 5 state and `Event::Connected`'s capabilities, +16; the session's
+    /// level 5 pointer, +8, paid for by the decoder's 4-byte size limit; `close()`'s drain
+    /// start is a 2-byte tick that fits in padding), re-measured at 3.74 KiB per connection
+    /// (2,000 connections; 3.75 on the multi-thread runtime). Raise it only with a new
     /// measurement under the target.
     const DRIVER_FUTURE_BUDGET: usize = 1456;
 

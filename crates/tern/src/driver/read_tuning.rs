@@ -70,7 +70,7 @@ impl Ticks {
     }
 
     /// Ticks from `earlier` to `self`.
-    fn since(self, earlier: Self) -> u16 {
+    pub(super) fn since(self, earlier: Self) -> u16 {
         self.0.wrapping_sub(earlier.0)
     }
 }

@@ -12,7 +12,8 @@ use tern_proto::{
 };
 use tokio::sync::oneshot;
 
-use super::{CLOSE_FLUSH_TIMEOUT, CloseReply, Driver, Link, Phase, Stage, now};
+use super::read_tuning::Ticks;
+use super::{CloseReply, Driver, Link, Phase, Stage, now};
 use crate::broker::Broker;
 use crate::chan;
 use crate::client::{Command, Event, Outcome, Reply, Request};
@@ -223,7 +224,7 @@ impl Driver {
                 if link.stage == Stage::Connected {
                     if self.session.in_flight() + self.session.queued() > 0 {
                         // Requests made before `close()` leave and complete first (bounded).
-                        link.draining = Some(tokio::time::Instant::now() + CLOSE_FLUSH_TIMEOUT);
+                        link.draining = Some(Ticks::at(tokio::time::Instant::now()));
                     } else if self.session.disconnect(now).is_err() {
                         link.ended.get_or_insert(DisconnectReason::Local);
                     }
