@@ -62,9 +62,10 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
 
 fn run(a: PubArgs) -> Result<(), Fatal> {
     let mut setup = mosq::setup(&a.common, "pub")?;
-    // Up to WINDOW completions may wait between two reads of the event stream: the
-    // client holds (never drops) that many. Its default, 1,024 in the channel and as many
-    // beside it, dropped the oldest beyond 2,048, and the publisher waited for them forever.
+    // Up to WINDOW completions may wait between two reads of the event stream; with an
+    // event capacity of WINDOW the client keeps them all (it drops the oldest only beyond
+    // twice that). Its default of 1,024 dropped completions past 2,048 unread, and the
+    // publisher waited for them forever.
     setup.options = setup.options.event_capacity(WINDOW);
     // Like mosquitto_pub, read a single message before connecting: a missing file fails
     // without touching the broker.
