@@ -52,7 +52,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
-use tern_proto::packet::ProtocolLevel;
+use tern_proto::packet::{ProtocolLevel, PublishV5};
 use tern_proto::{Decoder, Packet, PacketId};
 
 pub use tern_proto::Session;
@@ -81,6 +81,8 @@ const KIND_RECEIVED: u8 = 4;
 const KIND_RELEASED: u8 = 5;
 const KIND_FORGET_INCOMING: u8 = 6;
 const KIND_CLEAR: u8 = 7;
+/// A QoS 1/2 PUBLISH with its MQTT 5 properties (encoded at level 5).
+const KIND_PUBLISH_V5: u8 = 8;
 
 /// Opening a session store failed.
 #[non_exhaustive]
@@ -427,14 +429,33 @@ fn encode_op(op: &PersistOp, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; RECORD_HEADER]);
     match op {
-        PersistOp::Publish { seq, publish } => {
-            out.push(KIND_PUBLISH);
+        PersistOp::Publish {
+            seq,
+            publish,
+            properties,
+        } => {
+            // A PUBLISH with MQTT 5 properties is kept as a level 5 packet.
+            let (kind, level, packet) = match properties {
+                Some(p) => (
+                    KIND_PUBLISH_V5,
+                    ProtocolLevel::V5,
+                    Packet::PublishV5(Box::new(PublishV5 {
+                        publish: publish.clone(),
+                        properties: (**p).clone(),
+                    })),
+                ),
+                None => (
+                    KIND_PUBLISH,
+                    ProtocolLevel::V3_1_1,
+                    Packet::Publish(publish.clone()),
+                ),
+            };
+            out.push(kind);
             out.extend_from_slice(&seq.to_le_bytes());
-            let packet = Packet::Publish(publish.clone());
-            let mut bytes = BytesMut::with_capacity(packet.encoded_len());
+            let mut bytes = BytesMut::new();
             // The session encoded this PUBLISH's size and topic when it was queued; a
             // failure here would be a bug, and an empty body fails recovery loudly.
-            if packet.encode(&mut bytes).is_ok() {
+            if packet.encode_for(level, &mut bytes).is_ok() {
                 out.extend_from_slice(&bytes);
             }
         }
@@ -544,18 +565,36 @@ fn decode_body(body: &[u8]) -> Result<Record, String> {
                 .map(Record::Header)
                 .map_err(|_| "client id is not UTF-8".into());
         }
-        KIND_PUBLISH => {
+        KIND_PUBLISH | KIND_PUBLISH_V5 => {
             let seq = take_seq(&mut rest)?;
             let mut packet = BytesMut::from(rest);
-            let mut decoder = Decoder::new(ProtocolLevel::V3_1_1, usize::MAX);
-            match decoder.decode(&mut packet) {
-                Ok(Some(Packet::Publish(publish)))
-                    if packet.is_empty() && publish.packet_id().is_some() =>
-                {
-                    PersistOp::Publish { seq, publish }
+            let level = if kind == KIND_PUBLISH_V5 {
+                ProtocolLevel::V5
+            } else {
+                ProtocolLevel::V3_1_1
+            };
+            let mut decoder = Decoder::new(level, usize::MAX);
+            let (publish, properties) = match decoder.decode(&mut packet) {
+                Ok(Some(Packet::Publish(publish))) => (Some(publish), None),
+                Ok(Some(Packet::PublishV5(p))) => {
+                    let PublishV5 {
+                        publish,
+                        properties,
+                    } = *p;
+                    (Some(publish), Some(Box::new(properties)))
                 }
-                Ok(_) => return Err("not a single QoS 1/2 PUBLISH".into()),
+                Ok(_) => (None, None),
                 Err(e) => return Err(format!("stored PUBLISH does not decode: {e}")),
+            };
+            match publish {
+                Some(publish) if packet.is_empty() && publish.packet_id().is_some() => {
+                    PersistOp::Publish {
+                        seq,
+                        publish,
+                        properties,
+                    }
+                }
+                _ => return Err("not a single QoS 1/2 PUBLISH".into()),
             }
         }
         KIND_PUBREL => {

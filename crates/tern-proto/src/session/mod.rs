@@ -394,7 +394,11 @@ impl Session {
         let mut last = None;
         for flow in snapshot.outgoing() {
             let (seq, id, packet) = match flow {
-                OutgoingFlow::Publish { seq, publish } => {
+                OutgoingFlow::Publish {
+                    seq,
+                    publish,
+                    properties,
+                } => {
                     let Some(id) = publish.packet_id() else {
                         // A snapshot never holds QoS 0 (`Snapshot::apply` drops it).
                         continue;
@@ -403,7 +407,18 @@ impl Session {
                     // Sent or not before the crash, nobody knows: re-delivery is the safe
                     // reading [MQTT-3.3.1-1].
                     publish.dup = true;
-                    (*seq, id, Packet::Publish(publish))
+                    let packet = match properties {
+                        // The MQTT 5 properties come back with it (a 3.1.1 session restoring
+                        // a level 5 store sends the PUBLISH alone: it cannot carry them).
+                        Some(p) if self.config.level.is_v5() => {
+                            Packet::PublishV5(Box::new(PublishV5 {
+                                publish,
+                                properties: (**p).clone(),
+                            }))
+                        }
+                        _ => Packet::Publish(publish),
+                    };
+                    (*seq, id, packet)
                 }
                 OutgoingFlow::PubRel { seq, id } => (*seq, *id, Packet::PubRel(*id)),
             };
@@ -1986,12 +2001,13 @@ impl Session {
             match id {
                 Some(id) => {
                     // Write-ahead: recorded before the PUBLISH can be handed out, with the
-                    // order `start_flight` gives it. (The store keeps the PUBLISH without
-                    // its MQTT 5 properties.)
+                    // order `start_flight` gives it; at MQTT 5 with its properties, never
+                    // with a Topic Alias (the stored topic is whole).
                     let seq = self.next_seq;
                     self.persist(|| PersistOp::Publish {
                         seq,
                         publish: publish.clone(),
+                        properties: stored_properties(msg.properties.as_deref()),
                     });
                     let packet = match msg.properties {
                         Some(properties) => Packet::PublishV5(Box::new(PublishV5 {
@@ -2083,7 +2099,15 @@ impl Session {
                     };
                     let mut publish = p.clone();
                     publish.dup = false;
-                    snapshot.apply(PersistOp::Publish { seq, publish });
+                    let properties = match &slot.packet {
+                        Packet::PublishV5(p) => stored_properties(Some(&p.properties)),
+                        _ => None,
+                    };
+                    snapshot.apply(PersistOp::Publish {
+                        seq,
+                        publish,
+                        properties,
+                    });
                 }
                 Packet::PubRel(_) => snapshot.apply(PersistOp::PubRel { seq, id }),
                 _ => {}
@@ -2412,4 +2436,14 @@ fn queued_control(req: RequestId, packet: Packet) -> Option<QueuedControl> {
 fn encode_fixed(packet: &Packet, out: &mut BytesMut) {
     let result = packet.encode(out);
     debug_assert!(result.is_ok(), "{packet:?} failed to encode: {result:?}");
+}
+
+/// A publish's MQTT 5 properties as the store keeps them: without a Topic Alias (the stored
+/// topic is whole, and an alias means nothing on the next connection).
+fn stored_properties(properties: Option<&PublishProperties>) -> Option<Box<PublishProperties>> {
+    properties.map(|p| {
+        let mut p = p.clone();
+        p.topic_alias = None;
+        Box::new(p)
+    })
 }

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::packet::{PacketId, Publish};
+use crate::packet::{PacketId, Publish, PublishProperties};
 
 /// A change to the durable part of a session, in the order the session made it.
 ///
@@ -29,9 +29,11 @@ pub enum PersistOp {
     Publish {
         /// Order in which the publish left the command queue.
         seq: u64,
-        /// The packet, DUP clear. At MQTT 5 without its properties (a restored publish is
-        /// re-sent without them), and never with a Topic Alias: the topic is always whole.
+        /// The packet, DUP clear, never with a Topic Alias: the topic is always whole.
         publish: Publish,
+        /// Its MQTT 5 properties (none below level 5), without a Topic Alias; a restored
+        /// publish is re-sent with them.
+        properties: Option<Box<PublishProperties>>,
     },
     /// The broker sent PUBREC for our QoS 2 publish `id`: from now on PUBREL is (re)sent,
     /// never the PUBLISH [MQTT-4.3.3-1].
@@ -63,6 +65,8 @@ pub enum OutgoingFlow {
         seq: u64,
         /// The packet.
         publish: Publish,
+        /// Its MQTT 5 properties, if any.
+        properties: Option<Box<PublishProperties>>,
     },
     /// QoS 2 awaiting PUBCOMP: PUBREL is re-sent.
     PubRel {
@@ -114,10 +118,20 @@ impl Snapshot {
     /// emits) is ignored.
     pub fn apply(&mut self, op: PersistOp) {
         match op {
-            PersistOp::Publish { seq, publish } => {
+            PersistOp::Publish {
+                seq,
+                publish,
+                properties,
+            } => {
                 if let Some(id) = publish.packet_id() {
-                    self.outgoing
-                        .insert(id, OutgoingFlow::Publish { seq, publish });
+                    self.outgoing.insert(
+                        id,
+                        OutgoingFlow::Publish {
+                            seq,
+                            publish,
+                            properties,
+                        },
+                    );
                 }
             }
             PersistOp::PubRel { seq, id } => {
@@ -161,9 +175,14 @@ impl Snapshot {
     /// our flows in original order, then the broker's ids.
     pub fn ops(&self) -> Vec<PersistOp> {
         let outgoing = self.outgoing().into_iter().map(|flow| match flow {
-            OutgoingFlow::Publish { seq, publish } => PersistOp::Publish {
+            OutgoingFlow::Publish {
+                seq,
+                publish,
+                properties,
+            } => PersistOp::Publish {
                 seq: *seq,
                 publish: publish.clone(),
+                properties: properties.clone(),
             },
             OutgoingFlow::PubRel { seq, id } => PersistOp::PubRel { seq: *seq, id: *id },
         });

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use bytes::Bytes;
 use tern_proto::session::{PersistOp, Snapshot};
-use tern_proto::{PacketId, Publish, QosPid, TopicName};
+use tern_proto::{MqttString, PacketId, Publish, PublishProperties, QosPid, TopicName};
 
 use super::{LOG, SessionStore, StoreError, TMP};
 
@@ -26,7 +26,30 @@ fn publish_op(n: u16, seq: u64, payload: &str) -> PersistOp {
         topic: TopicName::new("t/persist").unwrap(),
         payload: Bytes::from(payload.to_owned()),
     };
-    PersistOp::Publish { seq, publish }
+    // Every third one carries MQTT 5 properties (its own record kind).
+    let properties = n.is_multiple_of(3).then(|| {
+        Box::new(PublishProperties {
+            content_type: Some(MqttString::new("text/plain").unwrap()),
+            correlation_data: Some(Bytes::from_static(b"\x00corr")),
+            message_expiry_interval: Some(60),
+            user_properties: vec![
+                (
+                    MqttString::new("k").unwrap(),
+                    MqttString::new("v1").unwrap(),
+                ),
+                (
+                    MqttString::new("k").unwrap(),
+                    MqttString::new("v2").unwrap(),
+                ),
+            ],
+            ..Default::default()
+        })
+    });
+    PersistOp::Publish {
+        seq,
+        publish,
+        properties,
+    }
 }
 
 /// A batch touching every record kind.

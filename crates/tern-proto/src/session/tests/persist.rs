@@ -54,7 +54,7 @@ fn a_qos2_publish_is_recorded_at_each_stage_in_order() {
     assert_eq!(pair.sent(), [Packet::PubRel(n)]);
     pair.deliver(Packet::PubComp(n)).unwrap();
     let [
-        PersistOp::Publish { seq, publish },
+        PersistOp::Publish { seq, publish, .. },
         PersistOp::PubRel { seq: seq2, id: rel },
         PersistOp::Done(done),
     ] = pair.ops.as_slice()
@@ -201,10 +201,12 @@ fn restore_orders_by_first_send_and_later_publishes_follow() {
     s.apply(PersistOp::Publish {
         seq: 9,
         publish: p(3, b"late"),
+        properties: None,
     });
     s.apply(PersistOp::Publish {
         seq: 4,
         publish: p(8, b"early"),
+        properties: None,
     });
     let mut pair = Pair::new(config().clean_session(false).persistence(true));
     pair.session.restore(&s).unwrap();

@@ -16,7 +16,8 @@ use crate::packet::{
     UnsubAckV5, WillProperties,
 };
 use crate::session::{
-    ApiMisuse, DisconnectReason, Event, Message, ProtocolError, RequestError, SessionConfig,
+    ApiMisuse, DisconnectReason, Event, Message, OutgoingFlow, ProtocolError, RequestError,
+    SessionConfig, Snapshot,
 };
 use crate::text::MqttString;
 
@@ -1543,4 +1544,67 @@ fn commands_queued_before_the_connack_are_checked_against_it() {
             Event::Published(plain),
         ]
     );
+}
+
+#[test]
+fn a_stored_publish_keeps_its_properties_and_a_restored_one_is_resent_with_them() {
+    // The write-ahead record of a level 5 publish carries its properties (never a Topic
+    // Alias); restored into a new session after a crash, the PUBLISH is re-sent with them.
+    let config = v5_config()
+        .clean_session(false)
+        .persistence(true)
+        .connect_properties(ConnectProperties {
+            session_expiry_interval: Some(60),
+            ..Default::default()
+        });
+    let mut pair = connected_with(
+        config.clone(),
+        ConnAckProperties {
+            topic_alias_maximum: Some(4),
+            ..Default::default()
+        },
+    );
+    let properties = PublishProperties {
+        content_type: Some(s("text/plain")),
+        correlation_data: Some(Bytes::from_static(b"c-1")),
+        user_properties: vec![(s("k"), s("v1")), (s("k"), s("v2"))],
+        ..Default::default()
+    };
+    pair.publish(with_props(
+        msg("store/t", b"1", QoS::AtLeastOnce),
+        properties.clone(),
+    ));
+    let sent = pair.sent();
+    assert!(
+        as_publish(&sent[0])
+            .1
+            .is_some_and(|p| p.topic_alias.is_some()),
+        "the live PUBLISH uses an alias: {sent:?}"
+    );
+    let mut snapshot = Snapshot::new();
+    for op in pair.ops.clone() {
+        snapshot.apply(op);
+    }
+    let [
+        OutgoingFlow::Publish {
+            properties: kept,
+            publish,
+            ..
+        },
+    ] = snapshot.outgoing()[..]
+    else {
+        panic!("{:?}", snapshot.outgoing())
+    };
+    assert_eq!(kept.as_deref(), Some(&properties), "stored whole, no alias");
+    assert_eq!(publish.topic.as_str(), "store/t");
+
+    // A new process: restore, reconnect, the re-send carries the properties.
+    let mut pair = Pair::new(config);
+    pair.session.restore(&snapshot).unwrap();
+    open(&mut pair, connack_v5(true, ConnAckProperties::default()));
+    let sent = pair.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (p, props) = as_publish(&sent[0]);
+    assert!(p.dup);
+    assert_eq!(props, Some(&properties));
 }
