@@ -444,6 +444,19 @@ pub(crate) fn with_defaults(cmd: Cmd, args: Vec<OsString>) -> Result<Vec<OsStrin
 
 /// Parses one flag shared by both commands (by its canonical spelling); `Ok(false)` when
 /// `flag` is not one of them.
+/// The payload flags `pub` and `rr` share (`-m`, `-f`, `-s`, `-l`, `-n`); `None` for any
+/// other flag.
+fn source_flag(flag: &str, cur: &mut Cursor) -> Result<Option<Source>> {
+    Ok(Some(match flag {
+        "-m" => Source::Message(cur.bytes(flag)?),
+        "-f" => Source::File(cur.path(flag)?),
+        "-s" => Source::Stdin,
+        "-l" => Source::Lines,
+        "-n" => Source::Null,
+        _ => return Ok(None),
+    }))
+}
+
 fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
     match flag {
         "-h" => c.host = Some(cur.string(flag)?),
@@ -736,6 +749,10 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
         if common_flag(&mut common, flag, &mut cur)? {
             continue;
         }
+        if let Some(source) = source_flag(flag, &mut cur)? {
+            sources.push(source);
+            continue;
+        }
         match flag {
             "--help" => return Ok(Parsed::Help),
             "--version" => return Ok(Parsed::Version),
@@ -743,11 +760,6 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
                 let path = cur.path(flag)?;
                 cur.include(&path)?;
             }
-            "-m" => sources.push(Source::Message(cur.bytes(flag)?)),
-            "-f" => sources.push(Source::File(cur.path(flag)?)),
-            "-s" => sources.push(Source::Stdin),
-            "-l" => sources.push(Source::Lines),
-            "-n" => sources.push(Source::Null),
             "--payload-size" => {
                 let n: usize = cur.number(flag, "payload size")?;
                 if n > tern_proto::packet::MAX_REMAINING_LENGTH {
@@ -824,6 +836,10 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
         if common_flag(&mut common, flag, &mut cur)? {
             continue;
         }
+        if let Some(source) = source_flag(flag, &mut cur)? {
+            sources.push(source);
+            continue;
+        }
         match flag {
             "--help" => return Ok(Parsed::Help),
             "--version" => return Ok(Parsed::Version),
@@ -831,11 +847,6 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
                 let path = cur.path(flag)?;
                 cur.include(&path)?;
             }
-            "-m" => sources.push(Source::Message(cur.bytes(flag)?)),
-            "-f" => sources.push(Source::File(cur.path(flag)?)),
-            "-s" => sources.push(Source::Stdin),
-            "-l" => sources.push(Source::Lines),
-            "-n" => sources.push(Source::Null),
             "-e" => {
                 let t = cur.string(flag)?;
                 TopicName::new(&t).map_err(|e| {
