@@ -233,6 +233,28 @@ fn target_ratio(
     }
 }
 
+/// A throughput cell's three ratios against rumqttc (throughput in `metric`, client CPU,
+/// broker CPU), each counted in `tally` under `label`.
+fn throughput_targets(
+    st: &dyn Fn(&str, &str) -> Option<Stat>,
+    metric: &str,
+    label: &str,
+    tally: &mut [Tally; 3],
+) -> [String; 3] {
+    let targets = [
+        (metric, TP_TARGET, true),
+        ("client_cpu_us", CLIENT_CPU_TARGET, false),
+        ("broker_cpu_us", BROKER_CPU_TARGET, false),
+    ];
+    let mut out: [String; 3] = Default::default();
+    for (i, (m, target, higher)) in targets.into_iter().enumerate() {
+        let (ratio, ok) = target_ratio(st("tern", m), st("rumqttc", m), target, higher);
+        tally[i].add(ok, || label.to_owned());
+        out[i] = ratio;
+    }
+    out
+}
+
 /// Tallies of met and missed targets.
 #[derive(Default)]
 struct Tally {
@@ -298,23 +320,7 @@ fn matrix_table(
         note_failures(ix, c, &LIBS, notes);
         let st = |l: &str, m: &str| ix.stat(&id, l, m);
         let m = |l: &str, m: &str, u: Unit| med(ix, &id, l, m, u);
-        let (tp, tp_ok) = target_ratio(st("tern", metric), st("rumqttc", metric), TP_TARGET, true);
-        let (cc, cc_ok) = target_ratio(
-            st("tern", "client_cpu_us"),
-            st("rumqttc", "client_cpu_us"),
-            CLIENT_CPU_TARGET,
-            false,
-        );
-        let (bc, bc_ok) = target_ratio(
-            st("tern", "broker_cpu_us"),
-            st("rumqttc", "broker_cpu_us"),
-            BROKER_CPU_TARGET,
-            false,
-        );
-        let label = || format!("`{c}`");
-        tally[0].add(tp_ok, label);
-        tally[1].add(cc_ok, label);
-        tally[2].add(bc_ok, label);
+        let [tp, cc, bc] = throughput_targets(&st, metric, &format!("`{c}`"), tally);
         let _ = write!(
             s,
             "| {} | {} | {} | {} | {} | {tp} | {} · {} · {} | {cc} | {} · {} | {bc} | {} · {}, {} · {} |",
@@ -408,28 +414,7 @@ fn v5_table(
         note_failures(ix, c, &["tern", "rumqttc"], notes);
         let st = |l: &str, m: &str| ix.stat(&id, l, m);
         let m = |l: &str, m: &str, u: Unit| med(ix, &id, l, m, u);
-        let (tp, tp_ok) = target_ratio(
-            st("tern", "msgs_per_sec"),
-            st("rumqttc", "msgs_per_sec"),
-            TP_TARGET,
-            true,
-        );
-        let (cc, cc_ok) = target_ratio(
-            st("tern", "client_cpu_us"),
-            st("rumqttc", "client_cpu_us"),
-            CLIENT_CPU_TARGET,
-            false,
-        );
-        let (bc, bc_ok) = target_ratio(
-            st("tern", "broker_cpu_us"),
-            st("rumqttc", "broker_cpu_us"),
-            BROKER_CPU_TARGET,
-            false,
-        );
-        let label = || format!("`{c}`");
-        tally[0].add(tp_ok, label);
-        tally[1].add(cc_ok, label);
-        tally[2].add(bc_ok, label);
+        let [tp, cc, bc] = throughput_targets(&st, "msgs_per_sec", &format!("`{c}`"), tally);
         let lag = |l: &str| {
             if sub {
                 m(l, "max_lag", Unit::Count)
