@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tern::QoS;
+use tern::{Protocol, QoS};
+
+use crate::mosq::props::Properties;
 
 use super::topic::Template;
 
@@ -87,8 +89,16 @@ pub(crate) struct Opts {
     pub(crate) hosts: Vec<String>,
     /// `-p`.
     pub(crate) port: Option<u16>,
-    /// `-V 3|4`: MQTT 3.1 or 3.1.1.
-    pub(crate) v31: bool,
+    /// `-V 3|4|5`: MQTT 3.1, 3.1.1 or 5.
+    pub(crate) protocol: Protocol,
+    /// `-x`: MQTT 5 Session Expiry Interval in seconds (`u32::MAX`: never); `None`: see
+    /// [`Opts::session_expiry`].
+    pub(crate) session_expiry: Option<u32>,
+    /// MQTT 5: topic aliases for outgoing publishes, within the broker's Topic Alias
+    /// Maximum (`--no-topic-alias`: off).
+    pub(crate) topic_alias: bool,
+    /// `--prop k=v` (pub, MQTT 5): User Properties every publish carries, in order.
+    pub(crate) props: Properties,
     /// `-c`: connections.
     pub(crate) count: u32,
     /// `-n`: the first client index (several processes never share ids).
@@ -155,7 +165,10 @@ impl Opts {
             role,
             hosts: vec!["localhost".into()],
             port: None,
-            v31: false,
+            protocol: Protocol::V3_1_1,
+            session_expiry: None,
+            topic_alias: true,
+            props: Properties::default(),
             count: 200,
             start: 0,
             conn_pace: ConnPace::Every(Duration::from_millis(10)),
@@ -201,6 +214,20 @@ impl Opts {
         self.rate.unwrap_or_else(|| {
             f64::from(self.count) * 1000.0 / (self.interval.as_secs_f64() * 1000.0)
         })
+    }
+
+    /// Whether the connections speak MQTT 5.
+    pub(crate) fn v5(&self) -> bool {
+        self.protocol == Protocol::V5
+    }
+
+    /// The Session Expiry Interval an MQTT 5 connection asks for: `-x`, else 0 with
+    /// `-C true` and "never" (`u32::MAX`) with `-C false`. A session that ends with its
+    /// connection (emqtt-bench's 0) would lose what a subscriber missed while it was away,
+    /// so `-C false` keeps the 3.1.1 meaning.
+    pub(crate) fn session_expiry(&self) -> u32 {
+        self.session_expiry
+            .unwrap_or(if self.clean { 0 } else { u32::MAX })
     }
 
     /// The client id of connection `index` (absolute: `-n` + position).
@@ -263,15 +290,38 @@ pub(crate) fn parse(role: Role, args: &[String]) -> Result<Parsed, UsageError> {
             }
             "-p" | "--port" => o.port = Some(num(flag, &value("a port")?)?),
             "-V" | "--version" => {
-                o.v31 = match value("3 or 4")?.as_str() {
-                    "3" => true,
-                    "4" => false,
+                o.protocol = match value("3, 4 or 5")?.as_str() {
+                    "3" | "mqttv31" => Protocol::V3_1,
+                    "4" | "mqttv311" => Protocol::V3_1_1,
+                    "5" | "mqttv5" => Protocol::V5,
                     v => {
                         return Err(usage(format!(
-                            "-V {v}: tern speaks MQTT 3 (3.1) and 4 (3.1.1)"
+                            "-V {v}: tern bench speaks 3 (MQTT 3.1), 4 (3.1.1) and 5 (MQTT 5)"
                         )));
                     }
                 }
+            }
+            "-x" | "--session-expiry" => {
+                let v = value("seconds or never")?;
+                o.session_expiry = Some(match v.as_str() {
+                    "never" => u32::MAX,
+                    n => num(flag, n)?,
+                });
+            }
+            "--no-topic-alias" => o.topic_alias = false,
+            "--prop" => {
+                let v = value("a user property k=v")?;
+                let Some((k, val)) = v.split_once('=') else {
+                    return Err(usage(format!("--prop {v:?}: expected NAME=VALUE")));
+                };
+                // mosquitto's `-D publish user-property NAME VALUE`, checked the same way.
+                let mut words = ["publish", "user-property", k, val]
+                    .map(str::to_owned)
+                    .into_iter();
+                let mut next = || Ok(words.next());
+                o.props
+                    .add(&mut next)
+                    .map_err(|e| usage(format!("--prop {v:?}: {e}")))?;
             }
             "-c" | "--count" => {
                 o.count = num(flag, &value("a count")?)?;
@@ -434,6 +484,23 @@ fn check(o: &Opts, size_set: bool) -> Result<(), UsageError> {
     if o.transport.certfile.is_some() != o.transport.keyfile.is_some() {
         return Err(usage("--certfile and --keyfile go together"));
     }
+    if o.protocol != Protocol::V5 {
+        let v5_only = if o.session_expiry.is_some() {
+            Some("-x (session expiry)")
+        } else if !o.topic_alias {
+            Some("--no-topic-alias")
+        } else if o.props.any {
+            Some("--prop (user properties)")
+        } else {
+            None
+        };
+        if let Some(flag) = v5_only {
+            return Err(usage(format!("{flag} is MQTT 5: add -V 5")));
+        }
+    }
+    if o.props.any && o.role != Role::Pub {
+        return Err(usage("--prop is for tern bench pub"));
+    }
     if o.start.checked_add(u64::from(o.count)).is_none() {
         return Err(usage("-n + -c overflows"));
     }
@@ -552,6 +619,66 @@ mod tests {
         );
         assert_eq!(opts(Role::Sub, "-t x --reconnect 0").reconnect, None);
         assert_eq!(o.client_id(105), format!("{}105", default_prefix()));
+    }
+
+    #[test]
+    fn mqtt5_flags_parse() {
+        for v in ["5", "mqttv5"] {
+            let o = opts(Role::Pub, &format!("-V {v} -t x"));
+            assert!(o.v5(), "-V {v}");
+            assert!(o.topic_alias, "topic aliases are on by default");
+            assert_eq!(
+                o.session_expiry(),
+                0,
+                "-C true: the session ends with the link"
+            );
+        }
+        assert_eq!(opts(Role::Sub, "-V 3 -t x").protocol, Protocol::V3_1);
+        assert_eq!(
+            opts(Role::Sub, "-V mqttv311 -t x").protocol,
+            Protocol::V3_1_1
+        );
+        let o = opts(
+            Role::Pub,
+            "-V 5 -t x -C false --no-topic-alias --prop a=1 --prop b=x=y --prop a=2",
+        );
+        assert!(!o.topic_alias);
+        assert_eq!(o.session_expiry(), u32::MAX, "-C false keeps the session");
+        let users: Vec<_> = o
+            .props
+            .publish
+            .user_properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(users, [("a", "1"), ("b", "x=y"), ("a", "2")]);
+        assert_eq!(
+            opts(Role::Sub, "-V 5 -t x -C false -x 600").session_expiry(),
+            600
+        );
+        assert_eq!(opts(Role::Conn, "-V 5 -x never").session_expiry(), u32::MAX);
+        assert_eq!(opts(Role::Conn, "-V 5 -C false -x 0").session_expiry(), 0);
+    }
+
+    #[test]
+    fn mqtt5_only_flags_need_v5() {
+        for (role, bad) in [
+            (Role::Pub, "-V 6 -t x"),
+            (Role::Pub, "-V 311 -t x"),
+            (Role::Pub, "-t x -x 60"),
+            (Role::Pub, "-V 4 -t x --no-topic-alias"),
+            (Role::Pub, "-t x --prop a=b"),
+            (Role::Pub, "-V 5 -t x --prop novalue"),
+            (Role::Sub, "-V 5 -t x --prop a=b"),
+            (Role::Conn, "-V 5 -x soon"),
+            (Role::Conn, "-V 5 -x -1"),
+        ] {
+            assert!(parse(role, &args(bad)).is_err(), "{bad} was accepted");
+        }
+        let Err(e) = parse(Role::Pub, &args("-V 6 -t x")) else {
+            panic!("-V 6 accepted");
+        };
+        assert!(e.0.contains("5 (MQTT 5)"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use tern::{Client, ClientError, Event, Events, Outcome, SubscribeReturnCode};
+use tern::{
+    Client, ClientError, ConnectError, ConnectionError, Event, Events, Outcome, RequestError,
+    SubscribeReturnCode, Subscription,
+};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -15,11 +18,12 @@ use tokio::time::Instant;
 use super::args::{Opts, Role};
 use super::header::{self, Header};
 use super::pace::Pacer;
-use super::stats::{Counter, Reporter, Stats};
+use super::stats::{Counter, Reason, Reporter, Stage, Stats};
 use super::streams::Streams;
 use super::target::Target;
 use super::topic::Fill;
 use crate::mosq::{Fatal, exit};
+use crate::pubcmd::with_properties;
 
 /// How long a finished publisher waits for its last acknowledgements.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -158,10 +162,12 @@ async fn go(o: Arc<Opts>) -> Result<(), Fatal> {
         }
     }
     if stats.get(Counter::ConnectSucc) == 0
-        && let Some((code, _, msg)) = stats.failures().into_iter().next()
+        && let Some((_, code, _, msg)) =
+            stats.failures().into_iter().find(|f| f.0 == Stage::Connect)
     {
-        // A refusal's text already ends in its code: "... not authorised (5)".
-        let (exit, message) = if (1..=5).contains(&code) {
+        // A refusal's text already ends in its code: "... not authorised (5)", "... Not
+        // authorized (0x87)".
+        let (exit, message) = if code.is_refusal() {
             (exit::REFUSED, format!("Connection error: {msg}"))
         } else {
             (
@@ -247,9 +253,31 @@ async fn connect(ctx: &Ctx, index: u64) -> Option<(Client, Events)> {
             Some((client, events))
         }
         Err(e) => {
-            ctx.stats.connect_failed(e.code(), e.to_string());
+            ctx.stats.connect_failed(connect_reason(&e), e.to_string());
             None
         }
+    }
+}
+
+/// A failed connection's reason code: an MQTT 5 CONNACK's own, else the seed's.
+fn connect_reason(e: &ConnectError) -> Reason {
+    match e {
+        ConnectError::RefusedV5(ack) => Reason::Code(ack.reason.to_u8()),
+        e => Reason::Seed(e.code()),
+    }
+}
+
+/// The reason code of a publish the broker refused (MQTT 5 PUBACK or PUBREC >= 0x80, PUBCOMP
+/// 0x92); `None` for failures without one (a session lost, a queue closed).
+fn publish_reason(e: &ClientError) -> Option<Reason> {
+    match e {
+        ClientError::Request(
+            RequestError::PubAckRefused { code, .. } | RequestError::PubRecRefused { code, .. },
+        ) => Some(Reason::Code(code.to_u8())),
+        ClientError::Request(RequestError::PubCompRefused { code, .. }) => {
+            Some(Reason::Code(code.to_u8()))
+        }
+        _ => None,
     }
 }
 
@@ -406,10 +434,18 @@ async fn publish(ctx: Ctx) {
                 ),
                 _ => p.topic.clone(),
             };
-            match p
-                .client
-                .try_publish(&topic, payload.freeze(), o.qos, o.retain)
-            {
+            let queued = if o.props.any {
+                p.client.try_publish_with(with_properties(
+                    tern::Publish::new(topic, payload.freeze())
+                        .qos(o.qos)
+                        .retain(o.retain),
+                    &o.props.publish,
+                ))
+            } else {
+                p.client
+                    .try_publish(&topic, payload.freeze(), o.qos, o.retain)
+            };
+            match queued {
                 Ok(_) => sent += 1,
                 Err(ClientError::QueueFull(_)) => ctx.stats.inc(Counter::PubOverrun),
                 Err(_) => ctx.stats.inc(Counter::PubFail),
@@ -442,7 +478,12 @@ async fn drain_publisher(ctx: &Ctx, client: Client, mut events: Events) {
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(Event::Completed { result: Ok(_), .. }) => ctx.stats.inc(Counter::Pub),
-                Some(Event::Completed { result: Err(_), .. }) => ctx.stats.inc(Counter::PubFail),
+                Some(Event::Completed { result: Err(e), .. }) => {
+                    ctx.stats.inc(Counter::PubFail);
+                    if let Some(reason) = publish_reason(&e) {
+                        ctx.stats.failed(Stage::Publish, reason, e.to_string());
+                    }
+                }
                 Some(other) => {
                     if !lifecycle(ctx, &other, &mut up) {
                         // Gone for good: what it had queued will not complete.
@@ -496,7 +537,13 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
     });
     // Not `subscribe().await`: a resumed session's backlog arrives before the SUBACK and
     // must be read for the SUBACK to be read.
-    let ticket = match client.try_subscribe([(topic.as_str(), o.qos)]) {
+    let subscribed = if o.v5() {
+        // The MQTT 5 form: its SUBACK's reason code per filter comes back.
+        client.try_subscribe_with([Subscription::new(topic.as_str(), o.qos)], None)
+    } else {
+        client.try_subscribe([(topic.as_str(), o.qos)])
+    };
+    let ticket = match subscribed {
         Ok(t) => Some(t),
         Err(_) => {
             ctx.stats.inc(Counter::SubFail);
@@ -528,9 +575,7 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
                     }
                 }
                 Some(Event::Completed { ticket: t, result }) if Some(t) == ticket => {
-                    let granted = matches!(&result, Ok(Outcome::Subscribed(codes))
-                        if codes.iter().all(|c| *c != SubscribeReturnCode::Failure));
-                    ctx.stats.inc(if granted { Counter::Sub } else { Counter::SubFail });
+                    suback(ctx, &result);
                 }
                 Some(other) => {
                     if !lifecycle(ctx, &other, &mut up) {
@@ -543,6 +588,48 @@ async fn receive(ctx: &Ctx, index: u64, client: Client, mut events: Events) {
         }
     }
     close(ctx, &client, up).await;
+}
+
+/// Counts a subscription's outcome: `sub` when every filter was granted, else `sub_fail`
+/// and each refusal under its reason code.
+fn suback(ctx: &Ctx, result: &Result<Outcome, ClientError>) {
+    let refused: Vec<(Reason, String)> = match result {
+        Ok(Outcome::Subscribed(codes)) => codes
+            .iter()
+            .filter(|c| **c == SubscribeReturnCode::Failure)
+            .map(|c| {
+                (
+                    Reason::Code(c.to_u8()),
+                    "SUBACK refused the filter".to_owned(),
+                )
+            })
+            .collect(),
+        Ok(Outcome::SubscribedV5(ack)) => ack
+            .reasons
+            .iter()
+            .filter(|r| r.is_error())
+            .map(|r| {
+                let why = match &ack.reason_string {
+                    Some(s) => format!("SUBACK refused the filter: {r}: {s:?}"),
+                    None => format!("SUBACK refused the filter: {r}"),
+                };
+                (Reason::Code(r.to_u8()), why)
+            })
+            .collect(),
+        Ok(_) => Vec::new(),
+        Err(_) => {
+            ctx.stats.inc(Counter::SubFail);
+            return;
+        }
+    };
+    if refused.is_empty() {
+        ctx.stats.inc(Counter::Sub);
+        return;
+    }
+    ctx.stats.inc(Counter::SubFail);
+    for (reason, why) in refused {
+        ctx.stats.failed(Stage::Subscribe, reason, why);
+    }
 }
 
 /// Counts a connection's comings and goings (`up`: it is established now); false once it is
@@ -559,11 +646,22 @@ fn lifecycle(ctx: &Ctx, ev: &Event, up: &mut bool) -> bool {
             }
         }
         Event::ConnectFailed { error, will_retry } => {
-            ctx.stats.connect_failed(error.code(), error.to_string());
+            ctx.stats
+                .connect_failed(connect_reason(error), error.to_string());
             return *will_retry;
         }
-        Event::Disconnected { will_reconnect, .. } => {
+        Event::Disconnected {
+            will_reconnect,
+            error,
+        } => {
             ctx.stats.inc(Counter::Disconnect);
+            if let ConnectionError::Server(d) = error {
+                ctx.stats.failed(
+                    Stage::Disconnect,
+                    Reason::Code(d.reason.to_u8()),
+                    error.to_string(),
+                );
+            }
             if *up {
                 *up = false;
                 ctx.stats.link(false);

@@ -31,14 +31,18 @@ connections:
   -h HOSTS          comma-separated hosts (or mqtt://, mqtts://, ws://, wss:// URIs); client
                     index i connects to HOSTS[i mod n] (default localhost)
   -p PORT           port (default: the transport's, 1883/8883/80/443)
-  -V 3|4            MQTT 3.1 or 3.1.1 (default 4)
+  -V 3|4|5          MQTT 3.1, 3.1.1 or 5 (also mqttv31, mqttv311, mqttv5; default 4)
   -c COUNT          connections (default 200)
   -n START          first client index (default 0): several processes never share ids
   -R RATE           connections opened per second
   -i MS             or: milliseconds between two connections (default 10; 0 all at once)
   -u USER -P PASS   credentials
   -k SECS           keep alive (default 300)
-  -C true|false     clean session (default true)
+  -C true|false     clean session (default true); at -V 5 clean start, and with false
+                    the session never expires unless -x says otherwise
+  -x SECS           MQTT 5 session expiry interval (never: u32::MAX; default 0 with
+                    -C true, never with -C false, so a subscriber away keeps its messages)
+  --no-topic-alias  MQTT 5: no topic aliases (default: used, within the broker's maximum)
   --prefix P        client id prefix (default: the host name); ids are P_bench_ROLE_INDEX
   --shortids        ids are P INDEX (P defaults to the host name)
   --reconnect N     reconnect after a lost connection, giving up after N failed attempts
@@ -52,6 +56,7 @@ messages:
                     message), %% a percent sign
   -q 0|1|2          QoS (default 0)
   -r                retain (pub)
+  --prop NAME=VALUE MQTT 5 user property on every publish (pub; repeatable, in order)
   -s BYTES          payload size, at least the 40-byte header (default 256)
   --payload-file F  payload: the header, then this file's bytes
   -I MS             milliseconds between two messages of one publisher (default 1000)
@@ -73,10 +78,12 @@ run:
   --hdr FILE        latency histogram (conn: connect latency) as an HdrHistogram interval log
   --quiet           no per-second lines, only the summary
 
-Counters: connect_succ, connect_fail (by reason code in the summary), disconnect,
-reconnect, sub, sub_fail, pub (completed: QoS 0 written, 1 PUBACK, 2 PUBCOMP), pub_fail,
-pub_overrun (the client's queue was full: the asked rate outran it), pub_unfinished
-(queued, never completed), recv, dup; the summary adds lost.
+Counters: connect_succ, connect_fail, disconnect, reconnect, sub, sub_fail, pub
+(completed: QoS 0 written, 1 PUBACK, 2 PUBCOMP), pub_fail, pub_overrun (the client's queue
+was full: the asked rate outran it), pub_unfinished (queued, never completed), recv, dup;
+the summary adds lost, and failures by reason code: connect (3.1.1: the seed's -5..5;
+MQTT 5: the CONNACK's, e.g. 0x87), publish (PUBACK/PUBREC >= 0x80), subscribe (per filter)
+and, at MQTT 5, the broker's DISCONNECT.
 
 Every payload starts with a header (send time, publisher, sequence number): subscribers
 measure end-to-end latency from the instant each message was scheduled, and losses and
@@ -84,7 +91,8 @@ duplicates per publisher. Output: one line per counter per second
 (`3s recv total=6000 rate=2000/sec`), then a summary.
 
 Exit status: 0 done; 1 error (files, runtime); 2 bad command line; 3 no connection at all
-(the reason code is in the message, e.g. -5 nothing listening); 5 refused by the broker.
+(the reason code is in the message, e.g. -5 nothing listening); 5 refused by the broker
+(CONNACK 1..5, or an MQTT 5 reason code such as 0x87).
 ";
 
 /// `tern bench ...`.

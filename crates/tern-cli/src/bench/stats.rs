@@ -82,6 +82,79 @@ impl Counter {
     }
 }
 
+/// Where a failure counted by reason code happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Stage {
+    /// Connecting: no CONNACK, or a CONNACK refusing.
+    Connect,
+    /// PUBACK or PUBREC refusing (reason code >= 0x80, MQTT 5), PUBCOMP's 0x92.
+    Publish,
+    /// A SUBACK refusing a filter (3.1.1's 0x80, MQTT 5's reason codes).
+    Subscribe,
+    /// MQTT 5: the broker ended a connection with DISCONNECT and a reason code.
+    Disconnect,
+}
+
+const STAGES: [Stage; 4] = [
+    Stage::Connect,
+    Stage::Publish,
+    Stage::Subscribe,
+    Stage::Disconnect,
+];
+
+impl Stage {
+    /// The word in the summary and the `--json` key (`connect_failures`, …).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Publish => "publish",
+            Self::Subscribe => "subscribe",
+            Self::Disconnect => "disconnect",
+        }
+    }
+}
+
+/// The reason code of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Reason {
+    /// The seed's code of a 3.1.1 connect failure: -5..=-1 the network or a timeout, 1..=5
+    /// the CONNACK return code (printed as a number: `5`).
+    Seed(i32),
+    /// A reason code the broker sent (MQTT 5 CONNACK, PUBACK, PUBREC, SUBACK, DISCONNECT;
+    /// 3.1.1's SUBACK 0x80), printed in hex: `0x87`.
+    Code(u8),
+}
+
+impl Reason {
+    /// The number in `--json`'s `code`.
+    pub(crate) fn number(self) -> i32 {
+        match self {
+            Self::Seed(c) => c,
+            Self::Code(b) => i32::from(b),
+        }
+    }
+
+    /// Whether the broker refused (a CONNACK code, not a network failure).
+    pub(crate) fn is_refusal(self) -> bool {
+        match self {
+            Self::Seed(c) => (1..=5).contains(&c),
+            Self::Code(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Seed(c) => write!(f, "{c}"),
+            Self::Code(b) => write!(f, "{b:#04x}"),
+        }
+    }
+}
+
+/// Failures by stage and reason code: how many, and the first one's message.
+pub(crate) type Failures = Vec<(Stage, Reason, u64, String)>;
+
 /// Latency histograms are in microseconds, 1 µs to 1 hour, 3 significant digits.
 pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
@@ -97,8 +170,8 @@ struct Latency {
 pub(crate) struct Stats {
     counters: [AtomicU64; ALL.len()],
     latency: Mutex<Latency>,
-    /// Connect failures by the seed's reason code: count and one message.
-    failures: Mutex<BTreeMap<i32, (u64, String)>>,
+    /// Failures by stage and reason code: count and one message.
+    failures: Mutex<BTreeMap<(Stage, Reason), (u64, String)>>,
     streams: Mutex<Streams>,
     /// Connections established now.
     established: std::sync::atomic::AtomicI64,
@@ -160,10 +233,18 @@ impl Stats {
         l.interval.saturating_record(us);
     }
 
-    /// A connection attempt failed with `code` (the seed's reason code).
-    pub(crate) fn connect_failed(&self, code: i32, message: String) {
+    /// A connection attempt failed with `reason`.
+    pub(crate) fn connect_failed(&self, reason: Reason, message: String) {
         self.inc(Counter::ConnectFail);
-        lock(&self.failures).entry(code).or_insert((0, message)).0 += 1;
+        self.failed(Stage::Connect, reason, message);
+    }
+
+    /// Counts a failure under its stage and reason code (the counters are the caller's).
+    pub(crate) fn failed(&self, stage: Stage, reason: Reason, message: String) {
+        lock(&self.failures)
+            .entry((stage, reason))
+            .or_insert((0, message))
+            .0 += 1;
     }
 
     /// Accounts a received header; counts duplicates.
@@ -179,11 +260,11 @@ impl Stats {
         lock(&self.streams).to_json()
     }
 
-    /// Connect failures by reason code: (code, count, one message).
-    pub(crate) fn failures(&self) -> Vec<(i32, u64, String)> {
+    /// Failures by stage and reason code, in that order: (stage, code, count, one message).
+    pub(crate) fn failures(&self) -> Failures {
         lock(&self.failures)
             .iter()
-            .map(|(&c, (n, m))| (c, *n, m.clone()))
+            .map(|(&(s, c), (n, m))| (s, c, *n, m.clone()))
             .collect()
     }
 
@@ -217,7 +298,7 @@ pub(crate) struct Summary {
     pub(crate) latency: Option<Histogram<u64>>,
     /// `None` when no message carried a header.
     pub(crate) lost: Option<u64>,
-    pub(crate) failures: Vec<(i32, u64, String)>,
+    pub(crate) failures: Failures,
 }
 
 /// p50, p90, p99, p99.9 and max, in milliseconds.
@@ -253,8 +334,11 @@ impl Summary {
             }
             s.push('\n');
         }
-        for (code, n, msg) in &self.failures {
-            s += &format!("  connect failures, reason code {code}: {n} ({msg})\n");
+        for (stage, code, n, msg) in &self.failures {
+            s += &format!(
+                "  {} failures, reason code {code}: {n} ({msg})\n",
+                stage.name()
+            );
         }
         s
     }
@@ -274,18 +358,26 @@ impl Summary {
             m.insert("count".into(), json!(h.len()));
             Value::Object(m)
         });
-        let failures: Vec<Value> = self
-            .failures
-            .iter()
-            .map(|(c, n, m)| json!({"code": c, "count": n, "error": m}))
-            .collect();
-        json!({"summary": {
+        let mut summary = json!({
             "elapsed": self.elapsed.as_secs_f64(),
             "counters": counters,
             "lost": self.lost,
             self.latency_tag: latency,
-            "connect_failures": failures,
-        }})
+        });
+        // `connect_failures`, `publish_failures`, …: `code` a number (135), `reason` as
+        // printed (`0x87`; the seed's codes as numbers, `-5`).
+        for stage in STAGES {
+            let list: Vec<Value> = self
+                .failures
+                .iter()
+                .filter(|f| f.0 == stage)
+                .map(|(_, c, n, m)| {
+                    json!({"code": c.number(), "reason": c.to_string(), "count": n, "error": m})
+                })
+                .collect();
+            summary[format!("{}_failures", stage.name())] = Value::Array(list);
+        }
+        json!({ "summary": summary })
     }
 }
 
@@ -472,5 +564,52 @@ impl Reporter {
             f.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_told_by_stage_and_reason_code() {
+        let s = Stats::new("latency", Streams::default());
+        s.connect_failed(Reason::Seed(-5), "nothing listening".into());
+        s.connect_failed(Reason::Code(0x87), "Not authorized (0x87)".into());
+        s.connect_failed(Reason::Code(0x87), "another".into());
+        s.failed(Stage::Publish, Reason::Code(0x87), "PUBACK refused".into());
+        s.failed(
+            Stage::Subscribe,
+            Reason::Code(0x80),
+            "SUBACK refused".into(),
+        );
+        assert_eq!(s.get(Counter::ConnectFail), 3);
+        let summary = s.summary(Duration::from_secs(1));
+        let text = summary.text();
+        for line in [
+            "  connect failures, reason code -5: 1 (nothing listening)\n",
+            "  connect failures, reason code 0x87: 2 (Not authorized (0x87))\n",
+            "  publish failures, reason code 0x87: 1 (PUBACK refused)\n",
+            "  subscribe failures, reason code 0x80: 1 (SUBACK refused)\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+        let j = &summary.json()["summary"];
+        assert_eq!(
+            j["connect_failures"],
+            json!([
+                {"code": -5, "reason": "-5", "count": 1, "error": "nothing listening"},
+                {"code": 135, "reason": "0x87", "count": 2, "error": "Not authorized (0x87)"},
+            ])
+        );
+        assert_eq!(j["publish_failures"][0]["reason"], "0x87");
+        assert_eq!(j["subscribe_failures"][0]["code"], 0x80);
+        assert_eq!(j["disconnect_failures"], json!([]));
+    }
+
+    #[test]
+    fn only_connack_codes_are_refusals() {
+        assert!(Reason::Seed(5).is_refusal() && Reason::Code(0x86).is_refusal());
+        assert!(!Reason::Seed(-5).is_refusal() && !Reason::Seed(-2).is_refusal());
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tern::tls::Roots;
-use tern::{Broker, ConnectOptions, Protocol, ReconnectPolicy, Scheme, TlsOptions};
+use tern::{Broker, ConnectOptions, ReconnectPolicy, Scheme, TlsOptions};
 
 use super::args::Opts;
 
@@ -66,12 +66,12 @@ impl Target {
             .keep_alive(o.keep_alive)
             .clean_session(o.clean)
             .max_inflight(o.inflight)
-            .protocol(if o.v31 {
-                Protocol::V3_1
-            } else {
-                Protocol::V3_1_1
-            })
+            .protocol(o.protocol)
             .tls(self.tls.clone());
+        if o.v5() {
+            opts.v5.session_expiry = Some(o.session_expiry());
+            opts.v5.topic_aliases = o.topic_alias;
+        }
         if let Some(u) = &o.username {
             opts = opts.credentials(u.clone(), o.password.clone());
         }
@@ -124,5 +124,27 @@ mod tests {
             ]
         );
         assert_eq!(t.connection(0).1.port, 1999);
+    }
+
+    #[test]
+    fn mqtt5_connections_carry_the_session_expiry_and_alias_choice() {
+        let target = |line: &str| {
+            let args: Vec<String> = line.split(' ').map(str::to_owned).collect();
+            let Ok(Parsed::Run(o)) = parse(Role::Conn, &args) else {
+                panic!("parse {line}");
+            };
+            Target::new(Arc::new(*o)).expect("target").connection(0).0
+        };
+        let kept = target("-V 5 -C false");
+        assert_eq!(kept.protocol, tern::Protocol::V5);
+        assert!(!kept.clean_session);
+        assert_eq!(kept.v5.session_expiry, Some(u32::MAX));
+        assert!(kept.v5.topic_aliases);
+        let bounded = target("-V 5 -C false -x 90 --no-topic-alias");
+        assert_eq!(bounded.v5.session_expiry, Some(90));
+        assert!(!bounded.v5.topic_aliases);
+        assert_eq!(target("-V 5").v5.session_expiry, Some(0));
+        assert_eq!(target("-V 4").protocol, tern::Protocol::V3_1_1);
+        assert_eq!(target("-V 4 -C false").v5.session_expiry, None);
     }
 }
