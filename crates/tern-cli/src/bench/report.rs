@@ -50,6 +50,9 @@ pub(crate) struct Merged {
     pub(crate) gauges: BTreeMap<(u64, String), u64>,
     /// Lost messages from the runs' summaries.
     pub(crate) lost: u64,
+    /// Failures from the runs' summaries: (stage, reason code as printed) → (count, the
+    /// first message).
+    pub(crate) failures: BTreeMap<(String, String), (u64, String)>,
     /// The latency histograms, per tag (`latency`, `connect`).
     pub(crate) latency: BTreeMap<String, Histogram<u64>>,
     /// Per wall-clock second (of the interval's start), per tag.
@@ -86,6 +89,7 @@ impl Merged {
             let v: Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
             if let Some(s) = v.get("summary") {
                 self.lost += s.get("lost").and_then(Value::as_u64).unwrap_or(0);
+                self.add_failures(s);
                 continue;
             }
             let t = v
@@ -111,6 +115,32 @@ impl Merged {
             *self.per_second.entry((t, counter.to_owned())).or_default() += count;
         }
         Ok(())
+    }
+
+    /// Adds a summary's `connect_failures`, `publish_failures`, … by reason code.
+    fn add_failures(&mut self, summary: &Value) {
+        let Some(obj) = summary.as_object() else {
+            return;
+        };
+        for (key, list) in obj {
+            let (Some(stage), Some(list)) = (key.strip_suffix("_failures"), list.as_array()) else {
+                continue;
+            };
+            for f in list {
+                // Summaries before `reason` existed carry only the number.
+                let reason = match (f.get("reason").and_then(Value::as_str), f.get("code")) {
+                    (Some(r), _) => r.to_owned(),
+                    (None, Some(c)) => c.to_string(),
+                    (None, None) => continue,
+                };
+                let count = f.get("count").and_then(Value::as_u64).unwrap_or(0);
+                let error = f.get("error").and_then(Value::as_str).unwrap_or_default();
+                self.failures
+                    .entry((stage.to_owned(), reason))
+                    .or_insert_with(|| (0, error.to_owned()))
+                    .0 += count;
+            }
+        }
     }
 
     fn add_hdr(&mut self, path: &Path, text: &str) -> Result<(), ReportError> {
@@ -181,6 +211,9 @@ impl Merged {
             s += &format!("  {c:<13} {n:>12}\n");
         }
         s += &format!("  {:<13} {:>12}\n", "lost", self.lost);
+        for ((stage, reason), (n, error)) in &self.failures {
+            s += &format!("  {stage} failures, reason code {reason}: {n} ({error})\n");
+        }
         for (tag, h) in &self.latency {
             s += &format!("  {tag} ms ({} samples):", h.len());
             for (name, v) in percentiles(h) {
@@ -428,6 +461,37 @@ mod tests {
         merged.svg(&svg).expect("svg");
         let drawn = std::fs::read_to_string(&svg).expect("read svg");
         assert!(drawn.contains("<svg") && drawn.contains("recv") && drawn.contains("p99"));
+    }
+
+    #[test]
+    fn failures_add_by_stage_and_reason_code() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        std::fs::write(
+            &a,
+            "{\"summary\":{\"lost\":0,\"connect_failures\":[{\"code\":-5,\"count\":2,\"error\":\"refused\"}],\
+             \"publish_failures\":[{\"code\":135,\"reason\":\"0x87\",\"count\":3,\"error\":\"PUBACK\"}]}}\n",
+        )
+        .expect("a");
+        std::fs::write(
+            &b,
+            "{\"summary\":{\"publish_failures\":[{\"code\":135,\"reason\":\"0x87\",\"count\":4,\"error\":\"other\"}],\
+             \"subscribe_failures\":[]}}\n",
+        )
+        .expect("b");
+        let mut merged = Merged::default();
+        for f in [&a, &b] {
+            merged.add_file(f).expect("merge");
+        }
+        let text = merged.text();
+        assert!(
+            text.contains("  publish failures, reason code 0x87: 7 (PUBACK)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  connect failures, reason code -5: 2 (refused)\n"),
+            "{text}"
+        );
     }
 
     #[test]
