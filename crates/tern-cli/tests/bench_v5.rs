@@ -2,8 +2,8 @@
 //! (with and without topic aliases, user properties on every publish), `conn`, loss
 //! accounting across a restarted subscriber (which at level 5 rests on the Session Expiry
 //! Interval), and failures counted by their reason codes: PUBACK 0x87 from an ACL, a
-//! refusing CONNACK, and a SUBACK refusal (which mosquitto's acl_file never sends) from a
-//! scripted broker.
+//! refusing CONNACK, and from a scripted broker what mosquitto 2.0 never sends: a SUBACK
+//! refusal and a DISCONNECT with a reason code. Topic aliases are measured on the wire.
 
 mod bench_support;
 
@@ -446,6 +446,40 @@ fn bad_version_and_v5_only_flags_are_usage_errors() {
     assert!(
         out.stderr
             .contains("-V 6: tern bench speaks 3 (MQTT 3.1), 4 (3.1.1) and 5 (MQTT 5)"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_broker_disconnect_counts_under_its_reason_code() {
+    // mosquitto 2.0.11 closes a taken-over session's socket without a DISCONNECT: a
+    // scripted broker sends the one a newer broker would.
+    let script = Script::new()
+        .expect_connect()
+        .send(&[0x20, 0x03, 0x00, 0x00, 0x00][..])
+        .send(&[0xE0, 0x01, 0x8E][..])
+        .read_until_closed();
+    let broker = ScriptedBroker::start(script).await;
+    let port = broker.port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("conn.json");
+    let json2 = json.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = tern(["bench", "conn", "-V", "5", "-h", "127.0.0.1", "-p", &port]);
+        cmd.args(["-c", "1", "--duration", "5", "--quiet"])
+            .args(["--json", path(&json2)]);
+        run(cmd)
+    })
+    .await
+    .expect("runner thread");
+    out.assert_code(0);
+    let s = summary(&json);
+    assert_eq!(counter(&s, "disconnect"), 1, "{s}");
+    assert_eq!(failures(&s, "disconnect"), [("0x8e".to_owned(), 1)], "{s}");
+    assert!(
+        out.text().contains(
+            "disconnect failures, reason code 0x8e: 1 (disconnected by the broker: Session taken over (0x8e))"
+        ),
         "{out}"
     );
 }
