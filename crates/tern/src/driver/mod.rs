@@ -240,8 +240,9 @@ struct Driver {
     /// loop last looked: it gets one turn before the driver writes (see `serve`).
     woke_app: bool,
     /// QoS 1/2 messages handed out and not yet taken by the application: acknowledged once
-    /// the channel's taken count reaches their position (see `ack_taken`); always `None`
-    /// with `manual_ack`.
+    /// the channel's taken count reaches their position (see `ack_taken`); with
+    /// `manual_ack` only responses to the callback API's requests (which the application
+    /// never acks itself).
     unacked: Unacked,
     /// Events handed out since the driver last yielded on its own (see [`TURN_EVENTS`]).
     /// Waiting for the socket is not counted as a yield: that would take state in every

@@ -321,6 +321,7 @@ impl Driver {
             Request::Exchange { publish, reply } => {
                 self.rr_request(*publish, reply, now);
             }
+            Request::GiveUp { ticket, after } => self.rr_give_up(ticket, after),
             Request::SubscribeStream {
                 filter,
                 options,
