@@ -888,12 +888,17 @@ impl Client {
         rx.await.map_err(|_| ClientError::Shutdown)?
     }
 
-    /// MQTT 5: like [`close`](Self::close), with the DISCONNECT's reason code —
+    /// MQTT 5: [`close`](Self::close) with the DISCONNECT's reason code —
     /// [`DisconnectReasonCode::DisconnectWithWillMessage`](crate::DisconnectReasonCode) has the
     /// broker publish the will, which a normal close (0x00) deletes — and, optionally, a new
-    /// Session Expiry Interval (refused when CONNECT asked for 0 and this is not 0
-    /// [MQTT-3.14.2-2]). Below MQTT 5 it fails with
-    /// [`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5) and the connection stays open.
+    /// Session Expiry Interval. It drains as `close()` does: the requests made before it
+    /// leave and complete first (publishes behind the in-flight window too, for up to 5 s),
+    /// then this DISCONNECT is sent, flushed, and the connection closed.
+    ///
+    /// Refused at once, the connection staying open and nothing drained, below MQTT 5
+    /// ([`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5)) and for a non-zero expiry when
+    /// CONNECT asked for 0 ([`ApiMisuse::ExpiryAfterZero`](crate::ApiMisuse::ExpiryAfterZero),
+    /// [MQTT-3.14.2-2]).
     pub async fn close_with(
         &self,
         reason: tern_proto::DisconnectReasonCode,
