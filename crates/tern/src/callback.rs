@@ -14,8 +14,9 @@
 //! [`server_capabilities`](CallbackClient::server_capabilities); `on_offline` gets the
 //! broker's DISCONNECT reason ([`ConnectionError::Server`]);
 //! [`subscribe_handler`](CallbackClient::subscribe_handler) gives a subscription (a shared
-//! one too) its own message handler. Request/response is async: use
-//! [`client`](CallbackClient::client).
+//! one too) its own message handler; [`request`](CallbackClient::request) is
+//! request/response, its callback getting the response (or the timeout) in order with the
+//! messages.
 //!
 //! No runtime to create: clients share one background tokio runtime, and each client has
 //! one dispatcher thread that runs its callbacks one at a time, in event order. Callbacks
@@ -263,10 +264,6 @@ impl CallbackClient {
         self.inner.client.try_close()
     }
 
-    /// Registers `done` under the ticket of the command `send` issues. The handlers lock is
-    /// held across `send` so the dispatcher cannot see the completion before `done` is in
-    /// place; when the queue is full, waits outside the lock and retries (bounded by the
-    /// driver draining it).
     /// The protocol level of the last connection (what [`Protocol::Auto`] settled on);
     /// `None` before the first.
     pub fn protocol(&self) -> Option<Protocol> {
@@ -427,6 +424,52 @@ impl CallbackClient {
         result
     }
 
+    /// MQTT 5 request/response, as [`Client::request`]: publishes `publish` with a Response
+    /// Topic and fresh Correlation Data; `callback` gets the response (its
+    /// [`correlation_data`](Message::correlation_data) is the request's), or
+    /// [`ClientError::NoResponse`] once `timeout` has passed, or the failure (a refused
+    /// publish, the client gone). It runs once, on the dispatcher thread like every
+    /// callback, never concurrently with another: in event order, so a message the broker
+    /// delivered before the response has been handed to its handler
+    /// ([`on_message`](Self::on_message) or a [`subscribe_handler`](Self::subscribe_handler)
+    /// one) before `callback` runs. A QoS 1/2 response is acknowledged once `callback` has
+    /// returned (with [`manual_ack`](crate::ConnectOptions::manual_ack) too: the request owns
+    /// it). A response arriving after the timeout goes to `on_message` like any message.
+    ///
+    /// Below MQTT 5 (the options ask for 3.1/3.1.1, or [`Protocol::Auto`] settled on one)
+    /// it returns [`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5) at once and `callback`
+    /// never runs. Blocks only while the command queue is full.
+    pub fn request(
+        &self,
+        publish: Publish,
+        timeout: std::time::Duration,
+        callback: impl FnOnce(&Self, Result<Message, ClientError>) + Send + 'static,
+    ) -> Result<(), ClientError> {
+        let below_v5 = matches!(
+            self.inner.client.protocol_option(),
+            Protocol::V3_1 | Protocol::V3_1_1
+        ) || self.protocol().is_some_and(|p| p != Protocol::V5);
+        if below_v5 {
+            return Err(tern_proto::ApiMisuse::NeedsV5("request/response").into());
+        }
+        self.with_ticket(
+            |c| c.try_request_on(publish.clone(), timeout, runtime().handle()),
+            Box::new(move |c, r| {
+                callback(
+                    c,
+                    r.and_then(|o| match o {
+                        Outcome::Response(msg) => Ok(*msg),
+                        _ => Err(ClientError::Shutdown),
+                    }),
+                );
+            }),
+        )
+    }
+
+    /// Registers `done` under the ticket of the command `send` issues. The handlers lock is
+    /// held across `send` so the dispatcher cannot see the completion before `done` is in
+    /// place; when the queue is full, waits outside the lock and retries (bounded by the
+    /// driver draining it).
     fn with_ticket(
         &self,
         send: impl Fn(&Client) -> Result<Ticket, ClientError>,

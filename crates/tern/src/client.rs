@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tern_proto::session::AckToken;
@@ -61,6 +62,9 @@ pub enum Outcome {
     ReAuthenticating,
     /// UNSUBACK.
     Unsubscribed,
+    /// MQTT 5 request/response: the response to a request (of
+    /// [`CallbackClient::request`](crate::callback::CallbackClient::request)).
+    Response(Box<Message>),
 }
 
 /// An application message received from the broker; at MQTT 5 with its
@@ -238,11 +242,15 @@ pub(crate) enum Request {
         reply: Reply<UnsubAck>,
     },
     /// A request of [`Client::request`]: published with a response topic and correlation
-    /// data; the matching response goes to `reply`.
+    /// data; the matching response goes to `reply` (as an [`Event::Completed`] with
+    /// [`Outcome::Response`], in order with the messages, for the callback API).
     Exchange {
         publish: Box<Publish>,
-        reply: oneshot::Sender<Result<Message, ClientError>>,
+        reply: Reply<Message>,
     },
+    /// The request of `ticket` gave up after `after`: it completes with
+    /// [`ClientError::NoResponse`] unless its response (or failure) came first.
+    GiveUp { ticket: Ticket, after: Duration },
     /// A subscription whose messages go to their own stream ([`Client::subscribe_stream`]).
     SubscribeStream {
         filter: TopicFilter,
@@ -796,16 +804,19 @@ impl Client {
     /// their request, not to [`Events`]; one that arrives after its request gave up goes to
     /// [`Events`] as an ordinary message (nothing is dropped).
     ///
-    /// A responder answers with [`Publish::response_to`].
+    /// A responder answers with [`Publish::response_to`]. Below MQTT 5 it fails with
+    /// [`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5) (nothing is subscribed or sent).
+    /// The callback API's counterpart is
+    /// [`CallbackClient::request`](crate::callback::CallbackClient::request).
     pub async fn request(
         &self,
         publish: Publish,
-        timeout: std::time::Duration,
+        timeout: Duration,
     ) -> Result<Message, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Request(Request::Exchange {
             publish: Box::new(publish),
-            reply: tx,
+            reply: Reply::Await(tx),
         }))
         .await?;
         match tokio::time::timeout(timeout, rx).await {
@@ -813,6 +824,37 @@ impl Client {
             Ok(Err(_)) => Err(ClientError::Shutdown),
             Err(_) => Err(ClientError::NoResponse(timeout)),
         }
+    }
+
+    /// Like [`request`](Self::request) without waiting: the response (or the failure, or
+    /// [`ClientError::NoResponse`] once `timeout` has passed, timed on `runtime`) is an
+    /// [`Event::Completed`] with [`Outcome::Response`] for the returned ticket, in event
+    /// order: after every message received before the response. The driver decides between
+    /// the response and the timeout, so exactly one completion comes.
+    pub(crate) fn try_request_on(
+        &self,
+        publish: Publish,
+        timeout: Duration,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Ticket, ClientError> {
+        let ticket = self.ticket();
+        self.try_send(Command::Request(Request::Exchange {
+            publish: Box::new(publish),
+            reply: Reply::Event(ticket),
+        }))?;
+        // Does not keep the client alive: once every handle is gone nobody waits.
+        let shared = Arc::downgrade(&self.shared);
+        runtime.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(shared) = shared.upgrade() {
+                let give_up = Request::GiveUp {
+                    ticket,
+                    after: timeout,
+                };
+                let _ = shared.commands.send(Command::Request(give_up)).await;
+            }
+        });
+        Ok(ticket)
     }
 
     /// MQTT 5 enhanced authentication: starts a re-authentication with the
@@ -846,16 +888,21 @@ impl Client {
         rx.await.map_err(|_| ClientError::Shutdown)?
     }
 
-    /// MQTT 5: like [`close`](Self::close), with the DISCONNECT's reason code —
+    /// MQTT 5: [`close`](Self::close) with the DISCONNECT's reason code —
     /// [`DisconnectReasonCode::DisconnectWithWillMessage`](crate::DisconnectReasonCode) has the
     /// broker publish the will, which a normal close (0x00) deletes — and, optionally, a new
-    /// Session Expiry Interval (refused when CONNECT asked for 0 and this is not 0
-    /// [MQTT-3.14.2-2]). Below MQTT 5 it fails with
-    /// [`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5) and the connection stays open.
+    /// Session Expiry Interval. It drains as `close()` does: the requests made before it
+    /// leave and complete first (publishes behind the in-flight window too, for up to 5 s),
+    /// then this DISCONNECT is sent, flushed, and the connection closed.
+    ///
+    /// Refused at once, the connection staying open and nothing drained, below MQTT 5
+    /// ([`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5)) and for a non-zero expiry when
+    /// CONNECT asked for 0 ([`ApiMisuse::ExpiryAfterZero`](crate::ApiMisuse::ExpiryAfterZero),
+    /// [MQTT-3.14.2-2]).
     pub async fn close_with(
         &self,
         reason: tern_proto::DisconnectReasonCode,
-        session_expiry: Option<std::time::Duration>,
+        session_expiry: Option<Duration>,
     ) -> Result<(), ClientError> {
         let mut d = tern_proto::DisconnectV5::new(reason);
         d.properties.session_expiry_interval =

@@ -225,6 +225,16 @@ impl Publish {
     }
 
     /// Sets the Message Expiry Interval (whole seconds; rounded up).
+    ///
+    /// The client counts it down while it holds the publish, as a broker does
+    /// [MQTT-3.3.2-6]: one waiting to be sent (offline, or behind the in-flight window)
+    /// leaves with what is left, or, once it has run out, is never sent and fails with
+    /// [`RequestError::Expired`](crate::RequestError::Expired); one re-sent after a reconnect
+    /// carries what is left since it was first sent — run out, a QoS 1 publish is not
+    /// re-sent (it fails the same way), a QoS 2 one is re-sent with 1 s (the broker may hold
+    /// its packet id, so its flow must finish). Not covered: a publish restored from a
+    /// [session store](crate::ConnectOptions::session_store) after a restart is re-sent with
+    /// the interval it was first sent with (the store keeps no time).
     pub fn message_expiry(mut self, after: Duration) -> Self {
         self.message_expiry = Some(after);
         self

@@ -9,6 +9,10 @@
 //!   before DISCONNECT is written and the disconnect reported; a publish issued after
 //!   `close()` waits for the next connection.
 //!
+//! - MQTT 5 `close_with(reason, expiry)` drains the same way, then sends its DISCONNECT:
+//!   with Disconnect with Will Message (0x04) the broker publishes the will after the 200
+//!   messages; with a normal disconnection (0x00) it does not publish it.
+//!
 //! Either way a subscriber gets every one of them, in call order, once: what was written
 //! before DISCONNECT reached the broker. (Dropping the socket with the broker's PUBACKs
 //! unread once made the kernel reset the connection, and mosquitto discarded the publishes
@@ -21,7 +25,12 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 
 use common::{connected, next_message, unique, within};
-use tern::{Broker, ConnectOptions, ConnectionError, Event, Events, QoS, Ticket};
+use std::time::Duration;
+
+use tern::{
+    ApiMisuse, Broker, ClientError, ConnectOptions, ConnectionError, DisconnectReasonCode, Event,
+    Events, Protocol, QoS, Ticket, Will,
+};
 use tern_testkit::Mosquitto;
 
 const BURST: usize = 200;
@@ -246,4 +255,102 @@ async fn close_returns_when_the_broker_never_closes_its_side() {
     let received = within("the client's FIN", got_fin).await.unwrap();
     assert_eq!(received, [0xE0, 0x00], "DISCONNECT, then our side closed");
     broker.abort();
+}
+
+/// A burst of 200 QoS 1 publishes (window 50) at MQTT 5 by a client with a will, then
+/// `close_with(reason)` right behind them: every publish completes before the local
+/// disconnect, and a subscriber to both the topic and the will topic gets the 200 in call
+/// order; then the will (0x04) or, for 0x00, the sentinel the subscriber publishes itself
+/// once `close_with` has returned (no will before it).
+async fn burst_then_close_with(reason: DisconnectReasonCode) {
+    let broker = Mosquitto::start_default();
+    let topic = unique("close-with");
+    let will_topic = format!("{topic}/will");
+    let v5 = |id: &str| ConnectOptions::new(unique(id)).protocol(Protocol::V5);
+    let (sub, mut sub_events) = connected(v5("sub"), broker.port()).await;
+    within(
+        "SUBACK",
+        sub.subscribe([
+            (topic.as_str(), QoS::AtLeastOnce),
+            (will_topic.as_str(), QoS::AtLeastOnce),
+        ]),
+    )
+    .await
+    .unwrap();
+    let options = v5("pub").max_inflight(WINDOW).will(Will::new(
+        will_topic.clone(),
+        "gone",
+        QoS::AtLeastOnce,
+        false,
+    ));
+    let (publisher, mut events) = connected(options, broker.port()).await;
+
+    // Refused at once (CONNECT asked for a Session Expiry of 0 [MQTT-3.14.2-2]): the
+    // connection stays and nothing is drained.
+    let e = within(
+        "the refusal",
+        publisher.close_with(reason, Some(Duration::from_secs(60))),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Misuse(ApiMisuse::ExpiryAfterZero)),
+        "{e:?}"
+    );
+
+    let mut completions = Completions {
+        index: HashMap::new(),
+        ok: BTreeSet::new(),
+        done: 0,
+    };
+    for i in 0..BURST {
+        let ticket = publisher
+            .try_publish(&topic, i.to_string(), QoS::AtLeastOnce, false)
+            .unwrap();
+        completions.index.insert(ticket, i);
+    }
+    let closing = publisher.clone();
+    let close = tokio::spawn(async move { closing.close_with(reason, None).await });
+    completions.read(&mut events, QoS::AtLeastOnce, true).await;
+    assert_eq!(
+        completions.ok.len(),
+        BURST,
+        "every QoS 1 publish, the {} behind the window of {WINDOW} too, completes before \
+         close_with's disconnect",
+        BURST - usize::from(WINDOW)
+    );
+    within("close_with", close).await.unwrap().unwrap();
+
+    for i in 0..BURST {
+        let m = next_message(&mut sub_events).await;
+        assert_eq!(m.topic.as_str(), topic, "message {i}: the will came early");
+        assert_eq!(String::from_utf8_lossy(&m.payload), i.to_string());
+    }
+    if reason == DisconnectReasonCode::NormalDisconnection {
+        within(
+            "the sentinel's PUBACK",
+            sub.publish(&will_topic, "sentinel", QoS::AtLeastOnce, false),
+        )
+        .await
+        .unwrap();
+    }
+    let m = next_message(&mut sub_events).await;
+    assert_eq!(m.topic.as_str(), will_topic);
+    let expected: &[u8] = if reason == DisconnectReasonCode::NormalDisconnection {
+        b"sentinel"
+    } else {
+        b"gone"
+    };
+    assert_eq!(&m.payload[..], expected, "after close_with({reason:?})");
+    within("close", sub.close()).await.unwrap();
+}
+
+#[tokio::test]
+async fn close_with_will_drains_the_publishes_then_the_broker_publishes_the_will() {
+    burst_then_close_with(DisconnectReasonCode::DisconnectWithWillMessage).await;
+}
+
+#[tokio::test]
+async fn close_with_normal_disconnection_drains_the_publishes_and_deletes_the_will() {
+    burst_then_close_with(DisconnectReasonCode::NormalDisconnection).await;
 }

@@ -1,5 +1,7 @@
 //! Our packets awaiting acknowledgement, indexed by packet id.
 
+use std::time::Instant;
+
 use crate::packet::{Packet, PacketId};
 
 use super::RequestId;
@@ -19,6 +21,11 @@ pub(super) struct Slot {
     pub(super) sent: bool,
     /// Handed to `poll_transmit` on any connection.
     pub(super) ever_sent: bool,
+    /// MQTT 5: when a PUBLISH with a Message Expiry Interval expires (the interval it left
+    /// the queue with, from then): a re-send carries what is left [MQTT-3.3.2-6]. `None`
+    /// without an interval, and for a publish restored from a store (the records hold no
+    /// time).
+    pub(super) expires_at: Option<Instant>,
     /// What to (re)send: PUBLISH (QoS 1 awaiting PUBACK, QoS 2 awaiting PUBREC), PUBREL
     /// (QoS 2 awaiting PUBCOMP; the PUBLISH is gone and can never be re-sent
     /// [MQTT-4.3.3-1]), SUBSCRIBE or UNSUBSCRIBE. Kept as a `Packet` so transmitting encodes
@@ -161,6 +168,7 @@ mod tests {
             seq,
             sent: false,
             ever_sent: false,
+            expires_at: None,
             packet: Packet::PubRel(id),
         }
     }

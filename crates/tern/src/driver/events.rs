@@ -374,13 +374,8 @@ impl Driver {
                         ack: ack.filter(|_| manual),
                     };
                     // A response to a request: handed to it (which owns it), acknowledged.
-                    let msg = match self.rr_deliver(msg) {
-                        Ok(()) => {
-                            if let Some(token) = ack {
-                                self.session.ack(token);
-                            }
-                            continue;
-                        }
+                    let msg = match self.rr_deliver(msg, ack) {
+                        Ok(()) => continue,
                         Err(msg) => msg,
                     };
                     // A message of a per-subscription stream: acknowledged once taken from

@@ -160,9 +160,10 @@ struct Link<'b> {
     /// Borrowed: every connection's task holds this state, and a `Broker` is 104 bytes.
     broker: &'b Broker,
     stage: Stage,
-    /// `close()` was called at this tick while requests were queued or in flight: they leave
-    /// and complete first, in call order, for at most [`DRAIN_MS`]; then DISCONNECT. No new
-    /// command is taken. (A 2-byte tick, not an `Instant`: this state is in every idle
+    /// `close()` or `close_with()` was called at this tick while requests were queued or in
+    /// flight: they leave and complete first, in call order, for at most [`DRAIN_MS`]; then
+    /// DISCONNECT (`close_with`'s, with its reason, is held in [`V5Driver`]). No new command
+    /// is taken. (A 2-byte tick, not an `Instant`: this state is in every idle
     /// connection's task.)
     draining: Option<Ticks>,
     /// Closing (`close()`, or DISCONNECT sent): the outbox is flushed until this deadline.
@@ -192,6 +193,8 @@ struct V5Driver {
     rr: Option<rr::RequestResponse>,
     /// Enhanced authentication failed on our side: the connection ends with it.
     auth_error: Option<Arc<crate::auth::AuthError>>,
+    /// `close_with`'s DISCONNECT, held while the requests made before it drain.
+    disconnect: Option<Box<tern_proto::DisconnectV5>>,
     /// Where a Server Reference sends the next attempt.
     redirect: Option<Broker>,
     /// Redirections followed since the last `connect()`.
@@ -240,8 +243,9 @@ struct Driver {
     /// loop last looked: it gets one turn before the driver writes (see `serve`).
     woke_app: bool,
     /// QoS 1/2 messages handed out and not yet taken by the application: acknowledged once
-    /// the channel's taken count reaches their position (see `ack_taken`); always `None`
-    /// with `manual_ack`.
+    /// the channel's taken count reaches their position (see `ack_taken`); with
+    /// `manual_ack` only responses to the callback API's requests (which the application
+    /// never acks itself).
     unacked: Unacked,
     /// Events handed out since the driver last yielded on its own (see [`TURN_EVENTS`]).
     /// Waiting for the socket is not counted as a yield: that would take state in every
@@ -512,6 +516,8 @@ impl Driver {
         };
         if let Some(v5) = self.v5.as_deref_mut() {
             v5.auth_error = None;
+            // A `close_with` whose drain the last connection's end cut short.
+            v5.disconnect = None;
         }
         if let Err(e) = self.auth_start() {
             return Ended::ConnectFailed(ConnectError::Auth(Arc::new(e)));
@@ -562,7 +568,9 @@ impl Driver {
                     || Ticks::at(Instant::now()).since(since) >= DRAIN_MS)
             {
                 link.draining = None;
-                if self.session.disconnect(now()).is_err() {
+                // `close_with`'s reason, if that is what drained.
+                let d = self.v5.as_deref_mut().and_then(|v| v.disconnect.take());
+                if self.disconnect(now(), d).is_err() {
                     link.ended.get_or_insert(DisconnectReason::Local);
                 }
                 continue;

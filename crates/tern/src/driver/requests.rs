@@ -7,8 +7,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use tern_proto::session::{DisconnectReason, RequestId};
 use tern_proto::{
-    QoS, SubAckReasonCode, SubscribeProperties, SubscribeReturnCode, SubscriptionId,
-    SubscriptionOptions, TopicFilter,
+    ApiMisuse, DisconnectV5, QoS, SubAckReasonCode, SubscribeProperties, SubscribeReturnCode,
+    SubscriptionId, SubscriptionOptions, TopicFilter,
 };
 use tokio::sync::oneshot;
 
@@ -201,20 +201,15 @@ impl Driver {
         self.ack_taken();
         match cmd {
             Command::Close { reply, v5 } => {
-                if let Some(d) = v5
+                if let Some(d) = v5.as_deref()
                     && link.stage == Stage::Connected
+                    && let Err(e) = self.check_disconnect(d)
                 {
-                    // A DISCONNECT with a reason: refused (the connection stays) when the
-                    // level or the expiry does not allow it.
-                    let d = *d;
-                    if let Err(e) = self.session.disconnect_v5(now, d.reason, d.properties) {
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Err(e.into()));
-                        }
-                        return;
+                    // A DISCONNECT with a reason the level or the expiry does not allow:
+                    // refused, the connection stays.
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(e.into()));
                     }
-                    self.phase = Phase::Idle;
-                    self.add_close_reply(reply);
                     return;
                 }
                 self.phase = Phase::Idle;
@@ -223,9 +218,13 @@ impl Driver {
                 // DISCONNECT; what it did not take never is.
                 if link.stage == Stage::Connected {
                     if self.session.in_flight() + self.session.queued() > 0 {
-                        // Requests made before `close()` leave and complete first (bounded).
+                        // Requests made before `close()` leave and complete first (bounded);
+                        // the DISCONNECT's reason waits in the boxed level 5 state.
                         link.draining = Some(Ticks::at(tokio::time::Instant::now()));
-                    } else if self.session.disconnect(now).is_err() {
+                        if let Some(d) = v5 {
+                            self.v5.get_or_insert_default().disconnect = Some(d);
+                        }
+                    } else if self.disconnect(now, v5).is_err() {
                         link.ended.get_or_insert(DisconnectReason::Local);
                     }
                 } else {
@@ -237,6 +236,39 @@ impl Driver {
                 reply_connect(reply, Err(ConnectError::AlreadyConnected));
             }
             Command::Request(request) => self.request(request, now),
+        }
+    }
+
+    /// Whether the session will take DISCONNECT `d` (what [`Session::disconnect_v5`]
+    /// refuses), checked when `close_with` is called rather than after the drain, so that a
+    /// refusal leaves the connection as it was.
+    ///
+    /// [`Session::disconnect_v5`]: tern_proto::Session::disconnect_v5
+    fn check_disconnect(&self, d: &DisconnectV5) -> Result<(), ApiMisuse> {
+        let config = self.session.config();
+        if !config.level.is_v5() {
+            return Err(ApiMisuse::NeedsV5("DISCONNECT with a reason"));
+        }
+        match d.properties.session_expiry_interval {
+            Some(expiry) if expiry != 0 && config.session_expiry_interval() == 0 => {
+                Err(ApiMisuse::ExpiryAfterZero)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends DISCONNECT: `d`'s reason code and properties at MQTT 5, else a plain one.
+    pub(super) fn disconnect(
+        &mut self,
+        now: std::time::Instant,
+        d: Option<Box<DisconnectV5>>,
+    ) -> Result<(), ApiMisuse> {
+        match d {
+            Some(d) => {
+                let DisconnectV5 { reason, properties } = *d;
+                self.session.disconnect_v5(now, reason, properties)
+            }
+            None => self.session.disconnect(now),
         }
     }
 
@@ -321,6 +353,7 @@ impl Driver {
             Request::Exchange { publish, reply } => {
                 self.rr_request(*publish, reply, now);
             }
+            Request::GiveUp { ticket, after } => self.rr_give_up(ticket, after),
             Request::SubscribeStream {
                 filter,
                 options,
@@ -340,7 +373,7 @@ impl Driver {
                     self.session
                         .subscribe(now, vec![(filter.clone(), options.qos)])
                 } else {
-                    Err(tern_proto::ApiMisuse::NeedsV5("subscription options"))
+                    Err(ApiMisuse::NeedsV5("subscription options"))
                 };
                 match result {
                     Ok(req) => {

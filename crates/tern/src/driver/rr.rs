@@ -1,21 +1,30 @@
-//! MQTT 5 request/response ([`Client::request`](crate::Client::request)): one response topic
+//! MQTT 5 request/response ([`Client::request`](crate::Client::request) and
+//! [`CallbackClient::request`](crate::callback::CallbackClient::request)): one response topic
 //! per client, subscribed before the first request, and the requests awaiting a response by
-//! their Correlation Data.
+//! their Correlation Data. The driver alone decides how a request ends (response, failure,
+//! or the callback API's timeout), so each ends once.
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use bytes::{BufMut, Bytes, BytesMut};
-use tern_proto::{QoS, SubscriptionOptions, TopicFilter, TopicName};
-use tokio::sync::oneshot;
+use tern_proto::session::AckToken;
+use tern_proto::{ApiMisuse, QoS, SubscriptionOptions, TopicFilter, TopicName};
 
 use super::Driver;
 use super::requests::Waiter;
-use crate::client::Message;
+use crate::client::{Event, Message, Outcome, Reply, Ticket};
 use crate::error::ClientError;
 use crate::v5::Publish;
 
-/// Where a request's response goes.
-type ResponseReply = oneshot::Sender<Result<Message, ClientError>>;
+/// Where a request's response goes: to an awaiting [`Client::request`](crate::Client::request),
+/// or onto the event stream for a ticket.
+type ResponseReply = Reply<Message>;
+
+fn response(msg: Message) -> Outcome {
+    Outcome::Response(Box::new(msg))
+}
 
 /// The request/response state of a client.
 pub(super) struct RequestResponse {
@@ -78,10 +87,17 @@ impl Driver {
         reply: ResponseReply,
         now: std::time::Instant,
     ) {
+        if !self.session.config().level.is_v5() {
+            // Nothing subscribed or sent: the response topic and correlation data are
+            // properties.
+            let e = ApiMisuse::NeedsV5("request/response").into();
+            self.complete(reply, Err(e), response);
+            return;
+        }
         if self.v5.as_deref().is_none_or(|v| v.rr.is_none()) {
             let topic = self.response_topic();
             if let Err(e) = self.rr_subscribe(&topic, now) {
-                let _ = reply.send(Err(e));
+                self.complete(reply, Err(e), response);
                 return;
             }
             self.v5.get_or_insert_default().rr = Some(RequestResponse {
@@ -95,7 +111,10 @@ impl Driver {
             return;
         };
         // Requests that gave up (timed out, dropped) are forgotten.
-        rr.waiting.retain(|_, tx| !tx.is_closed());
+        rr.waiting.retain(|_, reply| match reply {
+            Reply::Await(tx) => !tx.is_closed(),
+            Reply::Event(_) => true,
+        });
         rr.next += 1;
         let mut corr = BytesMut::with_capacity(16);
         corr.put_u64(rr.nonce);
@@ -104,21 +123,17 @@ impl Driver {
         let publish = publish
             .response_topic(rr.topic.as_str())
             .correlation_data(corr.clone());
-        let msg = match publish.into_message() {
-            Ok(msg) => msg,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
-        match self.session.publish(now, msg) {
+        let sent = publish
+            .into_message()
+            .and_then(|msg| Ok(self.session.publish(now, msg)?));
+        match sent {
             Ok(id) => {
-                rr.waiting.insert(corr.clone(), reply);
+                if let Some(rr) = self.v5.as_deref_mut().and_then(|v| v.rr.as_mut()) {
+                    rr.waiting.insert(corr.clone(), reply);
+                }
                 self.waiters.insert(id, Waiter::Request(corr));
             }
-            Err(e) => {
-                let _ = reply.send(Err(e.into()));
-            }
+            Err(e) => self.complete(reply, Err(e), response),
         }
     }
 
@@ -130,7 +145,27 @@ impl Driver {
             .and_then(|v| v.rr.as_mut())
             .and_then(|rr| rr.waiting.remove(corr))
         {
-            let _ = tx.send(Err(error));
+            self.complete(tx, Err(error), response);
+        }
+    }
+
+    /// The callback API's request of `ticket` timed out: it ends with
+    /// [`ClientError::NoResponse`], unless it already ended (its response or failure came
+    /// first). A response arriving later is an ordinary message.
+    pub(super) fn rr_give_up(&mut self, ticket: Ticket, after: Duration) {
+        let Some(rr) = self.v5.as_deref_mut().and_then(|v| v.rr.as_mut()) else {
+            return;
+        };
+        let Some(corr) = rr
+            .waiting
+            .iter()
+            .find(|(_, r)| matches!(r, Reply::Event(t) if *t == ticket))
+            .map(|(c, _)| c.clone())
+        else {
+            return;
+        };
+        if let Some(reply) = rr.waiting.remove(&corr) {
+            self.complete(reply, Err(ClientError::NoResponse(after)), response);
         }
     }
 
@@ -151,21 +186,51 @@ impl Driver {
     }
 
     /// Hands `msg` to the request it answers; gives it back when it answers none (or its
-    /// request gave up).
-    pub(super) fn rr_deliver(&mut self, msg: Message) -> Result<(), Message> {
+    /// request gave up). `ack`: the message's acknowledgement, sent once the request has it —
+    /// at once for an awaiting caller, once taken from the event stream (after its callback
+    /// returned) for the callback API.
+    pub(super) fn rr_deliver(
+        &mut self,
+        msg: Message,
+        ack: Option<AckToken>,
+    ) -> Result<(), Message> {
         let Some(rr) = self.v5.as_deref_mut().and_then(|v| v.rr.as_mut()) else {
             return Err(msg);
         };
         if msg.topic.as_str() != rr.topic.as_str() {
             return Err(msg);
         }
-        let Some(tx) = msg.correlation_data().and_then(|c| rr.waiting.remove(c)) else {
+        let Some(reply) = msg.correlation_data().and_then(|c| rr.waiting.remove(c)) else {
             return Err(msg);
         };
-        match tx.send(Ok(msg)) {
-            Ok(()) => Ok(()),
-            Err(Ok(msg)) => Err(msg),
-            Err(Err(_)) => Ok(()),
+        match reply {
+            Reply::Await(tx) => match tx.send(Ok(msg)) {
+                Ok(()) | Err(Err(_)) => {
+                    self.woke_app = true;
+                    if let Some(token) = ack {
+                        self.session.ack(token);
+                    }
+                    Ok(())
+                }
+                Err(Ok(msg)) => Err(msg),
+            },
+            Reply::Event(ticket) => {
+                // The request owns its response: nothing for the application to ack.
+                let msg = Message { ack: None, ..msg };
+                let kept = self.emit(Event::Completed {
+                    ticket,
+                    result: Ok(response(msg)),
+                });
+                if let Some(token) = ack
+                    && kept
+                {
+                    let position = self.events.sent() + self.pending.len() as u64;
+                    self.unacked
+                        .get_or_insert_default()
+                        .push_back((position, token));
+                }
+                Ok(())
+            }
         }
     }
 }

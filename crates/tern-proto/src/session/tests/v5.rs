@@ -1255,6 +1255,72 @@ fn message_expiry_counts_down_while_queued_and_expired_messages_are_not_sent() {
     );
 }
 
+#[test]
+fn a_resent_publish_carries_what_is_left_of_its_expiry() {
+    // [MQTT-3.3.2-6] held in flight across a reconnect, 3.5 s: the re-send carries what is
+    // left (rounded up, as for a queued publish); run out meanwhile, a QoS 1 publish is not
+    // re-sent (the broker holds no state for its id) and fails, a QoS 2 one is re-sent with
+    // 1 s (the broker may hold its id awaiting PUBREL [MQTT-4.4.0-1]).
+    let config = v5_config()
+        .clean_session(false)
+        .connect_properties(ConnectProperties {
+            session_expiry_interval: Some(600),
+            ..Default::default()
+        });
+    let mut pair = connected_with(config, ConnAckProperties::default());
+    let expiry = |n| PublishProperties {
+        message_expiry_interval: Some(n),
+        ..Default::default()
+    };
+    let expiries = |sent: &[Packet]| -> Vec<(Bytes, bool, Option<u32>)> {
+        sent.iter()
+            .map(|p| {
+                let (p, props) = as_publish(p);
+                let left = props.and_then(|p| p.message_expiry_interval);
+                (p.payload.clone(), p.dup, left)
+            })
+            .collect()
+    };
+    let long = pair.publish(with_props(msg("a", b"long", QoS::AtLeastOnce), expiry(10)));
+    let short = pair.publish(with_props(msg("a", b"short1", QoS::AtLeastOnce), expiry(2)));
+    pair.publish(with_props(msg("a", b"short2", QoS::ExactlyOnce), expiry(2)));
+    pair.publish(msg("a", b"none", QoS::AtLeastOnce));
+    let b = Bytes::from_static;
+    assert_eq!(
+        expiries(&pair.sent()),
+        [
+            (b(b"long"), false, Some(10)),
+            (b(b"short1"), false, Some(2)),
+            (b(b"short2"), false, Some(2)),
+            (b(b"none"), false, None),
+        ]
+    );
+    pair.close();
+    pair.events();
+    pair.advance(Duration::from_millis(3500));
+    let (_, mut events) = open_events(&mut pair, connack_v5(true, ConnAckProperties::default()));
+    let sent = pair.sent();
+    events.extend(pair.events());
+    assert_eq!(
+        expiries(&sent),
+        [
+            (b(b"long"), true, Some(7)),
+            (b(b"short2"), true, Some(1)),
+            (b(b"none"), true, None),
+        ]
+    );
+    assert_eq!(
+        events,
+        [Event::Failed {
+            id: short,
+            error: RequestError::Expired
+        }]
+    );
+    // The re-sent ones complete as usual.
+    pair.deliver(Packet::PubAck(pid(&sent[0]))).unwrap();
+    assert_eq!(pair.events(), [Event::Published(long)]);
+}
+
 // --- enhanced authentication ------------------------------------------------------------
 
 fn auth(reason: AuthReasonCode, data: &'static [u8]) -> Packet {
