@@ -229,10 +229,10 @@ impl Publish {
     /// The client counts it down while it holds the publish, as a broker does
     /// [MQTT-3.3.2-6]: one waiting to be sent (offline, or behind the in-flight window)
     /// leaves with what is left, or, once it has run out, is never sent and fails with
-    /// [`RequestError::Expired`](crate::RequestError::Expired); one re-sent after a reconnect
-    /// carries what is left since it was first sent — run out, a QoS 1 publish is not
-    /// re-sent (it fails the same way), a QoS 2 one is re-sent with 1 s (the broker may hold
-    /// its packet id, so its flow must finish). Not covered: a publish restored from a
+    /// [`RequestError::Expired`](crate::RequestError::Expired). Once sent it is never
+    /// dropped: an unacknowledged PUBLISH is re-sent after a reconnect [MQTT-4.4.0-1], at
+    /// QoS 1 with what is left since it was first sent (at least 1 s), at QoS 2 as first
+    /// sent (no expiry applies to it once sent [MQTT-4.3.3-7]). Not covered: a publish restored from a
     /// [session store](crate::ConnectOptions::session_store) after a restart is re-sent with
     /// the interval it was first sent with (the store keeps no time).
     pub fn message_expiry(mut self, after: Duration) -> Self {

@@ -63,7 +63,7 @@
 //! | [MQTT-3.3.4-6] | no Subscription Identifier in our PUBLISH | `shared_subscriptions_are_validated` |
 //! | §3.3.2.3.2 | Payload Format Indicator 1 with a non-UTF-8 payload: DISCONNECT 0x99 | `payload_flagged_utf8_that_is_not_is_refused_with_0x99` |
 //! | [MQTT-3.3.2-5], [MQTT-3.3.2-6] | Message Expiry counts down while queued; expired: not sent | `message_expiry_counts_down_while_queued_and_expired_messages_are_not_sent` |
-//! | [MQTT-3.3.2-6], [MQTT-4.4.0-1] | a re-sent PUBLISH carries what is left of its interval; expired: QoS 1 not re-sent (fails), QoS 2 re-sent with 1 s (the broker may hold its id) | `a_resent_publish_carries_what_is_left_of_its_expiry` |
+//! | [MQTT-3.3.2-6], [MQTT-4.4.0-1], [MQTT-4.3.3-7] | a re-sent QoS 1 PUBLISH carries what is left of its interval (run out: 1 s, still re-sent); a QoS 2 one goes as first sent | `a_resent_publish_carries_what_is_left_of_its_expiry` |
 //! | [MQTT-3.4.2-1], [MQTT-3.5.2-1], [MQTT-3.7.2-1] | PUBACK / PUBREC / PUBCOMP reason codes reach the request | `puback_failure_reaches_the_request_with_its_reason`, `pubrec_success_goes_on_to_pubrel_and_pubcomp_reason_is_reported` |
 //! | [MQTT-3.7.2-1] | a PUBREL for an id we do not hold: PUBCOMP 0x92 Packet Identifier not found (Success for a held one) | `a_pubrel_for_an_id_we_do_not_hold_gets_pubcomp_0x92` |
 //! | [MQTT-4.3.3-4] | a PUBREC >= 0x80 ends the QoS 2 flow: no PUBREL, id freed, request failed | `pubrec_failure_ends_the_qos2_flow_without_pubrel` |
@@ -1870,9 +1870,8 @@ impl Session {
 
     // Internals: sending.
 
-    /// Encodes the slot's packet unless it is gone or already sent; false when the slot was
-    /// dropped and its command failed instead (encoding failed, or a QoS 1 re-send expired),
-    /// which may have let queued publishes into flight.
+    /// Encodes the slot's packet unless it is gone or already sent; false when encoding
+    /// failed (the slot is dropped and its command failed).
     fn transmit_slot(&mut self, id: PacketId, out: &mut BytesMut) -> bool {
         let Some(slot) = self.inflight.get_mut(id) else {
             return true;
@@ -1883,27 +1882,15 @@ impl Session {
         if slot.ever_sent
             && let (Some(expires_at), Some(now)) = (slot.expires_at, self.now)
             && let Packet::PublishV5(p) = &mut slot.packet
+            && p.publish.qos() == QoS::AtLeastOnce
         {
-            // A re-send (after a reconnect) carries what is left of the interval
-            // [MQTT-3.3.2-6], rounded up, as a queued publish's does.
+            // A QoS 1 re-send (after a reconnect) carries what is left of the interval
+            // [MQTT-3.3.2-6], rounded up as a queued publish's is. Run out, it still goes,
+            // with the shortest interval: an unacknowledged PUBLISH is always re-sent
+            // [MQTT-4.4.0-1]. A QoS 2 one goes as first sent: no expiry applies to it once
+            // sent [MQTT-4.3.3-7].
             let left = expires_at.saturating_duration_since(now);
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            if secs == 0 && p.publish.qos() == QoS::AtLeastOnce {
-                // Expired in flight: not sent again. The broker keeps no state for a QoS 1
-                // packet id, so the id is free; the request fails as a queued one would.
-                let req = slot.req;
-                self.inflight.remove(id);
-                self.persist(|| PersistOp::Done(id));
-                self.events.push_back(Event::Failed {
-                    id: req,
-                    error: RequestError::Expired,
-                });
-                self.pump();
-                return false;
-            }
-            // At QoS 2 the broker may hold this packet id awaiting our PUBREL: the flow must
-            // finish (a new message under the id would be taken for a duplicate), so it
-            // goes with the shortest interval, 1 s.
             p.properties.message_expiry_interval =
                 Some(u32::try_from(secs.max(1)).unwrap_or(u32::MAX));
         }
