@@ -248,3 +248,119 @@ fn merging_two_subscriber_runs_equals_one_run_of_both() {
         "{drawn:.200}"
     );
 }
+
+#[test]
+fn rate_max_saturates_with_backpressure_and_every_message_arrives() {
+    // `--rate max` and `-I 0`: as fast as each window takes, waiting for room, nothing
+    // refused or overrun, and the last message of each publisher flagged for --until-last.
+    for (prefix, pacing) in [("satr", ["--rate", "max"]), ("sati", ["-I", "0"])] {
+        let broker = MosquittoConfig::new().max_queued_messages(100_000).start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub_json = dir.path().join("sub.json");
+        let pub_json = dir.path().join("pub.json");
+        let sub = spawn(
+            and(
+                bench(
+                    "sub",
+                    &broker,
+                    &format!("{prefix}s"),
+                    &[
+                        "-c",
+                        "1",
+                        "-q",
+                        "1",
+                        "-t",
+                        "sat/#",
+                        "--until-last",
+                        "--quiet",
+                    ],
+                ),
+                ["--json", sub_json.to_str().expect("utf8")],
+            ),
+            None,
+        );
+        broker.wait_for_log(&format!("Sending SUBACK to {prefix}s_bench_sub_0"));
+        let out = run(and(
+            bench(
+                "pub",
+                &broker,
+                &format!("{prefix}p"),
+                &[
+                    "-c",
+                    "4",
+                    "-i",
+                    "0",
+                    "-q",
+                    "1",
+                    "--inflight",
+                    "5",
+                    "-t",
+                    "sat/%i",
+                    "-L",
+                    "4000",
+                    "-s",
+                    "64",
+                    "--quiet",
+                ],
+            ),
+            pacing
+                .into_iter()
+                .chain(["--json", pub_json.to_str().expect("utf8")]),
+        ));
+        out.assert_code(0);
+        let p = summary(&pub_json);
+        assert_eq!(counter(&p, "pub"), 4000, "{pacing:?}: {p}");
+        for c in ["pub_fail", "pub_overrun", "pub_unfinished"] {
+            assert_eq!(counter(&p, c), 0, "{pacing:?} {c}: {p}");
+        }
+        sub.wait().assert_code(0);
+        let s = summary(&sub_json);
+        assert_eq!(counter(&s, "recv"), 4000, "{pacing:?}: {s}");
+        assert_eq!(s["lost"], 0, "{pacing:?}: {s}");
+        assert_eq!(counter(&s, "dup"), 0, "{pacing:?}: {s}");
+    }
+}
+
+#[test]
+fn an_asked_rate_beyond_the_broker_is_overrun_not_queued_and_nothing_is_left_unfinished() {
+    // Two connections asked for a million messages in one second: each holds at most its
+    // queue (10,000) and counts the rest as overruns; everything queued completes.
+    let broker = MosquittoConfig::new().start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pub_json = dir.path().join("pub.json");
+    let out = run(and(
+        bench(
+            "pub",
+            &broker,
+            "over",
+            &[
+                "-c",
+                "2",
+                "-i",
+                "0",
+                "-q",
+                "1",
+                "--inflight",
+                "5",
+                "-t",
+                "over/%i",
+                "--rate",
+                "1000000",
+                "--duration",
+                "1",
+                "-s",
+                "64",
+                "--quiet",
+            ],
+        ),
+        ["--json", pub_json.to_str().expect("utf8")],
+    ));
+    // Not all asked were published: the exit status says so.
+    out.assert_code(1);
+    let p = summary(&pub_json);
+    let (published, overrun) = (counter(&p, "pub"), counter(&p, "pub_overrun"));
+    assert!(overrun > 0, "{p}");
+    assert_eq!(published + overrun, 1_000_000, "{p}");
+    assert_eq!(counter(&p, "pub_fail"), 0, "{p}");
+    assert_eq!(counter(&p, "pub_unfinished"), 0, "{p}");
+}

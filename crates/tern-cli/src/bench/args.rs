@@ -119,6 +119,9 @@ pub(crate) struct Opts {
     pub(crate) interval: Duration,
     /// `--rate`: messages per second over all publishers (wins over `-I`).
     pub(crate) rate: Option<f64>,
+    /// `--rate max` or `-I 0`: no pacing; each publisher sends as fast as its in-flight
+    /// window (QoS 1/2) or its socket (QoS 0) takes, waiting for room (backpressure).
+    pub(crate) saturate: bool,
     /// `-L`: messages in all (pub: sent, sub: received); `None`: unlimited.
     pub(crate) limit: Option<u64>,
     /// `--inflight`: QoS 1/2 messages awaiting acknowledgement per connection.
@@ -179,6 +182,7 @@ impl Opts {
             payload_file: None,
             interval: Duration::from_secs(1),
             rate: None,
+            saturate: false,
             limit: None,
             inflight: 100,
             username: None,
@@ -210,10 +214,13 @@ impl Opts {
     }
 
     /// Messages per second over all publishers.
-    pub(crate) fn msg_rate(&self) -> f64 {
-        self.rate.unwrap_or_else(|| {
+    pub(crate) fn msg_rate(&self) -> Option<f64> {
+        if self.saturate {
+            return None;
+        }
+        Some(self.rate.unwrap_or_else(|| {
             f64::from(self.count) * 1000.0 / (self.interval.as_secs_f64() * 1000.0)
-        })
+        }))
     }
 
     /// Whether the connections speak MQTT 5.
@@ -264,6 +271,7 @@ pub(crate) fn parse(role: Role, args: &[String]) -> Result<Parsed, UsageError> {
     let mut o = Opts::new(role);
     let mut it = args.iter();
     let mut size_set = false;
+    let mut rate_max = false;
     while let Some(flag) = it.next() {
         let (flag, inline) = match flag.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
@@ -358,19 +366,28 @@ pub(crate) fn parse(role: Role, args: &[String]) -> Result<Parsed, UsageError> {
             "--payload-file" => o.payload_file = Some(value("a file")?.into()),
             "-I" | "--interval_of_msg" | "--interval-of-msg" => {
                 let ms: f64 = num(flag, &value("milliseconds")?)?;
-                if !(ms > 0.0 && ms.is_finite()) {
-                    return Err(usage("-I must be a positive number of milliseconds"));
+                if !(ms >= 0.0 && ms.is_finite()) {
+                    return Err(usage(
+                        "-I must be a number of milliseconds (0: as fast as the window takes)",
+                    ));
                 }
                 o.interval = Duration::from_secs_f64(ms / 1000.0);
             }
             "--rate" => {
-                let r: f64 = num(flag, &value("messages per second")?)?;
-                if !(r > 0.0 && r.is_finite()) {
-                    return Err(usage(
-                        "--rate must be a positive number of messages per second",
-                    ));
-                }
-                o.rate = Some(r);
+                let v = value("messages per second, or max")?;
+                // The last one given wins.
+                rate_max = v == "max";
+                o.rate = if rate_max {
+                    None
+                } else {
+                    let r: f64 = num(flag, &v)?;
+                    if !(r > 0.0 && r.is_finite()) {
+                        return Err(usage(
+                            "--rate must be max or a positive number of messages per second",
+                        ));
+                    }
+                    Some(r)
+                };
             }
             "-L" | "--limit" => {
                 let l: u64 = num(flag, &value("a message count")?)?;
@@ -438,6 +455,8 @@ pub(crate) fn parse(role: Role, args: &[String]) -> Result<Parsed, UsageError> {
             other => return Err(usage(format!("unknown option {other:?}"))),
         }
     }
+    // `--rate N` wins over `-I`, `--rate max` over both.
+    o.saturate = rate_max || (o.rate.is_none() && o.interval.is_zero());
     check(&o, size_set)?;
     if o.prefix.is_none() {
         o.prefix = Some(default_prefix());
@@ -607,7 +626,7 @@ mod tests {
         assert_eq!((o.port, o.count, o.start), (Some(1884), 10, 100));
         assert_eq!(o.conn_pace, ConnPace::PerSecond(50.0));
         assert_eq!((o.qos, o.retain, o.size), (QoS::AtLeastOnce, true, 64));
-        assert_eq!(o.msg_rate(), 500.0);
+        assert_eq!(o.msg_rate(), Some(500.0));
         assert_eq!((o.limit, o.inflight), (Some(1000), u16::MAX));
         assert!(!o.clean && o.shortids);
         assert_eq!(o.ifaddr.len(), 2);
@@ -684,7 +703,24 @@ mod tests {
     #[test]
     fn rate_wins_over_interval() {
         let o = opts(Role::Pub, "-c 4 -I 10 --rate 2500 -t x");
-        assert_eq!(o.msg_rate(), 2500.0);
+        assert_eq!(o.msg_rate(), Some(2500.0));
+    }
+
+    #[test]
+    fn rate_max_and_interval_zero_saturate() {
+        for line in [
+            "-t x --rate max",
+            "-t x -I 0",
+            "-t x -I 10 --rate max",
+            "-t x --rate 5 --rate max",
+        ] {
+            let o = opts(Role::Pub, line);
+            assert!(o.saturate, "{line}");
+            assert_eq!(o.msg_rate(), None, "{line}");
+        }
+        for line in ["-t x -I 0 --rate 100", "-t x --rate max --rate 100"] {
+            assert_eq!(opts(Role::Pub, line).msg_rate(), Some(100.0), "{line}");
+        }
     }
 
     #[test]
@@ -697,6 +733,8 @@ mod tests {
             "-t x --bogus",
             "-t x -p",
             "-t x --rate -1",
+            "-t x --rate maximum",
+            "-t x -I -5",
             "-t x --ifaddr nope",
             "-t x --duration soon",
             "-t x/# ",

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
@@ -30,6 +30,14 @@ const DRAIN: Duration = Duration::from_secs(30);
 
 /// How long stopping clients may take before the run ends anyway.
 const CLOSE: Duration = Duration::from_secs(10);
+
+/// Most publishes one publisher holds queued and not completed: its client's queue
+/// (`max_queued`). A paced message due while its publisher holds this many is counted
+/// `pub_overrun` (the asked rate outran the broker) instead of queued behind them.
+pub(super) const PUB_QUEUE: usize = 10_000;
+
+/// QoS 0 publishes one saturating publisher keeps queued ahead of its socket.
+const QOS0_AHEAD: i64 = 1024;
 
 /// What every task of a run shares.
 #[derive(Clone)]
@@ -227,11 +235,14 @@ fn start_instant(o: &Opts) -> Instant {
     Instant::now() + wait
 }
 
-/// Messages a publisher run sends in all: `-L`, `--rate × --duration`, or the smaller.
+/// Messages a publisher run sends in all: `-L`, `--rate × --duration`, or the smaller
+/// (saturating: `-L` only).
 fn total_messages(o: &Opts) -> Option<u64> {
+    // Saturating (no rate): `--duration` is a time, not a count.
     let by_time = o
         .duration
-        .map(|d| (o.msg_rate() * d.as_secs_f64()).floor() as u64);
+        .zip(o.msg_rate())
+        .map(|(d, rate)| (rate * d.as_secs_f64()).floor() as u64);
     match (o.limit, by_time) {
         (Some(l), Some(t)) => Some(l.min(t)),
         (l, t) => l.or(t),
@@ -310,6 +321,100 @@ struct Publisher {
     client: Client,
     topic: String,
     seq: u64,
+    flight: Arc<Flight>,
+}
+
+/// A publisher's publishes queued and not completed yet, shared with the task that counts
+/// its completions.
+#[derive(Default)]
+struct Flight {
+    /// Queued less completed (signed: a completion may be counted before its queueing).
+    outstanding: AtomicI64,
+    /// The connection is gone for good: nothing it holds will complete.
+    gone: AtomicBool,
+    /// Woken at each completion, and when gone.
+    room: Notify,
+}
+
+impl Flight {
+    fn has_room(&self, cap: i64) -> bool {
+        self.outstanding.load(Ordering::Relaxed) < cap
+    }
+
+    fn completed(&self) {
+        self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.room.notify_one();
+    }
+}
+
+/// What one message of a run is made of, besides its publisher.
+struct Make<'a> {
+    o: &'a Opts,
+    body: &'a [u8],
+    run: u64,
+    user: &'a str,
+}
+
+impl Make<'_> {
+    /// Builds publisher `p`'s next message and queues it; false when it was not queued
+    /// (counted as an overrun or a failure).
+    fn send(
+        &self,
+        ctx: &Ctx,
+        p: &mut Publisher,
+        rng: &mut fastrand::Rng,
+        sent_ns: u64,
+        last: bool,
+    ) -> bool {
+        let o = self.o;
+        let mut payload = BytesMut::from(self.body);
+        Header {
+            run: self.run,
+            publisher: p.index,
+            seq: p.seq,
+            sent_ns,
+            last,
+        }
+        .write(&mut payload);
+        let topic = match &o.topic {
+            Some(t) if !t.is_fixed() => t.expand(
+                Fill {
+                    index: p.index,
+                    client_id: &p.id,
+                    user: self.user,
+                },
+                rng,
+            ),
+            _ => p.topic.clone(),
+        };
+        let queued = if o.props.any {
+            p.client.try_publish_with(with_properties(
+                tern::Publish::new(topic, payload.freeze())
+                    .qos(o.qos)
+                    .retain(o.retain),
+                &o.props.publish,
+            ))
+        } else {
+            p.client
+                .try_publish(&topic, payload.freeze(), o.qos, o.retain)
+        };
+        match queued {
+            Ok(_) => {
+                // Sequence numbers count what was queued: a subscriber's gaps are losses.
+                p.seq += 1;
+                p.flight.outstanding.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(ClientError::QueueFull(_)) => {
+                ctx.stats.inc(Counter::PubOverrun);
+                false
+            }
+            Err(_) => {
+                ctx.stats.inc(Counter::PubFail);
+                false
+            }
+        }
+    }
 }
 
 async fn publish(ctx: Ctx) {
@@ -325,8 +430,9 @@ async fn publish(ctx: Ctx) {
                     let _ = tx.send(None);
                     return;
                 };
-                let _ = tx.send(Some((index, client.clone())));
-                drain_publisher(&ctx, client, events).await;
+                let flight = Arc::new(Flight::default());
+                let _ = tx.send(Some((index, client.clone(), flight.clone())));
+                drain_publisher(&ctx, client, events, &flight).await;
             }
         })
         .await
@@ -340,7 +446,7 @@ async fn publish(ctx: Ctx) {
             _ = stop.changed() => return,
         };
         match r {
-            Some(Some((index, client))) => {
+            Some(Some((index, client, flight))) => {
                 let id = o.client_id(index);
                 let user = o.username.clone().unwrap_or_default();
                 let topic = o.topic.as_ref().map_or_else(String::new, |t| {
@@ -359,6 +465,7 @@ async fn publish(ctx: Ctx) {
                     client,
                     topic,
                     seq: 0,
+                    flight,
                 });
             }
             Some(None) => {}
@@ -391,67 +498,17 @@ async fn publish(ctx: Ctx) {
         }
     };
     let start = start_instant(&o);
-    let start_ns =
-        u128::from(header::now_ns()) + start.saturating_duration_since(Instant::now()).as_nanos();
     let total = total_messages(&o);
-    let mut pacer = Pacer::new(start, Some(o.msg_rate()), total);
-    let run = fastrand::u64(..);
-    let user = o.username.clone().unwrap_or_default();
-    let mut sent = 0u64;
-    loop {
-        let batch = tokio::select! {
-            b = pacer.tick() => b,
-            _ = stop.changed() => break,
-        };
-        // Nothing to send when no publisher has a connection left.
-        if batch.is_empty() || ctx.finished.load(Ordering::Relaxed) >= pubs.len() as u64 {
-            break;
-        }
-        for j in batch {
-            let n = pubs.len() as u64;
-            let p = &mut pubs[(j % n) as usize];
-            // The scheduled instant, not the moment of sending: a client falling behind
-            // shows in the latency (no coordinated omission).
-            let due = pacer.due(j).saturating_duration_since(start).as_nanos() + start_ns;
-            let mut payload = BytesMut::from(&body[..]);
-            Header {
-                run,
-                publisher: p.index,
-                seq: p.seq,
-                sent_ns: u64::try_from(due).unwrap_or(u64::MAX),
-                last: total.is_some_and(|t| j + n >= t),
-            }
-            .write(&mut payload);
-            p.seq += 1;
-            let topic = match &o.topic {
-                Some(t) if !t.is_fixed() => t.expand(
-                    Fill {
-                        index: p.index,
-                        client_id: &p.id,
-                        user: &user,
-                    },
-                    &mut rng,
-                ),
-                _ => p.topic.clone(),
-            };
-            let queued = if o.props.any {
-                p.client.try_publish_with(with_properties(
-                    tern::Publish::new(topic, payload.freeze())
-                        .qos(o.qos)
-                        .retain(o.retain),
-                    &o.props.publish,
-                ))
-            } else {
-                p.client
-                    .try_publish(&topic, payload.freeze(), o.qos, o.retain)
-            };
-            match queued {
-                Ok(_) => sent += 1,
-                Err(ClientError::QueueFull(_)) => ctx.stats.inc(Counter::PubOverrun),
-                Err(_) => ctx.stats.inc(Counter::PubFail),
-            }
-        }
-    }
+    let make = Make {
+        o: &o,
+        body: &body,
+        run: fastrand::u64(..),
+        user: o.username.as_deref().unwrap_or_default(),
+    };
+    let sent = match o.msg_rate() {
+        Some(rate) => paced(&ctx, &make, &mut pubs, start, rate, total, &mut rng).await,
+        None => saturating(&ctx, &make, &mut pubs, start, total, &mut rng).await,
+    };
     // Every publish queued completes (or fails) before the run ends.
     let deadline = Instant::now() + DRAIN;
     while ctx.stats.get(Counter::Pub) + ctx.stats.get(Counter::PubFail) < sent
@@ -470,24 +527,135 @@ async fn publish(ctx: Ctx) {
     conns.join_all().await;
 }
 
+/// Publishes on the pacer's schedule from `start`, round-robin over `pubs`; returns how
+/// many were queued.
+async fn paced(
+    ctx: &Ctx,
+    make: &Make<'_>,
+    pubs: &mut [Publisher],
+    start: Instant,
+    rate: f64,
+    total: Option<u64>,
+    rng: &mut fastrand::Rng,
+) -> u64 {
+    let start_ns =
+        u128::from(header::now_ns()) + start.saturating_duration_since(Instant::now()).as_nanos();
+    let mut pacer = Pacer::new(start, Some(rate), total);
+    let mut stop = ctx.stop.clone();
+    let n = pubs.len() as u64;
+    let mut sent = 0u64;
+    loop {
+        let batch = tokio::select! {
+            b = pacer.tick() => b,
+            _ = stop.changed() => break,
+        };
+        // Nothing to send when no publisher has a connection left.
+        if batch.is_empty() || ctx.finished.load(Ordering::Relaxed) >= n {
+            break;
+        }
+        for j in batch {
+            let p = &mut pubs[(j % n) as usize];
+            if !p.flight.has_room(PUB_QUEUE as i64) {
+                // The broker takes less than asked: not queued behind the backlog.
+                ctx.stats.inc(Counter::PubOverrun);
+                continue;
+            }
+            // The scheduled instant, not the moment of sending: a client falling behind
+            // shows in the latency (no coordinated omission).
+            let due = pacer.due(j).saturating_duration_since(start).as_nanos() + start_ns;
+            let last = total.is_some_and(|t| j + n >= t);
+            if make.send(ctx, p, rng, u64::try_from(due).unwrap_or(u64::MAX), last) {
+                sent += 1;
+            }
+        }
+    }
+    sent
+}
+
+/// Publishes as fast as each publisher's window takes (`--rate max`, `-I 0`): round-robin,
+/// waiting for a publisher's completions when it holds `2 × --inflight` (QoS 1/2) or
+/// [`QOS0_AHEAD`] (QoS 0), until `-L` messages or `--duration` (then one last message per
+/// publisher, flagged for `--until-last`); returns how many were queued.
+async fn saturating(
+    ctx: &Ctx,
+    make: &Make<'_>,
+    pubs: &mut [Publisher],
+    start: Instant,
+    total: Option<u64>,
+    rng: &mut fastrand::Rng,
+) -> u64 {
+    let o = make.o;
+    let mut stop = ctx.stop.clone();
+    tokio::select! {
+        () = tokio::time::sleep_until(start) => {}
+        _ = stop.changed() => return 0,
+    }
+    let cap = if o.qos == tern::QoS::AtMostOnce {
+        QOS0_AHEAD
+    } else {
+        (2 * i64::from(o.inflight)).clamp(2, PUB_QUEUE as i64)
+    };
+    let end = o.duration.map(|d| start + d);
+    let n = pubs.len() as u64;
+    // Set once `--duration` has passed: the index after each publisher's last message.
+    let mut stop_at: Option<u64> = None;
+    let mut sent = 0u64;
+    let mut j = 0u64;
+    'run: while total.is_none_or(|t| j < t) && stop_at.is_none_or(|s| j < s) {
+        if ctx.finished.load(Ordering::Relaxed) >= n {
+            break;
+        }
+        if stop_at.is_none() && end.is_some_and(|e| Instant::now() >= e) {
+            stop_at = Some(j + n);
+        }
+        let p = &mut pubs[(j % n) as usize];
+        let flight = p.flight.clone();
+        // Bounded: each wait ends at a completion, the publisher's end, `--duration`'s end
+        // or the run's stop.
+        while !flight.has_room(cap) && !flight.gone.load(Ordering::Relaxed) {
+            tokio::select! {
+                () = flight.room.notified() => {}
+                () = sleep_until_opt(end.filter(|_| stop_at.is_none())) => {
+                    stop_at = Some(j + n);
+                }
+                _ = stop.changed() => break 'run,
+            }
+        }
+        let last = stop_at.is_some() || total.is_some_and(|t| j + n >= t);
+        if make.send(ctx, p, rng, header::now_ns(), last) {
+            sent += 1;
+        }
+        j += 1;
+        // Let the runtime's other tasks (completions, the reporter) in between.
+        tokio::task::consume_budget().await;
+    }
+    sent
+}
+
 /// Counts a publisher's completions until the run stops.
-async fn drain_publisher(ctx: &Ctx, client: Client, mut events: Events) {
+async fn drain_publisher(ctx: &Ctx, client: Client, mut events: Events, flight: &Flight) {
     let mut stop = ctx.stop.clone();
     let mut up = true;
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Some(Event::Completed { result: Ok(_), .. }) => ctx.stats.inc(Counter::Pub),
+                Some(Event::Completed { result: Ok(_), .. }) => {
+                    ctx.stats.inc(Counter::Pub);
+                    flight.completed();
+                }
                 Some(Event::Completed { result: Err(e), .. }) => {
                     ctx.stats.inc(Counter::PubFail);
                     if let Some(reason) = publish_reason(&e) {
                         ctx.stats.failed(Stage::Publish, reason, e.to_string());
                     }
+                    flight.completed();
                 }
                 Some(other) => {
                     if !lifecycle(ctx, &other, &mut up) {
                         // Gone for good: what it had queued will not complete.
                         ctx.finished.fetch_add(1, Ordering::Relaxed);
+                        flight.gone.store(true, Ordering::Relaxed);
+                        flight.room.notify_one();
                     }
                 }
                 None => return,

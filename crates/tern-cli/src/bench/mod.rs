@@ -59,14 +59,17 @@ messages:
   --prop NAME=VALUE MQTT 5 user property on every publish (pub; repeatable, in order)
   -s BYTES          payload size, at least the 40-byte header (default 256)
   --payload-file F  payload: the header, then this file's bytes
-  -I MS             milliseconds between two messages of one publisher (default 1000)
-  --rate N          or: messages per second over all publishers
+  -I MS             milliseconds between two messages of one publisher (default 1000;
+                    0: as fast as the broker takes, like --rate max)
+  --rate N|max      or: messages per second over all publishers; max: each publisher as
+                    fast as its window takes (waits for its acknowledgements)
   -L N              pub: messages in all; sub: stop after N received
   --inflight N      QoS 1/2 messages awaiting acknowledgement per connection (default 100;
                     0 the protocol's maximum)
 
 run:
-  --duration D      pub: send rate x D messages; sub, conn: stop after D (30, 30s, 500ms, 5m)
+  --duration D      pub: send rate x D messages (--rate max: send for D); sub, conn: stop
+                    after D (30, 30s, 500ms, 5m)
   --start-at T      pub starts publishing, conn connecting, at this wall-clock instant:
                     Unix seconds or 2026-12-05T16:00:00Z (many machines start together)
   --churn RATE      conn: close and reopen this many connections per second
@@ -79,8 +82,9 @@ run:
   --quiet           no per-second lines, only the summary
 
 Counters: connect_succ, connect_fail, disconnect, reconnect, sub, sub_fail, pub
-(completed: QoS 0 written, 1 PUBACK, 2 PUBCOMP), pub_fail, pub_overrun (the client's queue
-was full: the asked rate outran it), pub_unfinished (queued, never completed), recv, dup;
+(completed: QoS 0 written, 1 PUBACK, 2 PUBCOMP), pub_fail, pub_overrun (due while its
+publisher held 10,000 queued: the asked rate outran the broker; not sent), pub_unfinished
+(queued, never completed), recv, dup;
 the summary adds lost, and failures by reason code: connect (3.1.1: the seed's -5..5;
 MQTT 5: the CONNACK's, e.g. 0x87), publish (PUBACK/PUBREC >= 0x80), subscribe (per filter)
 and, at MQTT 5, the broker's DISCONNECT.

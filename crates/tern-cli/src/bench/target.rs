@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tern::tls::Roots;
 use tern::{Broker, ConnectOptions, ReconnectPolicy, Scheme, TlsOptions};
 
-use super::args::Opts;
+use super::args::{Opts, Role};
+use super::load::PUB_QUEUE;
 
 /// The connection settings shared by a run's clients.
 pub(crate) struct Target {
@@ -68,6 +69,13 @@ impl Target {
             .max_inflight(o.inflight)
             .protocol(o.protocol)
             .tls(self.tls.clone());
+        if o.role == Role::Pub {
+            // Every publish the run may hold queued, and its completion never dropped for
+            // want of room in the event channel (which allocates only what it holds).
+            opts = opts
+                .max_queued(PUB_QUEUE)
+                .event_capacity(PUB_QUEUE + usize::from(o.inflight) + 64);
+        }
         if o.v5() {
             opts.v5.session_expiry = Some(o.session_expiry());
             opts.v5.topic_aliases = o.topic_alias;
