@@ -34,8 +34,10 @@ use tern_bench::scenario::Scenario;
 
 use crate::process::{reaper, tern_bin};
 
-/// The longest a publisher process may run beyond its sending time.
-const GRACE: Duration = Duration::from_secs(30);
+/// The longest a publisher process may run beyond its sending time: more than
+/// `tern bench pub` takes to give up on completions that never come (a 30 s drain, then 10 s
+/// to close), so that even such a run reports its summary.
+const GRACE: Duration = Duration::from_secs(60);
 
 /// The topic of publisher connection `i`; the subscriber takes `…/rate/+`.
 fn topic(ctx: &Ctx, i: impl std::fmt::Display) -> String {
@@ -228,6 +230,11 @@ fn measure_once(ctx: &Ctx, lib: &str, scenario: Scenario, rec: &mut Record) -> R
     };
     let Some(sent) = sent else {
         let _ = sub_stop(&arrivals, sub);
+        if stalled {
+            return Err(format!(
+                "the publisher did not finish within {secs} s + {GRACE:?} and was killed"
+            ));
+        }
         return Err(format!(
             "the publisher reported nothing (exit ok={}); stderr: {}",
             p.ok,
@@ -279,7 +286,7 @@ fn measure_once(ctx: &Ctx, lib: &str, scenario: Scenario, rec: &mut Record) -> R
     }
     if stalled {
         return Err(format!(
-            "the publisher did not finish within {secs} s + {GRACE:?}"
+            "the publisher did not finish within {secs} s + {GRACE:?} and was killed"
         ));
     }
     // At saturation `tern bench pub` exits 1: it completed fewer than the (unreachable)
