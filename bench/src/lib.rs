@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod floor;
 pub mod measure;
+pub mod rate;
 pub mod record;
 pub mod report;
 pub mod scenario;

@@ -738,6 +738,7 @@ pub fn summary(recs: &[Record], criterion: &Path) -> String {
             );
         }
     }
+    body += &rate_table(&ix, &scen, &mut notes);
     let codec = codec_table(criterion);
     if !codec.is_empty() {
         let _ = writeln!(
@@ -844,11 +845,113 @@ fn codec_table(dir: &Path) -> String {
     if any { s } else { String::new() }
 }
 
+/// The clients of the load tool side by side, `tern bench pub` first.
+const RATE_LIBS: [&str; 3] = ["tern-bench", "rumqttc", "paho"];
+
+/// The load tool side by side (`rate:…`): a row per asked rate and client, `tern bench pub`'s
+/// client CPU per message against each peer's.
+fn rate_table(ix: &Index<'_>, scen: &[Scenario], notes: &mut Vec<String>) -> String {
+    let mut cells: Vec<Scenario> = scen
+        .iter()
+        .copied()
+        .filter(|x| matches!(x, Scenario::Rate { .. }))
+        .collect();
+    // Paced rates ascending, saturation last.
+    cells.sort_by_key(|s| match *s {
+        Scenario::Rate {
+            qos, rate, conns, ..
+        } => (qos, rate.is_none(), rate, conns, s.broker().rank()),
+        _ => (0, false, None, 0, (0, false)),
+    });
+    let mut s = String::new();
+    if cells.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n### Load tool side by side: `tern bench pub` against rumqttc and paho publishers\n\n\
+         Medians (min–max for CPU per message). One publisher process per run with the same \
+         connections, QoS, payload and in-flight window, paced to the same total rate \
+         (saturation: the peers unpaced, `tern bench pub` asked for far more than the broker \
+         takes); a tern subscriber outside that process counts arrivals. Sent: completed \
+         messages from the start of sending to the last completion; delivered: arrivals from \
+         the first to the last. Client CPU: the publisher process's user+sys (`wait4`), \
+         connects included; busy: CPU seconds per wall second (1.0 = one core). Refused: \
+         publishes a full queue turned away (`tern bench pub`'s `pub_overrun` and `pub_fail`).\n\n\
+         | asked | publisher | sent msgs/s | delivered msgs/s | client CPU s | client CPU µs/msg | \
+         tern/peer | client busy | broker CPU µs/msg | broker busy | refused |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for c in &cells {
+        let Scenario::Rate {
+            qos,
+            size,
+            rate,
+            conns,
+            secs,
+            ..
+        } = *c
+        else {
+            continue;
+        };
+        note_failures(ix, c, &RATE_LIBS, notes);
+        let id = c.to_string();
+        let asked = format!(
+            "{} (QoS {qos}, {}, {conns} conns, {secs} s, {})",
+            rate.map_or_else(
+                || "saturation".to_owned(),
+                |r| fmt_num(r as f64, Unit::Rate)
+            ),
+            size_label(size),
+            c.broker().label()
+        );
+        let tern_cpu = ix.stat(&id, "tern-bench", "client_cpu_us");
+        for lib in RATE_LIBS {
+            let m = |metric: &str, u: Unit| med(ix, &id, lib, metric, u);
+            let cpu_us = cell(
+                ix.stat(&id, lib, "client_cpu_us"),
+                Unit::Us,
+                ix.failures(&id, lib).len(),
+            );
+            let vs = if lib == "tern-bench" {
+                "–".to_owned()
+            } else {
+                ratio(tern_cpu, ix.stat(&id, lib, "client_cpu_us"))
+            };
+            let refused = match (
+                ix.stat(&id, lib, "overrun"),
+                ix.stat(&id, lib, "pub_failed"),
+            ) {
+                (Some(a), Some(b)) => fmt_num(a.med + b.med, Unit::Count),
+                _ => "–".to_owned(),
+            };
+            let _ = writeln!(
+                s,
+                "| {asked} | {} | {} | {} | {} | {cpu_us} | {vs} | {} | {} | {} | {refused} |",
+                if lib == "tern-bench" {
+                    "`tern bench pub`"
+                } else {
+                    lib
+                },
+                m("send_rate", Unit::Rate),
+                m("delivered_rate", Unit::Rate),
+                m("client_cpu_s", Unit::Secs),
+                m("client_busy", Unit::Secs),
+                m("broker_cpu_us", Unit::Us),
+                m("broker_busy", Unit::Secs),
+            );
+        }
+    }
+    s
+}
+
 /// One progress line for a record.
 pub fn one_line(r: &Record) -> String {
     let mut s = format!("rep {} {:<13} {:<16}", r.rep, r.lib, r.scenario);
     for k in [
         "msgs_per_sec",
+        "send_rate",
+        "delivered_rate",
         "max_lag",
         "p50_us",
         "p99_us",

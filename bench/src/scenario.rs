@@ -5,6 +5,9 @@
 //! current-thread, `mt` multi-thread), the broker's configuration (`win20` for
 //! `max_inflight_messages 20`, `nagle` or `nodelay` for `set_tcp_nodelay false`/`true`) and
 //! whether a subscriber takes part (`sub`, `nosub`). [`Filter`] selects scenarios by them.
+//!
+//! The load tool side by side (`rate:QOS:SIZE:RATE:CONNS:SECS:win20:nagle`) is the exception:
+//! whole publisher processes, always with a subscriber, so no runtime or subscriber token.
 
 use std::fmt;
 use std::str::FromStr;
@@ -184,6 +187,24 @@ pub enum Scenario {
         /// How many.
         count: u64,
     },
+    /// The load tool side by side: a whole publisher process (`tern bench pub`, or this
+    /// harness's rumqttc or paho publisher) with `conns` connections sending `rate` msgs/s in
+    /// all for `secs` seconds, and a subscriber outside it counting what arrives.
+    Rate {
+        /// QoS of the publishes and of the subscription.
+        qos: u8,
+        /// Payload bytes.
+        size: usize,
+        /// The asked total rate, msgs/s; `None`: saturation (`max`), as fast as the
+        /// in-flight window lets each connection go.
+        rate: Option<u64>,
+        /// Publisher connections (the same for every client).
+        conns: u32,
+        /// Seconds of sending.
+        secs: u32,
+        /// The broker.
+        broker: BrokerCfg,
+    },
     /// Whole processes: a `pub -l` process, feeding a `sub -C` process (with `sub`).
     Process {
         /// QoS.
@@ -232,6 +253,19 @@ impl Scenario {
                 broker.label()
             ),
             Self::Connections { count } => format!("{count} idle connections"),
+            Self::Rate {
+                qos,
+                size,
+                rate,
+                conns,
+                secs,
+                broker,
+            } => format!(
+                "{}, QoS {qos}, {}, {conns} connections, {secs} s, {}",
+                rate_label(rate),
+                size_label(size),
+                broker.label()
+            ),
             Self::Process {
                 qos,
                 count,
@@ -250,7 +284,8 @@ impl Scenario {
         match *self {
             Self::Throughput { broker, .. }
             | Self::Latency { broker, .. }
-            | Self::Process { broker, .. } => broker,
+            | Self::Process { broker, .. }
+            | Self::Rate { broker, .. } => broker,
             Self::Connections { .. } => BrokerCfg::DEFAULT,
         }
     }
@@ -267,6 +302,7 @@ impl Scenario {
     pub fn libs(&self) -> &'static [&'static str] {
         match self {
             Self::Process { .. } => &["tern-cli", "mosquitto-cli"],
+            Self::Rate { .. } => &["tern-bench", "rumqttc", "paho"],
             Self::Latency {
                 rt: Rt::Current, ..
             } => &["tern", "rumqttc", "paho", "floor"],
@@ -288,6 +324,11 @@ pub fn size_label(size: usize) -> String {
     } else {
         format!("{size} B")
     }
+}
+
+/// `10000 msgs/s` or `saturation`.
+pub fn rate_label(rate: Option<u64>) -> String {
+    rate.map_or_else(|| "saturation".to_owned(), |r| format!("{r} msgs/s"))
 }
 
 fn sub_token(sub: bool) -> &'static str {
@@ -325,6 +366,21 @@ impl fmt::Display for Scenario {
                 broker,
             } => write!(f, "lat:{qos}:{count}:{}:{}", rt.token(), broker.tokens()),
             Self::Connections { count } => write!(f, "conn:{count}"),
+            Self::Rate {
+                qos,
+                size,
+                rate,
+                conns,
+                secs,
+                broker,
+            } => {
+                write!(f, "rate:{qos}:{size}:")?;
+                match rate {
+                    Some(r) => write!(f, "{r}")?,
+                    None => f.write_str("max")?,
+                }
+                write!(f, ":{conns}:{secs}:{}", broker.tokens())
+            }
             Self::Process {
                 qos,
                 count,
@@ -408,6 +464,47 @@ impl FromStr for Scenario {
                 })
             }
             Some("conn") => Ok(Self::Connections { count: num(1)? }),
+            Some("rate") => {
+                let rest_tokens = parts.get(6..).unwrap_or(&[]);
+                if rest_tokens.iter().any(|t| matches!(*t, "ct" | "mt")) {
+                    return Err(format!(
+                        "a rate scenario runs whole processes, no runtime token, in {s:?}"
+                    ));
+                }
+                let (_, broker, sub, proto) = rest(6)?;
+                if proto.is_v5() {
+                    return Err(format!("MQTT 5 is a throughput option, in {s:?}"));
+                }
+                if !sub {
+                    return Err(format!("a rate scenario always has a subscriber, in {s:?}"));
+                }
+                let rate = match parts.get(3).copied() {
+                    Some("max") => None,
+                    _ => Some(num(3)?),
+                };
+                let positive = |v: u64, what: &str| {
+                    if v == 0 {
+                        Err(format!("{what} must be positive, in {s:?}"))
+                    } else {
+                        Ok(v)
+                    }
+                };
+                if let Some(r) = rate {
+                    positive(r, "the rate")?;
+                }
+                let int = |i: usize, what: &str| -> Result<u32, String> {
+                    u32::try_from(positive(num(i)?, what)?)
+                        .map_err(|_| format!("{what} too large, in {s:?}"))
+                };
+                Ok(Self::Rate {
+                    qos: qos(1)?,
+                    size: num(2)? as usize,
+                    rate,
+                    conns: int(4, "connections")?,
+                    secs: int(5, "seconds")?,
+                    broker,
+                })
+            }
             Some("proc") => {
                 let (_, broker, sub, proto) = rest(3)?;
                 if proto.is_v5() {
@@ -459,6 +556,9 @@ impl Filter {
             })
     }
 }
+
+/// The asked rates of the load tool side by side: 10k and 50k msgs/s, then saturation.
+pub const RATES: [Option<u64>; 3] = [Some(10_000), Some(50_000), None];
 
 /// The windows of the matrix, mosquitto's default first.
 pub const WINDOWS: [u16; 3] = [20, 100, 0];
@@ -549,6 +649,18 @@ pub fn plan(quick: bool) -> Vec<Scenario> {
     v.push(Scenario::Connections {
         count: k(10_000, 500),
     });
+    // The load tool side by side: 10 publisher connections at 10k and 50k msgs/s and at
+    // saturation, QoS 1, 64 B, mosquitto's defaults.
+    for rate in RATES {
+        v.push(Scenario::Rate {
+            qos: 1,
+            size: 64,
+            rate,
+            conns: 10,
+            secs: k(10, 2) as u32,
+            broker: BrokerCfg::DEFAULT,
+        });
+    }
     for (qos, n, nq) in [(0, 100_000, 5_000), (1, 50_000, 2_000), (2, 50_000, 1_000)] {
         for nodelay in [false, true] {
             for sub in [true, false] {
@@ -617,5 +729,61 @@ mod tests {
         ));
         assert!("lat:0:500:ct:win20:nagle:v5".parse::<Scenario>().is_err());
         assert!(plan(false).contains(&s));
+    }
+
+    #[test]
+    fn rate_ids() {
+        let s: Scenario = "rate:1:64:10000:10:10:win20:nagle".parse().expect("valid");
+        assert_eq!(
+            s,
+            Scenario::Rate {
+                qos: 1,
+                size: 64,
+                rate: Some(10_000),
+                conns: 10,
+                secs: 10,
+                broker: BrokerCfg::DEFAULT,
+            }
+        );
+        assert_eq!(s.libs(), &["tern-bench", "rumqttc", "paho"]);
+        assert!(plan(false).contains(&s));
+        let max: Scenario = "rate:1:64:max:10:10:win20:nagle".parse().expect("valid");
+        assert!(matches!(max, Scenario::Rate { rate: None, .. }));
+        assert_eq!(max.to_string(), "rate:1:64:max:10:10:win20:nagle");
+        // Missing broker tokens take mosquitto's defaults.
+        let short: Scenario = "rate:0:64:500:2:3".parse().expect("valid");
+        assert_eq!(short.broker(), BrokerCfg::DEFAULT);
+        assert_eq!(short.to_string(), "rate:0:64:500:2:3:win20:nagle");
+        let f = |x: &str| Filter::new(&[x.to_owned()]).matches(&max);
+        assert!(f("rate"));
+        assert!(f("rate:1:64:max"));
+        assert!(f("rate+win20+nagle"));
+        assert!(!f("rate:1:64:10000"));
+        assert!(!f("tp"));
+        for bad in [
+            "rate:1:64:0:10:10",
+            "rate:1:64:fast:10:10",
+            "rate:1:64:10000:0:10",
+            "rate:1:64:10000:10:0",
+            "rate:1:64:10000:10",
+            "rate:3:64:10000:10:10",
+            "rate:1:64:10000:10:10:win20:nagle:v5",
+            "rate:1:64:10000:10:10:win20:nagle:nosub",
+            "rate:1:64:10000:10:10:mt",
+            "rate:1:64:10000:99999999999:10",
+        ] {
+            assert!(bad.parse::<Scenario>().is_err(), "{bad} accepted");
+        }
+        // The quick plan runs the same rates, shorter.
+        let quick: Vec<Scenario> = plan(true)
+            .into_iter()
+            .filter(|s| matches!(s, Scenario::Rate { .. }))
+            .collect();
+        assert_eq!(quick.len(), RATES.len());
+        assert!(
+            quick
+                .iter()
+                .all(|s| matches!(s, Scenario::Rate { secs: 2, .. }))
+        );
     }
 }

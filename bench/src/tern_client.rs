@@ -71,7 +71,9 @@ pub fn run(ctx: &Ctx, scenario: Scenario) -> Record {
                 latency(&ctx, qos, count).await.map(|h| h.fill(&mut rec))
             }
             Scenario::Connections { count } => connections(&ctx, count, &mut rec).await,
-            Scenario::Process { .. } => Err("not a library scenario".to_owned()),
+            Scenario::Process { .. } | Scenario::Rate { .. } => {
+                Err("not a library scenario".to_owned())
+            }
         };
         if let Err(e) = result {
             rec.error = Some(e);

@@ -10,6 +10,7 @@
 
 mod paho_client;
 mod process;
+mod rate;
 mod rumqttc_client;
 mod rumqttc_v5_client;
 
@@ -96,6 +97,9 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         libs: Vec<String>,
     },
+    /// The peers' publisher process of a `rate:…` scenario (used by `client`): prints one
+    /// JSON line of what it completed.
+    RatePub(rate::PubArgs),
     /// Rebuild the report from a results file.
     Report {
         #[arg(long, default_value = "target-bench/bench-results.jsonl")]
@@ -139,6 +143,7 @@ fn main() {
                 broker_nagle: !scenario.broker().nodelay,
             };
             let mut rec = match (lib.as_str(), scenario) {
+                (l, s @ Scenario::Rate { .. }) => rate::run(&ctx, l, s),
                 ("tern-cli" | "mosquitto-cli", s @ Scenario::Process { .. }) => {
                     process::run(&ctx, &lib, s)
                 }
@@ -198,6 +203,23 @@ fn main() {
                 println!("rep {} {:<13} {}", j.rep, j.lib, j.scenario);
             }
             println!("{} jobs", jobs.len());
+        }
+        Cmd::RatePub(a) => {
+            measure::raise_nofile();
+            match rate::publish(&a) {
+                Ok(sent) => {
+                    let line = serde_json::to_string(&sent).expect("serializes");
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                    // Paho C's clients are not destroyed (see rate.rs): exit now.
+                    std::process::exit(0);
+                }
+                Err(e) => {
+                    eprintln!("rate-pub: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Cmd::Report {
             results,

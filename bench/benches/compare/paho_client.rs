@@ -49,7 +49,9 @@ pub(crate) fn run(ctx: &Ctx, scenario: Scenario) -> Record {
         } => throughput(ctx, qos, size, count, sub).map(|t| t.fill(&mut rec)),
         Scenario::Latency { qos, count, .. } => latency(ctx, qos, count).map(|h| h.fill(&mut rec)),
         Scenario::Connections { count } => connections(ctx, count, &mut rec),
-        Scenario::Process { .. } => Err("not a library scenario".to_owned()),
+        Scenario::Process { .. } | Scenario::Rate { .. } => {
+            Err("not a library scenario".to_owned())
+        }
     };
     if let Err(e) = result {
         rec.error = Some(e);

@@ -28,14 +28,15 @@ pub(crate) fn tern_bin() -> PathBuf {
 /// The longest a publisher process may run.
 const PUB_LIMIT: Duration = tern_bench::RUN_LIMIT;
 
-struct Exited {
-    at: Instant,
-    cpu: f64,
-    ok: bool,
+/// A child's exit: when, its user+sys CPU seconds, whether it exited with status 0.
+pub(crate) struct Exited {
+    pub(crate) at: Instant,
+    pub(crate) cpu: f64,
+    pub(crate) ok: bool,
 }
 
 /// Waits for `pid` on a thread, returning exit time and CPU time from `wait4`.
-fn reaper(pid: u32) -> std::thread::JoinHandle<Exited> {
+pub(crate) fn reaper(pid: u32) -> std::thread::JoinHandle<Exited> {
     std::thread::spawn(move || {
         let mut status = 0;
         // SAFETY: wait4 on our own child, writing into structs we own.
