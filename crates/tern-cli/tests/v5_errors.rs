@@ -146,7 +146,7 @@ fn values_out_of_their_wire_range_or_repeated_are_refused() {
     ]);
     assert!(
         out.stderr
-            .contains("Error in PUBLISH properties: Duplicate property content-type."),
+            .contains("Error in PUBLISH properties: Duplicate property in property list"),
         "{out}"
     );
 }

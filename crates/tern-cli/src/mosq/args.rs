@@ -497,7 +497,10 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
                     .map(Some)
                     .map_err(|w| format!("--property value {w:?} is not valid UTF-8.")),
             };
-            c.props.add(&mut next).map_err(UsageError)?;
+            // mosquitto ends its -D sentences with a blank line of their own.
+            c.props
+                .add(&mut next)
+                .map_err(|e| UsageError(format!("{e}\n")))?;
             // As mosquitto: a property makes the connection MQTT v5 (a later -V overrides).
             c.version = Version::V5;
         }
@@ -1217,7 +1220,7 @@ mod tests {
         );
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-D", "connect", "topic-alias", "1"]),
-            "topic-alias property not allowed for connect in --property argument."
+            "topic-alias property not allowed for connect in --property argument.\n"
         );
     }
 

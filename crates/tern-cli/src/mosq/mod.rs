@@ -130,8 +130,14 @@ impl Fatal {
 
 /// Prints a usage error as mosquitto does and returns the usage exit code.
 pub(crate) fn usage_error(cmd: &str, e: &args::UsageError) -> ExitCode {
+    // mosquitto's "Error in PUBLISH properties: ..." sentences carry no "Error: ".
+    let prefix = if e.0.starts_with("Error in ") {
+        ""
+    } else {
+        "Error: "
+    };
     err_line(format_args!(
-        "Error: {}\n\nUse 'tern {cmd} --help' to see usage.",
+        "{prefix}{}\n\nUse 'tern {cmd} --help' to see usage.",
         e.0
     ));
     ExitCode::from(exit::USAGE)

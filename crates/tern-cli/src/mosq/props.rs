@@ -363,11 +363,12 @@ impl Properties {
         })
     }
 
-    /// What mosquitto checks once every flag is read: no single-valued property twice.
+    /// What mosquitto checks once every flag is read: no single-valued property twice
+    /// (refused in mosquitto's words, which do not name the property).
     pub(crate) fn check(&self) -> Result<(), String> {
         match self.duplicate {
-            Some((packet, name)) => Err(format!(
-                "Error in {packet} properties: Duplicate property {name}."
+            Some((packet, _)) => Err(format!(
+                "Error in {packet} properties: Duplicate property in property list"
             )),
             None => Ok(()),
         }
@@ -607,7 +608,7 @@ mod tests {
         add(&mut p, &["publish", "content-type", "b"]).unwrap();
         assert_eq!(
             p.check().unwrap_err(),
-            "Error in PUBLISH properties: Duplicate property content-type."
+            "Error in PUBLISH properties: Duplicate property in property list"
         );
     }
 }
