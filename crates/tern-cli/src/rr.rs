@@ -75,12 +75,7 @@ fn run(a: RrArgs, format: Option<Format>) -> Result<(), Fatal> {
     let single = match &a.source {
         Source::Message(m) => Some(Bytes::from(m.clone())),
         Source::Null | Source::Random(_) => Some(Bytes::new()),
-        Source::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
-            Fatal::new(
-                exit::ERROR,
-                format!("Error loading input file \"{}\": {e}", path.display()),
-            )
-        })?)),
+        Source::File(path) => Some(crate::pubcmd::read_file(path)?),
         Source::Stdin => {
             let mut buf = Vec::new();
             io::stdin().lock().read_to_end(&mut buf).map_err(|e| {

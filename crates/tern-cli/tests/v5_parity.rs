@@ -345,3 +345,48 @@ fn property_mistakes_are_refused_in_mosquittos_words() {
         );
     }
 }
+
+/// Command-line mistakes `tern sub` / `tern pub` share with mosquitto's tools are refused in
+/// their words (topics without tern's detail, counts and timeouts as atoi(3) read them, the
+/// blank line mosquitto adds after some); a file that cannot be opened is mosquitto_pub's two
+/// lines and exit 1.
+#[test]
+fn usage_mistakes_are_refused_in_mosquittos_words() {
+    let broker = MosquittoConfig::new().start();
+    let cases: &[(&str, &[&str])] = &[
+        ("sub", &["-t", "a/#/b"]),
+        ("sub", &["-t", "a/#", "-T", "x/#/y"]),
+        ("sub", &["-t", "a", "-U", "a/#/x"]),
+        ("sub", &["-t", "a", "-C", "0"]),
+        ("sub", &["-t", "a", "-C", "abc"]),
+        ("sub", &["-t", "a", "-W", "-1"]),
+        ("sub", &["-t", "a", "-x", "-2"]),
+        ("sub", &["-t", "a", "-x", "soon"]),
+        ("pub", &["-t", "a/+", "-m", "x"]),
+    ];
+    for (cmd, case) in cases {
+        let mut args = vec!["-V", "5"];
+        args.extend_from_slice(case);
+        let tool = format!("mosquitto_{cmd}");
+        let control = run(mosquitto(&tool, &broker, &args));
+        let mut ours = tern([cmd]);
+        ours.args(at(&broker)).args(&args);
+        let ours = run(ours);
+        control.assert_code(1);
+        ours.assert_code(2);
+        assert!(control.stderr.starts_with("Error"), "{case:?}: {control}");
+        assert_eq!(
+            ours.stderr,
+            control.stderr.replace(&tool, &format!("tern {cmd}")),
+            "{case:?}"
+        );
+    }
+    let missing = ["-V", "5", "-t", "a", "-f", "/nonexistent/tern-parity"];
+    let control = run(mosquitto("mosquitto_pub", &broker, &missing));
+    let mut ours = tern(["pub"]);
+    ours.args(at(&broker)).args(missing);
+    let ours = run(ours);
+    control.assert_code(1);
+    ours.assert_code(1);
+    assert_eq!(ours.stderr, control.stderr);
+}

@@ -344,6 +344,18 @@ impl Cursor {
             .map_err(|_| UsageError::new(format!("Invalid {what} given: {s}")))
     }
 
+    /// `-W`: seconds, fractions allowed (beyond mosquitto); what is not a positive number
+    /// is refused in mosquitto's words, with the value its atoi(3) read.
+    fn timeout(&mut self, flag: &str) -> Result<Duration> {
+        let s = self.string(flag)?;
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| UsageError::new(format!("Invalid timeout \"{}\".\n", atoi(&s))))
+    }
+
     fn qos(&mut self, flag: &str) -> Result<QoS> {
         let s = self.string(flag)?;
         s.trim()
@@ -362,6 +374,24 @@ impl Cursor {
             .map(Duration::from_secs_f64)
             .ok_or_else(|| UsageError::new(format!("Invalid {what} given: {s}")))
     }
+}
+
+/// C's atoi(3), as mosquitto reads counts: leading blanks, a sign, the digits that follow
+/// (0 when there are none), saturating where atoi's result would be undefined.
+fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+    if neg { -n } else { n }
 }
 
 #[cfg(unix)]
@@ -497,10 +527,15 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
                     .map(Some)
                     .map_err(|w| format!("--property value {w:?} is not valid UTF-8.")),
             };
-            // mosquitto ends its -D sentences with a blank line of their own.
-            c.props
-                .add(&mut next)
-                .map_err(|e| UsageError(format!("{e}\n")))?;
+            // mosquitto ends its -D sentences with a blank line of their own (not its
+            // "Error in PUBLISH properties: ..." checks of the values).
+            c.props.add(&mut next).map_err(|e| {
+                UsageError(if e.starts_with("Error in ") {
+                    e
+                } else {
+                    format!("{e}\n")
+                })
+            })?;
             // As mosquitto: a property makes the connection MQTT v5 (a later -V overrides).
             c.version = Version::V5;
         }
@@ -510,12 +545,12 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
                 "∞" => -1,
                 t => t
                     .parse()
-                    .map_err(|_| UsageError::new("session-expiry-interval not a number."))?,
+                    .map_err(|_| UsageError::new("session-expiry-interval not a number.\n"))?,
             };
             c.session_expiry = Some(match n {
                 -1 => u32::MAX,
                 n => u32::try_from(n)
-                    .map_err(|_| UsageError::new("session-expiry-interval out of range."))?,
+                    .map_err(|_| UsageError::new("session-expiry-interval out of range.\n"))?,
             });
         }
         "--will-topic" => c.will_topic = Some(cur.string(flag)?),
@@ -797,9 +832,9 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
             "Only one topic can be published to at once.",
         ));
     }
-    TopicName::new(topic).map_err(|e| {
+    TopicName::new(topic).map_err(|_| {
         UsageError::new(format!(
-            "Invalid publish topic '{topic}', does it contain '+' or '#'? ({e})"
+            "Invalid publish topic '{topic}', does it contain '+' or '#'?"
         ))
     })?;
     Ok(Parsed::Run(PubArgs {
@@ -852,20 +887,14 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
             }
             "-e" => {
                 let t = cur.string(flag)?;
-                TopicName::new(&t).map_err(|e| {
+                TopicName::new(&t).map_err(|_| {
                     UsageError::new(format!(
-                        "Invalid response topic '{t}', does it contain '+' or '#'? ({e})"
+                        "Invalid response topic '{t}', does it contain '+' or '#'?"
                     ))
                 })?;
                 response_topic = Some(t);
             }
-            "-W" => {
-                let d = cur.seconds(flag, "timeout")?;
-                if d.is_zero() {
-                    return Err(UsageError::new("Invalid timeout given: 0"));
-                }
-                rr.timeout = Some(d);
-            }
+            "-W" => rr.timeout = Some(cur.timeout(flag)?),
             "-R" => rr.no_retain = true,
             "-v" => rr.verbose = true,
             "-N" => rr.no_eol = true,
@@ -892,9 +921,9 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
             "Only one topic can be published to at once.",
         ));
     }
-    TopicName::new(topic).map_err(|e| {
+    TopicName::new(topic).map_err(|_| {
         UsageError::new(format!(
-            "Invalid publish topic '{topic}', does it contain '+' or '#'? ({e})"
+            "Invalid publish topic '{topic}', does it contain '+' or '#'?"
         ))
     })?;
     if matches!(source, Source::Random(_)) {
@@ -969,19 +998,15 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
                 sub.random_filter = Some(pct / 100.0);
             }
             "-C" => {
-                let n: u64 = cur.number(flag, "message count")?;
-                if n == 0 {
-                    return Err(UsageError::new("Invalid message count given: 0"));
-                }
-                sub.count = Some(n);
+                // As mosquitto_sub: atoi(3), and anything below 1 refused in its words.
+                let s = cur.string(flag)?;
+                let n = atoi(&s);
+                sub.count =
+                    Some(u64::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                        UsageError::new(format!("Invalid message count \"{n}\".\n"))
+                    })?);
             }
-            "-W" => {
-                let d = cur.seconds(flag, "timeout")?;
-                if d.is_zero() {
-                    return Err(UsageError::new("Invalid timeout given: 0"));
-                }
-                sub.timeout = Some(d);
-            }
+            "-W" => sub.timeout = Some(cur.timeout(flag)?),
             "-R" => sub.no_retain = true,
             "--retain-as-published" => sub.retain_as_published = true,
             "--retained-only" => sub.retained_only = true,
@@ -990,9 +1015,9 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
             "-F" => sub.format = Some(cur.bytes(flag)?),
             "-T" => {
                 let t = cur.string(flag)?;
-                let f = TopicFilter::new(&t).map_err(|e| {
+                let f = TopicFilter::new(&t).map_err(|_| {
                     UsageError::new(format!(
-                        "Invalid filter topic '{t}', are all '+' and '#' wildcards correct? ({e})"
+                        "Invalid filter topic '{t}', are all '+' and '#' wildcards correct?"
                     ))
                 })?;
                 sub.filter_out.push(f);
@@ -1018,10 +1043,11 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
     if sub.common.topics.is_empty() && sub.unsubscribe.is_empty() {
         return Err(UsageError::new("You must specify a topic to subscribe to."));
     }
-    for t in sub.common.topics.iter().chain(&sub.unsubscribe) {
-        TopicFilter::new(t).map_err(|e| {
+    let topics = sub.common.topics.iter().map(|t| ("subscription", t));
+    for (what, t) in topics.chain(sub.unsubscribe.iter().map(|t| ("unsubscribe", t))) {
+        TopicFilter::new(t).map_err(|_| {
             UsageError::new(format!(
-                "Invalid subscription topic '{t}', are all '+' and '#' wildcards correct? ({e})"
+                "Invalid {what} topic '{t}', are all '+' and '#' wildcards correct?"
             ))
         })?;
     }
@@ -1193,11 +1219,11 @@ mod tests {
         assert!(sub_err(&["-t", "t", "-V", "5", "-x", "-1"]).contains("infinite session expiry"));
         assert_eq!(
             sub_err(&["-t", "t", "-V", "5", "-x", "4294967296"]),
-            "session-expiry-interval out of range."
+            "session-expiry-interval out of range.\n"
         );
         assert_eq!(
             sub_err(&["-t", "t", "-V", "5", "-x", "soon"]),
-            "session-expiry-interval not a number."
+            "session-expiry-interval not a number.\n"
         );
         assert!(
             sub_err(&[
@@ -1357,7 +1383,15 @@ mod tests {
         assert!(s.no_retain && s.no_eol && s.verbose);
         assert_eq!(
             sub_err(&["-t", "x", "-C", "0"]),
-            "Invalid message count given: 0"
+            "Invalid message count \"0\".\n"
+        );
+        assert_eq!(
+            sub_err(&["-t", "x", "-C", "x2"]),
+            "Invalid message count \"0\".\n"
+        );
+        assert_eq!(
+            sub_err(&["-t", "x", "-W", "-3s"]),
+            "Invalid timeout \"-3\".\n"
         );
         assert!(sub_err(&["-t", "x", "-R", "--retained-only"]).contains("makes no sense"));
     }
