@@ -362,6 +362,8 @@ fn usage_mistakes_are_refused_in_mosquittos_words() {
         ("sub", &["-t", "a", "-W", "-1"]),
         ("sub", &["-t", "a", "-x", "-2"]),
         ("sub", &["-t", "a", "-x", "soon"]),
+        ("sub", &["-t", "a", "-F", "%0-3t"]),
+        ("sub", &["-t", "a", "-F", "[%--3p]"]),
         ("pub", &["-t", "a/+", "-m", "x"]),
     ];
     for (cmd, case) in cases {

@@ -470,12 +470,13 @@ fn flush(lit: &mut Vec<u8>, pieces: &mut Vec<Piece>) {
 /// Parses what follows a `%` at `i`: flags, width, `.max`, conversion.
 fn parse_percent(s: &[u8], mut i: usize) -> Result<(Field, Spec, usize), String> {
     let mut spec = Spec::default();
-    while let Some(&c) = s.get(i) {
-        match c {
-            b'-' => spec.left = true,
-            b'0' => spec.zero = true,
-            _ => break,
-        }
+    // As mosquitto_sub: at most one `-`, then at most one `0`, in that order.
+    if s.get(i) == Some(&b'-') {
+        spec.left = true;
+        i += 1;
+    }
+    if s.get(i) == Some(&b'0') {
+        spec.zero = true;
         i += 1;
     }
     let digits = |i: &mut usize| -> usize {
@@ -643,6 +644,15 @@ mod tests {
             Format::parse(b"%-5"),
             Err("Incomplete format specifier.".into())
         );
+        assert_eq!(
+            Format::parse(b"%0-3t"),
+            Err("Invalid format specifier '-'.".into())
+        );
+        assert_eq!(
+            Format::parse(b"%--3t"),
+            Err("Invalid format specifier '-'.".into())
+        );
+        assert!(Format::parse(b"%-03t%00t").is_ok());
         assert_eq!(
             Format::parse(br"\z"),
             Err("Invalid escape specifier 'z'.".into())
