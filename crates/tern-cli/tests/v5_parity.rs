@@ -392,3 +392,94 @@ fn usage_mistakes_are_refused_in_mosquittos_words() {
     ours.assert_code(1);
     assert_eq!(ours.stderr, control.stderr);
 }
+
+/// One request/response through `rr` (mosquitto_rr or tern rr, `args` after the broker's
+/// address): a mosquitto_sub/mosquitto_pub responder answers on the request's response topic,
+/// echoing its correlation data when it has some. Returns what rr printed and how it exited,
+/// and the request as the responder saw it.
+fn rr_round(broker: &Mosquitto, id: &str, mut rr: Command) -> (Output, String) {
+    let listener = spawn(
+        mosquitto(
+            "mosquitto_sub",
+            broker,
+            &[
+                "-i",
+                id,
+                "-V",
+                "5",
+                "-t",
+                "rq/x",
+                "-C",
+                "1",
+                "-W",
+                "20",
+                "-F",
+                "%R\t%D\t%p",
+            ],
+        ),
+        None,
+    );
+    broker.wait_for_log(&format!("Sending SUBACK to {id}"));
+    rr.args(at(broker))
+        .args(RR_ARGS)
+        .args(["-i", &format!("{id}-rr")]);
+    let rr = spawn(rr, None);
+    let seen = listener.wait().assert_code(0).text();
+    let mut fields = seen.trim_end_matches('\n').split('\t');
+    let (to, corr) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+    let mut reply = vec![
+        "-V",
+        "5",
+        "-t",
+        to,
+        "-m",
+        "pong",
+        "-D",
+        "publish",
+        "content-type",
+        "ct",
+    ];
+    if !corr.is_empty() {
+        reply.extend(["-D", "publish", "correlation-data", corr]);
+    }
+    publish(broker, &reply);
+    (rr.wait(), seen)
+}
+
+const RR_ARGS: [&str; 12] = [
+    "-V",
+    "5",
+    "-t",
+    "rq/x",
+    "-e",
+    "rq/x/re",
+    "-m",
+    "ping",
+    "-W",
+    "20",
+    "-F",
+    "%t|%p|%D|%C|%j",
+];
+
+/// `tern rr` sends the request mosquitto_rr sends (the response topic, no correlation data
+/// of its own) and prints the response as it does.
+#[test]
+fn request_and_response_are_mosquitto_rrs() {
+    let broker = MosquittoConfig::new().start();
+    let (control, control_seen) = rr_round(
+        &broker,
+        "resp-m",
+        Command::new(require_mosquitto_tool("mosquitto_rr")),
+    );
+    let (ours, ours_seen) = rr_round(&broker, "resp-t", tern(["rr"]));
+    assert_eq!(ours_seen, control_seen, "the request differs");
+    assert_eq!(control_seen, "rq/x/re\t\tping\n");
+    control.assert_code(0);
+    ours.assert_code(0);
+    assert_eq!(
+        without_stamps(&ours.stdout),
+        without_stamps(&control.stdout),
+        "mosquitto_rr: {control}\ntern: {ours}"
+    );
+    assert_eq!(ours.stderr, control.stderr);
+}

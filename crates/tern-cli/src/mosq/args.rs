@@ -264,8 +264,9 @@ pub(crate) struct RrArgs {
     pub(crate) format: Option<Vec<u8>>,
     /// `--pretty`.
     pub(crate) pretty: bool,
-    /// At MQTT v5: no `-D publish correlation-data` was given, so each request gets fresh
-    /// random correlation data.
+    /// At MQTT v5 under `-l`: no `-D publish correlation-data` was given, so each request
+    /// gets fresh random correlation data (a late answer to one line is not taken for the
+    /// next's). A single request carries none, as mosquitto_rr's.
     pub(crate) generated_correlation: bool,
 }
 
@@ -847,8 +848,9 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
 }
 
 /// Parses `tern rr`'s arguments (without the `rr`). MQTT v5 is the default, as in
-/// mosquitto_rr; there the request carries the response topic and correlation data (16
-/// random bytes as hex unless `-D publish correlation-data` gives them).
+/// mosquitto_rr; there the request carries the response topic, and correlation data when
+/// `-D publish correlation-data` gives it (as mosquitto_rr) or, under `-l` (beyond
+/// mosquitto_rr), fresh for each line.
 pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
     let mut common = Common {
         version: Version::V5,
@@ -938,12 +940,8 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
                 "Error in PUBLISH properties: Duplicate response topic.",
             ));
         }
-        if publish.correlation_data.is_none() {
-            let id: String = (0..16)
-                .map(|_| format!("{:02x}", fastrand::u8(..)))
-                .collect();
-            publish.correlation_data = Some(bytes::Bytes::from(id));
-        }
+        rr.generated_correlation =
+            publish.correlation_data.is_none() && matches!(source, Source::Lines);
     }
     rr.common = common;
     rr.source = source;
@@ -1268,7 +1266,11 @@ mod tests {
             p.response_topic.as_ref().map(TopicName::as_str),
             Some("resp")
         );
-        assert_eq!(p.correlation_data.as_ref().map(|d| d.len()), Some(32));
+        // As mosquitto_rr, a single request carries no correlation data of its own...
+        assert_eq!(p.correlation_data, None);
+        assert!(!a.generated_correlation);
+        // ... while each line of -l gets a fresh one.
+        assert!(rr_ok(&["-t", "req", "-e", "resp", "-l"]).generated_correlation);
         let a = rr_ok(&[
             "-t",
             "req",
