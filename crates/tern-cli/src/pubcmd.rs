@@ -78,6 +78,13 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
             io::stdin().lock().read_to_end(&mut buf).map_err(|e| {
                 Fatal::new(exit::ERROR, format!("Error reading standard input: {e}"))
             })?;
+            if buf.is_empty() {
+                // mosquitto's words: -s sends nothing rather than an empty message.
+                return Err(Fatal::new(
+                    exit::ERROR,
+                    "Error: Zero length input.\nError loading input from stdin.",
+                ));
+            }
             Some(Bytes::from(buf))
         }
         Source::Random(n) => Some(random_payload(*n)),

@@ -365,6 +365,9 @@ fn usage_mistakes_are_refused_in_mosquittos_words() {
         ("sub", &["-t", "a", "-F", "%0-3t"]),
         ("sub", &["-t", "a", "-F", "[%--3p]"]),
         ("pub", &["-t", "a/+", "-m", "x"]),
+        ("pub", &["-t", "a", "-m", "x", "-n"]),
+        ("pub", &["-t", "a", "-m", "x", "--repeat", "0"]),
+        ("pub", &["-t", "a", "-m", "x", "--repeat-delay", "-2"]),
     ];
     for (cmd, case) in cases {
         let mut args = vec!["-V", "5"];
@@ -388,6 +391,15 @@ fn usage_mistakes_are_refused_in_mosquittos_words() {
     let mut ours = tern(["pub"]);
     ours.args(at(&broker)).args(missing);
     let ours = run(ours);
+    control.assert_code(1);
+    ours.assert_code(1);
+    assert_eq!(ours.stderr, control.stderr);
+    // -s with nothing on standard input sends nothing.
+    let empty = ["-V", "5", "-t", "a", "-s"];
+    let control = run_with_input(mosquitto("mosquitto_pub", &broker, &empty), Vec::new());
+    let mut ours = tern(["pub"]);
+    ours.args(at(&broker)).args(empty);
+    let ours = run_with_input(ours, Vec::new());
     control.assert_code(1);
     ours.assert_code(1);
     assert_eq!(ours.stderr, control.stderr);

@@ -810,19 +810,33 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
             }
             "-r" => retain = true,
             "--repeat" => {
-                repeat = cur.number(flag, "repeat count")?;
-                if repeat == 0 {
-                    return Err(UsageError::new("Invalid repeat count given: 0"));
-                }
+                // As mosquitto_pub: atoi(3), below 1 refused in its words.
+                repeat = u32::try_from(atoi(&cur.string(flag)?))
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| UsageError::new("--repeat argument must be >0.\n"))?;
             }
-            "--repeat-delay" => repeat_delay = cur.seconds(flag, "repeat delay")?,
+            "--repeat-delay" => {
+                let s = cur.string(flag)?;
+                let d = s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v < 1e9)
+                    .ok_or_else(|| UsageError::new(format!("Invalid repeat delay given: {s}")))?;
+                if d < 0.0 {
+                    // mosquitto_pub's words.
+                    return Err(UsageError::new("--repeat-delay argument must be >=0.0.\n"));
+                }
+                repeat_delay = Duration::from_secs_f64(d);
+            }
             other => return Err(UsageError::new(format!("Unknown option '{other}'."))),
         }
     }
     finish_common(&mut common)?;
     if sources.len() > 1 {
         return Err(UsageError::new(
-            "Only one type of message can be sent at once.",
+            "Only one type of message can be sent at once.\n",
         ));
     }
     let (Some(source), Some(topic)) = (sources.pop(), common.topics.first()) else {
@@ -908,7 +922,7 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
     finish_common(&mut common)?;
     if sources.len() > 1 {
         return Err(UsageError::new(
-            "Only one type of message can be sent at once.",
+            "Only one type of message can be sent at once.\n",
         ));
     }
     let (Some(source), Some(topic), Some(response)) =
@@ -1107,7 +1121,7 @@ mod tests {
     fn exactly_one_message_source_is_required() {
         assert_eq!(
             pub_err(&["-t", "t", "-m", "x", "-n"]),
-            "Only one type of message can be sent at once."
+            "Only one type of message can be sent at once.\n"
         );
         assert_eq!(
             pub_err(&["-t", "t"]),
