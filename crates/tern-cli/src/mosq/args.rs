@@ -319,9 +319,7 @@ impl Cursor {
     }
 
     fn value(&mut self, flag: &str) -> Result<OsString> {
-        self.next().ok_or_else(|| {
-            UsageError::new(format!("{flag} argument given but no value specified."))
-        })
+        self.next().ok_or_else(|| missing_value(flag))
     }
 
     fn string(&mut self, flag: &str) -> Result<String> {
@@ -375,6 +373,55 @@ impl Cursor {
             .map(Duration::from_secs_f64)
             .ok_or_else(|| UsageError::new(format!("Invalid {what} given: {s}")))
     }
+}
+
+/// A flag at the end of the command line without its value: mosquitto's sentence (naming
+/// the flag as mosquitto does, and what it wanted) where mosquitto has the flag.
+fn missing_value(flag: &str) -> UsageError {
+    let (shown, what) = match flag {
+        "-A" => ("-A", "address"),
+        "-C" => ("-C", "count"),
+        "-e" => ("-e", "response topic"),
+        "-F" => ("-F", "format"),
+        "-f" | "--cafile" | "--cert" | "--key" => (flag, "file"),
+        "-h" => ("-h", "host"),
+        "-i" => ("-i", "id"),
+        "-I" => ("-I", "id prefix"),
+        "-k" => ("-k", "keepalive"),
+        "-L" => ("-L", "URL"),
+        "-m" => ("-m", "message"),
+        "-p" => ("-p", "port"),
+        "-P" => ("-P", "password"),
+        "-q" => ("-q", "QoS"),
+        "-t" => ("-t", "topic"),
+        "-T" => ("-T", "topic filter"),
+        "-u" => ("-u", "username"),
+        "-U" => ("-U", "unsubscribe topic"),
+        "-V" => ("--protocol-version", "version"),
+        "-W" => ("-W", "timeout"),
+        "-x" => ("-x", "session expiry interval"),
+        "--capath" => (flag, "directory"),
+        "--ciphers" => (flag, "ciphers"),
+        "--keyform" => (flag, "keyform"),
+        "--psk" => (flag, "key"),
+        "--psk-identity" => (flag, "identity"),
+        "--proxy" => (flag, "proxy url"),
+        "--random-filter" => (flag, "chance"),
+        "--repeat" => (flag, "count"),
+        "--repeat-delay" => (flag, "time"),
+        "--tls-alpn" => (flag, "protocol"),
+        "--tls-engine" => (flag, "engine_id"),
+        "--tls-engine-kpass-sha1" => (flag, "kpass sha1"),
+        "--tls-version" => (flag, "version"),
+        "--unix" => (flag, "socket path"),
+        "--will-payload" => (flag, "will payload"),
+        "--will-qos" => (flag, "will QoS"),
+        "--will-topic" => (flag, "will topic"),
+        _ => {
+            return UsageError::new(format!("{flag} argument given but no value specified."));
+        }
+    };
+    UsageError::new(format!("{shown} argument given but no {what} specified.\n"))
 }
 
 /// C's atoi(3), as mosquitto reads counts: leading blanks, a sign, the digits that follow
@@ -502,7 +549,17 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
         "-q" => c.qos = cur.qos(flag)?,
         "-i" => c.client_id = Some(cur.string(flag)?),
         "-I" => c.id_prefix = Some(cur.string(flag)?),
-        "-k" => c.keepalive = cur.number(flag, "keepalive")?,
+        "-k" => {
+            // As mosquitto: atoi(3), 5 to 65535.
+            c.keepalive = u16::try_from(atoi(&cur.string(flag)?))
+                .ok()
+                .filter(|k| *k >= 5)
+                .ok_or_else(|| {
+                    UsageError::new(
+                        "Invalid keepalive given, it must be between 5 and 65535 inclusive.\n",
+                    )
+                })?;
+        }
         "-u" => c.username = Some(cur.string(flag)?),
         "-P" => c.password = Some(cur.bytes(flag)?),
         "-c" => c.clean_session = false,
@@ -513,10 +570,10 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
                 "311" | "mqttv311" => Version::V311,
                 "5" | "mqttv5" => Version::V5,
                 _ => {
-                    return Err(UsageError::new(format!(
-                        "Invalid protocol version argument given: {v} (31, mqttv31, 311, \
-                         mqttv311, 5 or mqttv5)"
-                    )));
+                    // mosquitto's words; `--help` lists the versions.
+                    return Err(UsageError::new(
+                        "Invalid protocol version argument given.\n",
+                    ));
                 }
             };
         }
@@ -556,7 +613,13 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
         }
         "--will-topic" => c.will_topic = Some(cur.string(flag)?),
         "--will-payload" => c.will_payload = Some(cur.bytes(flag)?),
-        "--will-qos" => c.will_qos = cur.qos(flag)?,
+        "--will-qos" => {
+            let n = atoi(&cur.string(flag)?);
+            c.will_qos = u8::try_from(n)
+                .ok()
+                .and_then(QoS::from_u8)
+                .ok_or_else(|| UsageError::new(format!("Invalid will QoS {n}.\n")))?;
+        }
         "--will-retain" => c.will_retain = true,
         "--cafile" => c.cafile = Some(cur.path(flag)?),
         "--capath" => c.capath = Some(cur.path(flag)?),
@@ -656,6 +719,11 @@ fn finish_common(c: &mut Common) -> Result<()> {
         }
         _ => {}
     }
+    if c.client_id.is_some() && c.id_prefix.is_some() {
+        return Err(UsageError::new(
+            "-i and -I argument cannot be used together.\n",
+        ));
+    }
     finish_v5(c)?;
     if !c.clean_session && c.client_id.is_none() && c.id_prefix.is_none() {
         return Err(UsageError::new(
@@ -723,9 +791,9 @@ fn finish_v5(c: &mut Common) -> Result<()> {
             ));
         }
         if c.props.connect.session_expiry_interval.replace(n).is_some() {
+            // mosquitto's words: -x is the same property.
             return Err(UsageError::new(
-                "Error in CONNECT properties: Duplicate property session-expiry-interval \
-                 (-x and -D connect session-expiry-interval).",
+                "Error in CONNECT properties: Duplicate property in property list",
             ));
         }
     }
@@ -736,17 +804,14 @@ fn finish_v5(c: &mut Common) -> Result<()> {
 /// usage error.
 fn split_url(url: &str) -> Result<UrlParts> {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(UsageError::new(format!(
-            "Unsupported URL scheme in {url:?}: expected mqtt://, mqtts://, ws:// or wss://."
-        )));
+        return Err(UsageError::new("unsupported URL scheme.\n"));
     };
     if !matches!(
         scheme.to_ascii_lowercase().as_str(),
         "mqtt" | "mqtts" | "ws" | "wss"
     ) {
-        return Err(UsageError::new(format!(
-            "Unsupported URL scheme {scheme:?}: expected mqtt, mqtts, ws or wss."
-        )));
+        // mosquitto's words (tern also takes ws:// and wss://).
+        return Err(UsageError::new("unsupported URL scheme.\n"));
     }
     let (authority, topic) = match rest.split_once('/') {
         Some((a, t)) => (a, (!t.is_empty()).then(|| t.to_owned())),
@@ -1171,11 +1236,24 @@ mod tests {
         );
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-k", "70000"]),
-            "Invalid keepalive given: 70000"
+            "Invalid keepalive given, it must be between 5 and 65535 inclusive.\n"
         );
+        assert!(pub_err(&["-t", "t", "-n", "-k", "4"]).starts_with("Invalid keepalive"));
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-q"]),
-            "-q argument given but no value specified."
+            "-q argument given but no QoS specified.\n"
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-V"]),
+            "--protocol-version argument given but no version specified.\n"
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-i", "a", "-I", "b"]),
+            "-i and -I argument cannot be used together.\n"
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "--will-topic", "w", "--will-qos", "3"]),
+            "Invalid will QoS 3.\n"
         );
         assert_eq!(pub_err(&["-t", "t", "-n", "-z"]), "Unknown option '-z'.");
     }
@@ -1250,7 +1328,7 @@ mod tests {
                 "session-expiry-interval",
                 "9"
             ])
-            .contains("Duplicate property session-expiry-interval")
+            .contains("Duplicate property in property list")
         );
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-D", "will", "content-type", "x"]),
@@ -1381,7 +1459,10 @@ mod tests {
         assert_eq!(s.common.topics, ["a/b"]);
         let p = pub_ok(&["-L", "wss://h/x", "-m", "hi"]);
         assert_eq!(p.common.topics, ["x"]);
-        assert!(pub_err(&["-L", "http://h/x", "-m", "hi"]).contains("Unsupported URL scheme"));
+        assert_eq!(
+            pub_err(&["-L", "http://h/x", "-m", "hi"]),
+            "unsupported URL scheme.\n"
+        );
         assert_eq!(
             pub_err(&["-L", "mqtt://h", "-m", "hi"]),
             "Both topic and message must be supplied."
@@ -1462,7 +1543,7 @@ mod tests {
                         }
                         (Err(UsageError(m)), _) => {
                             assert!(!m.contains("Unknown option"), "{argv:?}: {m}");
-                            assert!(!m.contains("no value specified"), "{argv:?}: {m}");
+                            assert!(!m.contains("argument given but no "), "{argv:?}: {m}");
                         }
                         (Ok(()), g) => assert_ne!(g, flags::Group::Unsupported, "{argv:?}"),
                     }
