@@ -588,7 +588,7 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
             // mosquitto ends its -D sentences with a blank line of their own (not its
             // "Error in PUBLISH properties: ..." checks of the values).
             c.props.add(&mut next).map_err(|e| {
-                UsageError(if e.starts_with("Error in ") {
+                UsageError(if e.is_empty() || e.starts_with("Error in ") {
                     e
                 } else {
                     format!("{e}\n")

@@ -130,6 +130,11 @@ impl Fatal {
 
 /// Prints a usage error as mosquitto does and returns the usage exit code.
 pub(crate) fn usage_error(cmd: &str, e: &args::UsageError) -> ExitCode {
+    if e.0.is_empty() {
+        // What mosquitto prints for a refusal it has no sentence for.
+        err_line(format_args!("\nUse 'tern {cmd} --help' to see usage."));
+        return ExitCode::from(exit::USAGE);
+    }
     // mosquitto's "Error in PUBLISH properties: ..." sentences carry no "Error: ".
     let prefix = if e.0.starts_with("Error in ") {
         ""
