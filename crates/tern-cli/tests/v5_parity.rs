@@ -110,7 +110,7 @@ fn json_output_is_mosquitto_subs() {
         "-t",
         "pj/#",
         "-C",
-        "3",
+        "4",
         "-W",
         "20",
         "-F",
@@ -169,6 +169,19 @@ fn json_output_is_mosquitto_subs() {
             &broker,
             &["-V", "5", "-q", "1", "-t", "pj/3", "-m", "{\"x\":1}"],
         );
+        // A payload with a NUL: mosquitto_sub's JSON string stops there.
+        let nul = [
+            "-V",
+            "5",
+            "-t",
+            "pj/4",
+            "-s",
+            "-D",
+            "publish",
+            "correlation-data",
+            "c",
+        ];
+        run_with_input(mosquitto("mosquitto_pub", &broker, &nul), b"a\0b".to_vec()).assert_code(0);
     });
     // The control really exercised what this test is about.
     assert!(out.contains("\"mid\":"), "{out}");
@@ -178,6 +191,12 @@ fn json_output_is_mosquitto_subs() {
         "{out}"
     );
     assert!(out.contains("\"message-expiry-interval\":"), "{out}");
+    assert!(
+        out.contains(
+            "\"payloadlen\":3,\"properties\":{\"subscription-identifier\":9,\"correlation-data\":\"c\"},\"payload\":\"a\"}"
+        ),
+        "{out}"
+    );
 }
 
 /// `-F %J` writes the payload back as cJSON prints it (minified, numbers as `%g`), `--pretty`

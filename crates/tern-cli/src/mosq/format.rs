@@ -284,7 +284,7 @@ impl Format {
                         topic: msg.topic.to_owned(),
                     })?
                 } else {
-                    Json::Str(msg.payload.to_vec())
+                    Json::Str(c_string(msg.payload).to_vec())
                 };
                 let mut out = Vec::new();
                 json(msg, stamp, payload).write(self.pretty, &mut out);
@@ -442,7 +442,7 @@ fn json_properties(p: &PublishProperties) -> Json {
         put("response-topic", s(t.as_str().as_bytes()));
     }
     if let Some(d) = &p.correlation_data {
-        put("correlation-data", s(d));
+        put("correlation-data", s(c_string(d)));
     }
     if !p.user_properties.is_empty() {
         let users = p
@@ -459,6 +459,15 @@ fn json_properties(p: &PublishProperties) -> Json {
         put("message-expiry-interval", Json::Number(n.into()));
     }
     Json::Object(m)
+}
+
+/// `bytes` up to the first NUL: mosquitto_sub hands payloads and correlation data to cJSON
+/// as C strings, so `%j` shows them only that far.
+fn c_string(bytes: &[u8]) -> &[u8] {
+    bytes
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(bytes, |end| &bytes[..end])
 }
 
 fn flush(lit: &mut Vec<u8>, pieces: &mut Vec<Piece>) {
@@ -674,6 +683,13 @@ mod tests {
             "\",\"topic\":\"t/\\\"q\\\"\",\"qos\":1,\"retain\":1,\"payloadlen\":6,\
              \"mid\":7,\"payload\":\"h\\u0001\\\"\\\\\\n\u{fffd}\"}"
         );
+    }
+
+    #[test]
+    fn json_strings_stop_at_a_nul_as_mosquitto_subs() {
+        let v = view("t", b"a\x00b");
+        let out = String::from_utf8(render("%j|%l", &v)).unwrap();
+        assert!(out.ends_with("\"payload\":\"a\"}|3"), "{out}");
     }
 
     #[test]
