@@ -1064,15 +1064,17 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
             "--pretty" => sub.pretty = true,
             "--random-filter" => {
                 let s = cur.string(flag)?;
+                // mosquitto_sub's bounds and words (it takes up to 1000, all above 100
+                // meaning every message).
                 let pct = s
                     .trim()
                     .parse::<f64>()
                     .ok()
-                    .filter(|p| (0.1..=100.0).contains(p))
+                    .filter(|p| (0.1..=1000.0).contains(p))
                     .ok_or_else(|| {
-                        UsageError::new(format!("Invalid random filter given: {s} (0.1 to 100)"))
+                        UsageError::new("--random-filter chance must be between 0.1-100.0\n")
                     })?;
-                sub.random_filter = Some(pct / 100.0);
+                sub.random_filter = Some((pct / 100.0).min(1.0));
             }
             "-C" => {
                 // As mosquitto_sub: atoi(3), and anything below 1 refused in its words.
