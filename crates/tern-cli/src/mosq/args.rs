@@ -1592,7 +1592,7 @@ mod tests {
             pub_ok(&["-t", "t", "--payload-size", "10"]).source,
             Source::Random(10)
         );
-        assert!(sub_err(&["-t", "t", "--random-filter", "0"]).contains("0.1 to 100"));
+        assert!(sub_err(&["-t", "t", "--random-filter", "0"]).contains("between 0.1-100.0"));
     }
 
     #[test]
