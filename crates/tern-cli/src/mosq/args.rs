@@ -640,10 +640,17 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
         "--unix" => c.unix = Some(cur.string(flag)?),
         "--proxy" => {
             let url = cur.string(flag)?;
-            c.proxy = Some(
-                Proxy::parse(&url)
-                    .map_err(|e| UsageError::new(format!("Invalid proxy given: {e}")))?,
-            );
+            // mosquitto's words (tern also takes socks5://).
+            c.proxy = Some(Proxy::parse(&url).map_err(|_| {
+                let lower = url.to_ascii_lowercase();
+                UsageError::new(
+                    if lower.starts_with("socks5h://") || lower.starts_with("socks5://") {
+                        "Invalid proxy.".to_owned()
+                    } else {
+                        format!("Unsupported proxy protocol: {url}")
+                    },
+                )
+            })?);
         }
         "-A" => {
             let a = cur.string(flag)?;
@@ -1583,7 +1590,14 @@ mod tests {
         let proxy = p.common.proxy.unwrap();
         assert!(proxy.remote_dns);
         assert_eq!(proxy.port, 9);
-        assert!(pub_err(&["--proxy", "http://h", "-t", "t", "-n"]).contains("Invalid proxy"));
+        assert_eq!(
+            pub_err(&["--proxy", "http://h", "-t", "t", "-n"]),
+            "Unsupported proxy protocol: http://h"
+        );
+        assert_eq!(
+            pub_err(&["--proxy", "socks5h://", "-t", "t", "-n"]),
+            "Invalid proxy."
+        );
         assert!(
             pub_err(&["--tls-version", "tlsv1.1", "-t", "t", "-n"]).contains("tlsv1.2 and tlsv1.3")
         );
