@@ -391,6 +391,8 @@ fn usage_mistakes_are_refused_in_mosquittos_words() {
         ("sub", &["-t", "a", "-F", "%0-3t"]),
         ("sub", &["-t", "a", "-F", "[%--3p]"]),
         ("sub", &["-t", "a", "-k", "3"]),
+        ("sub", &["-L", "mqtt://127.0.0.1:1"]),
+        ("sub", &["-t", "a", "-I", "pre", "-c"]),
         ("sub", &["-t", "a", "--proxy", "http://h"]),
         ("sub", &["-t", "a", "--proxy", "socks5h://"]),
         ("sub", &["-t", "a", "--random-filter", "0.05"]),

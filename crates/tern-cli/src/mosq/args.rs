@@ -732,7 +732,8 @@ fn finish_common(c: &mut Common) -> Result<()> {
         ));
     }
     finish_v5(c)?;
-    if !c.clean_session && c.client_id.is_none() && c.id_prefix.is_none() {
+    // As mosquitto, -I is not a client id for -c.
+    if !c.clean_session && c.client_id.is_none() {
         return Err(UsageError::new(
             "You must provide a client id if you are using the -c option.",
         ));
@@ -820,10 +821,13 @@ fn split_url(url: &str) -> Result<UrlParts> {
         // mosquitto's words (tern also takes ws:// and wss://).
         return Err(UsageError::new("unsupported URL scheme.\n"));
     }
-    let (authority, topic) = match rest.split_once('/') {
-        Some((a, t)) => (a, (!t.is_empty()).then(|| t.to_owned())),
-        None => (rest, None),
+    // mosquitto refuses a URL without a path (an empty one is taken).
+    let Some((authority, topic)) = rest.split_once('/') else {
+        return Err(UsageError::new(
+            "Invalid URL for -L argument specified - topic missing.",
+        ));
     };
+    let topic = (!topic.is_empty()).then(|| topic.to_owned());
     let broker = format!("{scheme}://{authority}");
     tern::Broker::parse(&broker)
         .map_err(|e| UsageError::new(format!("Invalid URL {url:?}: {e}")))?;
@@ -1474,6 +1478,10 @@ mod tests {
         );
         assert_eq!(
             pub_err(&["-L", "mqtt://h", "-m", "hi"]),
+            "Invalid URL for -L argument specified - topic missing."
+        );
+        assert_eq!(
+            pub_err(&["-L", "mqtt://h/", "-m", "hi"]),
             "Both topic and message must be supplied."
         );
     }
