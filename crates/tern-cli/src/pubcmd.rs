@@ -72,17 +72,19 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
     let single = match &a.source {
         Source::Message(m) => Some(Bytes::from(m.clone())),
         Source::Null => Some(Bytes::new()),
-        Source::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
-            Fatal::new(
-                exit::ERROR,
-                format!("Error loading input file \"{}\": {e}", path.display()),
-            )
-        })?)),
+        Source::File(path) => Some(read_file(path)?),
         Source::Stdin => {
             let mut buf = Vec::new();
             io::stdin().lock().read_to_end(&mut buf).map_err(|e| {
                 Fatal::new(exit::ERROR, format!("Error reading standard input: {e}"))
             })?;
+            if buf.is_empty() {
+                // mosquitto's words: -s sends nothing rather than an empty message.
+                return Err(Fatal::new(
+                    exit::ERROR,
+                    "Error: Zero length input.\nError loading input from stdin.",
+                ));
+            }
             Some(Bytes::from(buf))
         }
         Source::Random(n) => Some(random_payload(*n)),
@@ -304,6 +306,27 @@ fn split_lines(buf: &mut BytesMut) -> Vec<Bytes> {
         lines.push(line.freeze());
     }
     lines
+}
+
+/// `-f FILE` read whole, refused in mosquitto_pub's words when it cannot be opened.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Bytes, Fatal> {
+    let shown = path.display();
+    let mut file = std::fs::File::open(path).map_err(|_| {
+        Fatal::new(
+            exit::ERROR,
+            format!(
+                "Error: Unable to open file \"{shown}\".\nError loading input file \"{shown}\"."
+            ),
+        )
+    })?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).map_err(|e| {
+        Fatal::new(
+            exit::ERROR,
+            format!("Error loading input file \"{shown}\": {e}"),
+        )
+    })?;
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //! request to `-t`, then waits for one message on the response topic and prints it as
 //! `tern sub` would (`-v`, `-N`, `-F`). With `-l` every line of standard input is a request,
 //! each answered before the next is sent. At MQTT v5 (the default, as in mosquitto_rr) the
-//! request names the response topic and carries correlation data, and a reply carrying other
-//! correlation data is someone else's and is skipped; at 3.1.1 (`-V 311`) the first message
-//! on the response topic is the answer. `-W` bounds the whole exchange: exit 27, "Timed
+//! request names the response topic; with correlation data (`-D publish correlation-data`,
+//! or fresh per line under `-l`) a reply carrying other correlation data is someone else's
+//! and is skipped. Otherwise, and at 3.1.1 (`-V 311`), the first message on the response
+//! topic is the answer. `-W` bounds the whole exchange: exit 27, "Timed
 //! out".
 
 use std::ffi::OsString;
@@ -33,9 +34,9 @@ Usage: tern rr {[-h host] [-p port] | --unix socket | -L URL} -t request-topic
                -e response-topic {-m message | -f file | -s | -l | -n} [-W secs] [options]
        tern rr --help
 
-MQTT v5 by default (-V 5): the request carries the response topic and correlation data
-(16 random bytes as hex, or -D publish correlation-data VALUE), and only a response with the
-same correlation data, or none, is taken. -V 311 works with any broker: the first message on
+MQTT v5 by default (-V 5): the request carries the response topic, and correlation data
+with -D publish correlation-data VALUE (under -l: 16 random bytes as hex per line unless
+given); then only a response with the same correlation data, or none, is taken. -V 311 works with any broker: the first message on
 the response topic is the response. -l sends one request per input line, each answered
 before the next. Per-user defaults: $XDG_CONFIG_HOME/tern_rr (else .../mosquitto_rr).
 ";
@@ -75,17 +76,19 @@ fn run(a: RrArgs, format: Option<Format>) -> Result<(), Fatal> {
     let single = match &a.source {
         Source::Message(m) => Some(Bytes::from(m.clone())),
         Source::Null | Source::Random(_) => Some(Bytes::new()),
-        Source::File(path) => Some(Bytes::from(std::fs::read(path).map_err(|e| {
-            Fatal::new(
-                exit::ERROR,
-                format!("Error loading input file \"{}\": {e}", path.display()),
-            )
-        })?)),
+        Source::File(path) => Some(crate::pubcmd::read_file(path)?),
         Source::Stdin => {
             let mut buf = Vec::new();
             io::stdin().lock().read_to_end(&mut buf).map_err(|e| {
                 Fatal::new(exit::ERROR, format!("Error reading standard input: {e}"))
             })?;
+            if buf.is_empty() {
+                // mosquitto's words: -s sends nothing rather than an empty message.
+                return Err(Fatal::new(
+                    exit::ERROR,
+                    "Error: Zero length input.\nError loading input from stdin.",
+                ));
+            }
             Some(Bytes::from(buf))
         }
         Source::Lines => None,

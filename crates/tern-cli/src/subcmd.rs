@@ -441,24 +441,27 @@ impl Print<'_> {
                 mid: m.packet_id.map_or(0, |id| id.get()),
                 props: m.properties.as_deref(),
             };
-            if let Err(e) = f.render(&view, line) {
+            // Like mosquitto_sub, a `%J` payload that is not JSON is reported and the rest
+            // of the line is still printed.
+            for e in f.render(&view, line) {
                 if !self.quiet {
                     mosq::err_line(format_args!("{e}"));
                 }
-                return Ok(());
             }
             if self.eol {
                 line.push(b'\n');
             }
             w.write_all(line)
         } else if self.verbose {
-            // mosquitto_sub -v: "topic payload", "topic (null)" for an empty payload.
-            let payload: &[u8] = if m.payload.is_empty() {
-                b"(null)"
-            } else {
-                &m.payload
-            };
-            write_parts(w, &[topic.as_bytes(), b" ", payload], self.eol)
+            // mosquitto_sub -v: "topic payload", "topic (null)" for an empty payload, and
+            // under -N nothing at all for an empty payload.
+            if m.payload.is_empty() {
+                if !self.eol {
+                    return Ok(());
+                }
+                return write_parts(w, &[topic.as_bytes(), b" (null)"], self.eol);
+            }
+            write_parts(w, &[topic.as_bytes(), b" ", &m.payload], self.eol)
         } else if m.payload.is_empty() {
             // mosquitto_sub prints nothing at all for an empty payload without -v/-F.
             Ok(())

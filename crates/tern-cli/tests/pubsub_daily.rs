@@ -613,7 +613,7 @@ fn tls_version_alpn_bind_address_and_pretty_json() {
     ]));
     out.assert_code(3);
     assert!(out.stderr.contains("::1"), "{out}");
-    // --pretty: indented JSON, keys in mosquitto's order.
+    // --pretty: indented JSON as mosquitto_sub's cJSON_Print (tabs), keys in its order.
     let sub = subscribed(
         &broker,
         "pretty-sub",
@@ -644,9 +644,9 @@ fn tls_version_alpn_bind_address_and_pretty_json() {
     ]))
     .assert_code(0);
     let text = sub.wait().assert_code(0).text();
-    assert!(text.starts_with("{\n  \""), "{text}");
+    assert!(text.starts_with("{\n\t\""), "{text}");
     assert!(
-        text.contains("\"payload\": {\n    \"t\": 21.5\n  }"),
+        text.contains("\"payload\":\t{\n\t\t\"t\":\t21.5\n\t}"),
         "{text}"
     );
 }

@@ -50,7 +50,7 @@ fn json_format_escapes_payload() {
     assert!(
         text.ends_with(
             "\",\"topic\":\"fmt/t\",\"qos\":1,\"retain\":0,\"payloadlen\":7,\
-             \"payload\":\"a\\\"b\\\\c\\td\"}\n"
+             \"mid\":1,\"payload\":\"a\\\"b\\\\c\\td\"}\n"
         ),
         "{text}"
     );
@@ -61,7 +61,7 @@ fn raw_json_format_inlines_a_json_payload() {
     let out = one(&["-F", "%J"], r#"{"t":21.5}"#);
     let text = out.assert_code(0).text();
     assert!(
-        text.ends_with("\"payloadlen\":10,\"payload\":{\"t\":21.5}}\n"),
+        text.ends_with("\"payloadlen\":10,\"mid\":1,\"payload\":{\"t\":21.5}}\n"),
         "{text}"
     );
 }

@@ -192,6 +192,8 @@ async fn at_v5_the_reply_with_the_requests_correlation_data_is_the_answer() {
         let mut cmd = tern(["rr", "-h", "127.0.0.1", "-p", &port]);
         cmd.args(["-t", "svc5/req", "-e", "svc5/resp", "-m", "ping", "-q", "1"]);
         cmd.args(["-F", "%p %D", "-W", "15"]);
+        // As mosquitto_rr, a single request carries correlation data only when given.
+        cmd.args(["-D", "publish", "correlation-data", "req-42"]);
         run(cmd)
     })
     .await

@@ -264,8 +264,9 @@ pub(crate) struct RrArgs {
     pub(crate) format: Option<Vec<u8>>,
     /// `--pretty`.
     pub(crate) pretty: bool,
-    /// At MQTT v5: no `-D publish correlation-data` was given, so each request gets fresh
-    /// random correlation data.
+    /// At MQTT v5 under `-l`: no `-D publish correlation-data` was given, so each request
+    /// gets fresh random correlation data (a late answer to one line is not taken for the
+    /// next's). A single request carries none, as mosquitto_rr's.
     pub(crate) generated_correlation: bool,
 }
 
@@ -318,9 +319,7 @@ impl Cursor {
     }
 
     fn value(&mut self, flag: &str) -> Result<OsString> {
-        self.next().ok_or_else(|| {
-            UsageError::new(format!("{flag} argument given but no value specified."))
-        })
+        self.next().ok_or_else(|| missing_value(flag))
     }
 
     fn string(&mut self, flag: &str) -> Result<String> {
@@ -344,6 +343,18 @@ impl Cursor {
             .map_err(|_| UsageError::new(format!("Invalid {what} given: {s}")))
     }
 
+    /// `-W`: seconds, fractions allowed (beyond mosquitto); what is not a positive number
+    /// is refused in mosquitto's words, with the value its atoi(3) read.
+    fn timeout(&mut self, flag: &str) -> Result<Duration> {
+        let s = self.string(flag)?;
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e9)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| UsageError::new(format!("Invalid timeout \"{}\".\n", atoi(&s))))
+    }
+
     fn qos(&mut self, flag: &str) -> Result<QoS> {
         let s = self.string(flag)?;
         s.trim()
@@ -362,6 +373,73 @@ impl Cursor {
             .map(Duration::from_secs_f64)
             .ok_or_else(|| UsageError::new(format!("Invalid {what} given: {s}")))
     }
+}
+
+/// A flag at the end of the command line without its value: mosquitto's sentence (naming
+/// the flag as mosquitto does, and what it wanted) where mosquitto has the flag.
+fn missing_value(flag: &str) -> UsageError {
+    let (shown, what) = match flag {
+        "-A" => ("-A", "address"),
+        "-C" => ("-C", "count"),
+        "-e" => ("-e", "response topic"),
+        "-F" => ("-F", "format"),
+        "-f" | "--cafile" | "--cert" | "--key" => (flag, "file"),
+        "-h" => ("-h", "host"),
+        "-i" => ("-i", "id"),
+        "-I" => ("-I", "id prefix"),
+        "-k" => ("-k", "keepalive"),
+        "-L" => ("-L", "URL"),
+        "-m" => ("-m", "message"),
+        "-p" => ("-p", "port"),
+        "-P" => ("-P", "password"),
+        "-q" => ("-q", "QoS"),
+        "-t" => ("-t", "topic"),
+        "-T" => ("-T", "topic filter"),
+        "-u" => ("-u", "username"),
+        "-U" => ("-U", "unsubscribe topic"),
+        "-V" => ("--protocol-version", "version"),
+        "-W" => ("-W", "timeout"),
+        "-x" => ("-x", "session expiry interval"),
+        "--capath" => (flag, "directory"),
+        "--ciphers" => (flag, "ciphers"),
+        "--keyform" => (flag, "keyform"),
+        "--psk" => (flag, "key"),
+        "--psk-identity" => (flag, "identity"),
+        "--proxy" => (flag, "proxy url"),
+        "--random-filter" => (flag, "chance"),
+        "--repeat" => (flag, "count"),
+        "--repeat-delay" => (flag, "time"),
+        "--tls-alpn" => (flag, "protocol"),
+        "--tls-engine" => (flag, "engine_id"),
+        "--tls-engine-kpass-sha1" => (flag, "kpass sha1"),
+        "--tls-version" => (flag, "version"),
+        "--unix" => (flag, "socket path"),
+        "--will-payload" => (flag, "will payload"),
+        "--will-qos" => (flag, "will QoS"),
+        "--will-topic" => (flag, "will topic"),
+        _ => {
+            return UsageError::new(format!("{flag} argument given but no value specified."));
+        }
+    };
+    UsageError::new(format!("{shown} argument given but no {what} specified.\n"))
+}
+
+/// C's atoi(3), as mosquitto reads counts: leading blanks, a sign, the digits that follow
+/// (0 when there are none), saturating where atoi's result would be undefined.
+fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        });
+    if neg { -n } else { n }
 }
 
 #[cfg(unix)]
@@ -471,7 +549,17 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
         "-q" => c.qos = cur.qos(flag)?,
         "-i" => c.client_id = Some(cur.string(flag)?),
         "-I" => c.id_prefix = Some(cur.string(flag)?),
-        "-k" => c.keepalive = cur.number(flag, "keepalive")?,
+        "-k" => {
+            // As mosquitto: atoi(3), 5 to 65535.
+            c.keepalive = u16::try_from(atoi(&cur.string(flag)?))
+                .ok()
+                .filter(|k| *k >= 5)
+                .ok_or_else(|| {
+                    UsageError::new(
+                        "Invalid keepalive given, it must be between 5 and 65535 inclusive.\n",
+                    )
+                })?;
+        }
         "-u" => c.username = Some(cur.string(flag)?),
         "-P" => c.password = Some(cur.bytes(flag)?),
         "-c" => c.clean_session = false,
@@ -482,10 +570,10 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
                 "311" | "mqttv311" => Version::V311,
                 "5" | "mqttv5" => Version::V5,
                 _ => {
-                    return Err(UsageError::new(format!(
-                        "Invalid protocol version argument given: {v} (31, mqttv31, 311, \
-                         mqttv311, 5 or mqttv5)"
-                    )));
+                    // mosquitto's words; `--help` lists the versions.
+                    return Err(UsageError::new(
+                        "Invalid protocol version argument given.\n",
+                    ));
                 }
             };
         }
@@ -497,7 +585,15 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
                     .map(Some)
                     .map_err(|w| format!("--property value {w:?} is not valid UTF-8.")),
             };
-            c.props.add(&mut next).map_err(UsageError)?;
+            // mosquitto ends its -D sentences with a blank line of their own (not its
+            // "Error in PUBLISH properties: ..." checks of the values).
+            c.props.add(&mut next).map_err(|e| {
+                UsageError(if e.is_empty() || e.starts_with("Error in ") {
+                    e
+                } else {
+                    format!("{e}\n")
+                })
+            })?;
             // As mosquitto: a property makes the connection MQTT v5 (a later -V overrides).
             c.version = Version::V5;
         }
@@ -507,17 +603,23 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
                 "∞" => -1,
                 t => t
                     .parse()
-                    .map_err(|_| UsageError::new("session-expiry-interval not a number."))?,
+                    .map_err(|_| UsageError::new("session-expiry-interval not a number.\n"))?,
             };
             c.session_expiry = Some(match n {
                 -1 => u32::MAX,
                 n => u32::try_from(n)
-                    .map_err(|_| UsageError::new("session-expiry-interval out of range."))?,
+                    .map_err(|_| UsageError::new("session-expiry-interval out of range.\n"))?,
             });
         }
         "--will-topic" => c.will_topic = Some(cur.string(flag)?),
         "--will-payload" => c.will_payload = Some(cur.bytes(flag)?),
-        "--will-qos" => c.will_qos = cur.qos(flag)?,
+        "--will-qos" => {
+            let n = atoi(&cur.string(flag)?);
+            c.will_qos = u8::try_from(n)
+                .ok()
+                .and_then(QoS::from_u8)
+                .ok_or_else(|| UsageError::new(format!("Invalid will QoS {n}.\n")))?;
+        }
         "--will-retain" => c.will_retain = true,
         "--cafile" => c.cafile = Some(cur.path(flag)?),
         "--capath" => c.capath = Some(cur.path(flag)?),
@@ -538,10 +640,17 @@ fn common_flag(c: &mut Common, flag: &str, cur: &mut Cursor) -> Result<bool> {
         "--unix" => c.unix = Some(cur.string(flag)?),
         "--proxy" => {
             let url = cur.string(flag)?;
-            c.proxy = Some(
-                Proxy::parse(&url)
-                    .map_err(|e| UsageError::new(format!("Invalid proxy given: {e}")))?,
-            );
+            // mosquitto's words (tern also takes socks5://).
+            c.proxy = Some(Proxy::parse(&url).map_err(|_| {
+                let lower = url.to_ascii_lowercase();
+                UsageError::new(
+                    if lower.starts_with("socks5h://") || lower.starts_with("socks5://") {
+                        "Invalid proxy.".to_owned()
+                    } else {
+                        format!("Unsupported proxy protocol: {url}")
+                    },
+                )
+            })?);
         }
         "-A" => {
             let a = cur.string(flag)?;
@@ -617,8 +726,14 @@ fn finish_common(c: &mut Common) -> Result<()> {
         }
         _ => {}
     }
+    if c.client_id.is_some() && c.id_prefix.is_some() {
+        return Err(UsageError::new(
+            "-i and -I argument cannot be used together.\n",
+        ));
+    }
     finish_v5(c)?;
-    if !c.clean_session && c.client_id.is_none() && c.id_prefix.is_none() {
+    // As mosquitto, -I is not a client id for -c.
+    if !c.clean_session && c.client_id.is_none() {
         return Err(UsageError::new(
             "You must provide a client id if you are using the -c option.",
         ));
@@ -684,9 +799,9 @@ fn finish_v5(c: &mut Common) -> Result<()> {
             ));
         }
         if c.props.connect.session_expiry_interval.replace(n).is_some() {
+            // mosquitto's words: -x is the same property.
             return Err(UsageError::new(
-                "Error in CONNECT properties: Duplicate property session-expiry-interval \
-                 (-x and -D connect session-expiry-interval).",
+                "Error in CONNECT properties: Duplicate property in property list",
             ));
         }
     }
@@ -697,22 +812,22 @@ fn finish_v5(c: &mut Common) -> Result<()> {
 /// usage error.
 fn split_url(url: &str) -> Result<UrlParts> {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(UsageError::new(format!(
-            "Unsupported URL scheme in {url:?}: expected mqtt://, mqtts://, ws:// or wss://."
-        )));
+        return Err(UsageError::new("unsupported URL scheme.\n"));
     };
     if !matches!(
         scheme.to_ascii_lowercase().as_str(),
         "mqtt" | "mqtts" | "ws" | "wss"
     ) {
-        return Err(UsageError::new(format!(
-            "Unsupported URL scheme {scheme:?}: expected mqtt, mqtts, ws or wss."
-        )));
+        // mosquitto's words (tern also takes ws:// and wss://).
+        return Err(UsageError::new("unsupported URL scheme.\n"));
     }
-    let (authority, topic) = match rest.split_once('/') {
-        Some((a, t)) => (a, (!t.is_empty()).then(|| t.to_owned())),
-        None => (rest, None),
+    // mosquitto refuses a URL without a path (an empty one is taken).
+    let Some((authority, topic)) = rest.split_once('/') else {
+        return Err(UsageError::new(
+            "Invalid URL for -L argument specified - topic missing.",
+        ));
     };
+    let topic = (!topic.is_empty()).then(|| topic.to_owned());
     let broker = format!("{scheme}://{authority}");
     tern::Broker::parse(&broker)
         .map_err(|e| UsageError::new(format!("Invalid URL {url:?}: {e}")))?;
@@ -771,19 +886,33 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
             }
             "-r" => retain = true,
             "--repeat" => {
-                repeat = cur.number(flag, "repeat count")?;
-                if repeat == 0 {
-                    return Err(UsageError::new("Invalid repeat count given: 0"));
-                }
+                // As mosquitto_pub: atoi(3), below 1 refused in its words.
+                repeat = u32::try_from(atoi(&cur.string(flag)?))
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| UsageError::new("--repeat argument must be >0.\n"))?;
             }
-            "--repeat-delay" => repeat_delay = cur.seconds(flag, "repeat delay")?,
+            "--repeat-delay" => {
+                let s = cur.string(flag)?;
+                let d = s
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v < 1e9)
+                    .ok_or_else(|| UsageError::new(format!("Invalid repeat delay given: {s}")))?;
+                if d < 0.0 {
+                    // mosquitto_pub's words.
+                    return Err(UsageError::new("--repeat-delay argument must be >=0.0.\n"));
+                }
+                repeat_delay = Duration::from_secs_f64(d);
+            }
             other => return Err(UsageError::new(format!("Unknown option '{other}'."))),
         }
     }
     finish_common(&mut common)?;
     if sources.len() > 1 {
         return Err(UsageError::new(
-            "Only one type of message can be sent at once.",
+            "Only one type of message can be sent at once.\n",
         ));
     }
     let (Some(source), Some(topic)) = (sources.pop(), common.topics.first()) else {
@@ -794,9 +923,9 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
             "Only one topic can be published to at once.",
         ));
     }
-    TopicName::new(topic).map_err(|e| {
+    TopicName::new(topic).map_err(|_| {
         UsageError::new(format!(
-            "Invalid publish topic '{topic}', does it contain '+' or '#'? ({e})"
+            "Invalid publish topic '{topic}', does it contain '+' or '#'?"
         ))
     })?;
     Ok(Parsed::Run(PubArgs {
@@ -809,8 +938,9 @@ pub(crate) fn parse_pub(args: Vec<OsString>) -> Result<Parsed<PubArgs>> {
 }
 
 /// Parses `tern rr`'s arguments (without the `rr`). MQTT v5 is the default, as in
-/// mosquitto_rr; there the request carries the response topic and correlation data (16
-/// random bytes as hex unless `-D publish correlation-data` gives them).
+/// mosquitto_rr; there the request carries the response topic, and correlation data when
+/// `-D publish correlation-data` gives it (as mosquitto_rr) or, under `-l` (beyond
+/// mosquitto_rr), fresh for each line.
 pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
     let mut common = Common {
         version: Version::V5,
@@ -849,20 +979,14 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
             }
             "-e" => {
                 let t = cur.string(flag)?;
-                TopicName::new(&t).map_err(|e| {
+                TopicName::new(&t).map_err(|_| {
                     UsageError::new(format!(
-                        "Invalid response topic '{t}', does it contain '+' or '#'? ({e})"
+                        "Invalid response topic '{t}', does it contain '+' or '#'?"
                     ))
                 })?;
                 response_topic = Some(t);
             }
-            "-W" => {
-                let d = cur.seconds(flag, "timeout")?;
-                if d.is_zero() {
-                    return Err(UsageError::new("Invalid timeout given: 0"));
-                }
-                rr.timeout = Some(d);
-            }
+            "-W" => rr.timeout = Some(cur.timeout(flag)?),
             "-R" => rr.no_retain = true,
             "-v" => rr.verbose = true,
             "-N" => rr.no_eol = true,
@@ -874,7 +998,7 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
     finish_common(&mut common)?;
     if sources.len() > 1 {
         return Err(UsageError::new(
-            "Only one type of message can be sent at once.",
+            "Only one type of message can be sent at once.\n",
         ));
     }
     let (Some(source), Some(topic), Some(response)) =
@@ -889,9 +1013,9 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
             "Only one topic can be published to at once.",
         ));
     }
-    TopicName::new(topic).map_err(|e| {
+    TopicName::new(topic).map_err(|_| {
         UsageError::new(format!(
-            "Invalid publish topic '{topic}', does it contain '+' or '#'? ({e})"
+            "Invalid publish topic '{topic}', does it contain '+' or '#'?"
         ))
     })?;
     if matches!(source, Source::Random(_)) {
@@ -906,12 +1030,8 @@ pub(crate) fn parse_rr(args: Vec<OsString>) -> Result<Parsed<RrArgs>> {
                 "Error in PUBLISH properties: Duplicate response topic.",
             ));
         }
-        if publish.correlation_data.is_none() {
-            let id: String = (0..16)
-                .map(|_| format!("{:02x}", fastrand::u8(..)))
-                .collect();
-            publish.correlation_data = Some(bytes::Bytes::from(id));
-        }
+        rr.generated_correlation =
+            publish.correlation_data.is_none() && matches!(source, Source::Lines);
     }
     rr.common = common;
     rr.source = source;
@@ -955,30 +1075,28 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
             "--pretty" => sub.pretty = true,
             "--random-filter" => {
                 let s = cur.string(flag)?;
+                // mosquitto_sub's bounds and words (it takes up to 1000, all above 100
+                // meaning every message).
                 let pct = s
                     .trim()
                     .parse::<f64>()
                     .ok()
-                    .filter(|p| (0.1..=100.0).contains(p))
+                    .filter(|p| (0.1..=1000.0).contains(p))
                     .ok_or_else(|| {
-                        UsageError::new(format!("Invalid random filter given: {s} (0.1 to 100)"))
+                        UsageError::new("--random-filter chance must be between 0.1-100.0\n")
                     })?;
-                sub.random_filter = Some(pct / 100.0);
+                sub.random_filter = Some((pct / 100.0).min(1.0));
             }
             "-C" => {
-                let n: u64 = cur.number(flag, "message count")?;
-                if n == 0 {
-                    return Err(UsageError::new("Invalid message count given: 0"));
-                }
-                sub.count = Some(n);
+                // As mosquitto_sub: atoi(3), and anything below 1 refused in its words.
+                let s = cur.string(flag)?;
+                let n = atoi(&s);
+                sub.count =
+                    Some(u64::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                        UsageError::new(format!("Invalid message count \"{n}\".\n"))
+                    })?);
             }
-            "-W" => {
-                let d = cur.seconds(flag, "timeout")?;
-                if d.is_zero() {
-                    return Err(UsageError::new("Invalid timeout given: 0"));
-                }
-                sub.timeout = Some(d);
-            }
+            "-W" => sub.timeout = Some(cur.timeout(flag)?),
             "-R" => sub.no_retain = true,
             "--retain-as-published" => sub.retain_as_published = true,
             "--retained-only" => sub.retained_only = true,
@@ -987,9 +1105,9 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
             "-F" => sub.format = Some(cur.bytes(flag)?),
             "-T" => {
                 let t = cur.string(flag)?;
-                let f = TopicFilter::new(&t).map_err(|e| {
+                let f = TopicFilter::new(&t).map_err(|_| {
                     UsageError::new(format!(
-                        "Invalid filter topic '{t}', are all '+' and '#' wildcards correct? ({e})"
+                        "Invalid filter topic '{t}', are all '+' and '#' wildcards correct?"
                     ))
                 })?;
                 sub.filter_out.push(f);
@@ -1015,10 +1133,11 @@ pub(crate) fn parse_sub(args: Vec<OsString>) -> Result<Parsed<SubArgs>> {
     if sub.common.topics.is_empty() && sub.unsubscribe.is_empty() {
         return Err(UsageError::new("You must specify a topic to subscribe to."));
     }
-    for t in sub.common.topics.iter().chain(&sub.unsubscribe) {
-        TopicFilter::new(t).map_err(|e| {
+    let topics = sub.common.topics.iter().map(|t| ("subscription", t));
+    for (what, t) in topics.chain(sub.unsubscribe.iter().map(|t| ("unsubscribe", t))) {
+        TopicFilter::new(t).map_err(|_| {
             UsageError::new(format!(
-                "Invalid subscription topic '{t}', are all '+' and '#' wildcards correct? ({e})"
+                "Invalid {what} topic '{t}', are all '+' and '#' wildcards correct?"
             ))
         })?;
     }
@@ -1080,7 +1199,7 @@ mod tests {
     fn exactly_one_message_source_is_required() {
         assert_eq!(
             pub_err(&["-t", "t", "-m", "x", "-n"]),
-            "Only one type of message can be sent at once."
+            "Only one type of message can be sent at once.\n"
         );
         assert_eq!(
             pub_err(&["-t", "t"]),
@@ -1130,11 +1249,24 @@ mod tests {
         );
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-k", "70000"]),
-            "Invalid keepalive given: 70000"
+            "Invalid keepalive given, it must be between 5 and 65535 inclusive.\n"
         );
+        assert!(pub_err(&["-t", "t", "-n", "-k", "4"]).starts_with("Invalid keepalive"));
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-q"]),
-            "-q argument given but no value specified."
+            "-q argument given but no QoS specified.\n"
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-V"]),
+            "--protocol-version argument given but no version specified.\n"
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "-i", "a", "-I", "b"]),
+            "-i and -I argument cannot be used together.\n"
+        );
+        assert_eq!(
+            pub_err(&["-t", "t", "-n", "--will-topic", "w", "--will-qos", "3"]),
+            "Invalid will QoS 3.\n"
         );
         assert_eq!(pub_err(&["-t", "t", "-n", "-z"]), "Unknown option '-z'.");
     }
@@ -1190,11 +1322,11 @@ mod tests {
         assert!(sub_err(&["-t", "t", "-V", "5", "-x", "-1"]).contains("infinite session expiry"));
         assert_eq!(
             sub_err(&["-t", "t", "-V", "5", "-x", "4294967296"]),
-            "session-expiry-interval out of range."
+            "session-expiry-interval out of range.\n"
         );
         assert_eq!(
             sub_err(&["-t", "t", "-V", "5", "-x", "soon"]),
-            "session-expiry-interval not a number."
+            "session-expiry-interval not a number.\n"
         );
         assert!(
             sub_err(&[
@@ -1209,7 +1341,7 @@ mod tests {
                 "session-expiry-interval",
                 "9"
             ])
-            .contains("Duplicate property session-expiry-interval")
+            .contains("Duplicate property in property list")
         );
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-D", "will", "content-type", "x"]),
@@ -1217,7 +1349,7 @@ mod tests {
         );
         assert_eq!(
             pub_err(&["-t", "t", "-n", "-D", "connect", "topic-alias", "1"]),
-            "topic-alias property not allowed for connect in --property argument."
+            "topic-alias property not allowed for connect in --property argument.\n"
         );
     }
 
@@ -1239,7 +1371,11 @@ mod tests {
             p.response_topic.as_ref().map(TopicName::as_str),
             Some("resp")
         );
-        assert_eq!(p.correlation_data.as_ref().map(|d| d.len()), Some(32));
+        // As mosquitto_rr, a single request carries no correlation data of its own...
+        assert_eq!(p.correlation_data, None);
+        assert!(!a.generated_correlation);
+        // ... while each line of -l gets a fresh one.
+        assert!(rr_ok(&["-t", "req", "-e", "resp", "-l"]).generated_correlation);
         let a = rr_ok(&[
             "-t",
             "req",
@@ -1336,9 +1472,16 @@ mod tests {
         assert_eq!(s.common.topics, ["a/b"]);
         let p = pub_ok(&["-L", "wss://h/x", "-m", "hi"]);
         assert_eq!(p.common.topics, ["x"]);
-        assert!(pub_err(&["-L", "http://h/x", "-m", "hi"]).contains("Unsupported URL scheme"));
+        assert_eq!(
+            pub_err(&["-L", "http://h/x", "-m", "hi"]),
+            "unsupported URL scheme.\n"
+        );
         assert_eq!(
             pub_err(&["-L", "mqtt://h", "-m", "hi"]),
+            "Invalid URL for -L argument specified - topic missing."
+        );
+        assert_eq!(
+            pub_err(&["-L", "mqtt://h/", "-m", "hi"]),
             "Both topic and message must be supplied."
         );
     }
@@ -1354,7 +1497,15 @@ mod tests {
         assert!(s.no_retain && s.no_eol && s.verbose);
         assert_eq!(
             sub_err(&["-t", "x", "-C", "0"]),
-            "Invalid message count given: 0"
+            "Invalid message count \"0\".\n"
+        );
+        assert_eq!(
+            sub_err(&["-t", "x", "-C", "x2"]),
+            "Invalid message count \"0\".\n"
+        );
+        assert_eq!(
+            sub_err(&["-t", "x", "-W", "-3s"]),
+            "Invalid timeout \"-3\".\n"
         );
         assert!(sub_err(&["-t", "x", "-R", "--retained-only"]).contains("makes no sense"));
     }
@@ -1409,7 +1560,7 @@ mod tests {
                         }
                         (Err(UsageError(m)), _) => {
                             assert!(!m.contains("Unknown option"), "{argv:?}: {m}");
-                            assert!(!m.contains("no value specified"), "{argv:?}: {m}");
+                            assert!(!m.contains("argument given but no "), "{argv:?}: {m}");
                         }
                         (Ok(()), g) => assert_ne!(g, flags::Group::Unsupported, "{argv:?}"),
                     }
@@ -1447,7 +1598,14 @@ mod tests {
         let proxy = p.common.proxy.unwrap();
         assert!(proxy.remote_dns);
         assert_eq!(proxy.port, 9);
-        assert!(pub_err(&["--proxy", "http://h", "-t", "t", "-n"]).contains("Invalid proxy"));
+        assert_eq!(
+            pub_err(&["--proxy", "http://h", "-t", "t", "-n"]),
+            "Unsupported proxy protocol: http://h"
+        );
+        assert_eq!(
+            pub_err(&["--proxy", "socks5h://", "-t", "t", "-n"]),
+            "Invalid proxy."
+        );
         assert!(
             pub_err(&["--tls-version", "tlsv1.1", "-t", "t", "-n"]).contains("tlsv1.2 and tlsv1.3")
         );
@@ -1456,7 +1614,7 @@ mod tests {
             pub_ok(&["-t", "t", "--payload-size", "10"]).source,
             Source::Random(10)
         );
-        assert!(sub_err(&["-t", "t", "--random-filter", "0"]).contains("0.1 to 100"));
+        assert!(sub_err(&["-t", "t", "--random-filter", "0"]).contains("between 0.1-100.0"));
     }
 
     #[test]

@@ -57,11 +57,11 @@ impl Stamp {
         self.strftime("%Y-%m-%dT%H:%M:%S%z")
     }
 
-    /// ISO 8601 with microseconds and the zone offset, for `%j`'s `tst`:
-    /// `2016-08-10T09:47:38.123456+0100`.
+    /// ISO 8601 with microseconds, a `Z` and the zone offset, for `%j`'s `tst`, exactly as
+    /// mosquitto_sub 2.0 writes it: `2016-08-10T09:47:38.123456Z+0100`.
     pub(crate) fn iso8601_micros(&self) -> Vec<u8> {
         let mut out = self.strftime("%Y-%m-%dT%H:%M:%S");
-        out.extend_from_slice(format!(".{:06}", self.nanos / 1000).as_bytes());
+        out.extend_from_slice(format!(".{:06}Z", self.nanos / 1000).as_bytes());
         out.extend_from_slice(&self.strftime("%z"));
         out
     }
@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(&iso[10..11], "T");
         assert!(iso[19..].starts_with(['+', '-']), "{iso}");
         let micros = String::from_utf8(s.iso8601_micros()).unwrap();
-        assert_eq!(&micros[19..26], ".786368", "{micros}");
+        assert_eq!(&micros[19..27], ".786368Z", "{micros}");
         assert_eq!(s.strftime("%Y"), &iso.as_bytes()[..4]);
     }
 }

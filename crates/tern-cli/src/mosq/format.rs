@@ -8,6 +8,7 @@
 use tern_proto::{MqttString, PublishProperties};
 
 use super::clock::Stamp;
+use super::json::Json;
 
 /// What a `%` sequence prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,8 +218,10 @@ impl Format {
         })
     }
 
-    /// Appends the rendering of `msg` to `out`. On error `out` is left as it was.
-    pub(crate) fn render(&self, msg: &View<'_>, out: &mut Vec<u8>) -> Result<(), RenderError> {
+    /// Appends the rendering of `msg` to `out`, and returns what could not be printed (a
+    /// `%J` payload that is not JSON): like mosquitto_sub, the rest of the format is still
+    /// printed and the caller reports each error.
+    pub(crate) fn render(&self, msg: &View<'_>, out: &mut Vec<u8>) -> Vec<RenderError> {
         let stamp = self.needs_time.then(Stamp::now);
         self.render_at(msg, stamp.as_ref(), out)
     }
@@ -228,9 +231,8 @@ impl Format {
         msg: &View<'_>,
         stamp: Option<&Stamp>,
         out: &mut Vec<u8>,
-    ) -> Result<(), RenderError> {
-        let start = out.len();
-        let mut scratch = Vec::new();
+    ) -> Vec<RenderError> {
+        let mut errors = Vec::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(b) => out.extend_from_slice(b),
@@ -244,139 +246,168 @@ impl Format {
                         out.extend_from_slice(&s.strftime(&fmt));
                     }
                 }
-                Piece::Field(field, spec) => {
-                    scratch.clear();
-                    let numeric = match field {
-                        Field::Percent => {
-                            scratch.push(b'%');
-                            false
-                        }
-                        Field::Topic => {
-                            scratch.extend_from_slice(msg.topic.as_bytes());
-                            false
-                        }
-                        Field::Payload => {
-                            scratch.extend_from_slice(msg.payload);
-                            false
-                        }
-                        Field::Qos => {
-                            scratch.push(b'0' + msg.qos);
-                            false
-                        }
-                        Field::Retain => {
-                            scratch.push(if msg.retain { b'1' } else { b'0' });
-                            false
-                        }
-                        Field::Len => {
-                            scratch.extend_from_slice(msg.payload.len().to_string().as_bytes());
-                            true
-                        }
-                        Field::Mid => {
-                            scratch.extend_from_slice(msg.mid.to_string().as_bytes());
-                            true
-                        }
-                        Field::Hex => {
-                            hex(msg.payload, b"0123456789abcdef", &mut scratch);
-                            true
-                        }
-                        Field::HexUpper => {
-                            hex(msg.payload, b"0123456789ABCDEF", &mut scratch);
-                            true
-                        }
-                        Field::Json | Field::JsonRaw => {
-                            if *field == Field::JsonRaw && !super::json::is_valid(msg.payload) {
-                                out.truncate(start);
-                                return Err(RenderError::NotJson {
-                                    topic: msg.topic.to_owned(),
-                                });
-                            }
-                            json(msg, stamp, *field == Field::JsonRaw, &mut scratch);
-                            if self.pretty
-                                && let Some(p) = super::json::pretty(&scratch)
-                            {
-                                scratch = p;
-                            }
-                            false
-                        }
-                        Field::Iso => {
-                            if let Some(s) = stamp {
-                                scratch.extend_from_slice(&s.iso8601());
-                            }
-                            false
-                        }
-                        Field::Unix => {
-                            if let Some(s) = stamp {
-                                scratch.extend_from_slice(&s.unix());
-                            }
-                            false
-                        }
-                        v5 => {
-                            let Some(p) = msg.props else {
-                                if !matches!(
-                                    v5,
-                                    Field::CorrelationData
-                                        | Field::UserProperties
-                                        | Field::ResponseTopic
-                                ) {
-                                    pad(&scratch, spec, false, out);
-                                }
-                                continue;
-                            };
-                            match property(*v5, p, &mut scratch) {
-                                Some(numeric) => numeric,
-                                None => {
-                                    out.extend_from_slice(&scratch);
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    pad(&scratch, spec, numeric, out);
-                }
+                Piece::Field(field, spec) => match self.value(*field, msg, stamp) {
+                    Ok(v) => v.write(spec, out),
+                    Err(e) => errors.push(e),
+                },
             }
         }
-        Ok(())
+        errors
+    }
+
+    /// What `field` prints for `msg`.
+    fn value<'m>(
+        &self,
+        field: Field,
+        msg: &View<'m>,
+        stamp: Option<&Stamp>,
+    ) -> Result<Value<'m>, RenderError> {
+        let stamp_str = |f: fn(&Stamp) -> Vec<u8>| stamp.map(f).unwrap_or_default();
+        Ok(match field {
+            Field::Percent => Value::Raw(b"%".to_vec()),
+            Field::Topic => Value::Str(msg.topic.as_bytes().into()),
+            Field::Payload => Value::Payload(msg.payload, None),
+            Field::Hex => Value::Payload(msg.payload, Some(b"0123456789abcdef")),
+            Field::HexUpper => Value::Payload(msg.payload, Some(b"0123456789ABCDEF")),
+            Field::Qos => Value::Raw(vec![b'0' + msg.qos]),
+            Field::Retain => Value::Raw(vec![if msg.retain { b'1' } else { b'0' }]),
+            Field::Len => Value::Int(i64::try_from(msg.payload.len()).unwrap_or(i64::MAX)),
+            Field::Mid => Value::Int(msg.mid.into()),
+            Field::Iso => Value::Str(stamp_str(Stamp::iso8601).into()),
+            Field::Unix => Value::Raw(stamp_str(Stamp::unix)),
+            Field::Json | Field::JsonRaw => {
+                let raw = field == Field::JsonRaw;
+                let payload = if msg.payload.is_empty() {
+                    Json::Null
+                } else if raw {
+                    Json::parse(msg.payload).ok_or_else(|| RenderError::NotJson {
+                        topic: msg.topic.to_owned(),
+                    })?
+                } else {
+                    Json::Str(c_string(msg.payload).to_vec())
+                };
+                let mut out = Vec::new();
+                json(msg, stamp, payload).write(self.pretty, &mut out);
+                Value::Raw(out)
+            }
+            v5 => property(v5, msg.props),
+        })
     }
 }
 
-/// Writes a v5 property's value into `out`: `Some(numeric)` to pad it to the width,
-/// `None` to print it as is (`%D`, `%P`, as mosquitto_sub; a missing `%R`).
-fn property(field: Field, p: &PublishProperties, out: &mut Vec<u8>) -> Option<bool> {
-    let num = |n: Option<u64>, out: &mut Vec<u8>| {
-        if let Some(n) = n {
-            out.extend_from_slice(n.to_string().as_bytes());
+/// A field's value and how mosquitto_sub pads it.
+enum Value<'m> {
+    /// Never padded nor cut.
+    Raw(Vec<u8>),
+    /// `printf("%d")` with the width, `-` and `0`.
+    Int(i64),
+    /// `printf("%s")` with the width, `-` and the maximum width.
+    Str(std::borrow::Cow<'m, [u8]>),
+    /// The payload, as is or in hex: the width also cuts it (mosquitto_sub's
+    /// `write_payload`, hex halving the bytes it prints).
+    Payload(&'m [u8], Option<&'static [u8; 16]>),
+    /// An absent numeric v5 property: the width in the pad character (`0` or space).
+    BlankPad,
+    /// An absent string v5 property: the width in spaces.
+    BlankSpace,
+}
+
+impl Value<'_> {
+    fn write(&self, spec: &Spec, out: &mut Vec<u8>) {
+        let fill = |out: &mut Vec<u8>, n: usize, c: u8| out.resize(out.len() + n, c);
+        let pad_char = if spec.zero { b'0' } else { b' ' };
+        match self {
+            Self::Raw(b) => out.extend_from_slice(b),
+            Self::Int(n) => {
+                let digits = n.to_string();
+                let n_fill = spec.width.saturating_sub(digits.len());
+                if spec.left {
+                    out.extend_from_slice(digits.as_bytes());
+                    fill(out, n_fill, b' ');
+                } else if spec.zero && *n < 0 {
+                    out.push(b'-');
+                    fill(out, n_fill, b'0');
+                    out.extend_from_slice(&digits.as_bytes()[1..]);
+                } else {
+                    fill(out, n_fill, pad_char);
+                    out.extend_from_slice(digits.as_bytes());
+                }
+            }
+            Self::Str(v) => {
+                let v = match spec.max {
+                    Some(max) if v.len() > max => &v[..max],
+                    _ => &v[..],
+                };
+                let n_fill = spec.width.saturating_sub(v.len());
+                if spec.left {
+                    out.extend_from_slice(v);
+                    fill(out, n_fill, b' ');
+                } else {
+                    fill(out, n_fill, b' ');
+                    out.extend_from_slice(v);
+                }
+            }
+            Self::Payload(payload, digits) => {
+                let mut len = payload.len();
+                let mut printed = len;
+                if spec.width > 0 {
+                    len = len.min(spec.width);
+                    printed = len;
+                    if digits.is_some() {
+                        len /= 2;
+                        printed = len * 2;
+                    }
+                }
+                let n_fill = spec.width.saturating_sub(printed);
+                if !spec.left {
+                    fill(out, n_fill, pad_char);
+                }
+                match digits {
+                    None => out.extend_from_slice(&payload[..len]),
+                    Some(d) => hex(&payload[..len], d, out),
+                }
+                if spec.left {
+                    fill(out, n_fill, b' ');
+                }
+            }
+            Self::BlankPad => fill(out, spec.width, pad_char),
+            Self::BlankSpace => fill(out, spec.width, b' '),
         }
-        Some(true)
+    }
+}
+
+/// A v5 property's value as mosquitto_sub prints it: numbers as C `int`s, `%C %R` as
+/// strings, `%D %P` never padded, an absent `%R` as nothing and other absent ones as
+/// padding. At 3.1/3.1.1 every property is absent.
+fn property(field: Field, p: Option<&PublishProperties>) -> Value<'_> {
+    let int = |n: Option<u32>| match n {
+        // mosquitto_sub casts to `int`: 4294967295 prints as -1.
+        Some(n) => Value::Int(i64::from(n as i32)),
+        None => Value::BlankPad,
     };
     match field {
-        Field::TopicAlias => num(p.topic_alias.map(|a| a.get().into()), out),
-        Field::MessageExpiry => num(p.message_expiry_interval.map(u64::from), out),
-        Field::PayloadFormat => num(p.payload_format_indicator.map(|f| f as u64), out),
-        Field::SubscriptionId => num(
-            p.subscription_identifiers.first().map(|s| s.get().into()),
-            out,
-        ),
-        Field::ContentType => {
-            if let Some(c) = &p.content_type {
-                out.extend_from_slice(c.as_bytes());
-            }
-            Some(false)
-        }
-        Field::ResponseTopic => match &p.response_topic {
-            Some(t) => {
-                out.extend_from_slice(t.as_str().as_bytes());
-                Some(false)
-            }
-            None => None,
+        Field::TopicAlias => int(p.and_then(|p| p.topic_alias).map(|a| a.get().into())),
+        Field::MessageExpiry => int(p.and_then(|p| p.message_expiry_interval)),
+        Field::PayloadFormat => int(p.and_then(|p| p.payload_format_indicator).map(|f| f as u32)),
+        Field::SubscriptionId => int(p
+            .and_then(|p| p.subscription_identifiers.first())
+            .map(|s| s.get())),
+        Field::ContentType => match p.and_then(|p| p.content_type.as_ref()) {
+            Some(c) => Value::Str(c.as_bytes().into()),
+            None => Value::BlankSpace,
         },
-        Field::CorrelationData => {
-            if let Some(d) = &p.correlation_data {
-                out.extend_from_slice(d);
-            }
-            None
-        }
+        Field::ResponseTopic => match p.and_then(|p| p.response_topic.as_ref()) {
+            Some(t) => Value::Str(t.as_str().as_bytes().into()),
+            None => Value::Raw(Vec::new()),
+        },
+        Field::CorrelationData => Value::Raw(
+            p.and_then(|p| p.correlation_data.as_ref())
+                .map(|d| d.to_vec())
+                .unwrap_or_default(),
+        ),
         Field::UserProperties => {
-            for (i, (k, v)) in p.user_properties.iter().enumerate() {
+            let mut out = Vec::new();
+            for (i, (k, v)) in p.iter().flat_map(|p| &p.user_properties).enumerate() {
                 if i > 0 {
                     out.push(b' ');
                 }
@@ -384,65 +415,59 @@ fn property(field: Field, p: &PublishProperties, out: &mut Vec<u8>) -> Option<bo
                 out.push(b':');
                 out.extend_from_slice(v.as_bytes());
             }
-            None
+            Value::Raw(out)
         }
-        _ => Some(false),
+        _ => Value::Raw(Vec::new()),
     }
 }
 
-/// `"properties":{...},` for `%j` / `%J`, keyed by mosquitto's property names, user
-/// properties as one object (as mosquitto_sub built with cJSON writes them).
-fn json_properties(p: &PublishProperties, out: &mut Vec<u8>) {
-    let mut first = true;
-    let mut key = |name: &str, out: &mut Vec<u8>| {
-        out.extend_from_slice(if first { b"\"" } else { b",\"" });
-        first = false;
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-    };
-    out.extend_from_slice(b"\"properties\":{");
-    if let Some(f) = p.payload_format_indicator {
-        key("payload-format-indicator", out);
-        out.extend_from_slice((f as u8).to_string().as_bytes());
+/// `"properties"` for `%j` / `%J`, keyed by mosquitto's property names, user properties as
+/// one object. Members in the order mosquitto 2.0 forwards a message: subscription
+/// identifiers first, the publisher's properties, the message expiry last (the library
+/// does not keep the wire order, so the publisher's are in the order tern pub sends them).
+fn json_properties(p: &PublishProperties) -> Json {
+    let s = |b: &[u8]| Json::Str(b.to_vec());
+    let mut m: Vec<(Vec<u8>, Json)> = Vec::new();
+    let mut put = |k: &str, v: Json| m.push((k.as_bytes().to_vec(), v));
+    for id in &p.subscription_identifiers {
+        put("subscription-identifier", Json::Number(id.get().into()));
     }
-    if let Some(n) = p.message_expiry_interval {
-        key("message-expiry-interval", out);
-        out.extend_from_slice(n.to_string().as_bytes());
+    if let Some(f) = p.payload_format_indicator {
+        put("payload-format-indicator", Json::Number(f64::from(f as u8)));
     }
     if let Some(c) = &p.content_type {
-        key("content-type", out);
-        json_string(c.as_bytes(), out);
+        put("content-type", s(c.as_bytes()));
     }
     if let Some(t) = &p.response_topic {
-        key("response-topic", out);
-        json_string(t.as_str().as_bytes(), out);
+        put("response-topic", s(t.as_str().as_bytes()));
     }
     if let Some(d) = &p.correlation_data {
-        key("correlation-data", out);
-        json_string(d, out);
-    }
-    for id in &p.subscription_identifiers {
-        key("subscription-identifier", out);
-        out.extend_from_slice(id.get().to_string().as_bytes());
-    }
-    if let Some(a) = p.topic_alias {
-        key("topic-alias", out);
-        out.extend_from_slice(a.get().to_string().as_bytes());
+        put("correlation-data", s(c_string(d)));
     }
     if !p.user_properties.is_empty() {
-        key("user-properties", out);
-        out.push(b'{');
-        for (i, (k, v)) in p.user_properties.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            json_string(MqttString::as_bytes(k), out);
-            out.push(b':');
-            json_string(v.as_bytes(), out);
-        }
-        out.push(b'}');
+        let users = p
+            .user_properties
+            .iter()
+            .map(|(k, v)| (MqttString::as_bytes(k).to_vec(), s(v.as_bytes())))
+            .collect();
+        put("user-properties", Json::Object(users));
     }
-    out.extend_from_slice(b"},");
+    if let Some(a) = p.topic_alias {
+        put("topic-alias", Json::Number(a.get().into()));
+    }
+    if let Some(n) = p.message_expiry_interval {
+        put("message-expiry-interval", Json::Number(n.into()));
+    }
+    Json::Object(m)
+}
+
+/// `bytes` up to the first NUL: mosquitto_sub hands payloads and correlation data to cJSON
+/// as C strings, so `%j` shows them only that far.
+fn c_string(bytes: &[u8]) -> &[u8] {
+    bytes
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(bytes, |end| &bytes[..end])
 }
 
 fn flush(lit: &mut Vec<u8>, pieces: &mut Vec<Piece>) {
@@ -454,12 +479,13 @@ fn flush(lit: &mut Vec<u8>, pieces: &mut Vec<Piece>) {
 /// Parses what follows a `%` at `i`: flags, width, `.max`, conversion.
 fn parse_percent(s: &[u8], mut i: usize) -> Result<(Field, Spec, usize), String> {
     let mut spec = Spec::default();
-    while let Some(&c) = s.get(i) {
-        match c {
-            b'-' => spec.left = true,
-            b'0' => spec.zero = true,
-            _ => break,
-        }
+    // As mosquitto_sub: at most one `-`, then at most one `0`, in that order.
+    if s.get(i) == Some(&b'-') {
+        spec.left = true;
+        i += 1;
+    }
+    if s.get(i) == Some(&b'0') {
+        spec.zero = true;
         i += 1;
     }
     let digits = |i: &mut usize| -> usize {
@@ -514,22 +540,6 @@ fn parse_percent(s: &[u8], mut i: usize) -> Result<(Field, Spec, usize), String>
     Ok((field, spec, i + 1))
 }
 
-fn pad(value: &[u8], spec: &Spec, numeric: bool, out: &mut Vec<u8>) {
-    let value = match spec.max {
-        Some(max) if value.len() > max => &value[..max],
-        _ => value,
-    };
-    let fill = spec.width.saturating_sub(value.len());
-    if spec.left {
-        out.extend_from_slice(value);
-        out.resize(out.len() + fill, b' ');
-    } else {
-        let c = if spec.zero && numeric { b'0' } else { b' ' };
-        out.resize(out.len() + fill, c);
-        out.extend_from_slice(value);
-    }
-}
-
 fn hex(bytes: &[u8], digits: &[u8; 16], out: &mut Vec<u8>) {
     out.reserve(bytes.len() * 2);
     for b in bytes {
@@ -538,55 +548,28 @@ fn hex(bytes: &[u8], digits: &[u8; 16], out: &mut Vec<u8>) {
     }
 }
 
-/// `%j` / `%J`: `{"tst":..,"topic":..,"qos":..,"retain":..,"payloadlen":..,"payload":..}`, the
-/// keys and their order as mosquitto_sub writes them.
-fn json(msg: &View<'_>, stamp: Option<&Stamp>, raw_payload: bool, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"tst\":\"");
-    if let Some(s) = stamp {
-        out.extend_from_slice(&s.iso8601_micros());
-    }
-    out.extend_from_slice(b"\",\"topic\":");
-    json_string(msg.topic.as_bytes(), out);
-    out.extend_from_slice(
-        format!(
-            ",\"qos\":{},\"retain\":{},\"payloadlen\":{},",
-            msg.qos,
-            u8::from(msg.retain),
-            msg.payload.len()
-        )
-        .as_bytes(),
+/// `%j` / `%J`: `{"tst":..,"topic":..,"qos":..,"retain":..,"payloadlen":..,"mid":..,
+/// "properties":{..},"payload":..}`, the keys and their order as mosquitto_sub 2.0 writes
+/// them (`mid` only at QoS 1/2, `properties` only when the message has some).
+fn json(msg: &View<'_>, stamp: Option<&Stamp>, payload: Json) -> Json {
+    let mut m: Vec<(Vec<u8>, Json)> = Vec::with_capacity(8);
+    let mut put = |k: &str, v: Json| m.push((k.as_bytes().to_vec(), v));
+    put(
+        "tst",
+        Json::Str(stamp.map(Stamp::iso8601_micros).unwrap_or_default()),
     );
+    put("topic", Json::Str(msg.topic.as_bytes().to_vec()));
+    put("qos", Json::Number(msg.qos.into()));
+    put("retain", Json::Number(u8::from(msg.retain).into()));
+    put("payloadlen", Json::Number(msg.payload.len() as f64));
+    if msg.qos > 0 {
+        put("mid", Json::Number(msg.mid.into()));
+    }
     if let Some(p) = msg.props {
-        json_properties(p, out);
+        put("properties", json_properties(p));
     }
-    out.extend_from_slice(b"\"payload\":");
-    if raw_payload {
-        out.extend_from_slice(msg.payload);
-    } else {
-        json_string(msg.payload, out);
-    }
-    out.push(b'}');
-}
-
-/// A JSON string literal: `"` and `\` escaped, control characters as `\n`-style or `\u00XX`
-/// escapes; every other byte is copied as is (as mosquitto_sub does, so a payload that is not
-/// UTF-8 yields its exact bytes rather than replacement characters).
-pub(crate) fn json_string(bytes: &[u8], out: &mut Vec<u8>) {
-    out.push(b'"');
-    for &b in bytes {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            0..0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-            _ => out.push(b),
-        }
-    }
-    out.push(b'"');
+    put("payload", payload);
+    Json::Object(m)
 }
 
 #[cfg(test)]
@@ -608,7 +591,7 @@ mod tests {
         let f = Format::parse(fmt.as_bytes()).unwrap();
         let stamp = Stamp::at(1_470_818_943, 786_368_637);
         let mut out = Vec::new();
-        f.render_at(v, Some(&stamp), &mut out).unwrap();
+        assert_eq!(f.render_at(v, Some(&stamp), &mut out), []);
         out
     }
 
@@ -629,7 +612,19 @@ mod tests {
         let v = view("e/1", b"hi");
         assert_eq!(
             render("[%5t][%-5t][%.2t][%05l][%-5l][%08x][%3p][%5.3I]", &v),
-            b"[  e/1][e/1  ][e/][00002][2    ][00006869][ hi][  201]"
+            b"[  e/1][e/1  ][e/][00002][2    ][00000068][ hi][  201]"
+        );
+        // As mosquitto_sub's write_payload: a width cuts the payload, and in hex counts
+        // characters of which it prints only whole bytes (half the width).
+        let long = view("e/1", b"hello");
+        assert_eq!(
+            render("[%3p][%-7p][%03p][%3x][%-9X][%07x][%.2p]", &long),
+            b"[hel][hello  ][hel][ 68][6865     ][0006865][hello]"
+        );
+        // %q %r %U %j ignore widths.
+        assert_eq!(
+            render("[%3q][%-3r][%30U]", &v),
+            b"[1][1][1470818943.786368637]"
         );
         // 0 is ignored for strings and overridden by -.
         assert_eq!(render("[%05t][%-05l]", &v), b"[  e/1][2    ]");
@@ -659,6 +654,15 @@ mod tests {
             Err("Incomplete format specifier.".into())
         );
         assert_eq!(
+            Format::parse(b"%0-3t"),
+            Err("Invalid format specifier '-'.".into())
+        );
+        assert_eq!(
+            Format::parse(b"%--3t"),
+            Err("Invalid format specifier '-'.".into())
+        );
+        assert!(Format::parse(b"%-03t%00t").is_ok());
+        assert_eq!(
             Format::parse(br"\z"),
             Err("Invalid escape specifier 'z'.".into())
         );
@@ -677,8 +681,15 @@ mod tests {
         assert_eq!(
             &out[tst_end..],
             "\",\"topic\":\"t/\\\"q\\\"\",\"qos\":1,\"retain\":1,\"payloadlen\":6,\
-             \"payload\":\"h\\u0001\\\"\\\\\\n\u{fffd}\"}"
+             \"mid\":7,\"payload\":\"h\\u0001\\\"\\\\\\n\u{fffd}\"}"
         );
+    }
+
+    #[test]
+    fn json_strings_stop_at_a_nul_as_mosquitto_subs() {
+        let v = view("t", b"a\x00b");
+        let out = String::from_utf8(render("%j|%l", &v)).unwrap();
+        assert!(out.ends_with("\"payload\":\"a\"}|3"), "{out}");
     }
 
     #[test]
@@ -686,23 +697,26 @@ mod tests {
         let ok = view("t", br#"{"a":[1,2.5e3,true,null,"x"]}"#);
         let out = String::from_utf8(render("%J", &ok)).unwrap();
         assert!(
-            out.ends_with(r#""payload":{"a":[1,2.5e3,true,null,"x"]}}"#),
+            out.ends_with(r#""mid":7,"payload":{"a":[1,2500,true,null,"x"]}}"#),
             "{out}"
         );
         let bad = view("t", b"{nope");
-        let f = Format::parse(b"x%J").unwrap();
+        let f = Format::parse(b"x%Jy").unwrap();
         let mut out = b"keep".to_vec();
         assert_eq!(
             f.render(&bad, &mut out),
-            Err(RenderError::NotJson { topic: "t".into() })
+            [RenderError::NotJson { topic: "t".into() }]
         );
-        assert_eq!(out, b"keep");
+        assert_eq!(out, b"keepxy");
     }
 
     #[test]
     fn v5_properties_are_empty_at_3_1_1() {
         let v = view("t", b"p");
-        assert_eq!(render("[%A%C%D%E%F%P%R%S][%3C][%3R]", &v), b"[][   ][]");
+        assert_eq!(
+            render("[%A%C%D%E%F%P%R%S][%3C][%3R][%-03E][%3S]", &v),
+            b"[][   ][][000][   ]"
+        );
     }
 
     #[test]
@@ -730,11 +744,11 @@ mod tests {
         let json = String::from_utf8(render("%j", &v)).unwrap();
         assert!(
             json.contains(
-                "\"payloadlen\":1,\"properties\":{\"payload-format-indicator\":1,\
-                 \"message-expiry-interval\":59,\"content-type\":\"text/plain\",\
+                "\"payloadlen\":1,\"mid\":7,\"properties\":{\"subscription-identifier\":7,\
+                 \"payload-format-indicator\":1,\"content-type\":\"text/plain\",\
                  \"response-topic\":\"re/1\",\"correlation-data\":\"\\u0001id\",\
-                 \"subscription-identifier\":7,\"topic-alias\":3,\
-                 \"user-properties\":{\"unit\":\"C\",\"unit\":\"K\"}},\"payload\":\"p\"}"
+                 \"user-properties\":{\"unit\":\"C\",\"unit\":\"K\"},\"topic-alias\":3,\
+                 \"message-expiry-interval\":59},\"payload\":\"p\"}"
             ),
             "{json}"
         );

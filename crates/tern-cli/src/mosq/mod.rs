@@ -130,8 +130,19 @@ impl Fatal {
 
 /// Prints a usage error as mosquitto does and returns the usage exit code.
 pub(crate) fn usage_error(cmd: &str, e: &args::UsageError) -> ExitCode {
+    if e.0.is_empty() {
+        // What mosquitto prints for a refusal it has no sentence for.
+        err_line(format_args!("\nUse 'tern {cmd} --help' to see usage."));
+        return ExitCode::from(exit::USAGE);
+    }
+    // mosquitto's "Error in PUBLISH properties: ..." sentences carry no "Error: ".
+    let prefix = if e.0.starts_with("Error in ") {
+        ""
+    } else {
+        "Error: "
+    };
     err_line(format_args!(
-        "Error: {}\n\nUse 'tern {cmd} --help' to see usage.",
+        "{prefix}{}\n\nUse 'tern {cmd} --help' to see usage.",
         e.0
     ));
     ExitCode::from(exit::USAGE)

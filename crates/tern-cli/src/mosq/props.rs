@@ -35,7 +35,8 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    /// mosquitto's `mosquitto_string_to_command`, case-insensitive.
+    /// mosquitto 2.0's `mosquitto_string_to_command`, case-insensitive (it has no
+    /// `suback`, `unsuback`, `pingreq` nor `pingresp`).
     fn parse(s: &str) -> Option<Self> {
         let packet = match s.to_ascii_lowercase().as_str() {
             "connect" => return Some(Self::Connect),
@@ -49,10 +50,6 @@ impl Command {
             "pubrec" => PacketType::PubRec,
             "pubrel" => PacketType::PubRel,
             "pubcomp" => PacketType::PubComp,
-            "suback" => PacketType::SubAck,
-            "unsuback" => PacketType::UnsubAck,
-            "pingreq" => PacketType::PingReq,
-            "pingresp" => PacketType::PingResp,
             "auth" => PacketType::Auth,
             _ => return None,
         };
@@ -177,6 +174,8 @@ impl Properties {
         // Ours to send: mosquitto's tools refuse the rest (a client never sends a
         // Subscription Identifier on PUBLISH; AUTH and acknowledgements are not theirs).
         match (cmd, id) {
+            // mosquitto's tools refuse CONNACK properties without a word.
+            (Command::Other(PacketType::ConnAck), _) => return Err(String::new()),
             (Command::Other(_), _) => return Err(not_supported()),
             (Command::Publish, PropertyId::SubscriptionIdentifier) => return Err(not_supported()),
             (Command::Subscribe, PropertyId::SubscriptionIdentifier | PropertyId::UserProperty) => {
@@ -363,11 +362,12 @@ impl Properties {
         })
     }
 
-    /// What mosquitto checks once every flag is read: no single-valued property twice.
+    /// What mosquitto checks once every flag is read: no single-valued property twice
+    /// (refused in mosquitto's words, which do not name the property).
     pub(crate) fn check(&self) -> Result<(), String> {
         match self.duplicate {
-            Some((packet, name)) => Err(format!(
-                "Error in {packet} properties: Duplicate property {name}."
+            Some((packet, _)) => Err(format!(
+                "Error in {packet} properties: Duplicate property in property list"
             )),
             None => Ok(()),
         }
@@ -534,7 +534,11 @@ mod tests {
         );
         assert_eq!(
             one(&["pingreq", "user-property", "a", "b"]).unwrap_err(),
-            "user-property property not allowed for pingreq in --property argument."
+            "Invalid command given in --property argument."
+        );
+        assert_eq!(
+            one(&["connack", "user-property", "a", "b"]).unwrap_err(),
+            ""
         );
         assert_eq!(
             one(&["connect", "server-keep-alive", "1"]).unwrap_err(),
@@ -607,7 +611,7 @@ mod tests {
         add(&mut p, &["publish", "content-type", "b"]).unwrap();
         assert_eq!(
             p.check().unwrap_err(),
-            "Error in PUBLISH properties: Duplicate property content-type."
+            "Error in PUBLISH properties: Duplicate property in property list"
         );
     }
 }
