@@ -7,21 +7,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// The rate `tern bench pub` is asked for at saturation (it has no unpaced mode): above what
-/// one broker on this machine takes with a subscriber (~50–70k msgs/s at QoS 1), so its
-/// connections' queues stay full. Much higher asks make it worse, not faster (see
-/// docs/BENCHMARKS.md, "Load tool side by side"). `$BENCH_TERN_MAX_RATE` overrides.
-pub const TERN_MAX_RATE: u64 = 100_000;
-
-/// [`TERN_MAX_RATE`], or `$BENCH_TERN_MAX_RATE`.
-pub fn tern_max_rate() -> u64 {
-    std::env::var("BENCH_TERN_MAX_RATE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&r| r > 0)
-        .unwrap_or(TERN_MAX_RATE)
-}
-
 /// What a publisher process reports: messages it completed (QoS 0 written, QoS 1 PUBACK,
 /// QoS 2 PUBCOMP), from the start of sending to the last completion.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

@@ -10,10 +10,9 @@
 //! msgs/s: message `k` of a connection is due at `start + k / (R / N)` (a token bucket that
 //! never accumulates drift), sent when due. At saturation the peers publish unpaced for `S`
 //! seconds, each connection held back only by its in-flight window (and rumqttc's request
-//! channel); `tern bench pub` has no unpaced mode, so it is asked for
-//! [`tern_bench::rate::TERN_MAX_RATE`] msgs/s; what its connections' queues refuse is
-//! counted as `pub_overrun` (refused by `try_publish`) or `pub_fail` (refused later by the
-//! client's driver), the table's "refused".
+//! channel), and so does `tern bench pub --rate max --duration S` (each connection waits
+//! for its acknowledgements once it holds twice its window). The table's "refused" is
+//! `tern bench pub`'s `pub_overrun` + `pub_fail`.
 //!
 //! The parts without peers (the report a publisher prints, the pacing) are in
 //! [`tern_bench::rate`].
@@ -28,7 +27,7 @@ use std::time::{Duration, Instant};
 use tern::{Broker, Client, ConnectOptions, Event, QoS};
 use tern_bench::IDLE;
 use tern_bench::measure;
-use tern_bench::rate::{Sent, due, share, tern_max_rate, tern_summary};
+use tern_bench::rate::{Sent, due, share, tern_summary};
 use tern_bench::record::{Ctx, Record};
 use tern_bench::scenario::Scenario;
 
@@ -148,7 +147,7 @@ fn publisher_cmd(ctx: &Ctx, lib: &str, scenario: Scenario, json: &str) -> Result
                 .args(["-c", &conns.to_string(), "-i", "0"])
                 .args(["-q", &qos.to_string(), "-s", &size.to_string()])
                 .args(["--inflight", &window])
-                .args(["--rate", &rate.unwrap_or_else(tern_max_rate).to_string()])
+                .args(["--rate", &rate.map_or_else(|| "max".to_owned(), |r| r.to_string())])
                 .args(["--duration", &secs.to_string()])
                 .args(["-t", &topic(ctx, "%i"), "--prefix", &ctx.prefix])
                 .args(["--json", json, "--quiet"]);

@@ -50,7 +50,8 @@ impl Slot {
 /// `slots` vector, 0 when free). Every acknowledgement names an id, so lookup and removal are
 /// O(1) without hashing; the allocator asks "is this id in use?" for each candidate, also
 /// O(1); and the storage stays proportional to what is in flight (the index is 2 bytes per
-/// id, grown on demand up to 128 KiB), not to the id space, while `slots` stays contiguous
+/// id, grown on demand up to the allocator's ring: 2 KiB for a window of up to 256), not to
+/// the id space, while `slots` stays contiguous
 /// for the rare full walks (resume, clean-session failure). A map keyed by id would hash on
 /// the hot path; rumqttc's `Vec<Option<Publish>>` sized by the window ties ids to window
 /// positions, which breaks when SUBSCRIBEs, outside the window, need ids too.

@@ -264,6 +264,7 @@ impl Session {
     /// A new, unconnected session.
     pub fn new(config: SessionConfig) -> Self {
         let decoder = Decoder::new(config.level, config.max_packet_size);
+        let ids = PacketIdAllocator::with_ring(PacketIdAllocator::ring_for(config.max_inflight));
         Self {
             config,
             state: State::Idle,
@@ -272,7 +273,7 @@ impl Session {
             inbuf: BytesMut::new(),
             outbox: VecDeque::new(),
             inflight: Inflight::default(),
-            ids: PacketIdAllocator::default(),
+            ids,
             incoming_qos2: IdSet::default(),
             acks: None,
             queue: CommandQueue::default(),

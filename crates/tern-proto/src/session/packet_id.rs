@@ -11,32 +11,45 @@ const FIRST_ID: PacketId = match PacketId::new(1) {
     None => panic!("1 is a valid packet id"),
 };
 
-/// Hands out packet ids in increasing order, wrapping from 65535 to 1, skipping ids still
-/// in use [MQTT-2.3.1-2].
+/// Hands out packet ids in increasing order around a ring `1..=ring`, skipping ids still in
+/// use [MQTT-2.3.1-2]; only when every id of the ring is in use does one come from above it
+/// (the lowest free).
 ///
-/// Sequential rather than lowest-free: an id that was just released is not reused at once,
-/// so a late or duplicated acknowledgement from a confused broker is unlikely to hit a new
-/// packet, and traces are easier to read.
+/// Sequential rather than lowest-free: an id that was just released is not reused at once
+/// (not before `ring - 1` others), so a late or duplicated acknowledgement from a confused
+/// broker is unlikely to hit a new packet, and traces are easier to read. A ring rather than
+/// the whole id space: the in-flight table is indexed by id, so a busy connection whose
+/// window never empties would otherwise grow its index to all 65,535 ids (128 KiB) as the
+/// ids advance; with a ring it stays at `2 × ring` bytes.
 #[derive(Debug, Clone)]
 pub(super) struct PacketIdAllocator {
     next: PacketId,
-    /// Tests shrink the id space to make wrapping (and collisions, were the allocator
-    /// wrong) happen within a few packets.
-    #[cfg(test)]
-    wrap_after: u16,
+    /// The largest id handed out while a smaller one is free.
+    ring: u16,
 }
 
 impl Default for PacketIdAllocator {
     fn default() -> Self {
-        Self {
-            next: FIRST_ID,
-            #[cfg(test)]
-            wrap_after: u16::MAX,
-        }
+        Self::with_ring(u16::MAX)
     }
 }
 
 impl PacketIdAllocator {
+    /// Ids cycling through `1..=ring` (at least 1).
+    pub(super) fn with_ring(ring: u16) -> Self {
+        Self {
+            next: FIRST_ID,
+            ring: ring.max(1),
+        }
+    }
+
+    /// The ring a session with an in-flight window of `max_inflight` uses: four windows, at
+    /// least 1,024 ids (2 KiB of index), so that an id comes back only after a thousand
+    /// others.
+    pub(super) fn ring_for(max_inflight: u16) -> u16 {
+        u16::try_from((u32::from(max_inflight) * 4).max(1024)).unwrap_or(u16::MAX)
+    }
+
     /// The next id for which `in_use` is false, or `None` when all 65,535 are taken
     /// (`used` is how many are). Looks at most at 65,535 ids.
     pub(super) fn allocate(
@@ -47,24 +60,22 @@ impl PacketIdAllocator {
         if used >= ID_SPACE {
             return None;
         }
-        for _ in 0..ID_SPACE {
+        for _ in 0..self.ring {
             let id = self.next;
             self.next = self.successor(id);
             if !in_use(id) {
                 return Some(id);
             }
         }
-        None
+        // The whole ring is in use (SUBSCRIBEs beyond the window, say): the lowest free id
+        // above it.
+        (u32::from(self.ring) + 1..=u32::from(u16::MAX))
+            .filter_map(|n| PacketId::new(u16::try_from(n).ok()?))
+            .find(|&id| !in_use(id))
     }
 
-    #[cfg(not(test))]
     fn successor(&self, id: PacketId) -> PacketId {
-        id.next()
-    }
-
-    #[cfg(test)]
-    fn successor(&self, id: PacketId) -> PacketId {
-        if id.get() >= self.wrap_after {
+        if id.get() >= self.ring {
             FIRST_ID
         } else {
             id.next()
@@ -77,10 +88,10 @@ impl PacketIdAllocator {
         self.next = self.successor(id);
     }
 
-    /// Wraps to 1 after `last` instead of 65,535.
+    /// Wraps to 1 after `last`.
     #[cfg(test)]
     pub(super) fn set_wrap_after(&mut self, last: u16) {
-        self.wrap_after = last.max(1);
+        self.ring = last.max(1);
     }
 
     /// Makes `id` the next candidate (tests use it to start near the wrap).
@@ -208,6 +219,22 @@ mod tests {
             .map(|_| a.allocate(1, |i| i.get() == 2).unwrap().get())
             .collect();
         assert_eq!(got, [1, 3, 1, 3]);
+    }
+
+    #[test]
+    fn a_full_ring_hands_out_the_lowest_free_id_above_it_then_returns_to_the_ring() {
+        let mut a = PacketIdAllocator::with_ring(3);
+        assert_eq!(a.allocate(3, |i| i.get() <= 3), Some(id(4)));
+        assert_eq!(a.allocate(4, |i| i.get() <= 4), Some(id(5)));
+        assert_eq!(a.allocate(4, |i| i.get() != 2), Some(id(2)));
+    }
+
+    #[test]
+    fn the_ring_is_four_windows_and_at_least_1024() {
+        assert_eq!(PacketIdAllocator::ring_for(1), 1024);
+        assert_eq!(PacketIdAllocator::ring_for(100), 1024);
+        assert_eq!(PacketIdAllocator::ring_for(1000), 4000);
+        assert_eq!(PacketIdAllocator::ring_for(u16::MAX), u16::MAX);
     }
 
     #[test]

@@ -544,8 +544,30 @@ fn empty_filter_lists_are_api_misuse() {
 }
 
 #[test]
+fn packet_ids_cycle_through_a_ring_of_four_windows_so_a_busy_connection_stays_small() {
+    // A window of 100: ids 1..=1024, sequential, the one still in flight skipped; the
+    // in-flight table's index never grows past the ring although the window never empties.
+    let mut pair = connected();
+    pair.publish(msg("held", b"h", QoS::AtLeastOnce));
+    assert_eq!(pid(&pair.sent()[0]), 1);
+    let mut seen = Vec::with_capacity(3000);
+    for _ in 0..3000 {
+        pair.publish(msg("a", b"x", QoS::AtLeastOnce));
+        let n = pid(&pair.sent()[0]);
+        seen.push(n);
+        pair.deliver(Packet::PubAck(id(n))).unwrap();
+    }
+    assert_eq!(seen[..3], [2, 3, 4]);
+    assert_eq!(seen[1022], 1024);
+    assert_eq!(seen[1023], 2, "1 is still in flight, so the wrap skips it");
+    assert!(seen.iter().all(|&n| (2..=1024).contains(&n)), "{seen:?}");
+}
+
+#[test]
 fn packet_ids_wrap_after_65535_and_skip_ids_still_in_flight() {
     let mut pair = connected();
+    // The whole id space as the ring (a window of 16,384 or more).
+    pair.session.ids.set_wrap_after(u16::MAX);
     let held = pair.publish(msg("held", b"h", QoS::AtLeastOnce));
     let first = pair.sent();
     assert_eq!(pid(&first[0]), 1);

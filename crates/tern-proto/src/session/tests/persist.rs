@@ -145,6 +145,7 @@ fn the_store_tracks_the_live_session_state() {
 #[test]
 fn restore_then_connect_resends_dup_publish_and_pubrel_in_original_order() {
     let mut pair = stored();
+    pair.session.ids.set_wrap_after(u16::MAX);
     pair.session.ids.set_next(id(65_534));
     pair.publish(msg("a", b"a", QoS::ExactlyOnce));
     pair.publish(msg("a", b"b", QoS::AtLeastOnce));
