@@ -326,19 +326,31 @@ struct Publisher {
 
 /// A publisher's publishes queued and not completed yet, shared with the task that counts
 /// its completions.
-#[derive(Default)]
 struct Flight {
     /// Queued less completed (signed: a completion may be counted before its queueing).
     outstanding: AtomicI64,
     /// The connection is gone for good: nothing it holds will complete.
     gone: AtomicBool,
-    /// Woken at each completion, and when gone.
-    room: Notify,
+    /// Woken at each completion of any publisher, and when one is gone (one for the run:
+    /// the sending loop waits only when no publisher has room).
+    room: Arc<Notify>,
 }
 
 impl Flight {
+    fn new(room: Arc<Notify>) -> Self {
+        Self {
+            outstanding: AtomicI64::new(0),
+            gone: AtomicBool::new(false),
+            room,
+        }
+    }
+
     fn has_room(&self, cap: i64) -> bool {
         self.outstanding.load(Ordering::Relaxed) < cap
+    }
+
+    fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Relaxed)
     }
 
     fn completed(&self) {
@@ -420,17 +432,20 @@ impl Make<'_> {
 async fn publish(ctx: Ctx) {
     let o = ctx.o.clone();
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let room = Arc::new(Notify::new());
     let conns = {
         let ctx2 = ctx.clone();
+        let room = room.clone();
         open_all(&ctx, Instant::now(), move |_, index| {
             let ctx = ctx2.clone();
             let tx = tx.clone();
+            let room = room.clone();
             async move {
                 let Some((client, events)) = connect(&ctx, index).await else {
                     let _ = tx.send(None);
                     return;
                 };
-                let flight = Arc::new(Flight::default());
+                let flight = Arc::new(Flight::new(room));
                 let _ = tx.send(Some((index, client.clone(), flight.clone())));
                 drain_publisher(&ctx, client, events, &flight).await;
             }
@@ -507,7 +522,7 @@ async fn publish(ctx: Ctx) {
     };
     let sent = match o.msg_rate() {
         Some(rate) => paced(&ctx, &make, &mut pubs, start, rate, total, &mut rng).await,
-        None => saturating(&ctx, &make, &mut pubs, start, total, &mut rng).await,
+        None => saturating(&ctx, &make, &mut pubs, &room, start, total, &mut rng).await,
     };
     // Every publish queued completes (or fails) before the run ends.
     let deadline = Instant::now() + DRAIN;
@@ -555,15 +570,21 @@ async fn paced(
         }
         for j in batch {
             let p = &mut pubs[(j % n) as usize];
-            if !p.flight.has_room(PUB_QUEUE as i64) {
-                // The broker takes less than asked: not queued behind the backlog.
+            let last = total.is_some_and(|t| j + n >= t);
+            if p.flight.is_gone() {
+                // Its connection is gone for good: this message cannot be published.
+                ctx.stats.inc(Counter::PubFail);
+                continue;
+            }
+            if !last && !p.flight.has_room(PUB_QUEUE as i64) {
+                // The broker takes less than asked: not queued behind the backlog (a last
+                // message always is: `--until-last` subscribers wait for it).
                 ctx.stats.inc(Counter::PubOverrun);
                 continue;
             }
             // The scheduled instant, not the moment of sending: a client falling behind
             // shows in the latency (no coordinated omission).
             let due = pacer.due(j).saturating_duration_since(start).as_nanos() + start_ns;
-            let last = total.is_some_and(|t| j + n >= t);
             if make.send(ctx, p, rng, u64::try_from(due).unwrap_or(u64::MAX), last) {
                 sent += 1;
             }
@@ -572,14 +593,18 @@ async fn paced(
     sent
 }
 
-/// Publishes as fast as each publisher's window takes (`--rate max`, `-I 0`): round-robin,
-/// waiting for a publisher's completions when it holds `2 × --inflight` (QoS 1/2) or
-/// [`QOS0_AHEAD`] (QoS 0), until `-L` messages or `--duration` (then one last message per
-/// publisher, flagged for `--until-last`); returns how many were queued.
+/// Publishes as fast as each publisher's window takes (`--rate max`, `-I 0`): round-robin
+/// over the publishers that have room — `2 × --inflight` queued and not completed (QoS 1/2),
+/// [`QOS0_AHEAD`] at QoS 0 — waiting only when none has, so a slow or reconnecting
+/// connection does not hold the others back. Sends `-L` messages (the last one of each
+/// publisher flagged for `--until-last`), or for `--duration` and then one flagged last
+/// message per publisher; returns how many were queued. Every wait is bounded: by a
+/// completion, `--duration`'s end (then [`DRAIN`] for the last messages) or the run's stop.
 async fn saturating(
     ctx: &Ctx,
     make: &Make<'_>,
     pubs: &mut [Publisher],
+    room: &Notify,
     start: Instant,
     total: Option<u64>,
     rng: &mut fastrand::Rng,
@@ -596,38 +621,60 @@ async fn saturating(
         (2 * i64::from(o.inflight)).clamp(2, PUB_QUEUE as i64)
     };
     let end = o.duration.map(|d| start + d);
-    let n = pubs.len() as u64;
-    // Set once `--duration` has passed: the index after each publisher's last message.
-    let mut stop_at: Option<u64> = None;
+    let n = pubs.len();
+    // With -L, the last n messages are the publishers' last ones.
+    let bulk = total.map(|t| t.saturating_sub(n as u64));
     let mut sent = 0u64;
-    let mut j = 0u64;
-    'run: while total.is_none_or(|t| j < t) && stop_at.is_none_or(|s| j < s) {
-        if ctx.finished.load(Ordering::Relaxed) >= n {
+    let mut queued = 0u64;
+    let mut next = 0usize;
+    // The bulk: until -L's share or --duration's end.
+    'bulk: while bulk.is_none_or(|b| queued < b) {
+        if end.is_some_and(|e| Instant::now() >= e) {
             break;
         }
-        if stop_at.is_none() && end.is_some_and(|e| Instant::now() >= e) {
-            stop_at = Some(j + n);
-        }
-        let p = &mut pubs[(j % n) as usize];
-        let flight = p.flight.clone();
-        // Bounded: each wait ends at a completion, the publisher's end, `--duration`'s end
-        // or the run's stop.
-        while !flight.has_room(cap) && !flight.gone.load(Ordering::Relaxed) {
-            tokio::select! {
-                () = flight.room.notified() => {}
-                () = sleep_until_opt(end.filter(|_| stop_at.is_none())) => {
-                    stop_at = Some(j + n);
-                }
-                _ = stop.changed() => break 'run,
+        // The next publisher with room, round-robin from `next`. (A completion between this
+        // look and the wait below is not missed: `notify_one` keeps a permit for the next
+        // wait.)
+        let pick = (0..n)
+            .map(|k| (next + k) % n)
+            .find(|&i| !pubs[i].flight.is_gone() && pubs[i].flight.has_room(cap));
+        let Some(i) = pick else {
+            if pubs.iter().all(|p| p.flight.is_gone()) {
+                return sent;
             }
-        }
-        let last = stop_at.is_some() || total.is_some_and(|t| j + n >= t);
-        if make.send(ctx, p, rng, header::now_ns(), last) {
+            tokio::select! {
+                () = room.notified() => {}
+                () = sleep_until_opt(end) => break 'bulk,
+                _ = stop.changed() => return sent,
+            }
+            continue;
+        };
+        next = (i + 1) % n;
+        queued += 1;
+        if make.send(ctx, &mut pubs[i], rng, header::now_ns(), false) {
             sent += 1;
         }
-        j += 1;
         // Let the runtime's other tasks (completions, the reporter) in between.
         tokio::task::consume_budget().await;
+    }
+    // One flagged last message per publisher still connected (with -L below the number of
+    // publishers, the first -L of them), each waiting at most DRAIN for room.
+    let deadline = Instant::now() + DRAIN;
+    let lasts = total.map_or(n, |t| usize::try_from(t).unwrap_or(usize::MAX).min(n));
+    for p in pubs.iter_mut().take(lasts) {
+        while !p.flight.is_gone() && !p.flight.has_room(cap) {
+            tokio::select! {
+                () = room.notified() => {}
+                () = tokio::time::sleep_until(deadline) => break,
+                _ = stop.changed() => return sent,
+            }
+        }
+        if p.flight.is_gone() {
+            continue;
+        }
+        if make.send(ctx, p, rng, header::now_ns(), true) {
+            sent += 1;
+        }
     }
     sent
 }
