@@ -23,6 +23,20 @@ use crate::v5::{SubAck, UnsubAck};
 #[allow(clippy::box_collection)]
 pub(super) type Unacked = Option<Box<VecDeque<(u64, AckToken)>>>;
 
+/// Whether `ev` carries a message from the broker: a [`Event::Message`], or the response
+/// of a callback-API request (an [`Outcome::Response`] completion). Such events are never
+/// dropped behind a full event channel and count towards pausing the socket's reads.
+fn holds_message(ev: &Event) -> bool {
+    matches!(
+        ev,
+        Event::Message(_)
+            | Event::Completed {
+                result: Ok(Outcome::Response(_)),
+                ..
+            }
+    )
+}
+
 /// The position of the oldest message in `unacked` (0: none). A function of the field, not
 /// of the driver: the `select!` branch that waits for it borrows only this field.
 pub(super) fn awaiting_take(unacked: &Unacked) -> u64 {
@@ -60,20 +74,20 @@ impl Backlog {
 
     fn push_back(&mut self, ev: Event) {
         let queue = self.0.get_or_insert_default();
-        queue.messages += usize::from(matches!(ev, Event::Message(_)));
+        queue.messages += usize::from(holds_message(&ev));
         queue.events.push_back(ev);
     }
 
     fn push_front(&mut self, ev: Event) {
         let queue = self.0.get_or_insert_default();
-        queue.messages += usize::from(matches!(ev, Event::Message(_)));
+        queue.messages += usize::from(holds_message(&ev));
         queue.events.push_front(ev);
     }
 
     pub(super) fn pop_front(&mut self) -> Option<Event> {
         let queue = self.0.as_deref_mut()?;
         let ev = queue.events.pop_front();
-        if matches!(ev, Some(Event::Message(_))) {
+        if ev.as_ref().is_some_and(holds_message) {
             queue.messages -= 1;
         }
         if queue.events.is_empty() {
@@ -88,7 +102,7 @@ impl Backlog {
         let index = queue
             .events
             .iter()
-            .position(|ev| !matches!(ev, Event::Message(_)))?;
+            .position(|ev| !holds_message(ev))?;
         queue.events.remove(index);
         if queue.events.is_empty() {
             self.0 = None;
@@ -129,7 +143,7 @@ impl Driver {
     /// event is dropped and counted ([`Events::dropped`](crate::Events::dropped)), so a
     /// client whose application never reads `Events` neither stalls nor grows.
     fn queue_event(&mut self, ev: Event) {
-        let is_message = matches!(ev, Event::Message(_));
+        let is_message = holds_message(&ev);
         if !is_message
             && self.pending.len() - self.pending.messages() >= self.options.event_capacity
             && let Some(index) = self.pending.remove_oldest_status()
