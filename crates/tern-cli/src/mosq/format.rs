@@ -477,6 +477,9 @@ fn flush(lit: &mut Vec<u8>, pieces: &mut Vec<Piece>) {
 }
 
 /// Parses what follows a `%` at `i`: flags, width, `.max`, conversion.
+/// The largest field width or precision `-F` takes (1 MB of padding per field).
+const MAX_WIDTH: usize = 1 << 20;
+
 fn parse_percent(s: &[u8], mut i: usize) -> Result<(Field, Spec, usize), String> {
     let mut spec = Spec::default();
     // As mosquitto_sub: at most one `-`, then at most one `0`, in that order.
@@ -488,10 +491,15 @@ fn parse_percent(s: &[u8], mut i: usize) -> Result<(Field, Spec, usize), String>
         spec.zero = true;
         i += 1;
     }
+    // Widths and precisions beyond MAX_WIDTH are taken as MAX_WIDTH: a 20-digit width must
+    // neither overflow nor ask for gigabytes of padding.
     let digits = |i: &mut usize| -> usize {
         let mut n: usize = 0;
         while let Some(d) = s.get(*i).filter(|c| c.is_ascii_digit()) {
-            n = n.saturating_mul(10).saturating_add(usize::from(d - b'0'));
+            n = n
+                .saturating_mul(10)
+                .saturating_add(usize::from(d - b'0'))
+                .min(MAX_WIDTH);
             *i += 1;
         }
         n
@@ -628,6 +636,10 @@ mod tests {
         );
         // 0 is ignored for strings and overridden by -.
         assert_eq!(render("[%05t][%-05l]", &v), b"[  e/1][2    ]");
+        // A width past MAX_WIDTH is MAX_WIDTH: no overflow, no gigabytes of padding.
+        let huge = render("%99999999999999999999999t|", &v);
+        assert_eq!(huge.len(), MAX_WIDTH + 1);
+        assert!(huge.ends_with(b"e/1|"));
     }
 
     #[test]
