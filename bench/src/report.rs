@@ -872,12 +872,13 @@ fn rate_table(ix: &Index<'_>, scen: &[Scenario], notes: &mut Vec<String>) -> Str
         "\n### Load tool side by side: `tern bench pub` against rumqttc and paho publishers\n\n\
          Medians (min–max for CPU per message). One publisher process per run with the same \
          connections, QoS, payload and in-flight window, paced to the same total rate \
-         (saturation: the peers unpaced, `tern bench pub` asked for far more than the broker \
-         takes); a tern subscriber outside that process counts arrivals. Sent: completed \
+         (saturation: every publisher unpaced, each connection held back by its in-flight window, \
+         `tern bench pub --rate max`); a tern subscriber outside that process counts arrivals. Sent: completed \
          messages from the start of sending to the last completion; delivered: arrivals from \
          the first to the last. Client CPU: the publisher process's user+sys (`wait4`), \
          connects included; busy: CPU seconds per wall second (1.0 = one core). Refused: \
-         publishes a full queue turned away (`tern bench pub`'s `pub_overrun` and `pub_fail`).\n\n\
+         publishes not completed (`tern bench pub`: `pub_overrun`, `pub_fail` and \
+         `pub_unfinished`; the peers: failed or never completed).\n\n\
          | asked | publisher | sent msgs/s | delivered msgs/s | client CPU s | client CPU µs/msg | \
          tern/peer | client busy | broker CPU µs/msg | broker busy | refused |\n\
          |---|---|---|---|---|---|---|---|---|---|---|"

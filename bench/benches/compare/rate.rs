@@ -288,13 +288,10 @@ fn measure_once(ctx: &Ctx, lib: &str, scenario: Scenario, rec: &mut Record) -> R
             "the publisher did not finish within {secs} s + {GRACE:?} and was killed"
         ));
     }
-    // At saturation `tern bench pub` exits 1: it completed fewer than the (unreachable)
-    // asked rate × duration, and what its queues refused is a figure (`refused`), not a
-    // failure.
-    if !p.ok && (lib != "tern-bench" || rate.is_some()) {
+    if !p.ok {
         return Err(format!("the publisher failed; stderr: {}", stderr.trim()));
     }
-    if sent.failed > 0 && rate.is_some() {
+    if sent.failed > 0 {
         return Err(format!(
             "{} publishes failed or never completed",
             sent.failed
