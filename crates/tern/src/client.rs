@@ -895,10 +895,10 @@ impl Client {
     /// leave and complete first (publishes behind the in-flight window too, for up to 5 s),
     /// then this DISCONNECT is sent, flushed, and the connection closed.
     ///
-    /// Refused at once, the connection staying open and nothing drained, below MQTT 5
-    /// ([`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5)) and for a non-zero expiry when
-    /// CONNECT asked for 0 ([`ApiMisuse::ExpiryAfterZero`](crate::ApiMisuse::ExpiryAfterZero),
-    /// [MQTT-3.14.2-2]).
+    /// While connected it is refused at once, the connection staying open and nothing
+    /// drained, below MQTT 5 ([`ApiMisuse::NeedsV5`](crate::ApiMisuse::NeedsV5)) and for a
+    /// non-zero expiry when CONNECT asked for 0
+    /// ([`ApiMisuse::ExpiryAfterZero`](crate::ApiMisuse::ExpiryAfterZero), [MQTT-3.14.2-2]).
     pub async fn close_with(
         &self,
         reason: tern_proto::DisconnectReasonCode,

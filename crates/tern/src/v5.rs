@@ -232,9 +232,10 @@ impl Publish {
     /// [`RequestError::Expired`](crate::RequestError::Expired). Once sent it is never
     /// dropped: an unacknowledged PUBLISH is re-sent after a reconnect [MQTT-4.4.0-1], at
     /// QoS 1 with what is left since it was first sent (at least 1 s), at QoS 2 as first
-    /// sent (no expiry applies to it once sent [MQTT-4.3.3-7]). Not covered: a publish restored from a
-    /// [session store](crate::ConnectOptions::session_store) after a restart is re-sent with
-    /// the interval it was first sent with (the store keeps no time).
+    /// sent (no expiry applies to it once sent [MQTT-4.3.3-7]). Not covered: a publish
+    /// restored from a [session store](crate::ConnectOptions::session_store) after a
+    /// restart is re-sent with the interval it was first sent with (the store keeps no
+    /// time).
     pub fn message_expiry(mut self, after: Duration) -> Self {
         self.message_expiry = Some(after);
         self

@@ -99,10 +99,7 @@ impl Backlog {
     /// Removes the oldest event that is not a message; its index in the backlog.
     fn remove_oldest_status(&mut self) -> Option<usize> {
         let queue = self.0.as_deref_mut()?;
-        let index = queue
-            .events
-            .iter()
-            .position(|ev| !holds_message(ev))?;
+        let index = queue.events.iter().position(|ev| !holds_message(ev))?;
         queue.events.remove(index);
         if queue.events.is_empty() {
             self.0 = None;
