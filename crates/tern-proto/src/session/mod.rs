@@ -264,7 +264,6 @@ impl Session {
     /// A new, unconnected session.
     pub fn new(config: SessionConfig) -> Self {
         let decoder = Decoder::new(config.level, config.max_packet_size);
-        let ids = PacketIdAllocator::with_ring(PacketIdAllocator::ring_for(config.max_inflight));
         Self {
             config,
             state: State::Idle,
@@ -273,7 +272,7 @@ impl Session {
             inbuf: BytesMut::new(),
             outbox: VecDeque::new(),
             inflight: Inflight::default(),
-            ids,
+            ids: PacketIdAllocator::default(),
             incoming_qos2: IdSet::default(),
             acks: None,
             queue: CommandQueue::default(),
@@ -439,7 +438,8 @@ impl Session {
             last = Some(id);
         }
         if let Some(id) = last {
-            self.ids.resume_after(id);
+            self.ids
+                .resume_after(id, PacketIdAllocator::ring_for(self.config.max_inflight));
         }
         for id in snapshot.incoming() {
             self.incoming_qos2.insert(id);
@@ -2104,8 +2104,9 @@ impl Session {
     /// A packet id not in flight [MQTT-2.3.1-2]; `None` when all 65,535 are.
     fn allocate_id(&mut self) -> Option<PacketId> {
         let inflight = &self.inflight;
+        let ring = PacketIdAllocator::ring_for(self.config.max_inflight);
         self.ids
-            .allocate(inflight.len(), |id| inflight.contains(id))
+            .allocate(ring, inflight.len(), |id| inflight.contains(id))
     }
 
     /// What the store should hold now, built from the live state (tests compare it with the

@@ -11,6 +11,15 @@ const FIRST_ID: PacketId = match PacketId::new(1) {
     None => panic!("1 is a valid packet id"),
 };
 
+/// The id after `id` on the ring `1..=ring` (an id above the ring wraps to 1 too).
+fn successor(id: PacketId, ring: u16) -> PacketId {
+    if id.get() >= ring {
+        FIRST_ID
+    } else {
+        id.next()
+    }
+}
+
 /// Hands out packet ids in increasing order around a ring `1..=ring`, skipping ids still in
 /// use [MQTT-2.3.1-2]; only when every id of the ring is in use does one come from above it
 /// (the lowest free).
@@ -20,29 +29,27 @@ const FIRST_ID: PacketId = match PacketId::new(1) {
 /// broker is unlikely to hit a new packet, and traces are easier to read. A ring rather than
 /// the whole id space: the in-flight table is indexed by id, so a busy connection whose
 /// window never empties would otherwise grow its index to all 65,535 ids (128 KiB) as the
-/// ids advance; with a ring it stays at `2 × ring` bytes.
+/// ids advance; with a ring it stays at `2 × ring` bytes. The ring is the caller's (from its
+/// window, [`ring_for`](Self::ring_for)), not stored: this sits in every session.
 #[derive(Debug, Clone)]
 pub(super) struct PacketIdAllocator {
     next: PacketId,
-    /// The largest id handed out while a smaller one is free.
-    ring: u16,
+    /// Tests shrink or widen the ring regardless of the window.
+    #[cfg(test)]
+    ring_override: Option<u16>,
 }
 
 impl Default for PacketIdAllocator {
     fn default() -> Self {
-        Self::with_ring(u16::MAX)
+        Self {
+            next: FIRST_ID,
+            #[cfg(test)]
+            ring_override: None,
+        }
     }
 }
 
 impl PacketIdAllocator {
-    /// Ids cycling through `1..=ring` (at least 1).
-    pub(super) fn with_ring(ring: u16) -> Self {
-        Self {
-            next: FIRST_ID,
-            ring: ring.max(1),
-        }
-    }
-
     /// The ring a session with an in-flight window of `max_inflight` uses: four windows, at
     /// least 1,024 ids (2 KiB of index), so that an id comes back only after a thousand
     /// others.
@@ -50,48 +57,54 @@ impl PacketIdAllocator {
         u16::try_from((u32::from(max_inflight) * 4).max(1024)).unwrap_or(u16::MAX)
     }
 
-    /// The next id for which `in_use` is false, or `None` when all 65,535 are taken
-    /// (`used` is how many are). Looks at most at 65,535 ids.
+    /// The next id of the ring `1..=ring` for which `in_use` is false, else the lowest free
+    /// one above the ring, or `None` when all 65,535 are taken (`used` is how many are).
+    /// Looks at most at 65,535 ids.
     pub(super) fn allocate(
         &mut self,
+        ring: u16,
         used: usize,
         in_use: impl Fn(PacketId) -> bool,
     ) -> Option<PacketId> {
         if used >= ID_SPACE {
             return None;
         }
-        for _ in 0..self.ring {
+        let ring = self.ring(ring);
+        for _ in 0..ring {
             let id = self.next;
-            self.next = self.successor(id);
+            self.next = successor(id, ring);
             if !in_use(id) {
                 return Some(id);
             }
         }
         // The whole ring is in use (SUBSCRIBEs beyond the window, say): the lowest free id
         // above it.
-        (u32::from(self.ring) + 1..=u32::from(u16::MAX))
+        (u32::from(ring) + 1..=u32::from(u16::MAX))
             .filter_map(|n| PacketId::new(u16::try_from(n).ok()?))
             .find(|&id| !in_use(id))
     }
 
-    fn successor(&self, id: PacketId) -> PacketId {
-        if id.get() >= self.ring {
-            FIRST_ID
-        } else {
-            id.next()
-        }
+    #[cfg(not(test))]
+    #[allow(clippy::unused_self)]
+    fn ring(&self, ring: u16) -> u16 {
+        ring.max(1)
     }
 
-    /// Continues after `id`: the next candidate is its successor (restore uses it so a
-    /// restarted session does not reuse the ids it just recovered first).
-    pub(super) fn resume_after(&mut self, id: PacketId) {
-        self.next = self.successor(id);
+    #[cfg(test)]
+    fn ring(&self, ring: u16) -> u16 {
+        self.ring_override.unwrap_or(ring).max(1)
     }
 
-    /// Wraps to 1 after `last`.
+    /// Continues after `id` on `ring`: the next candidate is its successor (restore uses it
+    /// so a restarted session does not reuse the ids it just recovered first).
+    pub(super) fn resume_after(&mut self, id: PacketId, ring: u16) {
+        self.next = successor(id, self.ring(ring));
+    }
+
+    /// Wraps to 1 after `last`, whatever the window.
     #[cfg(test)]
     pub(super) fn set_wrap_after(&mut self, last: u16) {
-        self.ring = last.max(1);
+        self.ring_override = Some(last);
     }
 
     /// Makes `id` the next candidate (tests use it to start near the wrap).
@@ -207,8 +220,8 @@ mod tests {
     fn allocator_wraps_from_65535_to_1() {
         let mut a = PacketIdAllocator::default();
         a.set_next(id(65_535));
-        assert_eq!(a.allocate(0, |_| false), Some(id(65_535)));
-        assert_eq!(a.allocate(0, |_| false), Some(id(1)));
+        assert_eq!(a.allocate(u16::MAX, 0, |_| false), Some(id(65_535)));
+        assert_eq!(a.allocate(u16::MAX, 0, |_| false), Some(id(1)));
     }
 
     #[test]
@@ -216,17 +229,17 @@ mod tests {
         let mut a = PacketIdAllocator::default();
         a.set_wrap_after(3);
         let got: Vec<u16> = (0..4)
-            .map(|_| a.allocate(1, |i| i.get() == 2).unwrap().get())
+            .map(|_| a.allocate(u16::MAX, 1, |i| i.get() == 2).unwrap().get())
             .collect();
         assert_eq!(got, [1, 3, 1, 3]);
     }
 
     #[test]
     fn a_full_ring_hands_out_the_lowest_free_id_above_it_then_returns_to_the_ring() {
-        let mut a = PacketIdAllocator::with_ring(3);
-        assert_eq!(a.allocate(3, |i| i.get() <= 3), Some(id(4)));
-        assert_eq!(a.allocate(4, |i| i.get() <= 4), Some(id(5)));
-        assert_eq!(a.allocate(4, |i| i.get() != 2), Some(id(2)));
+        let mut a = PacketIdAllocator::default();
+        assert_eq!(a.allocate(3, 3, |i| i.get() <= 3), Some(id(4)));
+        assert_eq!(a.allocate(3, 4, |i| i.get() <= 4), Some(id(5)));
+        assert_eq!(a.allocate(3, 4, |i| i.get() != 2), Some(id(2)));
     }
 
     #[test]
@@ -240,9 +253,9 @@ mod tests {
     #[test]
     fn allocator_skips_ids_in_use_and_gives_up_when_all_are() {
         let mut a = PacketIdAllocator::default();
-        assert_eq!(a.allocate(2, |i| i.get() <= 2), Some(id(3)));
-        assert_eq!(a.allocate(ID_SPACE, |_| true), None);
-        assert_eq!(a.allocate(0, |_| true), None);
+        assert_eq!(a.allocate(u16::MAX, 2, |i| i.get() <= 2), Some(id(3)));
+        assert_eq!(a.allocate(u16::MAX, ID_SPACE, |_| true), None);
+        assert_eq!(a.allocate(u16::MAX, 0, |_| true), None);
     }
 
     #[test]
