@@ -73,20 +73,7 @@ fn run(a: PubArgs) -> Result<(), Fatal> {
         Source::Message(m) => Some(Bytes::from(m.clone())),
         Source::Null => Some(Bytes::new()),
         Source::File(path) => Some(read_file(path)?),
-        Source::Stdin => {
-            let mut buf = Vec::new();
-            io::stdin().lock().read_to_end(&mut buf).map_err(|e| {
-                Fatal::new(exit::ERROR, format!("Error reading standard input: {e}"))
-            })?;
-            if buf.is_empty() {
-                // mosquitto's words: -s sends nothing rather than an empty message.
-                return Err(Fatal::new(
-                    exit::ERROR,
-                    "Error: Zero length input.\nError loading input from stdin.",
-                ));
-            }
-            Some(Bytes::from(buf))
-        }
+        Source::Stdin => Some(read_stdin()?),
         Source::Random(n) => Some(random_payload(*n)),
         Source::Lines => None,
     };
@@ -306,6 +293,23 @@ fn split_lines(buf: &mut BytesMut) -> Vec<Bytes> {
         lines.push(line.freeze());
     }
     lines
+}
+
+/// `-s`: standard input read whole; empty input is refused in mosquitto_pub's words (it
+/// sends nothing rather than an empty message).
+pub(crate) fn read_stdin() -> Result<Bytes, Fatal> {
+    let mut buf = Vec::new();
+    io::stdin()
+        .lock()
+        .read_to_end(&mut buf)
+        .map_err(|e| Fatal::new(exit::ERROR, format!("Error reading standard input: {e}")))?;
+    if buf.is_empty() {
+        return Err(Fatal::new(
+            exit::ERROR,
+            "Error: Zero length input.\nError loading input from stdin.",
+        ));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// `-f FILE` read whole, refused in mosquitto_pub's words when it cannot be opened.

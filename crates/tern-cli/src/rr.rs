@@ -11,7 +11,7 @@
 //! out".
 
 use std::ffi::OsString;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use bytes::Bytes;
@@ -77,20 +77,7 @@ fn run(a: RrArgs, format: Option<Format>) -> Result<(), Fatal> {
         Source::Message(m) => Some(Bytes::from(m.clone())),
         Source::Null | Source::Random(_) => Some(Bytes::new()),
         Source::File(path) => Some(crate::pubcmd::read_file(path)?),
-        Source::Stdin => {
-            let mut buf = Vec::new();
-            io::stdin().lock().read_to_end(&mut buf).map_err(|e| {
-                Fatal::new(exit::ERROR, format!("Error reading standard input: {e}"))
-            })?;
-            if buf.is_empty() {
-                // mosquitto's words: -s sends nothing rather than an empty message.
-                return Err(Fatal::new(
-                    exit::ERROR,
-                    "Error: Zero length input.\nError loading input from stdin.",
-                ));
-            }
-            Some(Bytes::from(buf))
-        }
+        Source::Stdin => Some(crate::pubcmd::read_stdin()?),
         Source::Lines => None,
     };
     let mut lines = single.is_none().then(crate::pubcmd::spawn_line_reader);
